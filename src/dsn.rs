@@ -1,0 +1,352 @@
+//! `session.save_path` → engine configuration. Pure parsing: no file system or network access here
+//! (engines check reachability when they connect), so every rule is covered by the table below.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// What an operator may write in `session.save_path`; shown in every DSN error.
+pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
+\"files:///abs/dir[?depth=N&mode=0600]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+or empty (SQLite file session_proxy.sqlite in the system temp dir)";
+
+/// File name used when save_path names only a directory (or nothing).
+pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Engine {
+    Sqlite(SqliteOptions),
+    Files(FilesOptions),
+}
+
+impl Engine {
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Files(_) => "files",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// How long one SQLite statement waits for the database write lock (not the session lock).
+    pub busy_timeout: Duration,
+    /// `PRAGMA synchronous`: NORMAL (default, safe in WAL mode) or FULL (fsync every commit).
+    pub synchronous_full: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FilesOptions {
+    pub dir: PathBuf,
+    /// Sub-directory levels, as the `N;` prefix of PHP's files handler: `sess_abc` lives in `dir/a/b/`.
+    pub depth: u8,
+    /// Permission bits of new session files (PHP's default is 0600).
+    pub mode: u32,
+}
+
+/// A parse error; `Display` gives the whole operator-facing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsnError {
+    pub save_path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for DsnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid session.save_path \"{}\": {}; {}",
+            mask_secrets(&self.save_path),
+            self.reason,
+            ACCEPTED_FORMS
+        )
+    }
+}
+
+impl std::error::Error for DsnError {}
+
+/// Hides credentials in a DSN before it reaches a warning or phpinfo: `user:secret@` and the values of
+/// `auth=`, `password=`, `pass=` query parameters become `***`.
+pub fn mask_secrets(dsn: &str) -> String {
+    let mut out = String::with_capacity(dsn.len());
+    // userinfo: between "://" and the last '@' before the next '/'.
+    let mut rest = dsn;
+    if let Some(p) = dsn.find("://") {
+        let (head, tail) = dsn.split_at(p + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?']).unwrap_or(tail.len());
+        if let Some(at) = tail[..end].rfind('@') {
+            let userinfo = &tail[..at];
+            match userinfo.find(':') {
+                Some(c) => {
+                    out.push_str(&userinfo[..c]);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            rest = &tail[at..];
+        } else {
+            rest = tail;
+        }
+    }
+    let (before, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    out.push_str(before);
+    if let Some(q) = query {
+        out.push('?');
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|part| match part.split_once('=') {
+                Some((k, _)) if matches!(k.to_ascii_lowercase().as_str(), "auth" | "password" | "pass" | "secret") => {
+                    format!("{k}=***")
+                }
+                _ => part.to_string(),
+            })
+            .collect();
+        out.push_str(&masked.join("&"));
+    }
+    out
+}
+
+/// Parses `session.save_path`. `temp_dir` is PHP's `sys_get_temp_dir()`, used for an empty save_path.
+pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
+    let err = |reason: String| DsnError { save_path: save_path.to_string(), reason };
+    let trimmed = save_path.trim();
+    if trimmed.is_empty() {
+        return Ok(Engine::Sqlite(SqliteOptions::at(temp_dir.join(DEFAULT_SQLITE_FILE))));
+    }
+    if trimmed.len() > 4096 {
+        return Err(err(format!("it is {} bytes long (at most 4096)", trimmed.len())));
+    }
+    if trimmed.bytes().any(|b| b.is_ascii_control()) {
+        return Err(err("it contains a control character".into()));
+    }
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        if trimmed.starts_with('/') {
+            if trimmed.contains(';') {
+                return Err(err(
+                    "the \"N;/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N".into(),
+                ));
+            }
+            let dir = check_abs_path(trimmed).map_err(err)?;
+            return Ok(Engine::Sqlite(SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE))));
+        }
+        return Err(err("it is neither a DSN (scheme://...) nor an absolute directory".into()));
+    };
+    let (path_part, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let params = parse_query(query).map_err(err)?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => {
+            let path = check_abs_path(path_part).map_err(err)?;
+            if path_part.ends_with('/') {
+                return Err(err(format!("{} names a directory; sqlite:// takes a file path", path.display())));
+            }
+            let mut o = SqliteOptions::at(path);
+            for (k, v) in params {
+                match k.as_str() {
+                    "busy_timeout" => {
+                        o.busy_timeout = Duration::from_millis(parse_int(&k, &v, 0, 600_000).map_err(err)?)
+                    }
+                    "synchronous" => {
+                        o.synchronous_full = match v.to_ascii_lowercase().as_str() {
+                            "normal" => false,
+                            "full" => true,
+                            _ => return Err(err(format!("option synchronous={v:?} must be normal or full"))),
+                        }
+                    }
+                    _ => return Err(err(format!("unknown option {k:?} for sqlite:// (known: busy_timeout, synchronous)"))),
+                }
+            }
+            Ok(Engine::Sqlite(o))
+        }
+        "files" => {
+            let dir = check_abs_path(path_part).map_err(err)?;
+            let mut o = FilesOptions { dir, depth: 0, mode: 0o600 };
+            for (k, v) in params {
+                match k.as_str() {
+                    "depth" => o.depth = parse_int(&k, &v, 0, 8).map_err(err)? as u8,
+                    "mode" => {
+                        o.mode = u32::from_str_radix(&v, 8)
+                            .ok()
+                            .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
+                            .ok_or_else(|| err(format!("option mode={v:?} must be octal permission bits including 0600")))?
+                    }
+                    _ => return Err(err(format!("unknown option {k:?} for files:// (known: depth, mode)"))),
+                }
+            }
+            Ok(Engine::Files(o))
+        }
+        "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel" | "memcached" => Err(err(format!(
+            "the {scheme}:// engine is not built into this version of session_proxy"
+        ))),
+        other => Err(err(format!("unknown scheme {other:?}"))),
+    }
+}
+
+impl SqliteOptions {
+    fn at(path: PathBuf) -> Self {
+        SqliteOptions { path, busy_timeout: Duration::from_millis(5000), synchronous_full: false }
+    }
+}
+
+fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let Some(q) = query else { return Ok(out) };
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {pair:?} has no value (write key=value)"))?;
+        let k = percent_decode(k)?.to_ascii_lowercase();
+        let v = percent_decode(v)?;
+        if v.is_empty() {
+            return Err(format!("option {k:?} has an empty value"));
+        }
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("option {k:?} is given twice"));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent-escape in {s:?}"))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    let out = String::from_utf8(out).map_err(|_| format!("{s:?} decodes to invalid UTF-8"))?;
+    if out.contains('\0') {
+        return Err(format!("{s:?} decodes to a NUL byte"));
+    }
+    Ok(out)
+}
+
+fn check_abs_path(raw: &str) -> Result<PathBuf, String> {
+    let decoded = percent_decode(raw)?;
+    let p = PathBuf::from(&decoded);
+    if decoded.is_empty() || !p.is_absolute() {
+        return Err(format!("path {decoded:?} is not absolute"));
+    }
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!("path {decoded:?} contains \"..\""));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> &'static Path {
+        Path::new("/tmp")
+    }
+
+    #[test]
+    fn valid_forms() {
+        let sq = |p: &str| Engine::Sqlite(SqliteOptions::at(PathBuf::from(p)));
+        let cases: Vec<(&str, Engine)> = vec![
+            ("", sq("/tmp/session_proxy.sqlite")),
+            ("   ", sq("/tmp/session_proxy.sqlite")),
+            ("/var/lib/php/sessions", sq("/var/lib/php/sessions/session_proxy.sqlite")),
+            ("/var/lib/php/sessions/", sq("/var/lib/php/sessions/session_proxy.sqlite")),
+            ("sqlite:///data/s.sqlite", sq("/data/s.sqlite")),
+            ("SQLITE:///data/s.sqlite", sq("/data/s.sqlite")),
+            ("sqlite:///my%20dir/s.sqlite", sq("/my dir/s.sqlite")),
+            (
+                "sqlite:///d/s.db?busy_timeout=250&synchronous=FULL",
+                Engine::Sqlite(SqliteOptions {
+                    path: "/d/s.db".into(),
+                    busy_timeout: Duration::from_millis(250),
+                    synchronous_full: true,
+                }),
+            ),
+            ("files:///var/sess", Engine::Files(FilesOptions { dir: "/var/sess".into(), depth: 0, mode: 0o600 })),
+            (
+                "files:///var/sess?depth=2&mode=0660",
+                Engine::Files(FilesOptions { dir: "/var/sess".into(), depth: 2, mode: 0o660 }),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input, tmp()).unwrap(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_forms_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            ("relative/dir", "neither a DSN"),
+            ("sessions", "neither a DSN"),
+            ("2;/var/lib/php/sessions", "neither a DSN"),
+            ("/var/lib/php;x", "files:///dir?depth=N"),
+            ("ftp://host/x", "unknown scheme \"ftp\""),
+            ("redis://127.0.0.1:6379", "not built into this version"),
+            ("sqlite://relative.sqlite", "not absolute"),
+            ("sqlite:///", "names a directory"),
+            ("sqlite:///data/", "names a directory"),
+            ("sqlite:///data/../etc/x.db", "contains \"..\""),
+            ("sqlite:///data/x.db?busy_timeout=abc", "busy_timeout=\"abc\" must be an integer"),
+            ("sqlite:///data/x.db?busy_timeout=-1", "must be an integer"),
+            ("sqlite:///data/x.db?busy_timeout=9999999", "from 0 to 600000"),
+            ("sqlite:///data/x.db?synchronous=off", "normal or full"),
+            ("sqlite:///data/x.db?foo=1", "unknown option \"foo\""),
+            ("sqlite:///data/x.db?foo", "has no value"),
+            ("sqlite:///data/x.db?busy_timeout=", "empty value"),
+            ("sqlite:///data/x.db?busy_timeout=1&busy_timeout=2", "given twice"),
+            ("sqlite:///data/x%zz.db", "bad percent-escape"),
+            ("sqlite:///data/x%00.db", "NUL byte"),
+            ("sqlite:///data/x\n.db", "control character"),
+            ("files://var/sess", "not absolute"),
+            ("files:///var/sess?depth=9", "from 0 to 8"),
+            ("files:///var/sess?mode=999", "octal permission bits"),
+            ("files:///var/sess?mode=0400", "octal permission bits"),
+            ("files:///var/sess?table=x", "unknown option \"table\""),
+        ];
+        for (input, want) in cases {
+            let e = parse(input, tmp()).unwrap_err().to_string();
+            assert!(e.contains(want), "{input:?}: {e}");
+            assert!(e.contains("accepted forms"), "{input:?}: {e}");
+        }
+        let huge = format!("sqlite:///{}", "a".repeat(5000));
+        assert!(parse(&huge, tmp()).unwrap_err().to_string().contains("at most 4096"));
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let cases = [
+            ("redis://user:hunter2@h:6379/0", "redis://user:***@h:6379/0"),
+            ("redis://:hunter2@h:6379", "redis://:***@h:6379"),
+            ("redis://hunter2@h", "redis://***@h"),
+            ("tcp://h:6379?auth=hunter2&database=1", "tcp://h:6379?auth=***&database=1"),
+            ("tcp://h:6379?prefix=x&password=hunter2", "tcp://h:6379?prefix=x&password=***"),
+            ("sqlite:///a/b.db", "sqlite:///a/b.db"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(mask_secrets(input), want);
+        }
+        let e = parse("redis://u:hunter2@h", tmp()).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

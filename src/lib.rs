@@ -1,0 +1,17 @@
+//! session_proxy: one PHP session layer over many storage engines.
+//!
+//! Everything but `php` is plain Rust that knows nothing of Zend and is tested with `cargo test`;
+//! `php` is the thin FFI skin (module entry, save-handler hooks, INI, phpinfo).
+
+pub mod dsn;
+pub mod id;
+pub mod lock;
+pub mod pool;
+pub mod session;
+pub mod settings;
+pub mod store;
+
+#[cfg(not(test))]
+mod php;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,63 @@
+//! Stores kept open across requests in one worker process, keyed by their parsed DSN.
+//!
+//! php-fpm forks its workers after MINIT; a connection must never be used on both sides of a fork.
+//! The pool remembers the pid that filled it and, in a child, abandons (leaks, never closes) what it
+//! inherited: closing an inherited SQLite handle in the child could disturb the parent's locks.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+use crate::dsn::Engine;
+use crate::store::{self, Store};
+
+/// Idle stores kept per DSN (more than one only under ZTS, one per concurrent request).
+const MAX_IDLE: usize = 8;
+
+struct Pool {
+    pid: u32,
+    idle: HashMap<Engine, Vec<Box<dyn Store>>>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
+    let mut guard = POOL.lock();
+    let pid = std::process::id();
+    if guard.as_ref().is_some_and(|p| p.pid != pid) {
+        if let Some(inherited) = guard.take() {
+            std::mem::forget(inherited);
+        }
+    }
+    f(guard.get_or_insert_with(|| Pool { pid, idle: HashMap::new() }))
+}
+
+/// An idle store for `engine`, or a new connection.
+pub fn take(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
+    if let Some(s) = with_pool(|p| p.idle.get_mut(engine).and_then(Vec::pop)) {
+        return Ok(s);
+    }
+    store::connect(engine)
+}
+
+/// Returns a store after a request; stores that saw errors are closed instead.
+pub fn give(engine: &Engine, s: Box<dyn Store>) {
+    if !s.reusable() {
+        return;
+    }
+    let dropped = with_pool(|p| {
+        let v = p.idle.entry(engine.clone()).or_default();
+        if v.len() < MAX_IDLE {
+            v.push(s);
+            None
+        } else {
+            Some(s)
+        }
+    });
+    drop(dropped);
+}
+
+/// Number of idle stores, for phpinfo.
+pub fn idle_count() -> usize {
+    with_pool(|p| p.idle.values().map(Vec::len).sum())
+}

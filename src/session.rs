@@ -1,0 +1,467 @@
+//! One request's session life cycle, whatever the engine: open → (create/validate id) → read → write or
+//! update_timestamp or destroy → close. The PHP skins (save handler and class) only translate calls and
+//! print the diagnostics collected here.
+
+use std::time::{Duration, Instant};
+
+use crate::dsn::Engine;
+use crate::id::SessionId;
+use crate::lock::Token;
+use crate::pool;
+use crate::settings::{Settings, TimeoutAction};
+use crate::store::{Acquire, Saved, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Notice,
+}
+
+/// A message for PHP's error log / output, raised by the skin after the call that produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub level: Level,
+    pub msg: String,
+}
+
+/// The call failed; its reason is in the diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read without a lock (locking off).
+    Unlocked,
+    /// We hold the session's lock.
+    Locked,
+    /// Lock wait timed out with lock_timeout_action=readonly: changes are refused.
+    ReadOnly,
+    /// Written, destroyed or unlocked: nothing is held.
+    Done,
+}
+
+struct Active {
+    id: SessionId,
+    mode: Mode,
+    /// The bytes read at open: lazy write and (later) optimistic merges compare against them.
+    original: Vec<u8>,
+}
+
+pub struct Request {
+    engine: Engine,
+    store: Option<Box<dyn Store>>,
+    settings: Settings,
+    token: Token,
+    active: Option<Active>,
+    diags: Vec<Diag>,
+}
+
+impl Request {
+    /// Opens a request on `engine` (a pooled connection when one is idle).
+    pub fn open(engine: Engine, settings: Settings) -> Result<Self, String> {
+        let store = pool::take(&engine).map_err(|e| format!("session_proxy: cannot open {e:#}"))?;
+        Ok(Request { engine, store: Some(store), settings, token: Token::new(), active: None, diags: Vec::new() })
+    }
+
+    /// The engine this request was opened on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Applies settings read again at a second open in the same request (session_reset).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    pub fn take_diags(&mut self) -> Vec<Diag> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn warn(&mut self, msg: String) -> Failed {
+        self.diags.push(Diag { level: Level::Warning, msg });
+        Failed
+    }
+
+    fn store(&mut self) -> &mut dyn Store {
+        // Only `close` takes the store, and nothing runs after it.
+        self.store.as_deref_mut().expect("store present until close")
+    }
+
+    fn where_(&self) -> String {
+        self.store.as_ref().map(|s| s.describe()).unwrap_or_default()
+    }
+
+    fn parse_id(&mut self, raw: &[u8]) -> Result<SessionId, Failed> {
+        SessionId::parse(raw).map_err(|why| self.warn(format!("session_proxy: rejected session id: {why}")))
+    }
+
+    /// Whether a live session with this id exists. Invalid ids do not exist.
+    pub fn exists(&mut self, raw: &[u8], max_lifetime: Duration) -> Result<bool, Failed> {
+        let Ok(id) = SessionId::parse(raw) else { return Ok(false) };
+        let r = self.store().exists(&id, max_lifetime);
+        r.map_err(|e| {
+            let w = self.where_();
+            self.warn(format!("session_proxy: cannot check session {} in {w}: {e:#}", id.short()))
+        })
+    }
+
+    /// Reads the session, taking its lock first when locking is on.
+    pub fn read(&mut self, raw: &[u8], max_lifetime: Duration) -> Result<Vec<u8>, Failed> {
+        let id = self.parse_id(raw)?;
+        // session_reset() opens and reads again while we hold the lock: just reload.
+        let relock = matches!(&self.active, Some(a) if a.id == id && a.mode == Mode::Locked);
+        if !relock {
+            self.release();
+        }
+        let (data, mode) = if relock {
+            (self.load(&id, max_lifetime)?, Mode::Locked)
+        } else if !self.settings.locking {
+            (self.load(&id, max_lifetime)?, Mode::Unlocked)
+        } else {
+            self.lock_and_load(&id, max_lifetime)?
+        };
+        let data = data.unwrap_or_default();
+        self.active = Some(Active { id, mode, original: data.clone() });
+        Ok(data)
+    }
+
+    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<Option<Vec<u8>>, Failed> {
+        let r = self.store().load(id, max_lifetime);
+        r.map_err(|e| {
+            let w = self.where_();
+            self.warn(format!("session_proxy: cannot read session {} from {w}: {e:#}", id.short()))
+        })
+    }
+
+    fn lock_and_load(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<(Option<Vec<u8>>, Mode), Failed> {
+        let Settings { lock_wait, lock_expire, on_timeout, .. } = self.settings;
+        let deadline = Instant::now() + lock_wait;
+        let token = self.token.clone();
+        let mut attempt = 0u32;
+        loop {
+            let r = self.store().lock_and_load(id, &token, lock_expire, max_lifetime);
+            match r {
+                Ok(Acquire::Locked(data)) => return Ok((data, Mode::Locked)),
+                Ok(Acquire::Busy) if Instant::now() < deadline => {
+                    let r = self.store().wait_for_release(id, deadline, attempt);
+                    attempt = attempt.saturating_add(1);
+                    if let Err(e) = r {
+                        let w = self.where_();
+                        return Err(self.warn(format!(
+                            "session_proxy: cannot wait for the lock on session {} in {w}: {e:#}",
+                            id.short()
+                        )));
+                    }
+                }
+                Ok(Acquire::Busy) => {
+                    let w = self.where_();
+                    let waited = format!(
+                        "session_proxy: timed out after {} ms (session_proxy.lock_wait_timeout) waiting for the lock \
+                         on session {} held by another request in {w}",
+                        lock_wait.as_millis(),
+                        id.short()
+                    );
+                    return match on_timeout {
+                        TimeoutAction::Fail => Err(self.warn(waited)),
+                        TimeoutAction::ReadOnly => {
+                            self.warn(format!("{waited}; opened read-only, its changes will not be saved"));
+                            Ok((self.load(id, max_lifetime)?, Mode::ReadOnly))
+                        }
+                    };
+                }
+                Err(e) => {
+                    let w = self.where_();
+                    return Err(self.warn(format!(
+                        "session_proxy: cannot lock session {} in {w}: {e:#}",
+                        id.short()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The lock to present for a change to `id`: Ok(None) when unlocked, Err when changes are refused.
+    fn owner_for(&self, id: &SessionId) -> Result<Option<Token>, Mode> {
+        match &self.active {
+            Some(a) if &a.id == id => match a.mode {
+                Mode::Locked => Ok(Some(self.token.clone())),
+                Mode::ReadOnly => Err(Mode::ReadOnly),
+                Mode::Unlocked | Mode::Done => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    fn finish(&mut self, id: &SessionId) {
+        if let Some(a) = self.active.as_mut().filter(|a| &a.id == id) {
+            a.mode = Mode::Done;
+        }
+    }
+
+    fn lock_lost(&mut self, id: &SessionId) -> Failed {
+        let secs = self.settings.lock_expire.as_secs();
+        self.warn(format!(
+            "session_proxy: the lock on session {} expired after {secs} s (session_proxy.lock_expire) and another \
+             request took it over; this request's changes were not saved",
+            id.short()
+        ))
+    }
+
+    /// Writes the session (and releases its lock in the same step).
+    pub fn write(&mut self, raw: &[u8], data: &[u8], ttl: Duration) -> Result<(), Failed> {
+        let id = self.parse_id(raw)?;
+        let owner = match self.owner_for(&id) {
+            Ok(o) => o,
+            Err(_) => {
+                let unchanged = self.active.as_ref().is_some_and(|a| a.original == data);
+                if !unchanged {
+                    self.diags.push(Diag {
+                        level: Level::Notice,
+                        msg: format!(
+                            "session_proxy: session {} was opened read-only after a lock wait timeout; its changes \
+                             were not saved",
+                            id.short()
+                        ),
+                    });
+                }
+                return Ok(());
+            }
+        };
+        let r = self.store().save(&id, data, ttl, owner.as_ref());
+        match r {
+            Ok(Saved::Done) => {
+                self.finish(&id);
+                Ok(())
+            }
+            Ok(Saved::LockLost) => {
+                self.finish(&id);
+                Err(self.lock_lost(&id))
+            }
+            Err(e) => {
+                let w = self.where_();
+                Err(self.warn(format!(
+                    "session_proxy: cannot write session {} ({} bytes) to {w}: {e:#}; the stored session is unchanged",
+                    id.short(),
+                    data.len()
+                )))
+            }
+        }
+    }
+
+    /// lazy_write with unchanged data: refresh the expiry only (and release the lock).
+    pub fn update_timestamp(&mut self, raw: &[u8], ttl: Duration) -> Result<(), Failed> {
+        let id = self.parse_id(raw)?;
+        let Ok(owner) = self.owner_for(&id) else { return Ok(()) };
+        let r = self.store().touch(&id, ttl, owner.as_ref());
+        match r {
+            // Nothing changed, so a lost lock loses nothing: the newer holder's data stands.
+            Ok(_) => {
+                self.finish(&id);
+                Ok(())
+            }
+            Err(e) => {
+                let w = self.where_();
+                Err(self.warn(format!("session_proxy: cannot update the timestamp of session {} in {w}: {e:#}", id.short())))
+            }
+        }
+    }
+
+    pub fn destroy(&mut self, raw: &[u8]) -> Result<(), Failed> {
+        let id = self.parse_id(raw)?;
+        let owner = self.owner_for(&id).ok().flatten();
+        let r = self.store().destroy(&id, owner.as_ref());
+        match r {
+            Ok(()) => {
+                self.finish(&id);
+                Ok(())
+            }
+            Err(e) => {
+                let w = self.where_();
+                Err(self.warn(format!("session_proxy: cannot destroy session {} in {w}: {e:#}", id.short())))
+            }
+        }
+    }
+
+    pub fn gc(&mut self, max_lifetime: Duration) -> Result<u64, Failed> {
+        let r = self.store().gc(max_lifetime);
+        r.map_err(|e| {
+            let w = self.where_();
+            self.warn(format!("session_proxy: garbage collection in {w} failed: {e:#}"))
+        })
+    }
+
+    /// Releases a lock still held (read_and_close, session_abort, a failed write).
+    fn release(&mut self) {
+        if let Some(a) = self.active.take() {
+            if a.mode == Mode::Locked {
+                let token = self.token.clone();
+                if let Err(e) = self.store().unlock(&a.id, &token) {
+                    let w = self.where_();
+                    self.warn(format!("session_proxy: cannot release the lock on session {} in {w}: {e:#}", a.id.short()));
+                }
+            }
+        }
+    }
+
+    /// Ends the request: releases any lock and returns the connection to the pool.
+    pub fn close(mut self) -> Vec<Diag> {
+        self.shutdown();
+        self.take_diags()
+    }
+
+    fn shutdown(&mut self) {
+        if self.store.is_some() {
+            self.release();
+            if let Some(s) = self.store.take() {
+                pool::give(&self.engine, s);
+            }
+        }
+    }
+}
+
+impl Drop for Request {
+    /// A request torn down without close (a fatal error, a bailout) still releases its lock.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsn::{FilesOptions, SqliteOptions};
+    use crate::store::tests::TempDir;
+
+    const LIFE: Duration = Duration::from_secs(1440);
+
+    fn engines(dir: &TempDir) -> Vec<Engine> {
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        vec![
+            Engine::Sqlite(SqliteOptions {
+                path: dir.path().join("s.sqlite"),
+                busy_timeout: Duration::from_secs(5),
+                synchronous_full: false,
+            }),
+            Engine::Files(FilesOptions { dir: files, depth: 0, mode: 0o600 }),
+        ]
+    }
+
+    fn settings(wait_ms: u64, action: TimeoutAction) -> Settings {
+        Settings {
+            locking: true,
+            lock_wait: Duration::from_millis(wait_ms),
+            lock_expire: Duration::from_secs(30),
+            on_timeout: action,
+        }
+    }
+
+    #[test]
+    fn cycle_lock_timeout_and_readonly() {
+        let dir = TempDir::new("session-cycle");
+        for engine in engines(&dir) {
+            let mut a = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
+            assert_eq!(a.read(b"sid1", LIFE).unwrap(), b"");
+            a.write(b"sid1", b"n|i:1;", LIFE).unwrap();
+            assert!(a.close().is_empty());
+
+            let mut a = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
+            assert_eq!(a.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
+            // B times out and fails, naming the wait.
+            let mut b = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
+            let t = Instant::now();
+            assert_eq!(b.read(b"sid1", LIFE), Err(Failed));
+            assert!(t.elapsed() >= Duration::from_millis(200) && t.elapsed() < Duration::from_secs(3));
+            let d = b.take_diags();
+            assert!(d[0].msg.contains("timed out after 200 ms") && d[0].msg.contains("sid1"), "{d:?}");
+            drop(b);
+            // C opens read-only: sees the data, its change is refused with a notice.
+            let mut c = Request::open(engine.clone(), settings(100, TimeoutAction::ReadOnly)).unwrap();
+            assert_eq!(c.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
+            assert_eq!(c.take_diags()[0].level, Level::Warning);
+            assert_eq!(c.write(b"sid1", b"n|i:99;", LIFE), Ok(()));
+            let d = c.close();
+            assert_eq!(d[0].level, Level::Notice);
+            assert!(d[0].msg.contains("not saved"));
+            // The holder's lock survived C's close; its write lands.
+            a.write(b"sid1", b"n|i:2;", LIFE).unwrap();
+            a.close();
+            let mut r = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
+            assert_eq!(r.read(b"sid1", LIFE).unwrap(), b"n|i:2;");
+        }
+    }
+
+    #[test]
+    fn waiter_gets_the_lock_when_released() {
+        let dir = TempDir::new("session-handover");
+        for engine in engines(&dir) {
+            let mut a = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
+            a.read(b"hand", LIFE).unwrap();
+            let e2 = engine.clone();
+            let waiter = std::thread::spawn(move || {
+                let mut b = Request::open(e2, settings(5000, TimeoutAction::Fail)).unwrap();
+                let t = Instant::now();
+                let data = b.read(b"hand", LIFE).unwrap();
+                (data, t.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            a.write(b"hand", b"x|i:1;", LIFE).unwrap();
+            let (data, waited) = waiter.join().unwrap();
+            assert_eq!(data, b"x|i:1;");
+            assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(2), "{waited:?}");
+        }
+    }
+
+    #[test]
+    fn concurrent_increments_lose_nothing() {
+        let dir = TempDir::new("session-race");
+        for engine in engines(&dir) {
+            let threads: Vec<_> = (0..16)
+                .map(|_| {
+                    let e = engine.clone();
+                    std::thread::spawn(move || {
+                        let mut r = Request::open(e, settings(20_000, TimeoutAction::Fail)).unwrap();
+                        let d = r.read(b"race", LIFE).unwrap();
+                        let n: u64 = String::from_utf8(d).unwrap().parse().unwrap_or(0);
+                        r.write(b"race", (n + 1).to_string().as_bytes(), LIFE).unwrap();
+                        assert!(r.close().is_empty());
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            let mut r = Request::open(engine, settings(1000, TimeoutAction::Fail)).unwrap();
+            assert_eq!(r.read(b"race", LIFE).unwrap(), b"16");
+        }
+    }
+
+    #[test]
+    fn taken_over_lock_refuses_the_write() {
+        let dir = TempDir::new("session-takeover");
+        let engine = engines(&dir).remove(0);
+        let short = Settings { lock_expire: Duration::from_millis(300), ..settings(2000, TimeoutAction::Fail) };
+        let mut a = Request::open(engine.clone(), short.clone()).unwrap();
+        a.read(b"tk", LIFE).unwrap();
+        let mut b = Request::open(engine.clone(), short).unwrap();
+        b.read(b"tk", LIFE).unwrap();
+        b.write(b"tk", b"b", LIFE).unwrap();
+        assert_eq!(a.write(b"tk", b"a", LIFE), Err(Failed));
+        assert!(a.take_diags()[0].msg.contains("took it over"));
+        let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
+        assert_eq!(r.read(b"tk", LIFE).unwrap(), b"b");
+    }
+
+    #[test]
+    fn hostile_ids_are_refused() {
+        let dir = TempDir::new("session-hostile");
+        for engine in engines(&dir) {
+            let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
+            for raw in [&b"../../etc/passwd"[..], b"", b"a\0b", &[b'a'; 300]] {
+                assert_eq!(r.read(raw, LIFE), Err(Failed));
+                assert_eq!(r.write(raw, b"x", LIFE), Err(Failed));
+                assert_eq!(r.exists(raw, LIFE), Ok(false));
+                assert!(r.take_diags().iter().all(|d| d.msg.contains("rejected session id")));
+            }
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("files")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,193 @@
+//! The `session_proxy.*` directives: names, defaults, validation. The PHP skin registers these and
+//! calls `validate` from its on-modify hook, so a bad value is rejected with this module's message.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// `session_start()` fails with a warning.
+    Fail,
+    /// The session opens read-only with a warning; its changes are refused with a notice.
+    ReadOnly,
+}
+
+/// Effective behaviour for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub locking: bool,
+    pub lock_wait: Duration,
+    pub lock_expire: Duration,
+    pub on_timeout: TimeoutAction,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            locking: true,
+            lock_wait: Duration::from_millis(30_000),
+            lock_expire: Duration::from_secs(30),
+            on_timeout: TimeoutAction::Fail,
+        }
+    }
+}
+
+/// One directive: name, default, and what it means (shown by phpinfo and in the README).
+pub struct Directive {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+pub const LOCKING: &str = "session_proxy.locking";
+pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
+pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
+pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
+
+/// Upper bounds, so that a typo cannot make a wait effectively unbounded.
+pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
+pub const MAX_LOCK_EXPIRE_S: u64 = 86_400;
+/// lock_expire when both it and max_execution_time are 0.
+pub const FALLBACK_LOCK_EXPIRE_S: u64 = 30;
+
+pub const DIRECTIVES: &[Directive] = &[
+    Directive { name: LOCKING, default: "1", help: "Per-session lock held from read to write/close (On/Off)" },
+    Directive {
+        name: LOCK_WAIT_TIMEOUT,
+        default: "30000",
+        help: "Milliseconds a request waits for another request's lock (0 to 3600000)",
+    },
+    Directive {
+        name: LOCK_EXPIRE,
+        default: "0",
+        help: "Seconds after which a lock whose holder vanished may be taken over; 0 = max_execution_time, or 30 when that is 0 (0 to 86400)",
+    },
+    Directive {
+        name: LOCK_TIMEOUT_ACTION,
+        default: "fail",
+        help: "On lock wait timeout: fail (session_start() returns false) or readonly (open without lock, refuse writes)",
+    },
+];
+
+/// Checks a value for directive `name`; the error says what is accepted.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let r = match name {
+        LOCKING => parse_bool(v).map(|_| ()),
+        LOCK_WAIT_TIMEOUT => parse_uint(v, MAX_LOCK_WAIT_MS).map(|_| ()),
+        LOCK_EXPIRE => parse_uint(v, MAX_LOCK_EXPIRE_S).map(|_| ()),
+        LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
+        _ => Err("is not a session_proxy directive".to_string()),
+    };
+    r.map_err(|why| format!("invalid value \"{}\" for {name}: {why}; the previous value stays", value.escape_debug()))
+}
+
+pub fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "yes" => Ok(true),
+        "0" | "off" | "false" | "no" | "" => Ok(false),
+        _ => Err("expected On/Off, 1/0, true/false or yes/no".into()),
+    }
+}
+
+pub fn parse_uint(v: &str, max: u64) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| format!("expected a whole number from 0 to {max}"))
+}
+
+pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "fail" => Ok(TimeoutAction::Fail),
+        "readonly" => Ok(TimeoutAction::ReadOnly),
+        _ => Err("expected fail or readonly".into()),
+    }
+}
+
+impl Settings {
+    /// Builds the effective settings from raw directive values (already validated, but parsed
+    /// defensively: anything unreadable falls back to the default) and PHP's max_execution_time.
+    pub fn from_raw(locking: &str, wait_ms: &str, expire_s: &str, action: &str, max_execution_time: i64) -> Self {
+        let d = Settings::default();
+        let expire = parse_uint(expire_s.trim(), MAX_LOCK_EXPIRE_S).unwrap_or(0);
+        Settings {
+            locking: parse_bool(locking.trim()).unwrap_or(d.locking),
+            lock_wait: parse_uint(wait_ms.trim(), MAX_LOCK_WAIT_MS).map(Duration::from_millis).unwrap_or(d.lock_wait),
+            lock_expire: Duration::from_secs(effective_lock_expire(expire, max_execution_time)),
+            on_timeout: parse_action(action.trim()).unwrap_or(d.on_timeout),
+        }
+    }
+}
+
+/// lock_expire = 0 means max_execution_time, and 30 s when that is 0 too. Never unbounded.
+pub fn effective_lock_expire(lock_expire_s: u64, max_execution_time: i64) -> u64 {
+    match (lock_expire_s, max_execution_time) {
+        (0, m) if m > 0 => (m as u64).min(MAX_LOCK_EXPIRE_S),
+        (0, _) => FALLBACK_LOCK_EXPIRE_S,
+        (s, _) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_table() {
+        let ok = [
+            (LOCKING, "On"),
+            (LOCKING, "0"),
+            (LOCKING, "yes"),
+            (LOCKING, ""),
+            (LOCK_WAIT_TIMEOUT, "0"),
+            (LOCK_WAIT_TIMEOUT, " 250 "),
+            (LOCK_WAIT_TIMEOUT, "3600000"),
+            (LOCK_EXPIRE, "86400"),
+            (LOCK_TIMEOUT_ACTION, "readonly"),
+            (LOCK_TIMEOUT_ACTION, "FAIL"),
+        ];
+        for (k, v) in ok {
+            assert_eq!(validate(k, v), Ok(()), "{k}={v}");
+        }
+        let bad = [
+            (LOCKING, "maybe", "On/Off"),
+            (LOCK_WAIT_TIMEOUT, "-1", "0 to 3600000"),
+            (LOCK_WAIT_TIMEOUT, "abc", "whole number"),
+            (LOCK_WAIT_TIMEOUT, "3600001", "0 to 3600000"),
+            (LOCK_WAIT_TIMEOUT, "1.5", "whole number"),
+            (LOCK_WAIT_TIMEOUT, "99999999999999999999999", "whole number"),
+            (LOCK_EXPIRE, "86401", "0 to 86400"),
+            (LOCK_TIMEOUT_ACTION, "wait", "fail or readonly"),
+            (LOCK_TIMEOUT_ACTION, "", "fail or readonly"),
+        ];
+        for (k, v, want) in bad {
+            let e = validate(k, v).unwrap_err();
+            assert!(e.contains(k) && e.contains(want) && e.contains("previous value stays"), "{e}");
+        }
+    }
+
+    #[test]
+    fn lock_expire_is_never_unbounded() {
+        assert_eq!(effective_lock_expire(5, 0), 5);
+        assert_eq!(effective_lock_expire(5, 100), 5);
+        assert_eq!(effective_lock_expire(0, 100), 100);
+        assert_eq!(effective_lock_expire(0, 0), 30);
+        assert_eq!(effective_lock_expire(0, -1), 30);
+        assert_eq!(effective_lock_expire(0, i64::MAX), MAX_LOCK_EXPIRE_S);
+    }
+
+    #[test]
+    fn from_raw() {
+        let s = Settings::from_raw("off", "250", "0", "readonly", 0);
+        assert_eq!(
+            s,
+            Settings {
+                locking: false,
+                lock_wait: Duration::from_millis(250),
+                lock_expire: Duration::from_secs(30),
+                on_timeout: TimeoutAction::ReadOnly
+            }
+        );
+        assert_eq!(Settings::from_raw("garbage", "x", "y", "z", 0), Settings::default());
+    }
+}

@@ -1,0 +1,343 @@
+//! The embedded default engine: one SQLite file, WAL mode, per-session lock rows.
+//!
+//! Every operation is one short transaction; no transaction is ever held across a PHP request. A lock
+//! is a row in `session_locks` (owner token + expiry), so one session's lock never blocks another's.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{unix_now, Acquire, Saved, Store};
+use crate::dsn::SqliteOptions;
+use crate::id::SessionId;
+use crate::lock::Token;
+
+/// Rows deleted per gc transaction: small enough that no writer waits behind one.
+pub const GC_BATCH: usize = 500;
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id         TEXT PRIMARY KEY NOT NULL,  -- session id, [a-zA-Z0-9,-]{1,256}
+    data       BLOB NOT NULL,              -- the encoded session, bytes as PHP gave them
+    created_at REAL NOT NULL,              -- unix time (s) of the first write
+    updated_at REAL NOT NULL,              -- unix time (s) of the last write or timestamp update
+    user_id    TEXT                        -- reserved for a per-user session index; NULL today
+);
+CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions(updated_at);
+CREATE TABLE IF NOT EXISTS session_locks (
+    id         TEXT PRIMARY KEY NOT NULL,  -- session id
+    owner      TEXT NOT NULL,              -- random token of the request holding the lock
+    expires_at REAL NOT NULL               -- unix time (s) after which the lock may be taken over
+);
+";
+
+pub struct SqliteStore {
+    conn: Connection,
+    name: String,
+    broken: bool,
+}
+
+impl SqliteStore {
+    pub fn open(o: &SqliteOptions) -> anyhow::Result<Self> {
+        let name = format!("sqlite://{}", o.path.display());
+        let conn = Self::connect(o).with_context(|| name.clone())?;
+        Ok(SqliteStore { conn, name, broken: false })
+    }
+
+    fn connect(o: &SqliteOptions) -> anyhow::Result<Connection> {
+        let dir = o.path.parent().unwrap_or(Path::new("/"));
+        if !dir.is_dir() {
+            return Err(anyhow!("directory {} does not exist", dir.display()));
+        }
+        if o.path.is_dir() {
+            return Err(anyhow!("{} is a directory, not a database file", o.path.display()));
+        }
+        // Session data is secret: create the file 0600 ourselves so SQLite (and its -wal/-shm files,
+        // which copy the database's mode) never makes it world-readable.
+        if !o.path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&o.path)
+                .with_context(|| format!("cannot create {} (is the directory writable?)", o.path.display()))?;
+        }
+        let conn = Connection::open(&o.path)?;
+        conn.busy_timeout(o.busy_timeout)?;
+        // Switching to WAL needs a moment of exclusive access; when many workers start at once, retry.
+        let mut tries = 0;
+        loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(_) => break,
+                Err(e) if tries < 50 && is_busy(&e) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        conn.execute_batch(if o.synchronous_full { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" })?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(conn)
+    }
+
+    /// Marks the connection as not reusable after any error and names the database in the message.
+    fn guard<T>(&mut self, r: anyhow::Result<T>) -> anyhow::Result<T> {
+        r.map_err(|e| {
+            self.broken = true;
+            e.context(self.name.clone())
+        })
+    }
+
+    fn load_in(conn: &Connection, id: &SessionId, max_lifetime: Duration, now: f64) -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.prepare_cached("SELECT data FROM sessions WHERE id = ?1 AND updated_at >= ?2")?
+            .query_row(params![id.as_str(), now - max_lifetime.as_secs_f64()], |r| r.get(0))
+            .optional()
+    }
+
+    /// Ends `owner`'s lock inside `tx`; false when the lock is no longer ours.
+    fn release_in(tx: &Connection, id: &SessionId, owner: &Token) -> rusqlite::Result<bool> {
+        let n = tx
+            .prepare_cached("DELETE FROM session_locks WHERE id = ?1 AND owner = ?2")?
+            .execute(params![id.as_str(), owner.as_str()])?;
+        Ok(n == 1)
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock.
+    fn under_lock(
+        &mut self,
+        id: &SessionId,
+        owner: Option<&Token>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> anyhow::Result<Saved> {
+        let r = (|| {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(owner) = owner {
+                if !Self::release_in(&tx, id, owner)? {
+                    return Ok(Saved::LockLost);
+                }
+            }
+            f(&tx)?;
+            tx.commit()?;
+            Ok(Saved::Done)
+        })();
+        self.guard(r)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+        let r = Self::load_in(&self.conn, id, max_lifetime, unix_now()).map_err(Into::into);
+        self.guard(r)
+    }
+
+    fn lock_and_load(
+        &mut self,
+        id: &SessionId,
+        owner: &Token,
+        expire: Duration,
+        max_lifetime: Duration,
+    ) -> anyhow::Result<Acquire> {
+        let r = (|| {
+            let now = unix_now();
+            // Waiters poll here: a plain read (no write lock in WAL mode) answers "still busy" cheaply.
+            let held: Option<(String, f64)> = self
+                .conn
+                .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
+                .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((o, exp)) = held {
+                if o != owner.as_str() && exp > now {
+                    return Ok(Acquire::Busy);
+                }
+            }
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = unix_now();
+            let taken = tx
+                .prepare_cached(
+                    "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                     WHERE session_locks.expires_at <= ?4 OR session_locks.owner = excluded.owner",
+                )?
+                .execute(params![id.as_str(), owner.as_str(), now + expire.as_secs_f64(), now])?;
+            if taken == 0 {
+                return Ok(Acquire::Busy);
+            }
+            let data = Self::load_in(&tx, id, max_lifetime, now)?;
+            tx.commit()?;
+            Ok(Acquire::Locked(data))
+        })();
+        self.guard(r)
+    }
+
+    fn save(&mut self, id: &SessionId, data: &[u8], _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
+        self.under_lock(id, owner, |tx| {
+            let now = unix_now();
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, data, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            )?
+            .execute(params![id.as_str(), data, now])?;
+            Ok(())
+        })
+    }
+
+    fn touch(&mut self, id: &SessionId, _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
+        self.under_lock(id, owner, |tx| {
+            tx.prepare_cached("UPDATE sessions SET updated_at = ?2 WHERE id = ?1")?
+                .execute(params![id.as_str(), unix_now()])?;
+            Ok(())
+        })
+    }
+
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
+        let r = Self::release_in(&self.conn, id, owner).map(|_| ()).map_err(Into::into);
+        self.guard(r)
+    }
+
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+        let r = (|| {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute(params![id.as_str()])?;
+            if let Some(owner) = owner {
+                Self::release_in(&tx, id, owner)?;
+            }
+            tx.commit()
+        })()
+        .map_err(Into::into);
+        self.guard(r)
+    }
+
+    fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool> {
+        let r = (|| {
+            self.conn
+                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND updated_at >= ?2")?
+                .query_row(params![id.as_str(), unix_now() - max_lifetime.as_secs_f64()], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+        })()
+        .map_err(Into::into);
+        self.guard(r)
+    }
+
+    fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64> {
+        let r = (|| {
+            let cutoff = unix_now() - max_lifetime.as_secs_f64();
+            let mut total = 0u64;
+            loop {
+                // Each batch is its own short transaction so writers interleave with a large gc.
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM sessions WHERE rowid IN
+                         (SELECT rowid FROM sessions WHERE updated_at < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![cutoff, GC_BATCH as i64])?;
+                total += n as u64;
+                if n < GC_BATCH {
+                    break;
+                }
+            }
+            // Locks of vanished holders that nobody came back for.
+            self.conn
+                .prepare_cached("DELETE FROM session_locks WHERE expires_at < ?1")?
+                .execute(params![unix_now()])?;
+            Ok(total)
+        })();
+        self.guard(r)
+    }
+
+    fn reusable(&self) -> bool {
+        !self.broken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{conformance, expiring_locks, TempDir};
+
+    fn store(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open(&SqliteOptions {
+            path: dir.path().join("s.sqlite"),
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn conforms() {
+        let dir = TempDir::new("sqlite-conf");
+        conformance(|| Box::new(store(&dir)));
+    }
+
+    #[test]
+    fn expired_locks_are_taken_over() {
+        let dir = TempDir::new("sqlite-expire");
+        expiring_locks(|| Box::new(store(&dir)));
+    }
+
+    #[test]
+    fn gc_deletes_in_batches() {
+        let dir = TempDir::new("sqlite-gc");
+        let mut s = store(&dir);
+        let n = GC_BATCH * 2 + 7;
+        let tx = s.conn.transaction().unwrap();
+        for i in 0..n {
+            tx.execute(
+                "INSERT INTO sessions (id, data, created_at, updated_at) VALUES (?1, x'00', 0, 0)",
+                params![format!("old{i}")],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let keep = SessionId::parse(b"fresh").unwrap();
+        s.save(&keep, b"x", Duration::from_secs(60), None).unwrap();
+        assert_eq!(s.gc(Duration::from_secs(60)).unwrap(), n as u64);
+        assert!(s.exists(&keep, Duration::from_secs(60)).unwrap());
+    }
+
+    #[test]
+    fn database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("sqlite-mode");
+        let _s = store(&dir);
+        let mode = std::fs::metadata(dir.path().join("s.sqlite")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let e = SqliteStore::open(&SqliteOptions {
+            path: "/nonexistent-dir-sp/x.sqlite".into(),
+            busy_timeout: Duration::from_secs(1),
+            synchronous_full: false,
+        })
+        .err()
+        .unwrap();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("sqlite:///nonexistent-dir-sp/x.sqlite") && msg.contains("does not exist"), "{msg}");
+
+        let dir = TempDir::new("sqlite-corrupt");
+        let p = dir.path().join("c.sqlite");
+        std::fs::write(&p, vec![b'z'; 8192]).unwrap();
+        let e = SqliteStore::open(&SqliteOptions { path: p, busy_timeout: Duration::from_secs(1), synchronous_full: false })
+            .err()
+            .unwrap();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("c.sqlite") && msg.contains("not a database"), "{msg}");
+    }
+}

@@ -1,0 +1,116 @@
+//! Behaviour every engine must show, run against each engine's `Store`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Acquire, Saved, Store};
+use crate::id::SessionId;
+use crate::lock::Token;
+
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("sp-test-{tag}-{}-{}", std::process::id(), Token::new().as_str()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const LIFE: Duration = Duration::from_secs(3600);
+
+fn id(s: &str) -> SessionId {
+    SessionId::parse(s.as_bytes()).unwrap()
+}
+
+/// `open` gives a fresh handle on the same storage each call (two handles = two requests).
+pub fn conformance(open: impl Fn() -> Box<dyn Store>) {
+    let mut a = open();
+    let mut b = open();
+    let ttl = LIFE;
+
+    // Unknown ids read as absent and do not exist.
+    let s1 = id("conf1");
+    assert_eq!(a.load(&s1, LIFE).unwrap(), None);
+    assert!(!a.exists(&s1, LIFE).unwrap());
+
+    // Binary-safe round trip, including 16 MiB.
+    let bin: Vec<u8> = (0..=255u8).chain([0, 0, 0xff, 0xfe]).collect();
+    assert_eq!(a.save(&s1, &bin, ttl, None).unwrap(), Saved::Done);
+    assert_eq!(b.load(&s1, LIFE).unwrap().as_deref(), Some(&bin[..]));
+    assert!(b.exists(&s1, LIFE).unwrap());
+    let big = vec![0xa5u8; 16 << 20];
+    a.save(&s1, &big, ttl, None).unwrap();
+    assert_eq!(b.load(&s1, LIFE).unwrap().map(|d| d.len()), Some(big.len()));
+    a.save(&s1, b"", ttl, None).unwrap();
+    assert_eq!(b.load(&s1, LIFE).unwrap().as_deref(), Some(&b""[..]));
+
+    // Locks exclude; the owner reads the data under the lock; release hands over.
+    let s2 = id("conf2");
+    a.save(&s2, b"v1", ttl, None).unwrap();
+    let (ta, tb) = (Token::new(), Token::new());
+    let exp = Duration::from_secs(30);
+    assert_eq!(a.lock_and_load(&s2, &ta, exp, LIFE).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    // Someone else's unlock, write or destroy-release does not free or bypass our lock.
+    b.unlock(&s2, &tb).unwrap();
+    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    assert_eq!(a.save(&s2, b"v2", ttl, Some(&ta)).unwrap(), Saved::Done);
+    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Locked(Some(b"v2".to_vec())));
+    assert_eq!(b.touch(&s2, ttl, Some(&tb)).unwrap(), Saved::Done);
+    assert_eq!(a.lock_and_load(&s2, &ta, exp, LIFE).unwrap(), Acquire::Locked(Some(b"v2".to_vec())));
+    a.unlock(&s2, &ta).unwrap();
+    // A new session can be locked before it exists.
+    let s3 = id("conf3");
+    assert_eq!(a.lock_and_load(&s3, &ta, exp, LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(b.lock_and_load(&s3, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    a.unlock(&s3, &ta).unwrap();
+    assert_eq!(b.lock_and_load(&s3, &tb, exp, LIFE).unwrap(), Acquire::Locked(None));
+    b.unlock(&s3, &tb).unwrap();
+    assert!(!a.exists(&s3, LIFE).unwrap(), "locking must not create a session");
+
+    // Destroy removes data and our lock.
+    assert!(matches!(a.lock_and_load(&s2, &ta, exp, LIFE).unwrap(), Acquire::Locked(_)));
+    a.destroy(&s2, Some(&ta)).unwrap();
+    assert!(!b.exists(&s2, LIFE).unwrap());
+    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Locked(None));
+    b.unlock(&s2, &tb).unwrap();
+
+    // Expiry: data older than max_lifetime reads as absent, and gc removes it.
+    let s4 = id("conf4");
+    a.save(&s4, b"old", ttl, None).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(b.load(&s4, Duration::from_secs(1)).unwrap(), None);
+    assert!(!b.exists(&s4, Duration::from_secs(1)).unwrap());
+    assert!(b.gc(Duration::from_secs(1)).unwrap() >= 1);
+    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
+    assert!(b.exists(&s1, LIFE).unwrap() || b.load(&s1, LIFE).unwrap().is_none());
+}
+
+/// For engines whose locks expire (all but files): a vanished holder's lock is taken over after
+/// `expire`, and the old holder's write is then refused.
+pub fn expiring_locks(open: impl Fn() -> Box<dyn Store>) {
+    let mut a = open();
+    let mut b = open();
+    let s = id("expiring");
+    a.save(&s, b"base", LIFE, None).unwrap();
+    let (ta, tb) = (Token::new(), Token::new());
+    let short = Duration::from_millis(300);
+    assert!(matches!(a.lock_and_load(&s, &ta, short, LIFE).unwrap(), Acquire::Locked(_)));
+    assert_eq!(b.lock_and_load(&s, &tb, short, LIFE).unwrap(), Acquire::Busy);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(b.lock_and_load(&s, &tb, short, LIFE).unwrap(), Acquire::Locked(Some(b"base".to_vec())));
+    assert_eq!(a.save(&s, b"stale", LIFE, Some(&ta)).unwrap(), Saved::LockLost);
+    assert_eq!(a.touch(&s, LIFE, Some(&ta)).unwrap(), Saved::LockLost);
+    assert_eq!(b.save(&s, b"newer", LIFE, Some(&tb)).unwrap(), Saved::Done);
+    assert_eq!(a.load(&s, LIFE).unwrap().as_deref(), Some(&b"newer"[..]));
+}
