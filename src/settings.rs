@@ -1,6 +1,7 @@
 //! The `session_proxy.*` directives: names, defaults, validation. The PHP skin registers these and
 //! calls `validate` from its on-modify hook, so a bad value is rejected with this module's message.
 
+use std::ffi::CStr;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +34,8 @@ impl Default for Settings {
 
 /// One directive: name, default, and what it means (shown by phpinfo and in the README).
 pub struct Directive {
-    pub name: &'static str,
-    pub default: &'static str,
+    pub name: &'static CStr,
+    pub default: &'static CStr,
     pub help: &'static str,
 }
 
@@ -50,20 +51,20 @@ pub const MAX_LOCK_EXPIRE_S: u64 = 86_400;
 pub const FALLBACK_LOCK_EXPIRE_S: u64 = 30;
 
 pub const DIRECTIVES: &[Directive] = &[
-    Directive { name: LOCKING, default: "1", help: "Per-session lock held from read to write/close (On/Off)" },
+    Directive { name: c"session_proxy.locking", default: c"1", help: "Per-session lock held from read to write/close (On/Off)" },
     Directive {
-        name: LOCK_WAIT_TIMEOUT,
-        default: "30000",
+        name: c"session_proxy.lock_wait_timeout",
+        default: c"30000",
         help: "Milliseconds a request waits for another request's lock (0 to 3600000)",
     },
     Directive {
-        name: LOCK_EXPIRE,
-        default: "0",
+        name: c"session_proxy.lock_expire",
+        default: c"0",
         help: "Seconds after which a lock whose holder vanished may be taken over; 0 = max_execution_time, or 30 when that is 0 (0 to 86400)",
     },
     Directive {
-        name: LOCK_TIMEOUT_ACTION,
-        default: "fail",
+        name: c"session_proxy.lock_timeout_action",
+        default: c"fail",
         help: "On lock wait timeout: fail (session_start() returns false) or readonly (open without lock, refuse writes)",
     },
 ];
@@ -164,6 +165,18 @@ mod tests {
             let e = validate(k, v).unwrap_err();
             assert!(e.contains(k) && e.contains(want) && e.contains("previous value stays"), "{e}");
         }
+    }
+
+    #[test]
+    fn directive_table_matches_the_names_and_defaults() {
+        let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
+        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION]);
+        for d in DIRECTIVES {
+            let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
+            assert_eq!(validate(name, default), Ok(()), "{name}");
+        }
+        let defaults = Settings::from_raw("1", "30000", "0", "fail", 0);
+        assert_eq!(defaults, Settings::default());
     }
 
     #[test]

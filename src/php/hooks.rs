@@ -1,0 +1,234 @@
+//! The `session_proxy` save handler: nine ps_module hooks translating PHP calls to `session::Request`.
+//! Every hook runs inside `guard`, so no Rust panic ever unwinds into PHP.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::error::php_error;
+use ext_php_rs::ffi::{zend_long, zend_string};
+use ext_php_rs::flags::ErrorType;
+use ext_php_rs::types::ZendStr;
+
+use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
+use crate::dsn;
+use crate::session::{Diag, Level, Request};
+use crate::settings::{self, Settings};
+
+pub static MODULE: PsModule = PsModule {
+    name: c"session_proxy".as_ptr(),
+    open: sp_open,
+    close: sp_close,
+    read: sp_read,
+    write: sp_write,
+    destroy: sp_destroy,
+    gc: sp_gc,
+    create_sid: sp_create_sid,
+    validate_sid: sp_validate_sid,
+    update_timestamp: sp_update_timestamp,
+};
+
+pub fn raise(diags: Vec<Diag>) {
+    for d in diags {
+        let level = match d.level {
+            Level::Warning => ErrorType::Warning,
+            Level::Notice => ErrorType::Notice,
+        };
+        php_error(&level, &d.msg);
+    }
+}
+
+/// Runs `f`, turning a panic into a warning and `on_panic`.
+pub fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            php_error(&ErrorType::Warning, &format!("session_proxy: internal error: {why}"));
+            on_panic
+        }
+    }
+}
+
+/// Settings for this request from the `session_proxy.*` directives and max_execution_time.
+pub fn current_settings() -> Settings {
+    Settings::from_raw(
+        &ffi::ini_string(settings::LOCKING),
+        &ffi::ini_string(settings::LOCK_WAIT_TIMEOUT),
+        &ffi::ini_string(settings::LOCK_EXPIRE),
+        &ffi::ini_string(settings::LOCK_TIMEOUT_ACTION),
+        ffi::ini_long("max_execution_time"),
+    )
+}
+
+fn max_lifetime(secs: zend_long) -> Duration {
+    Duration::from_secs(secs.max(0) as u64)
+}
+
+fn ini_max_lifetime() -> Duration {
+    max_lifetime(ffi::ini_long("session.gc_maxlifetime"))
+}
+
+/// The request behind mod_data, if open succeeded.
+///
+/// # Safety
+/// `mod_data` is PHP's `&PS(mod_data)`: NULL-or-ours.
+unsafe fn request<'a>(mod_data: ModData) -> Option<&'a mut Request> {
+    if mod_data.is_null() {
+        return None;
+    }
+    // SAFETY: *mod_data is NULL or a Box<Request> we leaked in sp_open.
+    unsafe { (*mod_data).cast::<Request>().as_mut() }
+}
+
+/// Runs `f` on the open request and raises what it reported; FAILURE without an open request.
+unsafe fn with_request<T: Copy>(mod_data: ModData, fail: T, f: impl FnOnce(&mut Request) -> T) -> T {
+    guard(fail, || {
+        // SAFETY: forwarded from the hook's contract.
+        let Some(r) = (unsafe { request(mod_data) }) else {
+            php_error(&ErrorType::Warning, "session_proxy: the session storage is not open");
+            return fail;
+        };
+        let out = f(r);
+        raise(r.take_diags());
+        out
+    })
+}
+
+fn result(ok: bool) -> c_int {
+    if ok { SUCCESS } else { FAILURE }
+}
+
+unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name: *const c_char) -> c_int {
+    guard(FAILURE, || {
+        let path = if save_path.is_null() {
+            String::new()
+        } else {
+            // SAFETY: PHP passes a NUL-terminated string.
+            unsafe { CStr::from_ptr(save_path) }.to_string_lossy().into_owned()
+        };
+        let settings = current_settings();
+        // session_reset() opens again while the session is active: keep the request (and its lock).
+        // SAFETY: mod_data is PHP's &PS(mod_data).
+        if let Some(r) = unsafe { request(mod_data) } {
+            r.set_settings(settings);
+            return SUCCESS;
+        }
+        let engine = match dsn::parse(&path, &ffi::temp_dir()) {
+            Ok(e) => e,
+            Err(e) => {
+                php_error(&ErrorType::Warning, &format!("session_proxy: {e}"));
+                return FAILURE;
+            }
+        };
+        match Request::open(engine, settings) {
+            Ok(r) => {
+                // SAFETY: mod_data is valid for writing.
+                unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
+                SUCCESS
+            }
+            Err(msg) => {
+                php_error(&ErrorType::Warning, &msg);
+                FAILURE
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn sp_close(mod_data: ModData) -> c_int {
+    guard(FAILURE, || {
+        if mod_data.is_null() || unsafe { (*mod_data).is_null() } {
+            return SUCCESS;
+        }
+        // SAFETY: set by sp_open from Box::into_raw; cleared right after so it is freed once.
+        let r = unsafe { Box::from_raw((*mod_data).cast::<Request>()) };
+        unsafe { *mod_data = std::ptr::null_mut() };
+        raise(r.close());
+        SUCCESS
+    })
+}
+
+unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut *mut zend_string, maxlifetime: zend_long) -> c_int {
+    unsafe {
+        with_request(mod_data, FAILURE, |r| match r.read(zstr_bytes(key), max_lifetime(maxlifetime)) {
+            Ok(data) => {
+                // A request-allocated string: PHP releases it.
+                *val = ZendStr::new(&data, false).into_raw();
+                SUCCESS
+            }
+            Err(_) => FAILURE,
+        })
+    }
+}
+
+unsafe extern "C" fn sp_write(mod_data: ModData, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+    unsafe {
+        with_request(mod_data, FAILURE, |r| {
+            result(r.write(zstr_bytes(key), zstr_bytes(val), max_lifetime(maxlifetime)).is_ok())
+        })
+    }
+}
+
+unsafe extern "C" fn sp_update_timestamp(
+    mod_data: ModData,
+    key: *mut zend_string,
+    _val: *mut zend_string,
+    maxlifetime: zend_long,
+) -> c_int {
+    unsafe {
+        with_request(mod_data, FAILURE, |r| result(r.update_timestamp(zstr_bytes(key), max_lifetime(maxlifetime)).is_ok()))
+    }
+}
+
+unsafe extern "C" fn sp_destroy(mod_data: ModData, key: *mut zend_string) -> c_int {
+    unsafe { with_request(mod_data, FAILURE, |r| result(r.destroy(zstr_bytes(key)).is_ok())) }
+}
+
+unsafe extern "C" fn sp_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *mut zend_long) -> zend_long {
+    unsafe {
+        with_request(mod_data, -1, |r| match r.gc(max_lifetime(maxlifetime)) {
+            Ok(n) => {
+                if !nrdels.is_null() {
+                    *nrdels = n as zend_long;
+                }
+                n as zend_long
+            }
+            Err(_) => -1,
+        })
+    }
+}
+
+unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -> c_int {
+    unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key), ini_max_lifetime()) == Ok(true))) }
+}
+
+/// A fresh id from PHP's generator (honouring sid_length / sid_bits_per_character), retried on the
+/// astronomically unlikely collision with a live session. Nothing is stored.
+unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {
+    guard(std::ptr::null_mut(), || {
+        for _ in 0..3 {
+            // SAFETY: mod_data is PHP's own pointer; the generator only reads session globals.
+            let sid = unsafe { ffi::php_session_create_id(mod_data) };
+            if sid.is_null() {
+                return sid;
+            }
+            // SAFETY: as in the other hooks.
+            let Some(r) = (unsafe { request(mod_data) }) else { return sid };
+            let taken = r.exists(unsafe { zstr_bytes(sid) }, ini_max_lifetime()) == Ok(true);
+            raise(r.take_diags());
+            if !taken {
+                return sid;
+            }
+            // SAFETY: sid is a fresh request-allocated string we own.
+            drop(unsafe { ZBox::from_raw(sid) });
+        }
+        php_error(&ErrorType::Warning, "session_proxy: could not create an unused session id in 3 tries");
+        std::ptr::null_mut()
+    })
+}
