@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing session_proxy needs on Debian bookworm, only if missing.
+# Rust (cargo) must already be there; everything else comes from Debian's packages.
+set -euo pipefail
+
+# php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; clang/libclang-dev: bindgen for ext-php-rs.
+PACKAGES=(
+  php8.2-cli php8.2-dev
+  clang libclang-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
