@@ -3,9 +3,9 @@
 # Rust (cargo) must already be there; everything else comes from Debian's packages.
 set -euo pipefail
 
-# php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; clang/libclang-dev: bindgen for ext-php-rs.
+# php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; php8.2-sqlite3: tests inspect the schema; clang/libclang-dev: bindgen for ext-php-rs.
 PACKAGES=(
-  php8.2-cli php8.2-dev
+  php8.2-cli php8.2-dev php8.2-sqlite3
   clang libclang-dev
 )
 
