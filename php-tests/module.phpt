@@ -1,0 +1,116 @@
+--TEST--
+Module: listed by php -m, registered as a save handler, depends on session, settable at run time, php --ri shows version, engines and directives
+--FILE--
+<?php
+require __DIR__ . '/inc/helpers.inc';
+
+/** Runs the child PHP binary with only our extension loaded and $args appended. */
+function php_with_ext(string $args): string
+{
+    return (string) shell_exec(escapeshellarg(sp_php_binary()) . ' -n -d ' . escapeshellarg('extension=' . sp_so())
+        . " $args 2>&1");
+}
+
+// The version PHP reports must be the crate's version.
+preg_match('/^version\s*=\s*"([^"]+)"/m', file_get_contents(__DIR__ . '/../Cargo.toml'), $m);
+$version = $m[1] ?? '(no version in Cargo.toml)';
+echo 'phpversion matches Cargo.toml: ', var_export(phpversion('session_proxy') === $version, true), "\n";
+
+// php -m
+$mods = php_with_ext('-m');
+echo 'php -m lists session_proxy: ', var_export((bool) preg_match('/^session_proxy$/m', $mods), true), "\n";
+echo 'php -m lists session: ', var_export((bool) preg_match('/^session$/m', $mods), true), "\n";
+echo 'php -m warns: ', var_export(stripos($mods, 'warning') !== false, true), "\n";
+
+// php -i and phpinfo() in this process: our handler among "Registered save handlers".
+$handlers = function (string $info): array {
+    if (!preg_match('/^Registered save handlers => (.*)$/m', $info, $m)) {
+        return [];
+    }
+    return preg_split('/\s+/', trim($m[1]));
+};
+echo 'php -i handlers: ', implode(' ', $handlers(php_with_ext('-i'))), "\n";
+ob_start();
+phpinfo(INFO_MODULES);
+$info = ob_get_clean();
+echo 'phpinfo() handlers: ', implode(' ', $handlers($info)), "\n";
+echo 'phpinfo() has a session_proxy section: ', var_export(str_contains($info, "session_proxy support => enabled"), true), "\n";
+
+// Dependencies
+$ext = new ReflectionExtension('session_proxy');
+var_dump($ext->getDependencies());
+echo 'reflection version: ', var_export($ext->getVersion() === $version, true), "\n";
+$ini = $ext->getINIEntries();
+ksort($ini);
+echo 'INI entries: ';
+var_dump($ini);
+
+// Switching to our handler at run time, and it is the one actually used.
+$old = ini_set('session.save_handler', 'session_proxy');
+echo 'ini_set returned previous value: ', var_export($old, true), "\n";
+echo 'session.save_handler now: ', ini_get('session.save_handler'), "\n";
+echo 'session_module_name(): ', session_module_name(), "\n";
+$dsn = sp_engines('module')['sqlite'];
+$file = substr($dsn, strlen('sqlite://'));
+sp_use($dsn);
+session_id('moduletest1');
+var_dump(session_start());
+$_SESSION['x'] = 42;
+session_write_close();
+echo 'database created by our handler: ', var_export(is_file($file), true), "\n";
+
+// php --ri session_proxy
+$ri = php_with_ext('--ri session_proxy');
+$ri = preg_replace(['/^SQLite library => [0-9.]+$/m', '/^Version => ' . preg_quote($version, '/') . '$/m'],
+    ['SQLite library => (sqlite version)', 'Version => (Cargo.toml version)'], $ri);
+// The directive rows, in a stable order (PHP does not promise one).
+[$head, $dirs] = explode("Directive => Local Value => Master Value\n", $ri, 2) + [1 => ''];
+$rows = array_filter(explode("\n", $dirs), 'strlen');
+sort($rows);
+echo "--ri:\n", $head, "Directive => Local Value => Master Value\n", implode("\n", $rows), "\n";
+?>
+--EXPECT--
+phpversion matches Cargo.toml: true
+php -m lists session_proxy: true
+php -m lists session: true
+php -m warns: false
+php -i handlers: files user session_proxy
+phpinfo() handlers: files user session_proxy
+phpinfo() has a session_proxy section: true
+array(1) {
+  ["session"]=>
+  string(8) "Required"
+}
+reflection version: true
+INI entries: array(4) {
+  ["session_proxy.lock_expire"]=>
+  string(1) "0"
+  ["session_proxy.lock_timeout_action"]=>
+  string(4) "fail"
+  ["session_proxy.lock_wait_timeout"]=>
+  string(5) "30000"
+  ["session_proxy.locking"]=>
+  string(1) "1"
+}
+ini_set returned previous value: 'files'
+session.save_handler now: session_proxy
+session_module_name(): session_proxy
+bool(true)
+database created by our handler: true
+--ri:
+
+session_proxy
+
+session_proxy support => enabled
+Version => (Cargo.toml version)
+Save handler => session_proxy
+Engines => sqlite, files
+SQLite library => (sqlite version)
+DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
+Pooled connections (this process) => 0
+
+Directive => Local Value => Master Value
+session_proxy.lock_expire => 0 => 0
+session_proxy.lock_timeout_action => fail => fail
+session_proxy.lock_wait_timeout => 30000 => 30000
+session_proxy.locking => 1 => 1
