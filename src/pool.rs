@@ -34,8 +34,10 @@ fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
 
 /// An idle store for `engine`, or a new connection.
 pub fn take(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
-    if let Some(s) = with_pool(|p| p.idle.get_mut(engine).and_then(Vec::pop)) {
-        return Ok(s);
+    while let Some(mut s) = with_pool(|p| p.idle.get_mut(engine).and_then(Vec::pop)) {
+        if s.still_valid() {
+            return Ok(s);
+        }
     }
     store::connect(engine)
 }
@@ -60,4 +62,46 @@ pub fn give(engine: &Engine, s: Box<dyn Store>) {
 /// Number of idle stores, for phpinfo.
 pub fn idle_count() -> usize {
     with_pool(|p| p.idle.values().map(Vec::len).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsn::SqliteOptions;
+    use crate::id::SessionId;
+    use crate::store::tests::TempDir;
+    use std::time::Duration;
+
+    #[test]
+    fn reuses_connections_and_reconnects_when_the_file_is_gone() {
+        let dir = TempDir::new("pool-reconnect");
+        let path = dir.path().join("p.sqlite");
+        let engine = Engine::Sqlite(SqliteOptions {
+            path: path.clone(),
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: false,
+        });
+        let id = SessionId::parse(b"pooled").unwrap();
+        let life = Duration::from_secs(60);
+
+        let mut s = take(&engine).unwrap();
+        s.save(&id, b"one", life, None).unwrap();
+        give(&engine, s);
+        let idle = || with_pool(|p| p.idle.get(&engine).map_or(0, Vec::len));
+        assert_eq!(idle(), 1);
+        let mut s = take(&engine).unwrap();
+        assert_eq!(idle(), 0, "the idle connection is reused");
+        give(&engine, s);
+
+        // The database is removed between requests: the pooled handle must not write into the
+        // orphaned file; the next request gets a fresh database at the configured path.
+        std::fs::remove_file(&path).unwrap();
+        s = take(&engine).unwrap();
+        assert_eq!(s.load(&id, life).unwrap(), None);
+        s.save(&id, b"two", life, None).unwrap();
+        give(&engine, s);
+        assert!(path.exists());
+        let mut check = crate::store::connect(&engine).unwrap();
+        assert_eq!(check.load(&id, life).unwrap().as_deref(), Some(&b"two"[..]));
+    }
 }

@@ -82,6 +82,12 @@ pub trait Store: Send {
     fn reusable(&self) -> bool {
         true
     }
+
+    /// Asked by the pool before an idle store is reused: false when the storage it is bound to is
+    /// gone or was replaced (a deleted or swapped database file), so the pool reconnects instead.
+    fn still_valid(&mut self) -> bool {
+        true
+    }
 }
 
 /// Opens a store for a parsed DSN. Errors name the path or host and the cause.

@@ -37,14 +37,23 @@ CREATE TABLE IF NOT EXISTS session_locks (
 pub struct SqliteStore {
     conn: Connection,
     name: String,
+    path: std::path::PathBuf,
+    /// (device, inode) of the database file when opened.
+    identity: (u64, u64),
     broken: bool,
+}
+
+fn file_identity(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl SqliteStore {
     pub fn open(o: &SqliteOptions) -> anyhow::Result<Self> {
         let name = format!("sqlite://{}", o.path.display());
         let conn = Self::connect(o).with_context(|| name.clone())?;
-        Ok(SqliteStore { conn, name, broken: false })
+        let identity = file_identity(&o.path).ok_or_else(|| anyhow!("{name}: the database file vanished while opening"))?;
+        Ok(SqliteStore { conn, name, path: o.path.clone(), identity, broken: false })
     }
 
     fn connect(o: &SqliteOptions) -> anyhow::Result<Connection> {
@@ -262,6 +271,11 @@ impl Store for SqliteStore {
     fn reusable(&self) -> bool {
         !self.broken
     }
+
+    /// A connection to a deleted or replaced file would read and write an orphaned inode.
+    fn still_valid(&mut self) -> bool {
+        file_identity(&self.path) == Some(self.identity)
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +302,17 @@ mod tests {
     fn expired_locks_are_taken_over() {
         let dir = TempDir::new("sqlite-expire");
         expiring_locks(|| Box::new(store(&dir)));
+    }
+
+    #[test]
+    fn replaced_file_is_noticed() {
+        let dir = TempDir::new("sqlite-replaced");
+        let mut s = store(&dir);
+        assert!(s.still_valid());
+        std::fs::remove_file(dir.path().join("s.sqlite")).unwrap();
+        assert!(!s.still_valid());
+        let _fresh = store(&dir);
+        assert!(!s.still_valid(), "a new file at the same path is another database");
     }
 
     #[test]
