@@ -268,7 +268,14 @@ impl Request {
 
     pub fn destroy(&mut self, raw: &[u8]) -> Result<(), Failed> {
         let id = self.parse_id(raw)?;
-        let owner = self.owner_for(&id).ok().flatten();
+        // A read-only session must not delete what the lock holder is working on. Refusing loudly
+        // matters here: a logout that silently did nothing would leave the session usable.
+        let Ok(owner) = self.owner_for(&id) else {
+            return Err(self.warn(format!(
+                "session_proxy: session {} was opened read-only after a lock wait timeout; it was not destroyed",
+                id.short()
+            )));
+        };
         let r = self.store().destroy(&id, owner.as_ref());
         match r {
             Ok(()) => {
@@ -380,9 +387,14 @@ mod tests {
             assert_eq!(c.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
             assert_eq!(c.take_diags()[0].level, Level::Warning);
             assert_eq!(c.write(b"sid1", b"n|i:99;", LIFE), Ok(()));
-            let d = c.close();
+            let d = c.take_diags();
             assert_eq!(d[0].level, Level::Notice);
             assert!(d[0].msg.contains("not saved"));
+            // Nor may it destroy the session the holder is working on.
+            assert_eq!(c.destroy(b"sid1"), Err(Failed));
+            let d = c.close();
+            assert_eq!(d[0].level, Level::Warning);
+            assert!(d[0].msg.contains("not destroyed"));
             // The holder's lock survived C's close; its write lands.
             a.write(b"sid1", b"n|i:2;", LIFE).unwrap();
             a.close();
