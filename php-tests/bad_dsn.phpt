@@ -130,7 +130,7 @@ scheme typo (one slash): start=false active=false
   reason: it is neither a DSN (scheme://...) nor an absolute directory
 files handler N;/dir form: start=false active=false
   value:  2;DIR
-  reason: the "N;/dir" form of PHP's files handler is not accepted; write files:///dir?depth=N
+  reason: the "N;[MODE;]/dir" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE
 sqlite relative file: start=false active=false
   value:  sqlite://s.sqlite
   reason: path "s.sqlite" is not absolute

@@ -57,7 +57,7 @@ impl std::fmt::Display for DsnError {
         write!(
             f,
             "invalid session.save_path \"{}\": {}; {}",
-            mask_secrets(&self.save_path),
+            mask_secrets(&self.save_path).escape_debug(),
             self.reason,
             ACCEPTED_FORMS
         )
@@ -125,13 +125,15 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
         return Err(err("it contains a control character".into()));
     }
     let Some((scheme, rest)) = trimmed.split_once("://") else {
+        if trimmed.contains(';') {
+            return Err(err(
+                "the \"N;[MODE;]/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE"
+                    .into(),
+            ));
+        }
         if trimmed.starts_with('/') {
-            if trimmed.contains(';') {
-                return Err(err(
-                    "the \"N;/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N".into(),
-                ));
-            }
-            let dir = check_abs_path(trimmed).map_err(err)?;
+            // A plain directory is taken literally, as PHP's files handler takes it (no %-decoding).
+            let dir = check_abs_path(trimmed, false).map_err(err)?;
             return Ok(Engine::Sqlite(SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE))));
         }
         return Err(err("it is neither a DSN (scheme://...) nor an absolute directory".into()));
@@ -143,7 +145,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
     let params = parse_query(query).map_err(err)?;
     match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {
-            let path = check_abs_path(path_part).map_err(err)?;
+            let path = check_abs_path(path_part, true).map_err(err)?;
             if path_part.ends_with('/') {
                 return Err(err(format!("{} names a directory; sqlite:// takes a file path", path.display())));
             }
@@ -166,7 +168,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
             Ok(Engine::Sqlite(o))
         }
         "files" => {
-            let dir = check_abs_path(path_part).map_err(err)?;
+            let dir = check_abs_path(path_part, true).map_err(err)?;
             let mut o = FilesOptions { dir, depth: 0, mode: 0o600 };
             for (k, v) in params {
                 match k.as_str() {
@@ -244,8 +246,8 @@ fn percent_decode(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn check_abs_path(raw: &str) -> Result<PathBuf, String> {
-    let decoded = percent_decode(raw)?;
+fn check_abs_path(raw: &str, decode: bool) -> Result<PathBuf, String> {
+    let decoded = if decode { percent_decode(raw)? } else { raw.to_string() };
     let p = PathBuf::from(&decoded);
     if decoded.is_empty() || !p.is_absolute() {
         return Err(format!("path {decoded:?} is not absolute"));
@@ -272,6 +274,7 @@ mod tests {
             ("   ", sq("/tmp/session_proxy.sqlite")),
             ("/var/lib/php/sessions", sq("/var/lib/php/sessions/session_proxy.sqlite")),
             ("/var/lib/php/sessions/", sq("/var/lib/php/sessions/session_proxy.sqlite")),
+            ("/srv/100%x", sq("/srv/100%x/session_proxy.sqlite")),
             ("sqlite:///data/s.sqlite", sq("/data/s.sqlite")),
             ("SQLITE:///data/s.sqlite", sq("/data/s.sqlite")),
             ("sqlite:///my%20dir/s.sqlite", sq("/my dir/s.sqlite")),
@@ -299,7 +302,8 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("relative/dir", "neither a DSN"),
             ("sessions", "neither a DSN"),
-            ("2;/var/lib/php/sessions", "neither a DSN"),
+            ("2;/var/lib/php/sessions", "files:///dir?depth=N"),
+            ("2;0600;/var/lib/php/sessions", "files:///dir?depth=N&mode=MODE"),
             ("/var/lib/php;x", "files:///dir?depth=N"),
             ("ftp://host/x", "unknown scheme \"ftp\""),
             ("redis://127.0.0.1:6379", "not built into this version"),
@@ -329,6 +333,8 @@ mod tests {
             assert!(e.contains(want), "{input:?}: {e}");
             assert!(e.contains("accepted forms"), "{input:?}: {e}");
         }
+        let e = parse("sqlite:///data/x\n.db", tmp()).unwrap_err().to_string();
+        assert!(e.contains("x\\n.db") && !e.contains('\n'), "control characters are escaped: {e}");
         let huge = format!("sqlite:///{}", "a".repeat(5000));
         assert!(parse(&huge, tmp()).unwrap_err().to_string().contains("at most 4096"));
     }

@@ -61,8 +61,9 @@ impl FilesStore {
         self.dir_for(id).join(format!("sess_{}", id.as_str()))
     }
 
+    /// Error context for an operation (the caller adds which store it is).
     fn ctx(&self, what: &str, p: &Path) -> String {
-        format!("{}: {what} {}", self.name, p.display())
+        format!("{what} {}", p.display())
     }
 
     fn ensure_dir(&self, id: &SessionId) -> anyhow::Result<()> {
@@ -86,7 +87,8 @@ impl FilesStore {
     fn replace(&self, id: &SessionId, data: &[u8]) -> anyhow::Result<()> {
         self.ensure_dir(id)?;
         let path = self.path_for(id);
-        let tmp = self.dir_for(id).join(format!(".sess_{}.{}.tmp", id.as_str(), Token::new().as_str()));
+        // Not named after the id: ".sess_" + a 250-character id + a token would pass NAME_MAX.
+        let tmp = self.dir_for(id).join(format!(".sess_{}.tmp", Token::new().as_str()));
         let r = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -279,7 +281,7 @@ impl Store for FilesStore {
         }
         let mut n = 0;
         walk(&self.opts.dir, self.opts.depth, max_lifetime, &mut n)
-            .with_context(|| format!("{}: gc cannot scan the directory", self.name))?;
+            .context("gc cannot scan the directory")?;
         Ok(n)
     }
 }
@@ -312,6 +314,18 @@ mod tests {
         fs::write(dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";").unwrap();
         let id2 = SessionId::parse(b"abc999").unwrap();
         assert_eq!(s.load(&id2, Duration::from_secs(60)).unwrap().unwrap(), b"php|s:1:\"x\";");
+    }
+
+    #[test]
+    fn longest_storable_ids_are_written() {
+        let dir = TempDir::new("files-longid");
+        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        // NAME_MAX is 255: "sess_" + 250 characters is the longest file name PHP's handler can store.
+        let id = SessionId::parse("L".repeat(250).as_bytes()).unwrap();
+        let t = Token::new();
+        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), Duration::from_secs(60)).unwrap(), Acquire::Locked(None));
+        assert_eq!(s.save(&id, b"x|i:1;", Duration::from_secs(60), Some(&t)).unwrap(), Saved::Done);
+        assert_eq!(s.load(&id, Duration::from_secs(60)).unwrap().unwrap(), b"x|i:1;");
     }
 
     #[test]

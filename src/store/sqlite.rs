@@ -59,7 +59,8 @@ impl SqliteStore {
     fn connect(o: &SqliteOptions) -> anyhow::Result<Connection> {
         let dir = o.path.parent().unwrap_or(Path::new("/"));
         if !dir.is_dir() {
-            return Err(anyhow!("directory {} does not exist", dir.display()));
+            let why = if dir.exists() { "is not a directory" } else { "does not exist" };
+            return Err(anyhow!("directory {} {why}", dir.display()));
         }
         if o.path.is_dir() {
             return Err(anyhow!("{} is a directory, not a database file", o.path.display()));
@@ -94,12 +95,12 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    /// Marks the connection as not reusable after any error and names the database in the message.
+    /// Marks the connection as not reusable after any error (the caller names the database).
     fn guard<T>(&mut self, r: anyhow::Result<T>) -> anyhow::Result<T> {
-        r.map_err(|e| {
+        if r.is_err() {
             self.broken = true;
-            e.context(self.name.clone())
-        })
+        }
+        r
     }
 
     fn load_in(conn: &Connection, id: &SessionId, max_lifetime: Duration, now: f64) -> rusqlite::Result<Option<Vec<u8>>> {
@@ -364,5 +365,14 @@ mod tests {
             .unwrap();
         let msg = format!("{e:#}");
         assert!(msg.contains("c.sqlite") && msg.contains("not a database"), "{msg}");
+
+        let e = SqliteStore::open(&SqliteOptions {
+            path: dir.path().join("c.sqlite/x.sqlite"),
+            busy_timeout: Duration::from_secs(1),
+            synchronous_full: false,
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{e:#}").contains("c.sqlite is not a directory"), "{e:#}");
     }
 }
