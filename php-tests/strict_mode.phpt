@@ -37,6 +37,13 @@ foreach ($engines as $engine => $dsn) {
     session_abort();
     echo "stored after start + abort: ", sp_yn(sp_stored($dsn, $fresh)), "\n";
     echo storage($engine, $dsn), "\n";
+    // Once data is written, the new session is stored.
+    session_id('');
+    session_start();
+    $second = session_id();
+    $_SESSION['w'] = 1;
+    session_write_close();
+    echo "second new id differs: ", sp_yn($second !== $fresh), ", stored after writing data: ", sp_yn(sp_stored($dsn, $second)), "\n";
     // ... and since nothing was stored, strict mode does not accept that id afterwards.
     $r = sp_cycle($dsn, $fresh, null, STRICT);
     echo "aborted id offered again: ", session_id() === $fresh ? 'accepted' : 'replaced', "\n";
@@ -84,6 +91,7 @@ bool(true)
 new id: 32 hex characters
 stored after start + abort: no
 sessions rows: 1, session_locks rows: 0
+second new id differs: yes, stored after writing data: yes
 aborted id offered again: replaced
 unknown id: started=true, id after start is a new 32-character id
 client's id stored: no; new id stored: yes
@@ -94,6 +102,7 @@ bool(true)
 new id: 32 hex characters
 stored after start + abort: no
 files: [sess_strictexpired]
+second new id differs: yes, stored after writing data: yes
 aborted id offered again: replaced
 unknown id: started=true, id after start is a new 32-character id
 client's id stored: no; new id stored: yes

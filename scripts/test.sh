@@ -40,7 +40,7 @@ p_pass=${p_pass:-0}; p_fail=${p_fail:-0}; p_skip=${p_skip:-0}
 # Anything that did not pass (failed, skipped, borked, or never ran) is a failure.
 p_bad=$((total - p_pass))
 echo "phpt: $total tests, $p_pass passed, $p_fail failed, $p_skip skipped, $p_bork borked (log: $LOG_DIR/phpt.log)"
-for f in $(sed -nE 's/^(FAIL|BORK).*\[(.*)\]$/\2/p' "$LOG_DIR/phpt.log"); do
+for f in $(sed -nE 's/^(FAIL|BORK).*\[(.*)\] *$/\2/p' "$LOG_DIR/phpt.log"); do
   [[ -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.diff"; head -40 "${f%.phpt}.diff"; }
   [[ -f ${f%.phpt}.out ]] && [[ ! -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.out"; head -40 "${f%.phpt}.out"; }
 done
