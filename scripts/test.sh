@@ -26,6 +26,27 @@ if [[ $cargo_status -ne 0 ]] && ! grep -q "^test result: FAILED" "$LOG_DIR/cargo
   failed=$((failed + 1))
 fi
 
+# --- servers -----------------------------------------------------------------------------------
+# Each scripts/services/<name>.sh takes "start <state-dir>" / "stop <state-dir>". start launches its
+# servers on 127.0.0.1 (ports of its own) and appends KEY=VALUE lines for the tests to
+# <state-dir>/env; a start that fails is a test failure, never a skip. Everything is stopped on exit.
+SERVICES_DIR="$PWD/target/services"
+rm -rf "$SERVICES_DIR"; mkdir -p "$SERVICES_DIR"; : > "$SERVICES_DIR/env"
+stop_services() {
+  for svc in scripts/services/*.sh; do [[ -f $svc ]] && bash "$svc" stop "$SERVICES_DIR" >/dev/null 2>&1; done
+  return 0
+}
+trap stop_services EXIT
+for svc in scripts/services/*.sh; do
+  [[ -f $svc ]] || continue
+  echo "== start $(basename "$svc" .sh)"
+  if ! bash "$svc" start "$SERVICES_DIR"; then
+    echo "service $(basename "$svc" .sh) failed to start"
+    failed=$((failed + 1))
+  fi
+done
+set -a; . "$SERVICES_DIR/env"; set +a
+
 # --- phpt --------------------------------------------------------------------------------------
 echo "== phpt"
 total=$(find php-tests -name '*.phpt' | wc -l)
