@@ -14,22 +14,11 @@ mkdir -p "$LOG_DIR"
 passed=0
 failed=0
 
-# --- cargo -------------------------------------------------------------------------------------
-echo "== cargo test"
-cargo test --release 2>&1 | tee "$LOG_DIR/cargo.log" | grep -E "^test result:|FAILED|panicked" || true
-cargo_status=${PIPESTATUS[0]}
-while read -r p f; do
-  passed=$((passed + p)); failed=$((failed + f))
-done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$LOG_DIR/cargo.log")
-if [[ $cargo_status -ne 0 ]] && ! grep -q "^test result: FAILED" "$LOG_DIR/cargo.log"; then
-  echo "cargo test did not run (build error?): see $LOG_DIR/cargo.log"
-  failed=$((failed + 1))
-fi
-
 # --- servers -----------------------------------------------------------------------------------
 # Each scripts/services/<name>.sh takes "start <state-dir>" / "stop <state-dir>". start launches its
 # servers on 127.0.0.1 (ports of its own) and appends KEY=VALUE lines for the tests to
-# <state-dir>/env; a start that fails is a test failure, never a skip. Everything is stopped on exit.
+# <state-dir>/env, which both cargo's and the phpt tests see; a start that fails is a test failure,
+# never a skip. Everything is stopped on exit.
 SERVICES_DIR="$PWD/target/services"
 rm -rf "$SERVICES_DIR"; mkdir -p "$SERVICES_DIR"; : > "$SERVICES_DIR/env"
 stop_services() {
@@ -46,6 +35,18 @@ for svc in scripts/services/*.sh; do
   fi
 done
 set -a; . "$SERVICES_DIR/env"; set +a
+
+# --- cargo -------------------------------------------------------------------------------------
+echo "== cargo test"
+cargo test --release 2>&1 | tee "$LOG_DIR/cargo.log" | grep -E "^test result:|FAILED|panicked" || true
+cargo_status=${PIPESTATUS[0]}
+while read -r p f; do
+  passed=$((passed + p)); failed=$((failed + f))
+done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$LOG_DIR/cargo.log")
+if [[ $cargo_status -ne 0 ]] && ! grep -q "^test result: FAILED" "$LOG_DIR/cargo.log"; then
+  echo "cargo test did not run (build error?): see $LOG_DIR/cargo.log"
+  failed=$((failed + 1))
+fi
 
 # --- phpt --------------------------------------------------------------------------------------
 echo "== phpt"
