@@ -18,7 +18,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 
 use super::ffi;
-use super::hooks::{guard, raise};
+use super::hooks::{guard, ini_max_lifetime, raise};
 use crate::dsn::{self, Engine};
 use crate::session::Request;
 use crate::settings::{self, Settings, DIRECTIVES};
@@ -67,10 +67,6 @@ fn option_value(v: &Zval) -> Option<String> {
         return Some(l.to_string());
     }
     v.string()
-}
-
-fn ini_max_lifetime() -> Duration {
-    Duration::from_secs(ffi::ini_long("session.gc_maxlifetime").max(0) as u64)
 }
 
 impl Handler {
