@@ -58,7 +58,7 @@ impl std::fmt::Display for DsnError {
             f,
             "invalid session.save_path \"{}\": {}; {}",
             mask_secrets(&self.save_path).escape_debug(),
-            self.reason,
+            hide_secrets(&self.save_path, &self.reason),
             ACCEPTED_FORMS
         )
     }
@@ -67,27 +67,57 @@ impl std::fmt::Display for DsnError {
 impl std::error::Error for DsnError {}
 
 /// Hides credentials in a DSN before it reaches a warning or phpinfo: `user:secret@` and the values of
-/// `auth=`, `password=`, `pass=` query parameters become `***`.
+/// `auth=`, `password=`, `pass=`, `secret=` query parameters (key matched case-insensitively, after
+/// percent-decoding) become `***`.
 pub fn mask_secrets(dsn: &str) -> String {
+    split_secrets(dsn).0
+}
+
+/// Replaces every secret of `dsn` (as written and percent-decoded) in `text` by `***`: a refusal's
+/// reason may quote the part of the DSN it could not parse.
+fn hide_secrets(dsn: &str, text: &str) -> String {
+    let mut out = text.to_string();
+    for secret in split_secrets(dsn).1 {
+        for form in [percent_decode(&secret).unwrap_or_default(), secret] {
+            if !form.is_empty() {
+                out = out.replace(&form, "***");
+            }
+        }
+    }
+    out
+}
+
+/// The masked DSN and the secrets it hid.
+fn split_secrets(dsn: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(dsn.len());
-    // userinfo: between "://" and the last '@' before the next '/'.
+    let mut secrets = Vec::new();
+    // userinfo: between "://" and the last '@' before the query. A password may hold '/' unencoded
+    // (base64), so the path does not end it; a DSN whose part after "://" starts with '/' has no
+    // host, hence no userinfo (sqlite:///dir@x/file).
     let mut rest = dsn;
     if let Some(p) = dsn.find("://") {
         let (head, tail) = dsn.split_at(p + 3);
         out.push_str(head);
-        let end = tail.find(['/', '?']).unwrap_or(tail.len());
-        if let Some(at) = tail[..end].rfind('@') {
-            let userinfo = &tail[..at];
-            match userinfo.find(':') {
-                Some(c) => {
-                    out.push_str(&userinfo[..c]);
-                    out.push_str(":***");
+        let end = tail.find('?').unwrap_or(tail.len());
+        match tail[..end].rfind('@').filter(|_| !tail.starts_with('/')) {
+            Some(at) => {
+                let userinfo = &tail[..at];
+                // Two '@' (one is in the path, or in an unencoded password): which part is the user
+                // name is a guess, so hide all of it.
+                match userinfo.find(':').filter(|&c| !userinfo[..c].contains('@')) {
+                    Some(c) => {
+                        out.push_str(&userinfo[..c]);
+                        out.push_str(":***");
+                        secrets.push(userinfo[c + 1..].to_string());
+                    }
+                    None => {
+                        out.push_str("***");
+                        secrets.push(userinfo.to_string());
+                    }
                 }
-                None => out.push_str("***"),
+                rest = &tail[at..];
             }
-            rest = &tail[at..];
-        } else {
-            rest = tail;
+            None => rest = tail,
         }
     }
     let (before, query) = match rest.split_once('?') {
@@ -100,7 +130,13 @@ pub fn mask_secrets(dsn: &str) -> String {
         let masked: Vec<String> = q
             .split('&')
             .map(|part| match part.split_once('=') {
-                Some((k, _)) if matches!(k.to_ascii_lowercase().as_str(), "auth" | "password" | "pass" | "secret") => {
+                Some((k, v))
+                    if matches!(
+                        percent_decode(k).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase().as_str(),
+                        "auth" | "password" | "pass" | "secret"
+                    ) =>
+                {
+                    secrets.push(v.to_string());
                     format!("{k}=***")
                 }
                 _ => part.to_string(),
@@ -108,7 +144,7 @@ pub fn mask_secrets(dsn: &str) -> String {
             .collect();
         out.push_str(&masked.join("&"));
     }
-    out
+    (out, secrets)
 }
 
 /// Parses `session.save_path`. `temp_dir` is PHP's `sys_get_temp_dir()`, used for an empty save_path.
@@ -146,7 +182,8 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
     match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => {
             let path = check_abs_path(path_part, true).map_err(err)?;
-            if path_part.ends_with('/') {
+            // "/dir/" and "/dir/." (also %2E-escaped) name a directory, whatever the file system says.
+            if path_part.ends_with('/') || path.file_name().is_none() || path.as_os_str().as_encoded_bytes().ends_with(b"/.") {
                 return Err(err(format!("{} names a directory; sqlite:// takes a file path", path.display())));
             }
             let mut o = SqliteOptions::at(path);
@@ -243,6 +280,11 @@ fn percent_decode(s: &str) -> Result<String, String> {
     if out.contains('\0') {
         return Err(format!("{s:?} decodes to a NUL byte"));
     }
+    // The raw DSN is checked for control characters; an escaped one (%0A) must not slip through
+    // into a file name or a message.
+    if out.chars().any(|c| c.is_ascii_control()) {
+        return Err(format!("{s:?} decodes to a control character"));
+    }
     Ok(out)
 }
 
@@ -310,6 +352,11 @@ mod tests {
             ("sqlite://relative.sqlite", "not absolute"),
             ("sqlite:///", "names a directory"),
             ("sqlite:///data/", "names a directory"),
+            // Found by fuzz/dsn: a trailing "." names the directory too.
+            ("sqlite:///.", "names a directory"),
+            ("sqlite:///data/.", "names a directory"),
+            ("sqlite:///data/x.db/%2E", "names a directory"),
+            ("sqlite:///data/.?busy_timeout=1", "names a directory"),
             ("sqlite:///data/../etc/x.db", "contains \"..\""),
             ("sqlite:///data/x.db?busy_timeout=abc", "busy_timeout=\"abc\" must be an integer"),
             ("sqlite:///data/x.db?busy_timeout=-1", "must be an integer"),
@@ -322,6 +369,10 @@ mod tests {
             ("sqlite:///data/x%zz.db", "bad percent-escape"),
             ("sqlite:///data/x%00.db", "NUL byte"),
             ("sqlite:///data/x\n.db", "control character"),
+            // Escaped control characters too (found by fuzz/dsn).
+            ("sqlite:///data/x%0a.db", "decodes to a control character"),
+            ("files:///var/s%09ess", "decodes to a control character"),
+            ("files:///var/sess?mode=%7f600", "decodes to a control character"),
             ("files://var/sess", "not absolute"),
             ("files:///var/sess?depth=9", "from 0 to 8"),
             ("files:///var/sess?mode=999", "octal permission bits"),
@@ -348,11 +399,29 @@ mod tests {
             ("tcp://h:6379?auth=hunter2&database=1", "tcp://h:6379?auth=***&database=1"),
             ("tcp://h:6379?prefix=x&password=hunter2", "tcp://h:6379?prefix=x&password=***"),
             ("sqlite:///a/b.db", "sqlite:///a/b.db"),
+            // A base64 password holds '/' unencoded: the path does not end the userinfo.
+            ("redis://:ab/cd+ef==@h:6379/0", "redis://:***@h:6379/0"),
+            ("redis://u:ab/cd@h/0?prefix=x", "redis://u:***@h/0?prefix=x"),
+            ("tcp://h:6379?p%61ssword=hunter2", "tcp://h:6379?p%61ssword=***"),
+            ("tcp://h:6379?AUTH=hunter2", "tcp://h:6379?AUTH=***"),
+            // No host, no userinfo: an '@' in a path is left alone.
+            ("files:///srv/app@v2/s", "files:///srv/app@v2/s"),
+            ("redis://pw@h/x@y:z", "redis://***@y:z"),
         ];
         for (input, want) in cases {
             assert_eq!(mask_secrets(input), want);
         }
-        let e = parse("redis://u:hunter2@h", tmp()).unwrap_err().to_string();
-        assert!(!e.contains("hunter2"), "{e}");
+        // Nor may the reason quote it (found by fuzz/mask_secrets).
+        for dsn in [
+            "redis://u:hunter2@h",
+            "redis://u:hunter2@h?auth=hunter2%zz",
+            "sqlite://u:hunter2@/x.db",
+            "files://u:hunter2@/d?mode=9",
+            "tcp://h?x=1&password=hunter%32",
+            "sqlite:///x.db?auth=hunter2&auth=hunter2",
+        ] {
+            let e = parse(dsn, tmp()).unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && e.contains("***"), "{dsn}: {e}");
+        }
     }
 }

@@ -21,12 +21,16 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
+/// Pools inherited across a fork: never closed (see above), but kept referenced, so that leak
+/// checkers (valgrind) see them as still reachable rather than as lost memory.
+static ABANDONED: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
+
 fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
     let mut guard = POOL.lock();
     let pid = std::process::id();
     if guard.as_ref().is_some_and(|p| p.pid != pid) {
         if let Some(inherited) = guard.take() {
-            std::mem::forget(inherited);
+            ABANDONED.lock().push(inherited);
         }
     }
     f(guard.get_or_insert_with(|| Pool { pid, idle: HashMap::new() }))

@@ -112,7 +112,19 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
             String::new()
         } else {
             // SAFETY: PHP passes a NUL-terminated string.
-            unsafe { CStr::from_ptr(save_path) }.to_string_lossy().into_owned()
+            let raw = unsafe { CStr::from_ptr(save_path) };
+            match raw.to_str() {
+                Ok(p) => p.to_owned(),
+                // Not replaced lossily: U+FFFD would name another file than the one configured.
+                Err(_) => {
+                    let e = dsn::DsnError {
+                        save_path: raw.to_string_lossy().into_owned(),
+                        reason: "it is not valid UTF-8".into(),
+                    };
+                    php_error(&ErrorType::Warning, &format!("session_proxy: {e}"));
+                    return FAILURE;
+                }
+            }
         };
         let settings = current_settings();
         // session_reset() opens again while the session is active: keep the request (and its lock).

@@ -117,6 +117,17 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Before a change: the path must still name the file this connection opened. A database removed
+    /// (or its directory) or replaced while a request ran would take the write into an orphaned inode
+    /// and report success; refuse instead, so the request is told its change was not stored.
+    fn check_file(&mut self) -> anyhow::Result<()> {
+        if file_identity(&self.path) == Some(self.identity) {
+            return Ok(());
+        }
+        self.broken = true;
+        Err(anyhow!("the database file {} was removed or replaced while this request ran", self.path.display()))
+    }
+
     /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock.
     fn under_lock(
         &mut self,
@@ -124,6 +135,7 @@ impl SqliteStore {
         owner: Option<&Token>,
         f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
     ) -> anyhow::Result<Saved> {
+        self.check_file()?;
         let r = (|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(owner) = owner {
@@ -227,6 +239,7 @@ impl Store for SqliteStore {
     }
 
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+        self.check_file()?;
         let r = (|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute(params![id.as_str()])?;
@@ -323,6 +336,37 @@ mod tests {
         assert!(!s.still_valid());
         let _fresh = store(&dir);
         assert!(!s.still_valid(), "a new file at the same path is another database");
+    }
+
+    #[test]
+    fn changes_to_a_removed_or_replaced_file_are_refused() {
+        let dir = TempDir::new("sqlite-gone");
+        let path = dir.path().join("s.sqlite");
+        let id = SessionId::parse(b"gone").unwrap();
+        let life = Duration::from_secs(60);
+        let t = Token::new();
+        // Removed between read and write (the directory wiped by a deploy, a cleanup job).
+        let mut s = store(&dir);
+        s.save(&id, b"old", life, None).unwrap();
+        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(b"old".to_vec())));
+        std::fs::remove_file(&path).unwrap();
+        let e = s.save(&id, b"new", life, Some(&t)).unwrap_err();
+        assert!(format!("{e:#}").contains("was removed or replaced"), "{e:#}");
+        assert!(s.touch(&id, life, Some(&t)).is_err());
+        assert!(s.destroy(&id, Some(&t)).is_err());
+        assert!(!s.reusable());
+        // Replaced by another database (a restore): the new file is not written through the old handle.
+        let mut s = store(&dir);
+        s.save(&id, b"v1", life, None).unwrap();
+        let other = dir.path().join("other.sqlite");
+        let mut o = SqliteStore::open(&SqliteOptions { path: other.clone(), busy_timeout: Duration::from_secs(5), synchronous_full: false }).unwrap();
+        o.save(&id, b"restored", life, None).unwrap();
+        drop(o);
+        std::fs::rename(&other, &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert!(s.save(&id, b"v2", life, None).is_err());
+        assert!(s.destroy(&id, None).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the new file is untouched");
     }
 
     #[test]
