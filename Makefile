@@ -4,7 +4,7 @@ PHP       ?= php
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8080
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test soak demo bench clean
 
 all: build
 
@@ -16,6 +16,11 @@ build: deps
 
 test: build
 	@bash scripts/test.sh
+
+# The long checks (about 25 min on 2 cores): fuzzing of the parsers, the phpt suite under valgrind,
+# the php-fpm soak; one summary at the end. See scripts/soak.sh for the knobs.
+soak: build
+	@bash scripts/soak.sh
 
 # Serves demo/index.php with PHP's built-in server on the zero-config SQLite default
 # (empty session.save_path: session_proxy.sqlite in the system temp dir).
