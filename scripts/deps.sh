@@ -4,9 +4,11 @@
 set -euo pipefail
 
 # php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; php8.2-sqlite3: tests inspect the schema; clang/libclang-dev: bindgen for ext-php-rs.
+# memcached: test servers for the memcached engine; php8.2-memcached (+ igbinary, msgpack it loads first): the peer the compatibility tests and bench compare with.
 PACKAGES=(
   php8.2-cli php8.2-dev php8.2-sqlite3
   clang libclang-dev
+  memcached php8.2-memcached php8.2-igbinary php8.2-msgpack
 )
 
 missing=()
