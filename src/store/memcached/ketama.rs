@@ -5,8 +5,10 @@
 //! - all weights equal (the default): `MEMCACHED_BEHAVIOR_KETAMA` keeps libmemcached's default hash,
 //!   Jenkins one-at-a-time, for both the continuum points and the keys; 100 points per server named
 //!   `host:port-N` (`host-N` on port 11211), N from 0;
-//! - any weight above 1: libmemcached switches to weighted ketama: 160 points per server scaled by its
-//!   share of the total weight, four per MD5 digest of `host:port-N`; keys hashed with one-at-a-time.
+//! - weighted (`weights=`; php-memcached with `memcached.sess_consistent_hash_type=ketama_weighted` and
+//!   `host:port:weight` servers): 160 points per server scaled by its share of the total weight, four
+//!   per MD5 digest of `host:port-N`; keys hashed with MD5 too (first four bytes, little-endian).
+//!   (With plain `ketama`, php-memcached 3.2.0 / libmemcached 1.1.4 ignore weights: checked.)
 //!
 //! Keys are hashed without the prefix (libmemcached's namespace is not part of the hash). Checked
 //! against the real php-memcached in php-tests/memcached_placement.phpt.
@@ -29,12 +31,17 @@ pub fn one_at_a_time(key: &[u8]) -> u32 {
 pub struct Continuum {
     /// (point, server index), sorted.
     points: Vec<(u32, usize)>,
+    weighted: bool,
+}
+
+fn md5_u32(key: &[u8]) -> u32 {
+    let d = md5::compute(key).0;
+    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
 }
 
 impl Continuum {
     /// `names[i]` is server i as libmemcached names it (`host:port`, or `host` on port 11211).
-    pub fn new(names: &[String], weights: &[u32]) -> Self {
-        let weighted = weights.iter().any(|w| *w > 1);
+    pub fn new(names: &[String], weights: &[u32], weighted: bool) -> Self {
         let total: u64 = weights.iter().map(|w| (*w).max(1) as u64).sum();
         let mut points = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -55,7 +62,7 @@ impl Continuum {
             }
         }
         points.sort_unstable();
-        Continuum { points }
+        Continuum { points, weighted }
     }
 
     /// The server for a key (hashed without prefix).
@@ -63,7 +70,7 @@ impl Continuum {
         if self.points.is_empty() {
             return 0;
         }
-        let h = one_at_a_time(key);
+        let h = if self.weighted { md5_u32(key) } else { one_at_a_time(key) };
         let i = self.points.partition_point(|(p, _)| *p < h);
         self.points.get(i).unwrap_or(&self.points[0]).1
     }
@@ -85,7 +92,7 @@ mod tests {
         // Placements observed with Debian's php8.2-memcached 3.2.0 (libmemcached 1.1.4) writing sessions
         // to these three servers (index in this list).
         let names: Vec<String> = ["127.0.0.1:21301", "127.0.0.1:21302", "127.0.0.1:21303"].iter().map(|s| s.to_string()).collect();
-        let c = Continuum::new(&names, &[1, 1, 1]);
+        let c = Continuum::new(&names, &[1, 1, 1], false);
         for (key, want) in KNOWN {
             assert_eq!(c.pick(key.as_bytes()), *want, "{key}");
         }
@@ -100,10 +107,28 @@ mod tests {
     #[test]
     fn weighted_ring_favours_heavy_servers() {
         let names: Vec<String> = ["a:1", "b:2"].iter().map(|s| s.to_string()).collect();
-        let c = Continuum::new(&names, &[3, 1]);
+        let c = Continuum::new(&names, &[3, 1], true);
         let heavy = (0..4000).filter(|i| c.pick(format!("k{i}").as_bytes()) == 0).count();
         assert!(heavy > 2500, "{heavy}");
     }
+
+    #[test]
+    fn weighted_placement_matches_php_memcached() {
+        // php-memcached with memcached.sess_consistent_hash_type=ketama_weighted and save_path
+        // 127.0.0.1:21301:3,127.0.0.1:21302:1,127.0.0.1:21303:1 (300 of 300 checked; 183/70/47 split).
+        let names: Vec<String> = ["127.0.0.1:21301", "127.0.0.1:21302", "127.0.0.1:21303"].iter().map(|s| s.to_string()).collect();
+        let c = Continuum::new(&names, &[3, 1, 1], true);
+        for (key, want) in KNOWN_WEIGHTED {
+            assert_eq!(c.pick(key.as_bytes()), *want, "{key}");
+        }
+    }
+
+    const KNOWN_WEIGHTED: &[(&str, usize)] = &[
+        ("sid0e50eb7598b580311bab8f39bb8f4815b", 2), ("sid16dbf9ac2da09ee1d3debf5a51873ec6d", 2),
+        ("sid28e683187a00e5d462a4aeee69e9d3d9c", 0), ("sid31414c9756505ddfb8ba0a3b6fc9d691f", 1),
+        ("sid4bf947d200d7b021b18d38437f3bc1940", 2), ("sid5f4fe292eb01627a0219872d44a305ec5", 0),
+        ("sid69d1c815ede9bca71c14a44593b1dcc53", 0), ("sid72436f23b98933a71439259c4bca8674b", 1),
+    ];
 
     const KNOWN: &[(&str, usize)] = &[
         ("sid0e50eb7598b580311bab8f39bb8f4815b", 2), ("sid16dbf9ac2da09ee1d3debf5a51873ec6d", 1),

@@ -78,6 +78,9 @@ pub struct MemcachedStore {
     foreign: HashMap<String, (u64, Instant)>,
     /// Servers marked down so far (a failed step is retried on the remaining ones with replicas).
     downs: u64,
+    /// By data key: the server a session was last read from and the CAS it had there (None: absent).
+    /// A locked write is guarded by it (see `store_and_release`).
+    read_cas: HashMap<String, (usize, Option<u64>)>,
 }
 
 type Req<'a> = (usize, String, Option<&'a [u8]>);
@@ -125,7 +128,7 @@ fn lock_ttl(expire: Duration) -> u64 {
 impl MemcachedStore {
     pub fn open(o: &MemcachedOptions) -> anyhow::Result<Self> {
         let names: Vec<String> = o.servers.iter().map(ServerAddr::ketama_name).collect();
-        let ring = ketama::Continuum::new(&names, &o.weights);
+        let ring = ketama::Continuum::new(&names, &o.weights, o.weighted);
         let servers = o
             .servers
             .iter()
@@ -140,7 +143,7 @@ impl MemcachedStore {
             .collect();
         // Connections are made on first use: a server that is down must not fail requests whose
         // sessions live on the others.
-        Ok(MemcachedStore { o: o.clone(), servers, ring, held: HashMap::new(), foreign: HashMap::new(), downs: 0 })
+        Ok(MemcachedStore { o: o.clone(), servers, ring, held: HashMap::new(), foreign: HashMap::new(), downs: 0, read_cas: HashMap::new() })
     }
 
     /// Runs one step; with replicas, a step that failed because a server just went down is run once
@@ -323,11 +326,22 @@ impl MemcachedStore {
                     // Older than today's gc_maxlifetime allows: absent, and removed (unless rewritten since).
                     let cas = f.cas.unwrap_or(0);
                     let _ = self.exec(&[(s, format!("md {key} C{cas}"), None)]);
+                    if value {
+                        self.remember_read(key, s, None);
+                    }
                     return Ok(None);
                 }
-                Ok(Reply::Value(d, _)) => return Ok(Some(d)),
+                Ok(Reply::Value(d, f)) => {
+                    self.remember_read(key, s, f.cas);
+                    return Ok(Some(d));
+                }
                 Ok(Reply::Done(_)) => return Ok(Some(Vec::new())),
-                Ok(Reply::Miss) => missed = true,
+                Ok(Reply::Miss) => {
+                    if value && !missed {
+                        self.remember_read(key, s, None);
+                    }
+                    missed = true
+                }
                 Ok(other) => errors.push(format!("memcached server {}: unexpected reply {other:?}", self.label(s))),
                 Err(e) => errors.push(e),
             }
@@ -337,6 +351,18 @@ impl MemcachedStore {
         } else {
             Err(anyhow!(errors.join("; ")))
         }
+    }
+
+    fn remember_read(&mut self, key: &str, s: usize, cas: Option<u64>) {
+        // A pooled store lives as long as its worker: keep these maps small (one request uses one or
+        // two entries; reads without a later write leave theirs behind).
+        if self.read_cas.len() >= 64 {
+            self.read_cas.clear();
+        }
+        if self.foreign.len() >= 64 {
+            self.foreign.clear();
+        }
+        self.read_cas.insert(key.to_string(), (s, cas));
     }
 
     fn check_size(&mut self, key: &str, len: usize, targets: &[usize]) -> anyhow::Result<()> {
@@ -425,7 +451,20 @@ impl MemcachedStore {
             None => None,
         };
         let (line, is_write) = op(&key);
-        let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, line.clone(), data)).collect();
+        // A locked write is conditional on the session being as this request read it: the CAS it had
+        // (or its absence: add). With the lock and the session on different servers, the read is
+        // pipelined with the lock's add and could (in a very narrow race with a holder's release)
+        // have been served before the previous holder's write landed; the condition turns that into
+        // a refused write with a warning instead of a lost update.
+        let read = self.read_cas.remove(&key).filter(|_| lock.is_some() && is_write);
+        let mut reqs: Vec<Req> = targets
+            .iter()
+            .map(|&s| match read {
+                Some((rs, Some(cas))) if rs == s => (s, format!("{line} C{cas}"), data),
+                Some((rs, None)) if rs == s => (s, format!("{line} ME"), data),
+                _ => (s, line.clone(), data),
+            })
+            .collect();
         let lkey = self.lock_key(id);
         let together = matches!(lock, Some((ls, _)) if targets == [ls]);
         if let (true, Some((ls, cas))) = (together, lock) {
@@ -434,10 +473,16 @@ impl MemcachedStore {
         let replies = self.exec(&reqs);
         let mut stored = 0;
         let mut errors = Vec::new();
+        let mut conflict = Vec::new();
         for (r, &s) in replies.iter().zip(&targets) {
             match r {
                 Ok(Reply::Done(_)) | Ok(Reply::Miss) if !is_write => stored += 1,
                 Ok(Reply::Done(_)) => stored += 1,
+                Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) if is_write => conflict.push(format!(
+                    "the session changed on memcached server {} after this request read it (another request \
+                     released its lock while this one was taking it); this request's changes were not saved",
+                    self.label(s)
+                )),
                 Ok(Reply::Error(e)) => errors.push(format!("memcached server {}: {e}", self.label(s))),
                 Ok(other) => errors.push(format!("memcached server {}: unexpected reply {other:?}", self.label(s))),
                 Err(e) => errors.push(e.clone()),
@@ -445,6 +490,9 @@ impl MemcachedStore {
         }
         if together {
             self.held.remove(id.as_str());
+        }
+        if let Some(c) = conflict.pop() {
+            bail!("{c}");
         }
         if stored == 0 {
             // The lock (if not released in the batch) stays for the session layer to release.

@@ -14,7 +14,6 @@ pub const DEFAULT_PREFIX: &str = "memc.sess.key.";
 pub const DEFAULT_PORT: u16 = 11211;
 const MAX_SERVERS: usize = 64;
 
-pub const FORM: &str = "\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...]\"";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ServerAddr {
@@ -48,6 +47,9 @@ pub struct MemcachedOptions {
     pub servers: Vec<ServerAddr>,
     /// Ketama weights, one per server (all 1 unless `weights=` is given).
     pub weights: Vec<u32>,
+    /// `weights=` given: libmemcached's weighted (MD5) continuum, as php-memcached's
+    /// `memcached.sess_consistent_hash_type=ketama_weighted`.
+    pub weighted: bool,
     /// Prepended to every key (session and lock), not hashed: php-memcached's `memcached.sess_prefix`.
     pub prefix: String,
     /// Extra copies of each session on the next servers of the list (libmemcached's replica layout).
@@ -64,6 +66,7 @@ impl MemcachedOptions {
         MemcachedOptions {
             servers,
             weights: vec![1; n],
+            weighted: false,
             prefix: DEFAULT_PREFIX.into(),
             replicas: 0,
             timeout: Duration::from_millis(1000),
@@ -164,6 +167,7 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
                         o.servers.len()
                     ));
                 }
+                o.weighted = true;
                 o.weights = w.iter().map(|x| int("weights", x, 1, 1000).map(|n| n as u32)).collect::<Result<_, _>>()?;
             }
             _ => {
@@ -209,6 +213,7 @@ mod tests {
                     timeout: Duration::from_millis(250),
                     retry: Duration::ZERO,
                     weights: vec![1, 2, 3],
+                    weighted: true,
                     ..MemcachedOptions::new(vec![tcp("a", 1), tcp("b", 2), tcp("c", 3)])
                 },
             ),

@@ -115,3 +115,27 @@ fn ttl_over_30_days_is_sent_as_a_unix_time() {
     assert_eq!(s.load(&id, Duration::from_secs(40 * 86400)).unwrap().as_deref(), Some(&b"v"[..]));
 }
 
+
+#[test]
+fn a_locked_write_over_a_stale_read_is_refused() {
+    // Simulates the race the CAS guard covers: the session changes between the read under the lock
+    // and the write (here: a writer that ignores locks, as php-memcached's destroy or a locking=off
+    // request would).
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    let (mut a, mut b) = (MemcachedStore::open(&o).unwrap(), MemcachedStore::open(&o).unwrap());
+    let id = sid("stale");
+    let life = Duration::from_secs(60);
+    a.save(&id, b"v1", life, None).unwrap();
+    let t = Token::new();
+    assert_eq!(a.lock_and_load(&id, &t, Duration::from_secs(30), life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+    b.save(&id, b"other", life, None).unwrap();
+    let e = a.save(&id, b"mine", life, Some(&t)).unwrap_err().to_string();
+    assert!(e.contains("changed on memcached server 127.0.0.1:") && e.contains("not saved"), "{e}");
+    assert_eq!(b.load(&id, life).unwrap().as_deref(), Some(&b"other"[..]));
+    // A new session is written with add: one created meanwhile is not overwritten either.
+    let id2 = sid("stale2");
+    assert_eq!(a.lock_and_load(&id2, &t, Duration::from_secs(30), life).unwrap(), Acquire::Locked(None));
+    b.save(&id2, b"first", life, None).unwrap();
+    assert!(a.save(&id2, b"mine", life, Some(&t)).is_err());
+    assert_eq!(b.load(&id2, life).unwrap().as_deref(), Some(&b"first"[..]));
+}
