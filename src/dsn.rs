@@ -7,7 +7,7 @@ use std::time::Duration;
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
 \"files:///abs/dir[?depth=N&mode=0600]\", \
-\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).

@@ -188,6 +188,9 @@ impl MemcachedStore {
     }
 
     fn lock_server(&self, id: &SessionId) -> usize {
+        if self.o.lock_with_session {
+            return self.data_targets(id)[0];
+        }
         self.targets(&format!("lock.{}", id.as_str()))[0]
     }
 

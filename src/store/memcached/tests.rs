@@ -139,3 +139,10 @@ fn a_locked_write_over_a_stale_read_is_refused() {
     assert!(a.save(&id2, b"mine", life, Some(&t)).is_err());
     assert_eq!(b.load(&id2, life).unwrap().as_deref(), Some(&b"first"[..]));
 }
+
+#[test]
+fn conformance_lock_with_session() {
+    let o = MemcachedOptions { lock_with_session: true, ..opts(three()) };
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}
