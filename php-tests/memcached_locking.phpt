@@ -37,7 +37,7 @@ lk_print_errors('A', $ra, $dsn);
 lk_print_errors('B', $rb, $dsn);
 $gap = ($rb['acquired'] ?? 0) - ($ra['release'] ?? INF);
 echo 'B waited >= 0.4 s: ', lk_check(($rb['waited'] ?? 0) >= 0.4, lk_s($rb['waited'] ?? 0)), "\n";
-echo 'B got the lock after A released it, within 50 ms: ', lk_check($gap >= 0 && $gap < 0.05, lk_s($gap)), "\n";
+echo 'B got the lock after A released it, within 100 ms: ', lk_check($gap >= 0 && $gap < 0.1, lk_s($gap)), "\n";
 echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
 
 echo "== timeout: fail and readonly\n";
@@ -140,7 +140,7 @@ echo 'stored: ', json_encode(lk_stored($dsn, 'over1')), "\n";
 A: no errors
 B: no errors
 B waited >= 0.4 s: yes
-B got the lock after A released it, within 50 ms: yes
+B got the lock after A released it, within 100 ms: yes
 B saw: {"n":2}
 == timeout: fail and readonly
 fail: session_start false, waited 0.3-2 s: yes
