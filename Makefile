@@ -26,6 +26,7 @@ demo: build
 
 bench: build
 	@bash bench/cycle.sh
+	@bash bench/memcached.sh
 
 clean:
 	cargo clean

@@ -5,7 +5,8 @@ Malformed session.save_path: session_start() fails, the warning names the proble
 require __DIR__ . '/inc/helpers.inc';
 
 const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", '
-    . '"files:///abs/dir[?depth=N&mode=0600]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
+    . '"files:///abs/dir[?depth=N&mode=0600]", '
+    . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in the system temp dir)';
 
 $d = sp_tmpdir('baddsn');

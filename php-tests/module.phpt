@@ -107,9 +107,9 @@ session_proxy support => enabled
 Version => (Cargo.toml version)
 Save handler => session_proxy
 Class => SessionProxy\Handler
-Engines => sqlite, files
+Engines => sqlite, files, memcached
 SQLite library => (sqlite version)
-DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
+DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
 Pooled connections (this process) => 0
 
 Directive => Local Value => Master Value

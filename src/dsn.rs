@@ -6,7 +6,8 @@ use std::time::Duration;
 
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
-\"files:///abs/dir[?depth=N&mode=0600]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"files:///abs/dir[?depth=N&mode=0600]\", \
+\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).
@@ -16,6 +17,7 @@ pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
 pub enum Engine {
     Sqlite(SqliteOptions),
     Files(FilesOptions),
+    Memcached(crate::store::memcached::MemcachedOptions),
 }
 
 impl Engine {
@@ -23,6 +25,7 @@ impl Engine {
         match self {
             Engine::Sqlite(_) => "sqlite",
             Engine::Files(_) => "files",
+            Engine::Memcached(_) => "memcached",
         }
     }
 }
@@ -184,7 +187,8 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
             }
             Ok(Engine::Files(o))
         }
-        "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel" | "memcached" => Err(err(format!(
+        "memcached" => crate::store::memcached::options::parse(path_part, params).map(Engine::Memcached).map_err(err),
+        "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel" => Err(err(format!(
             "the {scheme}:// engine is not built into this version of session_proxy"
         ))),
         other => Err(err(format!("unknown scheme {other:?}"))),
@@ -292,6 +296,29 @@ mod tests {
                 Engine::Files(FilesOptions { dir: "/var/sess".into(), depth: 2, mode: 0o660 }),
             ),
         ];
+        let mc = |servers: Vec<(&str, u16)>| {
+            crate::store::memcached::MemcachedOptions::new(
+                servers
+                    .into_iter()
+                    .map(|(h, p)| crate::store::memcached::ServerAddr::Tcp { host: h.into(), port: p })
+                    .collect(),
+            )
+        };
+        let cases: Vec<(&str, Engine)> = cases
+            .into_iter()
+            .chain([
+                ("memcached://127.0.0.1:11211", Engine::Memcached(mc(vec![("127.0.0.1", 11211)]))),
+                ("MEMCACHED://a:1,b", Engine::Memcached(mc(vec![("a", 1), ("b", 11211)]))),
+                (
+                    "memcached://a:1,b:2?replicas=1&prefix=x%2E",
+                    Engine::Memcached(crate::store::memcached::MemcachedOptions {
+                        replicas: 1,
+                        prefix: "x.".into(),
+                        ..mc(vec![("a", 1), ("b", 2)])
+                    }),
+                ),
+            ])
+            .collect();
         for (input, want) in cases {
             assert_eq!(parse(input, tmp()).unwrap(), want, "{input:?}");
         }
@@ -307,6 +334,9 @@ mod tests {
             ("/var/lib/php;x", "files:///dir?depth=N"),
             ("ftp://host/x", "unknown scheme \"ftp\""),
             ("redis://127.0.0.1:6379", "not built into this version"),
+            ("memcached://", "no server given"),
+            ("memcached://h:1?replicas=abc", "replicas=\"abc\""),
+            ("memcached://h:1?prefix=", "empty value"),
             ("sqlite://relative.sqlite", "not absolute"),
             ("sqlite:///", "names a directory"),
             ("sqlite:///data/", "names a directory"),
