@@ -6,7 +6,10 @@ use std::time::Duration;
 
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
-\"files:///abs/dir[?depth=N&mode=0600]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"files:///abs/dir[?depth=N&mode=0600]\", \
+\"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+\"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
+(or a comma list of them), an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).
@@ -16,6 +19,7 @@ pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
 pub enum Engine {
     Sqlite(SqliteOptions),
     Files(FilesOptions),
+    Redis(crate::store::redis::RedisOptions),
 }
 
 impl Engine {
@@ -23,6 +27,7 @@ impl Engine {
         match self {
             Engine::Sqlite(_) => "sqlite",
             Engine::Files(_) => "files",
+            Engine::Redis(_) => "redis",
         }
     }
 }
@@ -138,6 +143,10 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
         }
         return Err(err("it is neither a DSN (scheme://...) nor an absolute directory".into()));
     };
+    if matches!(scheme.to_ascii_lowercase().as_str(), "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel") {
+        // The Redis engine parses its own forms (phpredis' comma lists, per-server options).
+        return crate::store::redis::dsn::parse(trimmed).map(Engine::Redis).map_err(err);
+    }
     let (path_part, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -184,7 +193,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
             }
             Ok(Engine::Files(o))
         }
-        "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel" | "memcached" => Err(err(format!(
+        "memcached" => Err(err(format!(
             "the {scheme}:// engine is not built into this version of session_proxy"
         ))),
         other => Err(err(format!("unknown scheme {other:?}"))),
@@ -306,7 +315,9 @@ mod tests {
             ("2;0600;/var/lib/php/sessions", "files:///dir?depth=N&mode=MODE"),
             ("/var/lib/php;x", "files:///dir?depth=N"),
             ("ftp://host/x", "unknown scheme \"ftp\""),
-            ("redis://127.0.0.1:6379", "not built into this version"),
+            ("memcached://127.0.0.1:11211", "not built into this version"),
+            ("redis://127.0.0.1:6379?bogus=1", "unknown option \"bogus\""),
+            ("tcp://h:6379?auth=hunter2&weight=0", "weight=\"0\""),
             ("sqlite://relative.sqlite", "not absolute"),
             ("sqlite:///", "names a directory"),
             ("sqlite:///data/", "names a directory"),
@@ -352,7 +363,7 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(mask_secrets(input), want);
         }
-        let e = parse("redis://u:hunter2@h", tmp()).unwrap_err().to_string();
+        let e = parse("redis://u:hunter2@h?bogus=1", tmp()).unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Test servers for the Redis engine (see README.md here): two standalone redis-servers on 127.0.0.1
+# (the second one for phpredis' multi-server save_path lists), the first also on a unix socket.
+# Usage: redis.sh start|stop STATE_DIR. Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET.
+set -uo pipefail
+action=${1:?start|stop}
+state=${2:?state dir}
+dir="$state/redis"
+PORT=${SP_REDIS_PORT_BASE:-6391}
+PORTS=("$PORT" "$((PORT + 1))")
+
+stop() {
+  for f in "$dir"/*.pid; do
+    [[ -f $f ]] || continue
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+    rm -f "$f"
+  done
+  return 0
+}
+
+start_one() { # port [extra args...]
+  local port=$1; shift
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/$port.pid" --logfile "$dir/$port.log" "$@" >/dev/null ||
+    { echo "redis-server on 127.0.0.1:$port did not start"; return 1; }
+  for _ in $(seq 100); do
+    redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.05
+  done
+  echo "redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
+  return 1
+}
+
+case $action in
+  start)
+    command -v redis-server >/dev/null || { echo "redis-server is not installed (scripts/deps.sh)"; exit 1; }
+    mkdir -p "$dir"; stop
+    start_one "${PORTS[0]}" --unixsocket "$dir/redis.sock" --unixsocketperm 700 || { stop; exit 1; }
+    start_one "${PORTS[1]}" || { stop; exit 1; }
+    {
+      echo "SP_REDIS_PORT=${PORTS[0]}"
+      echo "SP_REDIS_PORT2=${PORTS[1]}"
+      echo "SP_REDIS_SOCKET=$dir/redis.sock"
+    } >> "$state/env"
+    ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop STATE_DIR"; exit 2 ;;
+esac

@@ -1,0 +1,464 @@
+//! The Redis engine: standalone servers over TCP or a unix socket, in phpredis' key layout.
+//!
+//! Keys (phpredis-compatible): data `<prefix><id>`, lock `<prefix><id>_LOCK` (value: our owner token),
+//! wake-up list `<prefix><id>_WAKE`. Expiry is Redis' own TTL (`session.gc_maxlifetime`), so gc has
+//! nothing to do.
+//!
+//! Round trips per request (see `tests::round_trips`):
+//! - locking on: one `EVALSHA` takes the lock and reads (`ACQUIRE`), one writes or refreshes and
+//!   releases with an owner check (`SAVE` / `TOUCH`);
+//! - locking off: one `GET`, one `SET … PX`.
+//!
+//! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
+//! the lock's remaining life and the caller's deadline; a lock held by phpredis (which does not
+//! push) is polled every 20 ms as phpredis itself does.
+
+pub mod dsn;
+
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, Value};
+
+use super::{Acquire, Saved, Store};
+use crate::id::SessionId;
+use crate::lock::Token;
+pub use dsn::RedisOptions;
+use dsn::{Addr, Node};
+
+/// Takes the lock (or finds it is already ours) and reads the data in one step.
+/// KEYS: data, lock. ARGV: token, lock expiry in ms.
+/// Returns {1, data?} when locked, {0, pttl, foreign} when another owner holds it.
+const ACQUIRE: &str = r#"
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= ARGV[1] then
+    local foreign = 0
+    if holder and string.find(holder, '|', 1, true) then foreign = 1 end
+    return {0, redis.call('PTTL', KEYS[2]), foreign}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+local d = redis.call('GET', KEYS[1])
+if d then return {1, d} end
+return {1}
+"#;
+
+/// Writes under our lock and releases it, waking one waiter. Nothing is written if the lock is not ours.
+/// KEYS: data, lock, wake. ARGV: token, data, ttl ms, wake-list life ms.
+const SAVE: &str = r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('RPUSH', KEYS[3], 1)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"#;
+
+/// Refreshes the TTL under our lock and releases it. KEYS: data, lock, wake. ARGV: token, ttl ms, wake ms.
+const TOUCH: &str = r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('RPUSH', KEYS[3], 1)
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+"#;
+
+/// Releases our lock (if it still is ours), optionally deleting the data. KEYS: data, lock, wake.
+/// ARGV: token, wake ms, "1" to delete the data.
+const RELEASE: &str = r#"
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('RPUSH', KEYS[3], 1)
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
+"#;
+
+/// How long a wake-up token waits for a waiter to pop it.
+const WAKE_LIFE_MS: u64 = 2000;
+/// Poll interval while phpredis (which sends no wake-up) holds the lock: phpredis' own.
+const FOREIGN_POLL: Duration = Duration::from_millis(20);
+/// Longest single block on the wake-up list: a safety net should a wake-up be lost (a waiter that
+/// popped it died before taking the lock).
+const MAX_BLOCK: Duration = Duration::from_millis(500);
+
+struct Script {
+    code: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(code: &'static str) -> Self {
+        Script { code, sha: redis::Script::new(code).get_hash().to_string() }
+    }
+}
+
+struct Scripts {
+    acquire: Script,
+    save: Script,
+    touch: Script,
+    release: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static S: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    S.get_or_init(|| Scripts {
+        acquire: Script::new(ACQUIRE),
+        save: Script::new(SAVE),
+        touch: Script::new(TOUCH),
+        release: Script::new(RELEASE),
+    })
+}
+
+struct Conn {
+    node: Node,
+    conn: Option<redis::Connection>,
+}
+
+pub struct RedisStore {
+    opts: RedisOptions,
+    conns: Vec<Conn>,
+    /// What the last Busy answer said: the lock's remaining life (ms, <0: none) and whether phpredis holds it.
+    last_busy: Option<(i64, bool)>,
+    /// Requests sent and answered (round trips), for tests and benchmarks.
+    round_trips: u64,
+}
+
+/// What a command needs to be retried safely on a fresh connection after a dropped one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Idempotent: run again on a new connection if the pooled one turns out dead.
+    Safe,
+    /// Not idempotent (a write under a lock that releases it): never run twice.
+    Never,
+}
+
+fn conn_info(node: &Node) -> anyhow::Result<ConnectionInfo> {
+    let addr = match &node.addr {
+        Addr::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
+        Addr::Unix(p) => ConnectionAddr::Unix(p.clone()),
+    };
+    let mut redis = RedisConnectionInfo::default().set_db(node.db).set_skip_set_lib_name();
+    if let Some(u) = &node.username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = &node.password {
+        redis = redis.set_password(p);
+    }
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| anyhow!("{}: {e}", node.addr))?
+        .set_redis_settings(redis)
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    Ok(info)
+}
+
+/// A redis error as an operator reads it: never the password (redis-rs does not put it in errors).
+fn explain(e: &redis::RedisError, node: &Node) -> String {
+    if e.is_timeout() {
+        format!("no answer within {:.3} s (read_timeout)", node.read_timeout.as_secs_f64())
+    } else {
+        e.to_string()
+    }
+}
+
+fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
+    let info = conn_info(node)?;
+    let client = redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+    let c = client.get_connection_with_timeout(node.connect_timeout).map_err(|e| {
+        if e.is_timeout() {
+            anyhow!("{}: cannot connect within {:.3} s (timeout)", node.addr, node.connect_timeout.as_secs_f64())
+        } else {
+            anyhow!("{}: cannot connect: {}", node.addr, explain(&e, node))
+        }
+    })?;
+    let t = Some(node.read_timeout);
+    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("{}: {e}", node.addr))?;
+    Ok(c)
+}
+
+fn evalsha(s: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Cmd {
+    let mut c = redis::cmd("EVALSHA");
+    c.arg(&s.sha).arg(keys.len());
+    keys.iter().for_each(|k| {
+        c.arg(*k);
+    });
+    args.iter().for_each(|a| {
+        c.arg(*a);
+    });
+    c
+}
+
+fn eval(s: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(s.code).arg(keys.len());
+    keys.iter().for_each(|k| {
+        c.arg(*k);
+    });
+    args.iter().for_each(|a| {
+        c.arg(*a);
+    });
+    c
+}
+
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOSCRIPT")
+}
+
+fn ms(d: Duration) -> Vec<u8> {
+    (d.as_millis().max(1) as u64).to_string().into_bytes()
+}
+
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+impl RedisStore {
+    /// Connects to every server of the DSN (one, unless phpredis' server list is used) lazily: the
+    /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
+    pub fn open(o: &RedisOptions) -> anyhow::Result<Self> {
+        let mut s = RedisStore {
+            opts: o.clone(),
+            conns: o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
+            last_busy: None,
+            round_trips: 0,
+        };
+        // Connect the first server now, so that `open` reports an unreachable server.
+        if s.conns.len() == 1 {
+            let c = connect(&s.conns[0].node)?;
+            s.conns[0].conn = Some(c);
+        }
+        Ok(s)
+    }
+
+    /// Round trips made so far (each a request and its answer).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
+    fn node_for(&self, id: &SessionId) -> usize {
+        dsn::pick_node(&self.opts.nodes, id.as_str().as_bytes())
+    }
+
+    fn keys(&self, idx: usize, id: &SessionId) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let data = format!("{}{}", self.conns[idx].node.prefix, id.as_str()).into_bytes();
+        let mut lock = data.clone();
+        lock.extend_from_slice(b"_LOCK");
+        let mut wake = data.clone();
+        wake.extend_from_slice(b"_WAKE");
+        (data, lock, wake)
+    }
+
+    /// Runs `f` on server `idx`'s connection, connecting first if needed. A pooled connection found
+    /// dead (the server restarted, an idle timeout) is replaced and, for `Retry::Safe`, the command is
+    /// sent again once. Any error drops the connection: its state is unknown.
+    fn run<T>(
+        &mut self,
+        idx: usize,
+        retry: Retry,
+        mut f: impl FnMut(&mut redis::Connection, &mut u64) -> redis::RedisResult<T>,
+    ) -> anyhow::Result<T> {
+        let mut fresh = false;
+        loop {
+            let c = &mut self.conns[idx];
+            if c.conn.is_none() {
+                c.conn = Some(connect(&c.node)?);
+                fresh = true;
+            }
+            let conn = c.conn.as_mut().expect("connected above");
+            match f(conn, &mut self.round_trips) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let node = c.node.clone();
+                    let dropped = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+                    if dropped || e.is_timeout() {
+                        c.conn = None;
+                    }
+                    if dropped && !e.is_timeout() && !fresh && retry == Retry::Safe {
+                        continue;
+                    }
+                    return Err(anyhow!("{}: {}", node.addr, explain(&e, &node)));
+                }
+            }
+        }
+    }
+
+    fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> anyhow::Result<Value> {
+        self.run(idx, retry, |c, rt| {
+            *rt += 1;
+            match evalsha(s, keys, args).query::<Value>(c) {
+                // The server lost its script cache (restart, SCRIPT FLUSH): send the body once.
+                Err(e) if is_noscript(&e) => {
+                    *rt += 1;
+                    eval(s, keys, args).query::<Value>(c)
+                }
+                r => r,
+            }
+        })
+    }
+
+    fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, cmd: Cmd) -> anyhow::Result<T> {
+        self.run(idx, Retry::Safe, |c, rt| {
+            *rt += 1;
+            cmd.query::<T>(c)
+        })
+    }
+
+    fn owned_step(&mut self, s: &'static Script, id: &SessionId, args: Vec<Vec<u8>>) -> anyhow::Result<Saved> {
+        let idx = self.node_for(id);
+        let (data, lock, wake) = self.keys(idx, id);
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let v = self.script(idx, Retry::Never, s, &[&data, &lock, &wake], &args)?;
+        match as_int(&v) {
+            Some(1) => Ok(Saved::Done),
+            Some(0) => Ok(Saved::LockLost),
+            _ => Err(anyhow!("unexpected answer {v:?} from the save script")),
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        self.opts.describe()
+    }
+
+    fn load(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+        let idx = self.node_for(id);
+        let (data, _, _) = self.keys(idx, id);
+        self.simple(idx, redis::cmd("GET").arg(data).clone())
+    }
+
+    fn lock_and_load(
+        &mut self,
+        id: &SessionId,
+        owner: &Token,
+        expire: Duration,
+        _max_lifetime: Duration,
+    ) -> anyhow::Result<Acquire> {
+        let idx = self.node_for(id);
+        let (data, lock, _) = self.keys(idx, id);
+        let s = &scripts().acquire;
+        // Safe to retry: the script treats a lock already holding our token as ours.
+        let v = self.script(idx, Retry::Safe, s, &[&data, &lock], &[owner.as_str().as_bytes(), &ms(expire)])?;
+        let Value::Array(items) = &v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
+        match (items.first().and_then(as_int), items.get(1)) {
+            (Some(1), None) => Ok(Acquire::Locked(None)),
+            (Some(1), Some(Value::BulkString(d))) => Ok(Acquire::Locked(Some(d.clone()))),
+            (Some(0), ttl) => {
+                let ttl = ttl.and_then(as_int).unwrap_or(-1);
+                let foreign = items.get(2).and_then(as_int) == Some(1);
+                self.last_busy = Some((ttl, foreign));
+                Ok(Acquire::Busy)
+            }
+            _ => Err(anyhow!("unexpected answer {v:?} from the lock script")),
+        }
+    }
+
+    fn wait_for_release(&mut self, id: &SessionId, deadline: Instant, _attempt: u32) -> anyhow::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (pttl, foreign) = self.last_busy.take().unwrap_or((-1, true));
+        let wait = if foreign || pttl < 0 {
+            FOREIGN_POLL
+        } else {
+            // Until the holder releases (it pushes a wake-up) or its lock expires, whichever is first.
+            Duration::from_millis(pttl as u64 + 1).min(MAX_BLOCK)
+        }
+        .min(left);
+        if foreign || pttl < 0 || wait < Duration::from_millis(2) {
+            std::thread::sleep(wait);
+            return Ok(());
+        }
+        let idx = self.node_for(id);
+        let (_, _, wake) = self.keys(idx, id);
+        let read_timeout = self.conns[idx].node.read_timeout;
+        let secs = format!("{:.3}", wait.as_secs_f64());
+        self.run(idx, Retry::Safe, |c, rt| {
+            *rt += 1;
+            c.set_read_timeout(Some(wait + read_timeout))?;
+            let r = redis::cmd("BLPOP").arg(&wake).arg(&secs).query::<Value>(c);
+            c.set_read_timeout(Some(read_timeout))?;
+            r
+        })?;
+        Ok(())
+    }
+
+    fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
+        match owner {
+            Some(t) => self.owned_step(
+                &scripts().save,
+                id,
+                vec![t.as_str().as_bytes().to_vec(), data.to_vec(), ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS))],
+            ),
+            None => {
+                let idx = self.node_for(id);
+                let (key, _, _) = self.keys(idx, id);
+                let () = self.simple(idx, redis::cmd("SET").arg(key).arg(data).arg("PX").arg(ms(ttl)).clone())?;
+                Ok(Saved::Done)
+            }
+        }
+    }
+
+    fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
+        match owner {
+            Some(t) => self.owned_step(
+                &scripts().touch,
+                id,
+                vec![t.as_str().as_bytes().to_vec(), ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS))],
+            ),
+            None => {
+                let idx = self.node_for(id);
+                let (key, _, _) = self.keys(idx, id);
+                let _: i64 = self.simple(idx, redis::cmd("PEXPIRE").arg(key).arg(ms(ttl)).clone())?;
+                Ok(Saved::Done)
+            }
+        }
+    }
+
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
+        let idx = self.node_for(id);
+        let (data, lock, wake) = self.keys(idx, id);
+        let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
+        self.script(idx, Retry::Safe, &scripts().release, &[&data, &lock, &wake], &[owner.as_str().as_bytes(), &wl, b"0"])?;
+        Ok(())
+    }
+
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+        let idx = self.node_for(id);
+        let (data, lock, wake) = self.keys(idx, id);
+        match owner {
+            Some(t) => {
+                let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
+                self.script(idx, Retry::Safe, &scripts().release, &[&data, &lock, &wake], &[t.as_str().as_bytes(), &wl, b"1"])?;
+            }
+            None => {
+                let _: i64 = self.simple(idx, redis::cmd("DEL").arg(data).clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn exists(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<bool> {
+        let idx = self.node_for(id);
+        let (data, _, _) = self.keys(idx, id);
+        let n: i64 = self.simple(idx, redis::cmd("EXISTS").arg(data).clone())?;
+        Ok(n > 0)
+    }
+
+    /// Redis expires sessions itself (TTL = session.gc_maxlifetime): nothing to do.
+    fn gc(&mut self, _max_lifetime: Duration) -> anyhow::Result<u64> {
+        Ok(0)
+    }
+
+    /// `persistent=0` asks for a connection per request.
+    fn reusable(&self) -> bool {
+        self.opts.persistent
+    }
+}
+
+#[cfg(test)]
+mod tests;

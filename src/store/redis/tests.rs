@@ -1,0 +1,184 @@
+//! Against the live redis-server that scripts/services/redis.sh starts (SP_REDIS_PORT, SP_REDIS_SOCKET).
+
+use std::time::{Duration, Instant};
+
+use super::dsn::{self, RedisOptions};
+use super::RedisStore;
+use crate::id::SessionId;
+use crate::lock::Token;
+use crate::store::tests::{conformance_ttl, expiring_locks};
+use crate::store::{Acquire, Saved, Store};
+
+const LIFE: Duration = Duration::from_secs(3600);
+
+fn port() -> u16 {
+    std::env::var("SP_REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("SP_REDIS_PORT is not set: run the tests with `make test` (scripts/test.sh starts redis-server)")
+}
+
+/// Options for the test server with a prefix of its own, so tests running in parallel never meet.
+fn opts(dsn_tail: &str) -> RedisOptions {
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    dsn::parse(&format!("redis://127.0.0.1:{}/0?prefix={prefix}{dsn_tail}", port())).unwrap()
+}
+
+fn id(s: &str) -> SessionId {
+    SessionId::parse(s.as_bytes()).unwrap()
+}
+
+fn raw() -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{}/0", port())).unwrap().get_connection().unwrap()
+}
+
+#[test]
+fn conformance_tcp() {
+    let o = opts("");
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    let o = opts("");
+    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+}
+
+#[test]
+fn conformance_unix_socket() {
+    let sock = std::env::var("SP_REDIS_SOCKET").expect("SP_REDIS_SOCKET is not set: run with `make test`");
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let o = dsn::parse(&format!("unix://{sock}?db=1&prefix={prefix}")).unwrap();
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    // db=1 really is another database.
+    let mut s = RedisStore::open(&o).unwrap();
+    s.save(&id("dbcheck"), b"x", LIFE, None).unwrap();
+    let n: i64 = redis::cmd("EXISTS").arg(format!("{prefix}dbcheck")).query(&mut raw()).unwrap();
+    assert_eq!(n, 0);
+}
+
+/// The claim in the README: two round trips per session cycle, locked or not.
+#[test]
+fn round_trips() {
+    let o = opts("");
+    let mut s = RedisStore::open(&o).unwrap();
+    let sid = id("rt");
+    let t = Token::new();
+    let before = s.round_trips();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(s.save(&sid, b"a|i:1;", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.round_trips() - before, 2, "locked cycle: acquire+read, write+release");
+    let before = s.round_trips();
+    assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
+    assert_eq!(s.touch(&sid, LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.round_trips() - before, 2, "locked lazy cycle");
+    let before = s.round_trips();
+    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:1;"[..]));
+    s.save(&sid, b"a|i:2;", LIFE, None).unwrap();
+    assert_eq!(s.round_trips() - before, 2, "unlocked cycle: GET, SET");
+    // After SCRIPT FLUSH the scripts are sent once more (EVALSHA → NOSCRIPT → EVAL), then cached.
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw()).unwrap();
+    let before = s.round_trips();
+    assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
+    assert_eq!(s.save(&sid, b"a|i:3;", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.round_trips() - before, 4);
+    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:3;"[..]));
+}
+
+#[test]
+fn keys_follow_phpredis_layout_and_ttl() {
+    let o = opts("");
+    let prefix = o.nodes[0].prefix.clone();
+    let mut s = RedisStore::open(&o).unwrap();
+    let sid = id("layout");
+    let t = Token::new();
+    s.lock_and_load(&sid, &t, Duration::from_secs(7), LIFE).unwrap();
+    let mut r = raw();
+    let holder: Option<String> = redis::cmd("GET").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
+    assert_eq!(holder.as_deref(), Some(t.as_str()));
+    let pttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
+    assert!(pttl > 6000 && pttl <= 7000, "{pttl}");
+    s.save(&sid, b"v", Duration::from_secs(100), Some(&t)).unwrap();
+    let data: Vec<u8> = redis::cmd("GET").arg(format!("{prefix}layout")).query(&mut r).unwrap();
+    assert_eq!(data, b"v");
+    let ttl: i64 = redis::cmd("TTL").arg(format!("{prefix}layout")).query(&mut r).unwrap();
+    assert!(ttl > 95 && ttl <= 100, "{ttl}");
+    let lock: i64 = redis::cmd("EXISTS").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
+    assert_eq!(lock, 0, "the lock is released by the write");
+    // A phpredis lock (value "host|pid") excludes us, and we never release it.
+    let () = redis::cmd("SET").arg(format!("{prefix}layout_LOCK")).arg("web1|4242").query(&mut r).unwrap();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(7), LIFE).unwrap(), Acquire::Busy);
+    assert_eq!(s.last_busy, Some((-1, true)));
+    s.unlock(&sid, &t).unwrap();
+    assert_eq!(s.save(&sid, b"mine", LIFE, Some(&t)).unwrap(), Saved::LockLost);
+    let holder: String = redis::cmd("GET").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
+    assert_eq!(holder, "web1|4242");
+}
+
+/// A waiter is woken by the release itself, well before the holder's lock would expire and faster
+/// than any fixed polling step.
+#[test]
+fn waiter_is_woken_by_the_release() {
+    let o = opts("");
+    let sid = id("wake");
+    let mut a = RedisStore::open(&o).unwrap();
+    let ta = Token::new();
+    assert_eq!(a.lock_and_load(&sid, &ta, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    let o2 = o.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut b = RedisStore::open(&o2).unwrap();
+        let tb = Token::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut attempt = 0;
+        let mut waits = 0;
+        loop {
+            match b.lock_and_load(&id("wake"), &tb, Duration::from_secs(30), LIFE).unwrap() {
+                Acquire::Locked(d) => return (d, Instant::now(), waits),
+                Acquire::Busy => {
+                    b.wait_for_release(&id("wake"), deadline, attempt).unwrap();
+                    attempt += 1;
+                    waits += 1;
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let released = Instant::now();
+    assert_eq!(a.save(&sid, b"from-a", LIFE, Some(&ta)).unwrap(), Saved::Done);
+    let (data, got, waits) = waiter.join().unwrap();
+    assert_eq!(data.as_deref(), Some(&b"from-a"[..]));
+    let latency = got.duration_since(released);
+    assert!(latency < Duration::from_millis(100), "woken {latency:?} after the release");
+    // 1.2 s of waiting in blocks of at most 500 ms: a handful of waits, not 1 ms polling.
+    assert!(waits <= 5, "{waits} waits");
+}
+
+#[test]
+fn dead_server_costs_one_error_naming_it_and_recovery_is_automatic() {
+    // Nothing listens on port 1 of the loopback: refused at once.
+    let o = dsn::parse("redis://127.0.0.1:1?timeout=0.5").unwrap();
+    let t = Instant::now();
+    let e = format!("{:#}", RedisStore::open(&o).err().expect("connection must fail"));
+    assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+    assert!(e.contains("127.0.0.1:1") && e.to_lowercase().contains("refused"), "{e}");
+
+    // A pooled connection killed by the server is replaced transparently for idempotent steps.
+    let o = opts("");
+    let mut s = RedisStore::open(&o).unwrap();
+    let sid = id("reconnect");
+    s.save(&sid, b"x", LIFE, None).unwrap();
+    let mut r = raw();
+    kill(&mut s, &mut r);
+    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"x"[..]));
+    kill(&mut s, &mut r);
+    let t = Token::new();
+    assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(5), LIFE).unwrap(), Acquire::Locked(Some(_))));
+    // A write that releases a lock is never sent twice: a dropped connection there is an error…
+    kill(&mut s, &mut r);
+    let e = format!("{:#}", s.save(&sid, b"y", LIFE, Some(&t)).unwrap_err());
+    assert!(e.contains(&format!("127.0.0.1:{}", port())), "{e}");
+    // …and the next step reconnects.
+    assert_eq!(s.save(&sid, b"y", LIFE, Some(&t)).unwrap(), Saved::Done);
+}
+
+/// Kills `s`'s own connection from the server side (only its, other tests run in parallel).
+fn kill(s: &mut RedisStore, r: &mut redis::Connection) {
+    let cid: i64 = s.simple(0, redis::cmd("CLIENT").arg("ID").clone()).unwrap();
+    let _: redis::Value = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(cid).query(r).unwrap();
+}
