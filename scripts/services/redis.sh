@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Test servers for the Redis engine (see README.md here): two standalone redis-servers on 127.0.0.1
 # (the second one for phpredis' multi-server save_path lists), the first also on a unix socket.
-# Usage: redis.sh start|stop STATE_DIR. Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET.
+# A Redis Cluster of 3 masters + 3 replicas on 127.0.0.1:7391-7396 (redis-cli --cluster create).
+# Usage: redis.sh start|stop STATE_DIR.
+# Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds).
 set -uo pipefail
 action=${1:?start|stop}
 state=${2:?state dir}
 dir="$state/redis"
 PORT=${SP_REDIS_PORT_BASE:-6391}
 PORTS=("$PORT" "$((PORT + 1))")
+CPORT=${SP_REDIS_CLUSTER_BASE:-7391}
+CPORTS=($(seq "$CPORT" $((CPORT + 5))))
 
 stop() {
   for f in "$dir"/*.pid; do
@@ -40,10 +44,29 @@ case $action in
     mkdir -p "$dir"; stop
     start_one "${PORTS[0]}" --unixsocket "$dir/redis.sock" --unixsocketperm 700 || { stop; exit 1; }
     start_one "${PORTS[1]}" || { stop; exit 1; }
+    for p in "${CPORTS[@]}"; do
+      mkdir -p "$dir/cluster-$p"
+      start_one "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
+        --cluster-node-timeout 2000 || { stop; exit 1; }
+    done
+    seeds=$(printf '127.0.0.1:%s ' "${CPORTS[@]}")
+    redis-cli --cluster create $seeds --cluster-replicas 1 --cluster-yes > "$dir/cluster-create.log" 2>&1 ||
+      { echo "redis-cli --cluster create failed:"; tail -5 "$dir/cluster-create.log"; stop; exit 1; }
+    ok=""
+    for _ in $(seq 200); do
+      ok=1
+      for p in "${CPORTS[@]}"; do
+        redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { ok=""; break; }
+      done
+      [[ -n $ok ]] && break
+      sleep 0.05
+    done
+    [[ -n $ok ]] || { echo "the test cluster did not reach cluster_state:ok"; stop; exit 1; }
     {
       echo "SP_REDIS_PORT=${PORTS[0]}"
       echo "SP_REDIS_PORT2=${PORTS[1]}"
       echo "SP_REDIS_SOCKET=$dir/redis.sock"
+      echo "SP_REDIS_CLUSTER=$(printf '127.0.0.1:%s,' "${CPORTS[@]:0:3}" | sed 's/,$//')"
     } >> "$state/env"
     ;;
   stop) stop ;;

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// phpredis' default key prefix.
 pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
+/// The default prefix of phpredis' `rediscluster` session handler.
+pub const DEFAULT_CLUSTER_PREFIX: &str = "PHPREDIS_CLUSTER_SESSION:";
 pub const DEFAULT_PORT: u16 = 6379;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -83,9 +85,19 @@ impl Node {
     }
 }
 
+/// How the servers of a DSN are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Independent servers; a session lives on the one phpredis' weight rule picks.
+    Standalone,
+    /// `nodes` are seeds of one Redis Cluster.
+    Cluster,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RedisOptions {
-    /// Standalone servers; a session lives on the one phpredis' weight rule picks.
+    pub mode: Mode,
+    /// Standalone servers, or cluster seeds (all with the same credentials and options).
     pub nodes: Vec<Node>,
     /// Keep the connection for later requests of this worker (default on).
     pub persistent: bool,
@@ -94,6 +106,10 @@ pub struct RedisOptions {
 impl RedisOptions {
     /// For messages: the servers, never a password.
     pub fn describe(&self) -> String {
+        if self.mode == Mode::Cluster {
+            let seeds: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
+            return format!("redis-cluster://{}", seeds.join(","));
+        }
         let list: Vec<String> = self
             .nodes
             .iter()
@@ -112,10 +128,11 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
     match scheme.as_str() {
         "redis" => {
             let (node, persistent) = parse_redis_url(save_path)?;
-            Ok(RedisOptions { nodes: vec![node], persistent })
+            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
         }
         "rediss" => Err("TLS (rediss://) is not built into this version of session_proxy".into()),
-        "redis-cluster" | "redis-sentinel" => {
+        "redis-cluster" => parse_cluster_url(save_path),
+        "redis-sentinel" => {
             Err(format!("the {scheme}:// form is not built into this version of session_proxy"))
         }
         "tcp" | "unix" => {
@@ -132,10 +149,45 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
             if nodes.len() > 64 {
                 return Err(format!("{} servers given (at most 64)", nodes.len()));
             }
-            Ok(RedisOptions { nodes, persistent })
+            Ok(RedisOptions { mode: Mode::Standalone, nodes, persistent })
         }
         other => Err(format!("unknown scheme {other:?}")),
     }
+}
+
+/// `redis-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
+fn parse_cluster_url(url: &str) -> Result<RedisOptions, String> {
+    let rest = &url["redis-cluster://".len()..];
+    let (main, query) = split_query(rest);
+    let main = main.trim_end_matches('/');
+    if main.contains('/') {
+        return Err("redis-cluster:// takes no database (a cluster has only database 0)".into());
+    }
+    let (userinfo, hosts) = match main.rfind('@') {
+        Some(i) => (Some(&main[..i]), &main[i + 1..]),
+        None => (None, main),
+    };
+    // The same URL parser as redis://, once per seed, so every rule is the same.
+    let template = parse_redis_url(&format!(
+        "redis://{}127.0.0.1{}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    ))
+    .map_err(|e| e.replace("redis://", "redis-cluster://"))?;
+    let mut template = template;
+    let prefix_given = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("prefix"))));
+    if !prefix_given {
+        template.0.prefix = DEFAULT_CLUSTER_PREFIX.into();
+    }
+    let mut nodes = Vec::new();
+    for hp in hosts.split(',').map(str::trim) {
+        let (host, port) = parse_host_port(hp)?;
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.0.clone() });
+    }
+    if nodes.len() > 64 {
+        return Err(format!("{} seeds given (at most 64)", nodes.len()));
+    }
+    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent: template.1 })
 }
 
 fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
@@ -387,7 +439,7 @@ mod tests {
 
     #[test]
     fn valid_forms() {
-        let one = |n: Node| RedisOptions { nodes: vec![n], persistent: true };
+        let one = |n: Node| RedisOptions { mode: Mode::Standalone, nodes: vec![n], persistent: true };
         let cases: Vec<(&str, RedisOptions)> = vec![
             ("redis://127.0.0.1", one(tcp("127.0.0.1", 6379))),
             ("redis://127.0.0.1:6380/", one(tcp("127.0.0.1", 6380))),
@@ -403,6 +455,7 @@ mod tests {
             (
                 "redis://h?prefix=app:&timeout=0.25&read_timeout=3&persistent=0",
                 RedisOptions {
+                    mode: Mode::Standalone,
                     nodes: vec![Node {
                         prefix: "app:".into(),
                         connect_timeout: Duration::from_millis(250),
@@ -433,11 +486,43 @@ mod tests {
             (
                 "tcp://a:1?weight=2, tcp://b:2 unix:///s.sock?database=3",
                 RedisOptions {
+                    mode: Mode::Standalone,
                     nodes: vec![
                         Node { weight: 2, ..tcp("a", 1) },
                         tcp("b", 2),
                         Node { db: 3, ..Node::new(Addr::Unix("/s.sock".into())) },
                     ],
+                    persistent: true,
+                },
+            ),
+            (
+                "redis-cluster://127.0.0.1:7000, 127.0.0.1:7001",
+                RedisOptions {
+                    mode: Mode::Cluster,
+                    nodes: [7000, 7001]
+                        .iter()
+                        .map(|p| Node { prefix: DEFAULT_CLUSTER_PREFIX.into(), ..tcp("127.0.0.1", *p) })
+                        .collect(),
+                    persistent: true,
+                },
+            ),
+            (
+                "redis-cluster://u:p@h1:1,h2?prefix=x:&timeout=0.1",
+                RedisOptions {
+                    mode: Mode::Cluster,
+                    nodes: ["h1:1", "h2:6379"]
+                        .iter()
+                        .map(|hp| {
+                            let (h, p) = hp.split_once(':').unwrap();
+                            Node {
+                                username: Some("u".into()),
+                                password: Some("p".into()),
+                                prefix: "x:".into(),
+                                connect_timeout: Duration::from_millis(100),
+                                ..tcp(h, p.parse().unwrap())
+                            }
+                        })
+                        .collect(),
                     persistent: true,
                 },
             ),
@@ -469,7 +554,10 @@ mod tests {
             ("redis://ho st", "not a host name"),
             ("redis://[::1", "unclosed"),
             ("rediss://h", "TLS"),
-            ("redis-cluster://h:1", "not built into this version"),
+            ("redis-cluster://h:1/2", "takes no database"),
+            ("redis-cluster://h:1,", "no host"),
+            ("redis-cluster://h:1?bogus=1", "unknown option \"bogus\" for redis-cluster://"),
+            ("redis-cluster://:pw@h:x", "port \"x\""),
             ("redis-sentinel://h:1/m", "not built into this version"),
             ("unix://relative.sock", "not absolute"),
             ("unix:///a/../b.sock", "contains \"..\""),

@@ -18,13 +18,13 @@ pub mod dsn;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use redis::{Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
 
 use super::{Acquire, Saved, Store};
 use crate::id::SessionId;
 use crate::lock::Token;
 pub use dsn::RedisOptions;
-use dsn::{Addr, Node};
+use dsn::{Addr, Mode, Node};
 
 /// Takes the lock (or finds it is already ours) and reads the data in one step.
 /// KEYS: data, lock. ARGV: token, lock expiry in ms.
@@ -112,9 +112,32 @@ fn scripts() -> &'static Scripts {
     })
 }
 
+/// A connection to one server, or to a whole cluster (redis-rs routes by key, follows MOVED/ASK and
+/// refreshes its slot map after a failover).
+enum Link {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+impl Link {
+    fn conn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Single(c) => c,
+            Link::Cluster(c) => c,
+        }
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> redis::RedisResult<()> {
+        match self {
+            Link::Single(c) => c.set_read_timeout(d),
+            Link::Cluster(c) => c.set_read_timeout(d),
+        }
+    }
+}
+
 struct Conn {
     node: Node,
-    conn: Option<redis::Connection>,
+    conn: Option<Link>,
 }
 
 pub struct RedisStore {
@@ -164,6 +187,30 @@ fn explain(e: &redis::RedisError, node: &Node) -> String {
     }
 }
 
+fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConnection> {
+    let first = &seeds[0];
+    let names: Vec<String> = seeds.iter().map(|n| n.addr.to_string()).collect();
+    let infos = seeds.iter().map(conn_info).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut b = redis::cluster::ClusterClientBuilder::new(infos)
+        .connection_timeout(first.connect_timeout)
+        .response_timeout(first.read_timeout)
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        .retries(3);
+    if let Some(u) = &first.username {
+        b = b.username(u);
+    }
+    if let Some(p) = &first.password {
+        b = b.password(p);
+    }
+    let client = b.build().map_err(|e| anyhow!("cluster {}: {}", names.join(","), explain(&e, first)))?;
+    let c = client
+        .get_connection()
+        .map_err(|e| anyhow!("cluster {}: cannot connect: {}", names.join(","), explain(&e, first)))?;
+    let t = Some(first.read_timeout);
+    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("cluster: {e}"))?;
+    Ok(c)
+}
+
 fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
     let info = conn_info(node)?;
     let client = redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
@@ -203,6 +250,11 @@ fn eval(s: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Cmd {
     c
 }
 
+/// Whether a key has a Redis Cluster hash tag: a `{` followed later by a `}` with something between.
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{').is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0))
+}
+
 fn is_noscript(e: &redis::RedisError) -> bool {
     e.code() == Some("NOSCRIPT")
 }
@@ -222,16 +274,16 @@ impl RedisStore {
     /// Connects to every server of the DSN (one, unless phpredis' server list is used) lazily: the
     /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
     pub fn open(o: &RedisOptions) -> anyhow::Result<Self> {
-        let mut s = RedisStore {
-            opts: o.clone(),
-            conns: o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
-            last_busy: None,
-            round_trips: 0,
+        let conns = match o.mode {
+            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
+            // One cluster connection; its `node` stands for the seeds' shared options.
+            Mode::Cluster => vec![Conn { node: o.nodes[0].clone(), conn: None }],
         };
-        // Connect the first server now, so that `open` reports an unreachable server.
+        let mut s = RedisStore { opts: o.clone(), conns, last_busy: None, round_trips: 0 };
+        // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
-            let c = connect(&s.conns[0].node)?;
-            s.conns[0].conn = Some(c);
+            let link = s.link()?;
+            s.conns[0].conn = Some(link);
         }
         Ok(s)
     }
@@ -241,17 +293,34 @@ impl RedisStore {
         self.round_trips
     }
 
-    fn node_for(&self, id: &SessionId) -> usize {
-        dsn::pick_node(&self.opts.nodes, id.as_str().as_bytes())
+    fn link_for(&self, idx: usize) -> anyhow::Result<Link> {
+        Ok(match self.opts.mode {
+            Mode::Standalone => Link::Single(connect(&self.conns[idx].node)?),
+            Mode::Cluster => Link::Cluster(connect_cluster(&self.opts.nodes)?),
+        })
     }
 
+    fn link(&self) -> anyhow::Result<Link> {
+        self.link_for(0)
+    }
+
+    fn node_for(&self, id: &SessionId) -> usize {
+        match self.opts.mode {
+            Mode::Standalone => dsn::pick_node(&self.opts.nodes, id.as_str().as_bytes()),
+            Mode::Cluster => 0,
+        }
+    }
+
+    /// (data, lock, wake-up) keys. Standalone: phpredis' `<key>`, `<key>_LOCK`. Cluster: the data key
+    /// stays phpredis' (RedisCluster's session handler uses the same), and the lock and wake-up keys
+    /// carry the data key as their hash tag — `{<key>}_LOCK` — so all three live in one slot.
     fn keys(&self, idx: usize, id: &SessionId) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let data = format!("{}{}", self.conns[idx].node.prefix, id.as_str()).into_bytes();
-        let mut lock = data.clone();
-        lock.extend_from_slice(b"_LOCK");
-        let mut wake = data.clone();
-        wake.extend_from_slice(b"_WAKE");
-        (data, lock, wake)
+        let data = format!("{}{}", self.conns[idx].node.prefix, id.as_str());
+        let base = match self.opts.mode {
+            Mode::Cluster if !has_hash_tag(&data) => format!("{{{data}}}"),
+            _ => data.clone(),
+        };
+        (data.into_bytes(), format!("{base}_LOCK").into_bytes(), format!("{base}_WAKE").into_bytes())
     }
 
     /// Runs `f` on server `idx`'s connection, connecting first if needed. A pooled connection found
@@ -261,15 +330,16 @@ impl RedisStore {
         &mut self,
         idx: usize,
         retry: Retry,
-        mut f: impl FnMut(&mut redis::Connection, &mut u64) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Link, &mut u64) -> redis::RedisResult<T>,
     ) -> anyhow::Result<T> {
         let mut fresh = false;
         loop {
-            let c = &mut self.conns[idx];
-            if c.conn.is_none() {
-                c.conn = Some(connect(&c.node)?);
+            if self.conns[idx].conn.is_none() {
+                let link = self.link_for(idx)?;
+                self.conns[idx].conn = Some(link);
                 fresh = true;
             }
+            let c = &mut self.conns[idx];
             let conn = c.conn.as_mut().expect("connected above");
             match f(conn, &mut self.round_trips) {
                 Ok(v) => return Ok(v),
@@ -282,7 +352,11 @@ impl RedisStore {
                     if dropped && !e.is_timeout() && !fresh && retry == Retry::Safe {
                         continue;
                     }
-                    return Err(anyhow!("{}: {}", node.addr, explain(&e, &node)));
+                    let what = match self.opts.mode {
+                        Mode::Cluster => self.opts.describe(),
+                        Mode::Standalone => node.addr.to_string(),
+                    };
+                    return Err(anyhow!("{what}: {}", explain(&e, &node)));
                 }
             }
         }
@@ -291,11 +365,11 @@ impl RedisStore {
     fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> anyhow::Result<Value> {
         self.run(idx, retry, |c, rt| {
             *rt += 1;
-            match evalsha(s, keys, args).query::<Value>(c) {
-                // The server lost its script cache (restart, SCRIPT FLUSH): send the body once.
+            match evalsha(s, keys, args).query::<Value>(c.conn()) {
+                // The server lost its script cache (restart, SCRIPT FLUSH, a new cluster node): send the body once.
                 Err(e) if is_noscript(&e) => {
                     *rt += 1;
-                    eval(s, keys, args).query::<Value>(c)
+                    eval(s, keys, args).query::<Value>(c.conn())
                 }
                 r => r,
             }
@@ -305,15 +379,14 @@ impl RedisStore {
     fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, cmd: Cmd) -> anyhow::Result<T> {
         self.run(idx, Retry::Safe, |c, rt| {
             *rt += 1;
-            cmd.query::<T>(c)
+            cmd.query::<T>(c.conn())
         })
     }
 
-    fn owned_step(&mut self, s: &'static Script, id: &SessionId, args: Vec<Vec<u8>>) -> anyhow::Result<Saved> {
+    fn owned_step(&mut self, s: &'static Script, id: &SessionId, args: &[&[u8]]) -> anyhow::Result<Saved> {
         let idx = self.node_for(id);
         let (data, lock, wake) = self.keys(idx, id);
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let v = self.script(idx, Retry::Never, s, &[&data, &lock, &wake], &args)?;
+        let v = self.script(idx, Retry::Never, s, &[&data, &lock, &wake], args)?;
         match as_int(&v) {
             Some(1) => Ok(Saved::Done),
             Some(0) => Ok(Saved::LockLost),
@@ -345,17 +418,22 @@ impl Store for RedisStore {
         let s = &scripts().acquire;
         // Safe to retry: the script treats a lock already holding our token as ours.
         let v = self.script(idx, Retry::Safe, s, &[&data, &lock], &[owner.as_str().as_bytes(), &ms(expire)])?;
-        let Value::Array(items) = &v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
+        let Value::Array(mut items) = v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
+        if items.len() == 2 && items.first().and_then(as_int) == Some(1) {
+            if let Some(Value::BulkString(d)) = items.pop() {
+                return Ok(Acquire::Locked(Some(d)));
+            }
+            return Err(anyhow!("unexpected data type from the lock script"));
+        }
         match (items.first().and_then(as_int), items.get(1)) {
             (Some(1), None) => Ok(Acquire::Locked(None)),
-            (Some(1), Some(Value::BulkString(d))) => Ok(Acquire::Locked(Some(d.clone()))),
             (Some(0), ttl) => {
                 let ttl = ttl.and_then(as_int).unwrap_or(-1);
                 let foreign = items.get(2).and_then(as_int) == Some(1);
                 self.last_busy = Some((ttl, foreign));
                 Ok(Acquire::Busy)
             }
-            _ => Err(anyhow!("unexpected answer {v:?} from the lock script")),
+            _ => Err(anyhow!("unexpected answer {items:?} from the lock script")),
         }
     }
 
@@ -380,7 +458,7 @@ impl Store for RedisStore {
         self.run(idx, Retry::Safe, |c, rt| {
             *rt += 1;
             c.set_read_timeout(Some(wait + read_timeout))?;
-            let r = redis::cmd("BLPOP").arg(&wake).arg(&secs).query::<Value>(c);
+            let r = redis::cmd("BLPOP").arg(&wake).arg(&secs).query::<Value>(c.conn());
             c.set_read_timeout(Some(read_timeout))?;
             r
         })?;
@@ -389,11 +467,10 @@ impl Store for RedisStore {
 
     fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
         match owner {
-            Some(t) => self.owned_step(
-                &scripts().save,
-                id,
-                vec![t.as_str().as_bytes().to_vec(), data.to_vec(), ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS))],
-            ),
+            Some(t) => {
+                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
+                self.owned_step(&scripts().save, id, &[t.as_str().as_bytes(), data, &ttl, &wl])
+            }
             None => {
                 let idx = self.node_for(id);
                 let (key, _, _) = self.keys(idx, id);
@@ -405,11 +482,10 @@ impl Store for RedisStore {
 
     fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
         match owner {
-            Some(t) => self.owned_step(
-                &scripts().touch,
-                id,
-                vec![t.as_str().as_bytes().to_vec(), ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS))],
-            ),
+            Some(t) => {
+                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
+                self.owned_step(&scripts().touch, id, &[t.as_str().as_bytes(), &ttl, &wl])
+            }
             None => {
                 let idx = self.node_for(id);
                 let (key, _, _) = self.keys(idx, id);

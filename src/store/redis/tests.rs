@@ -182,3 +182,93 @@ fn kill(s: &mut RedisStore, r: &mut redis::Connection) {
     let cid: i64 = s.simple(0, redis::cmd("CLIENT").arg("ID").clone()).unwrap();
     let _: redis::Value = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(cid).query(r).unwrap();
 }
+
+fn cluster_seeds() -> String {
+    std::env::var("SP_REDIS_CLUSTER").expect("SP_REDIS_CLUSTER is not set: run the tests with `make test`")
+}
+
+fn node_conn(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap()
+}
+
+/// (port, role) of every cluster node, and the port of the master serving `slot` and of its replica.
+fn slot_owner(slot: i64) -> (u16, Option<u16>) {
+    let first: u16 = cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut node_conn(first)).unwrap();
+    let mut master = None;
+    for l in nodes.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f[2].contains("master") && !f[2].contains("fail") {
+            for range in &f[8..] {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+                    if (a..=b).contains(&slot) {
+                        master = Some((f[0].to_string(), f[1].split(['@', ':']).nth(1).unwrap().parse::<u16>().unwrap()));
+                    }
+                }
+            }
+        }
+    }
+    let (mid, mport) = master.expect("a master serves the slot");
+    let replica = nodes
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f[2].contains("slave") && f[3] == mid)
+        .map(|f| f[1].split(['@', ':']).nth(1).unwrap().parse::<u16>().unwrap());
+    (mport, replica)
+}
+
+#[test]
+fn cluster_conformance_locking_and_failover() {
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let o = dsn::parse(&format!("redis-cluster://{}?prefix={prefix}", cluster_seeds())).unwrap();
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+
+    // Data, lock and wake-up keys share one slot; the data key is phpredis' own name.
+    let mut s = RedisStore::open(&o).unwrap();
+    let sid = id("clusterfail");
+    let (data, lock, wake) = s.keys(0, &sid);
+    assert_eq!(data, format!("{prefix}clusterfail").into_bytes());
+    assert_eq!(lock, format!("{{{prefix}clusterfail}}_LOCK").into_bytes());
+    let slot = |k: &[u8]| -> i64 { redis::cmd("CLUSTER").arg("KEYSLOT").arg(k).query(&mut node_conn(slot_port())).unwrap() };
+    fn slot_port() -> u16 {
+        cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+    assert_eq!(slot(&data), slot(&lock));
+    assert_eq!(slot(&data), slot(&wake));
+
+    // Locking works in cluster mode, in 2 round trips.
+    let t = Token::new();
+    let before = s.round_trips();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    let mut other = RedisStore::open(&o).unwrap();
+    assert_eq!(other.lock_and_load(&sid, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Acquire::Busy);
+    assert_eq!(s.save(&sid, b"before failover", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.round_trips() - before, 2);
+
+    // Fail the slot's master over to its replica (CLUSTER FAILOVER on the replica): the same store
+    // keeps working (MOVED → slot map refresh) and the data is there.
+    let (master, replica) = slot_owner(slot(&data));
+    let replica = replica.expect("the test cluster has a replica per master");
+    // The replica must have caught up before it can take over.
+    std::thread::sleep(Duration::from_millis(300));
+    let () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut node_conn(replica)).unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut node_conn(replica)).unwrap();
+        if role.first() == Some(&redis::Value::BulkString(b"master".to_vec())) && slot_owner(slot(&data)).0 == replica {
+            break;
+        }
+        assert!(Instant::now() < end, "the failover did not happen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(master, replica);
+    let t = Token::new();
+    assert_eq!(
+        s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(),
+        Acquire::Locked(Some(b"before failover".to_vec()))
+    );
+    assert_eq!(s.save(&sid, b"after failover", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(other.load(&sid, LIFE).unwrap().as_deref(), Some(&b"after failover"[..]));
+}
