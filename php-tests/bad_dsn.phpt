@@ -8,7 +8,9 @@ const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=
     . '"files:///abs/dir[?depth=N&mode=0600]", '
     . '"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]", '
     . '"unix:///path/redis.sock[?db=N&prefix=…]", phpredis\' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" '
-    . '(or a comma list of them), an absolute directory (SQLite file session_proxy.sqlite inside it), '
+    . '(or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", '
+    . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", '
+    . 'an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in the system temp dir)';
 
 $d = sp_tmpdir('baddsn');

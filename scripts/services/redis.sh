@@ -2,8 +2,10 @@
 # Test servers for the Redis engine (see README.md here): two standalone redis-servers on 127.0.0.1
 # (the second one for phpredis' multi-server save_path lists), the first also on a unix socket.
 # A Redis Cluster of 3 masters + 3 replicas on 127.0.0.1:7391-7396 (redis-cli --cluster create).
+# A Sentinel setup: master 127.0.0.1:6393, its replica :6394, one Sentinel on :26391 (master "spmaster").
 # Usage: redis.sh start|stop STATE_DIR.
-# Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds).
+# Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds),
+# SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER.
 set -uo pipefail
 action=${1:?start|stop}
 state=${2:?state dir}
@@ -12,6 +14,7 @@ PORT=${SP_REDIS_PORT_BASE:-6391}
 PORTS=("$PORT" "$((PORT + 1))")
 CPORT=${SP_REDIS_CLUSTER_BASE:-7391}
 CPORTS=($(seq "$CPORT" $((CPORT + 5))))
+MPORT=$((PORT + 2)); RPORT=$((PORT + 3)); SPORT=${SP_REDIS_SENTINEL_PORT:-26391}
 
 stop() {
   for f in "$dir"/*.pid; do
@@ -62,10 +65,36 @@ case $action in
       sleep 0.05
     done
     [[ -n $ok ]] || { echo "the test cluster did not reach cluster_state:ok"; stop; exit 1; }
+
+    start_one "$MPORT" || { stop; exit 1; }
+    start_one "$RPORT" --replicaof 127.0.0.1 "$MPORT" || { stop; exit 1; }
+    cat > "$dir/sentinel.conf" <<CONF
+bind 127.0.0.1
+port $SPORT
+daemonize yes
+pidfile $dir/$SPORT.pid
+logfile $dir/$SPORT.log
+dir $dir
+sentinel monitor spmaster 127.0.0.1 $MPORT 1
+sentinel down-after-milliseconds spmaster 1000
+sentinel failover-timeout spmaster 3000
+CONF
+    redis-server "$dir/sentinel.conf" --sentinel >/dev/null || { echo "redis-sentinel did not start"; stop; exit 1; }
+    ok=""
+    for _ in $(seq 300); do
+      if redis-cli -h 127.0.0.1 -p "$SPORT" sentinel replicas spmaster 2>/dev/null | grep -qx "127.0.0.1" &&
+         redis-cli -h 127.0.0.1 -p "$RPORT" info replication 2>/dev/null | grep -q "master_link_status:up"; then
+        ok=1; break
+      fi
+      sleep 0.05
+    done
+    [[ -n $ok ]] || { echo "the Sentinel does not see the replica; log: $dir/$SPORT.log"; stop; exit 1; }
     {
       echo "SP_REDIS_PORT=${PORTS[0]}"
       echo "SP_REDIS_PORT2=${PORTS[1]}"
       echo "SP_REDIS_SOCKET=$dir/redis.sock"
+      echo "SP_REDIS_SENTINEL=127.0.0.1:$SPORT"
+      echo "SP_REDIS_SENTINEL_MASTER=spmaster"
       echo "SP_REDIS_CLUSTER=$(printf '127.0.0.1:%s,' "${CPORTS[@]:0:3}" | sed 's/,$//')"
     } >> "$state/env"
     ;;

@@ -86,12 +86,14 @@ impl Node {
 }
 
 /// How the servers of a DSN are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Independent servers; a session lives on the one phpredis' weight rule picks.
     Standalone,
     /// `nodes` are seeds of one Redis Cluster.
     Cluster,
+    /// `nodes` are Sentinels; the session server is the current master of this name.
+    Sentinel(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,9 +108,11 @@ pub struct RedisOptions {
 impl RedisOptions {
     /// For messages: the servers, never a password.
     pub fn describe(&self) -> String {
-        if self.mode == Mode::Cluster {
-            let seeds: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
-            return format!("redis-cluster://{}", seeds.join(","));
+        let hosts = || self.nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(",");
+        match &self.mode {
+            Mode::Cluster => return format!("redis-cluster://{}", hosts()),
+            Mode::Sentinel(name) => return format!("redis-sentinel://{}/{name}/{}", hosts(), self.nodes[0].db),
+            Mode::Standalone => {}
         }
         let list: Vec<String> = self
             .nodes
@@ -132,9 +136,7 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
         }
         "rediss" => Err("TLS (rediss://) is not built into this version of session_proxy".into()),
         "redis-cluster" => parse_cluster_url(save_path),
-        "redis-sentinel" => {
-            Err(format!("the {scheme}:// form is not built into this version of session_proxy"))
-        }
+        "redis-sentinel" => parse_sentinel_url(save_path),
         "tcp" | "unix" => {
             let mut nodes = Vec::new();
             let mut persistent = true;
@@ -188,6 +190,48 @@ fn parse_cluster_url(url: &str) -> Result<RedisOptions, String> {
         return Err(format!("{} seeds given (at most 64)", nodes.len()));
     }
     Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent: template.1 })
+}
+
+/// `redis-sentinel://[[user]:password@]host:port[,host:port…]/<master-name>[?db=N&prefix=…&timeout=…&…]`:
+/// the credentials, db and options are for the master; the Sentinels are asked without credentials.
+fn parse_sentinel_url(url: &str) -> Result<RedisOptions, String> {
+    let rest = &url["redis-sentinel://".len()..];
+    let (main, query) = split_query(rest);
+    let (hostpart, name) = main.split_once('/').ok_or("redis-sentinel:// needs the master name: redis-sentinel://host:port/<master-name>")?;
+    let name = percent_decode(name.trim_end_matches('/'))?;
+    if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_whitespace()) {
+        return Err(format!("master name {name:?} must be one non-empty word"));
+    }
+    let (userinfo, hosts) = match hostpart.rfind('@') {
+        Some(i) => (Some(&hostpart[..i]), &hostpart[i + 1..]),
+        None => (None, hostpart),
+    };
+    let mut db = None;
+    let mut others = Vec::new();
+    for kv in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match kv.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case("db") => {
+                if db.is_some() {
+                    return Err("option \"db\" is given twice".into());
+                }
+                db = Some(parse_db(Some("db"), v)?)
+            }
+            _ => others.push(kv),
+        }
+    }
+    let (mut template, persistent) = parse_redis_url(&format!(
+        "redis://{}127.0.0.1{}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
+        if others.is_empty() { String::new() } else { format!("?{}", others.join("&")) }
+    ))
+    .map_err(|e| e.replace("redis://", "redis-sentinel://").replace("(known: ", "(known: db, "))?;
+    template.db = db.unwrap_or(0);
+    let mut nodes = Vec::new();
+    for hp in hosts.split(',').map(str::trim) {
+        let (host, port) = parse_host_port(hp)?;
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
+    }
+    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent })
 }
 
 fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
@@ -526,6 +570,17 @@ mod tests {
                     persistent: true,
                 },
             ),
+            (
+                "redis-sentinel://:pw@s1:26379,s2/mymaster?db=2&prefix=p:",
+                RedisOptions {
+                    mode: Mode::Sentinel("mymaster".into()),
+                    nodes: ["s1", "s2"]
+                        .iter()
+                        .map(|h| Node { password: Some("pw".into()), db: 2, prefix: "p:".into(), ..tcp(h, if *h == "s1" { 26379 } else { 6379 }) })
+                        .collect(),
+                    persistent: true,
+                },
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(parse(input).unwrap(), want, "{input:?}");
@@ -558,7 +613,11 @@ mod tests {
             ("redis-cluster://h:1,", "no host"),
             ("redis-cluster://h:1?bogus=1", "unknown option \"bogus\" for redis-cluster://"),
             ("redis-cluster://:pw@h:x", "port \"x\""),
-            ("redis-sentinel://h:1/m", "not built into this version"),
+            ("redis-sentinel://h:1", "needs the master name"),
+            ("redis-sentinel://h:1/", "must be one non-empty word"),
+            ("redis-sentinel://h:1/m?db=x", "option db=\"x\""),
+            ("redis-sentinel://h:1/m?db=1&db=2", "given twice"),
+            ("redis-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for redis-sentinel:// (known: db, prefix"),
             ("unix://relative.sock", "not absolute"),
             ("unix:///a/../b.sock", "contains \"..\""),
             ("unix:///s.sock?database=x", "option database=\"x\" must be an integer"),

@@ -211,6 +211,31 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
     Ok(c)
 }
 
+/// Asks the Sentinels, in order, for the current master of `name`, and connects to it.
+fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<redis::Connection> {
+    let mut why = Vec::new();
+    for s in sentinels {
+        // Sentinels are asked without the master's credentials and database.
+        let asked = Node { username: None, password: None, db: 0, ..s.clone() };
+        let addr: redis::RedisResult<Option<(String, u16)>> = match connect(&asked) {
+            Ok(mut c) => redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(&mut c),
+            Err(e) => {
+                why.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        match addr {
+            Ok(Some((host, port))) => {
+                let master = Node { addr: Addr::Tcp { host, port }, ..s.clone() };
+                return connect(&master).map_err(|e| anyhow!("master {name:?} (from Sentinel {}): {e:#}", s.addr));
+            }
+            Ok(None) => why.push(format!("Sentinel {} knows no master {name:?}", s.addr)),
+            Err(e) => why.push(format!("Sentinel {}: {}", s.addr, explain(&e, s))),
+        }
+    }
+    Err(anyhow!("no Sentinel gave the master {name:?}: {}", why.join("; ")))
+}
+
 fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
     let info = conn_info(node)?;
     let client = redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
@@ -276,8 +301,9 @@ impl RedisStore {
     pub fn open(o: &RedisOptions) -> anyhow::Result<Self> {
         let conns = match o.mode {
             Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
-            // One cluster connection; its `node` stands for the seeds' shared options.
-            Mode::Cluster => vec![Conn { node: o.nodes[0].clone(), conn: None }],
+            // One connection (to the cluster, or to the current master); its `node` stands for the
+            // shared options.
+            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None }],
         };
         let mut s = RedisStore { opts: o.clone(), conns, last_busy: None, round_trips: 0 };
         // Connect now when there is one target, so that `open` reports an unreachable server.
@@ -294,9 +320,10 @@ impl RedisStore {
     }
 
     fn link_for(&self, idx: usize) -> anyhow::Result<Link> {
-        Ok(match self.opts.mode {
+        Ok(match &self.opts.mode {
             Mode::Standalone => Link::Single(connect(&self.conns[idx].node)?),
             Mode::Cluster => Link::Cluster(connect_cluster(&self.opts.nodes)?),
+            Mode::Sentinel(name) => Link::Single(connect_via_sentinels(&self.opts.nodes, name)?),
         })
     }
 
@@ -307,7 +334,7 @@ impl RedisStore {
     fn node_for(&self, id: &SessionId) -> usize {
         match self.opts.mode {
             Mode::Standalone => dsn::pick_node(&self.opts.nodes, id.as_str().as_bytes()),
-            Mode::Cluster => 0,
+            Mode::Cluster | Mode::Sentinel(_) => 0,
         }
     }
 
@@ -346,14 +373,17 @@ impl RedisStore {
                 Err(e) => {
                     let node = c.node.clone();
                     let dropped = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
-                    if dropped || e.is_timeout() {
+                    // The server became a replica (a Sentinel failover): nothing was written, since a
+                    // script fails at its first write; ask the Sentinels again and retry, even a write.
+                    let demoted = e.code() == Some("READONLY") && matches!(self.opts.mode, Mode::Sentinel(_));
+                    if dropped || demoted || e.is_timeout() {
                         c.conn = None;
                     }
-                    if dropped && !e.is_timeout() && !fresh && retry == Retry::Safe {
+                    if ((dropped && !e.is_timeout() && retry == Retry::Safe) || demoted) && !fresh {
                         continue;
                     }
                     let what = match self.opts.mode {
-                        Mode::Cluster => self.opts.describe(),
+                        Mode::Cluster | Mode::Sentinel(_) => self.opts.describe(),
                         Mode::Standalone => node.addr.to_string(),
                     };
                     return Err(anyhow!("{what}: {}", explain(&e, &node)));
