@@ -7,6 +7,7 @@ require __DIR__ . '/inc/helpers.inc';
 const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", '
     . '"files:///abs/dir[?depth=N&mode=0600]", '
     . '"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]", '
+    . '"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), '
     . '"unix:///path/redis.sock[?db=N&prefix=…]", phpredis\' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" '
     . '(or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", '
     . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", '

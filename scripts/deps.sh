@@ -4,11 +4,13 @@
 set -euo pipefail
 
 # php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; php8.2-sqlite3: tests inspect the schema; clang/libclang-dev: bindgen for ext-php-rs.
-# redis-server/redis-tools: the Redis engine's test servers; php8.2-redis: phpredis, compared against in tests and bench.
+# redis-server/redis-tools: the Redis engine's test servers; php8.2-redis: phpredis, compared against in tests and bench;
+# libssl-dev/pkg-config: TLS to Redis (rediss://) through the system OpenSSL; openssl: test certificates.
 PACKAGES=(
   php8.2-cli php8.2-dev php8.2-sqlite3
   clang libclang-dev
   redis-server redis-tools php8.2-redis
+  libssl-dev pkg-config openssl
 )
 
 missing=()

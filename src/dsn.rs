@@ -8,6 +8,7 @@ use std::time::Duration;
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
 \"files:///abs/dir[?depth=N&mode=0600]\", \
 \"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+\"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]\" (TLS), \
 \"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
 (or a comma list of them), \"redis-cluster://host:port[,host:port…][?prefix=…]\", \
 \"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \

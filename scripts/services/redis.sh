@@ -3,9 +3,10 @@
 # (the second one for phpredis' multi-server save_path lists), the first also on a unix socket.
 # A Redis Cluster of 3 masters + 3 replicas on 127.0.0.1:7391-7396 (redis-cli --cluster create).
 # A Sentinel setup: master 127.0.0.1:6393, its replica :6394, one Sentinel on :26391 (master "spmaster").
+# A TLS server on 127.0.0.1:6395 with a test CA made here by openssl (certificate for IP 127.0.0.1).
 # Usage: redis.sh start|stop STATE_DIR.
 # Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds),
-# SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER.
+# SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER, SP_REDIS_TLS_PORT, SP_REDIS_TLS_CA (PEM path).
 set -uo pipefail
 action=${1:?start|stop}
 state=${2:?state dir}
@@ -14,7 +15,7 @@ PORT=${SP_REDIS_PORT_BASE:-6391}
 PORTS=("$PORT" "$((PORT + 1))")
 CPORT=${SP_REDIS_CLUSTER_BASE:-7391}
 CPORTS=($(seq "$CPORT" $((CPORT + 5))))
-MPORT=$((PORT + 2)); RPORT=$((PORT + 3)); SPORT=${SP_REDIS_SENTINEL_PORT:-26391}
+MPORT=$((PORT + 2)); RPORT=$((PORT + 3)); TPORT=$((PORT + 4)); SPORT=${SP_REDIS_SENTINEL_PORT:-26391}
 
 stop() {
   for f in "$dir"/*.pid; do
@@ -66,6 +67,26 @@ case $action in
     done
     [[ -n $ok ]] || { echo "the test cluster did not reach cluster_state:ok"; stop; exit 1; }
 
+    # TLS: a throw-away CA and a server certificate for 127.0.0.1.
+    tls="$dir/tls"; mkdir -p "$tls"
+    {
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 -subj "/CN=session_proxy test CA" &&
+      openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=127.0.0.1" &&
+      printf 'subjectAltName=IP:127.0.0.1\n' > "$tls/san.ext" &&
+      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -out "$tls/server.pem" -days 2 -extfile "$tls/san.ext"
+    } > "$tls/openssl.log" 2>&1 || { echo "openssl could not make the test certificates"; tail -5 "$tls/openssl.log"; stop; exit 1; }
+    redis-server --bind 127.0.0.1 --port 0 --tls-port "$TPORT" --tls-cert-file "$tls/server.pem" \
+      --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no \
+      --save '' --appendonly no --daemonize yes --dir "$dir" --pidfile "$dir/$TPORT.pid" --logfile "$dir/$TPORT.log" >/dev/null ||
+      { echo "the TLS redis-server did not start"; stop; exit 1; }
+    ok=""
+    for _ in $(seq 100); do
+      redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p "$TPORT" ping 2>/dev/null | grep -q PONG && { ok=1; break; }
+      sleep 0.05
+    done
+    [[ -n $ok ]] || { echo "the TLS redis-server on 127.0.0.1:$TPORT does not answer; log: $dir/$TPORT.log"; stop; exit 1; }
+
     start_one "$MPORT" || { stop; exit 1; }
     start_one "$RPORT" --replicaof 127.0.0.1 "$MPORT" || { stop; exit 1; }
     cat > "$dir/sentinel.conf" <<CONF
@@ -93,6 +114,8 @@ CONF
       echo "SP_REDIS_PORT=${PORTS[0]}"
       echo "SP_REDIS_PORT2=${PORTS[1]}"
       echo "SP_REDIS_SOCKET=$dir/redis.sock"
+      echo "SP_REDIS_TLS_PORT=$TPORT"
+      echo "SP_REDIS_TLS_CA=$tls/ca.pem"
       echo "SP_REDIS_SENTINEL=127.0.0.1:$SPORT"
       echo "SP_REDIS_SENTINEL_MASTER=spmaster"
       echo "SP_REDIS_CLUSTER=$(printf '127.0.0.1:%s,' "${CPORTS[@]:0:3}" | sed 's/,$//')"

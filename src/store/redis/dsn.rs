@@ -21,7 +21,7 @@ pub const DEFAULT_PORT: u16 = 6379;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_millis(2000);
 
-pub const FORMS: &str = "\"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+pub const FORMS: &str = "\"redis[s]://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
 \"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
 (a comma list of them, or unix://…)";
 
@@ -29,6 +29,28 @@ pub const FORMS: &str = "\"redis://[[user]:password@]host[:port][/db][?prefix=�
 pub enum Addr {
     Tcp { host: String, port: u16 },
     Unix(PathBuf),
+}
+
+/// How a TLS server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verify {
+    /// Chain to a trusted CA and the host name (the default).
+    Full,
+    /// Chain to a trusted CA, any host name.
+    Ca,
+    /// Nothing (encryption without authentication; for tests only).
+    None,
+}
+
+/// `rediss://` settings. Files are read when connecting, so a renewed certificate is picked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tls {
+    /// PEM CA bundle to trust instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that require them.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub verify: Verify,
 }
 
 impl std::fmt::Display for Addr {
@@ -53,6 +75,8 @@ pub struct Node {
     pub read_timeout: Duration,
     /// phpredis' `weight`: this node's share of sessions in a list.
     pub weight: u32,
+    /// Some for `rediss://`.
+    pub tls: Option<Tls>,
 }
 
 impl std::fmt::Debug for Node {
@@ -66,6 +90,7 @@ impl std::fmt::Debug for Node {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("weight", &self.weight)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -81,6 +106,7 @@ impl Node {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             weight: 1,
+            tls: None,
         }
     }
 }
@@ -119,6 +145,7 @@ impl RedisOptions {
             .iter()
             .map(|n| match &n.addr {
                 Addr::Unix(p) => format!("unix://{}", p.display()),
+                a if n.tls.is_some() => format!("rediss://{a}/{}", n.db),
                 a => format!("redis://{a}/{}", n.db),
             })
             .collect();
@@ -134,7 +161,10 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
             let (node, persistent) = parse_redis_url(save_path)?;
             Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
         }
-        "rediss" => Err("TLS (rediss://) is not built into this version of session_proxy".into()),
+        "rediss" => {
+            let (node, persistent) = parse_redis_url(save_path)?;
+            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
+        }
         "redis-cluster" => parse_cluster_url(save_path),
         "redis-sentinel" => parse_sentinel_url(save_path),
         "tcp" | "unix" => {
@@ -235,7 +265,9 @@ fn parse_sentinel_url(url: &str) -> Result<RedisOptions, String> {
 }
 
 fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
-    let rest = &url["redis://".len()..];
+    let tls = url.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+    let scheme = if tls { "rediss://" } else { "redis://" };
+    let rest = &url[scheme.len()..];
     let (main, query) = split_query(rest);
     let (authority, path) = match main.find('/') {
         Some(i) => (&main[..i], &main[i + 1..]),
@@ -265,18 +297,41 @@ fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
         node.db = parse_db(None, path)?;
     }
     let mut persistent = true;
+    let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
     for (k, v) in parse_query(query)? {
         match k.as_str() {
             "prefix" => node.prefix = parse_prefix(&v)?,
             "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
             "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
             "persistent" => persistent = parse_bool(&k, &v)?,
+            "ca" if tls => t.ca = Some(parse_file(&k, &v)?),
+            "cert" if tls => t.cert = Some(parse_file(&k, &v)?),
+            "key" if tls => t.key = Some(parse_file(&k, &v)?),
+            "verify" if tls => {
+                t.verify = match v.as_str() {
+                    "full" => Verify::Full,
+                    "ca" => Verify::Ca,
+                    "none" => Verify::None,
+                    _ => return Err(format!("option verify={v:?} must be full, ca or none")),
+                }
+            }
+            _ if tls => {
+                return Err(format!(
+                    "unknown option {k:?} for rediss:// (known: prefix, timeout, read_timeout, persistent, ca, cert, key, verify)"
+                ))
+            }
             _ => {
                 return Err(format!(
                     "unknown option {k:?} for redis:// (known: prefix, timeout, read_timeout, persistent)"
                 ))
             }
         }
+    }
+    if t.cert.is_some() != t.key.is_some() {
+        return Err("options cert and key go together (a client certificate and its key)".into());
+    }
+    if tls {
+        node.tls = Some(t);
     }
     Ok((node, persistent))
 }
@@ -419,6 +474,13 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
     }
 }
 
+fn parse_file(key: &str, v: &str) -> Result<PathBuf, String> {
+    if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
+        return Err(format!("option {key}={v:?} must be an absolute file path without \"..\""));
+    }
+    Ok(PathBuf::from(v))
+}
+
 fn parse_prefix(v: &str) -> Result<String, String> {
     if v.len() > 512 {
         return Err(format!("option prefix is {} bytes long (at most 512)", v.len()));
@@ -510,6 +572,22 @@ mod tests {
                 },
             ),
             ("unix:///run/redis.sock", one(Node::new(Addr::Unix("/run/redis.sock".into())))),
+            (
+                "rediss://:pw@h:6380/1?ca=/etc/ca.pem&verify=ca",
+                one(Node {
+                    password: Some("pw".into()),
+                    db: 1,
+                    tls: Some(Tls { ca: Some("/etc/ca.pem".into()), cert: None, key: None, verify: Verify::Ca }),
+                    ..tcp("h", 6380)
+                }),
+            ),
+            (
+                "rediss://h?cert=/c.pem&key=/k.pem",
+                one(Node {
+                    tls: Some(Tls { ca: None, cert: Some("/c.pem".into()), key: Some("/k.pem".into()), verify: Verify::Full }),
+                    ..tcp("h", 6379)
+                }),
+            ),
             (
                 "unix:///run/redis.sock?db=4&prefix=x_",
                 one(Node { db: 4, prefix: "x_".into(), ..Node::new(Addr::Unix("/run/redis.sock".into())) }),
@@ -608,7 +686,11 @@ mod tests {
             ("redis://h%zz", "not a host name"),
             ("redis://ho st", "not a host name"),
             ("redis://[::1", "unclosed"),
-            ("rediss://h", "TLS"),
+            ("rediss://h?verify=maybe", "verify=\"maybe\" must be full, ca or none"),
+            ("rediss://h?ca=rel/ca.pem", "absolute file path"),
+            ("rediss://h?cert=/c.pem", "cert and key go together"),
+            ("rediss://h?bogus=1", "unknown option \"bogus\" for rediss://"),
+            ("redis://h?ca=/ca.pem", "unknown option \"ca\" for redis://"),
             ("redis-cluster://h:1/2", "takes no database"),
             ("redis-cluster://h:1,", "no host"),
             ("redis-cluster://h:1?bogus=1", "unknown option \"bogus\" for redis-cluster://"),

@@ -24,7 +24,7 @@ use super::{Acquire, Saved, Store};
 use crate::id::SessionId;
 use crate::lock::Token;
 pub use dsn::RedisOptions;
-use dsn::{Addr, Mode, Node};
+use dsn::{Addr, Mode, Node, Verify};
 
 /// Takes the lock (or finds it is already ours) and reads the data in one step.
 /// KEYS: data, lock. ARGV: token, lock expiry in ms.
@@ -159,9 +159,21 @@ enum Retry {
 }
 
 fn conn_info(node: &Node) -> anyhow::Result<ConnectionInfo> {
-    let addr = match &node.addr {
-        Addr::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
-        Addr::Unix(p) => ConnectionAddr::Unix(p.clone()),
+    let addr = match (&node.addr, &node.tls) {
+        (Addr::Tcp { host, port }, None) => ConnectionAddr::Tcp(host.clone(), *port),
+        (Addr::Tcp { host, port }, Some(t)) => {
+            let mut a = ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: t.verify == Verify::None,
+                tls_params: None,
+            };
+            if t.verify == Verify::Ca {
+                a.set_danger_accept_invalid_hostnames(true);
+            }
+            a
+        }
+        (Addr::Unix(p), _) => ConnectionAddr::Unix(p.clone()),
     };
     let mut redis = RedisConnectionInfo::default().set_db(node.db).set_skip_set_lib_name();
     if let Some(u) = &node.username {
@@ -238,7 +250,24 @@ fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<redis
 
 fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
     let info = conn_info(node)?;
-    let client = redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+    let client = match &node.tls {
+        Some(t) if t.ca.is_some() || t.cert.is_some() => {
+            let read = |p: &std::path::PathBuf, what: &str| {
+                std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
+            };
+            let client_tls = match (&t.cert, &t.key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: read(c, "certificate (cert)")?,
+                    client_key: read(k, "key (key)")?,
+                }),
+                _ => None,
+            };
+            let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
+            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
+        }
+        _ => redis::Client::open(info),
+    }
+    .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
     let c = client.get_connection_with_timeout(node.connect_timeout).map_err(|e| {
         if e.is_timeout() {
             anyhow!("{}: cannot connect within {:.3} s (timeout)", node.addr, node.connect_timeout.as_secs_f64())

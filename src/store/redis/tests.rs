@@ -289,3 +289,30 @@ fn sentinel_conformance() {
     let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
     assert!(e.contains(&s) && e.contains("nosuchmaster"), "{e}");
 }
+
+#[test]
+fn tls_conformance_and_verification() {
+    let port = std::env::var("SP_REDIS_TLS_PORT").expect("SP_REDIS_TLS_PORT is not set: run with `make test`");
+    let ca = std::env::var("SP_REDIS_TLS_CA").unwrap();
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let o = dsn::parse(&format!("rediss://127.0.0.1:{port}/0?prefix={prefix}&ca={ca}")).unwrap();
+    assert_eq!(o.describe(), format!("rediss://127.0.0.1:{port}/0"));
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    // Not trusted without the test CA: an error naming host:port and the cause.
+    let o = dsn::parse(&format!("rediss://127.0.0.1:{port}")).unwrap();
+    let e = format!("{:#}", RedisStore::open(&o).err().expect("an untrusted certificate must be refused"));
+    assert!(e.contains(&format!("127.0.0.1:{port}")) && e.to_lowercase().contains("certificate"), "{e}");
+    // verify=none: encrypted, not authenticated.
+    let o = dsn::parse(&format!("rediss://127.0.0.1:{port}?verify=none&prefix={prefix}")).unwrap();
+    let mut s = RedisStore::open(&o).unwrap();
+    s.save(&id("tlsnone"), b"x", LIFE, None).unwrap();
+    // A missing CA file is named.
+    let o = dsn::parse(&format!("rediss://127.0.0.1:{port}?ca=/nonexistent/ca.pem")).unwrap();
+    let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    // Plain redis:// to the TLS port fails within the read timeout instead of hanging.
+    let o = dsn::parse(&format!("redis://127.0.0.1:{port}?read_timeout=0.3")).unwrap();
+    let t = Instant::now();
+    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), LIFE)).is_err());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
