@@ -62,7 +62,7 @@ $ra = lk_result('A', sp_wait($a));
 $rb = lk_result('B', sp_wait($b));
 echo 'B waited (> 0.5 s): ', lk_check(($rb['waited'] ?? 0) > 0.5, lk_s($rb['waited'] ?? 0)), ' and saw ', json_encode($rb['seen'] ?? null), "\n";
 $lat = ($rb['acquired'] ?? 0) - ($ra['released'] ?? 0);
-echo 'woken within 100 ms of the release: ', lk_check($lat < 0.1, lk_s($lat)), "\n";
+echo 'woken within 150 ms of the release: ', lk_check($lat < 0.15, lk_s($lat)), "\n";
 echo 'errors: ', json_encode(array_merge($ra['errors'] ?? [], $rb['errors'] ?? [])), "\n";
 
 echo "== race, 30 processes\n";
@@ -112,7 +112,7 @@ data key on its master: "n|i:1;"
 lock key in the same slot: true
 lock held in the cluster: 1
 B waited (> 0.5 s): yes and saw {"n":2}
-woken within 100 ms of the release: yes
+woken within 150 ms of the release: yes
 errors: []
 == race, 30 processes
 clean runs: 30 of 30; stored: {"n":30}

@@ -72,7 +72,7 @@ echo 'A: ', var_export($ra['ok'] ?? null, true), ' errors: ', json_encode($norm(
 echo 'B: ', var_export($rb['ok'] ?? null, true), ' errors: ', json_encode($norm($rb)), ' saw ', json_encode($rb['seen'] ?? null), "\n";
 echo 'B waited for A (> 0.9 s): ', lk_check(($rb['waited'] ?? 0) > 0.9, lk_s($rb['waited'] ?? 0)), "\n";
 $lat = ($rb['acquired'] ?? 0) - ($ra['released'] ?? 0);
-echo 'B got the lock within 100 ms of the release: ', lk_check($lat < 0.1, lk_s($lat)), "\n";
+echo 'B got the lock within 150 ms of the release: ', lk_check($lat < 0.15, lk_s($lat)), "\n";
 echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 
 echo "== killed holder\n";
@@ -112,7 +112,7 @@ D: Notice: session_write_close(): session_proxy: session redisl… was opened re
 A: true errors: []
 B: true errors: [] saw {"n":2}
 B waited for A (> 0.9 s): yes
-B got the lock within 100 ms of the release: yes
+B got the lock within 150 ms of the release: yes
 stored: {"n":3}
 == killed holder
 lock key left behind with a TTL: true

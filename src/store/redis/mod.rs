@@ -5,8 +5,11 @@
 //! nothing to do.
 //!
 //! Round trips per request (see `tests::round_trips`):
-//! - locking on: one `EVALSHA` takes the lock and reads (`ACQUIRE`), one writes or refreshes and
-//!   releases with an owner check (`SAVE` / `TOUCH`);
+//! - locking on, standalone/Sentinel: `LOCK` script + `GET` pipelined in one write; `SET` of a scratch
+//!   key + `COMMIT` script (owner check, RENAME over the session, release) in one write — the data
+//!   never passes through Lua; `TOUCH` refreshes and releases in one script;
+//! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner check + write + release), one
+//!   script each;
 //! - locking off: one `GET`, one `SET … PX`.
 //!
 //! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
@@ -18,7 +21,7 @@ pub mod dsn;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use redis::{Cmd, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::{ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
 
 use super::{Acquire, Saved, Store};
 use crate::id::SessionId;
@@ -43,6 +46,41 @@ local d = redis.call('GET', KEYS[1])
 if d then return {1, d} end
 return {1}
 "#;
+
+/// `ACQUIRE` without the read, for standalone servers: the data comes from a `GET` sent in the same
+/// write (pipelined), so a large session never passes through Lua (which costs the server ~0.2 ms
+/// per 64 KiB). The GET's answer is used only when the lock was ours. Returns {1} or {0, pttl, foreign}.
+const LOCK: &str = r#"
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[2])
+  if holder ~= ARGV[1] then
+    local foreign = 0
+    if holder and string.find(holder, '|', 1, true) then foreign = 1 end
+    return {0, redis.call('PTTL', KEYS[2]), foreign}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {1}
+"#;
+
+/// `SAVE` for standalone servers: the data was written to a scratch key by a `SET` sent in the same
+/// write (pipelined); under our lock it becomes the session (RENAME, O(1)), otherwise it is dropped.
+/// KEYS: data, lock, wake, scratch. ARGV: token, ttl ms, wake-list life ms.
+const COMMIT: &str = r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  redis.call('DEL', KEYS[4])
+  return 0
+end
+redis.call('RENAME', KEYS[4], KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('RPUSH', KEYS[3], 1)
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+"#;
+
+/// Life of a scratch key should the COMMIT after it never arrive (a connection lost in between).
+const SCRATCH_LIFE_MS: &[u8] = b"60000";
 
 /// Writes under our lock and releases it, waking one waiter. Nothing is written if the lock is not ours.
 /// KEYS: data, lock, wake. ARGV: token, data, ttl ms, wake-list life ms.
@@ -96,6 +134,8 @@ impl Script {
 }
 
 struct Scripts {
+    lock: Script,
+    commit: Script,
     acquire: Script,
     save: Script,
     touch: Script,
@@ -105,6 +145,8 @@ struct Scripts {
 fn scripts() -> &'static Scripts {
     static S: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     S.get_or_init(|| Scripts {
+        lock: Script::new(LOCK),
+        commit: Script::new(COMMIT),
         acquire: Script::new(ACQUIRE),
         save: Script::new(SAVE),
         touch: Script::new(TOUCH),
@@ -147,6 +189,8 @@ pub struct RedisStore {
     last_busy: Option<(i64, bool)>,
     /// Requests sent and answered (round trips), for tests and benchmarks.
     round_trips: u64,
+    /// The packed command being sent, kept between requests.
+    buf: Vec<u8>,
 }
 
 /// What a command needs to be retried safely on a fresh connection after a dropped one.
@@ -280,37 +324,23 @@ fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
     Ok(c)
 }
 
-fn evalsha(s: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Cmd {
-    let mut c = redis::cmd("EVALSHA");
-    c.arg(&s.sha).arg(keys.len());
-    keys.iter().for_each(|k| {
-        c.arg(*k);
-    });
-    args.iter().for_each(|a| {
-        c.arg(*a);
-    });
-    c
-}
 
-fn eval(s: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Cmd {
-    let mut c = redis::cmd("EVAL");
-    c.arg(s.code).arg(keys.len());
-    keys.iter().for_each(|k| {
-        c.arg(*k);
-    });
-    args.iter().for_each(|a| {
-        c.arg(*a);
-    });
-    c
-}
 
 /// Whether a key has a Redis Cluster hash tag: a `{` followed later by a `}` with something between.
 fn has_hash_tag(key: &str) -> bool {
     key.find('{').is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0))
 }
 
-fn is_noscript(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOSCRIPT")
+
+/// RESP encoding of one command, appended to `buf`.
+fn pack_more(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    use std::io::Write;
+    let _ = write!(buf, "*{}\r\n", args.len());
+    for a in args {
+        let _ = write!(buf, "${}\r\n", a.len());
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
 }
 
 fn ms(d: Duration) -> Vec<u8> {
@@ -334,7 +364,7 @@ impl RedisStore {
             // shared options.
             Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None }],
         };
-        let mut s = RedisStore { opts: o.clone(), conns, last_busy: None, round_trips: 0 };
+        let mut s = RedisStore { opts: o.clone(), conns, last_busy: None, round_trips: 0, buf: Vec::new() };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
             let link = s.link()?;
@@ -421,25 +451,119 @@ impl RedisStore {
         }
     }
 
-    fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> anyhow::Result<Value> {
-        self.run(idx, retry, |c, rt| {
-            *rt += 1;
-            match evalsha(s, keys, args).query::<Value>(c.conn()) {
-                // The server lost its script cache (restart, SCRIPT FLUSH, a new cluster node): send the body once.
-                Err(e) if is_noscript(&e) => {
-                    *rt += 1;
-                    eval(s, keys, args).query::<Value>(c.conn())
-                }
-                r => r,
-            }
-        })
+    /// Sends one command (its arguments) and returns the answer. Standalone connections get the
+    /// command packed into a buffer the store keeps, so a large session costs no allocation per
+    /// request on the way out.
+    fn exec(&mut self, idx: usize, retry: Retry, args: &[&[u8]]) -> anyhow::Result<Value> {
+        self.exec_noscript(idx, retry, args).map_err(|(e, _)| e)
     }
 
-    fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, cmd: Cmd) -> anyhow::Result<T> {
-        self.run(idx, Retry::Safe, |c, rt| {
+    /// `exec`, telling a NOSCRIPT answer apart (the bool).
+    fn exec_noscript(&mut self, idx: usize, retry: Retry, args: &[&[u8]]) -> Result<Value, (anyhow::Error, bool)> {
+        self.exec_many(idx, retry, &[args]).map(|mut v| v.pop().unwrap_or(Value::Nil))
+    }
+
+    /// Sends `cmds` in one write and reads their answers: one round trip. Any error answer fails the
+    /// whole call (the bool: one of them was NOSCRIPT). Pipelines of more than one command are only
+    /// used on standalone connections.
+    fn exec_many(&mut self, idx: usize, retry: Retry, cmds: &[&[&[u8]]]) -> Result<Vec<Value>, (anyhow::Error, bool)> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        for c in cmds {
+            pack_more(&mut buf, c);
+        }
+        let mut noscript = false;
+        let r = self.run(idx, retry, |c, rt| {
             *rt += 1;
-            cmd.query::<T>(c.conn())
-        })
+            let r = match c {
+                Link::Single(conn) => conn.req_packed_commands(&buf, 0, cmds.len()).and_then(|vs| {
+                    vs.into_iter().map(Value::extract_error).collect::<redis::RedisResult<Vec<Value>>>()
+                }),
+                Link::Cluster(conn) => {
+                    let args = cmds[0];
+                    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap_or("PING"));
+                    args[1..].iter().for_each(|a| {
+                        cmd.arg(*a);
+                    });
+                    cmd.query::<Value>(conn).map(|v| vec![v])
+                }
+            };
+            noscript = matches!(&r, Err(e) if e.code() == Some("NOSCRIPT"));
+            r
+        });
+        // Keep the buffer for the next request, unless a huge session made it huge.
+        if buf.capacity() <= 4 << 20 {
+            self.buf = buf;
+        }
+        r.map_err(|e| (e, noscript))
+    }
+
+    /// Sends `before`, script `s`, then `after` in one write (one round trip); on NOSCRIPT, all once
+    /// more with the script's body. Returns every answer, in order.
+    #[allow(clippy::too_many_arguments)]
+    fn pipeline_script(
+        &mut self,
+        idx: usize,
+        retry: Retry,
+        before: &[&[&[u8]]],
+        s: &'static Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        after: &[&[&[u8]]],
+    ) -> anyhow::Result<Vec<Value>> {
+        let n = keys.len().to_string();
+        let mut call: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+        call.extend_from_slice(&[b"EVALSHA", s.sha.as_bytes(), n.as_bytes()]);
+        call.extend_from_slice(keys);
+        call.extend_from_slice(args);
+        let r = {
+            let mut refs: Vec<&[&[u8]]> = before.to_vec();
+            refs.push(&call);
+            refs.extend_from_slice(after);
+            self.exec_many(idx, retry, &refs)
+        };
+        match r {
+            Ok(v) => Ok(v),
+            Err((_, true)) => {
+                call[0] = b"EVAL";
+                call[1] = s.code.as_bytes();
+                let mut refs: Vec<&[&[u8]]> = before.to_vec();
+                refs.push(&call);
+                refs.extend_from_slice(after);
+                self.exec_many(idx, retry, &refs).map_err(|(e, _)| e)
+            }
+            Err((e, false)) => Err(e),
+        }
+    }
+
+    fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> anyhow::Result<Value> {
+        let n = keys.len().to_string();
+        let mut all: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+        all.extend_from_slice(&[b"EVALSHA", s.sha.as_bytes(), n.as_bytes()]);
+        all.extend_from_slice(keys);
+        all.extend_from_slice(args);
+        match self.exec_noscript(idx, retry, &all) {
+            // The server lost its script cache (restart, SCRIPT FLUSH, a new cluster node): send the body once.
+            Err((_, true)) => {
+                all[0] = b"EVAL";
+                all[1] = s.code.as_bytes();
+                self.exec(idx, retry, &all)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, args: &[&[u8]]) -> anyhow::Result<T> {
+        let v = self.exec(idx, Retry::Safe, args)?;
+        T::from_redis_value(v).map_err(|e| anyhow!("unexpected answer: {e}"))
+    }
+
+    /// Notes what a {0, pttl, foreign} answer says, for `wait_for_release`.
+    fn busy(&mut self, items: &[Value]) -> Acquire {
+        let ttl = items.get(1).and_then(as_int).unwrap_or(-1);
+        let foreign = items.get(2).and_then(as_int) == Some(1);
+        self.last_busy = Some((ttl, foreign));
+        Acquire::Busy
     }
 
     fn owned_step(&mut self, s: &'static Script, id: &SessionId, args: &[&[u8]]) -> anyhow::Result<Saved> {
@@ -462,7 +586,7 @@ impl Store for RedisStore {
     fn load(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
         let idx = self.node_for(id);
         let (data, _, _) = self.keys(idx, id);
-        self.simple(idx, redis::cmd("GET").arg(data).clone())
+        self.simple(idx, &[b"GET", &data])
     }
 
     fn lock_and_load(
@@ -474,9 +598,27 @@ impl Store for RedisStore {
     ) -> anyhow::Result<Acquire> {
         let idx = self.node_for(id);
         let (data, lock, _) = self.keys(idx, id);
-        let s = &scripts().acquire;
-        // Safe to retry: the script treats a lock already holding our token as ours.
-        let v = self.script(idx, Retry::Safe, s, &[&data, &lock], &[owner.as_str().as_bytes(), &ms(expire)])?;
+        let args: [&[u8]; 2] = [owner.as_str().as_bytes(), &ms(expire)];
+        // Safe to retry: the scripts treat a lock already holding our token as ours.
+        if self.opts.mode != Mode::Cluster {
+            // Standalone: LOCK, then GET in the same write.
+            let get: &[&[u8]] = &[b"GET", &data];
+            let mut vals = self.pipeline_script(idx, Retry::Safe, &[], &scripts().lock, &[&data, &lock], &args, &[get])?;
+            let (got, v) = match (vals.pop(), vals.pop()) {
+                (Some(got), Some(v)) => (got, v),
+                _ => return Err(anyhow!("missing answers from the lock script")),
+            };
+            let Value::Array(items) = v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
+            if items.first().and_then(as_int) == Some(1) {
+                return match got {
+                    Value::Nil => Ok(Acquire::Locked(None)),
+                    Value::BulkString(d) => Ok(Acquire::Locked(Some(d))),
+                    other => Err(anyhow!("unexpected answer {other:?} to GET")),
+                };
+            }
+            return Ok(self.busy(&items));
+        }
+        let v = self.script(idx, Retry::Safe, &scripts().acquire, &[&data, &lock], &args)?;
         let Value::Array(mut items) = v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
         if items.len() == 2 && items.first().and_then(as_int) == Some(1) {
             if let Some(Value::BulkString(d)) = items.pop() {
@@ -486,12 +628,7 @@ impl Store for RedisStore {
         }
         match (items.first().and_then(as_int), items.get(1)) {
             (Some(1), None) => Ok(Acquire::Locked(None)),
-            (Some(0), ttl) => {
-                let ttl = ttl.and_then(as_int).unwrap_or(-1);
-                let foreign = items.get(2).and_then(as_int) == Some(1);
-                self.last_busy = Some((ttl, foreign));
-                Ok(Acquire::Busy)
-            }
+            (Some(0), _) => Ok(self.busy(&items)),
             _ => Err(anyhow!("unexpected answer {items:?} from the lock script")),
         }
     }
@@ -526,6 +663,23 @@ impl Store for RedisStore {
 
     fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
         match owner {
+            Some(t) if self.opts.mode != Mode::Cluster => {
+                // Standalone: SET the data to a scratch key and COMMIT it under the lock, in one write.
+                let idx = self.node_for(id);
+                let (key, lock, wake) = self.keys(idx, id);
+                let mut scratch = key.clone();
+                scratch.extend_from_slice(b"_WRITE_");
+                scratch.extend_from_slice(t.as_str().as_bytes());
+                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
+                let set: &[&[u8]] = &[b"SET", &scratch, data, b"PX", SCRATCH_LIFE_MS];
+                let args: [&[u8]; 3] = [t.as_str().as_bytes(), &ttl, &wl];
+                let v = self.pipeline_script(idx, Retry::Never, &[set], &scripts().commit, &[&key, &lock, &wake, &scratch], &args, &[])?;
+                match v.last().and_then(as_int) {
+                    Some(1) => Ok(Saved::Done),
+                    Some(0) => Ok(Saved::LockLost),
+                    _ => Err(anyhow!("unexpected answer {v:?} from the save script")),
+                }
+            }
             Some(t) => {
                 let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
                 self.owned_step(&scripts().save, id, &[t.as_str().as_bytes(), data, &ttl, &wl])
@@ -533,7 +687,7 @@ impl Store for RedisStore {
             None => {
                 let idx = self.node_for(id);
                 let (key, _, _) = self.keys(idx, id);
-                let () = self.simple(idx, redis::cmd("SET").arg(key).arg(data).arg("PX").arg(ms(ttl)).clone())?;
+                let () = self.simple(idx, &[b"SET", &key, data, b"PX", &ms(ttl)])?;
                 Ok(Saved::Done)
             }
         }
@@ -548,7 +702,7 @@ impl Store for RedisStore {
             None => {
                 let idx = self.node_for(id);
                 let (key, _, _) = self.keys(idx, id);
-                let _: i64 = self.simple(idx, redis::cmd("PEXPIRE").arg(key).arg(ms(ttl)).clone())?;
+                let _: i64 = self.simple(idx, &[b"PEXPIRE", &key, &ms(ttl)])?;
                 Ok(Saved::Done)
             }
         }
@@ -571,7 +725,7 @@ impl Store for RedisStore {
                 self.script(idx, Retry::Safe, &scripts().release, &[&data, &lock, &wake], &[t.as_str().as_bytes(), &wl, b"1"])?;
             }
             None => {
-                let _: i64 = self.simple(idx, redis::cmd("DEL").arg(data).clone())?;
+                let _: i64 = self.simple(idx, &[b"DEL", &data])?;
             }
         }
         Ok(())
@@ -580,7 +734,7 @@ impl Store for RedisStore {
     fn exists(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<bool> {
         let idx = self.node_for(id);
         let (data, _, _) = self.keys(idx, id);
-        let n: i64 = self.simple(idx, redis::cmd("EXISTS").arg(data).clone())?;
+        let n: i64 = self.simple(idx, &[b"EXISTS", &data])?;
         Ok(n > 0)
     }
 

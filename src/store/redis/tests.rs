@@ -179,7 +179,7 @@ fn dead_server_costs_one_error_naming_it_and_recovery_is_automatic() {
 
 /// Kills `s`'s own connection from the server side (only its, other tests run in parallel).
 fn kill(s: &mut RedisStore, r: &mut redis::Connection) {
-    let cid: i64 = s.simple(0, redis::cmd("CLIENT").arg("ID").clone()).unwrap();
+    let cid: i64 = s.simple(0, &[b"CLIENT", b"ID"]).unwrap();
     let _: redis::Value = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(cid).query(r).unwrap();
 }
 
