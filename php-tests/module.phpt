@@ -77,8 +77,10 @@ php -m warns: false
 php -i handlers: files user session_proxy
 phpinfo() handlers: files user session_proxy
 phpinfo() has a session_proxy section: true
-array(1) {
+array(2) {
   ["session"]=>
+  string(8) "Required"
+  ["spl"]=>
   string(8) "Required"
 }
 reflection version: true
@@ -104,6 +106,7 @@ session_proxy
 session_proxy support => enabled
 Version => (Cargo.toml version)
 Save handler => session_proxy
+Class => SessionProxy\Handler
 Engines => sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel)
 SQLite library => (sqlite version)
 DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)

@@ -6,11 +6,15 @@ set -euo pipefail
 # php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; php8.2-sqlite3: tests inspect the schema; clang/libclang-dev: bindgen for ext-php-rs.
 # redis-server/redis-tools: the Redis engine's test servers; php8.2-redis: phpredis, compared against in tests and bench;
 # libssl-dev/pkg-config: TLS to Redis (rediss://) through the system OpenSSL; openssl: test certificates.
+# php8.2-fpm/nginx: the web service (scripts/services/web.sh) behind php-tests/fpm_*.phpt;
+# php-symfony-http-foundation (5.4), php-laravel-framework (8.x): the framework tests (symfony_*.phpt, laravel_*.phpt).
 PACKAGES=(
   php8.2-cli php8.2-dev php8.2-sqlite3
   clang libclang-dev
   redis-server redis-tools php8.2-redis
   libssl-dev pkg-config openssl
+  php8.2-fpm nginx
+  php-symfony-http-foundation php-laravel-framework
 )
 
 missing=()
@@ -23,6 +27,14 @@ if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # Installing server packages must not start their system services (nginx on :80 and the like): the
+  # tests run their own instances on 127.0.0.1. policy-rc.d is Debian's switch for that; ours is
+  # removed again afterwards, and one the machine already has is left alone.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

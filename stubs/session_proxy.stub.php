@@ -1,9 +1,10 @@
 <?php
 
 /**
- * session_proxy — PHP stubs for IDEs and static analysis.
+ * session_proxy — PHP stubs for IDEs and static analysis. php-tests/stub_matches.phpt checks that this
+ * file and the loaded extension agree (classes, methods, parameters, types, INI directives).
  *
- * The extension registers the native save handler "session_proxy":
+ * Native save handler "session_proxy":
  *
  *     extension = session_proxy
  *     session.save_handler = session_proxy
@@ -16,13 +17,77 @@
  *   "files:///abs/dir"                   PHP's own sess_<id> format; options: depth=N (0..8), mode=0600
  *
  * INI directives (all PHP_INI_ALL; an invalid value is rejected with a warning and the old value stays):
- *   session_proxy.locking              = 1      per-session lock from read to write/close
- *   session_proxy.lock_wait_timeout    = 30000  ms a request waits for another request's lock (0..3600000)
- *   session_proxy.lock_expire          = 0      s before a vanished holder's lock may be taken over
- *                                               (0..86400; 0 = max_execution_time, or 30 when that is 0)
- *   session_proxy.lock_timeout_action  = fail   fail: session_start() returns false;
- *                                               readonly: open without lock, refuse writes with a notice
- *
- * This version defines no PHP functions, classes or constants; the SessionProxy\Handler class for
- * frameworks is planned.
+ * @ini session_proxy.locking = 1
+ *      Per-session lock held from read to write/close.
+ * @ini session_proxy.lock_wait_timeout = 30000
+ *      Milliseconds a request waits for another request's lock (0..3600000).
+ * @ini session_proxy.lock_expire = 0
+ *      Seconds after which a lock whose holder vanished may be taken over (0..86400);
+ *      0 = max_execution_time, or 30 when that is 0.
+ * @ini session_proxy.lock_timeout_action = fail
+ *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock,
+ *      refuse changes with a notice).
  */
+
+namespace SessionProxy;
+
+/**
+ * Thrown by Handler::__construct() for a malformed DSN or a bad option, with the same message the
+ * native handler warns with.
+ */
+class Exception extends \InvalidArgumentException
+{
+}
+
+/**
+ * The session_proxy core as a save-handler object, for session_set_save_handler(), frameworks
+ * (Symfony's NativeSessionStorage, Laravel's session Store) and subclasses. Same engines, locking,
+ * lazy write, strict mode and error semantics as the native handler. Storage failures during a request
+ * are a warning and false, as with PHP's SessionHandler. Methods may be called without open() (the
+ * storage is opened on first use); the lock is released by write(), destroy(), close(), or when the
+ * object is freed.
+ *
+ *     session_set_save_handler(new \SessionProxy\Handler('sqlite:///var/lib/app/sessions.sqlite'), true);
+ */
+class Handler implements \SessionHandlerInterface, \SessionIdInterface, \SessionUpdateTimestampHandlerInterface
+{
+    /**
+     * @param string $dsn A session.save_path DSN (see above).
+     * @param array|null $options session_proxy.* directives without the prefix: locking (bool),
+     *     lock_wait_timeout (int ms), lock_expire (int s), lock_timeout_action ("fail"|"readonly").
+     *     Options not given follow the INI values in force when the session is opened.
+     * @throws Exception for a malformed DSN, an unknown option or an invalid value.
+     */
+    public function __construct(string $dsn, ?array $options = null) {}
+
+    /** Opens the storage named by the constructor's DSN; $path and $name are not used. */
+    public function open(string $path, string $name): bool {}
+
+    /** Releases the lock (if held) and returns the connection to the per-process pool. */
+    public function close(): bool {}
+
+    /**
+     * Takes the session's lock (when locking is on) and returns its data: "" for a new or expired
+     * session, false with a warning on failure (lock wait timeout with action fail, storage error,
+     * invalid id).
+     */
+    public function read(string $id): string|false {}
+
+    /** Writes the data and releases the lock in one step; false with a warning if refused or failed. */
+    public function write(string $id, string $data): bool {}
+
+    /** Deletes the session (refused with a warning when the session was opened read-only). */
+    public function destroy(string $id): bool {}
+
+    /** Deletes sessions idle for more than $max_lifetime seconds; returns how many, or false. */
+    public function gc(int $max_lifetime): int|false {}
+
+    /** A new id from PHP's generator (session.sid_length, sid_bits_per_character), never a live one. */
+    public function create_sid(): string {}
+
+    /** True when a live session with this id exists (used by session.use_strict_mode). */
+    public function validateId(string $id): bool {}
+
+    /** lazy_write: refreshes the expiry of unchanged data without rewriting it, and releases the lock. */
+    public function updateTimestamp(string $id, string $data): bool {}
+}

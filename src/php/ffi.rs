@@ -3,7 +3,8 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use ext_php_rs::ffi::{zend_long, zend_module_entry, zend_string};
+use ext_php_rs::ffi::{zend_class_entry, zend_long, zend_module_entry, zend_string};
+use ext_php_rs::zend::ClassEntry;
 
 pub const SUCCESS: c_int = 0;
 pub const FAILURE: c_int = -1;
@@ -48,6 +49,10 @@ unsafe impl<const N: usize> Sync for ModuleDeps<N> {}
 pub const ZEND_INI_STAGE_DEACTIVATE: c_int = 1 << 3;
 
 unsafe extern "C" {
+    pub static php_session_iface_entry: *mut zend_class_entry;
+    pub static php_session_id_iface_entry: *mut zend_class_entry;
+    pub static php_session_update_timestamp_iface_entry: *mut zend_class_entry;
+    static spl_ce_InvalidArgumentException: *mut zend_class_entry;
     pub fn php_session_register_module(m: *const PsModule) -> c_int;
     pub fn php_session_create_id(mod_data: ModData) -> *mut zend_string;
     pub fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
@@ -96,4 +101,41 @@ pub unsafe fn zstr_bytes<'a>(s: *const zend_string) -> &'a [u8] {
     }
     // SAFETY: per the contract, s is a valid zend_string.
     unsafe { (*s).as_bytes() }
+}
+
+/// SPL's \InvalidArgumentException (SPL is always built in and starts before extensions).
+pub fn invalid_argument_exception() -> &'static ClassEntry {
+    // SAFETY: set by SPL's MINIT, which runs before ours (see the module's dependencies).
+    unsafe { spl_ce_InvalidArgumentException.as_ref() }.expect("SPL is started before session_proxy")
+}
+
+// zend_type masks (Zend/zend_type_info.h, zend_types.h of PHP 8.2).
+pub const MAY_BE_FALSE: u32 = 1 << 2;
+pub const MAY_BE_LONG: u32 = 1 << 4;
+pub const MAY_BE_STRING: u32 = 1 << 6;
+const ZEND_TYPE_MAY_BE_MASK: u32 = (1 << 18) - 1;
+
+/// Sets the declared return type of internal method `name` (lower case) of `ce` to the union `mask`.
+/// ext-php-rs cannot declare `string|false` or `int|false`, which SessionHandlerInterface's tentative
+/// return types are; this must run before the interface is implemented, where PHP checks them.
+///
+/// # Safety
+/// MINIT only; `ce` is a class this module registered, whose arg_info ext-php-rs keeps for the process.
+pub unsafe fn set_return_type(ce: *mut zend_class_entry, name: &str, mask: u32) -> bool {
+    // SAFETY: per the contract; function_table holds zend_function pointers keyed by lower-case name.
+    unsafe {
+        let zv = ext_php_rs::ffi::zend_hash_str_find(&(*ce).function_table, name.as_ptr().cast(), name.len());
+        if zv.is_null() {
+            return false;
+        }
+        let func = (*zv).value.ptr.cast::<ext_php_rs::ffi::zend_function>();
+        let arg_info = (*func).internal_function.arg_info;
+        if arg_info.is_null() {
+            return false;
+        }
+        // The return type lives just before the first argument's info.
+        let ret = arg_info.offset(-1);
+        (*ret).type_.type_mask = ((*ret).type_.type_mask & !ZEND_TYPE_MAY_BE_MASK) | mask;
+        true
+    }
 }

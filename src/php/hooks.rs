@@ -71,7 +71,8 @@ fn max_lifetime(secs: zend_long) -> Duration {
     Duration::from_secs(secs.max(0) as u64)
 }
 
-fn ini_max_lifetime() -> Duration {
+/// session.gc_maxlifetime, for the calls where PHP does not pass it.
+pub fn ini_max_lifetime() -> Duration {
     max_lifetime(ffi::ini_long("session.gc_maxlifetime"))
 }
 

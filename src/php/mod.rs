@@ -1,6 +1,7 @@
 //! The Zend skin: module entry, MINIT/MSHUTDOWN/MINFO, INI registration and the save handler hooks.
 //! Nothing here decides behaviour; it translates to and from the plain-Rust core.
 
+mod class;
 mod ffi;
 mod hooks;
 mod ini;
@@ -16,9 +17,11 @@ use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 
 use ffi::{ModuleDep, ModuleDeps, MODULE_DEP_REQUIRED};
 
-/// `ZEND_MOD_REQUIRED("session")`: PHP starts ext/session first and refuses to load us without it.
-static DEPS: ModuleDeps<2> = ModuleDeps([
+/// `ZEND_MOD_REQUIRED("session")` (and SPL, for \InvalidArgumentException): PHP starts them first
+/// and refuses to load us without them.
+static DEPS: ModuleDeps<3> = ModuleDeps([
     ModuleDep { name: c"session".as_ptr(), rel: std::ptr::null(), version: std::ptr::null(), kind: MODULE_DEP_REQUIRED },
+    ModuleDep { name: c"spl".as_ptr(), rel: std::ptr::null(), version: std::ptr::null(), kind: MODULE_DEP_REQUIRED },
     ModuleDep { name: std::ptr::null(), rel: std::ptr::null(), version: std::ptr::null(), kind: 0 },
 ]);
 
@@ -32,7 +35,8 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
         let builder = ModuleBuilder::new("session_proxy", crate::VERSION)
             .startup_function(minit)
             .shutdown_function(mshutdown)
-            .info_function(minfo);
+            .info_function(minfo)
+            .class::<class::Handler>();
         let (mut entry, startup, owned) = builder.try_into().expect("the module definition is static and valid");
         entry.deps = DEPS.0.as_ptr().cast();
         STARTUP.lock().replace(startup);
@@ -48,11 +52,43 @@ extern "C" fn minit(ty: c_int, module_number: c_int) -> c_int {
             php_error(&ErrorType::CoreWarning, "session_proxy: cannot register the save handler");
             return ffi::FAILURE;
         }
-        ext_php_rs::internal::startup_guard(|| match STARTUP.lock().as_ref() {
+        let registered = ext_php_rs::internal::startup_guard(|| match STARTUP.lock().as_ref() {
             Some(s) => s.startup(ty, module_number),
             None => Ok(()),
-        })
+        });
+        if registered != ffi::SUCCESS {
+            return registered;
+        }
+        if ext_php_rs::internal::startup_guard(class::register_exception) != ffi::SUCCESS {
+            return ffi::FAILURE;
+        }
+        implement_session_interfaces()
     })
+}
+
+/// Gives SessionProxy\Handler the exact return types of the session interfaces, then implements them
+/// (declared here rather than with `#[php(implements)]`, which would check the types before the fix).
+fn implement_session_interfaces() -> c_int {
+    use ext_php_rs::class::RegisteredClass;
+    let ce = std::ptr::from_ref(class::Handler::get_metadata().ce()).cast_mut();
+    // SAFETY: MINIT, our own freshly registered class; the interface entries are set by ext/session,
+    // which starts before us (module dependency).
+    unsafe {
+        if !ffi::set_return_type(ce, "read", ffi::MAY_BE_STRING | ffi::MAY_BE_FALSE)
+            || !ffi::set_return_type(ce, "gc", ffi::MAY_BE_LONG | ffi::MAY_BE_FALSE)
+        {
+            php_error(&ErrorType::CoreWarning, "session_proxy: cannot declare SessionProxy\\Handler's return types");
+            return ffi::FAILURE;
+        }
+        for iface in [ffi::php_session_iface_entry, ffi::php_session_id_iface_entry, ffi::php_session_update_timestamp_iface_entry] {
+            if iface.is_null() {
+                php_error(&ErrorType::CoreWarning, "session_proxy: ext/session's interfaces are not registered");
+                return ffi::FAILURE;
+            }
+            ext_php_rs::ffi::zend_do_implement_interface(ce, iface);
+        }
+    }
+    ffi::SUCCESS
 }
 
 extern "C" fn mshutdown(ty: c_int, module_number: c_int) -> c_int {
@@ -67,6 +103,7 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("session_proxy support", "enabled");
         info_table_row!("Version", crate::VERSION);
         info_table_row!("Save handler", "session_proxy");
+        info_table_row!("Class", "SessionProxy\\Handler");
         info_table_row!("Engines", "sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel)");
         info_table_row!("SQLite library", rusqlite::version());
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);

@@ -51,7 +51,7 @@ fn file_identity(p: &Path) -> Option<(u64, u64)> {
 impl SqliteStore {
     pub fn open(o: &SqliteOptions) -> anyhow::Result<Self> {
         let name = format!("sqlite://{}", o.path.display());
-        let conn = Self::connect(o).with_context(|| name.clone())?;
+        let conn = Self::connect(o).map_err(tidy).with_context(|| name.clone())?;
         let identity = file_identity(&o.path).ok_or_else(|| anyhow!("{name}: the database file vanished while opening"))?;
         Ok(SqliteStore { conn, name, path: o.path.clone(), identity, broken: false })
     }
@@ -100,7 +100,7 @@ impl SqliteStore {
         if r.is_err() {
             self.broken = true;
         }
-        r
+        r.map_err(tidy)
     }
 
     fn load_in(conn: &Connection, id: &SessionId, max_lifetime: Duration, now: f64) -> rusqlite::Result<Option<Vec<u8>>> {
@@ -136,6 +136,15 @@ impl SqliteStore {
             Ok(Saved::Done)
         })();
         self.guard(r)
+    }
+}
+
+/// rusqlite's errors carry SQLite's code as their source, so a chain prints the same words twice
+/// ("file is not a database: Error code 26: file is not a database"): keep SQLite's message once.
+fn tidy(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<rusqlite::Error>() {
+        Ok(sqlite) => anyhow!("{sqlite}"),
+        Err(other) => other,
     }
 }
 
@@ -365,6 +374,7 @@ mod tests {
             .unwrap();
         let msg = format!("{e:#}");
         assert!(msg.contains("c.sqlite") && msg.contains("not a database"), "{msg}");
+        assert_eq!(msg.matches("not a database").count(), 1, "said once: {msg}");
 
         let e = SqliteStore::open(&SqliteOptions {
             path: dir.path().join("c.sqlite/x.sqlite"),

@@ -1,0 +1,150 @@
+<?php
+// Test app for the web tests (php-tests/fpm_*.phpt), served by nginx + php-fpm (scripts/services/web.sh).
+//
+//   app.php?a=ACTION&h=HANDLER&dsn=DSN[&user=NAME][&opt[KEY]=VALUE...]
+//
+// HANDLER: native - session.save_handler=session_proxy, session.save_path=DSN
+//          class  - session_set_save_handler(new SessionProxy\Handler(DSN, opt), true)
+// DSN:     sqlite:///abs/file.sqlite or files:///abs/dir, under sys_get_temp_dir() (each test passes its
+//          own directory, so tests are parallel-safe); anything else is refused.
+// opt:     class mode: the options array (locking, lock_wait_timeout, lock_expire, lock_timeout_action);
+//          native mode: the same names set as session_proxy.* INI values for this request.
+// ACTION:  hit     count++ (anonymous or logged in)
+//          login   session_regenerate_id(true), then user=NAME (the rest of the data is kept)
+//          whoami  the session's data, unchanged
+//          logout  session_destroy() and the cookie removed
+//          incr    n++ once, replies the value seen before (the race tests)
+// Every reply is JSON: {"ok":..., "id": the session id, "pid": the php-fpm worker, ..., "errors": [...]};
+// "errors" lists every warning/notice PHP raised, including those of the session write (the session is
+// closed before the reply is built).
+declare(strict_types=1);
+
+$GLOBALS['errors'] = [];
+set_error_handler(function (int $no, string $msg): bool {
+    $lvl = [E_WARNING => 'Warning', E_NOTICE => 'Notice', E_DEPRECATED => 'Deprecated',
+        E_USER_WARNING => 'Warning', E_USER_NOTICE => 'Notice', E_USER_DEPRECATED => 'Deprecated'][$no] ?? "E$no";
+    $GLOBALS['errors'][] = "$lvl: $msg";
+    return true;
+});
+
+function reply(array $r, int $status = 200): never
+{
+    if (session_status() === PHP_SESSION_ACTIVE) {
+        session_write_close();
+    }
+    $r += ['ok' => $status === 200, 'pid' => getmypid()];
+    $r['errors'] = $GLOBALS['errors'];
+    http_response_code($status);
+    header('Content-Type: application/json');
+    echo json_encode($r, JSON_UNESCAPED_SLASHES | JSON_PARTIAL_OUTPUT_ON_ERROR), "\n";
+    exit;
+}
+
+function fail(string $msg, int $status = 400): never
+{
+    reply(['ok' => false, 'error' => $msg], $status);
+}
+
+/** The DSN, if it names a path strictly inside the system temp dir (no "..", no other schemes). */
+function checked_dsn(string $dsn): string
+{
+    if (!preg_match('~^(sqlite|files)://(/[^?#]*)(\?[^#]*)?$~', $dsn, $m)) {
+        fail("dsn must be sqlite:///abs/file or files:///abs/dir, got \"$dsn\"");
+    }
+    $path = rawurldecode($m[2]);
+    if (preg_match('~(^|/)\.\.?(/|$)~', $path) || str_contains($path, "\0")) {
+        fail("dsn path must not contain . or .. segments: \"$dsn\"");
+    }
+    $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
+    $dir = realpath($m[1] === 'sqlite' ? dirname($path) : $path);
+    if ($dir === false || !str_starts_with($dir . '/', $tmp) || $dir . '/' === $tmp) {
+        fail("dsn path must be an existing directory inside $tmp: \"$dsn\"");
+    }
+    return $dsn;
+}
+
+$action = (string) ($_GET['a'] ?? '');
+$mode = (string) ($_GET['h'] ?? 'native');
+$dsn = checked_dsn((string) ($_GET['dsn'] ?? ''));
+$opt = [];
+foreach ((array) ($_GET['opt'] ?? []) as $k => $v) {
+    if (!in_array($k, ['locking', 'lock_wait_timeout', 'lock_expire', 'lock_timeout_action'], true)) {
+        fail("unknown option \"$k\"");
+    }
+    $opt[$k] = is_numeric($v) ? (int) $v : (string) $v;
+}
+
+// Production-like session settings: cookies only, strict mode (unknown ids are replaced), lazy write.
+foreach ([
+    'session.use_strict_mode' => '1',
+    'session.use_cookies' => '1',
+    'session.use_only_cookies' => '1',
+    'session.cookie_httponly' => '1',
+    'session.cookie_samesite' => 'Lax',
+    'session.lazy_write' => '1',
+    'session.gc_probability' => '0',
+] as $k => $v) {
+    ini_set($k, $v);
+}
+
+if ($mode === 'native') {
+    if (ini_set('session.save_handler', 'session_proxy') === false) {
+        fail('ini_set(session.save_handler, session_proxy) failed: is the extension loaded?', 500);
+    }
+    ini_set('session.save_path', $dsn);
+    foreach ($opt as $k => $v) {
+        if (ini_set("session_proxy.$k", (string) $v) === false) {
+            fail("ini_set(session_proxy.$k) refused \"$v\"", 500);
+        }
+    }
+} elseif ($mode === 'class') {
+    if (!class_exists('SessionProxy\Handler')) {
+        fail('class SessionProxy\Handler does not exist in this build of session_proxy', 500);
+    }
+    try {
+        $handler = new SessionProxy\Handler($dsn, $opt);
+    } catch (Throwable $e) {
+        fail('new SessionProxy\Handler() threw ' . get_class($e) . ': ' . $e->getMessage(), 500);
+    }
+    if (!session_set_save_handler($handler, true)) {
+        fail('session_set_save_handler() refused SessionProxy\Handler', 500);
+    }
+} else {
+    fail("h must be native or class, got \"$mode\"");
+}
+
+if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr'], true)) {
+    fail("unknown action \"$action\"");
+}
+try {
+    $started = session_start();
+} catch (Throwable $e) {
+    fail('session_start() threw ' . get_class($e) . ': ' . $e->getMessage(), 500);
+}
+if (!$started) {
+    fail('session_start() returned false', 500);
+}
+
+switch ($action) {
+    case 'hit':
+        $_SESSION['count'] = ($_SESSION['count'] ?? 0) + 1;
+        reply(['id' => session_id(), 'user' => $_SESSION['user'] ?? null, 'count' => $_SESSION['count']]);
+    case 'login':
+        $old = session_id();
+        $regenerated = session_regenerate_id(true);
+        $_SESSION['user'] = (string) ($_GET['user'] ?? '');
+        reply(['old' => $old, 'id' => session_id(), 'regenerated' => $regenerated, 'data' => $_SESSION]);
+    case 'whoami':
+        reply(['id' => session_id(), 'data' => $_SESSION]);
+    case 'logout':
+        $id = session_id();
+        $_SESSION = [];
+        $destroyed = session_destroy();
+        $p = session_get_cookie_params();
+        setcookie(session_name(), '', ['expires' => 1, 'path' => $p['path'], 'httponly' => true, 'samesite' => 'Lax']);
+        reply(['id' => $id, 'destroyed' => $destroyed]);
+    case 'incr':
+        $before = $_SESSION['n'] ?? 0;
+        $_SESSION['n'] = $before + 1;
+        reply(['id' => session_id(), 'before' => $before]);
+}

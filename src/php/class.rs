@@ -1,0 +1,221 @@
+//! `SessionProxy\Handler`: the same core as the native save handler, as a PHP class for frameworks
+//! (`session_set_save_handler(new SessionProxy\Handler($dsn), true)`, Symfony, Laravel) and for
+//! subclassing. A bad DSN or option throws `SessionProxy\Exception`; storage failures during a request
+//! are a warning and `false`, as with PHP's own SessionHandler.
+
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::time::Duration;
+
+use ext_php_rs::builders::ClassBuilder;
+use ext_php_rs::zend::ClassEntry;
+
+use ext_php_rs::binary_slice::BinarySlice;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::error::php_error;
+use ext_php_rs::exception::{PhpException, PhpResult};
+use ext_php_rs::flags::ErrorType;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
+
+use super::ffi;
+use super::hooks::{guard, ini_max_lifetime, raise};
+use crate::dsn::{self, Engine};
+use crate::session::Request;
+use crate::settings::{self, Settings, DIRECTIVES};
+
+/// `SessionProxy\Exception`, thrown for a bad DSN or option. A plain PHP subclass of
+/// \InvalidArgumentException (no Rust object behind it), so PHP code can construct and rethrow it.
+static EXCEPTION: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Registers `SessionProxy\Exception`; MINIT only.
+pub fn register_exception() -> ext_php_rs::error::Result<()> {
+    ClassBuilder::new("SessionProxy\\Exception")
+        .extends((ffi::invalid_argument_exception, "\\InvalidArgumentException"))
+        .registration(|ce, _| EXCEPTION.store(ce, Ordering::Release))
+        .register()
+}
+
+fn invalid(msg: String) -> PhpException {
+    let msg = format!("session_proxy: {msg}");
+    // SAFETY: set once in MINIT to a class entry PHP keeps for the process.
+    match unsafe { EXCEPTION.load(Ordering::Acquire).as_ref() } {
+        Some(ce) => PhpException::new(msg, 0, ce),
+        None => PhpException::new(msg, 0, ffi::invalid_argument_exception()),
+    }
+}
+
+#[php_class]
+#[php(name = "SessionProxy\\Handler")]
+pub struct Handler {
+    engine: Engine,
+    /// Per-directive values from the constructor's options; None = the INI value at open time.
+    overrides: [Option<String>; DIRECTIVES.len()],
+    request: Option<Request>,
+}
+
+/// Option names: the directives without their `session_proxy.` prefix.
+fn option_name(i: usize) -> &'static str {
+    let full = DIRECTIVES[i].name.to_str().unwrap_or_default();
+    full.strip_prefix("session_proxy.").unwrap_or(full)
+}
+
+fn option_value(v: &Zval) -> Option<String> {
+    if let Some(b) = v.bool() {
+        return Some(if b { "1" } else { "0" }.into());
+    }
+    if let Some(l) = v.long() {
+        return Some(l.to_string());
+    }
+    v.string()
+}
+
+impl Handler {
+    fn settings(&self) -> Settings {
+        let value = |i: usize| {
+            self.overrides[i].clone().unwrap_or_else(|| ffi::ini_string(DIRECTIVES[i].name.to_str().unwrap_or_default()))
+        };
+        Settings::from_raw(&value(0), &value(1), &value(2), &value(3), ffi::ini_long("max_execution_time"))
+    }
+
+    /// The open request, opening one if the caller did not (Laravel calls read/write without open).
+    fn request(&mut self) -> Option<&mut Request> {
+        if self.request.is_none() {
+            match Request::open(self.engine.clone(), self.settings()) {
+                Ok(r) => self.request = Some(r),
+                Err(msg) => {
+                    php_error(&ErrorType::Warning, &msg);
+                    return None;
+                }
+            }
+        }
+        self.request.as_mut()
+    }
+
+    /// Runs `f` on the request, raising its diagnostics; `fail` if no request could be opened.
+    fn with<T: Copy>(&mut self, fail: T, f: impl FnOnce(&mut Request) -> T) -> T {
+        guard(fail, || {
+            let Some(r) = self.request() else { return fail };
+            let out = f(r);
+            raise(r.take_diags());
+            out
+        })
+    }
+}
+
+#[php_impl]
+impl Handler {
+    /// `$dsn` is a session.save_path DSN; `$options` are session_proxy.* directives without the prefix
+    /// (unset ones follow the INI at open time).
+    pub fn __construct(dsn: BinarySlice<u8>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        let dsn = std::str::from_utf8(&dsn).map_err(|_| invalid("the DSN is not valid UTF-8".into()))?;
+        let engine = dsn::parse(dsn, &ffi::temp_dir()).map_err(|e| invalid(e.to_string()))?;
+        let mut overrides: [Option<String>; DIRECTIVES.len()] = Default::default();
+        if let Some(options) = options {
+            for (key, value) in options {
+                let key = key.to_string();
+                let Some(i) = (0..DIRECTIVES.len()).find(|&i| option_name(i) == key) else {
+                    let known: Vec<&str> = (0..DIRECTIVES.len()).map(option_name).collect();
+                    return Err(invalid(format!("unknown option \"{key}\" (known: {})", known.join(", "))));
+                };
+                let name = DIRECTIVES[i].name.to_str().unwrap_or_default();
+                let Some(v) = option_value(value) else {
+                    return Err(invalid(format!("option \"{key}\" must be a string, an int or a bool")));
+                };
+                settings::validate(name, &v)
+                    .map_err(|e| invalid(e.replace("; the previous value stays", "").replace(name, &format!("option \"{key}\""))))?;
+                overrides[i] = Some(v);
+            }
+        }
+        Ok(Handler { engine, overrides, request: None })
+    }
+
+    /// The DSN is the constructor's; `$path` (session.save_path) and `$name` are not used.
+    pub fn open(&mut self, path: BinarySlice<u8>, name: BinarySlice<u8>) -> bool {
+        let _ = (path, name);
+        let settings = self.settings();
+        match &mut self.request {
+            Some(r) => r.set_settings(settings),
+            None => return self.request().is_some(),
+        }
+        true
+    }
+
+    pub fn close(&mut self) -> bool {
+        if let Some(r) = self.request.take() {
+            raise(r.close());
+        }
+        true
+    }
+
+    /// Returns the session data ("" for a new session), or false with a warning.
+    pub fn read(&mut self, id: BinarySlice<u8>) -> Zval {
+        let life = ini_max_lifetime();
+        let mut out = Zval::new();
+        let data = guard(None, || {
+            let r = self.request()?;
+            let d = r.read(&id, life).ok();
+            raise(r.take_diags());
+            d
+        });
+        match data {
+            Some(d) => out.set_zend_string(ZendStr::new(&d, false)),
+            None => out.set_bool(false),
+        }
+        out
+    }
+
+    pub fn write(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
+        let life = ini_max_lifetime();
+        self.with(false, |r| r.write(&id, &data, life).is_ok())
+    }
+
+    pub fn destroy(&mut self, id: BinarySlice<u8>) -> bool {
+        self.with(false, |r| r.destroy(&id).is_ok())
+    }
+
+    /// Returns the number of deleted sessions, or false with a warning.
+    pub fn gc(&mut self, max_lifetime: i64) -> Zval {
+        let life = Duration::from_secs(max_lifetime.max(0) as u64);
+        let n = self.with(None, |r| r.gc(life).ok());
+        let mut out = Zval::new();
+        match n {
+            Some(n) => out.set_long(n as i64),
+            None => out.set_bool(false),
+        }
+        out
+    }
+
+    /// A new session id from PHP's generator (session.sid_length / sid_bits_per_character), never
+    /// one of a live session. Nothing is stored.
+    #[php(name = "create_sid")]
+    pub fn create_sid(&mut self) -> PhpResult<String> {
+        for _ in 0..3 {
+            // SAFETY: NULL mod_data is allowed; the generator reads only session globals.
+            let sid = unsafe { ffi::php_session_create_id(std::ptr::null_mut()) };
+            if sid.is_null() {
+                return Err("session_proxy: PHP could not generate a session id".into());
+            }
+            // SAFETY: a fresh request-allocated string that we own.
+            let sid = unsafe { ZBox::from_raw(sid) };
+            let bytes = sid.as_bytes().to_vec();
+            let life = ini_max_lifetime();
+            if !self.with(false, |r| r.exists(&bytes, life) == Ok(true)) {
+                return Ok(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        Err("session_proxy: could not create an unused session id in 3 tries".into())
+    }
+
+    /// True when a live session with this id exists (strict mode).
+    pub fn validate_id(&mut self, id: BinarySlice<u8>) -> bool {
+        let life = ini_max_lifetime();
+        self.with(false, |r| r.exists(&id, life) == Ok(true))
+    }
+
+    /// lazy_write: refreshes the expiry of unchanged data without rewriting it.
+    pub fn update_timestamp(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
+        let _ = data;
+        let life = ini_max_lifetime();
+        self.with(false, |r| r.update_timestamp(&id, life).is_ok())
+    }
+}
