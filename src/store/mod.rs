@@ -13,6 +13,7 @@ use crate::lock::Token;
 
 pub mod files;
 pub mod memcached;
+pub mod redis;
 pub mod sqlite;
 
 /// The result of one attempt to take a session's lock.
@@ -97,6 +98,7 @@ pub fn connect(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
         Engine::Sqlite(o) => Box::new(sqlite::SqliteStore::open(o)?),
         Engine::Files(o) => Box::new(files::FilesStore::open(o)?),
         Engine::Memcached(o) => Box::new(memcached::MemcachedStore::open(o)?),
+        Engine::Redis(o) => Box::new(redis::RedisStore::open(o)?),
     })
 }
 
