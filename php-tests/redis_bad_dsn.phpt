@@ -111,5 +111,5 @@ start=false
   session_start(): session_proxy: cannot open 127.0.0.1:PORT: cannot connect: Password authentication failed - AuthenticationFailed
   password shown: false
 == phpinfo
-Engines => sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel)
+Engines => sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel), memcached
 session_proxy section mentions hunter2: false
