@@ -5,7 +5,13 @@ Malformed session.save_path: session_start() fails, the warning names the proble
 require __DIR__ . '/inc/helpers.inc';
 
 const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", '
-    . '"files:///abs/dir[?depth=N&mode=0600]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
+    . '"files:///abs/dir[?depth=N&mode=0600]", '
+    . '"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]", '
+    . '"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), '
+    . '"unix:///path/redis.sock[?db=N&prefix=…]", phpredis\' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" '
+    . '(or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", '
+    . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", '
+    . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in the system temp dir)';
 
 $d = sp_tmpdir('baddsn');
@@ -48,9 +54,9 @@ $cases = [
     '%ff in path' => 'files://DIR/x%ff',
     'control character' => "sqlite://DIR/x\n.sqlite",
     'over 4096 bytes' => $long,
-    'redis with user and password' => 'redis://user:hunter2@127.0.0.1:6379/0',
-    'redis with password only' => 'redis://:hunter2@127.0.0.1:6379',
-    'tcp with auth option' => 'tcp://127.0.0.1:6379?auth=hunter2&database=1',
+    'redis with user and password' => 'redis://user:hunter2@127.0.0.1:6379/0?bogus=1',
+    'redis with password only' => 'redis://:hunter2@127.0.0.1:99999',
+    'tcp with auth option' => 'tcp://127.0.0.1:6379?auth=hunter2&database=x',
 ];
 
 $warnings = [];
@@ -213,15 +219,15 @@ over 4096 bytes: start=false active=false
   value:  sqlite://DIR/a{5000}.sqlite
   reason: it is LEN bytes long (at most 4096)
 redis with user and password: start=false active=false
-  value:  redis://user:***@127.0.0.1:6379/0
-  reason: the redis:// engine is not built into this version of session_proxy
+  value:  redis://user:***@127.0.0.1:6379/0?bogus=1
+  reason: unknown option "bogus" for redis:// (known: prefix, timeout, read_timeout, persistent)
   password in our warning: false
 redis with password only: start=false active=false
-  value:  redis://:***@127.0.0.1:6379
-  reason: the redis:// engine is not built into this version of session_proxy
+  value:  redis://:***@127.0.0.1:99999
+  reason: port "99999" must be an integer from 1 to 65535
   password in our warning: false
 tcp with auth option: start=false active=false
-  value:  tcp://127.0.0.1:6379?auth=***&database=1
-  reason: the tcp:// engine is not built into this version of session_proxy
+  value:  tcp://127.0.0.1:6379?auth=***&database=x
+  reason: option database="x" must be an integer from 0 to 65535
   password in our warning: false
 test directory still empty: true

@@ -6,7 +6,7 @@ require __DIR__ . '/inc/helpers.inc';
 $dir = sp_tmpdir('clserr');
 
 // Same message as the native handler's warning for the same save_path.
-foreach (['ftp://host/x', 'relative/dir', "sqlite://$dir/x.db?busy_timeout=abc", 'redis://user:hunter2@h:6379'] as $dsn) {
+foreach (['ftp://host/x', 'relative/dir', "sqlite://$dir/x.db?busy_timeout=abc", 'redis://user:hunter2@h:6379?bogus=1'] as $dsn) {
     try {
         new SessionProxy\Handler($dsn);
         echo "no exception for $dsn\n";

@@ -107,9 +107,9 @@ session_proxy support => enabled
 Version => (Cargo.toml version)
 Save handler => session_proxy
 Class => SessionProxy\Handler
-Engines => sqlite, files
+Engines => sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel), memcached
 SQLite library => (sqlite version)
-DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
+DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
 Pooled connections (this process) => 0
 
 Directive => Local Value => Master Value

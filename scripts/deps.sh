@@ -4,13 +4,19 @@
 set -euo pipefail
 
 # php8.2-cli/php8.2-dev: PHP, php-config, headers, run-tests.php; php8.2-sqlite3: tests inspect the schema; clang/libclang-dev: bindgen for ext-php-rs.
+# redis-server/redis-tools: the Redis engine's test servers; php8.2-redis: phpredis, compared against in tests and bench;
+# libssl-dev/pkg-config: TLS to Redis (rediss://) through the system OpenSSL; openssl: test certificates.
 # php8.2-fpm/nginx: the web service (scripts/services/web.sh) behind php-tests/fpm_*.phpt;
 # php-symfony-http-foundation (5.4), php-laravel-framework (8.x): the framework tests (symfony_*.phpt, laravel_*.phpt).
+# memcached: test servers for the memcached engine; php8.2-memcached (+ igbinary, msgpack it loads first): the peer the compatibility tests and bench compare with.
 PACKAGES=(
   php8.2-cli php8.2-dev php8.2-sqlite3
   clang libclang-dev
+  redis-server redis-tools php8.2-redis
+  libssl-dev pkg-config openssl
   php8.2-fpm nginx
   php-symfony-http-foundation php-laravel-framework
+  memcached php8.2-memcached php8.2-igbinary php8.2-msgpack
 )
 
 missing=()

@@ -6,7 +6,13 @@ use std::time::Duration;
 
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
-\"files:///abs/dir[?depth=N&mode=0600]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"files:///abs/dir[?depth=N&mode=0600]\", \
+\"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+\"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]\" (TLS), \
+\"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
+(or a comma list of them), \"redis-cluster://host:port[,host:port…][?prefix=…]\", \
+\"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]\", \
+\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).
@@ -16,6 +22,8 @@ pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
 pub enum Engine {
     Sqlite(SqliteOptions),
     Files(FilesOptions),
+    Memcached(crate::store::memcached::MemcachedOptions),
+    Redis(crate::store::redis::RedisOptions),
 }
 
 impl Engine {
@@ -23,6 +31,8 @@ impl Engine {
         match self {
             Engine::Sqlite(_) => "sqlite",
             Engine::Files(_) => "files",
+            Engine::Memcached(_) => "memcached",
+            Engine::Redis(_) => "redis",
         }
     }
 }
@@ -174,6 +184,10 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
         }
         return Err(err("it is neither a DSN (scheme://...) nor an absolute directory".into()));
     };
+    if matches!(scheme.to_ascii_lowercase().as_str(), "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel") {
+        // The Redis engine parses its own forms (phpredis' comma lists, per-server options).
+        return crate::store::redis::dsn::parse(trimmed).map(Engine::Redis).map_err(err);
+    }
     let (path_part, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -221,9 +235,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
             }
             Ok(Engine::Files(o))
         }
-        "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "redis-sentinel" | "memcached" => Err(err(format!(
-            "the {scheme}:// engine is not built into this version of session_proxy"
-        ))),
+        "memcached" => crate::store::memcached::options::parse(path_part, params).map(Engine::Memcached).map_err(err),
         other => Err(err(format!("unknown scheme {other:?}"))),
     }
 }
@@ -334,6 +346,29 @@ mod tests {
                 Engine::Files(FilesOptions { dir: "/var/sess".into(), depth: 2, mode: 0o660 }),
             ),
         ];
+        let mc = |servers: Vec<(&str, u16)>| {
+            crate::store::memcached::MemcachedOptions::new(
+                servers
+                    .into_iter()
+                    .map(|(h, p)| crate::store::memcached::ServerAddr::Tcp { host: h.into(), port: p })
+                    .collect(),
+            )
+        };
+        let cases: Vec<(&str, Engine)> = cases
+            .into_iter()
+            .chain([
+                ("memcached://127.0.0.1:11211", Engine::Memcached(mc(vec![("127.0.0.1", 11211)]))),
+                ("MEMCACHED://a:1,b", Engine::Memcached(mc(vec![("a", 1), ("b", 11211)]))),
+                (
+                    "memcached://a:1,b:2?replicas=1&prefix=x%2E",
+                    Engine::Memcached(crate::store::memcached::MemcachedOptions {
+                        replicas: 1,
+                        prefix: "x.".into(),
+                        ..mc(vec![("a", 1), ("b", 2)])
+                    }),
+                ),
+            ])
+            .collect();
         for (input, want) in cases {
             assert_eq!(parse(input, tmp()).unwrap(), want, "{input:?}");
         }
@@ -348,7 +383,11 @@ mod tests {
             ("2;0600;/var/lib/php/sessions", "files:///dir?depth=N&mode=MODE"),
             ("/var/lib/php;x", "files:///dir?depth=N"),
             ("ftp://host/x", "unknown scheme \"ftp\""),
-            ("redis://127.0.0.1:6379", "not built into this version"),
+            ("memcached://", "no server given"),
+            ("memcached://h:1?replicas=abc", "replicas=\"abc\""),
+            ("memcached://h:1?prefix=", "empty value"),
+            ("redis://127.0.0.1:6379?bogus=1", "unknown option \"bogus\""),
+            ("tcp://h:6379?auth=hunter2&weight=0", "weight=\"0\""),
             ("sqlite://relative.sqlite", "not absolute"),
             ("sqlite:///", "names a directory"),
             ("sqlite:///data/", "names a directory"),
@@ -413,7 +452,7 @@ mod tests {
         }
         // Nor may the reason quote it (found by fuzz/mask_secrets).
         for dsn in [
-            "redis://u:hunter2@h",
+            "redis://u:hunter2@h?bogus=1",
             "redis://u:hunter2@h?auth=hunter2%zz",
             "sqlite://u:hunter2@/x.db",
             "files://u:hunter2@/d?mode=9",

@@ -11,7 +11,7 @@ pub mod session;
 pub mod settings;
 pub mod store;
 
-#[cfg(not(test))]
+#[cfg(all(feature = "php", not(test)))]
 mod php;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,9 +7,7 @@ use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/dsn.rs"]
-#[allow(dead_code)]
-mod dsn;
+use session_proxy::dsn;
 
 fn check_path(p: &Path, input: &str) {
     assert!(p.is_absolute(), "{input:?} gave a relative path {p:?}");

@@ -12,9 +12,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/dsn.rs"]
-#[allow(dead_code)]
-mod dsn;
+use session_proxy::dsn;
 
 /// Takes a length-prefixed chunk of input as text, filtered by `keep`.
 fn chunk(data: &mut &[u8], keep: impl Fn(char) -> bool) -> String {

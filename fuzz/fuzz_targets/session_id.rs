@@ -4,9 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/id.rs"]
-#[allow(dead_code)]
-mod id;
+use session_proxy::id;
 
 fuzz_target!(|data: &[u8]| {
     let valid = (1..=256).contains(&data.len()) && data.iter().all(|&c| c.is_ascii_alphanumeric() || c == b',' || c == b'-');

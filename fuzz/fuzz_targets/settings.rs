@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/settings.rs"]
-#[allow(dead_code)]
-mod settings;
+use session_proxy::settings;
 
 use settings::*;
 

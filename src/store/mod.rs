@@ -12,6 +12,8 @@ use crate::id::SessionId;
 use crate::lock::Token;
 
 pub mod files;
+pub mod memcached;
+pub mod redis;
 pub mod sqlite;
 
 /// The result of one attempt to take a session's lock.
@@ -95,6 +97,8 @@ pub fn connect(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
     Ok(match engine {
         Engine::Sqlite(o) => Box::new(sqlite::SqliteStore::open(o)?),
         Engine::Files(o) => Box::new(files::FilesStore::open(o)?),
+        Engine::Memcached(o) => Box::new(memcached::MemcachedStore::open(o)?),
+        Engine::Redis(o) => Box::new(redis::RedisStore::open(o)?),
     })
 }
 

@@ -33,7 +33,46 @@ fn id(s: &str) -> SessionId {
 }
 
 /// `open` gives a fresh handle on the same storage each call (two handles = two requests).
+/// For engines that judge expiry by age against the `max_lifetime` of the reader (SQLite, files).
 pub fn conformance(open: impl Fn() -> Box<dyn Store>) {
+    let (mut a, mut b) = conformance_common(&open);
+    let ttl = LIFE;
+    let s1 = id("conf1");
+
+    // Expiry: data older than max_lifetime reads as absent, and gc removes it.
+    let s4 = id("conf4");
+    a.save(&s4, b"old", ttl, None).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(b.load(&s4, Duration::from_secs(1)).unwrap(), None);
+    assert!(!b.exists(&s4, Duration::from_secs(1)).unwrap());
+    assert!(b.gc(Duration::from_secs(1)).unwrap() >= 1);
+    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
+    assert!(b.exists(&s1, LIFE).unwrap() || b.load(&s1, LIFE).unwrap().is_none());
+}
+
+/// For engines whose storage expires entries itself (Redis, Memcached): a session lives `ttl` after
+/// its last save or touch, whatever `max_lifetime` a reader passes; gc has nothing to do.
+pub fn conformance_ttl(open: impl Fn() -> Box<dyn Store>) {
+    let (mut a, mut b) = conformance_common(&open);
+    let s4 = id("conf4");
+    a.save(&s4, b"old", Duration::from_secs(1), None).unwrap();
+    let s5 = id("conf5");
+    a.save(&s5, b"kept", Duration::from_secs(1), None).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    // touch refreshes the lifetime, with and without a lock.
+    assert_eq!(b.touch(&s5, Duration::from_secs(2), None).unwrap(), Saved::Done);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
+    assert!(!b.exists(&s4, LIFE).unwrap());
+    assert_eq!(b.load(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]));
+    let t = Token::new();
+    assert!(matches!(a.lock_and_load(&s5, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
+    assert_eq!(a.touch(&s5, LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(b.gc(Duration::from_secs(1)).unwrap(), 0);
+    assert_eq!(b.load(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]), "touch released the lock, kept data");
+}
+
+fn conformance_common(open: &impl Fn() -> Box<dyn Store>) -> (Box<dyn Store>, Box<dyn Store>) {
     let mut a = open();
     let mut b = open();
     let ttl = LIFE;
@@ -84,16 +123,7 @@ pub fn conformance(open: impl Fn() -> Box<dyn Store>) {
     assert!(!b.exists(&s2, LIFE).unwrap());
     assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Locked(None));
     b.unlock(&s2, &tb).unwrap();
-
-    // Expiry: data older than max_lifetime reads as absent, and gc removes it.
-    let s4 = id("conf4");
-    a.save(&s4, b"old", ttl, None).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(b.load(&s4, Duration::from_secs(1)).unwrap(), None);
-    assert!(!b.exists(&s4, Duration::from_secs(1)).unwrap());
-    assert!(b.gc(Duration::from_secs(1)).unwrap() >= 1);
-    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
-    assert!(b.exists(&s1, LIFE).unwrap() || b.load(&s1, LIFE).unwrap().is_none());
+    (a, b)
 }
 
 /// For engines whose locks expire (all but files): a vanished holder's lock is taken over after

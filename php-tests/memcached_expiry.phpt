@@ -1,0 +1,42 @@
+--TEST--
+Memcached engine expiry: item TTL = gc_maxlifetime, sent as an absolute time above 30 days; a session older than a lowered gc_maxlifetime reads as empty; session_gc() removes such sessions
+--FILE--
+<?php
+require __DIR__ . '/inc/memcached.inc';
+
+$p = mc_port(2);
+$dsn = mc_dsn([$p], '', $prefix);
+$days40 = 40 * 86400;
+lk_run('long', 'session_id("long1"); session_start(); $_SESSION["v"] = 1; session_write_close(); lk_done([]);', [],
+    ['session.save_path' => $dsn, 'session.gc_maxlifetime' => (string) $days40]);
+$t = (int) substr(trim(mc_raw($p, "mg {$prefix}long1 t")), 4);
+// memcached's clock ticks in whole seconds, so the remaining TTL of an absolute expiry can read ttl + 1.
+echo '40-day TTL kept (not read as a past unix time): ', lk_check($t > $days40 - 10 && $t <= $days40 + 1, (string) $t), "\n";
+echo 'readable: ', json_encode(lk_stored($dsn, 'long1')), "\n";
+
+lk_run('w', '
+    foreach (["old1", "old2"] as $id) { session_id($id); session_start(); $_SESSION["v"] = $id; session_write_close(); }
+    lk_done([]);
+', [], ['session.save_path' => $dsn, 'session.gc_maxlifetime' => '3600']);
+sleep(2);
+$r = lk_run('r', '
+    session_id("old1"); session_start(); $seen = $_SESSION; session_write_close();
+    lk_done(["seen" => $seen]);
+', [], ['session.save_path' => $dsn, 'session.gc_maxlifetime' => '1']);
+echo 'old1 with gc_maxlifetime=1: ', json_encode($r['seen']), "\n";
+$r = lk_run('gc', 'session_start(); $n = session_gc(); session_abort(); lk_done(["n" => $n]);', [],
+    ['session.save_path' => $dsn, 'session.gc_maxlifetime' => '1']);
+lk_print_errors('gc', $r, $dsn);
+echo 'session_gc() removed at least old2: ', lk_check($r['n'] >= 1, json_encode($r['n'])), "\n";
+echo 'old2 item gone: ', var_export(mc_get($p, "{$prefix}old2") === null, true), "\n";
+// gc follows today's gc_maxlifetime whatever TTL an item was written with.
+echo 'long1 (idle > 1 s) removed too: ', var_export(mc_get($p, "{$prefix}long1") === null, true), "\n";
+?>
+--EXPECT--
+40-day TTL kept (not read as a past unix time): yes
+readable: {"v":1}
+old1 with gc_maxlifetime=1: []
+gc: no errors
+session_gc() removed at least old2: yes
+old2 item gone: true
+long1 (idle > 1 s) removed too: true

@@ -1,0 +1,120 @@
+--TEST--
+Redis engine locking, two processes: a waiter is woken by the release (not by polling), lock wait timeout with both actions, a killed holder's lock expires after lock_expire; data intact
+--FILE--
+<?php
+require __DIR__ . '/inc/redis.inc';
+
+$p = rd_port();
+$pre = rd_prefix('lock');
+$dsn = "redis://127.0.0.1:$p?prefix=$pre";
+$where = "redis://127.0.0.1:$p/0";
+$norm = fn (array $r) => array_map(fn ($e) => str_replace($where, '<REDIS>', $e), lk_errors($r, $dsn));
+$sig = sp_tmpdir('rlock-sig');
+$id = 'redislock1';
+lk_seed($dsn, $id, ['n' => 1]);
+
+// A holds the lock until the parent says release, then increments and writes.
+$a = lk_spawn('
+    session_id($P["id"]);
+    $ok = session_start();
+    lk_signal($P["sig"] . "/a-locked");
+    lk_await($P["sig"] . "/release");
+    $_SESSION["n"]++;
+    session_write_close();
+    lk_done(["ok" => $ok, "released" => microtime(true)]);
+', ['id' => $id, 'sig' => $sig], ['session.save_path' => $dsn]);
+lk_wait_signal("$sig/a-locked");
+
+// B waits for A (lock_wait_timeout 10 s).
+$b = lk_spawn('
+    session_id($P["id"]);
+    lk_signal($P["sig"] . "/b-waiting");
+    $t0 = microtime(true);
+    $ok = session_start();
+    $got = microtime(true);
+    $seen = $_SESSION;
+    $_SESSION["n"]++;
+    session_write_close();
+    lk_done(["ok" => $ok, "waited" => $got - $t0, "acquired" => $got, "seen" => $seen]);
+', ['id' => $id, 'sig' => $sig], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '10000']);
+lk_wait_signal("$sig/b-waiting");
+
+// C: timeout with action fail.
+$rc = lk_run('C', '
+    session_id($P["id"]);
+    $t0 = microtime(true);
+    $ok = session_start();
+    lk_done(["ok" => $ok, "waited" => microtime(true) - $t0]);
+', ['id' => $id], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '300']);
+echo 'C (fail) session_start(): ', var_export($rc['ok'] ?? null, true), "\n";
+echo 'C waited 0.3 s (< 2 s): ', lk_check(($rc['waited'] ?? 0) >= 0.29 && $rc['waited'] < 2, lk_s($rc['waited'] ?? 0)), "\n";
+foreach ($norm($rc) as $e) echo "C: $e\n";
+
+// D: timeout with action readonly: reads, its change is refused.
+$rd = lk_run('D', '
+    session_id($P["id"]);
+    $ok = session_start();
+    $seen = $_SESSION;
+    $_SESSION["n"] = 99;
+    session_write_close();
+    lk_done(["ok" => $ok, "seen" => $seen]);
+', ['id' => $id], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '200',
+    'session_proxy.lock_timeout_action' => 'readonly']);
+echo 'D (readonly) session_start(): ', var_export($rd['ok'] ?? null, true), ' saw ', json_encode($rd['seen'] ?? null), "\n";
+foreach ($norm($rd) as $e) echo "D: $e\n";
+
+// Let B wait a while longer, then release A.
+usleep(700000);
+lk_signal_parent("$sig/release");
+$ra = lk_result('A', sp_wait($a));
+$rb = lk_result('B', sp_wait($b));
+echo 'A: ', var_export($ra['ok'] ?? null, true), ' errors: ', json_encode($norm($ra)), "\n";
+echo 'B: ', var_export($rb['ok'] ?? null, true), ' errors: ', json_encode($norm($rb)), ' saw ', json_encode($rb['seen'] ?? null), "\n";
+echo 'B waited for A (> 0.9 s): ', lk_check(($rb['waited'] ?? 0) > 0.9, lk_s($rb['waited'] ?? 0)), "\n";
+$lat = ($rb['acquired'] ?? 0) - ($ra['released'] ?? 0);
+echo 'B got the lock within 150 ms of the release: ', lk_check($lat < 0.15, lk_s($lat)), "\n";
+echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
+
+echo "== killed holder\n";
+$ini = ['session.save_path' => $dsn, 'session_proxy.lock_expire' => '2'];
+$e = lk_spawn('
+    session_id($P["id"]);
+    $before = microtime(true);
+    $ok = session_start();
+    $_SESSION["n"] = 1000;
+    lk_signal($P["sig"] . "/e-locked", ["ok" => $ok, "before" => $before]);
+    lk_await($P["sig"] . "/never", 15.0);
+', ['id' => $id, 'sig' => $sig], $ini);
+$locked = lk_wait_signal("$sig/e-locked");
+exec('kill -9 ' . (int) $e['pid']);
+sp_wait($e);
+echo 'lock key left behind with a TTL: ', var_export(rd_cmd(['PTTL', "{$pre}{$id}_LOCK"]) > 0, true), "\n";
+$rf = lk_run('F', '
+    session_id($P["id"]);
+    $ok = session_start();
+    $got = microtime(true);
+    $seen = $_SESSION;
+    session_write_close();
+    lk_done(["ok" => $ok, "acquired" => $got, "seen" => $seen]);
+', ['id' => $id], $ini + ['session_proxy.lock_wait_timeout' => '10000']);
+$since = ($rf['acquired'] ?? 0) - $locked['before'];
+echo 'F: ', var_export($rf['ok'] ?? null, true), ' saw ', json_encode($rf['seen'] ?? null), ' errors: ', json_encode($norm($rf)), "\n";
+echo 'F got the lock 2 s after E took it (within 2.6 s): ', lk_check($since >= 1.95 && $since < 2.6, lk_s($since)), "\n";
+?>
+--EXPECT--
+C (fail) session_start(): false
+C waited 0.3 s (< 2 s): yes
+C: Warning: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session redisl… held by another request in <REDIS>
+C: Warning: session_start(): Failed to read session data: session_proxy (path: <DSN>)
+D (readonly) session_start(): true saw {"n":1}
+D: Warning: session_start(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session redisl… held by another request in <REDIS>; opened read-only, its changes will not be saved
+D: Notice: session_write_close(): session_proxy: session redisl… was opened read-only after a lock wait timeout; its changes were not saved
+A: true errors: []
+B: true errors: [] saw {"n":2}
+B waited for A (> 0.9 s): yes
+B got the lock within 150 ms of the release: yes
+stored: {"n":3}
+== killed holder
+lock key left behind with a TTL: true
+F: true saw {"n":3} errors: []
+F got the lock 2 s after E took it (within 2.6 s): yes

@@ -1,0 +1,49 @@
+--TEST--
+Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips (LOCK script + GET in one write; SET to a scratch key + COMMIT script in one write), without locking 2 (GET, SET)
+--FILE--
+<?php
+require __DIR__ . '/inc/redis.inc';
+
+$dir = sp_tmpdir('rtrips');
+$port = rd_port() + 12;
+exec('redis-server --bind 127.0.0.1 --port ' . $port . ' --save "" --appendonly no --daemonize yes --dir '
+    . escapeshellarg($dir) . ' --logfile ' . escapeshellarg("$dir/r.log"));
+for ($i = 0; $i < 100 && !($s = @stream_socket_client("tcp://127.0.0.1:$port", $e, $m, 0.2)); $i++) usleep(50000);
+register_shutdown_function(fn () => exec("redis-cli -h 127.0.0.1 -p $port shutdown nosave 2>/dev/null"));
+set_error_handler(function ($no, $msg) { echo "error: $msg\n"; return true; });
+
+$dsn = "redis://127.0.0.1:$port";
+const CYCLES = 10;
+foreach (['locking on' => '1', 'locking off' => '0'] as $label => $locking) {
+    foreach (['write' => fn () => $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1, 'unchanged (lazy_write)' => null] as $kind => $change) {
+        // Warm up: the first cycles of a worker connect and load the scripts (write, then unchanged).
+        sp_cycle($dsn, 'rtid', fn () => $_SESSION['n'] = 0, ['session_proxy.locking' => $locking]);
+        sp_cycle($dsn, 'rtid', null, ['session_proxy.locking' => $locking]);
+        rd_cmd(['CONFIG', 'RESETSTAT'], $port);
+        for ($i = 0; $i < CYCLES; $i++) {
+            sp_cycle($dsn, 'rtid', $change, ['session_proxy.locking' => $locking]);
+        }
+        $stats = rd_commandstats($port);
+        unset($stats['config|resetstat'], $stats['info']);
+        ksort($stats);
+        // Commands a script ran count too; the client sent only the top-level ones.
+        $top = array_intersect_key($stats, array_flip(['evalsha', 'eval', 'get', 'set', 'pexpire', 'ping', 'echo', 'select', 'auth', 'hello', 'client|setinfo', 'exists']));
+        // With locking each round trip carries one script call (plus, pipelined in the same write, the
+        // GET after the lock script or the SET of the scratch key before the commit script), so the
+        // script calls count the round trips; without locking every command is a round trip.
+        $scripted = isset($stats['evalsha']);
+        $trips = $scripted ? ($stats['evalsha'] ?? 0) + ($stats['eval'] ?? 0) : array_sum($top);
+        echo "$label, $kind: ", json_encode($stats), "\n";
+        echo "  round trips per cycle: ", $trips / CYCLES, "\n";
+    }
+}
+?>
+--EXPECT--
+locking on, write: {"del":10,"evalsha":20,"get":20,"pexpire":20,"rename":10,"rpush":10,"set":20}
+  round trips per cycle: 2
+locking on, unchanged (lazy_write): {"del":10,"evalsha":20,"get":20,"pexpire":20,"rpush":10,"set":10}
+  round trips per cycle: 2
+locking off, write: {"get":10,"set":10}
+  round trips per cycle: 2
+locking off, unchanged (lazy_write): {"get":10,"pexpire":10}
+  round trips per cycle: 2

@@ -1,0 +1,148 @@
+//! The engine against live memcached servers started by scripts/services/memcached.sh (make test).
+
+use std::time::Duration;
+
+use super::*;
+use crate::store::tests::{conformance, expiring_locks};
+
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the tests with `make test` (scripts/services/memcached.sh starts the servers)"))
+}
+
+fn tcp(port_var: &str) -> ServerAddr {
+    ServerAddr::Tcp { host: "127.0.0.1".into(), port: env(port_var).parse().unwrap() }
+}
+
+fn three() -> Vec<ServerAddr> {
+    vec![tcp("SP_MEMCACHED_PORT1"), tcp("SP_MEMCACHED_PORT2"), tcp("SP_MEMCACHED_PORT3")]
+}
+
+/// Options with a prefix of their own, so tests running in parallel never share keys.
+fn opts(servers: Vec<ServerAddr>) -> MemcachedOptions {
+    MemcachedOptions { prefix: format!("t{}.", Token::new().as_str()), ..MemcachedOptions::new(servers) }
+}
+
+fn opener(o: MemcachedOptions) -> impl Fn() -> Box<dyn Store> {
+    move || Box::new(MemcachedStore::open(&o).unwrap()) as Box<dyn Store>
+}
+
+#[test]
+fn conformance_single_server() {
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}
+
+#[test]
+fn conformance_three_servers() {
+    let o = opts(three());
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}
+
+#[test]
+fn conformance_replicas() {
+    let o = MemcachedOptions { replicas: 1, ..opts(three()) };
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}
+
+#[test]
+fn conformance_unix_socket() {
+    let o = opts(vec![ServerAddr::Unix(env("SP_MEMCACHED_SOCKET").into())]);
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}
+
+fn sid(s: &str) -> SessionId {
+    SessionId::parse(s.as_bytes()).unwrap()
+}
+
+#[test]
+fn oversize_is_refused_and_old_data_stays() {
+    let o = opts(vec![tcp("SP_MEMCACHED_SMALL_PORT")]);
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let id = sid("big");
+    let life = Duration::from_secs(60);
+    s.save(&id, b"old", life, None).unwrap();
+    let e = s.save(&id, &vec![b'x'; 2 << 20], life, None).unwrap_err().to_string();
+    assert!(e.contains("too large") && e.contains("127.0.0.1:") && e.contains("1048576"), "{e}");
+    assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&b"old"[..]));
+}
+
+#[test]
+fn down_server_is_named_and_skipped() {
+    // Nothing listens on port 1.
+    let o = MemcachedOptions { timeout: Duration::from_millis(200), ..opts(vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port: 1 }]) };
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let e = s.load(&sid("x"), Duration::from_secs(60)).unwrap_err().to_string();
+    assert!(e.contains("127.0.0.1:1") && e.contains("refused"), "{e}");
+    let e = s.load(&sid("x"), Duration::from_secs(60)).unwrap_err().to_string();
+    assert!(e.contains("skipped"), "{e}");
+}
+
+#[test]
+fn taken_over_lock_is_not_deleted() {
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    let (mut a, mut b) = (MemcachedStore::open(&o).unwrap(), MemcachedStore::open(&o).unwrap());
+    let id = sid("takeover");
+    let life = Duration::from_secs(60);
+    let (ta, tb) = (Token::new(), Token::new());
+    let short = Duration::from_millis(200);
+    assert!(matches!(a.lock_and_load(&id, &ta, short, life).unwrap(), Acquire::Locked(None)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(matches!(b.lock_and_load(&id, &tb, Duration::from_secs(30), life).unwrap(), Acquire::Locked(None)));
+    // A's release, write, touch and destroy leave B's lock alone.
+    a.unlock(&id, &ta).unwrap();
+    assert_eq!(a.save(&id, b"a", life, Some(&ta)).unwrap(), Saved::LockLost);
+    assert_eq!(a.touch(&id, life, Some(&ta)).unwrap(), Saved::LockLost);
+    let mut c = MemcachedStore::open(&o).unwrap();
+    assert_eq!(c.lock_and_load(&id, &Token::new(), short, life).unwrap(), Acquire::Busy);
+    assert_eq!(b.save(&id, b"b", life, Some(&tb)).unwrap(), Saved::Done);
+    assert_eq!(c.load(&id, life).unwrap().as_deref(), Some(&b"b"[..]));
+}
+
+#[test]
+fn ttl_over_30_days_is_sent_as_a_unix_time() {
+    let (exp, flags) = exptime(Duration::from_secs(40 * 86400));
+    assert!(exp > 1_600_000_000, "{exp}");
+    assert_eq!(flags, 40 * 86400);
+    assert_eq!(exptime(Duration::from_secs(1440)), (1440, 1440));
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let id = sid("longlife");
+    s.save(&id, b"v", Duration::from_secs(40 * 86400), None).unwrap();
+    assert_eq!(s.load(&id, Duration::from_secs(40 * 86400)).unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+
+#[test]
+fn a_locked_write_over_a_stale_read_is_refused() {
+    // Simulates the race the CAS guard covers: the session changes between the read under the lock
+    // and the write (here: a writer that ignores locks, as php-memcached's destroy or a locking=off
+    // request would).
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    let (mut a, mut b) = (MemcachedStore::open(&o).unwrap(), MemcachedStore::open(&o).unwrap());
+    let id = sid("stale");
+    let life = Duration::from_secs(60);
+    a.save(&id, b"v1", life, None).unwrap();
+    let t = Token::new();
+    assert_eq!(a.lock_and_load(&id, &t, Duration::from_secs(30), life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+    b.save(&id, b"other", life, None).unwrap();
+    let e = a.save(&id, b"mine", life, Some(&t)).unwrap_err().to_string();
+    assert!(e.contains("changed on memcached server 127.0.0.1:") && e.contains("not saved"), "{e}");
+    assert_eq!(b.load(&id, life).unwrap().as_deref(), Some(&b"other"[..]));
+    // A new session is written with add: one created meanwhile is not overwritten either.
+    let id2 = sid("stale2");
+    assert_eq!(a.lock_and_load(&id2, &t, Duration::from_secs(30), life).unwrap(), Acquire::Locked(None));
+    b.save(&id2, b"first", life, None).unwrap();
+    assert!(a.save(&id2, b"mine", life, Some(&t)).is_err());
+    assert_eq!(b.load(&id2, life).unwrap().as_deref(), Some(&b"first"[..]));
+}
+
+#[test]
+fn conformance_lock_with_session() {
+    let o = MemcachedOptions { lock_with_session: true, ..opts(three()) };
+    conformance(opener(o.clone()));
+    expiring_locks(opener(o));
+}

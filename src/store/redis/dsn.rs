@@ -1,0 +1,746 @@
+//! `session.save_path` forms of the Redis engine → `RedisOptions`. Pure parsing, table-driven tests.
+//!
+//! Two dialects:
+//! - our own: `redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=…&read_timeout=…&persistent=0|1]`
+//!   and `unix:///path/redis.sock[?db=…&prefix=…&…]`;
+//! - phpredis' own, accepted verbatim: `tcp://host:port?auth=…&database=…&prefix=…&timeout=…`, a comma
+//!   (or space) separated list of such URLs (a session lives on the node phpredis would choose), and
+//!   `unix:///path?…`.
+//!
+//! Every form uses phpredis' default key prefix `PHPREDIS_SESSION:` so that switching
+//! `session.save_handler` between `redis` and `session_proxy` logs nobody out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// phpredis' default key prefix.
+pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
+/// The default prefix of phpredis' `rediscluster` session handler.
+pub const DEFAULT_CLUSTER_PREFIX: &str = "PHPREDIS_CLUSTER_SESSION:";
+pub const DEFAULT_PORT: u16 = 6379;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_millis(2000);
+
+pub const FORMS: &str = "\"redis[s]://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+\"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
+(a comma list of them, or unix://…)";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Addr {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+/// How a TLS server's certificate is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verify {
+    /// Chain to a trusted CA and the host name (the default).
+    Full,
+    /// Chain to a trusted CA, any host name.
+    Ca,
+    /// Nothing (encryption without authentication; for tests only).
+    None,
+}
+
+/// `rediss://` settings. Files are read when connecting, so a renewed certificate is picked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tls {
+    /// PEM CA bundle to trust instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that require them.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub verify: Verify,
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Addr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// One Redis server and how to talk to it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub addr: Addr,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    pub prefix: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// phpredis' `weight`: this node's share of sessions in a list.
+    pub weight: u32,
+    /// Some for `rediss://`.
+    pub tls: Option<Tls>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("db", &self.db)
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("weight", &self.weight)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl Node {
+    fn new(addr: Addr) -> Self {
+        Node {
+            addr,
+            username: None,
+            password: None,
+            db: 0,
+            prefix: DEFAULT_PREFIX.into(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            weight: 1,
+            tls: None,
+        }
+    }
+}
+
+/// How the servers of a DSN are used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Independent servers; a session lives on the one phpredis' weight rule picks.
+    Standalone,
+    /// `nodes` are seeds of one Redis Cluster.
+    Cluster,
+    /// `nodes` are Sentinels; the session server is the current master of this name.
+    Sentinel(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RedisOptions {
+    pub mode: Mode,
+    /// Standalone servers, or cluster seeds (all with the same credentials and options).
+    pub nodes: Vec<Node>,
+    /// Keep the connection for later requests of this worker (default on).
+    pub persistent: bool,
+}
+
+impl RedisOptions {
+    /// For messages: the servers, never a password.
+    pub fn describe(&self) -> String {
+        let hosts = || self.nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(",");
+        match &self.mode {
+            Mode::Cluster => return format!("redis-cluster://{}", hosts()),
+            Mode::Sentinel(name) => return format!("redis-sentinel://{}/{name}/{}", hosts(), self.nodes[0].db),
+            Mode::Standalone => {}
+        }
+        let list: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.addr {
+                Addr::Unix(p) => format!("unix://{}", p.display()),
+                a if n.tls.is_some() => format!("rediss://{a}/{}", n.db),
+                a => format!("redis://{a}/{}", n.db),
+            })
+            .collect();
+        list.join(",")
+    }
+}
+
+/// Parses a Redis-family save_path. Errors are the reason only (the caller adds the save_path, masked).
+pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
+    let scheme = save_path.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+    match scheme.as_str() {
+        "redis" => {
+            let (node, persistent) = parse_redis_url(save_path)?;
+            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
+        }
+        "rediss" => {
+            let (node, persistent) = parse_redis_url(save_path)?;
+            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
+        }
+        "redis-cluster" => parse_cluster_url(save_path),
+        "redis-sentinel" => parse_sentinel_url(save_path),
+        "tcp" | "unix" => {
+            let mut nodes = Vec::new();
+            let mut persistent = true;
+            for url in save_path.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|u| !u.is_empty()) {
+                let (node, p) = parse_phpredis_url(url)?;
+                persistent &= p;
+                nodes.push(node);
+            }
+            if nodes.is_empty() {
+                return Err("no server given".into());
+            }
+            if nodes.len() > 64 {
+                return Err(format!("{} servers given (at most 64)", nodes.len()));
+            }
+            Ok(RedisOptions { mode: Mode::Standalone, nodes, persistent })
+        }
+        other => Err(format!("unknown scheme {other:?}")),
+    }
+}
+
+/// `redis-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
+fn parse_cluster_url(url: &str) -> Result<RedisOptions, String> {
+    let rest = &url["redis-cluster://".len()..];
+    let (main, query) = split_query(rest);
+    let main = main.trim_end_matches('/');
+    if main.contains('/') {
+        return Err("redis-cluster:// takes no database (a cluster has only database 0)".into());
+    }
+    let (userinfo, hosts) = match main.rfind('@') {
+        Some(i) => (Some(&main[..i]), &main[i + 1..]),
+        None => (None, main),
+    };
+    // The same URL parser as redis://, once per seed, so every rule is the same.
+    let template = parse_redis_url(&format!(
+        "redis://{}127.0.0.1{}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
+        query.map(|q| format!("?{q}")).unwrap_or_default()
+    ))
+    .map_err(|e| e.replace("redis://", "redis-cluster://"))?;
+    let mut template = template;
+    let prefix_given = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("prefix"))));
+    if !prefix_given {
+        template.0.prefix = DEFAULT_CLUSTER_PREFIX.into();
+    }
+    let mut nodes = Vec::new();
+    for hp in hosts.split(',').map(str::trim) {
+        let (host, port) = parse_host_port(hp)?;
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.0.clone() });
+    }
+    if nodes.len() > 64 {
+        return Err(format!("{} seeds given (at most 64)", nodes.len()));
+    }
+    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent: template.1 })
+}
+
+/// `redis-sentinel://[[user]:password@]host:port[,host:port…]/<master-name>[?db=N&prefix=…&timeout=…&…]`:
+/// the credentials, db and options are for the master; the Sentinels are asked without credentials.
+fn parse_sentinel_url(url: &str) -> Result<RedisOptions, String> {
+    let rest = &url["redis-sentinel://".len()..];
+    let (main, query) = split_query(rest);
+    let (hostpart, name) = main.split_once('/').ok_or("redis-sentinel:// needs the master name: redis-sentinel://host:port/<master-name>")?;
+    let name = percent_decode(name.trim_end_matches('/'))?;
+    if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_whitespace()) {
+        return Err(format!("master name {name:?} must be one non-empty word"));
+    }
+    let (userinfo, hosts) = match hostpart.rfind('@') {
+        Some(i) => (Some(&hostpart[..i]), &hostpart[i + 1..]),
+        None => (None, hostpart),
+    };
+    let mut db = None;
+    let mut others = Vec::new();
+    for kv in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match kv.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case("db") => {
+                if db.is_some() {
+                    return Err("option \"db\" is given twice".into());
+                }
+                db = Some(parse_db(Some("db"), v)?)
+            }
+            _ => others.push(kv),
+        }
+    }
+    let (mut template, persistent) = parse_redis_url(&format!(
+        "redis://{}127.0.0.1{}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
+        if others.is_empty() { String::new() } else { format!("?{}", others.join("&")) }
+    ))
+    .map_err(|e| e.replace("redis://", "redis-sentinel://").replace("(known: ", "(known: db, "))?;
+    template.db = db.unwrap_or(0);
+    let mut nodes = Vec::new();
+    for hp in hosts.split(',').map(str::trim) {
+        let (host, port) = parse_host_port(hp)?;
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
+    }
+    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent })
+}
+
+fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
+    let tls = url.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+    let scheme = if tls { "rediss://" } else { "redis://" };
+    let rest = &url[scheme.len()..];
+    let (main, query) = split_query(rest);
+    let (authority, path) = match main.find('/') {
+        Some(i) => (&main[..i], &main[i + 1..]),
+        None => (main, ""),
+    };
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (host, port) = parse_host_port(hostport)?;
+    let mut node = Node::new(Addr::Tcp { host, port });
+    if let Some(ui) = userinfo {
+        let (user, pass) = match ui.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            // redis://secret@host: a lone userinfo is the password (as redis-cli and phpredis read it).
+            None => ("", Some(ui)),
+        };
+        if !user.is_empty() {
+            node.username = Some(percent_decode(user)?);
+        }
+        if let Some(p) = pass.filter(|p| !p.is_empty()) {
+            node.password = Some(percent_decode(p)?);
+        }
+    }
+    let path = path.trim_end_matches('/');
+    if !path.is_empty() {
+        node.db = parse_db(None, path)?;
+    }
+    let mut persistent = true;
+    let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
+    for (k, v) in parse_query(query)? {
+        match k.as_str() {
+            "prefix" => node.prefix = parse_prefix(&v)?,
+            "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
+            "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
+            "persistent" => persistent = parse_bool(&k, &v)?,
+            "ca" if tls => t.ca = Some(parse_file(&k, &v)?),
+            "cert" if tls => t.cert = Some(parse_file(&k, &v)?),
+            "key" if tls => t.key = Some(parse_file(&k, &v)?),
+            "verify" if tls => {
+                t.verify = match v.as_str() {
+                    "full" => Verify::Full,
+                    "ca" => Verify::Ca,
+                    "none" => Verify::None,
+                    _ => return Err(format!("option verify={v:?} must be full, ca or none")),
+                }
+            }
+            _ if tls => {
+                return Err(format!(
+                    "unknown option {k:?} for rediss:// (known: prefix, timeout, read_timeout, persistent, ca, cert, key, verify)"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "unknown option {k:?} for redis:// (known: prefix, timeout, read_timeout, persistent)"
+                ))
+            }
+        }
+    }
+    if t.cert.is_some() != t.key.is_some() {
+        return Err("options cert and key go together (a client certificate and its key)".into());
+    }
+    if tls {
+        node.tls = Some(t);
+    }
+    Ok((node, persistent))
+}
+
+fn parse_phpredis_url(url: &str) -> Result<(Node, bool), String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("{url:?} in the server list is not a URL"))?;
+    let (main, query) = split_query(rest);
+    let mut node = match scheme.to_ascii_lowercase().as_str() {
+        "tcp" => {
+            let hostport = main.trim_end_matches('/');
+            if hostport.contains('@') || hostport.contains('/') {
+                return Err(format!("tcp://{} must be host:port (give the password as ?auth=…)", mask(hostport)));
+            }
+            let (host, port) = parse_host_port(hostport)?;
+            Node::new(Addr::Tcp { host, port })
+        }
+        "unix" => {
+            let path = percent_decode(main)?;
+            if !path.starts_with('/') {
+                return Err(format!("unix socket path {path:?} is not absolute"));
+            }
+            if path.split('/').any(|c| c == "..") {
+                return Err(format!("unix socket path {path:?} contains \"..\""));
+            }
+            Node::new(Addr::Unix(PathBuf::from(path)))
+        }
+        other => return Err(format!("{other}:// cannot be mixed into a tcp:// / unix:// server list")),
+    };
+    let mut persistent = true;
+    for (k, v) in parse_query(query)? {
+        match k.as_str() {
+            "auth" | "password" => node.password = Some(v),
+            "user" | "username" => node.username = Some(v),
+            "database" | "db" => node.db = parse_db(Some(&k), &v)?,
+            "prefix" => node.prefix = parse_prefix(&v)?,
+            "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
+            "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
+            "persistent" => persistent = parse_bool(&k, &v)?,
+            "weight" => node.weight = parse_int(&k, &v, 1, 1000)? as u32,
+            // phpredis connection tuning with no meaning here; accepted so a phpredis save_path works as is.
+            "persistent_id" | "retry_interval" => {}
+            _ => {
+                return Err(format!(
+                    "unknown option {k:?} for {scheme}:// (known: auth, user, database, db, prefix, timeout, \
+                     read_timeout, persistent, weight, persistent_id, retry_interval)"
+                ))
+            }
+        }
+    }
+    Ok((node, persistent))
+}
+
+fn mask(s: &str) -> String {
+    match s.rfind('@') {
+        Some(i) => format!("***{}", &s[i..]),
+        None => s.to_string(),
+    }
+}
+
+fn split_query(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (s, None),
+    }
+}
+
+fn parse_host_port(hp: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = hp.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(|| format!("unclosed '[' in host {hp:?}"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hp.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hp, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host given".into());
+    }
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
+        return Err(format!("host {host:?} is not a host name or IP address"));
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("port {p:?} must be an integer from 1 to 65535"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let Some(q) = query else { return Ok(out) };
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {pair:?} has no value (write key=value)"))?;
+        let k = percent_decode(k)?.to_ascii_lowercase();
+        let v = percent_decode(v)?;
+        if v.is_empty() {
+            return Err(format!("option {k:?} has an empty value"));
+        }
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("option {k:?} is given twice"));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
+}
+
+/// `key`: the option name, or None for the `/db` path of redis://.
+fn parse_db(key: Option<&str>, v: &str) -> Result<i64, String> {
+    v.parse::<i64>().ok().filter(|n| (0..=65535).contains(n)).ok_or_else(|| match key {
+        Some(k) => format!("option {k}={v:?} must be an integer from 0 to 65535"),
+        None => format!("the database number {v:?} in the path must be an integer from 0 to 65535"),
+    })
+}
+
+fn parse_secs(key: &str, v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("option {key}={v:?} must be seconds from 0.001 to 3600 (e.g. 0.5)"))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(format!("option {key}={v:?} must be 0 or 1")),
+    }
+}
+
+fn parse_file(key: &str, v: &str) -> Result<PathBuf, String> {
+    if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
+        return Err(format!("option {key}={v:?} must be an absolute file path without \"..\""));
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn parse_prefix(v: &str) -> Result<String, String> {
+    if v.len() > 512 {
+        return Err(format!("option prefix is {} bytes long (at most 512)", v.len()));
+    }
+    Ok(v.to_string())
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let byte = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "bad percent-escape".to_string())?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    let out = String::from_utf8(out).map_err(|_| "a percent-escape decodes to invalid UTF-8".to_string())?;
+    if out.contains('\0') {
+        return Err("a percent-escape decodes to a NUL byte".into());
+    }
+    Ok(out)
+}
+
+/// The node phpredis picks for a session id: the id's first 4 bytes as a native-endian u32, modulo the
+/// total weight, walked over the servers in the order phpredis keeps them (the last URL first).
+pub fn pick_node(nodes: &[Node], id: &[u8]) -> usize {
+    if nodes.len() <= 1 {
+        return 0;
+    }
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(id) {
+        *d = *s;
+    }
+    let total: u32 = nodes.iter().map(|n| n.weight).sum();
+    let pos = u32::from_ne_bytes(b) % total.max(1);
+    let mut i = 0u32;
+    for (idx, n) in nodes.iter().enumerate().rev() {
+        if pos >= i && pos < i + n.weight {
+            return idx;
+        }
+        i += n.weight;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Node {
+        Node::new(Addr::Tcp { host: host.into(), port })
+    }
+
+    #[test]
+    fn valid_forms() {
+        let one = |n: Node| RedisOptions { mode: Mode::Standalone, nodes: vec![n], persistent: true };
+        let cases: Vec<(&str, RedisOptions)> = vec![
+            ("redis://127.0.0.1", one(tcp("127.0.0.1", 6379))),
+            ("redis://127.0.0.1:6380/", one(tcp("127.0.0.1", 6380))),
+            ("REDIS://h:1/3", one(Node { db: 3, ..tcp("h", 1) })),
+            ("redis://[::1]:7000", one(tcp("::1", 7000))),
+            ("redis://:s%40cret@h", one(Node { password: Some("s@cret".into()), ..tcp("h", 6379) })),
+            ("redis://pw@h", one(Node { password: Some("pw".into()), ..tcp("h", 6379) })),
+            (
+                "redis://alice:pw@h:6379/2",
+                one(Node { username: Some("alice".into()), password: Some("pw".into()), db: 2, ..tcp("h", 6379) }),
+            ),
+            ("redis://alice:@h", one(Node { username: Some("alice".into()), ..tcp("h", 6379) })),
+            (
+                "redis://h?prefix=app:&timeout=0.25&read_timeout=3&persistent=0",
+                RedisOptions {
+                    mode: Mode::Standalone,
+                    nodes: vec![Node {
+                        prefix: "app:".into(),
+                        connect_timeout: Duration::from_millis(250),
+                        read_timeout: Duration::from_secs(3),
+                        ..tcp("h", 6379)
+                    }],
+                    persistent: false,
+                },
+            ),
+            ("unix:///run/redis.sock", one(Node::new(Addr::Unix("/run/redis.sock".into())))),
+            (
+                "rediss://:pw@h:6380/1?ca=/etc/ca.pem&verify=ca",
+                one(Node {
+                    password: Some("pw".into()),
+                    db: 1,
+                    tls: Some(Tls { ca: Some("/etc/ca.pem".into()), cert: None, key: None, verify: Verify::Ca }),
+                    ..tcp("h", 6380)
+                }),
+            ),
+            (
+                "rediss://h?cert=/c.pem&key=/k.pem",
+                one(Node {
+                    tls: Some(Tls { ca: None, cert: Some("/c.pem".into()), key: Some("/k.pem".into()), verify: Verify::Full }),
+                    ..tcp("h", 6379)
+                }),
+            ),
+            (
+                "unix:///run/redis.sock?db=4&prefix=x_",
+                one(Node { db: 4, prefix: "x_".into(), ..Node::new(Addr::Unix("/run/redis.sock".into())) }),
+            ),
+            ("tcp://10.0.0.1:6379", one(tcp("10.0.0.1", 6379))),
+            (
+                "tcp://h:6379?auth=pw&database=1&prefix=P:&timeout=2.5&read_timeout=1&persistent=1&persistent_id=x&retry_interval=100&weight=2",
+                one(Node {
+                    password: Some("pw".into()),
+                    db: 1,
+                    prefix: "P:".into(),
+                    connect_timeout: Duration::from_millis(2500),
+                    read_timeout: Duration::from_secs(1),
+                    weight: 2,
+                    ..tcp("h", 6379)
+                }),
+            ),
+            (
+                "tcp://a:1?weight=2, tcp://b:2 unix:///s.sock?database=3",
+                RedisOptions {
+                    mode: Mode::Standalone,
+                    nodes: vec![
+                        Node { weight: 2, ..tcp("a", 1) },
+                        tcp("b", 2),
+                        Node { db: 3, ..Node::new(Addr::Unix("/s.sock".into())) },
+                    ],
+                    persistent: true,
+                },
+            ),
+            (
+                "redis-cluster://127.0.0.1:7000, 127.0.0.1:7001",
+                RedisOptions {
+                    mode: Mode::Cluster,
+                    nodes: [7000, 7001]
+                        .iter()
+                        .map(|p| Node { prefix: DEFAULT_CLUSTER_PREFIX.into(), ..tcp("127.0.0.1", *p) })
+                        .collect(),
+                    persistent: true,
+                },
+            ),
+            (
+                "redis-cluster://u:p@h1:1,h2?prefix=x:&timeout=0.1",
+                RedisOptions {
+                    mode: Mode::Cluster,
+                    nodes: ["h1:1", "h2:6379"]
+                        .iter()
+                        .map(|hp| {
+                            let (h, p) = hp.split_once(':').unwrap();
+                            Node {
+                                username: Some("u".into()),
+                                password: Some("p".into()),
+                                prefix: "x:".into(),
+                                connect_timeout: Duration::from_millis(100),
+                                ..tcp(h, p.parse().unwrap())
+                            }
+                        })
+                        .collect(),
+                    persistent: true,
+                },
+            ),
+            (
+                "redis-sentinel://:pw@s1:26379,s2/mymaster?db=2&prefix=p:",
+                RedisOptions {
+                    mode: Mode::Sentinel("mymaster".into()),
+                    nodes: ["s1", "s2"]
+                        .iter()
+                        .map(|h| Node { password: Some("pw".into()), db: 2, prefix: "p:".into(), ..tcp(h, if *h == "s1" { 26379 } else { 6379 }) })
+                        .collect(),
+                    persistent: true,
+                },
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).unwrap(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_forms_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            ("redis://", "no host"),
+            ("redis://h:0", "port \"0\""),
+            ("redis://h:99999", "port \"99999\""),
+            ("redis://h:abc", "port \"abc\""),
+            ("redis://h/abc", "database number"),
+            ("redis://h/99999999", "database number"),
+            ("redis://h?foo=1", "unknown option \"foo\""),
+            ("redis://h?auth=x", "unknown option \"auth\""),
+            ("redis://h?timeout=abc", "timeout=\"abc\" must be seconds"),
+            ("redis://h?timeout=0", "must be seconds"),
+            ("redis://h?read_timeout=-1", "read_timeout=\"-1\""),
+            ("redis://h?persistent=yes", "persistent=\"yes\" must be 0 or 1"),
+            ("redis://h?prefix=", "empty value"),
+            ("redis://h?timeout=1&timeout=2", "given twice"),
+            ("redis://h?timeout", "has no value"),
+            ("redis://h%zz", "not a host name"),
+            ("redis://ho st", "not a host name"),
+            ("redis://[::1", "unclosed"),
+            ("rediss://h?verify=maybe", "verify=\"maybe\" must be full, ca or none"),
+            ("rediss://h?ca=rel/ca.pem", "absolute file path"),
+            ("rediss://h?cert=/c.pem", "cert and key go together"),
+            ("rediss://h?bogus=1", "unknown option \"bogus\" for rediss://"),
+            ("redis://h?ca=/ca.pem", "unknown option \"ca\" for redis://"),
+            ("redis-cluster://h:1/2", "takes no database"),
+            ("redis-cluster://h:1,", "no host"),
+            ("redis-cluster://h:1?bogus=1", "unknown option \"bogus\" for redis-cluster://"),
+            ("redis-cluster://:pw@h:x", "port \"x\""),
+            ("redis-sentinel://h:1", "needs the master name"),
+            ("redis-sentinel://h:1/", "must be one non-empty word"),
+            ("redis-sentinel://h:1/m?db=x", "option db=\"x\""),
+            ("redis-sentinel://h:1/m?db=1&db=2", "given twice"),
+            ("redis-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for redis-sentinel:// (known: db, prefix"),
+            ("unix://relative.sock", "not absolute"),
+            ("unix:///a/../b.sock", "contains \"..\""),
+            ("unix:///s.sock?database=x", "option database=\"x\" must be an integer"),
+            ("tcp://u:pw@h:1", "must be host:port"),
+            ("tcp://h:1?weight=0", "weight=\"0\" must be an integer from 1"),
+            ("tcp://h:1?bogus=1", "unknown option \"bogus\""),
+            ("tcp://h:1,redis://h:2", "cannot be mixed"),
+            ("tcp://h:1,h2:2", "not a URL"),
+        ];
+        for (input, want) in cases {
+            let e = parse(input).unwrap_err();
+            assert!(e.contains(want), "{input:?}: {e}");
+            assert!(!e.contains("pw"), "{input:?} leaks a password: {e}");
+        }
+    }
+
+    #[test]
+    fn node_choice_follows_phpredis() {
+        let nodes = vec![tcp("a", 1), tcp("b", 2)];
+        // phpredis keeps the last URL at the head of its list: pos 0 → b, pos 1 → a.
+        let id_for = |pos: u32| {
+            let mut id = pos.to_ne_bytes().to_vec();
+            id.extend_from_slice(b"rest");
+            id
+        };
+        assert_eq!(pick_node(&nodes, &id_for(0)), 1);
+        assert_eq!(pick_node(&nodes, &id_for(1)), 0);
+        assert_eq!(pick_node(&nodes, &id_for(2)), 1);
+        let weighted = vec![Node { weight: 3, ..tcp("a", 1) }, tcp("b", 2)];
+        assert_eq!(pick_node(&weighted, &id_for(0)), 1);
+        assert_eq!(pick_node(&weighted, &id_for(1)), 0);
+        assert_eq!(pick_node(&weighted, &id_for(3)), 0);
+        assert_eq!(pick_node(&[tcp("a", 1)], b"x"), 0);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_and_describe() {
+        let o = parse("redis://alice:hunter2@h:1/2").unwrap();
+        assert!(!format!("{o:?}").contains("hunter2"));
+        assert_eq!(o.describe(), "redis://h:1/2");
+        let o = parse("tcp://h:1?auth=hunter2").unwrap();
+        assert!(!format!("{o:?}").contains("hunter2") && !o.describe().contains("hunter2"));
+    }
+}
