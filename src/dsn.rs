@@ -68,7 +68,11 @@ impl std::fmt::Display for DsnError {
             f,
             "invalid session.save_path \"{}\": {}; {}",
             mask_secrets(&self.save_path).escape_debug(),
-            hide_secrets(&self.save_path, &self.reason),
+            // An engine's reason may quote the input: no control character reaches a log line.
+            hide_secrets(&self.save_path, &self.reason)
+                .chars()
+                .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+                .collect::<String>(),
             ACCEPTED_FORMS
         )
     }
@@ -90,10 +94,28 @@ fn hide_secrets(dsn: &str, text: &str) -> String {
     for secret in split_secrets(dsn).1 {
         for form in [percent_decode(&secret).unwrap_or_default(), secret] {
             if !form.is_empty() {
-                out = out.replace(&form, "***");
+                out = replace_token(&out, &form, "***");
             }
         }
     }
+    out
+}
+
+/// Replaces the occurrences of `needle` that are not part of a longer alphanumeric word: a quoted DSN
+/// fragment borders a secret with ':', '@', '=', '&', a quote or the end, while a short secret ("x")
+/// must not disfigure the words of the message ("prefix").
+fn replace_token(hay: &str, needle: &str, with: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+    let mut out = String::with_capacity(hay.len());
+    let mut rest = hay;
+    while let Some(i) = rest.find(needle) {
+        let (before, after) = (rest[..i].chars().next_back(), rest[i + needle.len()..].chars().next());
+        let inside_word = (word(before) && word(needle.chars().next())) || (word(after) && word(needle.chars().next_back()));
+        out.push_str(&rest[..i]);
+        out.push_str(if inside_word { needle } else { with });
+        rest = &rest[i + needle.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -167,7 +189,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
     if trimmed.len() > 4096 {
         return Err(err(format!("it is {} bytes long (at most 4096)", trimmed.len())));
     }
-    if trimmed.bytes().any(|b| b.is_ascii_control()) {
+    if trimmed.chars().any(char::is_control) {
         return Err(err("it contains a control character".into()));
     }
     let Some((scheme, rest)) = trimmed.split_once("://") else {
@@ -294,7 +316,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
     }
     // The raw DSN is checked for control characters; an escaped one (%0A) must not slip through
     // into a file name or a message.
-    if out.chars().any(|c| c.is_ascii_control()) {
+    if out.chars().any(char::is_control) {
         return Err(format!("{s:?} decodes to a control character"));
     }
     Ok(out)
@@ -450,6 +472,13 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(mask_secrets(input), want);
         }
+        // C1 control characters are refused too, and never echoed (found by fuzz/dsn in the Redis form).
+        let e = parse("tcp://h:6\u{c9}h=hu://h:6\u{9f}&data", tmp()).unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control) && e.contains("control character"), "{e}");
+        // A short secret is hidden where it stands alone, not inside the message's words.
+        assert_eq!(replace_token("known: prefix; \"u:x@/d\" x", "x", "***"), "known: prefix; \"u:***@/d\" ***");
+        let e = parse("redis://:hunter2@127.0.0.1?auth=x", tmp()).unwrap_err().to_string();
+        assert!(e.contains("prefix") && !e.contains("hunter2"), "{e}");
         // Nor may the reason quote it (found by fuzz/mask_secrets).
         for dsn in [
             "redis://u:hunter2@h?bogus=1",

@@ -31,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(o.depth <= 8);
             assert!(o.mode <= 0o777 && o.mode & 0o600 == 0o600, "{input:?}: mode {:o}", o.mode);
         }
+        // The network engines' options are checked by their own table-driven tests; here the
+        // property is that their parsers never panic on any input and that a refusal reads well.
+        Ok(dsn::Engine::Redis(_)) | Ok(dsn::Engine::Memcached(_)) => {}
         Err(e) => {
             let msg = e.to_string();
             assert!(!msg.chars().any(|c| c.is_control()), "{input:?}: message has a control character: {msg:?}");
