@@ -268,7 +268,7 @@ impl SqliteOptions {
     }
 }
 
-fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     let Some(q) = query else { return Ok(out) };
     for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -286,14 +286,14 @@ fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
     v.parse::<u64>()
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

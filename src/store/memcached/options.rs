@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use crate::dsn::parse_int as int;
 
 /// The key prefix php-memcached uses for sessions (`memcached.sess_prefix`).
 pub const DEFAULT_PREFIX: &str = "memc.sess.key.";
@@ -78,13 +79,6 @@ impl MemcachedOptions {
             lock_with_session: false,
         }
     }
-}
-
-fn int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
 }
 
 fn server(entry: &str) -> Result<ServerAddr, String> {

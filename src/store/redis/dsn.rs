@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+use crate::dsn::{parse_int, parse_query, percent_decode};
 
 /// phpredis' default key prefix.
 pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
@@ -425,31 +426,6 @@ fn parse_host_port(hp: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let Some(q) = query else { return Ok(out) };
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {pair:?} has no value (write key=value)"))?;
-        let k = percent_decode(k)?.to_ascii_lowercase();
-        let v = percent_decode(v)?;
-        if v.is_empty() {
-            return Err(format!("option {k:?} has an empty value"));
-        }
-        if out.iter().any(|(seen, _)| *seen == k) {
-            return Err(format!("option {k:?} is given twice"));
-        }
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
-}
-
 /// `key`: the option name, or None for the `/db` path of redis://.
 fn parse_db(key: Option<&str>, v: &str) -> Result<i64, String> {
     v.parse::<i64>().ok().filter(|n| (0..=65535).contains(n)).ok_or_else(|| match key {
@@ -486,31 +462,6 @@ fn parse_prefix(v: &str) -> Result<String, String> {
         return Err(format!("option prefix is {} bytes long (at most 512)", v.len()));
     }
     Ok(v.to_string())
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let byte = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "bad percent-escape".to_string())?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    let out = String::from_utf8(out).map_err(|_| "a percent-escape decodes to invalid UTF-8".to_string())?;
-    if out.contains('\0') {
-        return Err("a percent-escape decodes to a NUL byte".into());
-    }
-    Ok(out)
 }
 
 /// The node phpredis picks for a session id: the id's first 4 bytes as a native-endian u32, modulo the
