@@ -29,11 +29,12 @@ use crate::lock::Token;
 pub use dsn::RedisOptions;
 use dsn::{Addr, Mode, Node, Verify};
 
-/// Takes the lock (or finds it is already ours) and reads the data in one step.
-/// KEYS: data, lock. ARGV: token, lock expiry in ms.
-/// Returns {1, data?} when locked, {0, pttl, foreign} when another owner holds it.
-const ACQUIRE: &str = r#"
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+/// Lua that takes the lock KEYS[2] for token ARGV[1] for ARGV[2] ms (or extends it when it is already
+/// ours), returning {0, pttl, foreign} when another owner holds it (foreign: a phpredis lock, whose
+/// value is "host|pid"). The one definition of taking a lock, shared by ACQUIRE and LOCK.
+macro_rules! take_lock {
+    () => {
+        r#"if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local holder = redis.call('GET', KEYS[2])
   if holder ~= ARGV[1] then
     local foreign = 0
@@ -42,77 +43,77 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-local d = redis.call('GET', KEYS[1])
+"#
+    };
+}
+
+/// Lua that releases the lock KEYS[2] and wakes one waiter through the list KEYS[3], which lives
+/// ARGV[$wake_ms] ms, then returns 1. The one definition of a release, shared by every script that ends
+/// a lock (COMMIT, SAVE, TOUCH, RELEASE) once it has checked the lock is ours.
+macro_rules! release_and_wake {
+    ($wake_ms:literal) => {
+        concat!(
+            "redis.call('DEL', KEYS[2], KEYS[3])\n",
+            "redis.call('RPUSH', KEYS[3], 1)\n",
+            "redis.call('PEXPIRE', KEYS[3], ARGV[",
+            $wake_ms,
+            "])\n",
+            "return 1\n"
+        )
+    };
+}
+
+/// Takes the lock (or finds it is already ours) and reads the data in one step.
+/// KEYS: data, lock. ARGV: token, lock expiry in ms.
+/// Returns {1, data?} when locked, {0, pttl, foreign} when another owner holds it.
+const ACQUIRE: &str = concat!(
+    "\n",
+    take_lock!(),
+    r#"local d = redis.call('GET', KEYS[1])
 if d then return {1, d} end
 return {1}
-"#;
+"#
+);
 
 /// `ACQUIRE` without the read, for standalone servers: the data comes from a `GET` sent in the same
 /// write (pipelined), so a large session never passes through Lua (which costs the server ~0.2 ms
 /// per 64 KiB). The GET's answer is used only when the lock was ours. Returns {1} or {0, pttl, foreign}.
-const LOCK: &str = r#"
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local holder = redis.call('GET', KEYS[2])
-  if holder ~= ARGV[1] then
-    local foreign = 0
-    if holder and string.find(holder, '|', 1, true) then foreign = 1 end
-    return {0, redis.call('PTTL', KEYS[2]), foreign}
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-end
-return {1}
-"#;
+const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
 
 /// `SAVE` for standalone servers: the data was written to a scratch key by a `SET` sent in the same
 /// write (pipelined); under our lock it becomes the session (RENAME, O(1)), otherwise it is dropped.
 /// KEYS: data, lock, wake, scratch. ARGV: token, ttl ms, wake-list life ms.
-const COMMIT: &str = r#"
+const COMMIT: &str = concat!(r#"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   redis.call('DEL', KEYS[4])
   return 0
 end
 redis.call('RENAME', KEYS[4], KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('RPUSH', KEYS[3], 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-return 1
-"#;
+"#, release_and_wake!("3"));
 
 /// Life of a scratch key should the COMMIT after it never arrive (a connection lost in between).
 const SCRATCH_LIFE_MS: &[u8] = b"60000";
 
 /// Writes under our lock and releases it, waking one waiter. Nothing is written if the lock is not ours.
 /// KEYS: data, lock, wake. ARGV: token, data, ttl ms, wake-list life ms.
-const SAVE: &str = r#"
+const SAVE: &str = concat!(r#"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('RPUSH', KEYS[3], 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return 1
-"#;
+"#, release_and_wake!("4"));
 
 /// Refreshes the TTL under our lock and releases it. KEYS: data, lock, wake. ARGV: token, ttl ms, wake ms.
-const TOUCH: &str = r#"
+const TOUCH: &str = concat!(r#"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('RPUSH', KEYS[3], 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-return 1
-"#;
+"#, release_and_wake!("3"));
 
 /// Releases our lock (if it still is ours), optionally deleting the data. KEYS: data, lock, wake.
 /// ARGV: token, wake ms, "1" to delete the data.
-const RELEASE: &str = r#"
+const RELEASE: &str = concat!(r#"
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('RPUSH', KEYS[3], 1)
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return 1
-"#;
+"#, release_and_wake!("2"));
 
 /// How long a wake-up token waits for a waiter to pop it.
 const WAKE_LIFE_MS: u64 = 2000;
