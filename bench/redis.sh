@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Session cycles/s against one redis-server, same run: session_proxy vs phpredis' session handler (in its
 # best configuration: persistent connection, no ECHO liveness check), locking on and off, plus the
-# floor (a bare GET + SETEX from PHP). Each figure is the median of $REPEAT runs.
+# floor (a bare GET + SETEX from PHP). session_proxy runs twice: as configured by default, and with
+# busy_poll=0 (reads sleep at once, as phpredis' do), which isolates the effect of fewer round trips.
+# Each figure is the median of $REPEAT runs.
 # Usage: bash bench/redis.sh   (env: REPEAT=5 ITER=10000 PORT=6399 PIN=same|split)
 #   PIN=split (default): PHP on CPU 0, redis-server on CPU 1; PIN=same: both on CPU 0.
 set -euo pipefail
@@ -22,9 +24,9 @@ PHPREDIS=(-d extension=igbinary -d extension=msgpack -d extension=redis -d redis
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 rep() { local out=(); for _ in $(seq "$REPEAT"); do out+=("$("$@")"); done; printf '%s\n' "${out[@]}" | median; }
 
-sp() { # bytes locking
+sp() { # bytes locking [query]
   taskset -c 0 php -n -d extension="$SO" -d session.save_handler=session_proxy \
-    -d "session.save_path=\"redis://127.0.0.1:$PORT\"" -d session_proxy.locking="$2" bench/cycle.php "$ITER" "$1"
+    -d "session.save_path=\"redis://127.0.0.1:$PORT${3:+?$3}\"" -d session_proxy.locking="$2" bench/cycle.php "$ITER" "$1"
 }
 phpredis() { # bytes locking
   taskset -c 0 php -n "${PHPREDIS[@]}" -d session.save_handler=redis \
@@ -34,12 +36,13 @@ phpredis() { # bytes locking
 floor() { taskset -c 0 php -n "${PHPREDIS[@]}" bench/floor.php "$ITER" "$1" "$PORT"; }
 
 echo "Redis session cycles/s, median of $REPEAT runs x $ITER cycles; PHP on CPU 0, redis-server on CPU $REDIS_CPU"
-echo "| payload | floor GET+SETEX | phpredis locking on | session_proxy locking on | ratio | phpredis locking off | session_proxy locking off | ratio |"
+echo "| payload | floor GET+SETEX | locking | phpredis | session_proxy | ratio | session_proxy busy_poll=0 | ratio |"
 echo "|---|---|---|---|---|---|---|---|"
+r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
 for bytes in 200 4096 65536; do
   f=$(rep floor "$bytes")
-  pl=$(rep phpredis "$bytes" 1); sl=$(rep sp "$bytes" 1)
-  pn=$(rep phpredis "$bytes" 0); sn=$(rep sp "$bytes" 0)
-  r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
-  echo "| $bytes B | $f | $pl | $sl | $(r "$sl" "$pl") | $pn | $sn | $(r "$sn" "$pn") |"
+  for lock in 1 0; do
+    p=$(rep phpredis "$bytes" "$lock"); s=$(rep sp "$bytes" "$lock"); z=$(rep sp "$bytes" "$lock" busy_poll=0)
+    echo "| $bytes B | $f | $([[ $lock = 1 ]] && echo on || echo off) | $p | $s | $(r "$s" "$p") | $z | $(r "$z" "$p") |"
+  done
 done

@@ -220,7 +220,7 @@ over 4096 bytes: start=false active=false
   reason: it is LEN bytes long (at most 4096)
 redis with user and password: start=false active=false
   value:  redis://user:***@127.0.0.1:6379/0?bogus=1
-  reason: unknown option "bogus" for redis:// (known: prefix, timeout, read_timeout, persistent)
+  reason: unknown option "bogus" for redis:// (known: prefix, timeout, read_timeout, persistent, busy_poll)
   password in our warning: false
 redis with password only: start=false active=false
   value:  redis://:***@127.0.0.1:99999

@@ -40,6 +40,6 @@ memcached://127.0.0.1:PORT?prefix=a%20b => false
 memcached://127.0.0.1:PORT?weights=1,2 => false
   Warning: option weights="1,2" must give one weight per server (1 servers)
 memcached://127.0.0.1:PORT?foo=1 => false
-  Warning: unknown option "foo" for memcached:// (known: prefix, replicas, timeout, retry, weights, lock_placement)
+  Warning: unknown option "foo" for memcached:// (known: prefix, replicas, timeout, retry, weights, lock_placement, busy_poll)
 memcached://127.0.0.1:PORT,127.0.0.1:PORT => false
   Warning: server 127.0.0.1:PORT is listed twice

@@ -69,7 +69,7 @@ bad db: start=false
   reason: the database number "x" in the path must be an integer from 0 to 65535
 unknown option: start=false
   value:  redis://:***@127.0.0.1?auth=***
-  reason: unknown option "auth" for redis:// (known: prefix, timeout, read_timeout, persistent)
+  reason: unknown option "auth" for redis:// (known: prefix, timeout, read_timeout, persistent, busy_poll)
 bad timeout: start=false
   value:  redis://127.0.0.1?timeout=soon
   reason: option timeout="soon" must be seconds from 0.001 to 3600 (e.g. 0.5)
@@ -81,7 +81,7 @@ duplicate option: start=false
   reason: option "prefix" is given twice
 phpredis unknown option: start=false
   value:  tcp://127.0.0.1:6379?auth=***&colour=blue
-  reason: unknown option "colour" for tcp:// (known: auth, user, database, db, prefix, timeout, read_timeout, persistent, weight, persistent_id, retry_interval)
+  reason: unknown option "colour" for tcp:// (known: auth, user, database, db, prefix, timeout, read_timeout, persistent, busy_poll, weight, persistent_id, retry_interval)
 phpredis bad weight: start=false
   value:  tcp://127.0.0.1:6379?weight=0,tcp://127.0.0.1:6380
   reason: option weight="0" must be an integer from 1 to 1000

@@ -6,6 +6,7 @@
 pub mod dsn;
 pub mod id;
 pub mod lock;
+pub mod net;
 pub mod pool;
 pub mod session;
 pub mod settings;

@@ -15,13 +15,13 @@
  *   "/abs/dir"                           SQLite file /abs/dir/session_proxy.sqlite
  *   "sqlite:///abs/file.sqlite"          options: busy_timeout=MS (0..600000, 5000), synchronous=normal|full
  *   "files:///abs/dir"                   PHP's own sess_<id> format; options: depth=N (0..8), mode=0600
- *   "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]"
+ *   "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]"
  *   "rediss://…?ca=…&cert=…&key=…&verify=full|ca|none"   Redis over TLS
  *   "unix:///path/redis.sock[?db=N&prefix=…]"             Redis over a unix socket
  *   "tcp://host:port?auth=…&database=N&prefix=…[,tcp://…]" phpredis' own save_path syntax, same keys
  *   "redis-cluster://host:port[,host:port…]"              Redis Cluster seeds (locking works in cluster mode)
  *   "redis-sentinel://host:port[,…]/<master-name>"         master discovery and failover via Sentinel
- *   "memcached://host[:port][,host[:port]|,/unix.sock…][?prefix=…&replicas=N&timeout=MS&retry=MS&weights=…&lock_placement=compat|session]"
+ *   "memcached://host[:port][,host[:port]|,/unix.sock…][?prefix=…&replicas=N&timeout=MS&retry=MS&weights=…&lock_placement=compat|session&busy_poll=µS]"
  *                                        php-memcached's keys and ketama placement
  *   The README lists every option with its range and default.
  *

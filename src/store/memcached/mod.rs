@@ -216,7 +216,7 @@ impl MemcachedStore {
                     s.last_error
                 ));
             }
-            match Conn::connect(&self.servers[i].addr, self.o.timeout) {
+            match Conn::connect(&self.servers[i].addr, self.o.timeout, self.o.busy_poll) {
                 Ok(c) => {
                     self.servers[i].conn = Some(c);
                     self.servers[i].down_until = None;

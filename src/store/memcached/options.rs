@@ -1,7 +1,7 @@
 //! `memcached://` DSN → options. Pure parsing (no network), table-driven tests below.
 //!
 //! ```text
-//! memcached://host[:port][,host[:port]...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W1,W2...&lock_placement=compat|session]
+//! memcached://host[:port][,host[:port]...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W1,W2...&lock_placement=compat|session&busy_poll=µS]
 //! memcached:///run/memcached/memcached.sock       (a unix socket: an absolute path)
 //! memcached://10.0.0.1:11211,/run/mc.sock,[::1]:11212
 //! ```
@@ -63,6 +63,8 @@ pub struct MemcachedOptions {
     /// php-memcached looks for it (ketama of `lock.<id>`). Saves a round trip per request on several
     /// servers; php-memcached no longer sees these locks (use it once no php-memcached client is left).
     pub lock_with_session: bool,
+    /// How long a read polls the socket before it sleeps (`busy_poll=<µs>`, see `crate::net`).
+    pub busy_poll: Duration,
 }
 
 impl MemcachedOptions {
@@ -77,6 +79,7 @@ impl MemcachedOptions {
             timeout: Duration::from_millis(1000),
             retry: Duration::from_millis(2000),
             lock_with_session: false,
+            busy_poll: crate::net::DEFAULT_BUSY_POLL,
         }
     }
 }
@@ -158,6 +161,7 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
             }
             "timeout" => o.timeout = Duration::from_millis(int(&k, &v, 1, 60_000)?),
             "retry" => o.retry = Duration::from_millis(int(&k, &v, 0, 600_000)?),
+            "busy_poll" => o.busy_poll = Duration::from_micros(int(&k, &v, 0, crate::net::MAX_BUSY_POLL.as_micros() as u64)?),
             "weights" => {
                 let w: Vec<&str> = v.split(',').collect();
                 if w.len() != o.servers.len() {
@@ -178,7 +182,7 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
             }
             _ => {
                 return Err(format!(
-                    "unknown option {k:?} for memcached:// (known: prefix, replicas, timeout, retry, weights, lock_placement)"
+                    "unknown option {k:?} for memcached:// (known: prefix, replicas, timeout, retry, weights, lock_placement, busy_poll)"
                 ))
             }
         }
@@ -212,7 +216,7 @@ mod tests {
             ("[::1]", "", MemcachedOptions::new(vec![tcp("::1", 11211)])),
             (
                 "a:1,b:2,c:3",
-                "prefix=app.&replicas=2&timeout=250&retry=0&weights=1,2,3&lock_placement=session",
+                "prefix=app.&replicas=2&timeout=250&retry=0&weights=1,2,3&lock_placement=session&busy_poll=0",
                 MemcachedOptions {
                     prefix: "app.".into(),
                     replicas: 2,
@@ -221,6 +225,7 @@ mod tests {
                     weights: vec![1, 2, 3],
                     weighted: true,
                     lock_with_session: true,
+                    busy_poll: Duration::ZERO,
                     ..MemcachedOptions::new(vec![tcp("a", 1), tcp("b", 2), tcp("c", 3)])
                 },
             ),
@@ -246,6 +251,7 @@ mod tests {
             ("/run/../x.sock", "", "contains \"..\""),
             ("a:1", "replicas=1", "needs more than one server"),
             ("a:1,b:1", "replicas=2", "from 0 to 1"),
+            ("a:1", "busy_poll=1001", "busy_poll=\"1001\" must be an integer from 0 to 1000"),
             ("a:1", "timeout=0", "timeout=\"0\" must be an integer from 1 to 60000"),
             ("a:1", "timeout=abc", "must be an integer"),
             ("a:1", "retry=-1", "must be an integer"),

@@ -4,37 +4,11 @@
 //! flags of an item (`t`, `f`), touch (`mg T<ttl>`).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use crate::net::Socket;
+
 use super::options::ServerAddr;
-
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for Stream {
-    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(b),
-            Stream::Unix(s) => s.read(b),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(b),
-            Stream::Unix(s) => s.write(b),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// One reply line, with the value for `VA`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +52,7 @@ fn parse_flags<'a>(tokens: impl Iterator<Item = &'a str>) -> Flags {
 }
 
 pub struct Conn {
-    r: BufReader<Stream>,
+    r: BufReader<Socket>,
     out: Vec<u8>,
 }
 
@@ -87,35 +61,12 @@ fn bad(msg: String) -> io::Error {
 }
 
 impl Conn {
-    pub fn connect(addr: &ServerAddr, timeout: Duration) -> io::Result<Conn> {
-        let stream = match addr {
-            ServerAddr::Tcp { host, port } => {
-                let mut last = io::Error::new(io::ErrorKind::NotFound, "host name did not resolve");
-                let mut found = None;
-                for a in (host.as_str(), *port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&a, timeout) {
-                        Ok(s) => {
-                            found = Some(s);
-                            break;
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                let s = found.ok_or(last)?;
-                // Without it a multi-segment write waits ~40 ms for a delayed ACK (Nagle).
-                s.set_nodelay(true)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                Stream::Tcp(s)
-            }
-            ServerAddr::Unix(p) => {
-                let s = UnixStream::connect(p)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                Stream::Unix(s)
-            }
+    pub fn connect(addr: &ServerAddr, timeout: Duration, busy_poll: Duration) -> io::Result<Conn> {
+        let socket = match addr {
+            ServerAddr::Tcp { host, port } => Socket::tcp(host, *port, timeout, timeout, busy_poll)?,
+            ServerAddr::Unix(p) => Socket::unix(p, timeout, busy_poll)?,
         };
-        Ok(Conn { r: BufReader::with_capacity(64 << 10, stream), out: Vec::with_capacity(4096) })
+        Ok(Conn { r: BufReader::with_capacity(64 << 10, socket), out: Vec::with_capacity(4096) })
     }
 
     /// Queues a command line (without `\r\n`) and an optional data block.

@@ -78,6 +78,8 @@ pub struct Node {
     pub weight: u32,
     /// Some for `rediss://`.
     pub tls: Option<Tls>,
+    /// How long a read polls the socket before it sleeps (`busy_poll=<µs>`, see `crate::net`).
+    pub busy_poll: Duration,
 }
 
 impl std::fmt::Debug for Node {
@@ -92,6 +94,7 @@ impl std::fmt::Debug for Node {
             .field("read_timeout", &self.read_timeout)
             .field("weight", &self.weight)
             .field("tls", &self.tls)
+            .field("busy_poll", &self.busy_poll)
             .finish()
     }
 }
@@ -108,6 +111,7 @@ impl Node {
             read_timeout: DEFAULT_READ_TIMEOUT,
             weight: 1,
             tls: None,
+            busy_poll: crate::net::DEFAULT_BUSY_POLL,
         }
     }
 }
@@ -305,6 +309,7 @@ fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
             "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
             "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
             "persistent" => persistent = parse_bool(&k, &v)?,
+            "busy_poll" => node.busy_poll = parse_busy_poll(&k, &v)?,
             "ca" if tls => t.ca = Some(parse_file(&k, &v)?),
             "cert" if tls => t.cert = Some(parse_file(&k, &v)?),
             "key" if tls => t.key = Some(parse_file(&k, &v)?),
@@ -318,12 +323,12 @@ fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
             }
             _ if tls => {
                 return Err(format!(
-                    "unknown option {k:?} for rediss:// (known: prefix, timeout, read_timeout, persistent, ca, cert, key, verify)"
+                    "unknown option {k:?} for rediss:// (known: prefix, timeout, read_timeout, persistent, busy_poll, ca, cert, key, verify)"
                 ))
             }
             _ => {
                 return Err(format!(
-                    "unknown option {k:?} for redis:// (known: prefix, timeout, read_timeout, persistent)"
+                    "unknown option {k:?} for redis:// (known: prefix, timeout, read_timeout, persistent, busy_poll)"
                 ))
             }
         }
@@ -371,18 +376,24 @@ fn parse_phpredis_url(url: &str) -> Result<(Node, bool), String> {
             "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
             "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
             "persistent" => persistent = parse_bool(&k, &v)?,
+            "busy_poll" => node.busy_poll = parse_busy_poll(&k, &v)?,
             "weight" => node.weight = parse_int(&k, &v, 1, 1000)? as u32,
             // phpredis connection tuning with no meaning here; accepted so a phpredis save_path works as is.
             "persistent_id" | "retry_interval" => {}
             _ => {
                 return Err(format!(
                     "unknown option {k:?} for {scheme}:// (known: auth, user, database, db, prefix, timeout, \
-                     read_timeout, persistent, weight, persistent_id, retry_interval)"
+                     read_timeout, persistent, busy_poll, weight, persistent_id, retry_interval)"
                 ))
             }
         }
     }
     Ok((node, persistent))
+}
+
+/// `busy_poll=<µs>`: 0 (off) to 1000.
+fn parse_busy_poll(k: &str, v: &str) -> Result<Duration, String> {
+    Ok(Duration::from_micros(parse_int(k, v, 0, crate::net::MAX_BUSY_POLL.as_micros() as u64)?))
 }
 
 fn mask(s: &str) -> String {

@@ -17,6 +17,7 @@
 //! push) is polled every 20 ms as phpredis itself does.
 
 pub mod dsn;
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -158,6 +159,9 @@ fn scripts() -> &'static Scripts {
 /// A connection to one server, or to a whole cluster (redis-rs routes by key, follows MOVED/ASK and
 /// refreshes its slot map after a failover).
 enum Link {
+    /// A plain TCP or unix socket connection (busy-polling reads, see `crate::net`).
+    Plain(wire::Wire),
+    /// A TLS connection.
     Single(redis::Connection),
     Cluster(redis::cluster::ClusterConnection),
 }
@@ -165,6 +169,7 @@ enum Link {
 impl Link {
     fn conn(&mut self) -> &mut dyn ConnectionLike {
         match self {
+            Link::Plain(c) => c,
             Link::Single(c) => c,
             Link::Cluster(c) => c,
         }
@@ -172,8 +177,16 @@ impl Link {
 
     fn set_read_timeout(&self, d: Option<Duration>) -> redis::RedisResult<()> {
         match self {
+            Link::Plain(c) => c.set_read_timeout(d),
             Link::Single(c) => c.set_read_timeout(d),
             Link::Cluster(c) => c.set_read_timeout(d),
+        }
+    }
+
+    /// Busy polling on or off (only plain connections poll).
+    fn set_polling(&mut self, on: bool) {
+        if let Link::Plain(c) = self {
+            c.set_polling(on);
         }
     }
 }
@@ -269,13 +282,13 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
 }
 
 /// Asks the Sentinels, in order, for the current master of `name`, and connects to it.
-fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<redis::Connection> {
+fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<Link> {
     let mut why = Vec::new();
     for s in sentinels {
         // Sentinels are asked without the master's credentials and database.
         let asked = Node { username: None, password: None, db: 0, ..s.clone() };
         let addr: redis::RedisResult<Option<(String, u16)>> = match connect(&asked) {
-            Ok(mut c) => redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(&mut c),
+            Ok(mut c) => redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(c.conn()),
             Err(e) => {
                 why.push(format!("{e:#}"));
                 continue;
@@ -293,39 +306,40 @@ fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<redis
     Err(anyhow!("no Sentinel gave the master {name:?}: {}", why.join("; ")))
 }
 
-fn connect(node: &Node) -> anyhow::Result<redis::Connection> {
-    let info = conn_info(node)?;
-    let client = match &node.tls {
-        Some(t) if t.ca.is_some() || t.cert.is_some() => {
-            let read = |p: &std::path::PathBuf, what: &str| {
-                std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
-            };
-            let client_tls = match (&t.cert, &t.key) {
-                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                    client_cert: read(c, "certificate (cert)")?,
-                    client_key: read(k, "key (key)")?,
-                }),
-                _ => None,
-            };
-            let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
-            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-        }
-        _ => redis::Client::open(info),
-    }
-    .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
-    let c = client.get_connection_with_timeout(node.connect_timeout).map_err(|e| {
+fn connect(node: &Node) -> anyhow::Result<Link> {
+    let connect_error = |e: redis::RedisError| {
         if e.is_timeout() {
             anyhow!("{}: cannot connect within {:.3} s (timeout)", node.addr, node.connect_timeout.as_secs_f64())
         } else {
             anyhow!("{}: cannot connect: {}", node.addr, explain(&e, node))
         }
-    })?;
+    };
+    let Some(t) = &node.tls else {
+        return wire::Wire::connect(node).map(Link::Plain).map_err(connect_error);
+    };
+    let info = conn_info(node)?;
+    let client = if t.ca.is_some() || t.cert.is_some() {
+        let read = |p: &std::path::PathBuf, what: &str| {
+            std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
+        };
+        let client_tls = match (&t.cert, &t.key) {
+            (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                client_cert: read(c, "certificate (cert)")?,
+                client_key: read(k, "key (key)")?,
+            }),
+            _ => None,
+        };
+        let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
+        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
+    } else {
+        redis::Client::open(info)
+    }
+    .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+    let c = client.get_connection_with_timeout(node.connect_timeout).map_err(connect_error)?;
     let t = Some(node.read_timeout);
     c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("{}: {e}", node.addr))?;
-    Ok(c)
+    Ok(Link::Single(c))
 }
-
-
 
 /// Whether a key has a Redis Cluster hash tag: a `{` followed later by a `}` with something between.
 fn has_hash_tag(key: &str) -> bool {
@@ -381,9 +395,9 @@ impl RedisStore {
 
     fn link_for(&self, idx: usize) -> anyhow::Result<Link> {
         Ok(match &self.opts.mode {
-            Mode::Standalone => Link::Single(connect(&self.conns[idx].node)?),
+            Mode::Standalone => connect(&self.conns[idx].node)?,
             Mode::Cluster => Link::Cluster(connect_cluster(&self.opts.nodes)?),
-            Mode::Sentinel(name) => Link::Single(connect_via_sentinels(&self.opts.nodes, name)?),
+            Mode::Sentinel(name) => connect_via_sentinels(&self.opts.nodes, name)?,
         })
     }
 
@@ -477,7 +491,7 @@ impl RedisStore {
         let r = self.run(idx, retry, |c, rt| {
             *rt += 1;
             let r = match c {
-                Link::Single(conn) => conn.req_packed_commands(&buf, 0, cmds.len()).and_then(|vs| {
+                Link::Plain(_) | Link::Single(_) => c.conn().req_packed_commands(&buf, 0, cmds.len()).and_then(|vs| {
                     vs.into_iter().map(Value::extract_error).collect::<redis::RedisResult<Vec<Value>>>()
                 }),
                 Link::Cluster(conn) => {
@@ -655,7 +669,10 @@ impl Store for RedisStore {
         self.run(idx, Retry::Safe, |c, rt| {
             *rt += 1;
             c.set_read_timeout(Some(wait + read_timeout))?;
+            // The answer comes when the holder lets go: no point polling for it.
+            c.set_polling(false);
             let r = redis::cmd("BLPOP").arg(&wake).arg(&secs).query::<Value>(c.conn());
+            c.set_polling(true);
             c.set_read_timeout(Some(read_timeout))?;
             r
         })?;
