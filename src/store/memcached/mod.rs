@@ -431,9 +431,29 @@ impl MemcachedStore {
         }
     }
 
+    /// Deletes our lock item if it still carries `cas`, without waiting for the answer (it is read
+    /// before the connection's next one): called once the session is stored, when nothing the answer
+    /// could say changes this request's outcome — a taken-over lock is left alone by the CAS either way.
+    fn release_unanswered(&mut self, id: &SessionId, server: usize, cas: u64) -> anyhow::Result<()> {
+        self.held.remove(id.as_str());
+        let lkey = self.lock_key(id);
+        let sent = self.conn(server).and_then(|c| {
+            c.queue(&format!("md {lkey} C{cas}"), None);
+            c.send_unanswered(1).map_err(|e| e.to_string())
+        });
+        match sent {
+            Ok(()) => Ok(()),
+            Err(e) if e.starts_with("memcached server") => bail!("{e}"),
+            Err(e) => {
+                let cause = format!("write failed: {}", self.io_cause(&e));
+                bail!("{}", self.fail(server, cause))
+            }
+        }
+    }
+
     /// Writes (or touches) the session on its servers, then releases the lock — in one pipelined
     /// round trip when the lock and the only copy live on the same server (one connection keeps the
-    /// order), else only after the data is stored everywhere.
+    /// order), else only after the data is stored everywhere, and then without waiting for the answer.
     fn store_and_release(
         &mut self,
         id: &SessionId,
@@ -502,7 +522,7 @@ impl MemcachedStore {
             bail!("{}", errors.join("; "));
         }
         if let (false, Some((ls, cas))) = (together, lock) {
-            self.release(id, ls, cas)?;
+            self.release_unanswered(id, ls, cas)?;
         }
         Ok(Saved::Done)
     }

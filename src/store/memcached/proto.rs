@@ -54,6 +54,8 @@ fn parse_flags<'a>(tokens: impl Iterator<Item = &'a str>) -> Flags {
 pub struct Conn {
     r: BufReader<Socket>,
     out: Vec<u8>,
+    /// Replies to commands sent with `send_unanswered`, read and dropped before the next reply.
+    unanswered: usize,
 }
 
 fn bad(msg: String) -> io::Error {
@@ -66,7 +68,7 @@ impl Conn {
             ServerAddr::Tcp { host, port } => Socket::tcp(host, *port, timeout, timeout, busy_poll)?,
             ServerAddr::Unix(p) => Socket::unix(p, timeout, busy_poll)?,
         };
-        Ok(Conn { r: BufReader::with_capacity(64 << 10, socket), out: Vec::with_capacity(4096) })
+        Ok(Conn { r: BufReader::with_capacity(64 << 10, socket), out: Vec::with_capacity(4096), unanswered: 0 })
     }
 
     /// Queues a command line (without `\r\n`) and an optional data block.
@@ -89,6 +91,32 @@ impl Conn {
         r
     }
 
+    /// Sends everything queued (`n` commands of one-line replies) without waiting for the replies:
+    /// the next read skips them. For a command whose answer changes nothing for the request that sends
+    /// it (releasing a lock after the session is stored), so it costs no round trip.
+    pub fn send_unanswered(&mut self, n: usize) -> io::Result<()> {
+        self.flush()?;
+        self.unanswered += n;
+        Ok(())
+    }
+
+    /// Replies still to be skipped (for tests).
+    #[cfg(test)]
+    pub fn unanswered(&self) -> usize {
+        self.unanswered
+    }
+
+    fn skip_unanswered(&mut self) -> io::Result<()> {
+        while self.unanswered > 0 {
+            self.unanswered -= 1;
+            let line = self.line()?;
+            if line.starts_with("VA ") {
+                return Err(bad(format!("unexpected value reply {line:?} to an unanswered command")));
+            }
+        }
+        Ok(())
+    }
+
     fn line(&mut self) -> io::Result<String> {
         let mut buf = Vec::with_capacity(64);
         let n = self.r.read_until(b'\n', &mut buf)?;
@@ -107,6 +135,7 @@ impl Conn {
 
     /// Reads one reply.
     pub fn reply(&mut self) -> io::Result<Reply> {
+        self.skip_unanswered()?;
         let line = self.line()?;
         let mut t = line.split(' ');
         Ok(match t.next().unwrap_or("") {
@@ -137,6 +166,7 @@ impl Conn {
     pub fn lines_until_end(&mut self, cmd: &str, max_lines: usize) -> io::Result<Vec<String>> {
         self.queue(cmd, None);
         self.flush()?;
+        self.skip_unanswered()?;
         let mut out = Vec::new();
         loop {
             let l = self.line()?;

@@ -146,3 +146,40 @@ fn conformance_lock_with_session() {
     conformance(opener(o.clone()));
     expiring_locks(opener(o));
 }
+
+/// With the lock item on another server than the session, the release is sent after the write is
+/// acknowledged, without waiting for its answer: the next request gets the lock at once and sees the
+/// write, and the releasing store's connection reads the skipped answer before its next one.
+#[test]
+fn release_on_another_server_is_not_waited_for() {
+    let o = opts(three());
+    let (mut a, mut b) = (MemcachedStore::open(&o).unwrap(), MemcachedStore::open(&o).unwrap());
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    let ids: Vec<SessionId> = (0..40)
+        .map(|i| sid(&format!("apart{i}")))
+        .filter(|id| a.data_targets(id) != [a.lock_server(id)])
+        .take(5)
+        .collect();
+    assert_eq!(ids.len(), 5, "ketama puts some locks on other servers than their sessions");
+    for (n, id) in ids.iter().enumerate() {
+        let ta = Token::new();
+        assert_eq!(a.lock_and_load(id, &ta, expire, life).unwrap(), Acquire::Locked(None));
+        assert_eq!(a.save(id, format!("v{n}").as_bytes(), life, Some(&ta)).unwrap(), Saved::Done);
+        let ls = a.lock_server(id);
+        assert_eq!(a.servers[ls].conn.as_ref().map(|c| c.unanswered()), Some(1), "the release's answer is not read yet");
+        let tb = Token::new();
+        assert_eq!(
+            b.lock_and_load(id, &tb, expire, life).unwrap(),
+            Acquire::Locked(Some(format!("v{n}").into_bytes())),
+            "released, and the write is there"
+        );
+        assert_eq!(b.save(id, b"b", life, Some(&tb)).unwrap(), Saved::Done);
+        // a's next use of that connection reads the skipped answer first, then its own.
+        assert_eq!(a.load(id, life).unwrap().as_deref(), Some(&b"b"[..]));
+        let t2 = Token::new();
+        assert_eq!(a.lock_and_load(id, &t2, expire, life).unwrap(), Acquire::Locked(Some(b"b".to_vec())));
+        assert_eq!(a.servers[ls].conn.as_ref().map(|c| c.unanswered()), Some(0));
+        a.unlock(id, &t2).unwrap();
+    }
+}
