@@ -31,6 +31,7 @@ demo: build
 
 bench: build
 	@bash bench/cycle.sh
+	@bash bench/redis.sh
 	@bash bench/memcached.sh
 
 clean:
