@@ -17,7 +17,7 @@ build: deps
 test: build
 	@bash scripts/test.sh
 
-# The long checks (about 25 min on 2 cores): fuzzing of the parsers, the phpt suite under valgrind,
+# The long checks (under 30 min on 2 cores): fuzzing of the parsers, the phpt suite under valgrind,
 # the php-fpm soak; one summary at the end. See scripts/soak.sh for the knobs.
 soak: build
 	@bash scripts/soak.sh

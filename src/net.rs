@@ -134,7 +134,7 @@ impl Socket {
         self.polling = on;
     }
 
-    fn fd(&self) -> i32 {
+    pub fn fd(&self) -> i32 {
         match &self.sock {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),

@@ -6,7 +6,8 @@
 // HANDLER: native - session.save_handler=session_proxy, session.save_path=DSN
 //          class  - session_set_save_handler(new SessionProxy\Handler(DSN, opt), true)
 // DSN:     sqlite:///abs/file.sqlite or files:///abs/dir, under sys_get_temp_dir() (each test passes its
-//          own directory, so tests are parallel-safe); anything else is refused.
+//          own directory, so tests are parallel-safe), or redis://127.0.0.1:PORT?… / memcached://127.0.0.1:PORT?…
+//          (each test passes its own key prefix); anything else is refused.
 // opt:     class mode: the options array (locking, lock_wait_timeout, lock_expire, lock_timeout_action);
 //          native mode: the same names set as session_proxy.* INI values for this request.
 // ACTION:  hit     count++ (anonymous or logged in)
@@ -45,11 +46,17 @@ function fail(string $msg, int $status = 400): never
     reply(['ok' => false, 'error' => $msg], $status);
 }
 
-/** The DSN, if it names a path strictly inside the system temp dir (no "..", no other schemes). */
+/**
+ * The DSN, if it names a path strictly inside the system temp dir (no "..", no other schemes), or a
+ * Redis / memcached server on the loopback address (the test servers).
+ */
 function checked_dsn(string $dsn): string
 {
+    if (preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)) {
+        return $dsn;
+    }
     if (!preg_match('~^(sqlite|files)://(/[^?#]*)(\?[^#]*)?$~', $dsn, $m)) {
-        fail("dsn must be sqlite:///abs/file or files:///abs/dir, got \"$dsn\"");
+        fail("dsn must be sqlite:///abs/file, files:///abs/dir, redis://127.0.0.1:PORT?… or memcached://127.0.0.1:PORT?…, got \"$dsn\"");
     }
     $path = rawurldecode($m[2]);
     if (preg_match('~(^|/)\.\.?(/|$)~', $path) || str_contains($path, "\0")) {

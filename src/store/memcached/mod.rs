@@ -570,6 +570,19 @@ fn url_decode(s: &str) -> String {
 }
 
 impl Store for MemcachedStore {
+    /// Drops pooled connections the server closed while they were idle (it restarted): the request
+    /// then connects afresh instead of failing on the stale socket. Not a server failure: the server
+    /// is not marked down.
+    fn still_valid(&mut self) -> bool {
+        for s in &mut self.servers {
+            if s.conn.as_mut().is_some_and(|c| !c.idle_alive()) {
+                s.conn = None;
+                s.item_max = None;
+            }
+        }
+        true
+    }
+
     fn describe(&self) -> String {
         let mut s = String::from("memcached://");
         for (i, srv) in self.servers.iter().enumerate() {

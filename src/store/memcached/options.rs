@@ -14,6 +14,11 @@ use crate::dsn::parse_int as int;
 pub const DEFAULT_PREFIX: &str = "memc.sess.key.";
 pub const DEFAULT_PORT: u16 = 11211;
 const MAX_SERVERS: usize = 64;
+/// Default `retry=`: a failed server is skipped for this long, then probed again by the next request
+/// that needs it. Short, so that a restarted server serves again well within a second; a probe of a
+/// server that refuses connections costs microseconds, one of a server that does not answer costs
+/// `timeout` at most once per this interval per worker. (libmemcached's default is 2 s.)
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(250);
 
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,7 +62,8 @@ pub struct MemcachedOptions {
     pub replicas: u8,
     /// Connect, read and write timeout for one server.
     pub timeout: Duration,
-    /// How long a server that failed is skipped before it is tried again.
+    /// How long a server that failed is skipped before it is tried again (default
+    /// `DEFAULT_RETRY`): the bound on how late a restarted server is noticed by each worker.
     pub retry: Duration,
     /// `lock_placement=session`: the lock item lives on its session's server instead of where
     /// php-memcached looks for it (ketama of `lock.<id>`). Saves a round trip per request on several
@@ -77,7 +83,7 @@ impl MemcachedOptions {
             prefix: DEFAULT_PREFIX.into(),
             replicas: 0,
             timeout: Duration::from_millis(1000),
-            retry: Duration::from_millis(2000),
+            retry: DEFAULT_RETRY,
             lock_with_session: false,
             busy_poll: crate::net::DEFAULT_BUSY_POLL,
         }

@@ -71,6 +71,31 @@ impl Conn {
         Ok(Conn { r: BufReader::with_capacity(64 << 10, socket), out: Vec::with_capacity(4096), unanswered: 0 })
     }
 
+    /// Whether an idle connection still looks usable: nothing unread is buffered and the server has
+    /// not closed it (a non-blocking peek finds neither end-of-file nor an error). A pooled connection
+    /// to a server that restarted since fails this check, so it is replaced before a request uses it
+    /// rather than failing that request.
+    pub fn idle_alive(&mut self) -> bool {
+        // A release sent without waiting (send_unanswered): its answer came long ago; read it now.
+        if self.unanswered > 0 && self.skip_unanswered().is_err() {
+            return false;
+        }
+        if !self.r.buffer().is_empty() || !self.out.is_empty() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: recv into a 1-byte stack buffer on a socket this Conn owns.
+        let n = unsafe {
+            libc::recv(self.r.get_ref().fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
+        }
+        // 0: closed by the server; > 0: bytes nobody asked for (the stream is out of step).
+        false
+    }
+
     /// Queues a command line (without `\r\n`) and an optional data block.
     pub fn queue(&mut self, line: &str, data: Option<&[u8]>) {
         self.out.extend_from_slice(line.as_bytes());
@@ -180,5 +205,39 @@ impl Conn {
                 out.push(l);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn idle_alive_tells_a_closed_or_out_of_step_connection() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let addr = ServerAddr::Tcp { host: "127.0.0.1".into(), port };
+        let mut c = Conn::connect(&addr, Duration::from_secs(1), crate::net::DEFAULT_BUSY_POLL).unwrap();
+        let (mut server_side, _) = l.accept().unwrap();
+        assert!(c.idle_alive(), "an open, quiet connection is usable");
+        // The answer to a command sent unanswered is read (and dropped) by the check.
+        c.queue("md k C1", None);
+        c.send_unanswered(1).unwrap();
+        let mut line = [0u8; 9];
+        server_side.read_exact(&mut line).unwrap();
+        server_side.write_all(b"NF\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(c.idle_alive(), "the unanswered command's answer is not out of step");
+        assert_eq!(c.unanswered(), 0);
+        server_side.write_all(b"HD\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!c.idle_alive(), "unasked-for bytes: out of step");
+
+        let mut c = Conn::connect(&addr, Duration::from_secs(1), crate::net::DEFAULT_BUSY_POLL).unwrap();
+        let (server_side, _) = l.accept().unwrap();
+        drop(server_side); // the server went away (restart)
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!c.idle_alive(), "closed by the server");
     }
 }

@@ -1,0 +1,29 @@
+--TEST--
+Memcached engine, server killed mid-load: 8 worker processes run locked session cycles in a loop while memcached is killed (SIGKILL), kept down 1.5 s and restarted on the same port; failures are bounded and name host:port, no crash or hang, every worker recovers within 1 s (default retry= interval) without restarting PHP, and pooled connections left stale by the restart cost no failed request
+--FILE--
+<?php
+require __DIR__ . '/inc/outage.inc';
+
+$port = ot_free_port();
+$cmd = ['memcached', '-l', '127.0.0.1', '-p', (string) $port, '-U', '0', '-m', '64'];
+if (trim((string) shell_exec('id -u')) === '0') {
+    array_push($cmd, '-u', 'root');
+}
+$srv = ot_start($cmd, $port);
+// No retry= here: the default dead-server interval is what must let workers recover within 1 s.
+$dsn = "memcached://127.0.0.1:$port?prefix=sp-phpt-mkill.&timeout=500";
+ot_run($dsn, $port, 0.5,
+    function () use (&$srv, $cmd, $port) { $srv = ot_start($cmd, $port); },
+    function () use (&$srv) { ot_kill($srv); });
+?>
+--EXPECT--
+workers: 8 busy (half of them from the middle of the outage on), 2 idle during the outage, locking on
+no worker crashed or hung: yes
+no request failed before the kill: yes
+every busy worker had failed requests during the outage: yes
+each failed request ended within the timeout + 1 s: yes
+each failed request warned naming host:port: yes
+recovered within 1 s: yes
+every request started 1 s after the restart or later succeeded: yes
+after the restart each session counts every update from 0: yes
+idle workers (pooled connection stale after the restart) failed no request: yes

@@ -1,0 +1,27 @@
+--TEST--
+Redis engine, server killed mid-load: 8 worker processes run locked session cycles in a loop while redis-server is killed (SIGKILL), kept down 1.5 s and restarted on the same port; failures are bounded and name host:port, no crash or hang, every worker recovers within 1 s without restarting PHP, and pooled connections left stale by the restart cost no failed request
+--FILE--
+<?php
+require __DIR__ . '/inc/outage.inc';
+
+$port = ot_free_port();
+$dir = sp_tmpdir('rkill');
+$cmd = ['redis-server', '--bind', '127.0.0.1', '--port', (string) $port, '--save', '', '--appendonly', 'no', '--dir', $dir];
+$srv = ot_start($cmd, $port);
+// persistent=1 (the default, said here because the test is about it): one pooled connection per worker.
+$dsn = "redis://127.0.0.1:$port?prefix=sp-phpt-rkill:&timeout=0.5&read_timeout=0.5&persistent=1";
+ot_run($dsn, $port, 0.5,
+    function () use (&$srv, $cmd, $port) { $srv = ot_start($cmd, $port); },
+    function () use (&$srv) { ot_kill($srv); });
+?>
+--EXPECT--
+workers: 8 busy (half of them from the middle of the outage on), 2 idle during the outage, locking on
+no worker crashed or hung: yes
+no request failed before the kill: yes
+every busy worker had failed requests during the outage: yes
+each failed request ended within the timeout + 1 s: yes
+each failed request warned naming host:port: yes
+recovered within 1 s: yes
+every request started 1 s after the restart or later succeeded: yes
+after the restart each session counts every update from 0: yes
+idle workers (pooled connection stale after the restart) failed no request: yes
