@@ -96,7 +96,18 @@ pub fn mask_secrets(dsn: &str) -> String {
 fn hide_secrets(dsn: &str, text: &str) -> String {
     let mut out = text.to_string();
     for secret in split_secrets(dsn).1 {
-        for form in [percent_decode(&secret).unwrap_or_default(), secret] {
+        // A server list (phpredis' tcp://a,tcp://b) is cut at ',' and blanks, a URL at '@' and '/',
+        // wherever they stand: a reason may quote a piece of a secret that held one (found by
+        // fuzz/mask_secrets).
+        let pieces: Vec<String> = secret
+            .split(|c: char| matches!(c, ',' | '@' | '/') || c.is_ascii_whitespace())
+            .filter(|p| !p.is_empty() && p.len() < secret.len())
+            .map(str::to_string)
+            .collect();
+        let mut forms: Vec<String> = [percent_decode(&secret).unwrap_or_default(), secret].into_iter().chain(pieces).collect();
+        // Longest first: a piece must not break a longer form before that one is hidden.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        for form in forms {
             if !form.is_empty() {
                 out = replace_token(&out, &form, "***");
             }
@@ -538,6 +549,11 @@ mod tests {
             "seed[]=h:1&auth=hunter2&colour=blue",
             "seed[]=h:1&auth[]=a&auth[]=hunter2&auth[]=c",
             "seed[]=u:hunter2@h:1",
+            // A secret cut by the server-list separator (found by fuzz/mask_secrets).
+            "tcp://a:,Zq:hunter2@tc/?x=",
+            "tcp://a:x,hunter2@h:1",
+            "redis://9:hunter2:qa%9@q9as/@?x=",
+            "tcp://::,,:hunter2_;%///@hos/t?x=",
         ] {
             let e = parse(dsn, tmp()).unwrap_err().to_string();
             assert!(!e.contains("hunter2") && e.contains("***"), "{dsn}: {e}");
