@@ -343,7 +343,13 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
         .connection_timeout(first.connect_timeout)
         .response_timeout(first.read_timeout)
         .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-        .retries(3);
+        .retries(3)
+        // redis-rs sleeps at least 1.28 s before each retry of TRYAGAIN/CLUSTERDOWN by default: a
+        // request would stall that long on a slot migration. Short waits here (10–80 ms); a longer
+        // migration is waited out by `run` (TRYAGAIN_WAIT).
+        .min_retry_wait(10)
+        .max_retry_wait(200)
+        .retry_wait_formula(10, 2);
     if let Some(u) = &first.username {
         b = b.username(u);
     }
