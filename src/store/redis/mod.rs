@@ -548,13 +548,16 @@ impl RedisStore {
             let _tls = matches!(conn, Link::Cluster(_)).then(|| TlsScope::new(&c.node));
             match f(conn, &mut self.round_trips) {
                 Ok(v) => return Ok(v),
-                // A slot being migrated: the command was not run. Wait (20 ms, doubling, at most
-                // 200 ms) and send it again, for TRYAGAIN_WAIT at most; redis-rs follows the ASK.
-                Err(e) if e.code() == Some("TRYAGAIN") && matches!(self.opts.mode, Mode::Cluster) => {
+                // A slot being migrated: the command was not run (TRYAGAIN; or ASK/MOVED when
+                // redis-rs' own retries ran out between the two nodes). Wait (20 ms, doubling, at
+                // most 200 ms) and send it again, for TRYAGAIN_WAIT at most; redis-rs follows the ASK.
+                Err(e)
+                    if matches!(e.code(), Some("TRYAGAIN" | "ASK" | "MOVED")) && matches!(self.opts.mode, Mode::Cluster) =>
+                {
                     let (since, step) = tryagain.get_or_insert((Instant::now(), Duration::from_millis(10)));
                     if since.elapsed() >= TRYAGAIN_WAIT {
                         return Err(anyhow!(
-                            "{}: slot still being migrated after {} s (TRYAGAIN): {e}",
+                            "{}: slot still being migrated after {} s: {e}",
                             self.opts.describe(),
                             TRYAGAIN_WAIT.as_secs()
                         ));
