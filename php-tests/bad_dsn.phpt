@@ -10,7 +10,10 @@ const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=
     . '"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), '
     . '"unix:///path/redis.sock[?db=N&prefix=…]", phpredis\' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" '
     . '(or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", '
-    . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…]", '
+    . '"rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), '
+    . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", '
+    . '"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), '
+    . 'phpredis\' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", '
     . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in the system temp dir)';
 

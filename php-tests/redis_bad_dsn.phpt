@@ -21,6 +21,18 @@ $cases = [
     'list item without scheme' => 'tcp://127.0.0.1:6379,127.0.0.1:6380',
     'unix relative' => 'unix://redis.sock',
     'unix ..' => 'unix:///tmp/../redis.sock',
+    'TLS cluster unknown option' => 'rediss-cluster://:hunter2@127.0.0.1:7000?colour=blue',
+    'TLS cluster bad verify' => 'rediss-cluster://127.0.0.1:7000?verify=sometimes',
+    'cluster with a CA but no TLS' => 'redis-cluster://127.0.0.1:7000?ca=/etc/ca.pem',
+    'TLS sentinel without master name' => 'rediss-sentinel://127.0.0.1:26379',
+    'sentinel_user without password' => 'redis-sentinel://127.0.0.1:26379/m?sentinel_user=admin',
+    'sentinel bad option, password set' => 'rediss-sentinel://:hunter2@127.0.0.1:26379/m?sentinel_password=hunter3&colour=blue',
+    'sentinel_password twice' => 'redis-sentinel://127.0.0.1:26379/m?sentinel_password=hunter2&sentinel_password=hunter3',
+    'phpredis cluster unknown option' => 'seed[]=127.0.0.1:7000&auth=hunter2&colour=blue',
+    'phpredis cluster bad failover' => 'seed[]=127.0.0.1:7000&failover=sometimes&auth[]=alice&auth[]=hunter2',
+    'phpredis cluster no seed' => 'seed=127.0.0.1:7000&auth=hunter2',
+    'phpredis cluster seed with userinfo' => 'seed[]=alice:hunter2@127.0.0.1:7000',
+    'phpredis cluster TLS option, plain seeds' => 'seed[]=127.0.0.1:7000&stream[cafile]=/etc/ca.pem',
 ];
 $warnings = [];
 set_error_handler(function (int $no, string $msg) use (&$warnings) { $warnings[] = $msg; return true; });
@@ -31,7 +43,7 @@ foreach ($cases as $label => $path) {
     $ours = $warnings[0] ?? '';
     preg_match('/session_proxy: invalid session.save_path "(.*?)": (.*?); accepted forms: /', $ours, $m);
     echo "$label: start=", var_export($started, true), "\n  value:  ", $m[1] ?? "(no DSN warning: $ours)", "\n  reason: ", $m[2] ?? '', "\n";
-    if (str_contains($ours, 'hunter2')) {
+    if (str_contains($ours, 'hunter2') || str_contains($ours, 'hunter3')) {
         echo "  PASSWORD SHOWN\n";
     }
 }
@@ -103,6 +115,42 @@ unix relative: start=false
 unix ..: start=false
   value:  unix:///tmp/../redis.sock
   reason: unix socket path "/tmp/../redis.sock" contains ".."
+TLS cluster unknown option: start=false
+  value:  rediss-cluster://:***@127.0.0.1:7000?colour=blue
+  reason: unknown option "colour" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, ca, cert, key, verify)
+TLS cluster bad verify: start=false
+  value:  rediss-cluster://127.0.0.1:7000?verify=sometimes
+  reason: option verify="sometimes" must be full, ca or none
+cluster with a CA but no TLS: start=false
+  value:  redis-cluster://127.0.0.1:7000?ca=/etc/ca.pem
+  reason: unknown option "ca" for redis-cluster:// (known: prefix, timeout, read_timeout, persistent)
+TLS sentinel without master name: start=false
+  value:  rediss-sentinel://127.0.0.1:26379
+  reason: rediss-sentinel:// needs the master name: rediss-sentinel://host:port/<master-name>
+sentinel_user without password: start=false
+  value:  redis-sentinel://127.0.0.1:26379/m?sentinel_user=admin
+  reason: option sentinel_user needs sentinel_password (the Sentinels' password for that user)
+sentinel bad option, password set: start=false
+  value:  rediss-sentinel://:***@127.0.0.1:26379/m?sentinel_password=***&colour=blue
+  reason: unknown option "colour" for rediss-sentinel:// (known: db, sentinel_user, sentinel_password, prefix, timeout, read_timeout, persistent, ca, cert, key, verify)
+sentinel_password twice: start=false
+  value:  redis-sentinel://127.0.0.1:26379/m?sentinel_password=***&sentinel_password=***
+  reason: option "sentinel_password" is given twice
+phpredis cluster unknown option: start=false
+  value:  seed[]=127.0.0.1:7000&auth=***&colour=blue
+  reason: unknown option "colour" in phpredis' cluster save_path (known: seed[], timeout, read_timeout, persistent, prefix, auth, failover, stream[cafile], stream[local_cert], stream[local_pk], stream[verify_peer], stream[verify_peer_name])
+phpredis cluster bad failover: start=false
+  value:  seed[]=127.0.0.1:7000&failover=sometimes&auth[]=***&auth[]=***
+  reason: option failover="sometimes" must be none, error, distribute or distribute_slaves
+phpredis cluster no seed: start=false
+  value:  seed=127.0.0.1:7000&auth=***
+  reason: option "seed" must be a list: seed[]=host:port&seed[]=host:port
+phpredis cluster seed with userinfo: start=false
+  value:  seed[]=***@127.0.0.1:7000
+  reason: seed "***@127.0.0.1:7000" must be host:port
+phpredis cluster TLS option, plain seeds: start=false
+  value:  seed[]=127.0.0.1:7000&stream[cafile]=/etc/ca.pem
+  reason: option stream[cafile] is for TLS: write the seeds as seed[]=tls://host:port
 == wrong credentials
 start=false
   session_start(): session_proxy: cannot open 127.0.0.1:PORT: cannot connect: Password authentication failed - AuthenticationFailed
@@ -111,5 +159,5 @@ start=false
   session_start(): session_proxy: cannot open 127.0.0.1:PORT: cannot connect: Password authentication failed - AuthenticationFailed
   password shown: false
 == phpinfo
-Engines => sqlite, files, redis (standalone, TLS, unix socket, phpredis save_path syntax, cluster, sentinel), memcached
+Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached
 session_proxy section mentions hunter2: false

@@ -20,7 +20,11 @@
  *   "unix:///path/redis.sock[?db=N&prefix=…]"             Redis over a unix socket
  *   "tcp://host:port?auth=…&database=N&prefix=…[,tcp://…]" phpredis' own save_path syntax, same keys
  *   "redis-cluster://host:port[,host:port…]"              Redis Cluster seeds (locking works in cluster mode)
- *   "redis-sentinel://host:port[,…]/<master-name>"         master discovery and failover via Sentinel
+ *   "rediss-cluster://host:port[,…]?ca=…&verify=…"         Redis Cluster over TLS (the rediss:// options)
+ *   "redis-sentinel://host:port[,…]/<master-name>"         master discovery and failover via Sentinel;
+ *                                        sentinel_user=…&sentinel_password=… for Sentinels with requirepass
+ *   "rediss-sentinel://host:port[,…]/<master-name>?ca=…"   Sentinel over TLS (Sentinels and master)
+ *   "seed[]=host:port&seed[]=…&auth=…&prefix=…"           phpredis' rediscluster save_path, verbatim
  *   "memcached://host[:port][,host[:port]|,/unix.sock…][?prefix=…&replicas=N&timeout=MS&retry=MS&weights=…&lock_placement=compat|session&busy_poll=µS]"
  *                                        php-memcached's keys and ketama placement
  *   The README lists every option with its range and default.

@@ -4,9 +4,14 @@
 # A Redis Cluster of 3 masters + 3 replicas on 127.0.0.1:7391-7396 (redis-cli --cluster create).
 # A Sentinel setup: master 127.0.0.1:6393, its replica :6394, one Sentinel on :26391 (master "spmaster").
 # A TLS server on 127.0.0.1:6395 with a test CA made here by openssl (certificate for IP 127.0.0.1).
+# A TLS-only Redis Cluster of 3 masters on 127.0.0.1:7397-7399 (cluster bus over TLS too).
+# A TLS-only Sentinel setup with passwords: master 127.0.0.1:6396 (requirepass), one Sentinel on :26392
+# (requirepass of its own, master "sptls").
 # Usage: redis.sh start|stop STATE_DIR.
 # Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds),
-# SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER, SP_REDIS_TLS_PORT, SP_REDIS_TLS_CA (PEM path).
+# SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER, SP_REDIS_TLS_PORT, SP_REDIS_TLS_CA (PEM path),
+# SP_REDIS_TLS_CLUSTER (host:port,… seeds), SP_REDIS_TLS_SENTINEL (host:port), SP_REDIS_TLS_SENTINEL_MASTER,
+# SP_REDIS_TLS_SENTINEL_PASSWORD (the Sentinel's), SP_REDIS_TLS_MASTER_PASSWORD (the master's).
 set -uo pipefail
 action=${1:?start|stop}
 state=${2:?state dir}
@@ -16,6 +21,9 @@ PORTS=("$PORT" "$((PORT + 1))")
 CPORT=${SP_REDIS_CLUSTER_BASE:-7391}
 CPORTS=($(seq "$CPORT" $((CPORT + 5))))
 MPORT=$((PORT + 2)); RPORT=$((PORT + 3)); TPORT=$((PORT + 4)); SPORT=${SP_REDIS_SENTINEL_PORT:-26391}
+TCPORTS=($(seq $((CPORT + 6)) $((CPORT + 8))))
+TMPORT=$((PORT + 5)); TSPORT=$((SPORT + 1))
+TMASTER_PW=sp-master-secret; TSENTINEL_PW=sp-sentinel-secret
 
 stop() {
   for f in "$dir"/*.pid; do
@@ -39,6 +47,25 @@ start_one() { # port [extra args...]
     sleep 0.05
   done
   echo "redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
+  return 1
+}
+
+tls_args() { # the server side of TLS with the test CA
+  echo --tls-cert-file "$dir/tls/server.pem" --tls-key-file "$dir/tls/server.key" \
+    --tls-ca-cert-file "$dir/tls/ca.pem" --tls-auth-clients no
+}
+
+start_tls() { # port [extra args...]: a TLS-only redis-server
+  local port=$1; shift
+  redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" $(tls_args) --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/$port.pid" --logfile "$dir/$port.log" "$@" >/dev/null ||
+    { echo "TLS redis-server on 127.0.0.1:$port did not start"; return 1; }
+  for _ in $(seq 100); do
+    redis-cli --tls --cacert "$dir/tls/ca.pem" -h 127.0.0.1 -p "$port" --no-auth-warning ${TLS_PW:+-a "$TLS_PW"} ping 2>/dev/null |
+      grep -q PONG && return 0
+    sleep 0.05
+  done
+  echo "TLS redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
   return 1
 }
 
@@ -87,6 +114,55 @@ case $action in
     done
     [[ -n $ok ]] || { echo "the TLS redis-server on 127.0.0.1:$TPORT does not answer; log: $dir/$TPORT.log"; stop; exit 1; }
 
+    # TLS cluster: 3 masters, no replicas (fast to start), cluster bus over TLS too.
+    for p in "${TCPORTS[@]}"; do
+      mkdir -p "$dir/cluster-$p"
+      start_tls "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
+        --cluster-node-timeout 2000 --tls-cluster yes --tls-replication yes || { stop; exit 1; }
+    done
+    redis-cli --tls --cacert "$tls/ca.pem" --cluster create $(printf '127.0.0.1:%s ' "${TCPORTS[@]}") \
+      --cluster-replicas 0 --cluster-yes > "$dir/tls-cluster-create.log" 2>&1 ||
+      { echo "redis-cli --cluster create (TLS) failed:"; tail -5 "$dir/tls-cluster-create.log"; stop; exit 1; }
+    ok=""
+    for _ in $(seq 200); do
+      ok=1
+      for p in "${TCPORTS[@]}"; do
+        redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { ok=""; break; }
+      done
+      [[ -n $ok ]] && break
+      sleep 0.05
+    done
+    [[ -n $ok ]] || { echo "the TLS test cluster did not reach cluster_state:ok"; stop; exit 1; }
+
+    # TLS Sentinel with passwords: the master and the Sentinel each have their own.
+    TLS_PW=$TMASTER_PW start_tls "$TMPORT" --requirepass "$TMASTER_PW" || { stop; exit 1; }
+    cat > "$dir/sentinel-tls.conf" <<CONF
+bind 127.0.0.1
+port 0
+tls-port $TSPORT
+tls-cert-file $tls/server.pem
+tls-key-file $tls/server.key
+tls-ca-cert-file $tls/ca.pem
+tls-auth-clients no
+tls-replication yes
+requirepass $TSENTINEL_PW
+daemonize yes
+pidfile $dir/$TSPORT.pid
+logfile $dir/$TSPORT.log
+dir $dir
+sentinel monitor sptls 127.0.0.1 $TMPORT 1
+sentinel auth-pass sptls $TMASTER_PW
+sentinel down-after-milliseconds sptls 5000
+CONF
+    redis-server "$dir/sentinel-tls.conf" --sentinel >/dev/null || { echo "the TLS redis-sentinel did not start"; stop; exit 1; }
+    ok=""
+    for _ in $(seq 200); do
+      redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p "$TSPORT" --no-auth-warning -a "$TSENTINEL_PW" \
+        sentinel get-master-addr-by-name sptls 2>/dev/null | grep -qx "$TMPORT" && { ok=1; break; }
+      sleep 0.05
+    done
+    [[ -n $ok ]] || { echo "the TLS Sentinel does not name its master; log: $dir/$TSPORT.log"; tail -5 "$dir/$TSPORT.log"; stop; exit 1; }
+
     start_one "$MPORT" || { stop; exit 1; }
     start_one "$RPORT" --replicaof 127.0.0.1 "$MPORT" || { stop; exit 1; }
     cat > "$dir/sentinel.conf" <<CONF
@@ -119,6 +195,11 @@ CONF
       echo "SP_REDIS_SENTINEL=127.0.0.1:$SPORT"
       echo "SP_REDIS_SENTINEL_MASTER=spmaster"
       echo "SP_REDIS_CLUSTER=$(printf '127.0.0.1:%s,' "${CPORTS[@]:0:3}" | sed 's/,$//')"
+      echo "SP_REDIS_TLS_CLUSTER=$(printf '127.0.0.1:%s,' "${TCPORTS[@]}" | sed 's/,$//')"
+      echo "SP_REDIS_TLS_SENTINEL=127.0.0.1:$TSPORT"
+      echo "SP_REDIS_TLS_SENTINEL_MASTER=sptls"
+      echo "SP_REDIS_TLS_SENTINEL_PASSWORD=$TSENTINEL_PW"
+      echo "SP_REDIS_TLS_MASTER_PASSWORD=$TMASTER_PW"
     } >> "$state/env"
     ;;
   stop) stop ;;

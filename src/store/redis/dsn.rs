@@ -7,8 +7,18 @@
 //!   (or space) separated list of such URLs (a session lives on the node phpredis would choose), and
 //!   `unix:///path?…`.
 //!
-//! Every form uses phpredis' default key prefix `PHPREDIS_SESSION:` so that switching
-//! `session.save_handler` between `redis` and `session_proxy` logs nobody out.
+//! - phpredis' `rediscluster` handler's own, accepted verbatim:
+//!   `seed[]=host:port&seed[]=host:port&timeout=2&read_timeout=2&failover=error&persistent=1&auth=…&prefix=…`
+//!   (`tls://host:port` seeds and `stream[cafile]=…` style TLS options as phpredis takes them).
+//!
+//! Cluster and Sentinel have TLS twins, `rediss-cluster://` and `rediss-sentinel://`, taking the
+//! `rediss://` options (ca, cert, key, verify); for Sentinel, TLS applies to the Sentinels and to the
+//! master they name. Sentinels with `requirepass` get their own credentials (`sentinel_user=`,
+//! `sentinel_password=`), separate from the master's `user:password@`.
+//!
+//! Every standalone/Sentinel form uses phpredis' default key prefix `PHPREDIS_SESSION:` and every cluster
+//! form phpredis' `rediscluster` default `PHPREDIS_CLUSTER_SESSION:`, so that switching
+//! `session.save_handler` between phpredis' handlers and `session_proxy` logs nobody out.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +34,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_millis(2000);
 
 pub const FORMS: &str = "\"redis[s]://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
 \"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
-(a comma list of them, or unix://…)";
+(a comma list of them, or unix://…), \"redis[s]-cluster://host:port[,…]\", \"redis[s]-sentinel://host:port[,…]/<master>\", \
+phpredis' \"seed[]=host:port&seed[]=…&auth=…&prefix=…\"";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Addr {
@@ -127,22 +138,42 @@ pub enum Mode {
     Sentinel(String),
 }
 
+/// A user name and password (the password never shown by `Debug`).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RedisOptions {
     pub mode: Mode,
-    /// Standalone servers, or cluster seeds (all with the same credentials and options).
+    /// Standalone servers, or cluster seeds (all with the same credentials and options), or Sentinels
+    /// (with the master's credentials, db and options).
     pub nodes: Vec<Node>,
     /// Keep the connection for later requests of this worker (default on).
     pub persistent: bool,
+    /// Sentinel mode: what the Sentinels themselves are asked with (`sentinel_user=`, `sentinel_password=`).
+    pub sentinel_auth: Credentials,
 }
 
 impl RedisOptions {
     /// For messages: the servers, never a password.
     pub fn describe(&self) -> String {
         let hosts = || self.nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>().join(",");
+        let s = if self.nodes.first().is_some_and(|n| n.tls.is_some()) { "s" } else { "" };
         match &self.mode {
-            Mode::Cluster => return format!("redis-cluster://{}", hosts()),
-            Mode::Sentinel(name) => return format!("redis-sentinel://{}/{name}/{}", hosts(), self.nodes[0].db),
+            Mode::Cluster => return format!("redis{s}-cluster://{}", hosts()),
+            Mode::Sentinel(name) => return format!("redis{s}-sentinel://{}/{name}/{}", hosts(), self.nodes[0].db),
             Mode::Standalone => {}
         }
         let list: Vec<String> = self
@@ -160,18 +191,18 @@ impl RedisOptions {
 
 /// Parses a Redis-family save_path. Errors are the reason only (the caller adds the save_path, masked).
 pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
+    if is_phpredis_cluster_form(save_path) {
+        return parse_phpredis_cluster(save_path);
+    }
     let scheme = save_path.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+    let standalone = |nodes, persistent| RedisOptions { mode: Mode::Standalone, nodes, persistent, sentinel_auth: Credentials::default() };
     match scheme.as_str() {
-        "redis" => {
+        "redis" | "rediss" => {
             let (node, persistent) = parse_redis_url(save_path)?;
-            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
+            Ok(standalone(vec![node], persistent))
         }
-        "rediss" => {
-            let (node, persistent) = parse_redis_url(save_path)?;
-            Ok(RedisOptions { mode: Mode::Standalone, nodes: vec![node], persistent })
-        }
-        "redis-cluster" => parse_cluster_url(save_path),
-        "redis-sentinel" => parse_sentinel_url(save_path),
+        "redis-cluster" | "rediss-cluster" => parse_cluster_url(save_path, scheme == "rediss-cluster"),
+        "redis-sentinel" | "rediss-sentinel" => parse_sentinel_url(save_path, scheme == "rediss-sentinel"),
         "tcp" | "unix" => {
             let mut nodes = Vec::new();
             let mut persistent = true;
@@ -186,53 +217,58 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
             if nodes.len() > 64 {
                 return Err(format!("{} servers given (at most 64)", nodes.len()));
             }
-            Ok(RedisOptions { mode: Mode::Standalone, nodes, persistent })
+            Ok(standalone(nodes, persistent))
         }
         other => Err(format!("unknown scheme {other:?}")),
     }
 }
 
-/// `redis-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
-fn parse_cluster_url(url: &str) -> Result<RedisOptions, String> {
-    let rest = &url["redis-cluster://".len()..];
+/// `redis[s]-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
+/// (`rediss-cluster://` also takes ca, cert, key, verify).
+fn parse_cluster_url(url: &str, tls: bool) -> Result<RedisOptions, String> {
+    let scheme = if tls { "rediss-cluster://" } else { "redis-cluster://" };
+    let rest = &url[scheme.len()..];
     let (main, query) = split_query(rest);
     let main = main.trim_end_matches('/');
     if main.contains('/') {
-        return Err("redis-cluster:// takes no database (a cluster has only database 0)".into());
+        return Err(format!("{scheme} takes no database (a cluster has only database 0)"));
     }
     let (userinfo, hosts) = match main.rfind('@') {
         Some(i) => (Some(&main[..i]), &main[i + 1..]),
         None => (None, main),
     };
-    // The same URL parser as redis://, once per seed, so every rule is the same.
-    let template = parse_redis_url(&format!(
-        "redis://{}127.0.0.1{}",
+    // The same URL parser as redis[s]://, once per seed, so every rule is the same.
+    let (mut template, persistent) = parse_redis_url(&format!(
+        "{}{}127.0.0.1{}",
+        if tls { "rediss://" } else { "redis://" },
         userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
         query.map(|q| format!("?{q}")).unwrap_or_default()
     ))
-    .map_err(|e| e.replace("redis://", "redis-cluster://"))?;
-    let mut template = template;
+    .map_err(|e| e.replace("rediss://", "rediss-cluster://").replace("redis://", "redis-cluster://"))?;
     let prefix_given = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("prefix"))));
     if !prefix_given {
-        template.0.prefix = DEFAULT_CLUSTER_PREFIX.into();
+        template.prefix = DEFAULT_CLUSTER_PREFIX.into();
     }
     let mut nodes = Vec::new();
     for hp in hosts.split(',').map(str::trim) {
         let (host, port) = parse_host_port(hp)?;
-        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.0.clone() });
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
     }
     if nodes.len() > 64 {
         return Err(format!("{} seeds given (at most 64)", nodes.len()));
     }
-    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent: template.1 })
+    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent, sentinel_auth: Credentials::default() })
 }
 
-/// `redis-sentinel://[[user]:password@]host:port[,host:port…]/<master-name>[?db=N&prefix=…&timeout=…&…]`:
-/// the credentials, db and options are for the master; the Sentinels are asked without credentials.
-fn parse_sentinel_url(url: &str) -> Result<RedisOptions, String> {
-    let rest = &url["redis-sentinel://".len()..];
+/// `redis[s]-sentinel://[[user]:password@]host:port[,host:port…]/<master-name>[?db=N&prefix=…&timeout=…&…]`:
+/// the credentials, db and options are for the master; the Sentinels are asked with `sentinel_user=` /
+/// `sentinel_password=` (none by default). `rediss-sentinel://` speaks TLS to the Sentinels and to the
+/// master, with the same ca/cert/key/verify.
+fn parse_sentinel_url(url: &str, tls: bool) -> Result<RedisOptions, String> {
+    let scheme = if tls { "rediss-sentinel://" } else { "redis-sentinel://" };
+    let rest = &url[scheme.len()..];
     let (main, query) = split_query(rest);
-    let (hostpart, name) = main.split_once('/').ok_or("redis-sentinel:// needs the master name: redis-sentinel://host:port/<master-name>")?;
+    let (hostpart, name) = main.split_once('/').ok_or_else(|| format!("{scheme} needs the master name: {scheme}host:port/<master-name>"))?;
     let name = percent_decode(name.trim_end_matches('/'))?;
     if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_whitespace()) {
         return Err(format!("master name {name:?} must be one non-empty word"));
@@ -242,31 +278,217 @@ fn parse_sentinel_url(url: &str) -> Result<RedisOptions, String> {
         None => (None, hostpart),
     };
     let mut db = None;
+    let mut sentinel_auth = Credentials::default();
     let mut others = Vec::new();
     for kv in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match kv.split_once('=') {
-            Some((k, v)) if k.eq_ignore_ascii_case("db") => {
+        let key = kv.split('=').next().map(|k| percent_decode(k).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase());
+        let value = || -> Result<String, String> {
+            let v = kv.split_once('=').map(|(_, v)| v).unwrap_or("");
+            let v = percent_decode(v)?;
+            if v.is_empty() {
+                return Err(format!("option {:?} has an empty value", key.as_deref().unwrap_or("")));
+            }
+            Ok(v)
+        };
+        match key.as_deref() {
+            Some("db") => {
                 if db.is_some() {
                     return Err("option \"db\" is given twice".into());
                 }
-                db = Some(parse_db(Some("db"), v)?)
+                db = Some(parse_db(Some("db"), &value()?)?)
+            }
+            Some("sentinel_user") => {
+                if sentinel_auth.username.is_some() {
+                    return Err("option \"sentinel_user\" is given twice".into());
+                }
+                sentinel_auth.username = Some(value()?);
+            }
+            Some("sentinel_password") => {
+                if sentinel_auth.password.is_some() {
+                    return Err("option \"sentinel_password\" is given twice".into());
+                }
+                sentinel_auth.password = Some(value()?);
             }
             _ => others.push(kv),
         }
     }
+    if sentinel_auth.username.is_some() && sentinel_auth.password.is_none() {
+        return Err("option sentinel_user needs sentinel_password (the Sentinels' password for that user)".into());
+    }
     let (mut template, persistent) = parse_redis_url(&format!(
-        "redis://{}127.0.0.1{}",
+        "{}{}127.0.0.1{}",
+        if tls { "rediss://" } else { "redis://" },
         userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
         if others.is_empty() { String::new() } else { format!("?{}", others.join("&")) }
     ))
-    .map_err(|e| e.replace("redis://", "redis-sentinel://").replace("(known: ", "(known: db, "))?;
+    .map_err(|e| {
+        e.replace("rediss://", "rediss-sentinel://")
+            .replace("redis://", "redis-sentinel://")
+            .replace("(known: ", "(known: db, sentinel_user, sentinel_password, ")
+    })?;
     template.db = db.unwrap_or(0);
     let mut nodes = Vec::new();
     for hp in hosts.split(',').map(str::trim) {
         let (host, port) = parse_host_port(hp)?;
         nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
     }
-    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent })
+    if nodes.len() > 64 {
+        return Err(format!("{} Sentinels given (at most 64)", nodes.len()));
+    }
+    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent, sentinel_auth })
+}
+
+/// Whether `save_path` is phpredis' `rediscluster` form: a query string with a `seed[]` key (and no
+/// `scheme://` before it).
+pub fn is_phpredis_cluster_form(save_path: &str) -> bool {
+    let s = save_path.trim_start();
+    if s.split_once("://").is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))) {
+        return false;
+    }
+    s.split('&').any(|kv| {
+        let k = kv.split('=').next().unwrap_or("");
+        let k = form_decode(k).unwrap_or_default().to_ascii_lowercase();
+        k == "seed" || k.starts_with("seed[")
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding, as PHP's `parse_str` (which phpredis uses) does it:
+/// `+` is a space.
+fn form_decode(s: &str) -> Result<String, String> {
+    percent_decode(&s.replace('+', " "))
+}
+
+/// phpredis' `session.save_handler = rediscluster` save_path, verbatim:
+/// `seed[]=host:port&seed[]=host:port&timeout=2&read_timeout=2&failover=error&persistent=1&auth=…&prefix=…`.
+/// `auth` may be a password or `auth[]=user&auth[]=pass`; `failover` (none, error, distribute,
+/// distribute_slaves) only chooses where phpredis reads from — session_proxy always reads from the
+/// masters, which is at least as fresh. TLS as phpredis takes it: `seed[]=tls://host:port` and
+/// `stream[cafile]=…`, `stream[local_cert]=…`, `stream[local_pk]=…`, `stream[verify_peer]=0|1`,
+/// `stream[verify_peer_name]=0|1`.
+fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
+    const KNOWN: &str = "seed[], timeout, read_timeout, persistent, prefix, auth, failover, stream[cafile], \
+        stream[local_cert], stream[local_pk], stream[verify_peer], stream[verify_peer_name]";
+    let mut seeds: Vec<String> = Vec::new();
+    let mut auth_list: Vec<String> = Vec::new();
+    let mut auth_user: Option<String> = None;
+    let mut auth_pass: Option<String> = None;
+    let mut seen: Vec<String> = Vec::new();
+    let mut node = Node::new(Addr::Tcp { host: String::new(), port: DEFAULT_PORT });
+    node.prefix = DEFAULT_CLUSTER_PREFIX.into();
+    let mut persistent = true;
+    let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
+    let mut tls_opt: Option<String> = None;
+    for pair in save_path.trim().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {:?} has no value (write key=value)", form_decode(pair).unwrap_or_default()))?;
+        let k = form_decode(k)?.to_ascii_lowercase();
+        let v = form_decode(v)?;
+        let is_list = k == "seed[]" || k == "auth[]";
+        if !is_list {
+            if seen.contains(&k) {
+                return Err(format!("option {k:?} is given twice"));
+            }
+            seen.push(k.clone());
+        }
+        // phpredis ignores an empty prefix (and keeps its default); other values must be there.
+        if v.is_empty() && k != "prefix" {
+            return Err(format!("option {k:?} has an empty value"));
+        }
+        match k.as_str() {
+            "seed[]" => seeds.push(v),
+            "timeout" | "read_timeout" => {
+                // phpredis: 0 (or absent) means its default; negative values are refused.
+                let zero = v.parse::<f64>().is_ok_and(|x| x == 0.0);
+                if !zero {
+                    let d = parse_secs(&k, &v)?;
+                    if k == "timeout" { node.connect_timeout = d } else { node.read_timeout = d }
+                }
+            }
+            "persistent" => {
+                persistent = match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(format!("option persistent={v:?} must be 0 or 1")),
+                }
+            }
+            "prefix" if v.is_empty() => {}
+            "prefix" => node.prefix = parse_prefix(&v)?,
+            "auth" => auth_pass = Some(v),
+            "auth[]" => auth_list.push(v),
+            "auth[user]" => auth_user = Some(v),
+            "auth[pass]" | "auth[password]" => auth_pass = Some(v),
+            "failover" => {
+                if !["none", "error", "distribute", "distribute_slaves"].contains(&v.to_ascii_lowercase().as_str()) {
+                    return Err(format!("option failover={v:?} must be none, error, distribute or distribute_slaves"));
+                }
+            }
+            "stream[cafile]" => { t.ca = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
+            "stream[local_cert]" => { t.cert = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
+            "stream[local_pk]" => { t.key = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
+            "stream[verify_peer]" | "stream[verify_peer_name]" => {
+                let on = match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(format!("option {k}={v:?} must be 0 or 1")),
+                };
+                if !on {
+                    t.verify = match (k.as_str(), t.verify) {
+                        ("stream[verify_peer]", _) | (_, Verify::None) => Verify::None,
+                        _ => Verify::Ca,
+                    };
+                }
+                tls_opt = Some(k);
+            }
+            "seed" => return Err("option \"seed\" must be a list: seed[]=host:port&seed[]=host:port".into()),
+            _ => return Err(format!("unknown option {k:?} in phpredis' cluster save_path (known: {KNOWN})")),
+        }
+    }
+    match auth_list.len() {
+        0 => {}
+        1 if auth_pass.is_none() => auth_pass = auth_list.pop(),
+        2 if auth_pass.is_none() && auth_user.is_none() => {
+            auth_pass = auth_list.pop();
+            auth_user = auth_list.pop();
+        }
+        _ => return Err("option auth is given more than once (write auth=password or auth[]=user&auth[]=password)".into()),
+    }
+    node.username = auth_user;
+    node.password = auth_pass;
+    if t.cert.is_some() != t.key.is_some() {
+        return Err("options stream[local_cert] and stream[local_pk] go together (a client certificate and its key)".into());
+    }
+    if seeds.is_empty() {
+        return Err("no seed given (write seed[]=host:port&seed[]=host:port)".into());
+    }
+    if seeds.len() > 64 {
+        return Err(format!("{} seeds given (at most 64)", seeds.len()));
+    }
+    let mut nodes = Vec::new();
+    let mut tls_seeds = 0;
+    for seed in &seeds {
+        let hp = match seed.split_once("://") {
+            Some((scheme, hp)) if scheme.eq_ignore_ascii_case("tls") || scheme.eq_ignore_ascii_case("ssl") => {
+                tls_seeds += 1;
+                hp
+            }
+            Some((scheme, hp)) if scheme.eq_ignore_ascii_case("tcp") => hp,
+            Some((scheme, _)) => return Err(format!("seed {seed:?}: scheme {scheme:?} must be tcp or tls")),
+            None => seed.as_str(),
+        };
+        if hp.contains(',') || hp.contains('/') || hp.contains('@') {
+            return Err(format!("seed {:?} must be host:port", mask(hp)));
+        }
+        let (host, port) = parse_host_port(hp.trim())?;
+        nodes.push(Node { addr: Addr::Tcp { host, port }, ..node.clone() });
+    }
+    if tls_seeds != 0 && tls_seeds != nodes.len() {
+        return Err("seeds mix tls:// and plain host:port (all or none must be tls://)".into());
+    }
+    if tls_seeds > 0 {
+        nodes.iter_mut().for_each(|n| n.tls = Some(t.clone()));
+    } else if let Some(k) = tls_opt {
+        return Err(format!("option {k} is for TLS: write the seeds as seed[]=tls://host:port"));
+    }
+    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent, sentinel_auth: Credentials::default() })
 }
 
 fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
@@ -507,7 +729,7 @@ mod tests {
 
     #[test]
     fn valid_forms() {
-        let one = |n: Node| RedisOptions { mode: Mode::Standalone, nodes: vec![n], persistent: true };
+        let one = |n: Node| RedisOptions { mode: Mode::Standalone, nodes: vec![n], persistent: true, sentinel_auth: Credentials::default() };
         let cases: Vec<(&str, RedisOptions)> = vec![
             ("redis://127.0.0.1", one(tcp("127.0.0.1", 6379))),
             ("redis://127.0.0.1:6380/", one(tcp("127.0.0.1", 6380))),
@@ -531,6 +753,7 @@ mod tests {
                         ..tcp("h", 6379)
                     }],
                     persistent: false,
+                    sentinel_auth: Credentials::default(),
                 },
             ),
             ("unix:///run/redis.sock", one(Node::new(Addr::Unix("/run/redis.sock".into())))),
@@ -577,6 +800,7 @@ mod tests {
                         Node { db: 3, ..Node::new(Addr::Unix("/s.sock".into())) },
                     ],
                     persistent: true,
+                    sentinel_auth: Credentials::default(),
                 },
             ),
             (
@@ -588,6 +812,7 @@ mod tests {
                         .map(|p| Node { prefix: DEFAULT_CLUSTER_PREFIX.into(), ..tcp("127.0.0.1", *p) })
                         .collect(),
                     persistent: true,
+                    sentinel_auth: Credentials::default(),
                 },
             ),
             (
@@ -608,6 +833,7 @@ mod tests {
                         })
                         .collect(),
                     persistent: true,
+                    sentinel_auth: Credentials::default(),
                 },
             ),
             (
@@ -619,12 +845,80 @@ mod tests {
                         .map(|h| Node { password: Some("pw".into()), db: 2, prefix: "p:".into(), ..tcp(h, if *h == "s1" { 26379 } else { 6379 }) })
                         .collect(),
                     persistent: true,
+                    sentinel_auth: Credentials::default(),
                 },
             ),
         ];
         for (input, want) in cases {
             assert_eq!(parse(input).unwrap(), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn tls_cluster_and_sentinel_forms() {
+        let tls = |ca: Option<&str>, verify| Some(Tls { ca: ca.map(Into::into), cert: None, key: None, verify });
+        let o = parse("rediss-cluster://u:pw@h1:1,h2:2?ca=/ca.pem&verify=ca").unwrap();
+        assert_eq!(o.mode, Mode::Cluster);
+        assert_eq!(o.nodes.len(), 2);
+        for n in &o.nodes {
+            assert_eq!(n.tls, tls(Some("/ca.pem"), Verify::Ca));
+            assert_eq!((n.username.as_deref(), n.password.as_deref()), (Some("u"), Some("pw")));
+            assert_eq!(n.prefix, DEFAULT_CLUSTER_PREFIX);
+        }
+        assert_eq!(o.describe(), "rediss-cluster://h1:1,h2:2");
+        assert_eq!(parse("redis-cluster://h1:1").unwrap().nodes[0].tls, None);
+
+        let o = parse("rediss-sentinel://:masterpw@s1:26379,s2/mymaster?db=2&sentinel_user=sent&sentinel_password=sentpw&cert=/c.pem&key=/k.pem").unwrap();
+        assert_eq!(o.mode, Mode::Sentinel("mymaster".into()));
+        assert_eq!(o.sentinel_auth, Credentials { username: Some("sent".into()), password: Some("sentpw".into()) });
+        for n in &o.nodes {
+            assert_eq!(n.password.as_deref(), Some("masterpw"), "userinfo stays the master's");
+            assert_eq!(n.db, 2);
+            assert_eq!(n.tls, Some(Tls { ca: None, cert: Some("/c.pem".into()), key: Some("/k.pem".into()), verify: Verify::Full }));
+        }
+        assert_eq!(o.describe(), "rediss-sentinel://s1:26379,s2:6379/mymaster/2");
+        assert!(!format!("{o:?}").contains("sentpw") && !format!("{o:?}").contains("masterpw"));
+        let o = parse("redis-sentinel://s1/m?sentinel_password=x%26y").unwrap();
+        assert_eq!(o.sentinel_auth, Credentials { username: None, password: Some("x&y".into()) });
+        assert_eq!(o.nodes[0].tls, None);
+        assert_eq!(o.nodes[0].password, None);
+    }
+
+    #[test]
+    fn phpredis_cluster_form() {
+        let o = parse("seed[]=127.0.0.1:7000&seed[]=127.0.0.1:7001&timeout=2&read_timeout=2.5&failover=error&persistent=1&auth=pw&prefix=P:").unwrap();
+        assert_eq!(o.mode, Mode::Cluster);
+        assert!(o.persistent);
+        assert_eq!(o.nodes.iter().map(|n| n.addr.to_string()).collect::<Vec<_>>(), ["127.0.0.1:7000", "127.0.0.1:7001"]);
+        for n in &o.nodes {
+            assert_eq!((n.username.as_deref(), n.password.as_deref()), (None, Some("pw")));
+            assert_eq!(n.prefix, "P:");
+            assert_eq!(n.connect_timeout, Duration::from_secs(2));
+            assert_eq!(n.read_timeout, Duration::from_millis(2500));
+            assert_eq!(n.tls, None);
+        }
+        // phpredis' defaults: its rediscluster prefix; an empty prefix and 0 timeouts mean the default.
+        let o = parse("seed[]=h:1&prefix=&timeout=0&persistent=0").unwrap();
+        assert_eq!(o.nodes[0].prefix, DEFAULT_CLUSTER_PREFIX);
+        assert_eq!(o.nodes[0].connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert!(!o.persistent);
+        // auth as an array (user, password), percent- and form-encoded keys and values.
+        let o = parse("seed%5B%5D=h:1&auth[]=alice&auth[]=p%40ss+word").unwrap();
+        assert_eq!((o.nodes[0].username.as_deref(), o.nodes[0].password.as_deref()), (Some("alice"), Some("p@ss word")));
+        let o = parse("seed[]=h:1&auth[user]=bob&auth[pass]=pw").unwrap();
+        assert_eq!((o.nodes[0].username.as_deref(), o.nodes[0].password.as_deref()), (Some("bob"), Some("pw")));
+        // TLS as phpredis takes it: tls:// seeds and stream context options.
+        let o = parse("seed[]=tls://h:1&seed[]=tls://h:2&stream[cafile]=/ca.pem&stream[verify_peer_name]=0").unwrap();
+        for n in &o.nodes {
+            assert_eq!(n.tls, Some(Tls { ca: Some("/ca.pem".into()), cert: None, key: None, verify: Verify::Ca }));
+        }
+        assert_eq!(o.describe(), "rediss-cluster://h:1,h:2");
+        let o = parse("seed[]=tls://h:1&stream[verify_peer]=0").unwrap();
+        assert_eq!(o.nodes[0].tls.as_ref().unwrap().verify, Verify::None);
+        assert!(is_phpredis_cluster_form("seed[]=tls://h:1"));
+        assert!(is_phpredis_cluster_form("timeout=2&seed[]=h:1"));
+        assert!(!is_phpredis_cluster_form("redis://h?seed[]=x"));
+        assert!(!is_phpredis_cluster_form("/var/lib/php/sessions"));
     }
 
     #[test]
@@ -661,7 +955,36 @@ mod tests {
             ("redis-sentinel://h:1/", "must be one non-empty word"),
             ("redis-sentinel://h:1/m?db=x", "option db=\"x\""),
             ("redis-sentinel://h:1/m?db=1&db=2", "given twice"),
-            ("redis-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for redis-sentinel:// (known: db, prefix"),
+            ("redis-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for redis-sentinel:// (known: db, sentinel_user, sentinel_password, prefix"),
+            ("redis-sentinel://h:1/m?sentinel_user=u", "sentinel_user needs sentinel_password"),
+            ("redis-sentinel://h:1/m?sentinel_password=", "option \"sentinel_password\" has an empty value"),
+            ("redis-sentinel://h:1/m?sentinel_password=pw&sentinel_password=pw", "\"sentinel_password\" is given twice"),
+            ("redis-sentinel://h:1/m?ca=/ca.pem", "unknown option \"ca\" for redis-sentinel://"),
+            ("rediss-sentinel://h:1", "rediss-sentinel:// needs the master name"),
+            ("rediss-sentinel://h:1/m?verify=maybe", "verify=\"maybe\" must be full, ca or none"),
+            ("rediss-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for rediss-sentinel:// (known: db, sentinel_user, sentinel_password, prefix"),
+            ("rediss-cluster://h:1/2", "rediss-cluster:// takes no database"),
+            ("rediss-cluster://h:1?cert=/c.pem", "cert and key go together"),
+            ("rediss-cluster://h:1?bogus=1", "unknown option \"bogus\" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, ca"),
+            ("redis-cluster://h:1?ca=/ca.pem", "unknown option \"ca\" for redis-cluster://"),
+            ("redis-cluster://h:1?sentinel_password=pw", "unknown option \"sentinel_password\""),
+            ("seed[]=h:1&colour=blue", "unknown option \"colour\" in phpredis' cluster save_path"),
+            ("seed=h:1", "must be a list"),
+            ("timeout=2&seed[]=", "option \"seed[]\" has an empty value"),
+            ("seed[]=h:x", "port \"x\""),
+            ("seed[]=h:1&timeout=-1", "timeout=\"-1\" must be seconds"),
+            ("seed[]=h:1&read_timeout=soon", "read_timeout=\"soon\""),
+            ("seed[]=h:1&persistent=maybe", "persistent=\"maybe\" must be 0 or 1"),
+            ("seed[]=h:1&failover=sometimes", "failover=\"sometimes\" must be none, error"),
+            ("seed[]=h:1&prefix=a&prefix=b", "\"prefix\" is given twice"),
+            ("seed[]=h:1&auth[]=a&auth[]=pw&auth[]=c", "auth is given more than once"),
+            ("seed[]=h:1&stream[cafile]=/ca.pem", "stream[cafile] is for TLS"),
+            ("seed[]=tls://h:1&stream[cafile]=ca.pem", "absolute file path"),
+            ("seed[]=tls://h:1&stream[local_cert]=/c.pem", "go together"),
+            ("seed[]=tls://h:1&seed[]=h:2", "mix tls://"),
+            ("seed[]=redis://h:1", "must be tcp or tls"),
+            ("seed[]=u:pw@h:1", "must be host:port"),
+            ("seed[]=h:1&timeout", "has no value"),
             ("unix://relative.sock", "not absolute"),
             ("unix:///a/../b.sock", "contains \"..\""),
             ("unix:///s.sock?database=x", "option database=\"x\" must be an integer"),

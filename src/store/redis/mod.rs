@@ -163,7 +163,100 @@ enum Link {
     Plain(wire::Wire),
     /// A TLS connection.
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(redis::cluster::ClusterConnection<NodeConn>),
+}
+
+/// How long a cluster command answered TRYAGAIN is retried: Redis says it while a slot is being
+/// migrated and a multi-key command (our lock and save scripts) finds only some of its keys on the
+/// node. Nothing was run; the answer changes once the keys have moved and the slot is assigned
+/// (`CLUSTER SETSLOT … NODE`), which for a slot of sessions takes milliseconds.
+const TRYAGAIN_WAIT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// The TLS settings (a node standing for the cluster's shared options) that `NodeConn::connect`
+    /// uses for every node the cluster connects to, set around each cluster call (`TlsScope`):
+    /// redis-rs' cluster client cannot carry a CA or client certificate with native-tls.
+    static CLUSTER_TLS: std::cell::RefCell<Option<Node>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets `CLUSTER_TLS` for its lifetime.
+struct TlsScope(Option<Node>);
+
+impl TlsScope {
+    fn new(node: &Node) -> Self {
+        TlsScope(CLUSTER_TLS.with(|t| t.replace(node.tls.as_ref().map(|_| node.clone()))))
+    }
+}
+
+impl Drop for TlsScope {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        CLUSTER_TLS.with(|t| *t.borrow_mut() = prev);
+    }
+}
+
+/// One cluster node's connection: a plain `redis::Connection`, connected with the DSN's TLS settings
+/// (CA bundle, client certificate, verification) to whatever node the cluster's slot map names.
+struct NodeConn(redis::Connection);
+
+impl redis::cluster::Connect for NodeConn {
+    fn connect<T: IntoConnectionInfo>(info: T, timeout: Option<Duration>) -> redis::RedisResult<Self> {
+        let info = info.into_connection_info()?;
+        let template = CLUSTER_TLS.with(|t| t.borrow().clone());
+        let client = match (template, info.addr().clone()) {
+            (Some(node), ConnectionAddr::TcpTls { host, port, .. }) | (Some(node), ConnectionAddr::Tcp(host, port)) => {
+                let redis = info.redis_settings().clone();
+                let info = info.set_addr(tls_addr(host.clone(), port, node.tls.as_ref().expect("set with TLS only")));
+                let node = Node { addr: Addr::Tcp { host, port }, ..node };
+                tls_client(info.set_redis_settings(redis), &node)
+                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e:#}"))))?
+            }
+            _ => redis::Client::open(info)?,
+        };
+        let c = match timeout {
+            Some(t) => client.get_connection_with_timeout(t)?,
+            None => client.get_connection()?,
+        };
+        Ok(NodeConn(c))
+    }
+
+    fn send_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<()> {
+        self.0.send_packed_command(cmd)
+    }
+
+    fn set_write_timeout(&self, dur: Option<Duration>) -> redis::RedisResult<()> {
+        self.0.set_write_timeout(dur)
+    }
+
+    fn set_read_timeout(&self, dur: Option<Duration>) -> redis::RedisResult<()> {
+        self.0.set_read_timeout(dur)
+    }
+
+    fn recv_response(&mut self) -> redis::RedisResult<Value> {
+        self.0.recv_response()
+    }
+}
+
+impl ConnectionLike for NodeConn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        self.0.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<Value>> {
+        self.0.req_packed_commands(cmd, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.0.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
 }
 
 impl Link {
@@ -216,21 +309,19 @@ enum Retry {
     Never,
 }
 
+/// A TLS address checked as `t.verify` says.
+fn tls_addr(host: String, port: u16, t: &dsn::Tls) -> ConnectionAddr {
+    let mut a = ConnectionAddr::TcpTls { host, port, insecure: t.verify == Verify::None, tls_params: None };
+    if t.verify == Verify::Ca {
+        a.set_danger_accept_invalid_hostnames(true);
+    }
+    a
+}
+
 fn conn_info(node: &Node) -> anyhow::Result<ConnectionInfo> {
     let addr = match (&node.addr, &node.tls) {
         (Addr::Tcp { host, port }, None) => ConnectionAddr::Tcp(host.clone(), *port),
-        (Addr::Tcp { host, port }, Some(t)) => {
-            let mut a = ConnectionAddr::TcpTls {
-                host: host.clone(),
-                port: *port,
-                insecure: t.verify == Verify::None,
-                tls_params: None,
-            };
-            if t.verify == Verify::Ca {
-                a.set_danger_accept_invalid_hostnames(true);
-            }
-            a
-        }
+        (Addr::Tcp { host, port }, Some(t)) => tls_addr(host.clone(), *port, t),
         (Addr::Unix(p), _) => ConnectionAddr::Unix(p.clone()),
     };
     let mut redis = RedisConnectionInfo::default().set_db(node.db).set_skip_set_lib_name();
@@ -257,7 +348,7 @@ fn explain(e: &redis::RedisError, node: &Node) -> String {
     }
 }
 
-fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConnection> {
+fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConnection<NodeConn>> {
     let first = &seeds[0];
     let names: Vec<String> = seeds.iter().map(|n| n.addr.to_string()).collect();
     let infos = seeds.iter().map(conn_info).collect::<anyhow::Result<Vec<_>>>()?;
@@ -265,32 +356,46 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
         .connection_timeout(first.connect_timeout)
         .response_timeout(first.read_timeout)
         .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-        .retries(3);
+        .retries(3)
+        // redis-rs sleeps at least 1.28 s before each retry of TRYAGAIN/CLUSTERDOWN by default: a
+        // request would stall that long on a slot migration. Short waits here (10–80 ms); a longer
+        // migration is waited out by `run` (TRYAGAIN_WAIT).
+        .min_retry_wait(10)
+        .max_retry_wait(200)
+        .retry_wait_formula(10, 2);
     if let Some(u) = &first.username {
         b = b.username(u);
     }
     if let Some(p) = &first.password {
         b = b.password(p);
     }
-    let client = b.build().map_err(|e| anyhow!("cluster {}: {}", names.join(","), explain(&e, first)))?;
+    if first.tls.as_ref().is_some_and(|t| t.verify == Verify::Ca) {
+        b = b.danger_accept_invalid_hostnames(true);
+    }
+    // Named as the DSN names it: redis-cluster://h:p,… or rediss-cluster://h:p,…
+    let what = format!("redis{}-cluster://{}", if first.tls.is_some() { "s" } else { "" }, names.join(","));
+    let client = b.build().map_err(|e| anyhow!("{what}: {}", explain(&e, first)))?;
+    let _tls = TlsScope::new(first);
     let c = client
-        .get_connection()
-        .map_err(|e| anyhow!("cluster {}: cannot connect: {}", names.join(","), explain(&e, first)))?;
+        .get_generic_connection::<NodeConn>()
+        .map_err(|e| anyhow!("{what}: cannot connect: {}", explain(&e, first)))?;
     let t = Some(first.read_timeout);
     c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("cluster: {e}"))?;
     Ok(c)
 }
 
-/// Asks the Sentinels, in order, for the current master of `name`, and connects to it.
-fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<Link> {
+/// Asks the Sentinels, in order, for the current master of `name`, and connects to it (over TLS when
+/// the Sentinels are: `rediss-sentinel://`).
+fn connect_via_sentinels(sentinels: &[Node], name: &str, auth: &dsn::Credentials) -> anyhow::Result<Link> {
     let mut why = Vec::new();
     for s in sentinels {
-        // Sentinels are asked without the master's credentials and database.
-        let asked = Node { username: None, password: None, db: 0, ..s.clone() };
+        // Sentinels are asked with their own credentials (sentinel_user/sentinel_password), never the
+        // master's, and without its database.
+        let asked = Node { username: auth.username.clone(), password: auth.password.clone(), db: 0, ..s.clone() };
         let addr: redis::RedisResult<Option<(String, u16)>> = match connect(&asked) {
             Ok(mut c) => redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(c.conn()),
             Err(e) => {
-                why.push(format!("{e:#}"));
+                why.push(format!("Sentinel {e:#}"));
                 continue;
             }
         };
@@ -306,6 +411,35 @@ fn connect_via_sentinels(sentinels: &[Node], name: &str) -> anyhow::Result<Link>
     Err(anyhow!("no Sentinel gave the master {name:?}: {}", why.join("; ")))
 }
 
+/// A client for `info` with `node`'s TLS files (CA bundle, client certificate), read now so that a
+/// renewed certificate is picked up by the next connection.
+fn tls_client(info: ConnectionInfo, node: &Node) -> anyhow::Result<redis::Client> {
+    Ok(match &node.tls {
+        Some(t) if t.ca.is_some() || t.cert.is_some() => {
+            let read = |p: &std::path::PathBuf, what: &str| {
+                std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
+            };
+            let client_tls = match (&t.cert, &t.key) {
+                (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                    client_cert: read(c, "certificate (cert)")?,
+                    client_key: read(k, "key (key)")?,
+                }),
+                _ => None,
+            };
+            let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
+            let client = redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
+                .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+            // build_with_tls replaces the address' TLS parameters: verify=ca (no host name check) again.
+            let mut info = client.get_connection_info().clone();
+            let mut addr = info.addr().clone();
+            addr.set_danger_accept_invalid_hostnames(t.verify == Verify::Ca);
+            info = info.set_addr(addr);
+            redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?
+        }
+        _ => redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?,
+    })
+}
+
 fn connect(node: &Node) -> anyhow::Result<Link> {
     let connect_error = |e: redis::RedisError| {
         if e.is_timeout() {
@@ -314,27 +448,10 @@ fn connect(node: &Node) -> anyhow::Result<Link> {
             anyhow!("{}: cannot connect: {}", node.addr, explain(&e, node))
         }
     };
-    let Some(t) = &node.tls else {
+    if node.tls.is_none() {
         return wire::Wire::connect(node).map(Link::Plain).map_err(connect_error);
-    };
-    let info = conn_info(node)?;
-    let client = if t.ca.is_some() || t.cert.is_some() {
-        let read = |p: &std::path::PathBuf, what: &str| {
-            std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
-        };
-        let client_tls = match (&t.cert, &t.key) {
-            (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                client_cert: read(c, "certificate (cert)")?,
-                client_key: read(k, "key (key)")?,
-            }),
-            _ => None,
-        };
-        let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
-        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-    } else {
-        redis::Client::open(info)
     }
-    .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+    let client = tls_client(conn_info(node)?, node)?;
     let c = client.get_connection_with_timeout(node.connect_timeout).map_err(connect_error)?;
     let t = Some(node.read_timeout);
     c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("{}: {e}", node.addr))?;
@@ -397,7 +514,7 @@ impl RedisStore {
         Ok(match &self.opts.mode {
             Mode::Standalone => connect(&self.conns[idx].node)?,
             Mode::Cluster => Link::Cluster(connect_cluster(&self.opts.nodes)?),
-            Mode::Sentinel(name) => connect_via_sentinels(&self.opts.nodes, name)?,
+            Mode::Sentinel(name) => connect_via_sentinels(&self.opts.nodes, name, &self.opts.sentinel_auth)?,
         })
     }
 
@@ -434,6 +551,7 @@ impl RedisStore {
         mut f: impl FnMut(&mut Link, &mut u64) -> redis::RedisResult<T>,
     ) -> anyhow::Result<T> {
         let mut fresh = false;
+        let mut tryagain: Option<(Instant, Duration)> = None;
         loop {
             if self.conns[idx].conn.is_none() {
                 let link = self.link_for(idx)?;
@@ -442,8 +560,26 @@ impl RedisStore {
             }
             let c = &mut self.conns[idx];
             let conn = c.conn.as_mut().expect("connected above");
+            let _tls = matches!(conn, Link::Cluster(_)).then(|| TlsScope::new(&c.node));
             match f(conn, &mut self.round_trips) {
                 Ok(v) => return Ok(v),
+                // A slot being migrated: the command was not run (TRYAGAIN; or ASK/MOVED when
+                // redis-rs' own retries ran out between the two nodes). Wait (20 ms, doubling, at
+                // most 200 ms) and send it again, for TRYAGAIN_WAIT at most; redis-rs follows the ASK.
+                Err(e)
+                    if matches!(e.code(), Some("TRYAGAIN" | "ASK" | "MOVED")) && matches!(self.opts.mode, Mode::Cluster) =>
+                {
+                    let (since, step) = tryagain.get_or_insert((Instant::now(), Duration::from_millis(10)));
+                    if since.elapsed() >= TRYAGAIN_WAIT {
+                        return Err(anyhow!(
+                            "{}: slot still being migrated after {} s: {e}",
+                            self.opts.describe(),
+                            TRYAGAIN_WAIT.as_secs()
+                        ));
+                    }
+                    *step = (*step * 2).min(Duration::from_millis(200));
+                    std::thread::sleep(*step);
+                }
                 Err(e) => {
                     let node = c.node.clone();
                     let dropped = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();

@@ -316,3 +316,298 @@ fn tls_conformance_and_verification() {
     assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), LIFE)).is_err());
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
+
+fn tls_ca() -> String {
+    std::env::var("SP_REDIS_TLS_CA").expect("SP_REDIS_TLS_CA is not set: run with `make test`")
+}
+
+fn tls_cluster_seeds() -> String {
+    std::env::var("SP_REDIS_TLS_CLUSTER").expect("SP_REDIS_TLS_CLUSTER is not set: run with `make test`")
+}
+
+/// An admin connection to one TLS node (trusting the test CA).
+fn tls_node(port: u16) -> redis::Connection {
+    let ca = std::fs::read(tls_ca()).unwrap();
+    redis::Client::build_with_tls(
+        format!("rediss://127.0.0.1:{port}/"),
+        redis::TlsCertificates { client_tls: None, root_cert: Some(ca) },
+    )
+    .unwrap()
+    .get_connection()
+    .unwrap()
+}
+
+#[test]
+fn tls_cluster_conformance_and_verification() {
+    let seeds = tls_cluster_seeds();
+    let ca = tls_ca();
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let o = dsn::parse(&format!("rediss-cluster://{seeds}?ca={ca}&prefix={prefix}")).unwrap();
+    assert_eq!(o.describe(), format!("rediss-cluster://{seeds}"));
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    // Sessions spread over the 3 masters: every node was reached over TLS with the CA.
+    let mut s = RedisStore::open(&o).unwrap();
+    for i in 0..30 {
+        let sid = id(&format!("spread{i}"));
+        let t = Token::new();
+        assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+        assert_eq!(s.save(&sid, format!("v{i}").as_bytes(), LIFE, Some(&t)).unwrap(), Saved::Done);
+    }
+    let mut on_nodes = 0;
+    for hp in seeds.split(',') {
+        let port: u16 = hp.rsplit_once(':').unwrap().1.parse().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}spread*")).query(&mut tls_node(port)).unwrap();
+        on_nodes += usize::from(!keys.is_empty());
+    }
+    assert_eq!(on_nodes, 3, "30 sessions land on all 3 masters");
+    // The phpredis form of the same cluster, TLS as phpredis writes it.
+    let php = format!(
+        "seed[]=tls://{}&stream[cafile]={ca}&prefix={prefix}",
+        seeds.split(',').collect::<Vec<_>>().join("&seed[]=tls://")
+    );
+    let mut p = RedisStore::open(&dsn::parse(&php).unwrap()).unwrap();
+    assert_eq!(p.load(&id("spread7"), LIFE).unwrap().as_deref(), Some(&b"v7"[..]));
+    // Without the test CA: refused, naming the cluster and the certificate.
+    let o = dsn::parse(&format!("rediss-cluster://{seeds}")).unwrap();
+    let e = format!("{:#}", RedisStore::open(&o).err().expect("an untrusted certificate must be refused"));
+    assert!(e.contains(&seeds) && e.to_lowercase().contains("certificate"), "{e}");
+    // verify=none: encrypted, not authenticated.
+    let o = dsn::parse(&format!("rediss-cluster://{seeds}?verify=none&prefix={prefix}")).unwrap();
+    assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread3"), LIFE).unwrap().as_deref(), Some(&b"v3"[..]));
+    // verify=ca: the chain is checked, the host name is not ("localhost" is not in the certificate).
+    let first_port = seeds.split(',').next().unwrap().rsplit_once(':').unwrap().1;
+    let o = dsn::parse(&format!("rediss-cluster://localhost:{first_port}?ca={ca}&verify=ca&prefix={prefix}")).unwrap();
+    assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread4"), LIFE).unwrap().as_deref(), Some(&b"v4"[..]));
+    // A plaintext client to the TLS cluster fails within its timeouts.
+    let o = dsn::parse(&format!("redis-cluster://{seeds}?timeout=0.3&read_timeout=0.3")).unwrap();
+    let t = Instant::now();
+    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), LIFE)).is_err());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
+fn tls_standalone_verify_ca_skips_only_the_host_name() {
+    let port = std::env::var("SP_REDIS_TLS_PORT").expect("SP_REDIS_TLS_PORT is not set: run with `make test`");
+    let ca = tls_ca();
+    // The certificate names IP 127.0.0.1, not "localhost": full verification refuses it…
+    let o = dsn::parse(&format!("rediss://localhost:{port}?ca={ca}")).unwrap();
+    let e = format!("{:#}", RedisStore::open(&o).err().expect("host name mismatch must be refused"));
+    assert!(e.contains(&format!("localhost:{port}")), "{e}");
+    // …verify=ca accepts it (the CA still has to sign it).
+    let o = dsn::parse(&format!("rediss://localhost:{port}?ca={ca}&verify=ca")).unwrap();
+    RedisStore::open(&o).unwrap().save(&id("verifyca"), b"x", LIFE, None).unwrap();
+    let o = dsn::parse(&format!("rediss://localhost:{port}?verify=ca")).unwrap();
+    assert!(RedisStore::open(&o).is_err(), "verify=ca still checks the chain");
+}
+
+#[test]
+fn tls_sentinel_with_its_own_password() {
+    let s = std::env::var("SP_REDIS_TLS_SENTINEL").expect("SP_REDIS_TLS_SENTINEL is not set: run with `make test`");
+    let name = std::env::var("SP_REDIS_TLS_SENTINEL_MASTER").unwrap();
+    let spw = std::env::var("SP_REDIS_TLS_SENTINEL_PASSWORD").unwrap();
+    let mpw = std::env::var("SP_REDIS_TLS_MASTER_PASSWORD").unwrap();
+    assert_ne!(spw, mpw);
+    let ca = tls_ca();
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let dsn_with = |userinfo: &str, sentinel: &str| {
+        dsn::parse(&format!("rediss-sentinel://{userinfo}{s}/{name}?db=3&ca={ca}&prefix={prefix}{sentinel}")).unwrap()
+    };
+    let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_password={spw}"));
+    assert_eq!(o.describe(), format!("rediss-sentinel://{s}/{name}/3"));
+    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    // With a user name too (the Sentinel's default user).
+    let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_user=default&sentinel_password={spw}"));
+    RedisStore::open(&o).unwrap().save(&id("withuser"), b"x", LIFE, None).unwrap();
+
+    let no_secret = |e: &str| assert!(!e.contains(&spw) && !e.contains(&mpw), "a password is shown: {e}");
+    // No Sentinel password: the Sentinel refuses to answer.
+    let e = format!("{:#}", RedisStore::open(&dsn_with(&format!(":{mpw}@"), "")).err().unwrap());
+    assert!(e.contains(&s) && e.contains("NOAUTH"), "{e}");
+    no_secret(&e);
+    // A wrong Sentinel password is named as such, at the Sentinel.
+    let e = format!("{:#}", RedisStore::open(&dsn_with(&format!(":{mpw}@"), "&sentinel_password=wrong-one")).err().unwrap());
+    assert!(e.contains(&format!("Sentinel {s}")) && e.to_lowercase().contains("auth"), "{e}");
+    no_secret(&e);
+    // The master's password given to the Sentinel (the old meaning of userinfo) does not work either…
+    let e = format!("{:#}", RedisStore::open(&dsn_with("", &format!("&sentinel_password={mpw}"))).err().unwrap());
+    no_secret(&e);
+    // …and a wrong master password fails at the master, named with the Sentinel that gave it.
+    let e = format!("{:#}", RedisStore::open(&dsn_with(":wrong-one@", &format!("&sentinel_password={spw}"))).err().unwrap());
+    assert!(e.contains(&format!("master {name:?}")) && e.to_lowercase().contains("auth"), "{e}");
+    no_secret(&e);
+    // Untrusted certificate: refused at the Sentinel.
+    let o = dsn::parse(&format!("rediss-sentinel://:{mpw}@{s}/{name}?sentinel_password={spw}")).unwrap();
+    let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
+    assert!(e.contains(&s) && e.to_lowercase().contains("certificate"), "{e}");
+    no_secret(&e);
+}
+
+/// CLUSTER NODES of the TLS cluster: (node id, port) of each master and the port serving `slot`.
+fn tls_masters(slot: i64) -> (Vec<(String, u16)>, u16) {
+    let first: u16 = tls_cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut tls_node(first)).unwrap();
+    let mut masters = Vec::new();
+    let mut owner = 0;
+    for l in nodes.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if !f[2].contains("master") {
+            continue;
+        }
+        let port: u16 = f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        masters.push((f[0].to_string(), port));
+        for range in &f[8..] {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+                if (a..=b).contains(&slot) {
+                    owner = port;
+                }
+            }
+        }
+    }
+    assert_ne!(owner, 0, "a master serves slot {slot}");
+    (masters, owner)
+}
+
+/// The keys of `slot` on the node at `port` (no redirection) that start with `prefix` or `{prefix`.
+fn ours_in_slot(port: u16, slot: i64, prefix: &str) -> Vec<String> {
+    let keys: Vec<String> = redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1000).query(&mut tls_node(port)).unwrap();
+    keys.into_iter().filter(|k| k.starts_with(prefix) || k.starts_with(&format!("{{{prefix}"))).collect()
+}
+
+/// Moves `slot` from `from` to `to` as redis-cli --cluster reshard does, calling `during_open` once the
+/// slot is open (MIGRATING/IMPORTING, keys not moved yet) and `during_moved` once the keys are on `to`
+/// (slot still open); then assigns the slot to `to` on every master.
+fn migrate_slot(slot: i64, from: u16, to: u16, during_open: impl FnOnce(), during_moved: impl FnOnce()) {
+    let (masters, _) = tls_masters(slot);
+    let id_of = |port: u16| masters.iter().find(|(_, p)| *p == port).unwrap().0.clone();
+    let (from_id, to_id) = (id_of(from), id_of(to));
+    let ok = |r: redis::RedisResult<()>| r.unwrap();
+    ok(redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).query(&mut tls_node(to)));
+    ok(redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).query(&mut tls_node(from)));
+    during_open();
+    let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(1000).query(&mut tls_node(from)).unwrap();
+    if !keys.is_empty() {
+        let mut m = redis::cmd("MIGRATE");
+        m.arg("127.0.0.1").arg(to).arg("").arg(0).arg(5000).arg("KEYS");
+        for k in &keys {
+            m.arg(k);
+        }
+        let r: String = m.query(&mut tls_node(from)).unwrap();
+        assert_eq!(r, "OK");
+    }
+    during_moved();
+    for (_, port) in &masters {
+        ok(redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id).query(&mut tls_node(*port)));
+    }
+}
+
+/// A slot being resharded (MIGRATING on its owner, IMPORTING on the target, keys MIGRATEd between
+/// them): single-key steps follow ASK at once; the multi-key lock and save scripts get TRYAGAIN while
+/// the slot's keys are split, and are retried until the slot is assigned — so every session cycle
+/// started during the migration completes, with its data intact. Then the slot is moved back (with a
+/// destroy during that migration).
+#[test]
+fn tls_cluster_ask_and_tryagain_during_slot_migration() {
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let o = dsn::parse(&format!("rediss-cluster://{}?ca={}&prefix={prefix}", tls_cluster_seeds(), tls_ca())).unwrap();
+    let mut s = RedisStore::open(&o).unwrap();
+    let sid = id("migrating");
+    let t = Token::new();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(s.save(&sid, b"n|i:1;", LIFE, Some(&t)).unwrap(), Saved::Done);
+    let (data, _, _) = s.keys(0, &sid);
+    let first: u16 = tls_cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&data).query(&mut tls_node(first)).unwrap();
+    let (masters, source) = tls_masters(slot);
+    let target = masters.iter().map(|(_, p)| *p).find(|p| *p != source).unwrap();
+
+    // One locked cycle (lock script + GET, SET + commit script) in another thread, started while the
+    // slot is open; it reports when it finished.
+    let cycle = |o: RedisOptions, from: &'static [u8], to: &'static [u8]| {
+        std::thread::spawn(move || {
+            let mut s = RedisStore::open(&o).unwrap();
+            let t = Token::new();
+            let started = Instant::now();
+            let got = s.lock_and_load(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
+            assert_eq!(got, Acquire::Locked(Some(from.to_vec())));
+            assert_eq!(s.save(&id("migrating"), to, LIFE, Some(&t)).unwrap(), Saved::Done);
+            (Instant::now(), started.elapsed())
+        })
+    };
+    let mut during = None;
+    let mut assigned = Instant::now();
+    let mut s2 = RedisStore::open(&o).unwrap();
+    migrate_slot(
+        slot,
+        source,
+        target,
+        || {
+            // Open slot, keys on the source: unlocked reads are served at once…
+            assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]));
+            assert!(s.exists(&sid, LIFE).unwrap());
+            // …and a locked cycle starts now and waits out the TRYAGAIN answers.
+            during = Some(cycle(o.clone(), b"n|i:1;", b"n|i:2;"));
+            std::thread::sleep(Duration::from_millis(300));
+        },
+        || {
+            // Keys moved, slot still open: the source answers ASK, the target serves them.
+            assert!(ours_in_slot(source, slot, &prefix).is_empty(), "the keys left the source");
+            assert!(ours_in_slot(target, slot, &prefix).contains(&String::from_utf8(data.clone()).unwrap()), "the data key is on the target");
+            let t0 = Instant::now();
+            assert_eq!(s2.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]), "GET follows ASK");
+            assert!(s2.exists(&sid, LIFE).unwrap());
+            assert!(t0.elapsed() < Duration::from_millis(500), "single-key steps do not wait: {:?}", t0.elapsed());
+            std::thread::sleep(Duration::from_millis(300));
+            assigned = Instant::now();
+        },
+    );
+    let (finished, took) = during.unwrap().join().expect("the locked cycle during the migration succeeds");
+    assert!(finished >= assigned, "the cycle completed once the slot was assigned");
+    assert!(took < Duration::from_secs(3), "bounded wait: {took:?}");
+    assert_eq!(tls_masters(slot).1, target);
+    let on_target: Option<Vec<u8>> = redis::cmd("GET").arg(&data).query(&mut tls_node(target)).unwrap();
+    assert_eq!(on_target.as_deref(), Some(&b"n|i:2;"[..]));
+    // After: the same store (its slot map is stale: MOVED) goes on.
+    let t = Token::new();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(b"n|i:2;".to_vec())));
+    assert_eq!(s.save(&sid, b"n|i:3;", LIFE, Some(&t)).unwrap(), Saved::Done);
+
+    // Move the slot back to its original owner, destroying the session (under its lock) meanwhile.
+    let mut destroyer = None;
+    migrate_slot(
+        slot,
+        target,
+        source,
+        || {
+            let o = o.clone();
+            destroyer = Some(std::thread::spawn(move || {
+                let mut s = RedisStore::open(&o).unwrap();
+                let t = Token::new();
+                let got = s.lock_and_load(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
+                assert_eq!(got, Acquire::Locked(Some(b"n|i:3;".to_vec())));
+                s.destroy(&id("migrating"), Some(&t)).unwrap();
+            }));
+            std::thread::sleep(Duration::from_millis(200));
+        },
+        || {
+            // Keys back on the original owner, slot still open: the destroy has not happened yet.
+            assert_eq!(s2.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:3;"[..]));
+            std::thread::sleep(Duration::from_millis(200));
+        },
+    );
+    destroyer.unwrap().join().expect("destroy during the migration succeeds");
+    assert_eq!(tls_masters(slot).1, source, "slot restored to its original owner");
+    assert_eq!(s.load(&sid, LIFE).unwrap(), None, "destroyed");
+    for (_, port) in &masters {
+        // (The wake-up list of the release lives on for WAKE_LIFE_MS by design.)
+        let left: Vec<String> = ours_in_slot(*port, slot, &prefix).into_iter().filter(|k| !k.ends_with("_WAKE")).collect();
+        assert_eq!(left, Vec::<String>::new(), "no data or lock key left on {port}");
+    }
+    // A new session in that slot works as before.
+    let t = Token::new();
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(s.save(&sid, b"again", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"again"[..]));
+}
