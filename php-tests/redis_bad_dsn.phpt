@@ -117,13 +117,13 @@ unix ..: start=false
   reason: unix socket path "/tmp/../redis.sock" contains ".."
 TLS cluster unknown option: start=false
   value:  rediss-cluster://:***@127.0.0.1:7000?colour=blue
-  reason: unknown option "colour" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, ca, cert, key, verify)
+  reason: unknown option "colour" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, busy_poll, ca, cert, key, verify)
 TLS cluster bad verify: start=false
   value:  rediss-cluster://127.0.0.1:7000?verify=sometimes
   reason: option verify="sometimes" must be full, ca or none
 cluster with a CA but no TLS: start=false
   value:  redis-cluster://127.0.0.1:7000?ca=/etc/ca.pem
-  reason: unknown option "ca" for redis-cluster:// (known: prefix, timeout, read_timeout, persistent)
+  reason: unknown option "ca" for redis-cluster:// (known: prefix, timeout, read_timeout, persistent, busy_poll)
 TLS sentinel without master name: start=false
   value:  rediss-sentinel://127.0.0.1:26379
   reason: rediss-sentinel:// needs the master name: rediss-sentinel://host:port/<master-name>
@@ -132,7 +132,7 @@ sentinel_user without password: start=false
   reason: option sentinel_user needs sentinel_password (the Sentinels' password for that user)
 sentinel bad option, password set: start=false
   value:  rediss-sentinel://:***@127.0.0.1:26379/m?sentinel_password=***&colour=blue
-  reason: unknown option "colour" for rediss-sentinel:// (known: db, sentinel_user, sentinel_password, prefix, timeout, read_timeout, persistent, ca, cert, key, verify)
+  reason: unknown option "colour" for rediss-sentinel:// (known: db, sentinel_user, sentinel_password, prefix, timeout, read_timeout, persistent, busy_poll, ca, cert, key, verify)
 sentinel_password twice: start=false
   value:  redis-sentinel://127.0.0.1:26379/m?sentinel_password=***&sentinel_password=***
   reason: option "sentinel_password" is given twice

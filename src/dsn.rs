@@ -554,6 +554,9 @@ mod tests {
             "tcp://a:x,hunter2@h:1",
             "redis://9:hunter2:qa%9@q9as/@?x=",
             "tcp://::,,:hunter2_;%///@hos/t?x=",
+            // memcached:// has no userinfo; a server entry holding one was quoted (found by fuzz/mask_secrets).
+            "memcached://Zq:9,Z:9:hunter2*a$f:OG@///J",
+            "memcached://u:hunter2@h:1",
         ] {
             let e = parse(dsn, tmp()).unwrap_err().to_string();
             assert!(!e.contains("hunter2") && e.contains("***"), "{dsn}: {e}");

@@ -136,6 +136,10 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
     if servers_part.trim().is_empty() {
         return Err("no server given (memcached://host:port)".into());
     }
+    // Refused whole, never quoted: what stands before an '@' may be a password.
+    if servers_part.contains('@') {
+        return Err("memcached:// takes no user or password (user:password@host): the meta protocol has no authentication".into());
+    }
     let mut servers = Vec::new();
     for entry in servers_part.split(',') {
         let s = server(entry)?;
@@ -257,6 +261,7 @@ mod tests {
             ("/run/../x.sock", "", "contains \"..\""),
             ("a:1", "replicas=1", "needs more than one server"),
             ("a:1,b:1", "replicas=2", "from 0 to 1"),
+            ("user:Zq9secret@a:1", "", "takes no user or password"),
             ("a:1", "busy_poll=1001", "busy_poll=\"1001\" must be an integer from 0 to 1000"),
             ("a:1", "timeout=0", "timeout=\"0\" must be an integer from 1 to 60000"),
             ("a:1", "timeout=abc", "must be an integer"),
@@ -270,6 +275,7 @@ mod tests {
         for (servers, query, want) in cases {
             let e = parse(servers, q(query)).unwrap_err();
             assert!(e.contains(want), "{servers:?} {query:?}: {e}");
+            assert!(!e.contains("Zq9"), "a secret quoted: {e}");
         }
     }
 

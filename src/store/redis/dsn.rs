@@ -965,7 +965,7 @@ mod tests {
             ("rediss-sentinel://h:1/m?bogus=1", "unknown option \"bogus\" for rediss-sentinel:// (known: db, sentinel_user, sentinel_password, prefix"),
             ("rediss-cluster://h:1/2", "rediss-cluster:// takes no database"),
             ("rediss-cluster://h:1?cert=/c.pem", "cert and key go together"),
-            ("rediss-cluster://h:1?bogus=1", "unknown option \"bogus\" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, ca"),
+            ("rediss-cluster://h:1?bogus=1", "unknown option \"bogus\" for rediss-cluster:// (known: prefix, timeout, read_timeout, persistent, busy_poll, ca"),
             ("redis-cluster://h:1?ca=/ca.pem", "unknown option \"ca\" for redis-cluster://"),
             ("redis-cluster://h:1?sentinel_password=pw", "unknown option \"sentinel_password\""),
             ("seed[]=h:1&colour=blue", "unknown option \"colour\" in phpredis' cluster save_path"),
