@@ -134,11 +134,25 @@ impl Socket {
         self.polling = on;
     }
 
-    pub fn fd(&self) -> i32 {
+    fn fd(&self) -> i32 {
         match &self.sock {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
         }
+    }
+
+    /// Whether the socket is open with nothing to read: a non-blocking peek finds neither bytes, nor
+    /// end-of-file (the peer closed it), nor an error. For a pooled connection between requests.
+    pub fn is_quiet(&self) -> bool {
+        let mut b = [0u8; 1];
+        // SAFETY: recv into a 1-byte stack buffer on a socket this Socket owns.
+        let n = unsafe { libc::recv(self.fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
+        }
+        // 0: closed by the peer; > 0: bytes nobody asked for.
+        false
     }
 
     fn blocking_read(&mut self, b: &mut [u8]) -> io::Result<usize> {

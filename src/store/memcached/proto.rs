@@ -83,17 +83,8 @@ impl Conn {
         if !self.r.buffer().is_empty() || !self.out.is_empty() {
             return false;
         }
-        let mut b = [0u8; 1];
-        // SAFETY: recv into a 1-byte stack buffer on a socket this Conn owns.
-        let n = unsafe {
-            libc::recv(self.r.get_ref().fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
-        }
-        // 0: closed by the server; > 0: bytes nobody asked for (the stream is out of step).
-        false
+        // Closed by the server, or bytes nobody asked for (the stream is out of step): not usable.
+        self.r.get_ref().is_quiet()
     }
 
     /// Queues a command line (without `\r\n`) and an optional data block.
