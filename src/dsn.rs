@@ -109,9 +109,10 @@ fn hide_secrets(dsn: &str, text: &str) -> String {
         forms.extend([percent_decode(&secret).unwrap_or_default(), secret]);
         forms.extend(pieces);
     }
+    // Every occurrence of every form is marked in `text` before anything is replaced, so the order
+    // does not matter; overlapping forms hide their union.
     forms.retain(|f| !f.is_empty());
-    // Longest first: where a piece and a longer form overlap, the whole longer form is hidden.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.sort();
     forms.dedup();
     let mut hidden = vec![false; text.len()];
     for form in &forms {
