@@ -7,7 +7,7 @@ use std::time::Duration;
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
 \"files:///abs/dir[?depth=N&mode=0600]\", \
-\"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+\"redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]\", \
 \"rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]\" (TLS), \
 \"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
 (or a comma list of them), \"redis-cluster://host:port[,host:port…][?prefix=…]\", \
@@ -15,7 +15,7 @@ pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqli
 \"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]\", \
 \"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]\" (TLS), \
 phpredis' cluster \"seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]\", \
-\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).

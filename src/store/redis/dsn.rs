@@ -1,7 +1,7 @@
 //! `session.save_path` forms of the Redis engine → `RedisOptions`. Pure parsing, table-driven tests.
 //!
 //! Two dialects:
-//! - our own: `redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=…&read_timeout=…&persistent=0|1]`
+//! - our own: `redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=…&read_timeout=…&persistent=0|1&busy_poll=µs]`
 //!   and `unix:///path/redis.sock[?db=…&prefix=…&…]`;
 //! - phpredis' own, accepted verbatim: `tcp://host:port?auth=…&database=…&prefix=…&timeout=…`, a comma
 //!   (or space) separated list of such URLs (a session lives on the node phpredis would choose), and
@@ -32,7 +32,7 @@ pub const DEFAULT_PORT: u16 = 6379;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_millis(2000);
 
-pub const FORMS: &str = "\"redis[s]://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1]\", \
+pub const FORMS: &str = "\"redis[s]://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]\", \
 \"unix:///path/redis.sock[?db=N&prefix=…]\", phpredis' \"tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]\" \
 (a comma list of them, or unix://…), \"redis[s]-cluster://host:port[,…]\", \"redis[s]-sentinel://host:port[,…]/<master>\", \
 phpredis' \"seed[]=host:port&seed[]=…&auth=…&prefix=…\"";
