@@ -173,7 +173,7 @@ pidfile $dir/$SPORT.pid
 logfile $dir/$SPORT.log
 dir $dir
 sentinel monitor spmaster 127.0.0.1 $MPORT 1
-sentinel down-after-milliseconds spmaster 1000
+sentinel down-after-milliseconds spmaster 5000
 sentinel failover-timeout spmaster 3000
 CONF
     redis-server "$dir/sentinel.conf" --sentinel >/dev/null || { echo "redis-sentinel did not start"; stop; exit 1; }
