@@ -11,7 +11,9 @@
 # Env written: SP_REDIS_PORT, SP_REDIS_PORT2, SP_REDIS_SOCKET, SP_REDIS_CLUSTER (host:port,… seeds),
 # SP_REDIS_SENTINEL (host:port), SP_REDIS_SENTINEL_MASTER, SP_REDIS_TLS_PORT, SP_REDIS_TLS_CA (PEM path),
 # SP_REDIS_TLS_CLUSTER (host:port,… seeds), SP_REDIS_TLS_SENTINEL (host:port), SP_REDIS_TLS_SENTINEL_MASTER,
-# SP_REDIS_TLS_SENTINEL_PASSWORD (the Sentinel's), SP_REDIS_TLS_MASTER_PASSWORD (the master's).
+# SP_REDIS_TLS_SENTINEL_PASSWORD (the Sentinel's), SP_REDIS_TLS_MASTER_PASSWORD (the master's),
+# SP_REDIS_TLS_SENTINEL_ACL (user:password of an ACL user of that Sentinel allowed only AUTH, PING and
+# SENTINEL get-master-addr-by-name).
 set -uo pipefail
 action=${1:?start|stop}
 state=${2:?state dir}
@@ -23,7 +25,7 @@ CPORTS=($(seq "$CPORT" $((CPORT + 5))))
 MPORT=$((PORT + 2)); RPORT=$((PORT + 3)); TPORT=$((PORT + 4)); SPORT=${SP_REDIS_SENTINEL_PORT:-26391}
 TCPORTS=($(seq $((CPORT + 6)) $((CPORT + 8))))
 TMPORT=$((PORT + 5)); TSPORT=$((SPORT + 1))
-TMASTER_PW=sp-master-secret; TSENTINEL_PW=sp-sentinel-secret
+TMASTER_PW=sp-master-secret; TSENTINEL_PW=sp-sentinel-secret; TSENTINEL_ACL=spwatch:sp-watch-secret
 
 stop() {
   for f in "$dir"/*.pid; do
@@ -146,6 +148,7 @@ tls-ca-cert-file $tls/ca.pem
 tls-auth-clients no
 tls-replication yes
 requirepass $TSENTINEL_PW
+user ${TSENTINEL_ACL%%:*} on >${TSENTINEL_ACL#*:} -@all +auth +ping +sentinel|get-master-addr-by-name
 daemonize yes
 pidfile $dir/$TSPORT.pid
 logfile $dir/$TSPORT.log
@@ -199,6 +202,7 @@ CONF
       echo "SP_REDIS_TLS_SENTINEL=127.0.0.1:$TSPORT"
       echo "SP_REDIS_TLS_SENTINEL_MASTER=sptls"
       echo "SP_REDIS_TLS_SENTINEL_PASSWORD=$TSENTINEL_PW"
+      echo "SP_REDIS_TLS_SENTINEL_ACL=$TSENTINEL_ACL"
       echo "SP_REDIS_TLS_MASTER_PASSWORD=$TMASTER_PW"
     } >> "$state/env"
     ;;

@@ -408,7 +408,9 @@ fn connect_via_sentinels(sentinels: &[Node], name: &str, auth: &dsn::Credentials
             Err(e) => why.push(format!("Sentinel {}: {}", s.addr, explain(&e, s))),
         }
     }
-    Err(anyhow!("no Sentinel gave the master {name:?}: {}", why.join("; ")))
+    let tls = if sentinels.iter().any(|s| s.tls.is_some()) { "s" } else { "" };
+    let list: Vec<String> = sentinels.iter().map(|s| s.addr.to_string()).collect();
+    Err(anyhow!("redis{tls}-sentinel://{}/{name}: no Sentinel named the master: {}", list.join(","), why.join("; ")))
 }
 
 /// A client for `info` with `node`'s TLS files (CA bundle, client certificate), read now so that a
