@@ -246,7 +246,7 @@ impl MemcachedStore {
                 c.flush().map_err(|e| e.to_string())
             });
             if let Err(e) = r {
-                let msg = if e.starts_with("memcached server") { e } else { self.fail(s, format!("write failed: {}", self.io_cause(&e))) };
+                let msg = self.write_failed(s, e);
                 failed.insert(s, msg);
             }
         }
@@ -268,6 +268,17 @@ impl MemcachedStore {
             }
         }
         out
+    }
+
+    /// The error of a failed write to `s`: one from connecting (`conn`) already names the server and
+    /// is passed on; an I/O error marks the server down.
+    fn write_failed(&mut self, s: usize, e: String) -> String {
+        if e.starts_with("memcached server") {
+            e
+        } else {
+            let cause = format!("write failed: {}", self.io_cause(&e));
+            self.fail(s, cause)
+        }
     }
 
     fn io_cause(&self, e: &str) -> String {
@@ -443,11 +454,7 @@ impl MemcachedStore {
         });
         match sent {
             Ok(()) => Ok(()),
-            Err(e) if e.starts_with("memcached server") => bail!("{e}"),
-            Err(e) => {
-                let cause = format!("write failed: {}", self.io_cause(&e));
-                bail!("{}", self.fail(server, cause))
-            }
+            Err(e) => bail!("{}", self.write_failed(server, e)),
         }
     }
 
