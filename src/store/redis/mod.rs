@@ -205,10 +205,9 @@ impl redis::cluster::Connect for NodeConn {
         let template = CLUSTER_TLS.with(|t| t.borrow().clone());
         let client = match (template, info.addr().clone()) {
             (Some(node), ConnectionAddr::TcpTls { host, port, .. }) | (Some(node), ConnectionAddr::Tcp(host, port)) => {
-                let redis = info.redis_settings().clone();
                 let info = info.set_addr(tls_addr(host.clone(), port, node.tls.as_ref().expect("set with TLS only")));
                 let node = Node { addr: Addr::Tcp { host, port }, ..node };
-                tls_client(info.set_redis_settings(redis), &node)
+                tls_client(info, &node)
                     .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e:#}"))))?
             }
             _ => redis::Client::open(info)?,
@@ -348,9 +347,9 @@ fn explain(e: &redis::RedisError, node: &Node) -> String {
     }
 }
 
-fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConnection<NodeConn>> {
+fn connect_cluster(o: &RedisOptions) -> anyhow::Result<redis::cluster::ClusterConnection<NodeConn>> {
+    let seeds = &o.nodes;
     let first = &seeds[0];
-    let names: Vec<String> = seeds.iter().map(|n| n.addr.to_string()).collect();
     let infos = seeds.iter().map(conn_info).collect::<anyhow::Result<Vec<_>>>()?;
     let mut b = redis::cluster::ClusterClientBuilder::new(infos)
         .connection_timeout(first.connect_timeout)
@@ -373,7 +372,7 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
         b = b.danger_accept_invalid_hostnames(true);
     }
     // Named as the DSN names it: redis-cluster://h:p,… or rediss-cluster://h:p,…
-    let what = format!("redis{}-cluster://{}", if first.tls.is_some() { "s" } else { "" }, names.join(","));
+    let what = o.describe();
     let client = b.build().map_err(|e| anyhow!("{what}: {}", explain(&e, first)))?;
     let _tls = TlsScope::new(first);
     let c = client
@@ -386,9 +385,10 @@ fn connect_cluster(seeds: &[Node]) -> anyhow::Result<redis::cluster::ClusterConn
 
 /// Asks the Sentinels, in order, for the current master of `name`, and connects to it (over TLS when
 /// the Sentinels are: `rediss-sentinel://`).
-fn connect_via_sentinels(sentinels: &[Node], name: &str, auth: &dsn::Credentials) -> anyhow::Result<Link> {
+fn connect_via_sentinels(o: &RedisOptions, name: &str) -> anyhow::Result<Link> {
+    let auth = &o.sentinel_auth;
     let mut why = Vec::new();
-    for s in sentinels {
+    for s in &o.nodes {
         // Sentinels are asked with their own credentials (sentinel_user/sentinel_password), never the
         // master's, and without its database.
         let asked = Node { username: auth.username.clone(), password: auth.password.clone(), db: 0, ..s.clone() };
@@ -408,9 +408,7 @@ fn connect_via_sentinels(sentinels: &[Node], name: &str, auth: &dsn::Credentials
             Err(e) => why.push(format!("Sentinel {}: {}", s.addr, explain(&e, s))),
         }
     }
-    let tls = if sentinels.iter().any(|s| s.tls.is_some()) { "s" } else { "" };
-    let list: Vec<String> = sentinels.iter().map(|s| s.addr.to_string()).collect();
-    Err(anyhow!("redis{tls}-sentinel://{}/{name}: no Sentinel named the master: {}", list.join(","), why.join("; ")))
+    Err(anyhow!("{}: no Sentinel named the master: {}", o.describe(), why.join("; ")))
 }
 
 /// A client for `info` with `node`'s TLS files (CA bundle, client certificate), read now so that a
@@ -515,8 +513,8 @@ impl RedisStore {
     fn link_for(&self, idx: usize) -> anyhow::Result<Link> {
         Ok(match &self.opts.mode {
             Mode::Standalone => connect(&self.conns[idx].node)?,
-            Mode::Cluster => Link::Cluster(connect_cluster(&self.opts.nodes)?),
-            Mode::Sentinel(name) => connect_via_sentinels(&self.opts.nodes, name, &self.opts.sentinel_auth)?,
+            Mode::Cluster => Link::Cluster(connect_cluster(&self.opts)?),
+            Mode::Sentinel(name) => connect_via_sentinels(&self.opts, name)?,
         })
     }
 
