@@ -294,22 +294,16 @@ mod tests {
         });
         let mut s = Socket::tcp("127.0.0.1", port, Duration::from_secs(1), Duration::from_millis(100), DEFAULT_BUSY_POLL)
             .unwrap();
-        let mut buf = [0u8; 16];
         s.write_all(b"1").unwrap();
-        let mut got = Vec::new();
-        while got.len() < 5 {
-            let n = s.read(&mut buf).unwrap();
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(got, b"early");
+        let mut early = [0u8; 5];
+        s.read_exact(&mut early).unwrap();
+        assert_eq!(&early, b"early");
         s.write_all(b"2").unwrap();
-        let mut got = Vec::new();
-        while got.len() < 4 {
-            let n = s.read(&mut buf).unwrap();
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(got, b"late");
+        let mut late = [0u8; 4];
+        s.read_exact(&mut late).unwrap();
+        assert_eq!(&late, b"late");
         s.write_all(b"3").unwrap();
+        let mut buf = [0u8; 16];
         let t = Instant::now();
         let e = s.read(&mut buf).unwrap_err();
         assert!(matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{e}");
