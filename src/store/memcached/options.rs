@@ -171,7 +171,7 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
             }
             "timeout" => o.timeout = Duration::from_millis(int(&k, &v, 1, 60_000)?),
             "retry" => o.retry = Duration::from_millis(int(&k, &v, 0, 600_000)?),
-            "busy_poll" => o.busy_poll = Duration::from_micros(int(&k, &v, 0, crate::net::MAX_BUSY_POLL.as_micros() as u64)?),
+            "busy_poll" => o.busy_poll = crate::net::parse_busy_poll(&k, &v)?,
             "weights" => {
                 let w: Vec<&str> = v.split(',').collect();
                 if w.len() != o.servers.len() {

@@ -23,6 +23,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 use crate::dsn::{parse_int, parse_query, percent_decode};
+use crate::net::parse_busy_poll;
 
 /// phpredis' default key prefix.
 pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
@@ -611,11 +612,6 @@ fn parse_phpredis_url(url: &str) -> Result<(Node, bool), String> {
         }
     }
     Ok((node, persistent))
-}
-
-/// `busy_poll=<µs>`: 0 (off) to 1000.
-fn parse_busy_poll(k: &str, v: &str) -> Result<Duration, String> {
-    Ok(Duration::from_micros(parse_int(k, v, 0, crate::net::MAX_BUSY_POLL.as_micros() as u64)?))
 }
 
 fn mask(s: &str) -> String {
