@@ -404,13 +404,7 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
                     if k == "timeout" { node.connect_timeout = d } else { node.read_timeout = d }
                 }
             }
-            "persistent" => {
-                persistent = match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => return Err(format!("option persistent={v:?} must be 0 or 1")),
-                }
-            }
+            "persistent" => persistent = parse_php_bool(&k, &v)?,
             "prefix" if v.is_empty() => {}
             "prefix" => node.prefix = parse_prefix(&v)?,
             "auth" => auth_pass = Some(v),
@@ -426,12 +420,7 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
             "stream[local_cert]" => { t.cert = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
             "stream[local_pk]" => { t.key = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
             "stream[verify_peer]" | "stream[verify_peer_name]" => {
-                let on = match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => return Err(format!("option {k}={v:?} must be 0 or 1")),
-                };
-                if !on {
+                if !parse_php_bool(&k, &v)? {
                     t.verify = match (k.as_str(), t.verify) {
                         ("stream[verify_peer]", _) | (_, Verify::None) => Verify::None,
                         _ => Verify::Ca,
@@ -669,6 +658,15 @@ fn parse_secs(key: &str, v: &str) -> Result<Duration, String> {
         .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 3600.0)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("option {key}={v:?} must be seconds from 0.001 to 3600 (e.g. 0.5)"))
+}
+
+/// A flag in phpredis' cluster save_path, which also takes PHP's spellings (true/false, yes/no, on/off).
+fn parse_php_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("option {key}={v:?} must be 0 or 1")),
+    }
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
