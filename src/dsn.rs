@@ -219,7 +219,7 @@ fn split_secrets(dsn: &str) -> (String, Vec<String>) {
 /// `passphrase`, also as arrays (`auth[]`, `auth[pass]`) or inside one (`stream[passphrase]`).
 fn is_secret_key(k: &str) -> bool {
     const SECRET: [&str; 6] = ["auth", "password", "pass", "secret", "sentinel_password", "passphrase"];
-    let k = percent_decode(&k.replace('+', " ")).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase();
+    let k = form_decode(k).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase();
     let (base, inner) = match k.split_once('[') {
         Some((b, i)) => (b, i.trim_end_matches(']')),
         None => (k.as_str(), ""),
@@ -343,6 +343,12 @@ pub(crate) fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, S
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
+}
+
+/// `application/x-www-form-urlencoded` decoding, as PHP's `parse_str` does it (phpredis reads its
+/// cluster save_path so): `+` is a space.
+pub(crate) fn form_decode(s: &str) -> Result<String, String> {
+    percent_decode(&s.replace('+', " "))
 }
 
 pub(crate) fn percent_decode(s: &str) -> Result<String, String> {

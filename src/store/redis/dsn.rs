@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use crate::dsn::{parse_int, parse_query, percent_decode};
+use crate::dsn::{form_decode, parse_int, parse_query, percent_decode};
 use crate::net::parse_busy_poll;
 
 /// phpredis' default key prefix.
@@ -351,12 +351,6 @@ pub fn is_phpredis_cluster_form(save_path: &str) -> bool {
         let k = form_decode(k).unwrap_or_default().to_ascii_lowercase();
         k == "seed" || k.starts_with("seed[")
     })
-}
-
-/// `application/x-www-form-urlencoded` decoding, as PHP's `parse_str` (which phpredis uses) does it:
-/// `+` is a space.
-fn form_decode(s: &str) -> Result<String, String> {
-    percent_decode(&s.replace('+', " "))
 }
 
 /// phpredis' `session.save_handler = rediscluster` save_path, verbatim:
