@@ -3,18 +3,16 @@ Memcached engine, server killed mid-load: 8 worker processes run locked session 
 --FILE--
 <?php
 require __DIR__ . '/inc/outage.inc';
+require __DIR__ . '/inc/memcached.inc';
 
 $port = ot_free_port();
-$cmd = ['memcached', '-l', '127.0.0.1', '-p', (string) $port, '-U', '0', '-m', '64'];
-if (trim((string) shell_exec('id -u')) === '0') {
-    array_push($cmd, '-u', 'root');
-}
-$srv = ot_start($cmd, $port);
+$cmd = mc_cmd($port);
+$srv = sp_server_start($cmd, $port);
 // No retry= here: the default dead-server interval is what must let workers recover within 1 s.
 $dsn = "memcached://127.0.0.1:$port?prefix=sp-phpt-mkill.&timeout=500";
 ot_run($dsn, $port, 0.5,
-    function () use (&$srv, $cmd, $port) { $srv = ot_start($cmd, $port); },
-    function () use (&$srv) { ot_kill($srv); });
+    function () use (&$srv, $cmd, $port) { $srv = sp_server_start($cmd, $port); },
+    function () use (&$srv) { sp_server_kill($srv); });
 ?>
 --EXPECT--
 workers: 8 busy (half of them from the middle of the outage on), 2 idle during the outage, locking on

@@ -16,7 +16,7 @@ lk_print_errors('writer', $w, $dsn);
 $copies = array_map(fn ($id) => count(array_filter($ports, fn ($p) => mc_get($p, $prefix . $id) !== null)), $ids);
 echo 'copies per session: ', json_encode(array_count_values($copies)), "\n";
 
-mc_kill($srv[1]);
+sp_server_kill($srv[1]);
 $r = lk_run('reader', '
     $ok = 0; $t0 = microtime(true);
     foreach ($P["ids"] as $i => $id) { session_id($id); if (session_start()) { $ok += (int) (($_SESSION["i"] ?? -1) === $i); $_SESSION["again"] = 1; session_write_close(); } }

@@ -25,7 +25,7 @@ $c = lk_spawn('
 ', ['sig' => $sig], ['session.save_path' => $dsn]);
 lk_signal_parent("$sig/up");
 lk_wait_signal("$sig/up-done");
-mc_kill($srv);
+sp_server_kill($srv);
 lk_signal_parent("$sig/down");
 lk_wait_signal("$sig/down-done");
 $srv = mc_server($port);

@@ -7,12 +7,12 @@ require __DIR__ . '/inc/outage.inc';
 $port = ot_free_port();
 $dir = sp_tmpdir('rkill');
 $cmd = ['redis-server', '--bind', '127.0.0.1', '--port', (string) $port, '--save', '', '--appendonly', 'no', '--dir', $dir];
-$srv = ot_start($cmd, $port);
+$srv = sp_server_start($cmd, $port);
 // persistent=1 (the default, said here because the test is about it): one pooled connection per worker.
 $dsn = "redis://127.0.0.1:$port?prefix=sp-phpt-rkill:&timeout=0.5&read_timeout=0.5&persistent=1";
 ot_run($dsn, $port, 0.5,
-    function () use (&$srv, $cmd, $port) { $srv = ot_start($cmd, $port); },
-    function () use (&$srv) { ot_kill($srv); });
+    function () use (&$srv, $cmd, $port) { $srv = sp_server_start($cmd, $port); },
+    function () use (&$srv) { sp_server_kill($srv); });
 ?>
 --EXPECT--
 workers: 8 busy (half of them from the middle of the outage on), 2 idle during the outage, locking on
