@@ -28,25 +28,8 @@ NGINX_BIN=${SP_NGINX_BIN:-/usr/sbin/nginx}
 FPM_WORKERS=${SP_FPM_WORKERS:-10}
 
 log() { echo "web: $*" >&2; }
-
-# Whether a process runs (an exited one waiting to be reaped by its new parent, a zombie, does not).
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
-}
-
-# Kills one process (by pid) and waits for it to go; SIGKILL after 5 s.
-kill_pid() {
-  local pid=$1 i
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i = 0; i < 100; i++)); do alive "$pid" || return 0; sleep 0.05; done
-  kill -KILL "$pid" 2>/dev/null
-  for ((i = 0; i < 40; i++)); do alive "$pid" || return 0; sleep 0.05; done
-  log "process $pid did not exit"
-  return 1
-}
+# alive, kill_pid, free_port, wait_port
+. "$ROOT/scripts/lib.sh"
 
 # A master's pid from its pid file, else the one recorded at launch.
 master_pid() {
@@ -79,29 +62,6 @@ stop() {
   stop_master nginx || rc=1
   stop_master php-fpm || rc=1
   return $rc
-}
-
-# A TCP port on 127.0.0.1 nobody listens on: $1 if free, else one the kernel picks.
-free_port() {
-  local want=${1:-0}
-  php -n -r '
-    $want = (int) $argv[1];
-    foreach ($want ? [$want, 0] : [0] as $p) {
-        $s = @stream_socket_server("tcp://127.0.0.1:$p", $no, $err);
-        if ($s) { $n = stream_socket_get_name($s, false); fclose($s); echo substr(strrchr($n, ":"), 1); exit(0); }
-    }
-    exit(1);' "$want"
-}
-
-# Waits until something accepts TCP connections on 127.0.0.1:$1 (at most $2 s); fails early if pid $3 died.
-wait_port() {
-  local port=$1 secs=$2 pid=$3 i
-  for ((i = 0; i < secs * 10; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    alive "$pid" || return 1
-    sleep 0.1
-  done
-  return 1
 }
 
 start_once() {
