@@ -91,18 +91,13 @@ if [[ $ONLY == *" valgrind "* ]]; then
 fi
 
 # --- 3. php-fpm soak -------------------------------------------------------------------------------
-# HOOK: the php-fpm/nginx harness (scripts/soak-fpm.sh) belongs to the web tests; it is run here as is.
 if [[ $ONLY == *" fpm "* ]]; then
   echo "== php-fpm soak"
-  if [[ -f scripts/soak-fpm.sh ]]; then
-    s=$(date +%s)
-    bash scripts/soak-fpm.sh 2>&1 | tee "$LOG_DIR/fpm.log"
-    fs=${PIPESTATUS[0]}
-    while read -r l; do note "  $l"; done < <(grep -E "^soak |max growth" "$LOG_DIR/fpm.log")
-    if [[ $fs -eq 0 ]]; then note "php-fpm soak: passed in $(( $(date +%s) - s ))s (log: $LOG_DIR/fpm.log)"; else note "php-fpm soak: FAILED (log: $LOG_DIR/fpm.log)"; status=1; fi
-  else
-    note "php-fpm soak: not available (scripts/soak-fpm.sh missing)"; status=1
-  fi
+  s=$(date +%s)
+  bash scripts/soak-fpm.sh 2>&1 | tee "$LOG_DIR/fpm.log"
+  fs=${PIPESTATUS[0]}
+  while read -r l; do note "  $l"; done < <(grep -E "^soak |max growth" "$LOG_DIR/fpm.log")
+  if [[ $fs -eq 0 ]]; then note "php-fpm soak: passed in $(( $(date +%s) - s ))s (log: $LOG_DIR/fpm.log)"; else note "php-fpm soak: FAILED (log: $LOG_DIR/fpm.log)"; status=1; fi
 fi
 
 echo
