@@ -325,6 +325,11 @@ fn tls_cluster_seeds() -> String {
     std::env::var("SP_REDIS_TLS_CLUSTER").expect("SP_REDIS_TLS_CLUSTER is not set: run with `make test`")
 }
 
+/// The ports of the TLS cluster's seeds (its masters), in order.
+fn tls_cluster_ports() -> Vec<u16> {
+    tls_cluster_seeds().split(',').map(|hp| hp.rsplit_once(':').unwrap().1.parse().unwrap()).collect()
+}
+
 /// An admin connection to one TLS node (trusting the test CA).
 fn tls_node(port: u16) -> redis::Connection {
     let ca = std::fs::read(tls_ca()).unwrap();
@@ -355,8 +360,7 @@ fn tls_cluster_conformance_and_verification() {
         assert_eq!(s.save(&sid, format!("v{i}").as_bytes(), LIFE, Some(&t)).unwrap(), Saved::Done);
     }
     let mut on_nodes = 0;
-    for hp in seeds.split(',') {
-        let port: u16 = hp.rsplit_once(':').unwrap().1.parse().unwrap();
+    for port in tls_cluster_ports() {
         let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}spread*")).query(&mut tls_node(port)).unwrap();
         on_nodes += usize::from(!keys.is_empty());
     }
@@ -376,7 +380,7 @@ fn tls_cluster_conformance_and_verification() {
     let o = dsn::parse(&format!("rediss-cluster://{seeds}?verify=none&prefix={prefix}")).unwrap();
     assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread3"), LIFE).unwrap().as_deref(), Some(&b"v3"[..]));
     // verify=ca: the chain is checked, the host name is not ("localhost" is not in the certificate).
-    let first_port = seeds.split(',').next().unwrap().rsplit_once(':').unwrap().1;
+    let first_port = tls_cluster_ports()[0];
     let o = dsn::parse(&format!("rediss-cluster://localhost:{first_port}?ca={ca}&verify=ca&prefix={prefix}")).unwrap();
     assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread4"), LIFE).unwrap().as_deref(), Some(&b"v4"[..]));
     // A plaintext client to the TLS cluster fails within its timeouts.
@@ -446,7 +450,7 @@ fn tls_sentinel_with_its_own_password() {
 
 /// CLUSTER NODES of the TLS cluster: (node id, port) of each master and the port serving `slot`.
 fn tls_masters(slot: i64) -> (Vec<(String, u16)>, u16) {
-    let first: u16 = tls_cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let first = tls_cluster_ports()[0];
     let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut tls_node(first)).unwrap();
     let mut masters = Vec::new();
     let mut owner = 0;
@@ -518,7 +522,7 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
     assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
     assert_eq!(s.save(&sid, b"n|i:1;", LIFE, Some(&t)).unwrap(), Saved::Done);
     let (data, _, _) = s.keys(0, &sid);
-    let first: u16 = tls_cluster_seeds().split(',').next().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+    let first = tls_cluster_ports()[0];
     let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&data).query(&mut tls_node(first)).unwrap();
     let (masters, source) = tls_masters(slot);
     let target = masters.iter().map(|(_, p)| *p).find(|p| *p != source).unwrap();
