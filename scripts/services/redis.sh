@@ -39,35 +39,45 @@ stop() {
   return 0
 }
 
-start_one() { # port [extra args...]
-  local port=$1; shift
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
-    --dir "$dir" --pidfile "$dir/$port.pid" --logfile "$dir/$port.log" "$@" >/dev/null ||
-    { echo "redis-server on 127.0.0.1:$port did not start"; return 1; }
-  for _ in $(seq 100); do
-    redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG && return 0
-    sleep 0.05
-  done
-  echo "redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
-  return 1
-}
-
 tls_args() { # the server side of TLS with the test CA
   echo --tls-cert-file "$dir/tls/server.pem" --tls-key-file "$dir/tls/server.key" \
     --tls-ca-cert-file "$dir/tls/ca.pem" --tls-auth-clients no
 }
 
-start_tls() { # port [extra args...]: a TLS-only redis-server
-  local port=$1; shift
-  redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" $(tls_args) --save '' --appendonly no --daemonize yes \
+rcli() { # plain|tls [redis-cli args...]: redis-cli, over TLS with the test CA for tls
+  local kind=$1; shift
+  if [[ $kind == tls ]]; then redis-cli --tls --cacert "$dir/tls/ca.pem" "$@"; else redis-cli "$@"; fi
+}
+
+start_one() { # plain|tls port [extra args...]: a redis-server (TLS-only for tls), waited for; env PW: its password
+  local kind=$1 port=$2; shift 2
+  local listen=(--port "$port")
+  [[ $kind == tls ]] && listen=(--port 0 --tls-port "$port" $(tls_args))
+  redis-server --bind 127.0.0.1 "${listen[@]}" --save '' --appendonly no --daemonize yes \
     --dir "$dir" --pidfile "$dir/$port.pid" --logfile "$dir/$port.log" "$@" >/dev/null ||
-    { echo "TLS redis-server on 127.0.0.1:$port did not start"; return 1; }
+    { echo "$kind redis-server on 127.0.0.1:$port did not start"; return 1; }
   for _ in $(seq 100); do
-    redis-cli --tls --cacert "$dir/tls/ca.pem" -h 127.0.0.1 -p "$port" --no-auth-warning ${TLS_PW:+-a "$TLS_PW"} ping 2>/dev/null |
-      grep -q PONG && return 0
+    rcli "$kind" -h 127.0.0.1 -p "$port" --no-auth-warning ${PW:+-a "$PW"} ping 2>/dev/null | grep -q PONG && return 0
     sleep 0.05
   done
-  echo "TLS redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
+  echo "$kind redis-server on 127.0.0.1:$port does not answer; log: $dir/$port.log"; tail -5 "$dir/$port.log"
+  return 1
+}
+
+create_cluster() { # plain|tls replicas port...: redis-cli --cluster create, then waits for cluster_state:ok
+  local kind=$1 replicas=$2 ok p; shift 2
+  rcli "$kind" --cluster create $(printf '127.0.0.1:%s ' "$@") --cluster-replicas "$replicas" --cluster-yes \
+    > "$dir/cluster-create-$kind.log" 2>&1 ||
+    { echo "redis-cli --cluster create ($kind) failed:"; tail -5 "$dir/cluster-create-$kind.log"; return 1; }
+  for _ in $(seq 200); do
+    ok=1
+    for p in "$@"; do
+      rcli "$kind" -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { ok=""; break; }
+    done
+    [[ -n $ok ]] && return 0
+    sleep 0.05
+  done
+  echo "the $kind test cluster did not reach cluster_state:ok"
   return 1
 }
 
@@ -75,26 +85,14 @@ case $action in
   start)
     command -v redis-server >/dev/null || { echo "redis-server is not installed (scripts/deps.sh)"; exit 1; }
     mkdir -p "$dir"; stop
-    start_one "${PORTS[0]}" --unixsocket "$dir/redis.sock" --unixsocketperm 700 || { stop; exit 1; }
-    start_one "${PORTS[1]}" || { stop; exit 1; }
+    start_one plain "${PORTS[0]}" --unixsocket "$dir/redis.sock" --unixsocketperm 700 || { stop; exit 1; }
+    start_one plain "${PORTS[1]}" || { stop; exit 1; }
     for p in "${CPORTS[@]}"; do
       mkdir -p "$dir/cluster-$p"
-      start_one "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
+      start_one plain "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
         --cluster-node-timeout 2000 || { stop; exit 1; }
     done
-    seeds=$(printf '127.0.0.1:%s ' "${CPORTS[@]}")
-    redis-cli --cluster create $seeds --cluster-replicas 1 --cluster-yes > "$dir/cluster-create.log" 2>&1 ||
-      { echo "redis-cli --cluster create failed:"; tail -5 "$dir/cluster-create.log"; stop; exit 1; }
-    ok=""
-    for _ in $(seq 200); do
-      ok=1
-      for p in "${CPORTS[@]}"; do
-        redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { ok=""; break; }
-      done
-      [[ -n $ok ]] && break
-      sleep 0.05
-    done
-    [[ -n $ok ]] || { echo "the test cluster did not reach cluster_state:ok"; stop; exit 1; }
+    create_cluster plain 1 "${CPORTS[@]}" || { stop; exit 1; }
 
     # TLS: a throw-away CA and a server certificate for 127.0.0.1.
     tls="$dir/tls"; mkdir -p "$tls"
@@ -105,39 +103,18 @@ case $action in
       openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
         -out "$tls/server.pem" -days 2 -extfile "$tls/san.ext"
     } > "$tls/openssl.log" 2>&1 || { echo "openssl could not make the test certificates"; tail -5 "$tls/openssl.log"; stop; exit 1; }
-    redis-server --bind 127.0.0.1 --port 0 --tls-port "$TPORT" --tls-cert-file "$tls/server.pem" \
-      --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no \
-      --save '' --appendonly no --daemonize yes --dir "$dir" --pidfile "$dir/$TPORT.pid" --logfile "$dir/$TPORT.log" >/dev/null ||
-      { echo "the TLS redis-server did not start"; stop; exit 1; }
-    ok=""
-    for _ in $(seq 100); do
-      redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p "$TPORT" ping 2>/dev/null | grep -q PONG && { ok=1; break; }
-      sleep 0.05
-    done
-    [[ -n $ok ]] || { echo "the TLS redis-server on 127.0.0.1:$TPORT does not answer; log: $dir/$TPORT.log"; stop; exit 1; }
+    start_one tls "$TPORT" || { stop; exit 1; }
 
     # TLS cluster: 3 masters, no replicas (fast to start), cluster bus over TLS too.
     for p in "${TCPORTS[@]}"; do
       mkdir -p "$dir/cluster-$p"
-      start_tls "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
+      start_one tls "$p" --cluster-enabled yes --cluster-config-file "$dir/cluster-$p/nodes.conf" \
         --cluster-node-timeout 2000 --tls-cluster yes --tls-replication yes || { stop; exit 1; }
     done
-    redis-cli --tls --cacert "$tls/ca.pem" --cluster create $(printf '127.0.0.1:%s ' "${TCPORTS[@]}") \
-      --cluster-replicas 0 --cluster-yes > "$dir/tls-cluster-create.log" 2>&1 ||
-      { echo "redis-cli --cluster create (TLS) failed:"; tail -5 "$dir/tls-cluster-create.log"; stop; exit 1; }
-    ok=""
-    for _ in $(seq 200); do
-      ok=1
-      for p in "${TCPORTS[@]}"; do
-        redis-cli --tls --cacert "$tls/ca.pem" -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { ok=""; break; }
-      done
-      [[ -n $ok ]] && break
-      sleep 0.05
-    done
-    [[ -n $ok ]] || { echo "the TLS test cluster did not reach cluster_state:ok"; stop; exit 1; }
+    create_cluster tls 0 "${TCPORTS[@]}" || { stop; exit 1; }
 
     # TLS Sentinel with passwords: the master and the Sentinel each have their own.
-    TLS_PW=$TMASTER_PW start_tls "$TMPORT" --requirepass "$TMASTER_PW" || { stop; exit 1; }
+    PW=$TMASTER_PW start_one tls "$TMPORT" --requirepass "$TMASTER_PW" || { stop; exit 1; }
     cat > "$dir/sentinel-tls.conf" <<CONF
 bind 127.0.0.1
 port 0
@@ -166,8 +143,8 @@ CONF
     done
     [[ -n $ok ]] || { echo "the TLS Sentinel does not name its master; log: $dir/$TSPORT.log"; tail -5 "$dir/$TSPORT.log"; stop; exit 1; }
 
-    start_one "$MPORT" || { stop; exit 1; }
-    start_one "$RPORT" --replicaof 127.0.0.1 "$MPORT" || { stop; exit 1; }
+    start_one plain "$MPORT" || { stop; exit 1; }
+    start_one plain "$RPORT" --replicaof 127.0.0.1 "$MPORT" || { stop; exit 1; }
     cat > "$dir/sentinel.conf" <<CONF
 bind 127.0.0.1
 port $SPORT
