@@ -7,16 +7,6 @@ require __DIR__ . '/inc/redis.inc';
 $seeds = getenv('SP_REDIS_CLUSTER');
 $ports = array_map(fn ($s) => (int) explode(':', $s)[1], explode(',', $seeds));
 $dsn = "redis-cluster://$seeds";
-// Which master has a key: ask each seed's view of the slot.
-$owner = function (string $key) use ($ports): int {
-    $slot = rd_cmd(['CLUSTER', 'KEYSLOT', $key], $ports[0]);
-    foreach (rd_cmd(['CLUSTER', 'SLOTS'], $ports[0]) as $range) {
-        if ($slot >= $range[0] && $slot <= $range[1]) {
-            return (int) $range[2][1];
-        }
-    }
-    return 0;
-};
 
 echo "== one session, locking\n";
 $id = 'cl' . bin2hex(random_bytes(8));
@@ -30,7 +20,7 @@ $r = lk_run('A', '
 ', ['id' => $id], ['session.save_path' => $dsn]);
 echo 'A: ', json_encode($r), "\n";
 $key = "PHPREDIS_CLUSTER_SESSION:$id";
-echo 'data key on its master: ', json_encode(rd_cmd(['GET', $key], $owner($key))), "\n";
+echo 'data key on its master: ', json_encode(rd_cmd(['GET', $key], rd_key_owner($key))), "\n";
 echo 'lock key in the same slot: ', var_export(rd_cmd(['CLUSTER', 'KEYSLOT', "{{$key}}_LOCK"], $ports[0]) === rd_cmd(['CLUSTER', 'KEYSLOT', $key], $ports[0]), true), "\n";
 
 $sig = sp_tmpdir('cl-sig');
@@ -44,7 +34,7 @@ $a = lk_spawn('
     lk_done(["ok" => $ok, "released" => microtime(true)]);
 ', ['id' => $id, 'sig' => $sig], ['session.save_path' => $dsn]);
 lk_wait_signal("$sig/a-locked");
-echo 'lock held in the cluster: ', rd_cmd(['EXISTS', "{{$key}}_LOCK"], $owner($key)), "\n";
+echo 'lock held in the cluster: ', rd_cmd(['EXISTS', "{{$key}}_LOCK"], rd_key_owner($key)), "\n";
 $b = lk_spawn('
     session_id($P["id"]);
     lk_signal($P["sig"] . "/b-waiting");

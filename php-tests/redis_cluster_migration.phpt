@@ -5,7 +5,7 @@ Redis engine, Cluster: a session's slot is resharded (CLUSTER SETSLOT … IMPORT
 require __DIR__ . '/inc/redis.inc';
 
 $seeds = getenv('SP_REDIS_CLUSTER');
-$first = (int) explode(':', explode(',', $seeds)[0])[1];
+$first = rd_cluster_port();
 $pre = rd_prefix('mig');
 $dsn = "redis-cluster://$seeds?prefix=$pre";
 $id = 'mig' . bin2hex(random_bytes(8));
@@ -25,12 +25,6 @@ foreach (explode("\n", trim(rd_cmd(['CLUSTER', 'NODES'], $first))) as $l) {
     }
 }
 $target = array_values(array_filter(array_keys($masters), fn ($p) => $p !== $source))[0];
-$owner = function () use ($slot, $first): int {
-    foreach (rd_cmd(['CLUSTER', 'SLOTS'], $first) as $range) {
-        if ($slot >= $range[0] && $slot <= $range[1]) return (int) $range[2][1];
-    }
-    return 0;
-};
 $check = function ($r, string $what) {
     if ($r !== 'OK') echo "$what: ", json_encode($r), "\n";
 };
@@ -109,7 +103,7 @@ foreach ($procs as $i => $p) {
         }
     }
 }
-echo 'slot now served by the target: ', var_export($owner() === $target, true), "\n";
+echo 'slot now served by the target: ', var_export(rd_slot_owner($slot) === $target, true), "\n";
 echo 'lock-free read during the migration: ', json_encode([$read['ok'] ?? null, is_int($read['n'] ?? null)]),
     ' without waiting: ', lk_check(($read['took'] ?? 9) < 0.3, lk_s($read['took'] ?? 9)), "\n";
 echo 'locked cycles started while the slot was open, all completed: ', lk_check($during >= 4, (string) $during), "\n";
@@ -134,7 +128,7 @@ $migrate($target, $source, function () use (&$destroyer, $dsn, $id) {
 });
 $r = lk_result('destroyer', sp_wait($destroyer));
 echo 'destroy during the move back: ', json_encode([$r['ok'] ?? null, $r['gone'] ?? null, ($r['seen'] ?? null) === $total]), ' errors: ', json_encode($r['errors']), "\n";
-echo 'slot back on its owner: ', var_export($owner() === $source, true), "\n";
+echo 'slot back on its owner: ', var_export(rd_slot_owner($slot) === $source, true), "\n";
 echo 'session gone: ', json_encode(lk_stored($dsn, $id)), "\n";
 $r = sp_cycle($dsn, $id, fn () => $_SESSION['again'] = 1);
 echo 'a new cycle: ', json_encode($r), "\n";

@@ -5,16 +5,7 @@ Redis engine: phpredis' rediscluster save_path verbatim ("seed[]=…&seed[]=…&
 require __DIR__ . '/inc/redis.inc';
 
 $seeds = explode(',', getenv('SP_REDIS_CLUSTER'));
-$first = (int) explode(':', $seeds[0])[1];
-$owner = function (string $key) use ($first): int {
-    $slot = rd_cmd(['CLUSTER', 'KEYSLOT', $key], $first);
-    foreach (rd_cmd(['CLUSTER', 'SLOTS'], $first) as $range) {
-        if ($slot >= $range[0] && $slot <= $range[1]) {
-            return (int) $range[2][1];
-        }
-    }
-    return 0;
-};
+$first = rd_cluster_port();
 // A user of our own on every node (ACL users are per node), for the auth[] form.
 $all = [];
 foreach (explode("\n", trim(rd_cmd(['CLUSTER', 'NODES'], $first))) as $l) {
@@ -66,7 +57,7 @@ foreach ($paths as $label => [$path, $prefix]) {
         }
         // phpredis' key and TTL (session.gc_maxlifetime, 1440 s).
         $key = $prefix . $id;
-        $m = $owner($key);
+        $m = rd_key_owner($key);
         $masters[$m] = true;
         $ttl = rd_cmd(['TTL', $key], $m);
         $val = rd_cmd(['GET', $key], $m);
