@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Test memcached servers for the memcached engine (see README.md here): three on TCP with a 32 MiB
 # item limit (16 MiB sessions), one with memcached's default 1 MiB limit (oversize tests), one on a
-# unix socket. Ports 21211-21214 on 127.0.0.1.
+# unix socket. Ports 21211-21214 on 127.0.0.1 (SP_MEMCACHED_PORT_BASE moves all four, for a second
+# run beside this one).
 set -euo pipefail
 cmd=$1 dir=$2/memcached
-PORTS=(21211 21212 21213)
-SMALL=21214
+BASE=${SP_MEMCACHED_PORT_BASE:-21211}
+PORTS=("$BASE" "$((BASE + 1))" "$((BASE + 2))")
+SMALL=$((BASE + 3))
 user_args=()
 [[ $(id -u) -eq 0 ]] && user_args=(-u root)
 
