@@ -150,7 +150,7 @@ Warning: session_write_close(): Failed to write session data (session_proxy). Pl
 done
 start=true v='old'
 done
-files: files sessions.sqlite sessions.sqlite-shm sessions.sqlite-wal
+files: files sessions.sqlite sessions.sqlite-locks sessions.sqlite-shm sessions.sqlite-wal
 == write-time failure, files
 start=true v=NULL
 done

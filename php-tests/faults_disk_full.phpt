@@ -88,7 +88,7 @@ Warning: session_write_close(): session_proxy: cannot write session fullsi… (5
 Warning: session_write_close(): Failed to write session data (session_proxy). Please verify that the current setting of session.save_path is correct (sqlite://MNT/s.sqlite)
 end
 stored: 20000 bytes, tag old
-entries: [files s.sqlite s.sqlite-shm s.sqlite-wal]
+entries: [files s.sqlite s.sqlite-locks s.sqlite-shm s.sqlite-wal]
 files/: []
 -- room again
 start=true

@@ -260,12 +260,12 @@ files: 0 B intact, 1 B intact, NUL intact, invalid UTF-8 intact, 16 MiB random i
 sqlite: start=false ["session_start(): session_proxy: rejected session id: session id is 10240 bytes long (at most 256)","session_start(): Failed to read session data: session_proxy (path: DSN)"]
 files: start=false ["session_start(): session_proxy: rejected session id: session id is 10240 bytes long (at most 256)","session_start(): Failed to read session data: session_proxy (path: DSN)"]
 == DSNs
-unicode file name: works, created ["sëssions-日本.sqlite","sëssions-日本.sqlite-shm","sëssions-日本.sqlite-wal"]
+unicode file name: works, created ["sëssions-日本.sqlite","sëssions-日本.sqlite-locks","sëssions-日本.sqlite-shm","sëssions-日本.sqlite-wal"]
 unicode directory: works, created ["日本\/sess_hostiledsn1"]
 percent-encoded unicode: works, created ["été\/sess_hostiledsn1"]
-SQL in the file name: works, created ["x'; DROP TABLE sessions;--.sqlite","x'; DROP TABLE sessions;--.sqlite-shm","x'; DROP TABLE sessions;--.sqlite-wal"]
+SQL in the file name: works, created ["x'; DROP TABLE sessions;--.sqlite","x'; DROP TABLE sessions;--.sqlite-locks","x'; DROP TABLE sessions;--.sqlite-shm","x'; DROP TABLE sessions;--.sqlite-wal"]
 shell in the directory name: works, created ["a;rm -rf x\/sess_hostiledsn1"]
-quote and hash: works, created ["\"a#b\".sqlite","\"a#b\".sqlite-shm","\"a#b\".sqlite-wal"]
+quote and hash: works, created ["\"a#b\".sqlite","\"a#b\".sqlite-locks","\"a#b\".sqlite-shm","\"a#b\".sqlite-wal"]
 escaped newline: refused: session_proxy: invalid session.save_path "sqlite://DIR/a%0Ab.sqlite": "DIR/a%0Ab.sqlite" decodes to a control character
 escaped tab: refused: session_proxy: invalid session.save_path "files://DIR/%09": "DIR/%09" decodes to a control character
 escaped ..: refused: session_proxy: invalid session.save_path "files://DIR/%2E%2E": path "DIR/.." contains ".."

@@ -79,7 +79,7 @@ function stray(string $engine, string $dir): string
     if (!is_dir($dir)) {
         return 'directory gone';
     }
-    $own = $engine === 'sqlite' ? ['sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm', 'files'] : ['sess_faultsid1'];
+    $own = $engine === 'sqlite' ? ['sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm', 'sessions.sqlite-locks', 'files'] : ['sess_faultsid1'];
     $left = array_diff(scandir($dir), ['.', '..'], $own);
     return $left ? implode(' ', $left) : 'none';
 }

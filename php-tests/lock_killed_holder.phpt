@@ -1,5 +1,5 @@
 --TEST--
-Locking: a holder killed with SIGKILL: files frees its lock at once, SQLite honours the lock row until lock_expire; data intact
+Locking: a holder killed with SIGKILL frees its lock at once (files: its flock; SQLite: the kernel lock byte beside its lock row), long before lock_expire; data intact
 --FILE--
 <?php
 require __DIR__ . '/inc/locking.inc';
@@ -45,15 +45,9 @@ foreach (sp_engines('killed') as $engine => $dsn) {
     echo 'B session_start(): ', var_export($rb['ok'] ?? null, true), "\n";
     lk_print_errors('B', $rb, $dsn);
     $waited = $rb['waited'] ?? INF;
-    if ($engine === 'files') {
-        // flock dies with its process: no waiting at all.
-        echo 'B got the lock at once (< 1 s): ', lk_check($waited < 1.0, lk_s($waited)), "\n";
-    } else {
-        // The lock row outlives A: B may only take it once it expired, 2 s after A took it.
-        $since = ($rb['acquired'] ?? 0.0) - $locked['before'];
-        echo 'B got the lock no earlier than 2 s after A took it: ', lk_check($since >= 1.95, lk_s($since)), "\n";
-        echo 'and within 4 s after A took it: ', lk_check($since < 4.0, lk_s($since)), "\n";
-    }
+    // flock, and the lock byte that SQLite's lock row comes with, die with their process: B does
+    // not wait for the 2 s lock_expire. 0.5 s leaves room for a loaded machine; measured: < 10 ms.
+    echo 'B got the lock at once (< 0.5 s): ', lk_check($waited < 0.5, lk_s($waited)), "\n";
     echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
     echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 }
@@ -65,8 +59,7 @@ A killed by SIGKILL: true
 A printed: ""
 B session_start(): true
 B: no errors
-B got the lock no earlier than 2 s after A took it: yes
-and within 4 s after A took it: yes
+B got the lock at once (< 0.5 s): yes
 B saw: {"v":"before-kill"}
 stored: {"v":"before-kill","v2":"B"}
 == files
@@ -75,6 +68,6 @@ A killed by SIGKILL: true
 A printed: ""
 B session_start(): true
 B: no errors
-B got the lock at once (< 1 s): yes
+B got the lock at once (< 0.5 s): yes
 B saw: {"v":"before-kill"}
 stored: {"v":"before-kill","v2":"B"}

@@ -13,13 +13,13 @@ function listing(string $dir): string
     return implode(' ', array_diff(scandir($dir), ['.', '..']));
 }
 
-/** "ok" when $dir holds session_proxy.sqlite and at most its -wal/-shm companions. */
+/** "ok" when $dir holds session_proxy.sqlite and at most its -wal/-shm/-locks companions. */
 function db_only(string $dir): string
 {
     $l = array_diff(scandir($dir), ['.', '..']);
     $ok = in_array('session_proxy.sqlite', $l, true)
-        && !array_diff($l, ['session_proxy.sqlite', 'session_proxy.sqlite-wal', 'session_proxy.sqlite-shm']);
-    return $ok ? 'session_proxy.sqlite (and at most its -wal/-shm)' : 'UNEXPECTED: ' . implode(' ', $l);
+        && !array_diff($l, ['session_proxy.sqlite', 'session_proxy.sqlite-wal', 'session_proxy.sqlite-shm', 'session_proxy.sqlite-locks']);
+    return $ok ? 'session_proxy.sqlite (and at most its -wal/-shm/-locks)' : 'UNEXPECTED: ' . implode(' ', $l);
 }
 
 function modes(string $dir): string
@@ -63,12 +63,12 @@ n=1
 bool(true)
 n=2
 read n=2
-files: session_proxy.sqlite (and at most its -wal/-shm)
+files: session_proxy.sqlite (and at most its -wal/-shm/-locks)
 modes: no group/other bits on any file
 == plain absolute directory
 bool(true)
 n=1
 read n=1
-files: session_proxy.sqlite (and at most its -wal/-shm)
+files: session_proxy.sqlite (and at most its -wal/-shm/-locks)
 modes: no group/other bits on any file
 read n=2

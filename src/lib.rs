@@ -5,6 +5,7 @@
 
 pub mod dsn;
 pub mod id;
+pub mod kwait;
 pub mod lock;
 pub mod net;
 pub mod pool;

@@ -55,9 +55,7 @@ pub trait Store: Send {
     /// `attempt` counts the waits so far. The default backs off from 1 ms to 16 ms; engines that
     /// can be told of a release (a notification, a blocking primitive) override it.
     fn wait_for_release(&mut self, _id: &SessionId, deadline: Instant, attempt: u32) -> anyhow::Result<()> {
-        let step = Duration::from_millis(1u64 << attempt.min(4));
-        let now = Instant::now();
-        std::thread::sleep(step.min(deadline.saturating_duration_since(now)));
+        back_off(deadline, attempt);
         Ok(())
     }
 
@@ -100,6 +98,12 @@ pub fn connect(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
         Engine::Memcached(o) => Box::new(memcached::MemcachedStore::open(o)?),
         Engine::Redis(o) => Box::new(redis::RedisStore::open(o)?),
     })
+}
+
+/// The default wait for a lock's release: sleeps 1 ms doubling to 16 ms, never past `deadline`.
+pub(crate) fn back_off(deadline: Instant, attempt: u32) {
+    let step = Duration::from_millis(1u64 << attempt.min(4));
+    std::thread::sleep(step.min(deadline.saturating_duration_since(Instant::now())));
 }
 
 /// Seconds since the Unix epoch, as stored by the engines.
