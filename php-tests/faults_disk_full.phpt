@@ -40,7 +40,7 @@ foreach (['sqlite', 'files'] as $engine) {
     $mnt = sp_tmpdir("full-$engine");
     $dsn = $engine === 'sqlite' ? "sqlite://$mnt/s.sqlite" : "files://$mnt/files";
     $php = fn (string ...$args) => sp_php_cmd($child, ['session.save_path' => sp_q($dsn)])
-        . implode('', array_map(fn ($a) => ' ' . escapeshellarg($a), $args)) . ' 2>&1';
+        . implode('', array_map(fn ($a) => ' ' . escapeshellarg($a), $args)) . ' 2>&1 || echo "child PHP: exit status $?"';
     $m = escapeshellarg($mnt);
     // Everything runs in one shell inside a private mount namespace; the tmpfs goes with it.
     $script = implode("\n", [
@@ -67,7 +67,7 @@ foreach (['sqlite', 'files'] as $engine) {
         $php('-'),
         "echo \"files/: [\$(ls -A $m/files | xargs)]\"",
     ]);
-    $out = (string) shell_exec('unshare -m sh -c ' . escapeshellarg($script) . ' 2>&1');
+    $out = sp_run('unshare -m sh -c ' . escapeshellarg($script));
     $out = preg_replace('/ in \S+ on line \d+$/m', '', str_replace($mnt, 'MNT', $out));
     foreach (preg_split('/\R/', trim($out)) as $line) {
         if ($line !== '') {
