@@ -85,5 +85,33 @@ verdict "phpt, one fails" red phpt_case fail
 verdict "phpt, one is skipped" red phpt_case skip
 verdict "phpt, one borks" red phpt_case bork
 
+# --- a checkout inside a private (0700) directory: the web service serves it ---------------------
+# (root's home on Debian is 0700: nginx's workers, when they ran as "nobody", answered 404 there.)
+# A copy of what scripts/services/web.sh needs, started on free ports with one php-fpm worker.
+web_private() {
+  local priv="$SCRATCH/private" co="$SCRATCH/private/checkout" state="$SCRATCH/private/state" rc=0 url code
+  rm -rf "$priv"
+  mkdir -p "$co/scripts/services" "$co/php-tests" "$co/target/release"
+  chmod 0700 "$priv"
+  cp scripts/lib.sh "$co/scripts/" && cp scripts/services/web.sh "$co/scripts/services/" \
+    && cp -r php-tests/web "$co/php-tests/" && cp target/release/libsession_proxy.so "$co/target/release/" || return 1
+  SP_WEB_PORT=0 SP_FPM_PORT=0 SP_FPM_WORKERS=1 bash "$co/scripts/services/web.sh" start "$state" || rc=1
+  if ((rc == 0)); then
+    url=$(sed -n 's/^SP_WEB_URL=//p' "$state/env")
+    code=$(php -n -r '$c = stream_context_create(["http" => ["timeout" => 5, "ignore_errors" => true]]);
+      $b = @file_get_contents($argv[1], false, $c); echo explode(" ", $http_response_header[0] ?? "- none")[1], " ", $b;' "$url/ping.php")
+    [[ $code == "200 pong session_proxy" ]] || { echo "ping.php answered: $code"; rc=1; }
+  fi
+  bash "$co/scripts/services/web.sh" stop "$state" || rc=1
+  rm -rf "$priv"
+  return $rc
+}
+if out=$(web_private 2>&1); then
+  echo "ok: web service from a checkout in a 0700 directory: ping.php 200"
+else
+  echo "WRONG: web service from a checkout in a 0700 directory:"; sed 's/^/    /' <<<"$out"
+  bad=$((bad + 1))
+fi
+
 echo "runner self-test: $bad cases judged wrongly"
 [[ $bad -eq 0 ]]
