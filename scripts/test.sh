@@ -48,6 +48,13 @@ cargo_tests "$LOG_DIR/cargo.log" --release --no-fail-fast
 echo "== fuzz targets"
 check_cmd fuzz-check cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir "$PWD/target/fuzz-check"
 
+# The extension with the test-only feature "test-panic" for panic_guard.phpt: profile panic-test (the
+# release profile's panic strategy) writes target/panic-test/, so target/release/ keeps the normal build.
+# The first build compiles the dependencies once more (unoptimised), later ones only this crate.
+echo "== test-panic build"
+check_cmd panic-test-build cargo build --profile panic-test --features test-panic
+export SESSION_PROXY_PANIC_SO="$PWD/target/panic-test/libsession_proxy.so"
+
 # The runner itself: crashes, build errors, borks and skips must count as failures (scripts/selftest.sh).
 echo "== runner self-test"
 check_cmd runner-selftest bash scripts/selftest.sh
