@@ -75,9 +75,9 @@ foreach (sp_engines('badstorage-w') as $engine => $dsn) {
     $ini = ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '2000'];
     $dir = $engine === 'files' ? substr($dsn, strlen('files://')) : dirname(substr($dsn, strlen('sqlite://')));
     $showw = fn (string $s) => str_replace($dir, 'DIR', $s);
-    echo $showw((string) shell_exec(sp_php_cmd($script, $ini) . ' small 2>&1'));
-    echo $showw((string) shell_exec("trap '' XFSZ; ulimit -f 256; exec " . sp_php_cmd($script, $ini) . ' big 2>&1'));
-    echo $showw((string) shell_exec(sp_php_cmd($script, $ini) . ' small 2>&1'));
+    echo $showw(sp_run(sp_php_cmd($script, $ini) . ' small'));
+    echo $showw(sp_run("trap '' XFSZ; ulimit -f 256; exec " . sp_php_cmd($script, $ini) . ' big'));
+    echo $showw(sp_run(sp_php_cmd($script, $ini) . ' small'));
     echo 'files: ', implode(' ', array_diff(scandir($dir), ['.', '..'])), "\n";
 }
 ?>

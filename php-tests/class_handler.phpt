@@ -6,8 +6,8 @@ require __DIR__ . '/inc/helpers.inc';
 
 // Loading the extension prints nothing at startup: the class's signatures fit the interfaces'
 // tentative return types (a mismatch is an E_DEPRECATED at every startup).
-echo 'startup output: ', json_encode(shell_exec(escapeshellarg(sp_php_binary()) . ' -n -d ' . escapeshellarg('extension=' . sp_so())
-    . ' -d error_reporting=-1 -d display_startup_errors=1 -r ' . escapeshellarg('echo "ok";') . ' 2>&1')), "\n";
+echo 'startup output: ', json_encode(sp_run(escapeshellarg(sp_php_binary()) . ' -n -d ' . escapeshellarg('extension=' . sp_so())
+    . ' -d error_reporting=-1 -d display_startup_errors=1 -r ' . escapeshellarg('echo "ok";'))), "\n";
 
 const PRELUDE = '
 class Logged extends SessionProxy\Handler {

@@ -1,5 +1,5 @@
 --TEST--
-Faults: a full disk (a size-limited tmpfs) and a read-only file system (remounted ro) on both engines: a warning naming the cause, the old session intact, no temp file left, writes work again once there is room
+Faults: a full disk (a size-limited tmpfs) and a read-only file system (remounted ro) on both engines: a warning naming the cause, the old session intact, no temp file left, writes work again once there is room, also within one PHP process
 --SKIPIF--
 <?php
 // Needs a private mount namespace (root or CAP_SYS_ADMIN): the tmpfs is seen by this test's processes only.
@@ -35,12 +35,52 @@ if ($ok) {
 echo "end\n";
 PHP);
 
+// The same faults in ONE PHP process (its pooled connection kept): a session stored, the disk filled by
+// the process itself up to 64 KiB, a 200 KiB write refused, the filler removed, the next request's
+// write stored. $argv[1]: the mount point.
+$one = sp_script(<<<'PHP'
+function req(string $label, int $bytes): void
+{
+    session_id('onefull1');
+    $ok = session_start();
+    echo "$label: start=", json_encode($ok);
+    if ($ok) {
+        $_SESSION['v'] = str_repeat('v', $bytes);
+        // PHP 8.2's session_write_close() returns true even when the write failed: the warnings say it.
+        $wrote = session_write_close();
+        echo ' write=', json_encode($wrote);
+    }
+    echo "\n";
+}
+function stored(): void
+{
+    ini_set('session_proxy.locking', '0');
+    session_id('onefull1');
+    $ok = session_start(['read_and_close' => true]);
+    echo 'stored: ', $ok ? strlen($_SESSION['v'] ?? '') . ' bytes' : 'unreadable', "\n";
+    ini_set('session_proxy.locking', '1');
+}
+$pid = getmypid();
+req('first', 20000);
+$h = fopen("$argv[1]/filler", 'wb');
+fwrite($h, str_repeat("\0", (int) disk_free_space($argv[1]) - 64 * 1024));
+fclose($h);
+req('disk full', 200000);
+stored();
+unlink("$argv[1]/filler");
+req('room again', 200000);
+stored();
+echo 'one process: ', var_export(getmypid() === $pid, true), "\n";
+PHP);
+
 foreach (['sqlite', 'files'] as $engine) {
     echo "== $engine\n";
     $mnt = sp_tmpdir("full-$engine");
+    $mnt1 = sp_tmpdir("full1-$engine");
+    $dsn1 = $engine === 'sqlite' ? "sqlite://$mnt1/s.sqlite" : "files://$mnt1";
     $dsn = $engine === 'sqlite' ? "sqlite://$mnt/s.sqlite" : "files://$mnt/files";
     $php = fn (string ...$args) => sp_php_cmd($child, ['session.save_path' => sp_q($dsn)])
-        . implode('', array_map(fn ($a) => ' ' . escapeshellarg($a), $args)) . ' 2>&1';
+        . implode('', array_map(fn ($a) => ' ' . escapeshellarg($a), $args)) . ' 2>&1 || echo "child PHP: exit status $?"';
     $m = escapeshellarg($mnt);
     // Everything runs in one shell inside a private mount namespace; the tmpfs goes with it.
     $script = implode("\n", [
@@ -61,14 +101,17 @@ foreach (['sqlite', 'files'] as $engine) {
         "rm $m/filler",
         $php('524288', 'new'),
         $php('-'),
+        'echo "-- one PHP process: a session stored, the disk filled, a write refused, room again"',
+        'mount -t tmpfs -o size=1m,mode=0700 tmpfs ' . escapeshellarg($mnt1) . ' || exit 1',
+        sp_php_cmd($one, ['session.save_path' => sp_q($dsn1)]) . ' ' . escapeshellarg($mnt1) . ' 2>&1 || echo "child PHP: exit status $?"',
         'echo "-- the file system is remounted read-only"',
         "mount -o remount,ro $m || exit 1",
         $php('1000', 'ro'),
         $php('-'),
         "echo \"files/: [\$(ls -A $m/files | xargs)]\"",
     ]);
-    $out = (string) shell_exec('unshare -m sh -c ' . escapeshellarg($script) . ' 2>&1');
-    $out = preg_replace('/ in \S+ on line \d+$/m', '', str_replace($mnt, 'MNT', $out));
+    $out = sp_run('unshare -m sh -c ' . escapeshellarg($script));
+    $out = preg_replace('/ in \S+ on line \d+$/m', '', str_replace([$mnt1, $mnt], ['MNT1', 'MNT'], $out));
     foreach (preg_split('/\R/', trim($out)) as $line) {
         if ($line !== '') {
             echo "$line\n";
@@ -94,6 +137,16 @@ files/: []
 start=true
 end
 stored: 524288 bytes, tag new
+-- one PHP process: a session stored, the disk filled, a write refused, room again
+first: start=true write=true
+disk full: start=true
+Warning: session_write_close(): session_proxy: cannot write session oneful… (200014 bytes) to sqlite://MNT1/s.sqlite: database or disk is full; the stored session is unchanged
+Warning: session_write_close(): Failed to write session data (session_proxy). Please verify that the current setting of session.save_path is correct (sqlite://MNT1/s.sqlite)
+ write=true
+stored: 20000 bytes
+room again: start=true write=true
+stored: 200000 bytes
+one process: true
 -- the file system is remounted read-only
 Warning: session_start(): session_proxy: cannot lock session fullsi… in sqlite://MNT/s.sqlite: attempt to write a readonly database
 Warning: session_start(): Failed to read session data: session_proxy (path: sqlite://MNT/s.sqlite)
@@ -118,6 +171,16 @@ files/: [sess_fullsid1]
 start=true
 end
 stored: 524288 bytes, tag new
+-- one PHP process: a session stored, the disk filled, a write refused, room again
+first: start=true write=true
+disk full: start=true
+Warning: session_write_close(): session_proxy: cannot write session oneful… (200014 bytes) to files://MNT1: cannot write MNT1/sess_onefull1: No space left on device (os error 28); the stored session is unchanged
+Warning: session_write_close(): Failed to write session data (session_proxy). Please verify that the current setting of session.save_path is correct (files://MNT1)
+ write=true
+stored: 20000 bytes
+room again: start=true write=true
+stored: 200000 bytes
+one process: true
 -- the file system is remounted read-only
 Warning: session_start(): session_proxy: cannot open files://MNT/files: directory MNT/files is not writable
 Warning: session_start(): Failed to initialize storage module: session_proxy (path: files://MNT/files)

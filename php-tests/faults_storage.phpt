@@ -63,8 +63,8 @@ PHP);
 function run(string $dsn, string $dir, string $value, string $mid = ''): void
 {
     global $child;
-    $out = (string) shell_exec(sp_php_cmd($child, ['session.save_path' => sp_q($dsn)]) . ' '
-        . escapeshellarg($value) . ' ' . escapeshellarg($mid) . ' 2>&1');
+    $out = sp_run(sp_php_cmd($child, ['session.save_path' => sp_q($dsn)]) . ' '
+        . escapeshellarg($value) . ' ' . escapeshellarg($mid));
     $out = preg_replace('/ in \S+ on line \d+$/m', '', str_replace($dir, 'DIR', $out));
     foreach (preg_split('/\R/', trim($out)) as $line) {
         if ($line !== '') {

@@ -37,7 +37,7 @@ foreach (sp_engines('fork') as $engine => $dsn) {
     $child = json_decode((string) @file_get_contents("$dir/child-$engine.json"), true);
     $final = sp_cycle($dsn, 'forkid')['data']['n'] ?? null;
     echo "$engine: parent pooled before fork=$before, child saw inherited=", $child['inherited'] ?? '?',
-        " then its own=", $child['own'] ?? '?', ", child exit=", pcntl_wexitstatus($status), ", n=$final\n";
+        " then its own=", $child['own'] ?? '?', ", child exit=", pcntl_wifexited($status) ? pcntl_wexitstatus($status) : 'signal ' . pcntl_wtermsig($status), ", n=$final\n";
 }
 ?>
 --EXPECT--

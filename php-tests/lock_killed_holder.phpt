@@ -22,13 +22,10 @@ foreach (sp_engines('killed') as $engine => $dsn) {
     ', ['id' => $id, 'sig' => $sig], $ini);
     $locked = lk_wait_signal("$sig/a-locked");
     exec('kill -9 ' . (int) $a['pid'], $_, $rc);
-    $end = microtime(true) + 10;
-    do {
-        $st = proc_get_status($a['proc']);
-    } while ($st['running'] && microtime(true) < $end && usleep(2000) === null);
+    $st = sp_proc_status($a['proc']);
     echo 'A held the lock: ', var_export($locked['ok'], true), "\n";
-    echo 'A killed by SIGKILL: ', var_export($rc === 0 && $st['signaled'] && $st['termsig'] === 9, true), "\n";
-    $out = sp_wait($a);
+    echo 'A killed by SIGKILL: ', var_export($rc === 0 && ($st['signal'] ?? 0) === 9, true), "\n";
+    $out = sp_wait($a, SP_KILLED);
     echo 'A printed: ', json_encode($out), "\n";
 
     $rb = lk_run('B', '

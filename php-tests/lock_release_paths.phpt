@@ -59,7 +59,7 @@ foreach (sp_engines('release') as $engine => $dsn) {
             session_write_close();
             lk_done(["ok" => $ok, "waited" => $waited, "seen" => $seen]);
         ', ['id' => $id], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '3000']);
-        $running = proc_get_status($a['proc'])['running'];
+        $running = sp_proc_status($a['proc'], false) === null;
         lk_signal_parent("$sig/b-done");
         $ra = lk_result('A', sp_wait($a));
 

@@ -1,5 +1,5 @@
 --TEST--
-Memcached engine, server killed mid-load: 8 worker processes run locked session cycles in a loop while memcached is killed (SIGKILL), kept down 1.5 s and restarted on the same port; failures are bounded and name host:port, no crash or hang, every worker recovers within 1 s (default retry= interval) without restarting PHP, and pooled connections left stale by the restart cost no failed request
+Memcached engine, server killed mid-load: 8 worker processes, two by two on a shared session (contended locks), run locked session cycles in a loop while memcached is killed (SIGKILL), kept down 1.5 s and restarted on the same port; failures are bounded and name host:port, no crash or hang, every worker recovers within 1 s (default retry= interval) without restarting PHP, and pooled connections left stale by the restart cost no failed request
 --FILE--
 <?php
 require __DIR__ . '/inc/outage.inc';
@@ -23,5 +23,6 @@ each failed request ended within the timeout + 1 s: yes
 each failed request warned naming host:port: yes
 recovered within 1 s: yes
 every request started 1 s after the restart or later succeeded: yes
-after the restart each session counts every update from 0: yes
+after the restart each session counts every update of its two workers from 0: yes
+the two workers of a session met at its lock: yes
 idle workers (pooled connection stale after the restart) failed no request: yes

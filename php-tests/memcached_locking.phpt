@@ -87,7 +87,7 @@ $a = lk_spawn('
 ', ['sig' => $sig], $ini);
 $k = lk_wait_signal("$sig/k-locked");
 exec('kill -9 ' . (int) $a['pid']);
-sp_wait($a);
+sp_wait($a, SP_KILLED);
 $rb = lk_run('B', '
     session_id("kill1");
     $ok = session_start();

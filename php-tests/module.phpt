@@ -7,8 +7,7 @@ require __DIR__ . '/inc/helpers.inc';
 /** Runs the child PHP binary with only our extension loaded and $args appended. */
 function php_with_ext(string $args): string
 {
-    return (string) shell_exec(escapeshellarg(sp_php_binary()) . ' -n -d ' . escapeshellarg('extension=' . sp_so())
-        . " $args 2>&1");
+    return sp_run(escapeshellarg(sp_php_binary()) . ' -n -d ' . escapeshellarg('extension=' . sp_so()) . " $args");
 }
 
 // The version PHP reports must be the crate's version.

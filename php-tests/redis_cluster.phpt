@@ -1,5 +1,5 @@
 --TEST--
-Redis engine, Cluster (3 masters + 3 replicas on 127.0.0.1): sessions and locking across processes (wait, wake-up on release, 30-process race), data and lock keys in one slot, and compatibility with phpredis' rediscluster handler (PHPREDIS_CLUSTER_SESSION:)
+Redis engine, Cluster (3 masters + 3 replicas on 127.0.0.1): sessions and locking across processes (wait, wake-up on release, 50-process race), data and lock keys in one slot, and compatibility with phpredis' rediscluster handler (PHPREDIS_CLUSTER_SESSION:)
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
@@ -55,10 +55,11 @@ $lat = ($rb['acquired'] ?? 0) - ($ra['released'] ?? 0);
 echo 'woken within 150 ms of the release: ', lk_check($lat < 0.15, lk_s($lat)), "\n";
 echo 'errors: ', json_encode(array_merge($ra['errors'] ?? [], $rb['errors'] ?? [])), "\n";
 
-echo "== race, 30 processes\n";
+$racers = 50;
+echo "== race, $racers processes\n";
 $rid = 'clrace' . bin2hex(random_bytes(4));
 $procs = [];
-for ($i = 0; $i < 30; $i++) {
+for ($i = 0; $i < $racers; $i++) {
     $procs[] = lk_spawn('
         session_id($P["id"]);
         lk_signal($P["sig"] . "/r-" . $P["i"]);
@@ -69,14 +70,14 @@ for ($i = 0; $i < 30; $i++) {
         lk_done(["ok" => $ok]);
     ', ['id' => $rid, 'sig' => $sig, 'i' => $i], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '60000']);
 }
-for ($i = 0; $i < 30; $i++) sp_wait_for_file("$sig/r-$i", 60.0);
+for ($i = 0; $i < $racers; $i++) sp_wait_for_file("$sig/r-$i", 60.0);
 lk_signal_parent("$sig/go");
 $good = 0;
 foreach ($procs as $i => $p) {
     $r = lk_result("racer $i", sp_wait($p));
     $good += (int) (($r['ok'] ?? false) && !$r['errors']);
 }
-echo "clean runs: $good of 30; stored: ", json_encode(lk_stored($dsn, $rid)), "\n";
+echo "clean runs: $good of $racers; stored: ", json_encode(lk_stored($dsn, $rid)), "\n";
 
 echo "== phpredis rediscluster handler\n";
 $cid = 'clcompat' . bin2hex(random_bytes(6));
@@ -104,8 +105,8 @@ lock held in the cluster: 1
 B waited (> 0.5 s): yes and saw {"n":2}
 woken within 150 ms of the release: yes
 errors: []
-== race, 30 processes
-clean runs: 30 of 30; stored: {"n":30}
+== race, 50 processes
+clean runs: 50 of 50; stored: {"n":50}
 == phpredis rediscluster handler
 session_proxy saw: {"by":["phpredis"]}; phpredis then saw: {"by":["phpredis","session_proxy"]}
 errors: []

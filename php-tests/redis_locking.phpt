@@ -87,7 +87,7 @@ $e = lk_spawn('
 ', ['id' => $id, 'sig' => $sig], $ini);
 $locked = lk_wait_signal("$sig/e-locked");
 exec('kill -9 ' . (int) $e['pid']);
-sp_wait($e);
+sp_wait($e, SP_KILLED);
 echo 'lock key left behind with a TTL: ', var_export(rd_cmd(['PTTL', "{$pre}{$id}_LOCK"]) > 0, true), "\n";
 $rf = lk_run('F', '
     session_id($P["id"]);

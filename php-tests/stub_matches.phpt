@@ -40,7 +40,7 @@ $cmd = escapeshellarg(sp_php_binary()) . ' -n -r ' . escapeshellarg(
     $describe . 'require ' . var_export($stub, true) . '; echo json_encode(sp_describe('
     . var_export($classes, true) . '));'
 );
-$fromStub = json_decode(shell_exec($cmd . ' 2>&1'), true);
+$fromStub = json_decode(sp_run($cmd), true);
 echo "classes and methods agree: ", var_export($loaded === $fromStub, true), "\n";
 if ($loaded !== $fromStub) {
     echo "extension: ", json_encode($loaded, JSON_PRETTY_PRINT), "\nstub: ", json_encode($fromStub, JSON_PRETTY_PRINT), "\n";

@@ -2,8 +2,9 @@
 # The php-fpm soak of `make soak`: SOAK_REQUESTS (default 100000) session cycles per run through
 # nginx + php-fpm (scripts/services/web.sh) with locking on: the native handler on SQLite, files, Redis
 # and Memcached (a private redis-server and memcached on free ports, scripts/private-servers.sh) and
-# the class on SQLite. Checks that no update is lost and reports each worker's RSS after warm-up and at
-# the end. SOAK_ENGINES picks runs (default "sqlite files redis memcached class-sqlite").
+# the class on SQLite. 8 clients share 64 sessions (two at a time on each, so the locks are contended);
+# checks that no update is lost and that no worker's RSS grows by more than 1 MiB after warm-up
+# (scripts/fpm_soak.py). SOAK_ENGINES picks runs (default "sqlite files redis memcached class-sqlite").
 # Exit status non-zero on any error or lost update.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs cargo's tests and the phpt suite, then prints one line "N passed, N failed" (their sum).
-# Exit status is non-zero on any failure. A skipped phpt counts as a failure: every test here is
-# about something this project installs, so a skip means something is missing.
+# Runs cargo's tests, a type-check of the fuzz targets, the runner's self-test and the phpt suite, then
+# prints one line "N passed, N failed" (their sum). Exit status is non-zero on any failure. A skipped
+# phpt counts as a failure: every test here is about something this project installs, so a skip means
+# something is missing. A test binary that crashes or does not build counts as failed (scripts/count.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ mkdir -p "$LOG_DIR"
 
 passed=0
 failed=0
+# cargo_tests, phpt_tests, check_cmd, finish: how results are counted.
+. scripts/count.sh
 
 # --- servers -----------------------------------------------------------------------------------
 # Each scripts/services/<name>.sh takes "start <state-dir>" / "stop <state-dir>". start launches its
@@ -38,35 +41,28 @@ set -a; . "$SERVICES_DIR/env"; set +a
 
 # --- cargo -------------------------------------------------------------------------------------
 echo "== cargo test"
-cargo test --release 2>&1 | tee "$LOG_DIR/cargo.log" | grep -E "^test result:|FAILED|panicked" || true
-cargo_status=${PIPESTATUS[0]}
-while read -r p f; do
-  passed=$((passed + p)); failed=$((failed + f))
-done < <(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$LOG_DIR/cargo.log")
-if [[ $cargo_status -ne 0 ]] && ! grep -q "^test result: FAILED" "$LOG_DIR/cargo.log"; then
-  echo "cargo test did not run (build error?): see $LOG_DIR/cargo.log"
-  failed=$((failed + 1))
-fi
+cargo_tests "$LOG_DIR/cargo.log" --release --no-fail-fast
+
+# The fuzz targets (fuzz/, its own workspace) must keep compiling: cargo-fuzz needs nightly for its
+# default build, so the suite type-checks them with stable, in a target dir of their own.
+echo "== fuzz targets"
+check_cmd fuzz-check cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir "$PWD/target/fuzz-check"
+
+# The extension with the test-only feature "test-panic" for panic_guard.phpt: profile panic-test (the
+# release profile's panic strategy) writes target/panic-test/, so target/release/ keeps the normal build.
+# The first build compiles the dependencies once more (unoptimised), later ones only this crate.
+echo "== test-panic build"
+check_cmd panic-test-build cargo build --profile panic-test --features test-panic
+export SESSION_PROXY_PANIC_SO="$PWD/target/panic-test/libsession_proxy.so"
+
+# The runner itself: crashes, build errors, borks and skips must count as failures (scripts/selftest.sh).
+echo "== runner self-test"
+check_cmd runner-selftest bash scripts/selftest.sh
 
 # --- phpt --------------------------------------------------------------------------------------
 echo "== phpt"
-total=$(find php-tests -name '*.phpt' | wc -l)
 export SESSION_PROXY_SO="$SO" TEST_PHP_EXECUTABLE="$PHP_BIN"
 # Tests start servers and child PHP processes of their own; keep the machine's INI out of them (-n).
-php -n "$RUN_TESTS" -n -q --no-color --no-progress -j"${PHPT_JOBS:-2}" -p "$PHP_BIN" \
-  -d extension="$SO" php-tests > "$LOG_DIR/phpt.log" 2>&1
-grep -E "^(FAIL|BORK|SKIP|LEAK|PASS)" "$LOG_DIR/phpt.log" | grep -v "^PASS" || true
-count() { sed -nE "s/^Tests $1 *: *([0-9]+).*/\1/p" "$LOG_DIR/phpt.log" | head -1; }
-p_pass=$(count passed); p_fail=$(count failed); p_skip=$(count skipped); p_bork=$(grep -c "^BORK" "$LOG_DIR/phpt.log")
-p_pass=${p_pass:-0}; p_fail=${p_fail:-0}; p_skip=${p_skip:-0}
-# Anything that did not pass (failed, skipped, borked, or never ran) is a failure.
-p_bad=$((total - p_pass))
-echo "phpt: $total tests, $p_pass passed, $p_fail failed, $p_skip skipped, $p_bork borked (log: $LOG_DIR/phpt.log)"
-for f in $(sed -nE 's/^(FAIL|BORK).*\[(.*)\] *$/\2/p' "$LOG_DIR/phpt.log"); do
-  [[ -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.diff"; head -40 "${f%.phpt}.diff"; }
-  [[ -f ${f%.phpt}.out ]] && [[ ! -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.out"; head -40 "${f%.phpt}.out"; }
-done
-passed=$((passed + p_pass)); failed=$((failed + p_bad))
+phpt_tests php-tests "$LOG_DIR/phpt.log" -j"${PHPT_JOBS:-2}" -p "$PHP_BIN" -d extension="$SO"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 && $passed -gt 0 ]]
+finish

@@ -18,7 +18,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 
 use super::ffi;
-use super::hooks::{guard, ini_max_lifetime, raise};
+use super::hooks::{guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
 use crate::session::Request;
 use crate::settings::{self, Settings, DIRECTIVES};
@@ -166,7 +166,10 @@ impl Handler {
 
     pub fn write(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
         let life = ini_max_lifetime();
-        self.with(false, |r| r.write(&id, &data, life).is_ok())
+        self.with(false, |r| {
+            test_panic("Handler::write");
+            r.write(&id, &data, life).is_ok()
+        })
     }
 
     pub fn destroy(&mut self, id: BinarySlice<u8>) -> bool {

@@ -56,6 +56,22 @@ pub fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Test builds only (feature `test-panic`, which scripts/test.sh builds into target/panic-test/ for
+/// php-tests/panic_guard.phpt): panics when the environment variable `SESSION_PROXY_TEST_PANIC`
+/// names `place`, so that a test can show `guard` keeps a panic out of PHP. The normal build has no
+/// such code.
+#[cfg(feature = "test-panic")]
+#[track_caller]
+pub fn test_panic(place: &str) {
+    if std::env::var_os("SESSION_PROXY_TEST_PANIC").is_some_and(|v| v == place) {
+        panic!("test panic in {place}");
+    }
+}
+
+#[cfg(not(feature = "test-panic"))]
+#[inline(always)]
+pub fn test_panic(_place: &str) {}
+
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
     Settings::from_raw(
@@ -169,7 +185,10 @@ unsafe extern "C" fn sp_close(mod_data: ModData) -> c_int {
 
 unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut *mut zend_string, maxlifetime: zend_long) -> c_int {
     unsafe {
-        with_request(mod_data, FAILURE, |r| match r.read(zstr_bytes(key), max_lifetime(maxlifetime)) {
+        with_request(mod_data, FAILURE, |r| match {
+            test_panic("read");
+            r.read(zstr_bytes(key), max_lifetime(maxlifetime))
+        } {
             Ok(data) => {
                 // A request-allocated string: PHP releases it.
                 *val = ZendStr::new(&data, false).into_raw();

@@ -245,6 +245,37 @@ impl SqliteStore {
         }
         self.guard(r)
     }
+
+    /// gc: deletes idle sessions in batches of GC_BATCH rows, each DELETE its own short transaction
+    /// (autocommit), so a writer waits at most for one batch, not for the whole gc. `between` runs
+    /// after each batch with the connection and the batch's row count (a no-op outside tests, which
+    /// check there that no transaction is open and another connection can write).
+    fn gc_batches(&mut self, max_lifetime: Duration, mut between: impl FnMut(&Connection, usize)) -> anyhow::Result<u64> {
+        let r = (|| {
+            let cutoff = unix_now() - max_lifetime.as_secs_f64();
+            let mut total = 0u64;
+            loop {
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM sessions WHERE rowid IN
+                         (SELECT rowid FROM sessions WHERE updated_at < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![cutoff, GC_BATCH as i64])?;
+                total += n as u64;
+                between(&self.conn, n);
+                if n < GC_BATCH {
+                    break;
+                }
+            }
+            // Locks of vanished holders that nobody came back for.
+            self.conn
+                .prepare_cached("DELETE FROM session_locks WHERE expires_at < ?1")?
+                .execute(params![unix_now()])?;
+            Ok(total)
+        })();
+        self.guard(r)
+    }
 }
 
 /// SQLite's own busy handler sleeps whole milliseconds (1, 2, 5, 10, 15, 20, 25 ... ms), and a
@@ -426,30 +457,7 @@ impl Store for SqliteStore {
     }
 
     fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64> {
-        let r = (|| {
-            let cutoff = unix_now() - max_lifetime.as_secs_f64();
-            let mut total = 0u64;
-            loop {
-                // Each batch is its own short transaction so writers interleave with a large gc.
-                let n = self
-                    .conn
-                    .prepare_cached(
-                        "DELETE FROM sessions WHERE rowid IN
-                         (SELECT rowid FROM sessions WHERE updated_at < ?1 LIMIT ?2)",
-                    )?
-                    .execute(params![cutoff, GC_BATCH as i64])?;
-                total += n as u64;
-                if n < GC_BATCH {
-                    break;
-                }
-            }
-            // Locks of vanished holders that nobody came back for.
-            self.conn
-                .prepare_cached("DELETE FROM session_locks WHERE expires_at < ?1")?
-                .execute(params![unix_now()])?;
-            Ok(total)
-        })();
-        self.guard(r)
+        self.gc_batches(max_lifetime, |_, _| {})
     }
 
     fn reusable(&self) -> bool {
@@ -544,10 +552,28 @@ mod tests {
             .unwrap();
         }
         tx.commit().unwrap();
+        let life = Duration::from_secs(60);
         let keep = SessionId::parse(b"fresh").unwrap();
-        s.save(&keep, b"x", Duration::from_secs(60), None).unwrap();
-        assert_eq!(s.gc(Duration::from_secs(60)).unwrap(), n as u64);
-        assert!(s.exists(&keep, Duration::from_secs(60)).unwrap());
+        s.save(&keep, b"x", life, None).unwrap();
+        // A second connection that never waits (busy_timeout 0) writes between gc's batches: it would
+        // get SQLITE_BUSY if gc held one transaction over all of them.
+        let mut other = store(&dir);
+        other.conn.busy_timeout(Duration::ZERO).unwrap();
+        let writer = SessionId::parse(b"writer").unwrap();
+        let mut batches = Vec::new();
+        let deleted = s
+            .gc_batches(life, |conn, rows| {
+                assert!(conn.is_autocommit(), "no transaction open after batch {}", batches.len());
+                other.save(&writer, format!("{}", batches.len()).as_bytes(), life, None).unwrap();
+                batches.push(rows);
+            })
+            .unwrap();
+        assert_eq!(deleted, n as u64);
+        assert_eq!(batches, [GC_BATCH, GC_BATCH, 7], "batches of {GC_BATCH} rows");
+        assert!(s.exists(&keep, life).unwrap());
+        assert_eq!(s.load(&writer, life).unwrap().as_deref(), Some(&b"2"[..]), "the writer's last write is kept");
+        // gc() is the same deletion.
+        assert_eq!(s.gc(life).unwrap(), 0);
     }
 
     /// Another connection holding the write lock for `hold`; returns once it has it, and the instant
