@@ -190,3 +190,41 @@ fn release_on_another_server_is_not_waited_for() {
         a.unlock(id, &t2).unwrap();
     }
 }
+
+/// The claim in the README: an uncontended locked cycle is 2 round trips (add the lock + read the
+/// session; write + release), on one server and on three with compat lock placement, whether the
+/// lock lives with its session or on another server (then the release is sent unanswered and rides
+/// with the next request's first burst). Counted at the socket (`crate::net::round_trips`), so
+/// commands of one step sent one after another, or an answer waited for, count more.
+#[test]
+fn round_trips_counted_at_the_socket() {
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    for (label, servers) in [("one server", vec![tcp("SP_MEMCACHED_PORT1")]), ("three servers", three())] {
+        let mut s = MemcachedStore::open(&opts(servers)).unwrap();
+        let ids: Vec<SessionId> = (0..40).map(|i| sid(&format!("rt{i}"))).collect();
+        let apart = ids.iter().find(|id| s.data_targets(id) != [s.lock_server(id)]);
+        let together = ids.iter().find(|id| s.data_targets(id) == [s.lock_server(id)]).unwrap();
+        if label == "three servers" {
+            assert!(apart.is_some(), "ketama puts some locks on other servers than their sessions");
+        }
+        for id in [Some(together), apart].into_iter().flatten() {
+            let what = format!("{label}, lock {}", if id == together { "with the session" } else { "on another server" });
+            let t = Token::new();
+            let cycle = |s: &mut MemcachedStore, n: usize, lazy: bool| {
+                assert!(matches!(s.lock_and_load(id, &t, expire, life).unwrap(), Acquire::Locked(_)), "{what}");
+                let r = if lazy { s.touch(id, life, Some(&t)) } else { s.save(id, format!("v{n}").as_bytes(), life, Some(&t)) };
+                assert_eq!(r.unwrap(), Saved::Done, "{what}");
+            };
+            // Connects, and asks each server its item size limit once.
+            cycle(&mut s, 0, false);
+            for lazy in [false, true] {
+                let before = crate::net::round_trips();
+                (1..=10).for_each(|n| cycle(&mut s, n, lazy));
+                let per_cycle = (crate::net::round_trips() - before) as f64 / 10.0;
+                assert_eq!(per_cycle, 2.0, "{what}, {}", if lazy { "touch" } else { "write" });
+            }
+            assert_eq!(s.load(id, life).unwrap().as_deref(), Some(&b"v10"[..]));
+        }
+    }
+}
