@@ -1,9 +1,10 @@
 --TEST--
-busy_poll (Redis and Memcached DSN option): sessions work with polling off (0), at the default and at the maximum (1000 µs), over TCP and unix sockets, with locking and a lock wait; a bad value gives a warning naming the option
+busy_poll (Redis and Memcached DSN option): sessions work with polling off (0), at the default and at the maximum (1000 µs), over TCP and unix sockets, with locking and a lock wait; counted with strace, reads poll unless busy_poll=0, never over TLS or Cluster, and never in a Redis lock wait; a bad value gives a warning naming the option
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
 require __DIR__ . '/inc/memcached.inc';
+require __DIR__ . '/inc/strace.inc';
 
 $rp = rd_port();
 $rsock = rd_socket();
@@ -45,6 +46,38 @@ foreach ($engines as $label => $dsn) {
     echo "$label lock wait: waiter saw ", json_encode($w['seen'] ?? null), "\n";
 }
 
+echo "== polled reads, counted with strace (recv with MSG_DONTWAIT)\n";
+// Ten locked cycles in one child. Its first read is polled whenever polling is on (the adaptive
+// pause needs misses first), so 'polls' does not depend on how fast the server answers.
+$cycles = 'for ($i = 0; $i < 10; $i++) { session_id($P["id"]); session_start(); $_SESSION["n"] = $i; session_write_close(); } lk_done([]);';
+$traced = function (string $label, string $path) use ($cycles) {
+    $r = st_run($label, $cycles, ['id' => 'bps' . bin2hex(random_bytes(6))], ['session.save_path' => $path]);
+    lk_print_errors($label, $r, $path);
+    echo $label, ': ', $r['polled'] > 0 ? 'polls' : 'never polls', "\n";
+};
+foreach ($engines as $label => $dsn) {
+    foreach (['busy_poll=0', '', 'busy_poll=1000'] as $q) {
+        $traced("$label " . ($q === '' ? 'default' : $q), $dsn($q));
+    }
+}
+// TLS and Cluster connections are redis-rs' own (blocking reads): the option changes nothing there.
+$ca = getenv('SP_REDIS_TLS_CA');
+$traced('redis tls busy_poll=1000', 'rediss://127.0.0.1:' . getenv('SP_REDIS_TLS_PORT') . "/0?ca=$ca&prefix={$rpre}s:&busy_poll=1000");
+$traced('redis cluster busy_poll=1000', 'redis-cluster://' . getenv('SP_REDIS_CLUSTER') . "?prefix={$rpre}c:&busy_poll=1000");
+// A lock wait blocks on the wake-up list (BLPOP) in the kernel: its read must not poll, even at the
+// maximum budget (the wait lasts as long as the holder keeps the lock).
+$path = "redis://127.0.0.1:$rp?prefix={$rpre}w:&busy_poll=1000";
+$id = 'bpl' . bin2hex(random_bytes(6));
+$sig = sp_tmpdir('bp-strace');
+$holder = lk_spawn('session_id($P["id"]); session_start(); lk_signal($P["sig"] . "/locked");
+    usleep(300000); $_SESSION["by"] = "holder"; session_write_close(); lk_done([]);', ['id' => $id, 'sig' => $sig], ['session.save_path' => $path]);
+lk_wait_signal("$sig/locked");
+$w = st_run('waiter', 'session_id($P["id"]); session_start(); lk_done(["seen" => $_SESSION["by"] ?? null]);', ['id' => $id], ['session.save_path' => $path]);
+lk_result('holder', sp_wait($holder));
+lk_print_errors('waiter', $w, $path);
+echo 'redis lock wait: waiter saw ', json_encode($w['seen'] ?? null), ', its reads after BLPOP: ',
+    json_encode(array_values(array_unique($w['after_blpop']))), "\n";
+
 echo "== bad values\n";
 foreach ([
     "redis://127.0.0.1:$rp?busy_poll=1001",
@@ -82,6 +115,43 @@ memcached unix busy_poll=0: 30/30 started, n=30, blob intact: true
 memcached unix default: 30/30 started, n=30, blob intact: true
 memcached unix busy_poll=1000: 30/30 started, n=30, blob intact: true
 memcached unix lock wait: waiter saw "holder"
+== polled reads, counted with strace (recv with MSG_DONTWAIT)
+redis tcp busy_poll=0: no errors
+redis tcp busy_poll=0: never polls
+redis tcp default: no errors
+redis tcp default: polls
+redis tcp busy_poll=1000: no errors
+redis tcp busy_poll=1000: polls
+redis unix busy_poll=0: no errors
+redis unix busy_poll=0: never polls
+redis unix default: no errors
+redis unix default: polls
+redis unix busy_poll=1000: no errors
+redis unix busy_poll=1000: polls
+phpredis tcp busy_poll=0: no errors
+phpredis tcp busy_poll=0: never polls
+phpredis tcp default: no errors
+phpredis tcp default: polls
+phpredis tcp busy_poll=1000: no errors
+phpredis tcp busy_poll=1000: polls
+memcached tcp busy_poll=0: no errors
+memcached tcp busy_poll=0: never polls
+memcached tcp default: no errors
+memcached tcp default: polls
+memcached tcp busy_poll=1000: no errors
+memcached tcp busy_poll=1000: polls
+memcached unix busy_poll=0: no errors
+memcached unix busy_poll=0: never polls
+memcached unix default: no errors
+memcached unix default: polls
+memcached unix busy_poll=1000: no errors
+memcached unix busy_poll=1000: polls
+redis tls busy_poll=1000: no errors
+redis tls busy_poll=1000: never polls
+redis cluster busy_poll=1000: no errors
+redis cluster busy_poll=1000: never polls
+waiter: no errors
+redis lock wait: waiter saw "holder", its reads after BLPOP: ["blocking"]
 == bad values
 redis://127.0.0.1:PORT?busy_poll=1001 => false
   Warning: option busy_poll="1001" must be an integer from 0 to 1000

@@ -42,7 +42,7 @@ foreach (sp_engines('release') as $engine => $dsn) {
                 session_id($P["id"]);
                 lk_done(["ok" => session_start()]);
             ', ['id' => $id], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '200']);
-            echo 'lock held before the call (a 200 ms wait fails): ', var_export(($probe['ok'] ?? null) === false, true), "\n";
+            echo 'lock held before the call (a 200 ms wait fails): ', lk_lock_held($probe, $id), "\n";
             lk_signal_parent("$sig/probed");
         }
 
@@ -77,7 +77,7 @@ foreach (sp_engines('release') as $engine => $dsn) {
 --EXPECT--
 == sqlite
 -- write_close
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors
@@ -87,7 +87,7 @@ A: no errors
 B saw: {"v":"A"}
 stored: {"v":"A"}
 -- abort
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors
@@ -106,7 +106,7 @@ A: no errors
 B saw: {"v":"seed"}
 stored: {"v":"seed"}
 -- destroy
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors
@@ -117,7 +117,7 @@ B saw: []
 stored: []
 == files
 -- write_close
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors
@@ -127,7 +127,7 @@ A: no errors
 B saw: {"v":"A"}
 stored: {"v":"A"}
 -- abort
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors
@@ -146,7 +146,7 @@ A: no errors
 B saw: {"v":"seed"}
 stored: {"v":"seed"}
 -- destroy
-lock held before the call (a 200 ms wait fails): true
+lock held before the call (a 200 ms wait fails): lock held
 A: start true, call returned true, session active after: false
 B session_start(): true
 B: no errors

@@ -130,7 +130,7 @@ $rc = lk_run('C', 'session_id("over1"); $ok = session_start(); lk_done(["ok" => 
 lk_signal_parent("$sig/o-a-done");
 $rb = lk_result('B', sp_wait($b));
 lk_print_errors('A', $ra, $dsn);
-echo 'C (while B holds the lock) started: ', var_export($rc['ok'], true), "\n";
+echo 'C (while B holds the lock): ', lk_lock_held($rc, 'over1'), "\n";
 echo 'B: ', var_export($rb['ok'], true), "\n";
 lk_print_errors('B', $rb, $dsn);
 echo 'stored: ', json_encode(lk_stored($dsn, 'over1')), "\n";
@@ -157,7 +157,7 @@ B saw: {"v":"before"}
 == taken-over lock is not deleted
 A: Warning: session_write_close(): session_proxy: the lock on session over1 expired after 1 s (session_proxy.lock_expire) and another request took it over; this request's changes were not saved
 A: Warning: session_write_close(): Failed to write session data %s
-C (while B holds the lock) started: false
+C (while B holds the lock): lock held
 B: true
 B: no errors
 stored: {"v":"B"}

@@ -83,6 +83,21 @@ impl BusyPoll {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Round trips this thread made over any `Socket`, and whether it is sending (tests only).
+    static ROUND_TRIPS: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// Round trips this thread made, counted where they happen: each burst of bytes written before the
+/// next read starts one (the writes to several servers before reading any answer are one burst, as
+/// they cost one wait; a message sent without waiting for its answer joins the next burst). Tests
+/// only: a pipeline sent command by command, or an answer waited for, counts one more.
+#[cfg(test)]
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.with(|c| c.get().0)
+}
+
 enum Sock {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -170,6 +185,8 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        #[cfg(test)]
+        ROUND_TRIPS.with(|c| c.set((c.get().0, false)));
         let budget = if self.polling { self.poll.budget() } else { Duration::ZERO };
         if budget.is_zero() || b.is_empty() {
             return self.blocking_read(b);
@@ -202,6 +219,12 @@ impl Read for Socket {
 
 impl Write for Socket {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        #[cfg(test)]
+        ROUND_TRIPS.with(|c| {
+            if let (n, false) = c.get() {
+                c.set((n + 1, true));
+            }
+        });
         match &mut self.sock {
             Sock::Tcp(s) => s.write(b),
             Sock::Unix(s) => s.write(b),

@@ -119,6 +119,26 @@ impl FilesStore {
         }
     }
 
+    /// gc's delete of a file its scan found idle. Between the scan and now a request may have locked
+    /// the file or renamed a fresh write over it, so the delete happens only under the file's lock, if
+    /// the path still names the locked file and that file is still idle. A file a request holds is
+    /// left to it (unlike PHP's handler, which deletes it): that request writes or releases it next.
+    /// An unlocked write (locking off) renamed in between the final check and the unlink can still
+    /// be lost, as with PHP's handler.
+    fn remove_if_idle(path: &Path, max_lifetime: Duration) -> bool {
+        let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
+            return false;
+        };
+        // SAFETY: a valid open descriptor; the lock ends when `f` is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return false;
+        }
+        let (Ok(md), Ok(cur)) = (f.metadata(), fs::symlink_metadata(path)) else {
+            return false;
+        };
+        cur.ino() == md.ino() && cur.dev() == md.dev() && !Self::is_live(&md, max_lifetime) && fs::remove_file(path).is_ok()
+    }
+
     /// Drops our lock on `id` (closing the descriptor releases the flock).
     fn release(&mut self, id: &SessionId) -> Option<Held> {
         match &self.held {
@@ -250,12 +270,26 @@ impl Store for FilesStore {
 
     fn destroy(&mut self, id: &SessionId, _owner: Option<&Token>) -> anyhow::Result<()> {
         let path = self.path_for(id);
+        // The session file is its lock: deleting a file another request holds would free that lock
+        // (the next request creates a new file and locks it). Refuse instead, as loudly as any error.
+        let _guard = match self.release(id) {
+            Some(h) => Some(h.file),
+            None => match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+                Ok(f) => {
+                    // SAFETY: a valid open descriptor; the lock ends when `f` is closed, after the unlink.
+                    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                        return Err(anyhow!("{} is locked by another request", path.display()));
+                    }
+                    Some(f)
+                }
+                Err(_) => None,
+            },
+        };
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot delete", &path)),
         }
-        self.release(id);
         Ok(())
     }
 
@@ -279,8 +313,9 @@ impl Store for FilesStore {
                     && (name.starts_with("sess_") || (name.starts_with(".sess_") && name.ends_with(".tmp")))
                     && !FilesStore::is_live(&md, max_lifetime)
                 {
-                    // Like PHP's handler: an expired file goes even if a request still holds it.
-                    if fs::remove_file(entry.path()).is_ok() {
+                    #[cfg(test)]
+                    crate::store::tests::gc_window(&name);
+                    if FilesStore::remove_if_idle(&entry.path(), max_lifetime) {
                         *n += 1;
                     }
                 }
@@ -307,7 +342,7 @@ mod tests {
     fn conforms() {
         for depth in [0, 2] {
             let dir = TempDir::new("files-conf");
-            conformance(|| Box::new(FilesStore::open(&opts(dir.path(), depth)).unwrap()));
+            assert!(conformance(|| Box::new(FilesStore::open(&opts(dir.path(), depth)).unwrap())), "gc raced between scan and unlink");
         }
     }
 

@@ -502,12 +502,16 @@ impl MemcachedStore {
         }
         let replies = self.exec(&reqs);
         let mut stored = 0;
+        let mut written = Vec::new();
         let mut errors = Vec::new();
         let mut conflict = Vec::new();
         for (r, &s) in replies.iter().zip(&targets) {
             match r {
                 Ok(Reply::Done(_)) | Ok(Reply::Miss) if !is_write => stored += 1,
-                Ok(Reply::Done(_)) => stored += 1,
+                Ok(Reply::Done(_)) => {
+                    stored += 1;
+                    written.push(s);
+                }
                 Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) if is_write => conflict.push(format!(
                     "the session changed on memcached server {} after this request read it (another request \
                      released its lock while this one was taking it); this request's changes were not saved",
@@ -522,6 +526,11 @@ impl MemcachedStore {
             self.held.remove(id.as_str());
         }
         if let Some(c) = conflict.pop() {
+            // Only the replica the session was read from is written conditionally; the copies this
+            // refused write left on the others would bring back a session destroyed meanwhile (or
+            // outlive the newer write): take them away again.
+            let undo: Vec<Req> = written.iter().map(|&s| (s, format!("md {key}"), None)).collect();
+            let _ = self.exec(&undo);
             bail!("{c}");
         }
         if stored == 0 {
@@ -672,6 +681,8 @@ impl Store for MemcachedStore {
                 for (k, r) in chunk.iter().zip(replies) {
                     if let Ok(Reply::Done(f)) = r {
                         if too_old(&f, max_lifetime) {
+                            #[cfg(test)]
+                            crate::store::tests::gc_window(k);
                             dels.push((s, format!("md {k} C{}", f.cas.unwrap_or(0)), None));
                         }
                     }
