@@ -119,8 +119,8 @@ echo "== afterwards\n";
 echo 'root holds only p1/p2/{fd,fl,sq}: ', var_export(array_values(array_filter(tree($root), fn ($p) => substr_count(rtrim($p, '/'), '/') < 3))
     === ['p1/', 'p1/p2/', 'p1/p2/fd/', 'p1/p2/fl/', 'p1/p2/sq/'], true), "\n";
 $sq = tree("$base/sq");
-echo 'sqlite dir: the database and at most its -wal/-shm: ', var_export(in_array('s.sqlite', $sq, true)
-    && !array_diff($sq, ['s.sqlite', 's.sqlite-wal', 's.sqlite-shm']), true), "\n";
+echo 'sqlite dir: the database and at most its -wal/-shm/-locks: ', var_export(in_array('s.sqlite', $sq, true)
+    && !array_diff($sq, ['s.sqlite', 's.sqlite-wal', 's.sqlite-shm', 's.sqlite-locks']), true), "\n";
 $fl = tree("$base/fl");
 echo 'files dir: only sess_ files: ', var_export(count(preg_grep('/^sess_[a-zA-Z0-9,-]+$/', $fl)) === count($fl), true),
     ', one per fresh session: ', var_export(count($fl) === $fresh['files'], true), "\n";
@@ -171,7 +171,7 @@ alphabet [files-depth2]: ok
 256 chars [sqlite]: ok
 == afterwards
 root holds only p1/p2/{fd,fl,sq}: true
-sqlite dir: the database and at most its -wal/-shm: true
+sqlite dir: the database and at most its -wal/-shm/-locks: true
 files dir: only sess_ files: true, one per fresh session: true
 files depth=2 dir: unexpected entries: [], one per fresh session: true
 fresh sessions: {"sqlite":16,"files":15,"files-depth2":15}
