@@ -42,8 +42,21 @@ foreach ($paths as $label => [$path, $prefix]) {
     $good = 0;
     $keys_ok = 0;
     $masters = [];
-    for ($i = 0; $i < 6; $i++) {
+    // Six ids, two on each of three masters: random ids all land on one master in 1 of 243 tries,
+    // which made "more than one master" below fail by chance. Where they land is checked below,
+    // from where the keys are found.
+    $ids = [];
+    $per = [];
+    while (count($ids) < 6) {
         $id = 'clsyn' . bin2hex(random_bytes(10));
+        $m = rd_key_owner($prefix . $id);
+        if (($per[$m] ?? 0) < 2) {
+            $per[$m] = ($per[$m] ?? 0) + 1;
+            $ids[] = $id;
+        }
+    }
+    for ($i = 0; $i < 6; $i++) {
+        $id = $ids[$i];
         // Alternate who starts: phpredis → session_proxy → phpredis, session_proxy → phpredis → session_proxy.
         $order = $i % 2 ? [$ours, $phpredis, $ours] : [$phpredis, $ours, $phpredis];
         $names = $i % 2 ? ['session_proxy', 'phpredis', 'session_proxy'] : ['phpredis', 'session_proxy', 'phpredis'];
