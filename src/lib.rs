@@ -8,6 +8,7 @@ pub mod id;
 pub mod lock;
 pub mod net;
 pub mod pool;
+pub mod private;
 pub mod session;
 pub mod settings;
 pub mod store;

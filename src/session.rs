@@ -349,6 +349,7 @@ mod tests {
                 path: dir.path().join("s.sqlite"),
                 busy_timeout: Duration::from_secs(5),
                 synchronous_full: false,
+            private_dir: false,
             }),
             Engine::Files(FilesOptions { dir: files, depth: 0, mode: 0o600 }),
         ]

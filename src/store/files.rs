@@ -37,6 +37,7 @@ use super::{Acquire, Saved, Store};
 use crate::dsn::FilesOptions;
 use crate::id::SessionId;
 use crate::lock::Token;
+use crate::private;
 
 pub struct FilesStore {
     opts: FilesOptions,
@@ -127,7 +128,8 @@ enum Journal {
 
 fn read_journal(path: &Path) -> std::io::Result<Journal> {
     let jp = journal_path(path);
-    let mut f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&jp) {
+    // A journal is trusted as the session: one planted by another user is refused like a planted file.
+    let mut f = match private::open(&jp, OpenOptions::new().read(true), 0o600) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Journal::None),
         Err(e) => return Err(e),
@@ -211,19 +213,12 @@ impl FilesStore {
     /// Returns the file and whether we created it.
     fn open_or_create(&self, path: &Path) -> std::io::Result<(File, bool)> {
         loop {
-            match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+            match private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode) {
                 Ok(f) => return Ok((f, false)),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .mode(self.opts.mode)
-                .open(path)
-            {
+            match private::open(path, OpenOptions::new().read(true).write(true).create_new(true).mode(self.opts.mode), self.opts.mode) {
                 Ok(f) => {
                     // Marked before anyone can lock it: whoever gets the lock sees "no session".
                     f.set_modified(SystemTime::UNIX_EPOCH)?;
@@ -299,13 +294,8 @@ impl FilesStore {
             }
             let jp = journal_path(path);
             let journaled = (|| {
-                let mut j = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&jp)?;
+                // Checked before a byte of the session goes in (one planted beside it is refused).
+                let mut j = private::open(&jp, OpenOptions::new().write(true).create(true).truncate(true).mode(0o600), 0o600)?;
                 j.write_all(&journal_bytes(path, data))
             })();
             if let Err(e) = journaled {
@@ -351,15 +341,11 @@ impl Store for FilesStore {
 
     fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
         let path = self.path_for(id);
-        let mut f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        let mut f = match private::open(&path, OpenOptions::new().read(true), self.opts.mode) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
         };
-        let md = f.metadata()?;
-        if !md.is_file() {
-            return Ok(None);
-        }
         // Not while one of our writers is in the middle of a write; and a killed writer's complete
         // journal is the session, whatever the file holds.
         ofd_lock(&f, libc::F_RDLCK).with_context(|| self.ctx("cannot lock", &path))?;
@@ -442,7 +428,7 @@ impl Store for FilesStore {
             return Ok(Saved::LockLost);
         }
         let path = self.path_for(id);
-        match File::options().write(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        match private::open(&path, File::options().write(true), self.opts.mode) {
             // A lock-only file stays one: touching it would create an empty session.
             Ok(f) if !f.metadata().map(|m| lock_only(&m)).unwrap_or(true) => {
                 f.set_modified(SystemTime::now()).with_context(|| self.ctx("cannot update the time of", &path))?
@@ -525,6 +511,11 @@ mod tests {
         FilesOptions { dir: dir.to_path_buf(), depth, mode: 0o600 }
     }
 
+    /// Writes a file as PHP's handler creates them: 0600 (fs::write would give 0644 under umask 022).
+    fn write_0600(p: &Path, data: &[u8]) {
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p).unwrap().write_all(data).unwrap();
+    }
+
     #[test]
     fn conforms() {
         for depth in [0, 2] {
@@ -541,7 +532,7 @@ mod tests {
         s.save(&id, b"a|i:1;", Duration::from_secs(60), None).unwrap();
         assert_eq!(fs::read(dir.path().join("a/b/sess_abc123")).unwrap(), b"a|i:1;");
         // And a file PHP wrote is read back.
-        fs::write(dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";").unwrap();
+        write_0600(&dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";");
         let id2 = SessionId::parse(b"abc999").unwrap();
         assert_eq!(s.load(&id2, Duration::from_secs(60)).unwrap().unwrap(), b"php|s:1:\"x\";");
     }
@@ -615,7 +606,7 @@ mod tests {
         let p = dir.path().join("sess_torn");
         // Killed after the journal was complete, in the middle of the in-place rewrite.
         let new = b"new|s:3:\"new\";";
-        fs::write(journal_path(&p), journal_bytes(&p, new)).unwrap();
+        write_0600(&journal_path(&p), &journal_bytes(&p, new));
         fs::OpenOptions::new().write(true).open(&p).unwrap().write_all_at(b"new|s:", 0).unwrap();
         // A reader without the lock reads the journal's bytes, not the torn file.
         assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
@@ -628,7 +619,7 @@ mod tests {
 
         // Killed while writing the journal: the file is untouched and the torn journal is dropped.
         let full = journal_bytes(&p, b"never|i:1;");
-        fs::write(journal_path(&p), &full[..full.len() - 3]).unwrap();
+        write_0600(&journal_path(&p), &full[..full.len() - 3]);
         assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
         assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(new.to_vec())));
         assert!(!journal_path(&p).exists());
