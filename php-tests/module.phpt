@@ -68,6 +68,11 @@ $ri = preg_replace(['/^SQLite library => [0-9.]+$/m', '/^Version => ' . preg_quo
 $rows = array_filter(explode("\n", $dirs), 'strlen');
 sort($rows);
 echo "--ri:\n", $head, "Directive => Local Value => Master Value\n", implode("\n", $rows), "\n";
+// A boolean directive shows On/Off, however it was written (Off reaches PHP as "").
+foreach (['Off', '0', 'On', 'yes'] as $v) {
+    $ri = php_with_ext('-d session_proxy.locking=' . $v . ' --ri session_proxy');
+    echo "locking=$v: ", preg_match('/^session_proxy\.locking => .*$/m', $ri, $m) ? $m[0] : 'no row', "\n";
+}
 ?>
 --EXPECT--
 phpversion matches Cargo.toml: true
@@ -116,4 +121,8 @@ Directive => Local Value => Master Value
 session_proxy.lock_expire => 0 => 0
 session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
-session_proxy.locking => 1 => 1
+session_proxy.locking => On => On
+locking=Off: session_proxy.locking => Off => Off
+locking=0: session_proxy.locking => Off => Off
+locking=On: session_proxy.locking => On => On
+locking=yes: session_proxy.locking => On => On

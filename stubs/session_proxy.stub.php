@@ -38,7 +38,7 @@
  *      Seconds after which a lock whose holder vanished may be taken over (0..86400);
  *      0 = max_execution_time, or 30 when that is 0.
  * @ini session_proxy.lock_timeout_action = fail
- *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock,
+ *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock, with a notice;
  *      refuse changes with a notice).
  */
 

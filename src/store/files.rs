@@ -36,7 +36,7 @@ use anyhow::{anyhow, Context};
 use super::{Acquire, Saved, Store};
 use crate::dsn::FilesOptions;
 use crate::id::SessionId;
-use crate::lock::Token;
+use crate::lock::{fnv64, Token};
 use crate::private;
 
 pub struct FilesStore {
@@ -84,12 +84,7 @@ fn ofd_lock(f: &File, kind: libc::c_int) -> std::io::Result<()> {
     }
 }
 
-/// FNV-1a, 64 bits: a fixed-length, stable name for a session file's journal.
-fn fnv64(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The journal beside `path` (same directory, so same file system).
+/// The journal beside `path` (same directory, so same file system), a fixed-length name whatever the id.
 fn journal_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
     path.with_file_name(format!("{JOURNAL_PREFIX}{:016x}", fnv64(name)))

@@ -287,6 +287,16 @@ impl Store for SqliteStore {
         self.guard(r)
     }
 
+    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+        let r = self
+            .conn
+            .prepare_cached("SELECT owner FROM session_locks WHERE id = ?1 AND expires_at > ?2")
+            .and_then(|mut st| st.query_row(params![id.as_str(), unix_now()], |r| r.get::<_, String>(0)).optional())
+            .map(|o| o.map(Token::from_stored))
+            .map_err(Into::into);
+        self.guard(r)
+    }
+
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
         self.check_file()?;
         let r = (|| {
