@@ -23,7 +23,7 @@ soak: build
 	@bash scripts/soak.sh
 
 # Serves demo/index.php with PHP's built-in server on the zero-config SQLite default
-# (empty session.save_path: session_proxy.sqlite in the system temp dir).
+# (empty session.save_path: session_proxy.sqlite in session_proxy-<uid>/ of the system temp dir).
 demo: build
 	@echo "demo: http://$(DEMO_HOST):$(DEMO_PORT)/  (curl -c jar -b jar http://$(DEMO_HOST):$(DEMO_PORT)/ twice: 1, then 2)"
 	$(PHP) -n -d extension=$(SO) -d session.save_handler=session_proxy -d session.save_path= \

@@ -15,7 +15,7 @@ const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=
     . '"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), '
     . 'phpredis\' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", '
     . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
-    . 'or empty (SQLite file session_proxy.sqlite in the system temp dir)';
+    . 'or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)';
 
 $d = sp_tmpdir('baddsn');
 // Relative paths, if they were ever accepted, would land here too.

@@ -8,6 +8,7 @@ $d = sp_tmpdir('badstorage');
 file_put_contents("$d/regular", "not a directory\n");
 $corrupt = random_bytes(16384);
 file_put_contents("$d/corrupt.sqlite", $corrupt);
+chmod("$d/corrupt.sqlite", 0600); // private, as a database must be: what is wrong with it is its bytes
 mkdir("$d/adir");
 mkdir("$d/adir/inner");
 $before = array_values(array_diff(scandir($d), ['.', '..']));

@@ -44,6 +44,7 @@ echo sp_child('session_set_save_handler(new SessionProxy\Handler($argv[1]), true
     var_dump(session_start()); echo "still running\n";', [], ["sqlite://$dir/missing-dir/s.sqlite"]);
 // A corrupt database file: warning naming it, data untouched.
 file_put_contents("$dir/corrupt.sqlite", str_repeat('garbage!', 1024));
+chmod("$dir/corrupt.sqlite", 0600);
 $before = md5_file("$dir/corrupt.sqlite");
 $h = new SessionProxy\Handler("sqlite://$dir/corrupt.sqlite");
 var_dump($h->read('abc'));

@@ -63,7 +63,7 @@ no option, INI 200: start=false quick=yes data=[]
   Warning: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>
   Warning: session_start(): Failed to read session data: user (path: %s)
 option readonly over INI fail: start=true quick=yes data={"n":1}
-  Warning: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>; opened read-only, its changes will not be saved
+  Notice: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>; opened read-only, its changes will not be saved
 after write(), before A exits: start=true data={"n":2}
 A read "n|i:1;", wrote true
 == files
@@ -74,6 +74,6 @@ no option, INI 200: start=false quick=yes data=[]
   Warning: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>
   Warning: session_start(): Failed to read session data: user (path: %s)
 option readonly over INI fail: start=true quick=yes data={"n":1}
-  Warning: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>; opened read-only, its changes will not be saved
+  Notice: SessionProxy\Handler::read(): session_proxy: timed out after 200 ms (session_proxy.lock_wait_timeout) waiting for the lock on session clsloc… held by another request in <DSN>; opened read-only, its changes will not be saved
 after write(), before A exits: start=true data={"n":2}
 A read "n|i:1;", wrote true

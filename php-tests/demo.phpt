@@ -79,7 +79,8 @@ $third = get($port, null);
 echo "third:  {$third['status']} body=", json_encode($third['body']), ' new session: ',
     var_export($third['cookie'] !== null && $third['cookie'] !== $first['cookie'], true), "\n";
 
-echo 'database in sys_temp_dir: ', var_export(is_file("$tmp/session_proxy.sqlite"), true), "\n";
+$uid = trim((string) shell_exec('id -u'));
+echo 'database in sys_temp_dir: ', var_export(is_file("$tmp/session_proxy-$uid/session_proxy.sqlite"), true), "\n";
 
 proc_terminate($server);
 for ($i = 0; $i < 100 && ($status = sp_proc_status($server, false)) === null; $i++) {

@@ -82,10 +82,11 @@ foreach (['sqlite', 'files'] as $engine) {
     $php = fn (string ...$args) => sp_php_cmd($child, ['session.save_path' => sp_q($dsn)])
         . implode('', array_map(fn ($a) => ' ' . escapeshellarg($a), $args)) . ' 2>&1 || echo "child PHP: exit status $?"';
     $m = escapeshellarg($mnt);
-    // Everything runs in one shell inside a private mount namespace; the tmpfs goes with it.
+    // Everything runs in one shell inside a private mount namespace; the tmpfs goes with it. 2 MiB: a
+    // files-engine write needs room for the session twice while it runs (its redo journal and the file).
     $script = implode("\n", [
         'set -u',
-        "mount -t tmpfs -o size=1m,mode=0700 tmpfs $m || exit 1",
+        "mount -t tmpfs -o size=2m,mode=0700 tmpfs $m || exit 1",
         "mkdir $m/files",
         'echo "-- a 20 KiB session is stored"',
         $php('20000', 'old'),

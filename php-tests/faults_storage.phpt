@@ -148,7 +148,7 @@ foreach ($scenarios as $label => [$only, $before, $mid, $after]) {
                 . ' && rm -f ' . escapeshellarg($f['file'] . '-wal') . ' ' . escapeshellarg($f['file'] . '-shm');
         } elseif ($mid === 'GARBAGE') {
             // The whole database (its -wal/-shm too: SQLite would still read pages from them).
-            $cmd = 'head -c 8192 /dev/urandom > ' . escapeshellarg("$dir/garbage") . ' && mv ' . escapeshellarg("$dir/garbage")
+            $cmd = 'head -c 8192 /dev/urandom > ' . escapeshellarg("$dir/garbage") . ' && chmod 600 ' . escapeshellarg("$dir/garbage") . ' && mv ' . escapeshellarg("$dir/garbage")
                 . ' ' . escapeshellarg($f['file']) . ' && rm -f ' . escapeshellarg($f['file'] . '-wal') . ' '
                 . escapeshellarg($f['file'] . '-shm');
         }

@@ -103,4 +103,4 @@ session_proxy created x/y/sess_xyproxy: yes
 PHP's handler reads it: same data
 files in the tree: ["a","a/b","a/b/sess_abphp","a/b/sess_abproxy","x","x/y","x/y/sess_xyproxy"]
 gc with depth=2 deleted: 2
-files in the tree: ["a","a/b","a/b/sess_abproxy","x","x/y"]
+files in the tree: ["a","a/b","a/b/sess_abgc (lock only)","a/b/sess_abproxy","x","x/y"]

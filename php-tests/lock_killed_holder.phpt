@@ -1,8 +1,9 @@
 --TEST--
-Locking: a holder killed with SIGKILL frees its lock at once (files: its flock; SQLite: the kernel lock byte beside its lock row), long before lock_expire; data intact
+Locking: a holder killed with SIGKILL frees its lock at once (files: its flock; SQLite: the kernel lock byte beside its lock row); a holder on another host keeps it until lock_expire; data intact
 --FILE--
 <?php
 require __DIR__ . '/inc/locking.inc';
+require_once __DIR__ . '/inc/lifecycle.inc';
 
 foreach (sp_engines('killed') as $engine => $dsn) {
     echo "== $engine\n";
@@ -48,6 +49,28 @@ foreach (sp_engines('killed') as $engine => $dsn) {
     echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
     echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 }
+
+// A holder on another host cannot be checked: its lock frees at lock_expire, as before. (Its token
+// names another host: the lock row is written here as that host's request would have.)
+echo "== sqlite, a holder on another host\n";
+$dsn = sp_engines('killed-foreign')['sqlite'];
+lk_seed($dsn, 'foreignheld', ['v' => 'kept']);
+$t = microtime(true);
+sp_sql(sp_dsn_path($dsn), 'INSERT INTO session_locks (id, owner, expires_at) VALUES (?, ?, ?)',
+    ['foreignheld', str_repeat('ab', 16) . '-0123456789abcdef-4242-1', $t + 2.0]);
+$rb = lk_run('B', '
+    session_id("foreignheld");
+    $ok = session_start();
+    $t1 = microtime(true);
+    $seen = $_SESSION;
+    session_write_close();
+    lk_done(["ok" => $ok, "acquired" => $t1, "seen" => $seen]);
+', [], ['session.save_path' => $dsn, 'session_proxy.lock_wait_timeout' => '10000']);
+lk_print_errors('B', $rb, $dsn);
+$since = ($rb['acquired'] ?? 0.0) - $t;
+echo 'B got the lock no earlier than its expiry, 2 s: ', lk_check($since >= 1.95, lk_s($since)), "\n";
+echo 'and within 4 s: ', lk_check($since < 4.0, lk_s($since)), "\n";
+echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
 ?>
 --EXPECT--
 == sqlite
@@ -68,3 +91,8 @@ B: no errors
 B got the lock at once (< 0.5 s): yes
 B saw: {"v":"before-kill"}
 stored: {"v":"before-kill","v2":"B"}
+== sqlite, a holder on another host
+B: no errors
+B got the lock no earlier than its expiry, 2 s: yes
+and within 4 s: yes
+B saw: {"v":"kept"}

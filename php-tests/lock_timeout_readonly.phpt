@@ -63,7 +63,7 @@ foreach (sp_engines('toro') as $engine => $dsn) {
     echo "B at session_start():\n";
     lk_print_errors('B', ['errors' => $rb['start_errors'] ?? []], $dsn);
     $w = lk_errors(['errors' => $rb['start_errors'] ?? []], $dsn)[0] ?? '';
-    echo 'says it opened read-only: ', lk_check(str_starts_with($w, 'Warning: ') && str_contains($w, 'read-only'), $w), "\n";
+    echo 'says it opened read-only, with a notice (not a warning): ', lk_check(str_starts_with($w, 'Notice: ') && str_contains($w, 'read-only'), $w), "\n";
     echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
     echo "B at session_write_close():\n";
     lk_print_errors('B', $rb, $dsn);
@@ -84,8 +84,8 @@ foreach (sp_engines('toro') as $engine => $dsn) {
 B session_start(): true
 B waited at least 0.29 s and returned within 3 s: yes
 B at session_start():
-B: Warning: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session readon… held by another request in <DSN>; opened read-only, its changes will not be saved
-says it opened read-only: yes
+B: Notice: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session readon… held by another request in <DSN>; opened read-only, its changes will not be saved
+says it opened read-only, with a notice (not a warning): yes
 B saw: {"n":1,"by":"seed"}
 B at session_write_close():
 B: Notice: session_write_close(): session_proxy: session readon… was opened read-only after a lock wait timeout; its changes were not saved
@@ -101,8 +101,8 @@ stored after A: {"n":2,"by":"A"}
 B session_start(): true
 B waited at least 0.29 s and returned within 3 s: yes
 B at session_start():
-B: Warning: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session readon… held by another request in <DSN>; opened read-only, its changes will not be saved
-says it opened read-only: yes
+B: Notice: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session readon… held by another request in <DSN>; opened read-only, its changes will not be saved
+says it opened read-only, with a notice (not a warning): yes
 B saw: {"n":1,"by":"seed"}
 B at session_write_close():
 B: Notice: session_write_close(): session_proxy: session readon… was opened read-only after a lock wait timeout; its changes were not saved

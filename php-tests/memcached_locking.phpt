@@ -1,5 +1,5 @@
 --TEST--
-Memcached engine locking: wait and hand-over within milliseconds, timeout (fail and readonly), killed holder taken over after lock_expire, a taken-over lock is never deleted or written under
+Memcached engine locking: wait and hand-over within milliseconds, timeout (fail and readonly), killed holder's lock free at once, one on another host taken over after lock_expire, a taken-over lock is never deleted or written under
 --FILE--
 <?php
 require __DIR__ . '/inc/memcached.inc';
@@ -96,10 +96,31 @@ $rb = lk_run('B', '
     session_write_close();
     lk_done(["ok" => $ok, "acquired" => $t1, "seen" => $seen]);
 ', [], $ini + ['session_proxy.lock_wait_timeout' => '10000']);
+// A was a process of this host and is gone: B breaks its lock at once, not after lock_expire (1 s).
 $since = $rb['acquired'] - $k['t'];
-echo 'B started: ', var_export($rb['ok'], true), ', after 1-3.5 s: ', lk_check($since >= 0.95 && $since < 3.5, lk_s($since)), "\n";
+echo 'B started: ', var_export($rb['ok'], true), ', at once (< 0.9 s): ', lk_check($since < 0.9, lk_s($since)), "\n";
 lk_print_errors('B', $rb, $dsn);
 echo 'B saw: ', json_encode($rb['seen']), "\n";
+// A holder on another host (its token names another host) keeps the lock until it expires. One
+// server, so the lock item's place is known.
+$one = mc_dsn([mc_port(1)], '', $pre1);
+lk_seed($one, 'kill2', ['v' => 'kept']);
+$t = microtime(true);
+$v = 'sp1 ' . str_repeat('ab', 16) . '-0123456789abcdef-4242-1 ' . (int) (($t + 1.5) * 1000);
+echo 'foreign lock planted: ', trim(mc_raw(mc_port(1), "set {$pre1}lock.kill2 0 5 " . strlen($v) . "\r\n$v")), "\n";
+$rc = lk_run('C', '
+    session_id("kill2");
+    $ok = session_start();
+    $t1 = microtime(true);
+    $seen = $_SESSION;
+    session_write_close();
+    lk_done(["ok" => $ok, "acquired" => $t1, "seen" => $seen]);
+', [], ['session.save_path' => $one, 'session_proxy.lock_expire' => '1', 'session_proxy.lock_wait_timeout' => '10000']);
+$since = ($rc['acquired'] ?? 0) - $t;
+echo 'C started: ', var_export($rc['ok'] ?? null, true), ', when the lock of the holder on another host expired (1.5-3.5 s): ',
+    lk_check($since >= 1.45 && $since < 3.5, lk_s($since)), "\n";
+lk_print_errors('C', $rc, $one);
+echo 'C saw: ', json_encode($rc['seen'] ?? null), "\n";
 
 echo "== taken-over lock is not deleted\n";
 lk_seed($dsn, 'over1', ['v' => 'base']);
@@ -147,13 +168,17 @@ fail: session_start false, waited 0.3-2 s: yes
 fail: Warning: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session tmo1 held by another request in memcached://%s
 fail: Warning: session_start(): Failed to read session data: session_proxy (path: <DSN>)
 readonly: session_start true, saw {"v":"holder"}
-readonly: Warning: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session tmo1 held by another request in memcached://%s; opened read-only, its changes will not be saved
+readonly: Notice: session_start(): session_proxy: timed out after 300 ms (session_proxy.lock_wait_timeout) waiting for the lock on session tmo1 held by another request in memcached://%s; opened read-only, its changes will not be saved
 readonly: Notice: session_write_close(): session_proxy: session tmo1 was opened read-only after a lock wait timeout; its changes were not saved
 stored: {"v":"holder-wrote"}
 == killed holder
-B started: true, after 1-3.5 s: yes
+B started: true, at once (< 0.9 s): yes
 B: no errors
 B saw: {"v":"before"}
+foreign lock planted: STORED
+C started: true, when the lock of the holder on another host expired (1.5-3.5 s): yes
+C: no errors
+C saw: {"v":"kept"}
 == taken-over lock is not deleted
 A: Warning: session_write_close(): session_proxy: the lock on session over1 expired after 1 s (session_proxy.lock_expire) and another request took it over; this request's changes were not saved
 A: Warning: session_write_close(): Failed to write session data %s

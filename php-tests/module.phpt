@@ -67,6 +67,11 @@ $ri = preg_replace(['/^SQLite library => [0-9.]+$/m', '/^Version => ' . preg_quo
 $rows = array_filter(explode("\n", $dirs), 'strlen');
 sort($rows);
 echo "--ri:\n", $head, "Directive => Local Value => Master Value\n", implode("\n", $rows), "\n";
+// A boolean directive shows On/Off, however it was written (Off reaches PHP as "").
+foreach (['Off', '0', 'On', 'yes'] as $v) {
+    $ri = php_with_ext('-d session_proxy.locking=' . $v . ' --ri session_proxy');
+    echo "locking=$v: ", preg_match('/^session_proxy\.locking => .*$/m', $ri, $m) ? $m[0] : 'no row', "\n";
+}
 ?>
 --EXPECT--
 phpversion matches Cargo.toml: true
@@ -108,11 +113,15 @@ Save handler => session_proxy
 Class => SessionProxy\Handler
 Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached
 SQLite library => (sqlite version)
-DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", "rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), phpredis' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in the system temp dir)
+DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", "rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), phpredis' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)
 Pooled connections (this process) => 0
 
 Directive => Local Value => Master Value
 session_proxy.lock_expire => 0 => 0
 session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
-session_proxy.locking => 1 => 1
+session_proxy.locking => On => On
+locking=Off: session_proxy.locking => Off => Off
+locking=0: session_proxy.locking => Off => Off
+locking=On: session_proxy.locking => On => On
+locking=yes: session_proxy.locking => On => On

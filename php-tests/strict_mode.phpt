@@ -36,7 +36,9 @@ foreach ($engines as $engine => $dsn) {
     echo "new id: ", preg_match('/^[0-9a-f]{32}$/', $fresh) ? '32 hex characters' : "unexpected \"$fresh\"", "\n";
     session_abort();
     echo "stored after start + abort: ", sp_yn(sp_stored($dsn, $fresh)), "\n";
-    echo storage($engine, $dsn), "\n";
+    // files: the file made to lock it stays (a PHP files-handler request may be waiting on it) as a
+    // lock-only placeholder, which is no session.
+    echo str_replace($fresh, '<new id>', storage($engine, $dsn)), "\n";
     // Once data is written, the new session is stored.
     session_id('');
     session_start();
@@ -101,7 +103,7 @@ live id in another process: same id: yes, data={"v":"planted","n":1}
 bool(true)
 new id: 32 hex characters
 stored after start + abort: no
-files: [sess_strictexpired]
+files: [sess_<new id> (lock only), sess_strictexpired]
 second new id differs: yes, stored after writing data: yes
 aborted id offered again: replaced
 unknown id: started=true, id after start is a new 32-character id

@@ -1,5 +1,5 @@
 --TEST--
-Zero configuration: empty save_path uses session_proxy.sqlite in sys_temp_dir, a plain directory uses DIR/session_proxy.sqlite, files are private
+Zero configuration: empty save_path uses session_proxy.sqlite in a private session_proxy-<uid> directory (0700) of sys_temp_dir, a plain directory uses DIR/session_proxy.sqlite, files are private
 --FILE--
 <?php
 require __DIR__ . '/inc/helpers.inc';
@@ -42,8 +42,11 @@ echo var_export(listing($tmp) === '', true), "\n";
 echo sp_child($write, $ini);
 echo sp_child($write, $ini);
 echo sp_child($read, $ini);
-echo 'files: ', db_only($tmp), "\n";
-echo 'modes: ', modes($tmp), "\n";
+// Not in the shared temp dir itself (anyone could plant the file there): in a directory of this user's.
+$uid = trim((string) shell_exec('id -u'));
+echo 'temp dir holds: ', str_replace($uid, '<uid>', listing($tmp)), ', mode ', sprintf('%04o', fileperms("$tmp/session_proxy-$uid") & 07777), "\n";
+echo 'files: ', db_only("$tmp/session_proxy-$uid"), "\n";
+echo 'modes: ', modes("$tmp/session_proxy-$uid"), "\n";
 
 echo "== plain absolute directory\n";
 $dir = sp_tmpdir('zeroconf-dir');
@@ -63,6 +66,7 @@ n=1
 bool(true)
 n=2
 read n=2
+temp dir holds: session_proxy-<uid>, mode 0700
 files: session_proxy.sqlite (and at most its -wal/-shm/-locks)
 modes: no group/other bits on any file
 == plain absolute directory

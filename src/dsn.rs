@@ -16,7 +16,7 @@ pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqli
 \"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]\" (TLS), \
 phpredis' cluster \"seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]\", \
 \"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
-or empty (SQLite file session_proxy.sqlite in the system temp dir)";
+or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).
 pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
@@ -47,6 +47,8 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// `PRAGMA synchronous`: NORMAL (default, safe in WAL mode) or FULL (fsync every commit).
     pub synchronous_full: bool,
+    /// The file's directory is the zero-config private one: created 0700 and checked (`private::ensure_private_dir`).
+    pub private_dir: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -232,7 +234,10 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
     let err = |reason: String| DsnError { save_path: save_path.to_string(), reason };
     let trimmed = save_path.trim();
     if trimmed.is_empty() {
-        return Ok(Engine::Sqlite(SqliteOptions::at(temp_dir.join(DEFAULT_SQLITE_FILE))));
+        // Not the shared temp dir itself, where another user could plant the file: a directory of this
+        // user's own inside it.
+        let dir = temp_dir.join(format!("session_proxy-{}", crate::private::euid()));
+        return Ok(Engine::Sqlite(SqliteOptions { private_dir: true, ..SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE)) }));
     }
     if trimmed.len() > 4096 {
         return Err(err(format!("it is {} bytes long (at most 4096)", trimmed.len())));
@@ -316,7 +321,7 @@ pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
 
 impl SqliteOptions {
     fn at(path: PathBuf) -> Self {
-        SqliteOptions { path, busy_timeout: Duration::from_millis(5000), synchronous_full: false }
+        SqliteOptions { path, busy_timeout: Duration::from_millis(5000), synchronous_full: false, private_dir: false }
     }
 }
 
@@ -403,9 +408,11 @@ mod tests {
     #[test]
     fn valid_forms() {
         let sq = |p: &str| Engine::Sqlite(SqliteOptions::at(PathBuf::from(p)));
+        let zero = format!("/tmp/session_proxy-{}/session_proxy.sqlite", crate::private::euid());
+        let zero = Engine::Sqlite(SqliteOptions { private_dir: true, ..SqliteOptions::at(zero.into()) });
         let cases: Vec<(&str, Engine)> = vec![
-            ("", sq("/tmp/session_proxy.sqlite")),
-            ("   ", sq("/tmp/session_proxy.sqlite")),
+            ("", zero.clone()),
+            ("   ", zero),
             ("/var/lib/php/sessions", sq("/var/lib/php/sessions/session_proxy.sqlite")),
             ("/var/lib/php/sessions/", sq("/var/lib/php/sessions/session_proxy.sqlite")),
             ("/srv/100%x", sq("/srv/100%x/session_proxy.sqlite")),
@@ -418,6 +425,7 @@ mod tests {
                     path: "/d/s.db".into(),
                     busy_timeout: Duration::from_millis(250),
                     synchronous_full: true,
+                    private_dir: false,
                 }),
             ),
             ("files:///var/sess", Engine::Files(FilesOptions { dir: "/var/sess".into(), depth: 0, mode: 0o600 })),

@@ -61,18 +61,6 @@ pub fn byte_is_locked(f: &File, at: u64) -> io::Result<bool> {
     Ok(ofd(f, libc::F_OFD_GETLK, libc::F_WRLCK, at)?.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Opens (creating it 0600 when missing) a file that only carries locks.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
 /// Blocks for a shared lock on a descriptor of its own (waiters do not exclude each other, holders
 /// take exclusive ones), then drops it at once by closing the descriptor.
 fn block_until_free(path: &Path, kind: Kind) -> io::Result<()> {
@@ -159,6 +147,10 @@ mod tests {
     use super::*;
     use crate::store::tests::TempDir;
     use std::time::Duration;
+
+    fn open_lock_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+    }
 
     #[test]
     fn byte_locks_exclude_other_descriptors_only() {

@@ -9,6 +9,7 @@ pub mod kwait;
 pub mod lock;
 pub mod net;
 pub mod pool;
+pub mod private;
 pub mod session;
 pub mod settings;
 pub mod store;

@@ -84,6 +84,7 @@ mod tests {
             path: path.clone(),
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
+        private_dir: false,
         });
         let id = SessionId::parse(b"pooled").unwrap();
         let life = Duration::from_secs(60);

@@ -11,6 +11,12 @@ use crate::pool;
 use crate::settings::{Settings, TimeoutAction};
 use crate::store::{Acquire, Saved, Store};
 
+/// How often a waiter checks whether the lock's holder, a process of this host, is still alive: a
+/// dead holder's lock is free within this (plus one poll) of its death. One lookup per check.
+const HOLDER_CHECK: Duration = Duration::from_millis(40);
+/// How often it asks again who holds the lock when the holder is elsewhere (or unknown).
+const HOLDER_RECHECK: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Warning,
@@ -138,12 +144,32 @@ impl Request {
         let deadline = Instant::now() + lock_wait;
         let token = self.token.clone();
         let mut attempt = 0u32;
+        // When to ask next who holds the lock: at once, then every HOLDER_CHECK while the holder is a
+        // live process of this host (it may die), every HOLDER_RECHECK otherwise (it may change).
+        let mut check_at = Instant::now();
         loop {
             let r = self.store().lock_and_load(id, &token, lock_expire, max_lifetime);
             match r {
                 Ok(Acquire::Locked(data)) => return Ok((data, Mode::Locked)),
                 Ok(Acquire::Busy) if Instant::now() < deadline => {
-                    let r = self.store().wait_for_release(id, deadline, attempt);
+                    if Instant::now() >= check_at {
+                        match self.store().lock_holder(id) {
+                            Ok(Some(holder)) if holder.holder_is_dead() => {
+                                // Gone with its lock (killed, an fpm reload): break exactly that
+                                // holder's lock (compare-and-delete) and try again at once.
+                                let r = self.store().unlock(id, &holder);
+                                check_at = Instant::now() + HOLDER_CHECK;
+                                if r.is_ok() {
+                                    continue;
+                                }
+                            }
+                            Ok(Some(holder)) if holder.is_local() => check_at = Instant::now() + HOLDER_CHECK,
+                            // A holder elsewhere frees the lock at lock_expire; an error here is no
+                            // reason to fail a request that may simply get the lock later.
+                            _ => check_at = Instant::now() + HOLDER_RECHECK,
+                        }
+                    }
+                    let r = self.store().wait_for_release(id, deadline.min(check_at), attempt);
                     attempt = attempt.saturating_add(1);
                     if let Err(e) = r {
                         let w = self.where_();
@@ -164,7 +190,12 @@ impl Request {
                     return match on_timeout {
                         TimeoutAction::Fail => Err(self.warn(waited)),
                         TimeoutAction::ReadOnly => {
-                            self.warn(format!("{waited}; opened read-only, its changes will not be saved"));
+                            // A notice, not a warning: the session did open, and applications that
+                            // treat any warning at session start as a failure would log the user out.
+                            self.diags.push(Diag {
+                                level: Level::Notice,
+                                msg: format!("{waited}; opened read-only, its changes will not be saved"),
+                            });
                             Ok((self.load(id, max_lifetime)?, Mode::ReadOnly))
                         }
                     };
@@ -349,6 +380,7 @@ mod tests {
                 path: dir.path().join("s.sqlite"),
                 busy_timeout: Duration::from_secs(5),
                 synchronous_full: false,
+            private_dir: false,
             }),
             Engine::Files(FilesOptions { dir: files, depth: 0, mode: 0o600 }),
         ]
@@ -385,7 +417,7 @@ mod tests {
             // C opens read-only: sees the data, its change is refused with a notice.
             let mut c = Request::open(engine.clone(), settings(100, TimeoutAction::ReadOnly)).unwrap();
             assert_eq!(c.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
-            assert_eq!(c.take_diags()[0].level, Level::Warning);
+            assert_eq!(c.take_diags()[0].level, Level::Notice);
             assert_eq!(c.write(b"sid1", b"n|i:99;", LIFE), Ok(()));
             let d = c.take_diags();
             assert_eq!(d[0].level, Level::Notice);
@@ -444,6 +476,35 @@ mod tests {
             let mut r = Request::open(engine, settings(1000, TimeoutAction::Fail)).unwrap();
             assert_eq!(r.read(b"race", LIFE).unwrap(), b"16");
         }
+    }
+
+    #[test]
+    fn a_dead_holders_lock_is_taken_at_once() {
+        let dir = TempDir::new("session-dead");
+        let engine = engines(&dir).remove(0);
+        // A lock taken by a process that is gone: its token names a reaped child.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let live = Token::new();
+        let start = live.as_str().rsplit('-').next().unwrap();
+        let host = live.as_str().split('-').nth(1).unwrap();
+        child.wait().unwrap();
+        let dead = Token::from_stored(format!("{}-{host}-{pid}-{start}", "cd".repeat(16)));
+        assert!(dead.holder_is_dead());
+        let id = SessionId::parse(b"deadheld").unwrap();
+        let mut s = crate::store::connect(&engine).unwrap();
+        s.save(&id, b"n|i:7;", LIFE, None).unwrap();
+        assert!(matches!(s.lock_and_load(&id, &dead, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(_)));
+        let mut r = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
+        let t = Instant::now();
+        assert_eq!(r.read(b"deadheld", LIFE).unwrap(), b"n|i:7;");
+        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert!(r.close().is_empty());
+        // A live holder of this host (this process) is waited for, as before.
+        let mut a = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
+        a.read(b"deadheld", LIFE).unwrap();
+        let mut b = Request::open(engine, settings(300, TimeoutAction::Fail)).unwrap();
+        assert_eq!(b.read(b"deadheld", LIFE), Err(Failed));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum TimeoutAction {
     /// `session_start()` fails with a warning.
     Fail,
-    /// The session opens read-only with a warning; its changes are refused with a notice.
+    /// The session opens read-only with a notice; its changes are refused with a notice.
     ReadOnly,
 }
 
@@ -37,6 +37,8 @@ pub struct Directive {
     pub name: &'static CStr,
     pub default: &'static CStr,
     pub help: &'static str,
+    /// An On/Off directive: shown as On/Off by phpinfo and `php --ri`.
+    pub boolean: bool,
 }
 
 pub const LOCKING: &str = "session_proxy.locking";
@@ -51,21 +53,24 @@ pub const MAX_LOCK_EXPIRE_S: u64 = 86_400;
 pub const FALLBACK_LOCK_EXPIRE_S: u64 = 30;
 
 pub const DIRECTIVES: &[Directive] = &[
-    Directive { name: c"session_proxy.locking", default: c"1", help: "Per-session lock held from read to write/close (On/Off)" },
+    Directive { name: c"session_proxy.locking", default: c"1", help: "Per-session lock held from read to write/close (On/Off)", boolean: true },
     Directive {
         name: c"session_proxy.lock_wait_timeout",
         default: c"30000",
         help: "Milliseconds a request waits for another request's lock (0 to 3600000)",
+        boolean: false,
     },
     Directive {
         name: c"session_proxy.lock_expire",
         default: c"0",
         help: "Seconds after which a lock whose holder vanished may be taken over; 0 = max_execution_time, or 30 when that is 0 (0 to 86400)",
+        boolean: false,
     },
     Directive {
         name: c"session_proxy.lock_timeout_action",
         default: c"fail",
-        help: "On lock wait timeout: fail (session_start() returns false) or readonly (open without lock, refuse writes)",
+        help: "On lock wait timeout: fail (session_start() returns false) or readonly (open without lock with a notice, refuse writes)",
+        boolean: false,
     },
 ];
 

@@ -11,7 +11,7 @@
  *     session.save_path = "sqlite:///var/lib/php/sessions/sessions.sqlite"
  *
  * session.save_path (DSN):
- *   ""                                   SQLite file session_proxy.sqlite in sys_get_temp_dir()
+ *   ""                                   SQLite file session_proxy.sqlite in sys_get_temp_dir()/session_proxy-<uid>/ (0700, checked)
  *   "/abs/dir"                           SQLite file /abs/dir/session_proxy.sqlite
  *   "sqlite:///abs/file.sqlite"          options: busy_timeout=MS (0..600000, 5000), synchronous=normal|full
  *   "files:///abs/dir"                   PHP's own sess_<id> format; options: depth=N (0..8), mode=0600
@@ -38,7 +38,7 @@
  *      Seconds after which a lock whose holder vanished may be taken over (0..86400);
  *      0 = max_execution_time, or 30 when that is 0.
  * @ini session_proxy.lock_timeout_action = fail
- *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock,
+ *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock, with a notice;
  *      refuse changes with a notice).
  */
 

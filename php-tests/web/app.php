@@ -15,6 +15,9 @@
 //          whoami  the session's data, unchanged
 //          logout  session_destroy() and the cookie removed
 //          incr    n++ once, replies the value seen before (the race tests)
+//          hold    n += 1000 (never to be stored), then writes {"pid": worker pid} to the file sig=PATH
+//                  (inside the system temp dir) and sleeps up to 20 s holding the session, to be killed
+// Every reply also has "start_ms": how long session_start() took (the lock wait).
 // Every reply is JSON: {"ok":..., "id": the session id, "pid": the php-fpm worker, ..., "errors": [...]};
 // "errors" lists every warning/notice PHP raised, including those of the session write (the session is
 // closed before the reply is built).
@@ -33,7 +36,7 @@ function reply(array $r, int $status = 200): never
     if (session_status() === PHP_SESSION_ACTIVE) {
         session_write_close();
     }
-    $r += ['ok' => $status === 200, 'pid' => getmypid()];
+    $r += ['ok' => $status === 200, 'pid' => getmypid(), 'start_ms' => $GLOBALS['start_ms'] ?? null];
     $r['errors'] = $GLOBALS['errors'];
     http_response_code($status);
     header('Content-Type: application/json');
@@ -120,11 +123,22 @@ if ($mode === 'native') {
     fail("h must be native or class, got \"$mode\"");
 }
 
-if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr'], true)) {
+if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold'], true)) {
     fail("unknown action \"$action\"");
 }
+$sig = null;
+if ($action === 'hold') {
+    $sig = (string) ($_GET['sig'] ?? '');
+    $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
+    $sigDir = realpath(dirname($sig));
+    if ($sigDir === false || !str_starts_with($sigDir . '/', $tmp) || !preg_match('~^[A-Za-z0-9._-]+$~', basename($sig))) {
+        fail("sig must be a file name in an existing directory inside $tmp: \"$sig\"");
+    }
+}
 try {
+    $t0 = microtime(true);
     $started = session_start();
+    $GLOBALS['start_ms'] = round((microtime(true) - $t0) * 1000, 1);
 } catch (Throwable $e) {
     fail('session_start() threw ' . get_class($e) . ': ' . $e->getMessage(), 500);
 }
@@ -150,6 +164,14 @@ switch ($action) {
         $p = session_get_cookie_params();
         setcookie(session_name(), '', ['expires' => 1, 'path' => $p['path'], 'httponly' => true, 'samesite' => 'Lax']);
         reply(['id' => $id, 'destroyed' => $destroyed]);
+    case 'hold':
+        $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1000;
+        file_put_contents("$sig.tmp", json_encode(['pid' => getmypid()]));
+        rename("$sig.tmp", $sig);
+        for ($i = 0; $i < 200; $i++) {
+            usleep(100000);
+        }
+        reply(['id' => session_id()]);
     case 'incr':
         $before = $_SESSION['n'] ?? 0;
         $_SESSION['n'] = $before + 1;

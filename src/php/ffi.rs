@@ -59,6 +59,8 @@ unsafe extern "C" {
     pub fn zend_ini_string_ex(name: *const c_char, name_length: usize, orig: c_int, exists: *mut bool) -> *mut c_char;
     pub fn php_get_temporary_directory() -> *const c_char;
     pub fn display_ini_entries(module: *mut zend_module_entry);
+    /// PHP's displayer for boolean directives (phpinfo, `php --ri`): On/Off, not the raw value ("" for Off).
+    pub fn zend_ini_boolean_displayer_cb(ini_entry: *mut ext_php_rs::ffi::zend_ini_entry, type_: c_int);
     pub fn zend_unregister_ini_entries_ex(module_number: c_int, module_type: c_int);
 }
 

@@ -17,6 +17,9 @@ const fn entry(i: usize) -> IniEntryDef {
     let d = &DIRECTIVES[i];
     let mut e = IniEntryDef::new(d.name, d.default, IniEntryPermission::All);
     e.on_modify = Some(on_modify);
+    if d.boolean {
+        e.displayer = Some(super::ffi::zend_ini_boolean_displayer_cb);
+    }
     e
 }
 

@@ -3,13 +3,30 @@
 //! `files` handler and back without logging anyone out.
 //!
 //! Locking is `flock(LOCK_EX)` on the session file, as PHP's handler does, so a lock dies with its
-//! process. Unlike PHP, waits are bounded, writes are atomic (temp file + rename: a crash never leaves
-//! half a session), files older than gc_maxlifetime read as expired, and a file created only to lock a
-//! session that was never written is removed again.
+//! process, and the two handlers exclude each other: a PHP request blocked in `flock()` holds the same
+//! inode we write, because writes happen in place (a file is never renamed over `sess_<id>`).
+//!
+//! A write must still never leave half a session for our readers, whether the disk fills up or the
+//! process is killed in the middle:
+//! 1. the space is reserved first (`fallocate(FALLOC_FL_KEEP_SIZE)`): ENOSPC hits there, before any
+//!    byte changes;
+//! 2. the new bytes are written to a redo journal beside the file (`.sp-redo-<hash of the file name>`,
+//!    header with the file name and length, a trailer last): until the journal is complete the session
+//!    file is untouched, and a torn journal is ignored;
+//! 3. the session file is rewritten in place (`pwrite` + `ftruncate`), then the journal is removed.
+//! A process killed during 3 leaves a complete journal: the next request that locks the session
+//! replays it (the same bytes again) before reading, and a reader without the lock reads the journal's
+//! bytes instead of the torn file. Steps 1–3 run under an OFD write lock (`F_OFD_SETLKW`, a second lock
+//! kind that neither PHP's handler nor `flock` sees), which readers without the session lock take for
+//! reading, so they never see a write in progress; it dies with its process like `flock`.
+//!
+//! Also unlike PHP: waits are bounded, files older than gc_maxlifetime read as expired, and a file
+//! created only to lock a session is marked with an mtime of 0 (the epoch): it reads as absent, so
+//! locking never creates a session, and it is left in place (a PHP request may be waiting on it) for gc.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,19 +37,134 @@ use super::{Acquire, Saved, Store};
 use crate::dsn::FilesOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
-use crate::lock::Token;
+use crate::lock::{fnv64, Token};
+use crate::private;
 
 pub struct FilesStore {
     opts: FilesOptions,
     name: String,
-    /// The session whose file we hold locked, the open descriptor, and whether we created the file.
+    /// The session whose file we hold locked, and the open descriptor.
     held: Option<Held>,
 }
 
 struct Held {
     id: SessionId,
     file: File,
-    created: bool,
+}
+
+/// Start and end of a redo journal; a journal without both (or of the wrong length) is torn.
+const JOURNAL_MAGIC: &[u8; 8] = b"SPREDO1\n";
+const JOURNAL_END: &[u8; 8] = b"SPREDO.\n";
+const JOURNAL_PREFIX: &str = ".sp-redo-";
+
+/// Whether a file is a lock-only placeholder (created to lock a session that was never written).
+fn lock_only(md: &fs::Metadata) -> bool {
+    md.mtime() == 0 && md.mtime_nsec() == 0
+}
+
+/// Whether gc may remove a file: idle for longer than `max_lifetime`. A lock-only file's age is when
+/// it was marked (its ctime): one a request holds right now (and a PHP request may wait on) stays.
+fn expired(md: &fs::Metadata, max_lifetime: Duration) -> bool {
+    let t = if lock_only(md) {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(md.ctime().max(0) as u64)
+    } else {
+        md.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+    };
+    SystemTime::now().duration_since(t).unwrap_or_default() > max_lifetime
+}
+
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.ino() == b.ino() && a.dev() == b.dev()
+}
+
+/// A POSIX open-file-description lock over the whole file: `F_RDLCK`, `F_WRLCK` or `F_UNLCK`.
+/// Blocks (the holders only hold it for one read or write); released too when the descriptor closes.
+fn ofd_lock(f: &File, kind: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock is plain data; zeroed is a valid value (whole file from offset 0, l_pid must be 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: a valid descriptor and a valid flock struct.
+        if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &fl) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The journal beside `path` (same directory, so same file system), a fixed-length name whatever the id.
+fn journal_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+    path.with_file_name(format!("{JOURNAL_PREFIX}{:016x}", fnv64(name)))
+}
+
+fn journal_bytes(path: &Path, data: &[u8]) -> Vec<u8> {
+    let name = path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default();
+    let mut j = Vec::with_capacity(data.len() + name.len() + 32);
+    j.extend_from_slice(JOURNAL_MAGIC);
+    j.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    j.extend_from_slice(name);
+    j.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    j.extend_from_slice(data);
+    j.extend_from_slice(JOURNAL_END);
+    j
+}
+
+/// The bytes of a complete journal for `path`; None for a torn one or one of another file.
+fn parse_journal<'a>(path: &Path, j: &'a [u8]) -> Option<&'a [u8]> {
+    let name = path.file_name()?.as_encoded_bytes();
+    let rest = j.strip_prefix(JOURNAL_MAGIC)?.strip_suffix(JOURNAL_END)?;
+    let (n, rest) = rest.split_at_checked(4)?;
+    let (got, rest) = rest.split_at_checked(u32::from_le_bytes(n.try_into().ok()?) as usize)?;
+    let (len, data) = rest.split_at_checked(8)?;
+    (got == name && u64::from_le_bytes(len.try_into().ok()?) == data.len() as u64).then_some(data)
+}
+
+/// What a journal beside a session file holds.
+enum Journal {
+    None,
+    /// Torn (its writer died before finishing it): the session file was not touched.
+    Torn,
+    /// Complete: these bytes are the session, whatever the file holds.
+    Complete(Vec<u8>, fs::Metadata),
+}
+
+fn read_journal(path: &Path) -> std::io::Result<Journal> {
+    let jp = journal_path(path);
+    // A journal is trusted as the session: one planted by another user is refused like a planted file.
+    let mut f = match private::open(&jp, OpenOptions::new().read(true), 0o600) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Journal::None),
+        Err(e) => return Err(e),
+    };
+    let md = f.metadata()?;
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    f.read_to_end(&mut buf)?;
+    Ok(match parse_journal(path, &buf) {
+        Some(d) => Journal::Complete(d.to_vec(), md),
+        None if buf.starts_with(JOURNAL_MAGIC) || buf.is_empty() => Journal::Torn,
+        // A hash collision with another session's journal: not ours to judge.
+        None => Journal::None,
+    })
+}
+
+/// Rewrites `file` in place with `data` (the space reserved, no journal): see the module comment.
+fn apply(file: &File, data: &[u8]) -> std::io::Result<()> {
+    file.write_all_at(data, 0)?;
+    file.set_len(data.len() as u64)?;
+    // Also for an unchanged length (a lock-only file written empty): the write makes the session live.
+    file.set_modified(SystemTime::now())
+}
+
+/// Result of a write attempt on an open descriptor.
+enum Wrote {
+    Done,
+    /// The path no longer names this descriptor's file (gc or a destroy removed it): nothing written.
+    Gone,
 }
 
 impl FilesStore {
@@ -81,40 +213,117 @@ impl FilesStore {
 
     fn is_live(md: &fs::Metadata, max_lifetime: Duration) -> bool {
         let age = md.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
-        age <= max_lifetime
+        !lock_only(md) && age <= max_lifetime
     }
 
-    /// Atomically replaces the session file: write a temp file beside it, then rename over.
-    fn replace(&self, id: &SessionId, data: &[u8]) -> anyhow::Result<()> {
-        self.ensure_dir(id)?;
-        let path = self.path_for(id);
-        // Not named after the id: ".sess_" + a 250-character id + a token would pass NAME_MAX.
-        let tmp = self.dir_for(id).join(format!(".sess_{}.tmp", Token::new().as_str()));
-        let r = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .mode(self.opts.mode)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            drop(f);
-            fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = r {
-            let _ = fs::remove_file(&tmp);
-            return Err(anyhow!(e)).with_context(|| self.ctx("cannot write", &path));
+    /// Opens the session file read-write, creating it (as a lock-only placeholder) when missing.
+    /// Returns the file and whether we created it.
+    fn open_or_create(&self, path: &Path) -> std::io::Result<(File, bool)> {
+        loop {
+            match private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode) {
+                Ok(f) => return Ok((f, false)),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            match private::open(path, OpenOptions::new().read(true).write(true).create_new(true).mode(self.opts.mode), self.opts.mode) {
+                Ok(f) => {
+                    // Marked before anyone can lock it: whoever gets the lock sees "no session".
+                    f.set_modified(SystemTime::UNIX_EPOCH)?;
+                    return Ok((f, true));
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 
-    /// Releases the lock on a session this request did not write. A file we created only to lock it is
-    /// removed while we still hold the lock (waiters notice the unlinked inode and retry on a fresh
-    /// file), so locking never creates a session.
-    fn release_unwritten(&mut self, id: &SessionId) {
-        if let Some(h) = self.release(id) {
-            if h.created && h.file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
-                let _ = fs::remove_file(self.path_for(id));
+    /// Whether `path` still names the file open as `f`.
+    fn is_current(path: &Path, f: &File) -> std::io::Result<bool> {
+        let md = f.metadata()?;
+        Ok(matches!(fs::symlink_metadata(path), Ok(cur) if same_file(&cur, &md)))
+    }
+
+    /// One attempt to flock the current session file without waiting; None when busy. An error comes
+    /// with what failed ("cannot open", "cannot create", "cannot lock").
+    fn try_lock(&self, path: &Path) -> Result<Option<(File, bool)>, (&'static str, std::io::Error)> {
+        loop {
+            let (file, created) =
+                self.open_or_create(path).map_err(|e| (if path.exists() { "cannot open" } else { "cannot create" }, e))?;
+            // SAFETY: a valid open descriptor.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    return Ok(None);
+                }
+                return Err(("cannot lock", err));
+            }
+            // The file may have been removed (gc, a destroy) while we waited: a lock on an unlinked
+            // inode locks nothing, so start again on the current file.
+            if Self::is_current(path, &file).map_err(|e| ("cannot lock", e))? {
+                return Ok(Some((file, created)));
+            }
+        }
+    }
+
+    /// Finishes (or discards) a journal a killed writer left, under `file`'s OFD write lock.
+    fn recover(path: &Path, file: &File) -> std::io::Result<()> {
+        match read_journal(path)? {
+            Journal::None => return Ok(()),
+            Journal::Torn => {}
+            Journal::Complete(data, md) => {
+                apply(file, &data)?;
+                file.set_modified(md.modified()?)?;
+            }
+        }
+        match fs::remove_file(journal_path(path)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes `data` into the open session file `file` in place, journaled (see the module comment).
+    fn write_journaled(&self, path: &Path, file: &File, data: &[u8]) -> std::io::Result<Wrote> {
+        ofd_lock(file, libc::F_WRLCK)?;
+        let r = (|| {
+            if !Self::is_current(path, file)? {
+                return Ok(Wrote::Gone);
+            }
+            if !data.is_empty() {
+                // SAFETY: a valid descriptor.
+                if unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, data.len() as libc::off_t) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    // A file system without fallocate: written without the reservation (the journal
+                    // still covers a failure in the middle).
+                    if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                        return Err(e);
+                    }
+                }
+            }
+            let jp = journal_path(path);
+            let journaled = (|| {
+                // Checked before a byte of the session goes in (one planted beside it is refused).
+                let mut j = private::open(&jp, OpenOptions::new().write(true).create(true).truncate(true).mode(0o600), 0o600)?;
+                j.write_all(&journal_bytes(path, data))
+            })();
+            if let Err(e) = journaled {
+                let _ = fs::remove_file(&jp);
+                return Err(e);
+            }
+            // From here the journal holds the session: a failure below is finished by the next request.
+            apply(file, data)?;
+            fs::remove_file(&jp)?;
+            Ok(Wrote::Done)
+        })();
+        let _ = ofd_lock(file, libc::F_UNLCK);
+        r
+    }
+
+    /// A write without the session lock (locking off): on the current file, under the OFD lock only.
+    fn write_unlocked(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        loop {
+            let (file, _) = self.open_or_create(path)?;
+            if let Wrote::Done = self.write_journaled(path, &file, data)? {
+                return Ok(());
             }
         }
     }
@@ -123,7 +332,7 @@ impl FilesStore {
     /// the file or renamed a fresh write over it, so the delete happens only under the file's lock, if
     /// the path still names the locked file and that file is still idle. A file a request holds is
     /// left to it (unlike PHP's handler, which deletes it): that request writes or releases it next.
-    /// An unlocked write (locking off) renamed in between the final check and the unlink can still
+    /// An unlocked write (locking off) made between the final check and the unlink can still
     /// be lost, as with PHP's handler.
     fn remove_if_idle(path: &Path, max_lifetime: Duration) -> bool {
         let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
@@ -136,7 +345,7 @@ impl FilesStore {
         let (Ok(md), Ok(cur)) = (f.metadata(), fs::symlink_metadata(path)) else {
             return false;
         };
-        cur.ino() == md.ino() && cur.dev() == md.dev() && !Self::is_live(&md, max_lifetime) && fs::remove_file(path).is_ok()
+        same_file(&cur, &md) && expired(&md, max_lifetime) && fs::remove_file(path).is_ok()
     }
 
     /// Drops our lock on `id` (closing the descriptor releases the flock).
@@ -145,6 +354,10 @@ impl FilesStore {
             Some(h) if &h.id == id => self.held.take(),
             _ => None,
         }
+    }
+
+    fn holds(&self, id: &SessionId) -> bool {
+        self.held.as_ref().is_some_and(|h| &h.id == id)
     }
 }
 
@@ -155,18 +368,27 @@ impl Store for FilesStore {
 
     fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
         let path = self.path_for(id);
-        let mut f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+        let mut f = match private::open(&path, OpenOptions::new().read(true), self.opts.mode) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
         };
-        let md = f.metadata()?;
-        if !md.is_file() || !Self::is_live(&md, max_lifetime) {
-            return Ok(None);
-        }
-        let mut buf = Vec::with_capacity(md.len() as usize);
-        f.read_to_end(&mut buf).with_context(|| self.ctx("cannot read", &path))?;
-        Ok(Some(buf))
+        // Not while one of our writers is in the middle of a write; and a killed writer's complete
+        // journal is the session, whatever the file holds.
+        ofd_lock(&f, libc::F_RDLCK).with_context(|| self.ctx("cannot lock", &path))?;
+        let r = (|| {
+            if let Journal::Complete(data, jmd) = read_journal(&path)? {
+                return Ok(Self::is_live(&jmd, max_lifetime).then_some(data));
+            }
+            let md = f.metadata()?;
+            if !Self::is_live(&md, max_lifetime) {
+                return Ok(None);
+            }
+            let mut buf = Vec::with_capacity(md.len() as usize);
+            f.read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>(Some(buf))
+        })();
+        r.with_context(|| self.ctx("cannot read", &path))
     }
 
     fn lock_and_load(
@@ -176,61 +398,32 @@ impl Store for FilesStore {
         _expire: Duration,
         max_lifetime: Duration,
     ) -> anyhow::Result<Acquire> {
-        if self.held.as_ref().is_some_and(|h| &h.id == id) {
+        if self.holds(id) {
             return Ok(Acquire::Locked(self.load(id, max_lifetime)?));
         }
         self.held = None;
         self.ensure_dir(id)?;
         let path = self.path_for(id);
-        loop {
-            let (mut file, created) = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-            {
-                Ok(f) => (f, false),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    match OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create_new(true)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .mode(self.opts.mode)
-                        .open(&path)
-                    {
-                        Ok(f) => (f, true),
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot create", &path)),
-                    }
-                }
-                Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
-            };
-            // SAFETY: a valid open descriptor.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                    return Ok(Acquire::Busy);
-                }
-                return Err(anyhow!(err)).with_context(|| self.ctx("cannot lock", &path));
+        let locked = self.try_lock(&path).map_err(|(what, e)| anyhow!(e).context(self.ctx(what, &path)))?;
+        let Some((mut file, created)) = locked else { return Ok(Acquire::Busy) };
+        let data = (|| {
+            if !created {
+                ofd_lock(&file, libc::F_WRLCK)?;
+                let r = Self::recover(&path, &file);
+                ofd_lock(&file, libc::F_UNLCK)?;
+                r?;
             }
-            // The file may have been replaced (a write renames over it) or removed while we waited:
-            // a lock on a stale inode locks nothing, so start again on the current file.
             let md = file.metadata()?;
-            match fs::symlink_metadata(&path) {
-                Ok(cur) if cur.ino() == md.ino() && cur.dev() == md.dev() => {}
-                _ => continue,
+            if created || !Self::is_live(&md, max_lifetime) {
+                return Ok(None);
             }
-            let data = if created || !Self::is_live(&md, max_lifetime) {
-                None
-            } else {
-                let mut buf = Vec::with_capacity(md.len() as usize);
-                file.read_to_end(&mut buf).with_context(|| self.ctx("cannot read", &path))?;
-                Some(buf)
-            };
-            self.held = Some(Held { id: id.clone(), file, created });
-            return Ok(Acquire::Locked(data));
-        }
+            let mut buf = Vec::with_capacity(md.len() as usize);
+            file.read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>(Some(buf))
+        })()
+        .with_context(|| self.ctx("cannot read", &path))?;
+        self.held = Some(Held { id: id.clone(), file });
+        Ok(Acquire::Locked(data))
     }
 
     /// Woken by the kernel when the holder's flock goes (ours or PHP's handler's), instead of polling.
@@ -241,30 +434,49 @@ impl Store for FilesStore {
     }
 
     fn save(&mut self, id: &SessionId, data: &[u8], _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        if owner.is_some() && !self.held.as_ref().is_some_and(|h| &h.id == id) {
+        let path = self.path_for(id);
+        let Some(h) = self.release(id) else {
+            if owner.is_some() {
+                return Ok(Saved::LockLost);
+            }
+            self.ensure_dir(id)?;
+            self.write_unlocked(&path, data).with_context(|| self.ctx("cannot write", &path))?;
+            return Ok(Saved::Done);
+        };
+        let mut file = h.file;
+        loop {
+            match self.write_journaled(&path, &file, data).with_context(|| self.ctx("cannot write", &path))? {
+                Wrote::Done => return Ok(Saved::Done),
+                // Our file was removed under the lock (gc of an expired or lock-only file, a destroy by
+                // PHP's handler): lock the current one, unless another request holds it by now.
+                Wrote::Gone => match self.try_lock(&path).map_err(|(_, e)| anyhow!(e).context(self.ctx("cannot write", &path)))? {
+                    Some((f, _)) => file = f,
+                    None => return Ok(Saved::LockLost),
+                },
+            }
+        }
+    }
+
+    fn touch(&mut self, id: &SessionId, _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
+        if owner.is_some() && !self.holds(id) {
             return Ok(Saved::LockLost);
         }
-        self.replace(id, data)?;
+        let path = self.path_for(id);
+        match private::open(&path, File::options().write(true), self.opts.mode) {
+            // A lock-only file stays one: touching it would create an empty session.
+            Ok(f) if !f.metadata().map(|m| lock_only(&m)).unwrap_or(true) => {
+                f.set_modified(SystemTime::now()).with_context(|| self.ctx("cannot update the time of", &path))?
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
+        }
         self.release(id);
         Ok(Saved::Done)
     }
 
-    fn touch(&mut self, id: &SessionId, _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        if owner.is_some() && !self.held.as_ref().is_some_and(|h| &h.id == id) {
-            return Ok(Saved::LockLost);
-        }
-        let path = self.path_for(id);
-        match File::options().write(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
-            Ok(f) => f.set_modified(SystemTime::now()).with_context(|| self.ctx("cannot update the time of", &path))?,
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
-        }
-        self.release_unwritten(id);
-        Ok(Saved::Done)
-    }
-
     fn unlock(&mut self, id: &SessionId, _owner: &Token) -> anyhow::Result<()> {
-        self.release_unwritten(id);
+        self.release(id);
         Ok(())
     }
 
@@ -285,10 +497,12 @@ impl Store for FilesStore {
                 Err(_) => None,
             },
         };
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot delete", &path)),
+        for p in [&path, &journal_path(&path)] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot delete", p)),
+            }
         }
         Ok(())
     }
@@ -310,12 +524,16 @@ impl Store for FilesStore {
                 if depth > 0 && md.is_dir() && name.len() == 1 {
                     walk(&entry.path(), depth - 1, max_lifetime, n)?;
                 } else if md.is_file()
-                    && (name.starts_with("sess_") || (name.starts_with(".sess_") && name.ends_with(".tmp")))
-                    && !FilesStore::is_live(&md, max_lifetime)
+                    && (name.starts_with("sess_")
+                        || name.starts_with(JOURNAL_PREFIX)
+                        || (name.starts_with(".sess_") && name.ends_with(".tmp")))
+                    && expired(&md, max_lifetime)
                 {
                     #[cfg(test)]
                     crate::store::tests::gc_window(&name);
-                    if FilesStore::remove_if_idle(&entry.path(), max_lifetime) {
+                    // Not while a request holds it (checked under its flock): a held lock and a
+                    // session rewritten since the scan stay.
+                    if FilesStore::remove_if_idle(&entry.path(), max_lifetime) && name.starts_with("sess_") && !lock_only(&md) {
                         *n += 1;
                     }
                 }
@@ -336,6 +554,11 @@ mod tests {
 
     fn opts(dir: &Path, depth: u8) -> FilesOptions {
         FilesOptions { dir: dir.to_path_buf(), depth, mode: 0o600 }
+    }
+
+    /// Writes a file as PHP's handler creates them: 0600 (fs::write would give 0644 under umask 022).
+    fn write_0600(p: &Path, data: &[u8]) {
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p).unwrap().write_all(data).unwrap();
     }
 
     #[test]
@@ -392,7 +615,7 @@ mod tests {
         s.save(&id, b"a|i:1;", Duration::from_secs(60), None).unwrap();
         assert_eq!(fs::read(dir.path().join("a/b/sess_abc123")).unwrap(), b"a|i:1;");
         // And a file PHP wrote is read back.
-        fs::write(dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";").unwrap();
+        write_0600(&dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";");
         let id2 = SessionId::parse(b"abc999").unwrap();
         assert_eq!(s.load(&id2, Duration::from_secs(60)).unwrap().unwrap(), b"php|s:1:\"x\";");
     }
@@ -410,15 +633,80 @@ mod tests {
     }
 
     #[test]
-    fn lock_only_file_is_removed_on_unlock() {
+    fn lock_only_file_reads_as_absent_and_stays_for_gc() {
         let dir = TempDir::new("files-unlock");
         let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
         let id = SessionId::parse(b"neverwritten").unwrap();
         let t = Token::new();
-        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), Duration::from_secs(60)).unwrap(), Acquire::Locked(None));
-        assert!(dir.path().join("sess_neverwritten").exists());
+        let life = Duration::from_secs(60);
+        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), life).unwrap(), Acquire::Locked(None));
+        // A lazy_write touch of the never-written session does not make it a session.
+        assert_eq!(s.touch(&id, life, Some(&t)).unwrap(), Saved::Done);
+        // Kept (a PHP request may be blocked in flock on it), but it is no session.
+        let p = dir.path().join("sess_neverwritten");
+        assert!(p.exists());
+        assert_eq!(s.load(&id, life).unwrap(), None);
+        assert!(!s.exists(&id, life).unwrap());
+        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), life).unwrap(), Acquire::Locked(None));
         s.unlock(&id, &t).unwrap();
-        assert!(!dir.path().join("sess_neverwritten").exists());
+        // gc judges it by when it was made, not by its mtime of 0: a fresh one stays.
+        assert_eq!(s.gc(life).unwrap(), 0);
+        assert!(p.exists());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(s.gc(Duration::from_secs(1)).unwrap(), 0, "not counted as a session");
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn writes_keep_the_inode_a_waiter_holds() {
+        let dir = TempDir::new("files-inode");
+        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let id = SessionId::parse(b"inode").unwrap();
+        let life = Duration::from_secs(60);
+        s.save(&id, b"a much longer first version", life, None).unwrap();
+        let p = dir.path().join("sess_inode");
+        // What PHP's handler does: open, then (later) flock on that descriptor.
+        let waiter = File::open(&p).unwrap();
+        let t = Token::new();
+        assert!(matches!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(_))));
+        assert_eq!(s.save(&id, b"short", life, Some(&t)).unwrap(), Saved::Done);
+        s.save(&id, b"unlocked", life, None).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().ino(), waiter.metadata().unwrap().ino());
+        let mut got = Vec::new();
+        (&waiter).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"unlocked");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["sess_inode"], "no journal or temp file left");
+    }
+
+    #[test]
+    fn a_write_killed_midway_is_completed_from_its_journal() {
+        let dir = TempDir::new("files-journal");
+        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let id = SessionId::parse(b"torn").unwrap();
+        let life = Duration::from_secs(60);
+        s.save(&id, b"old|s:12:\"old contents\";", life, None).unwrap();
+        let p = dir.path().join("sess_torn");
+        // Killed after the journal was complete, in the middle of the in-place rewrite.
+        let new = b"new|s:3:\"new\";";
+        write_0600(&journal_path(&p), &journal_bytes(&p, new));
+        fs::OpenOptions::new().write(true).open(&p).unwrap().write_all_at(b"new|s:", 0).unwrap();
+        // A reader without the lock reads the journal's bytes, not the torn file.
+        assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
+        // The next lock holder replays it.
+        let t = Token::new();
+        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(new.to_vec())));
+        assert_eq!(fs::read(&p).unwrap(), new);
+        assert!(!journal_path(&p).exists());
+        s.unlock(&id, &t).unwrap();
+
+        // Killed while writing the journal: the file is untouched and the torn journal is dropped.
+        let full = journal_bytes(&p, b"never|i:1;");
+        write_0600(&journal_path(&p), &full[..full.len() - 3]);
+        assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
+        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(new.to_vec())));
+        assert!(!journal_path(&p).exists());
+        s.unlock(&id, &t).unwrap();
     }
 
     #[test]

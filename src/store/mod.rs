@@ -66,8 +66,18 @@ pub trait Store: Send {
     /// Refreshes the expiry of unchanged data (lazy_write). Same lock rules as `save`.
     fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved>;
 
-    /// Releases `owner`'s lock without writing; a lock held by someone else is left alone.
+    /// Releases `owner`'s lock without writing; a lock held by someone else is left alone. That makes it
+    /// a compare-and-delete: with the token `lock_holder` reported, it breaks exactly that holder's lock
+    /// (and not one another request took since), which is how a dead holder's lock is freed.
     fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()>;
+
+    /// The token of the request holding `id`'s lock, when the lock records one; asked while waiting,
+    /// so that a holder that died on this host frees the lock at once (`Token::holder_is_dead`).
+    /// None: free, held without a token of ours (another handler's lock), or the engine's locks die
+    /// with their process anyway (files: flock).
+    fn lock_holder(&mut self, _id: &SessionId) -> anyhow::Result<Option<Token>> {
+        Ok(None)
+    }
 
     /// Deletes the session and the lock `owner` holds on it.
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()>;

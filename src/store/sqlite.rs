@@ -13,6 +13,7 @@
 //! has expired.
 
 use std::fs::OpenOptions;
+use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::dsn::SqliteOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
 use crate::lock::Token;
+use crate::private;
 
 /// Rows deleted per gc transaction: small enough that no writer waits behind one.
 pub const GC_BATCH: usize = 500;
@@ -91,14 +93,15 @@ impl SqliteStore {
         let locks_path = std::path::PathBuf::from(locks_path);
         // A read-only database (a read-only mount, a file the user may only read) is still read:
         // then the lock file is opened read-only, or not at all, and holdings are rows only.
-        let locks = match kwait::open_lock_file(&locks_path) {
+        let locks = match private::open(
+            &locks_path,
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600),
+            0o600,
+        ) {
             Ok(f) => Some((f, true)),
-            Err(_) => OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&locks_path)
-                .ok()
-                .map(|f| (f, false)),
+            // Planted (another owner's, a symlink, a mode beyond 0600): refused like the database.
+            Err(e) if e.raw_os_error().is_none() => return Err(anyhow!(e)).with_context(|| name.clone()),
+            Err(_) => private::open(&locks_path, OpenOptions::new().read(true), 0o600).ok().map(|f| (f, false)),
         };
         let locks_identity = file_identity(&locks_path);
         Ok(SqliteStore {
@@ -151,6 +154,9 @@ impl SqliteStore {
 
     fn connect(o: &SqliteOptions) -> anyhow::Result<Connection> {
         let dir = o.path.parent().unwrap_or(Path::new("/"));
+        if o.private_dir {
+            private::ensure_private_dir(dir)?;
+        }
         if !dir.is_dir() {
             let why = if dir.exists() { "is not a directory" } else { "does not exist" };
             return Err(anyhow!("directory {} {why}", dir.display()));
@@ -158,17 +164,7 @@ impl SqliteStore {
         if o.path.is_dir() {
             return Err(anyhow!("{} is a directory, not a database file", o.path.display()));
         }
-        // Session data is secret: create the file 0600 ourselves so SQLite (and its -wal/-shm files,
-        // which copy the database's mode) never makes it world-readable.
-        if !o.path.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&o.path)
-                .with_context(|| format!("cannot create {} (is the directory writable?)", o.path.display()))?;
-        }
+        check_files(&o.path)?;
         let mut conn = Connection::open(&o.path)?;
         conn.busy_handler(Some(busy_backoff(o.busy_timeout)))?;
         // Switching to WAL needs a moment of exclusive access; when many workers start at once, retry.
@@ -300,6 +296,60 @@ fn busy_backoff(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
     }
 }
 
+/// The files SQLite opens beside a database: a planted `-wal`/`-shm` would receive the session data,
+/// a planted hot `-journal` would be rolled back into the database.
+const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Session data is secret, so before SQLite opens anything: the database and its companions must be
+/// ours and private (`private::check_file`), never symlinks. The database, `-wal` and `-shm` are
+/// created 0600 here when missing, so SQLite never makes them and nobody else can make them first.
+fn check_files(db: &Path) -> anyhow::Result<()> {
+    /// Opens (checks) `p`, creating it when `create` and missing; Ok(false) when it could not be created.
+    fn ours(p: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
+        loop {
+            match private::open(p, std::fs::OpenOptions::new().read(true), 0o600) {
+                Ok(f) => return Ok(Some(f)),
+                Err(e) if e.kind() == ErrorKind::NotFound && create => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            match private::open(p, std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600), 0o600) {
+                Ok(f) => return Ok(Some(f)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let f = ours(db, true).map_err(|e| match e.raw_os_error() {
+        Some(_) => anyhow!(e).context(format!("cannot create {} (is the directory writable?)", db.display())),
+        None => anyhow!(e),
+    })?;
+    // Not beside a file that is no database (SQLite refuses it next, and nothing is left behind).
+    let mut head = [0u8; 16];
+    let n = f.map(|mut f| std::io::Read::read(&mut f, &mut head).unwrap_or(0)).unwrap_or(0);
+    let create = n == 0 || &head[..n] == &b"SQLite format 3\0"[..n];
+    for suffix in COMPANIONS {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match ours(Path::new(&p), create && suffix != "-journal") {
+            Ok(_) => {}
+            // A directory we may not write (read-only storage): SQLite says what it can do there.
+            Err(e) if e.kind() != ErrorKind::PermissionDenied || e.raw_os_error().is_some() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // A database we may not write at all (another owner's, mode 0600): say so, not "unable to open".
+    let c = std::ffi::CString::new(db.as_os_str().as_encoded_bytes())?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EACCES) {
+            return Err(private::explain_open_error(db, e).into());
+        }
+    }
+    Ok(())
+}
+
 /// rusqlite's errors carry SQLite's code as their source, so a chain prints the same words twice
 /// ("file is not a database: Error code 26: file is not a database"): keep SQLite's message once.
 fn tidy(e: anyhow::Error) -> anyhow::Error {
@@ -427,6 +477,16 @@ impl Store for SqliteStore {
         self.guard(r)
     }
 
+    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+        let r = self
+            .conn
+            .prepare_cached("SELECT owner FROM session_locks WHERE id = ?1 AND expires_at > ?2")
+            .and_then(|mut st| st.query_row(params![id.as_str(), unix_now()], |r| r.get::<_, String>(0)).optional())
+            .map(|o| o.map(|o| Token::from_stored(o.strip_prefix("k:").map(str::to_string).unwrap_or(o))))
+            .map_err(Into::into);
+        self.guard(r)
+    }
+
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
         self.check_file()?;
         let r = (|| {
@@ -480,6 +540,7 @@ mod tests {
             path: dir.path().join("s.sqlite"),
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
+        private_dir: false,
         })
         .unwrap()
     }
@@ -528,7 +589,7 @@ mod tests {
         let mut s = store(&dir);
         s.save(&id, b"v1", life, None).unwrap();
         let other = dir.path().join("other.sqlite");
-        let mut o = SqliteStore::open(&SqliteOptions { path: other.clone(), busy_timeout: Duration::from_secs(5), synchronous_full: false }).unwrap();
+        let mut o = SqliteStore::open(&SqliteOptions { path: other.clone(), busy_timeout: Duration::from_secs(5), synchronous_full: false, private_dir: false }).unwrap();
         o.save(&id, b"restored", life, None).unwrap();
         drop(o);
         std::fs::rename(&other, &path).unwrap();
@@ -600,6 +661,7 @@ mod tests {
             path: dir.path().join("s.sqlite"),
             busy_timeout: Duration::from_millis(200),
             synchronous_full: false,
+            private_dir: false,
         })
         .unwrap();
         let released = hold_write_lock(dir.path().join("s.sqlite"), Duration::from_millis(1500));
@@ -737,11 +799,43 @@ mod tests {
     }
 
     #[test]
+    fn planted_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("sqlite-planted");
+        let open = |p: &Path| {
+            SqliteStore::open(&SqliteOptions { path: p.into(), busy_timeout: Duration::from_secs(1), synchronous_full: false, private_dir: false })
+        };
+        let target = dir.path().join("target.sqlite");
+        drop(open(&target).unwrap());
+        let link = dir.path().join("link.sqlite");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = format!("{:#}", open(&link).err().unwrap());
+        assert!(e.contains("symbolic link") && e.contains("link.sqlite"), "{e}");
+        // A -wal (or -shm, -journal) that anyone may read: the session data would go into it.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let db = dir.path().join(format!("c{suffix}.sqlite"));
+            let comp = dir.path().join(format!("c{suffix}.sqlite{suffix}"));
+            std::fs::write(&comp, b"").unwrap();
+            std::fs::set_permissions(&comp, std::fs::Permissions::from_mode(0o666)).unwrap();
+            let e = format!("{:#}", open(&db).err().unwrap());
+            assert!(e.contains(&format!("c{suffix}.sqlite{suffix}")) && e.contains("mode 0666"), "{e}");
+        }
+        // Fresh ones are created 0600 before SQLite opens anything.
+        let db = dir.path().join("fresh.sqlite");
+        let _s = open(&db).unwrap();
+        for p in ["fresh.sqlite", "fresh.sqlite-wal", "fresh.sqlite-shm"] {
+            let mode = std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{p}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let e = SqliteStore::open(&SqliteOptions {
             path: "/nonexistent-dir-sp/x.sqlite".into(),
             busy_timeout: Duration::from_secs(1),
             synchronous_full: false,
+        private_dir: false,
         })
         .err()
         .unwrap();
@@ -751,7 +845,8 @@ mod tests {
         let dir = TempDir::new("sqlite-corrupt");
         let p = dir.path().join("c.sqlite");
         std::fs::write(&p, vec![b'z'; 8192]).unwrap();
-        let e = SqliteStore::open(&SqliteOptions { path: p, busy_timeout: Duration::from_secs(1), synchronous_full: false })
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let e = SqliteStore::open(&SqliteOptions { path: p, busy_timeout: Duration::from_secs(1), synchronous_full: false, private_dir: false })
             .err()
             .unwrap();
         let msg = format!("{e:#}");
@@ -762,6 +857,7 @@ mod tests {
             path: dir.path().join("c.sqlite/x.sqlite"),
             busy_timeout: Duration::from_secs(1),
             synchronous_full: false,
+        private_dir: false,
         })
         .err()
         .unwrap();

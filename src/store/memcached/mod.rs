@@ -652,6 +652,16 @@ impl Store for MemcachedStore {
         self.retrying(|s| s.destroy_once(id, owner))
     }
 
+    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+        let lkey = self.lock_key(id);
+        let ls = self.lock_server(id);
+        Ok(match self.one(ls, format!("mg {lkey} v"), None)? {
+            // php-memcached's "1" is no lock value of ours: None.
+            Reply::Value(v, _) => parse_lock(&v).map(|(t, _)| Token::from_stored(t)),
+            _ => None,
+        })
+    }
+
     fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool> {
         self.retrying(|s| {
             let key = s.key(id)?;

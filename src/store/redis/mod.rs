@@ -870,6 +870,14 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+        let idx = self.node_for(id);
+        let (_, lock, _) = self.keys(idx, id);
+        let v: Option<Vec<u8>> = self.simple(idx, &[b"GET", &lock])?;
+        // phpredis' "host|pid" values are not tokens: never judged dead (holder_is_dead).
+        Ok(v.and_then(|v| String::from_utf8(v).ok()).map(Token::from_stored))
+    }
+
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
         let idx = self.node_for(id);
         let (data, lock, wake) = self.keys(idx, id);
