@@ -169,7 +169,11 @@ fn release_on_another_server_is_not_waited_for() {
         assert_eq!(a.lock_and_load(id, &ta, expire, life).unwrap(), Acquire::Locked(None));
         assert_eq!(a.save(id, format!("v{n}").as_bytes(), life, Some(&ta)).unwrap(), Saved::Done);
         let ls = a.lock_server(id);
-        assert_eq!(a.servers[ls].conn.as_ref().map(|c| c.unanswered()), Some(1), "the release's answer is not read yet");
+        assert_eq!(
+            a.servers[ls].conn.as_ref().map(|c| c.unanswered()),
+            Some(2),
+            "the version item's and the release's answers are not read yet"
+        );
         // memcached orders commands per connection only: b's add can be served just before the
         // release a sent on its own connection (a waiter then retries within a millisecond).
         let tb = Token::new();
@@ -188,5 +192,88 @@ fn release_on_another_server_is_not_waited_for() {
         assert_eq!(a.lock_and_load(id, &t2, expire, life).unwrap(), Acquire::Locked(Some(b"b".to_vec())));
         assert_eq!(a.servers[ls].conn.as_ref().map(|c| c.unanswered()), Some(0));
         a.unlock(id, &t2).unwrap();
+    }
+}
+
+/// Ids whose lock item lives on another server than their session's first copy.
+fn split_ids(s: &MemcachedStore, tag: &str, n: usize) -> Vec<SessionId> {
+    let ids: Vec<SessionId> = (0..200)
+        .map(|i| sid(&format!("{tag}{i}")))
+        .filter(|id| MemcachedStore::split(s.lock_server(id), &s.data_targets(id)))
+        .take(n)
+        .collect();
+    assert_eq!(ids.len(), n, "ketama puts some locks on other servers than their sessions");
+    ids
+}
+
+/// Waits until every command `s` sent without waiting (a release) was served: its next answer on
+/// the lock's connection comes after them.
+fn settle(s: &mut MemcachedStore, id: &SessionId) {
+    let (ls, lkey) = (s.lock_server(id), s.lock_key(id));
+    s.one(ls, format!("mg {lkey} v"), None).unwrap();
+}
+
+/// Issue 18: with the lock on another server than the session, B's read (pipelined with its add)
+/// can be served before the previous holder A's write, while its add is served after A's release.
+/// `between` makes exactly that happen: B must not keep the stale read (today it would, and its write
+/// would then be refused), nor revive a session A destroyed; with or without replicas.
+#[test]
+fn a_read_served_before_the_previous_holders_write_is_made_again() {
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    for replicas in [0, 1] {
+        let o = MemcachedOptions { replicas, ..opts(three()) };
+        let mut b = MemcachedStore::open(&o).unwrap();
+        for (n, id) in split_ids(&b, "order", 3).into_iter().enumerate() {
+            let mut a = MemcachedStore::open(&o).unwrap();
+            let ta = Token::new();
+            assert_eq!(a.lock_and_load(&id, &ta, expire, life).unwrap(), Acquire::Locked(None));
+            assert_eq!(a.save(&id, b"v1", life, Some(&ta)).unwrap(), Saved::Done);
+            settle(&mut a, &id);
+            assert_eq!(a.lock_and_load(&id, &ta, expire, life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+            let destroy = n == 2;
+            let (aid, ata) = (id.clone(), ta.clone());
+            b.between = Some(Box::new(move || {
+                if destroy {
+                    a.destroy(&aid, Some(&ata)).unwrap();
+                } else {
+                    assert_eq!(a.save(&aid, b"v2", life, Some(&ata)).unwrap(), Saved::Done);
+                    settle(&mut a, &aid);
+                }
+            }));
+            let tb = Token::new();
+            let got = b.lock_and_load(&id, &tb, expire, life).unwrap();
+            assert!(b.between.is_none(), "the interleaving was made");
+            let want = if destroy { None } else { Some(b"v2".to_vec()) };
+            assert_eq!(got, Acquire::Locked(want), "replicas={replicas} {id:?}: B reads A's last write");
+            assert_eq!(b.save(&id, b"v3", life, Some(&tb)).unwrap(), Saved::Done, "B's write is not refused");
+            settle(&mut b, &id);
+            assert_eq!(b.load(&id, life).unwrap().as_deref(), Some(&b"v3"[..]));
+        }
+    }
+}
+
+/// The uncontended cycle stays at two round trips (lock + read, write; the release is not waited
+/// for): the version the last write left proves the read current, so no second read is made.
+#[test]
+fn a_current_read_is_not_made_twice() {
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    for o in [opts(three()), MemcachedOptions { replicas: 1, ..opts(three()) }] {
+        let mut a = MemcachedStore::open(&o).unwrap();
+        for id in split_ids(&a, "once", 3) {
+            let t = Token::new();
+            assert_eq!(a.lock_and_load(&id, &t, expire, life).unwrap(), Acquire::Locked(None));
+            assert_eq!(a.save(&id, b"v1", life, Some(&t)).unwrap(), Saved::Done);
+            settle(&mut a, &id);
+            for touch in [false, true] {
+                a.round_trips = 0;
+                assert_eq!(a.lock_and_load(&id, &t, expire, life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+                let saved = if touch { a.touch(&id, life, Some(&t)) } else { a.save(&id, b"v1", life, Some(&t)) };
+                assert_eq!(saved.unwrap(), Saved::Done);
+                assert_eq!(a.round_trips, 2, "{id:?} replicas={}: lock + read, then write (touch: {touch})", o.replicas);
+                settle(&mut a, &id);
+            }
+        }
     }
 }
