@@ -176,23 +176,32 @@ impl MemcachedStore {
         }
     }
 
+    /// The id as it names the session's items: itself when its lock item's key (the longest) fits
+    /// memcached's 250 bytes with the prefix, else its hash (`SessionId::name_within`).
+    fn name<'a>(&self, id: &'a SessionId) -> std::borrow::Cow<'a, str> {
+        id.name_within(MAX_KEY.saturating_sub(self.o.prefix.len() + "lock.".len()))
+    }
+
     fn key(&self, id: &SessionId) -> anyhow::Result<String> {
-        let k = format!("{}{}", self.o.prefix, id.as_str());
-        if k.len() + 5 > MAX_KEY {
-            bail!("session id of {} characters is too long for memcached keys (prefix + \"lock.\" + id: at most {MAX_KEY} bytes)", id.as_str().len());
+        let k = format!("{}{}", self.o.prefix, self.name(id));
+        if k.len() + "lock.".len() > MAX_KEY {
+            bail!(
+                "the prefix of {} bytes is too long for memcached keys (prefix + \"lock.\" + session name: at most {MAX_KEY} bytes)",
+                self.o.prefix.len()
+            );
         }
         Ok(k)
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}lock.{}", self.o.prefix, id.as_str())
+        format!("{}lock.{}", self.o.prefix, self.name(id))
     }
 
     /// The session's version item (ours only, php-memcached has none): kept on the lock's server, it
     /// holds the CAS each data server gave the last locked write, so a request that took the lock on
     /// one server can tell whether its read on another was served before or after that write.
     fn version_key(&self, id: &SessionId) -> String {
-        format!("{}ver.{}", self.o.prefix, id.as_str())
+        format!("{}ver.{}", self.o.prefix, self.name(id))
     }
 
     /// Whether the lock lives on another server than the first data copy, so that the order of one
@@ -217,14 +226,14 @@ impl MemcachedStore {
     }
 
     fn data_targets(&self, id: &SessionId) -> Vec<usize> {
-        self.targets(id.as_str())
+        self.targets(&self.name(id))
     }
 
     fn lock_server(&self, id: &SessionId) -> usize {
         if self.o.lock_with_session {
             return self.data_targets(id)[0];
         }
-        self.targets(&format!("lock.{}", id.as_str()))[0]
+        self.targets(&format!("lock.{}", self.name(id)))[0]
     }
 
     fn fail(&mut self, i: usize, cause: String) -> String {
