@@ -53,6 +53,9 @@ struct Server {
     down_until: Option<Instant>,
     last_error: String,
     item_max: Option<usize>,
+    /// Down after a failure that cost no timeout (connection refused, reset or closed: the server is
+    /// not running, or restarted): the next request probes it instead of skipping it.
+    probe_next_request: bool,
 }
 
 impl Server {
@@ -97,6 +100,14 @@ struct LockedRead {
 }
 
 type Req<'a> = (usize, String, Option<&'a [u8]>);
+
+/// Whether a failure took a timeout to tell (no answer, or no route to the host) rather than being
+/// refused or cut at once: only those make a server worth skipping for `retry` ms.
+fn costs_a_timeout(cause: &str) -> bool {
+    ["timed out", "timeout", "Resource temporarily unavailable", "unreachable", "No route to host"]
+        .iter()
+        .any(|t| cause.contains(t))
+}
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -152,6 +163,7 @@ impl MemcachedStore {
                 down_until: None,
                 last_error: String::new(),
                 item_max: None,
+                probe_next_request: false,
             })
             .collect();
         // Connections are made on first use: a server that is down must not fail requests whose
@@ -236,12 +248,16 @@ impl MemcachedStore {
         self.targets(&format!("lock.{}", self.name(id)))[0]
     }
 
+    /// Marks server `i` down: skipped for the rest of this request, and for `retry` ms when the
+    /// failure cost a timeout; a server that refused or dropped the connection is probed again by the
+    /// next request that needs it (`still_valid`), as that costs one local round trip at most.
     fn fail(&mut self, i: usize, cause: String) -> String {
         self.downs += 1;
         let s = &mut self.servers[i];
         s.conn = None;
         s.item_max = None;
         s.down_until = Some(Instant::now() + self.o.retry);
+        s.probe_next_request = !costs_a_timeout(&cause);
         s.last_error = cause;
         format!("memcached server {}: {}", s.label, s.last_error)
     }
@@ -652,6 +668,12 @@ impl Store for MemcachedStore {
     /// is not marked down.
     fn still_valid(&mut self) -> bool {
         for s in &mut self.servers {
+            // A new request: a server that refused or dropped us is asked again (a restarted one
+            // serves this request), one that timed out stays skipped for `retry`.
+            if s.probe_next_request {
+                s.down_until = None;
+                s.probe_next_request = false;
+            }
             if s.conn.as_mut().is_some_and(|c| !c.idle_alive()) {
                 s.conn = None;
                 s.item_max = None;

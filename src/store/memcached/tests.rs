@@ -277,3 +277,33 @@ fn a_current_read_is_not_made_twice() {
         }
     }
 }
+
+/// Issue 18.3: a server that refused the connection (not running, or restarting) is probed again by
+/// the next request instead of being skipped for `retry` ms, so a restarted server fails no request;
+/// one that did not answer (a timeout) stays skipped, so it costs one timeout per `retry` per worker.
+#[test]
+fn a_refused_server_is_probed_by_the_next_request_a_silent_one_is_skipped() {
+    let life = Duration::from_secs(60);
+    let retry = Duration::from_secs(30);
+    let o = MemcachedOptions { timeout: Duration::from_millis(200), retry, ..opts(vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port: 1 }]) };
+    let mut s = MemcachedStore::open(&o).unwrap();
+    for _request in 0..3 {
+        assert!(s.still_valid());
+        let e = s.load(&sid("x"), life).unwrap_err().to_string();
+        assert!(e.contains("refused"), "probed, not skipped: {e}");
+        let e = s.load(&sid("x"), life).unwrap_err().to_string();
+        assert!(e.contains("skipped"), "within one request the server is not asked twice: {e}");
+    }
+
+    // Accepts (the kernel's backlog) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let o = MemcachedOptions { timeout: Duration::from_millis(200), retry, ..opts(vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port }]) };
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let e = s.load(&sid("x"), life).unwrap_err().to_string();
+    assert!(e.contains("timeout"), "{e}");
+    assert!(s.still_valid());
+    let t = std::time::Instant::now();
+    let e = s.load(&sid("x"), life).unwrap_err().to_string();
+    assert!(e.contains("skipped") && t.elapsed() < Duration::from_millis(100), "{e}");
+}
