@@ -12,8 +12,7 @@ $srv = sp_server_start($cmd, $port);
 // restarted server. 50 ms after the restart is the bound issue 18 set. Measured over 20 runs beside
 // other test runs (SP_OUTAGE_REPORT): no request started after the restart failed (the last failure
 // started 5-9 ms before it) and every worker succeeded within 79 ms (10 ms in most runs); with the
-// fixed 250 ms skip the
-// last failure started 0.154 s after the restart.
+// fixed 250 ms skip the last failure started 0.154 s after the restart.
 $dsn = "memcached://127.0.0.1:$port?prefix=sp-phpt-mkill.&timeout=500";
 ot_run($dsn, $port, 0.5,
     function () use (&$srv, $cmd, $port) { $srv = sp_server_start($cmd, $port); },
