@@ -87,6 +87,9 @@ pub struct MemcachedStore {
     /// See `exec_lock_and_read`.
     #[cfg(test)]
     pub(crate) between: Option<Box<dyn FnMut() + Send>>,
+    /// Lock commands to let through before `between` runs (1: the take-over after a failed add).
+    #[cfg(test)]
+    pub(crate) between_after: u32,
     /// Batches sent by `exec` (round trips), for tests.
     #[cfg(test)]
     pub(crate) round_trips: u32,
@@ -173,6 +176,8 @@ impl MemcachedStore {
             read_cas: HashMap::new(),
             #[cfg(test)]
             between: None,
+            #[cfg(test)]
+            between_after: 0,
             #[cfg(test)]
             round_trips: 0,
         })
@@ -882,6 +887,10 @@ impl MemcachedStore {
     /// servers allow and one connection does not.
     #[cfg(test)]
     fn exec_lock_and_read(&mut self, mut reqs: Vec<Req>) -> Vec<Result<Reply, String>> {
+        if self.between_after > 0 {
+            self.between_after -= 1;
+            return self.exec(&reqs);
+        }
         match self.between.take() {
             Some(mut between) => {
                 let data = reqs.pop().expect("data request");

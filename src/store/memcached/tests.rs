@@ -307,3 +307,33 @@ fn a_refused_server_is_probed_by_the_next_request_a_silent_one_is_skipped() {
     let e = s.load(&sid("x"), life).unwrap_err().to_string();
     assert!(e.contains("skipped") && t.elapsed() < Duration::from_millis(100), "{e}");
 }
+
+/// The take-over of an expired lock reads the same way: here A, whose lock expired but was not yet
+/// taken over, saves (its write path refreshes the lock first) between B's data read and B's
+/// compare-and-swap of the lock item. B must not win the lock with its stale read: the swap fails
+/// (A changed and then released the lock), and B's next attempt reads A's write.
+#[test]
+fn a_take_over_racing_the_expired_holders_write_keeps_its_write() {
+    let life = Duration::from_secs(60);
+    let o = opts(three());
+    let mut b = MemcachedStore::open(&o).unwrap();
+    for id in split_ids(&b, "takeover", 2) {
+        let mut a = MemcachedStore::open(&o).unwrap();
+        let ta = Token::new();
+        let short = Duration::from_secs(1);
+        assert_eq!(a.lock_and_load(&id, &ta, short, life).unwrap(), Acquire::Locked(None));
+        std::thread::sleep(Duration::from_millis(1100));
+        let (aid, ata) = (id.clone(), ta.clone());
+        b.between_after = 1;
+        b.between = Some(Box::new(move || {
+            assert_eq!(a.save(&aid, b"late", life, Some(&ata)).unwrap(), Saved::Done);
+            settle(&mut a, &aid);
+        }));
+        let tb = Token::new();
+        let first = b.lock_and_load(&id, &tb, Duration::from_secs(30), life).unwrap();
+        assert!(b.between.is_none(), "the take-over was attempted");
+        assert_eq!(first, Acquire::Busy, "{id:?}: the swap of the lock A refreshed fails");
+        assert_eq!(b.lock_and_load(&id, &tb, Duration::from_secs(30), life).unwrap(), Acquire::Locked(Some(b"late".to_vec())));
+        assert_eq!(b.save(&id, b"b", life, Some(&tb)).unwrap(), Saved::Done);
+    }
+}
