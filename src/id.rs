@@ -1,9 +1,16 @@
 //! Session ids: the only bytes from a client that reach a storage key or a file name.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use sha2::{Digest, Sha256};
 
 /// PHP's own upper bound (`PS_MAX_SID_LENGTH`).
 pub const MAX_ID_LEN: usize = 256;
+
+/// A session whose id does not fit a store's name limit is stored under this tag and the id's SHA-256
+/// in hex (71 bytes). The `.` is outside the id alphabet, so no id names the same item or file.
+pub const HASHED_TAG: &str = "sha256.";
 
 /// A session id that passed validation: 1..=256 characters of PHP's id alphabet `[a-zA-Z0-9,-]`.
 /// Nothing else can be built, so no engine ever sees `../`, NUL, quotes or spaces.
@@ -32,6 +39,22 @@ impl SessionId {
         &self.0
     }
 
+    /// The id as it names the session in a store that leaves `room` bytes for it (a Memcached key's
+    /// 250 bytes less the prefix, a file name's 255 less `sess_`): the id itself when it fits — the
+    /// layout php-memcached and PHP's files handler use — else `sha256.<hex of SHA-256(id)>`, so ids
+    /// of up to 256 characters work everywhere (no peer could store those anyway).
+    pub fn name_within(&self, room: usize) -> Cow<'_, str> {
+        if self.0.len() <= room {
+            return Cow::Borrowed(&self.0);
+        }
+        let mut name = String::with_capacity(HASHED_TAG.len() + 64);
+        name.push_str(HASHED_TAG);
+        for b in Sha256::digest(self.0.as_bytes()) {
+            name.push_str(&format!("{b:02x}"));
+        }
+        Cow::Owned(name)
+    }
+
     /// A short, log-safe name for the session: the full id is a bearer secret and stays out of logs.
     pub fn short(&self) -> String {
         let head: String = self.0.chars().take(6).collect();
@@ -54,6 +77,22 @@ mod tests {
         for ok in ["a", "abcDEF019,-", &"x".repeat(256)] {
             assert_eq!(SessionId::parse(ok.as_bytes()).unwrap().as_str(), ok);
         }
+    }
+
+    #[test]
+    fn long_ids_are_named_by_their_hash() {
+        let short = SessionId::parse(b"abc").unwrap();
+        assert_eq!(short.name_within(3), "abc");
+        // SHA-256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(
+            short.name_within(2),
+            "sha256.ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let a = SessionId::parse("a".repeat(256).as_bytes()).unwrap();
+        let b = SessionId::parse(format!("{}b", "a".repeat(255)).as_bytes()).unwrap();
+        assert_ne!(a.name_within(250), b.name_within(250));
+        assert_eq!(a.name_within(250).len(), HASHED_TAG.len() + 64);
+        assert_eq!(a.name_within(256), a.as_str());
     }
 
     #[test]

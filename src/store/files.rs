@@ -190,8 +190,10 @@ impl FilesStore {
         d
     }
 
+    /// `sess_<id>` as PHP's handler names it; an id too long for a 255-byte file name (251-256
+    /// characters) is named by its hash instead (`SessionId::name_within`).
     fn path_for(&self, id: &SessionId) -> PathBuf {
-        self.dir_for(id).join(format!("sess_{}", id.as_str()))
+        self.dir_for(id).join(format!("sess_{}", id.name_within(255 - "sess_".len())))
     }
 
     /// Error context for an operation (the caller adds which store it is).

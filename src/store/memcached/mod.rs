@@ -53,6 +53,9 @@ struct Server {
     down_until: Option<Instant>,
     last_error: String,
     item_max: Option<usize>,
+    /// Down after a failure that cost no timeout (connection refused, reset or closed: the server is
+    /// not running, or restarted): the next request probes it instead of skipping it.
+    probe_next_request: bool,
 }
 
 impl Server {
@@ -81,9 +84,33 @@ pub struct MemcachedStore {
     /// By data key: the server a session was last read from and the CAS it had there (None: absent).
     /// A locked write is guarded by it (see `store_and_release`).
     read_cas: HashMap<String, (usize, Option<u64>)>,
+    /// See `exec_lock_and_read`.
+    #[cfg(test)]
+    pub(crate) between: Option<Box<dyn FnMut() + Send>>,
+    /// Lock commands to let through before `between` runs (1: the take-over after a failed add).
+    #[cfg(test)]
+    pub(crate) between_after: u32,
+    /// Batches sent by `exec` (round trips), for tests.
+    #[cfg(test)]
+    pub(crate) round_trips: u32,
+}
+
+/// What `lock_and_read` read with the lock: the first data server's reply and, with the lock on
+/// another server, the version item's.
+struct LockedRead {
+    data: Result<Reply, String>,
+    version: Option<Result<Reply, String>>,
 }
 
 type Req<'a> = (usize, String, Option<&'a [u8]>);
+
+/// Whether a failure took a timeout to tell (no answer, or no route to the host) rather than being
+/// refused or cut at once: only those make a server worth skipping for `retry` ms.
+fn costs_a_timeout(cause: &str) -> bool {
+    ["timed out", "timeout", "Resource temporarily unavailable", "unreachable", "No route to host"]
+        .iter()
+        .any(|t| cause.contains(t))
+}
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -139,11 +166,21 @@ impl MemcachedStore {
                 down_until: None,
                 last_error: String::new(),
                 item_max: None,
+                probe_next_request: false,
             })
             .collect();
         // Connections are made on first use: a server that is down must not fail requests whose
         // sessions live on the others.
-        Ok(MemcachedStore { o: o.clone(), servers, ring, held: HashMap::new(), foreign: HashMap::new(), downs: 0, read_cas: HashMap::new() })
+        Ok(MemcachedStore {
+            o: o.clone(), servers, ring, held: HashMap::new(), foreign: HashMap::new(), downs: 0,
+            read_cas: HashMap::new(),
+            #[cfg(test)]
+            between: None,
+            #[cfg(test)]
+            between_after: 0,
+            #[cfg(test)]
+            round_trips: 0,
+        })
     }
 
     /// Runs one step; with replicas, a step that failed because a server just went down is run once
@@ -156,16 +193,38 @@ impl MemcachedStore {
         }
     }
 
+    /// The id as it names the session's items: itself when its lock item's key (the longest) fits
+    /// memcached's 250 bytes with the prefix, else its hash (`SessionId::name_within`).
+    fn name<'a>(&self, id: &'a SessionId) -> std::borrow::Cow<'a, str> {
+        id.name_within(MAX_KEY.saturating_sub(self.o.prefix.len() + "lock.".len()))
+    }
+
     fn key(&self, id: &SessionId) -> anyhow::Result<String> {
-        let k = format!("{}{}", self.o.prefix, id.as_str());
-        if k.len() + 5 > MAX_KEY {
-            bail!("session id of {} characters is too long for memcached keys (prefix + \"lock.\" + id: at most {MAX_KEY} bytes)", id.as_str().len());
+        let k = format!("{}{}", self.o.prefix, self.name(id));
+        if k.len() + "lock.".len() > MAX_KEY {
+            bail!(
+                "the prefix of {} bytes is too long for memcached keys (prefix + \"lock.\" + session name: at most {MAX_KEY} bytes)",
+                self.o.prefix.len()
+            );
         }
         Ok(k)
     }
 
     fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}lock.{}", self.o.prefix, id.as_str())
+        format!("{}lock.{}", self.o.prefix, self.name(id))
+    }
+
+    /// The session's version item (ours only, php-memcached has none): kept on the lock's server, it
+    /// holds the CAS each data server gave the last locked write, so a request that took the lock on
+    /// one server can tell whether its read on another was served before or after that write.
+    fn version_key(&self, id: &SessionId) -> String {
+        format!("{}ver.{}", self.o.prefix, self.name(id))
+    }
+
+    /// Whether the lock lives on another server than the first data copy, so that the order of one
+    /// connection does not prove a read pipelined with the lock's add current (see `locked`).
+    fn split(ls: usize, targets: &[usize]) -> bool {
+        targets.first() != Some(&ls)
     }
 
     /// The servers holding `hash_key` (libmemcached layout: the ketama server, then the next ones in
@@ -184,22 +243,26 @@ impl MemcachedStore {
     }
 
     fn data_targets(&self, id: &SessionId) -> Vec<usize> {
-        self.targets(id.as_str())
+        self.targets(&self.name(id))
     }
 
     fn lock_server(&self, id: &SessionId) -> usize {
         if self.o.lock_with_session {
             return self.data_targets(id)[0];
         }
-        self.targets(&format!("lock.{}", id.as_str()))[0]
+        self.targets(&format!("lock.{}", self.name(id)))[0]
     }
 
+    /// Marks server `i` down: skipped for the rest of this request, and for `retry` ms when the
+    /// failure cost a timeout; a server that refused or dropped the connection is probed again by the
+    /// next request that needs it (`still_valid`), as that costs one local round trip at most.
     fn fail(&mut self, i: usize, cause: String) -> String {
         self.downs += 1;
         let s = &mut self.servers[i];
         s.conn = None;
         s.item_max = None;
         s.down_until = Some(Instant::now() + self.o.retry);
+        s.probe_next_request = !costs_a_timeout(&cause);
         s.last_error = cause;
         format!("memcached server {}: {}", s.label, s.last_error)
     }
@@ -230,6 +293,10 @@ impl MemcachedStore {
     /// Sends each request to its server (pipelined per server, one write each) and reads the replies
     /// in order. A server that fails is marked down and its requests get its error.
     fn exec(&mut self, reqs: &[Req]) -> Vec<Result<Reply, String>> {
+        #[cfg(test)]
+        {
+            self.round_trips += 1;
+        }
         let mut failed: HashMap<usize, String> = HashMap::new();
         let mut order: Vec<usize> = Vec::new();
         for (s, _, _) in reqs {
@@ -445,12 +512,17 @@ impl MemcachedStore {
     /// Deletes our lock item if it still carries `cas`, without waiting for the answer (it is read
     /// before the connection's next one): called once the session is stored, when nothing the answer
     /// could say changes this request's outcome — a taken-over lock is left alone by the CAS either way.
-    fn release_unanswered(&mut self, id: &SessionId, server: usize, cas: u64) -> anyhow::Result<()> {
+    /// `before` (the version item's update) goes first on the same connection, so whoever takes the
+    /// lock next sees it.
+    fn release_unanswered(&mut self, id: &SessionId, server: usize, cas: u64, before: &[(String, Option<String>)]) -> anyhow::Result<()> {
         self.held.remove(id.as_str());
         let lkey = self.lock_key(id);
         let sent = self.conn(server).and_then(|c| {
+            for (line, data) in before {
+                c.queue(line, data.as_deref().map(str::as_bytes));
+            }
             c.queue(&format!("md {lkey} C{cas}"), None);
-            c.send_unanswered(1).map_err(|e| e.to_string())
+            c.send_unanswered(before.len() + 1).map_err(|e| e.to_string())
         });
         match sent {
             Ok(()) => Ok(()),
@@ -460,13 +532,15 @@ impl MemcachedStore {
 
     /// Writes (or touches) the session on its servers, then releases the lock — in one pipelined
     /// round trip when the lock and the only copy live on the same server (one connection keeps the
-    /// order), else only after the data is stored everywhere, and then without waiting for the answer.
+    /// order), else only after the data is stored everywhere, and then without waiting for the answer,
+    /// preceded by the version item's update when the lock lives on another server (`proven_current`).
     fn store_and_release(
         &mut self,
         id: &SessionId,
         op: &dyn Fn(&str) -> (String, bool),
         data: Option<&[u8]>,
         owner: Option<&Token>,
+        exp: u64,
     ) -> anyhow::Result<Saved> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
@@ -482,10 +556,9 @@ impl MemcachedStore {
         };
         let (line, is_write) = op(&key);
         // A locked write is conditional on the session being as this request read it: the CAS it had
-        // (or its absence: add). With the lock and the session on different servers, the read is
-        // pipelined with the lock's add and could (in a very narrow race with a holder's release)
-        // have been served before the previous holder's write landed; the condition turns that into
-        // a refused write with a warning instead of a lost update.
+        // (or its absence: add). The read is proven current (`proven_current`), so this refuses a
+        // write only when another writer changed the session under our lock (one without locking, or
+        // after our lock expired and was taken over).
         let read = self.read_cas.remove(&key).filter(|_| lock.is_some() && is_write);
         let mut reqs: Vec<Req> = targets
             .iter()
@@ -502,19 +575,26 @@ impl MemcachedStore {
         }
         let replies = self.exec(&reqs);
         let mut stored = 0;
-        let mut written = Vec::new();
+        // The servers this write reached (to undo a refused write's other copies), and the CAS each
+        // gave it (for the version item).
+        let mut reached = Vec::new();
         let mut errors = Vec::new();
         let mut conflict = Vec::new();
+        let mut written = Vec::new();
         for (r, &s) in replies.iter().zip(&targets) {
             match r {
                 Ok(Reply::Done(_)) | Ok(Reply::Miss) if !is_write => stored += 1,
-                Ok(Reply::Done(_)) => {
+                Ok(Reply::Done(f)) => {
                     stored += 1;
-                    written.push(s);
+                    reached.push(s);
+                    if let Some(cas) = f.cas {
+                        written.push((self.label(s).to_string(), cas));
+                    }
                 }
                 Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) if is_write => conflict.push(format!(
                     "the session changed on memcached server {} after this request read it (another request \
-                     released its lock while this one was taking it); this request's changes were not saved",
+                     wrote it under this request's lock: one without locking, or after this lock expired); \
+                     this request's changes were not saved",
                     self.label(s)
                 )),
                 Ok(Reply::Error(e)) => errors.push(format!("memcached server {}: {e}", self.label(s))),
@@ -529,7 +609,7 @@ impl MemcachedStore {
             // Only the replica the session was read from is written conditionally; the copies this
             // refused write left on the others would bring back a session destroyed meanwhile (or
             // outlive the newer write): take them away again.
-            let undo: Vec<Req> = written.iter().map(|&s| (s, format!("md {key}"), None)).collect();
+            let undo: Vec<Req> = reached.iter().map(|&s| (s, format!("md {key}"), None)).collect();
             let _ = self.exec(&undo);
             bail!("{c}");
         }
@@ -538,7 +618,17 @@ impl MemcachedStore {
             bail!("{}", errors.join("; "));
         }
         if let (false, Some((ls, cas))) = (together, lock) {
-            self.release_unanswered(id, ls, cas)?;
+            let mut before = Vec::new();
+            if Self::split(ls, &targets) {
+                let vkey = self.version_key(id);
+                if is_write {
+                    let v = version_value(&written);
+                    before.push((format!("ms {vkey} {} T{exp}", v.len()), Some(v)));
+                } else {
+                    before.push((format!("mg {vkey} T{exp}"), None));
+                }
+            }
+            self.release_unanswered(id, ls, cas, &before)?;
         }
         Ok(Saved::Done)
     }
@@ -547,6 +637,7 @@ impl MemcachedStore {
     fn dump_keys(&mut self, s: usize) -> anyhow::Result<Vec<String>> {
         let prefix = self.o.prefix.clone();
         let lock_prefix = format!("{prefix}lock.");
+        let version_prefix = format!("{prefix}ver.");
         let c = self.conn(s).map_err(|e| anyhow!(e))?;
         let lines = c.lines_until_end("lru_crawler metadump all", 2_000_000);
         let lines = match lines {
@@ -560,7 +651,7 @@ impl MemcachedStore {
         for l in lines {
             let Some(k) = l.strip_prefix("key=").and_then(|r| r.split(' ').next()) else { continue };
             let k = url_decode(k);
-            if k.starts_with(&prefix) && !k.starts_with(&lock_prefix) {
+            if k.starts_with(&prefix) && !k.starts_with(&lock_prefix) && !k.starts_with(&version_prefix) {
                 keys.push(k);
             }
         }
@@ -591,6 +682,12 @@ impl Store for MemcachedStore {
     /// is not marked down.
     fn still_valid(&mut self) -> bool {
         for s in &mut self.servers {
+            // A new request: a server that refused or dropped us is asked again (a restarted one
+            // serves this request), one that timed out stays skipped for `retry`.
+            if s.probe_next_request {
+                s.down_until = None;
+                s.probe_next_request = false;
+            }
             if s.conn.as_mut().is_some_and(|c| !c.idle_alive()) {
                 s.conn = None;
                 s.item_max = None;
@@ -635,13 +732,13 @@ impl Store for MemcachedStore {
         let (exp, flags) = exptime(ttl);
         let len = data.len();
         self.retrying(|s| {
-            s.store_and_release(id, &|key: &str| (format!("ms {key} {len} T{exp} F{flags}"), true), Some(data), owner)
+            s.store_and_release(id, &|key: &str| (format!("ms {key} {len} T{exp} F{flags} c"), true), Some(data), owner, exp)
         })
     }
 
     fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
         let (exp, _) = exptime(ttl);
-        self.retrying(|s| s.store_and_release(id, &|key: &str| (format!("mg {key} T{exp}"), false), None, owner))
+        self.retrying(|s| s.store_and_release(id, &|key: &str| (format!("mg {key} T{exp}"), false), None, owner, exp))
     }
 
     fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
@@ -727,9 +824,8 @@ impl MemcachedStore {
         let targets = self.data_targets(id);
         let value = lock_value(owner, expire);
         let add = format!("ms {lkey} {} T{} ME c", value.len(), lock_ttl(expire));
-        let mut replies = self.exec(&[(ls, add, Some(value.as_bytes())), (targets[0], format!("mg {key} v t f c"), None)]);
-        let data_reply = replies.pop().expect("two replies");
-        let cas = match replies.pop().expect("two replies") {
+        let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets);
+        let cas = match lock_reply {
             Ok(Reply::Done(f)) => f.cas.unwrap_or(0),
             Ok(Reply::NotStored) => {
                 // Held: take it over if it expired.
@@ -755,14 +851,15 @@ impl MemcachedStore {
                 if !takeable {
                     return Ok(Acquire::Busy);
                 }
+                // The take-over is read like a fresh lock: the previous holder's write (if it made one
+                // before its lock expired) may reach the data server after this read.
                 let set = format!("ms {lkey} {} T{} C{cas} c", value.len(), lock_ttl(expire));
-                let mut r = self.exec(&[(ls, set, Some(value.as_bytes())), (targets[0], format!("mg {key} v t f c"), None)]);
-                let data = r.pop().expect("two replies");
-                match r.pop().expect("two replies") {
+                let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets);
+                match lock_reply {
                     Ok(Reply::Done(f)) => {
                         self.foreign.remove(&lkey);
                         let cas = f.cas.unwrap_or(0);
-                        return self.locked(id, owner, ls, cas, expire, &key, &targets, data, max_lifetime);
+                        return self.locked(id, owner, ls, cas, expire, &key, &targets, read, max_lifetime);
                     }
                     Ok(Reply::Exists | Reply::NotFound | Reply::NotStored) => return Ok(Acquire::Busy),
                     Ok(other) => bail!("memcached server {}: cannot take over the lock: {other:?}", self.label(ls)),
@@ -773,7 +870,59 @@ impl MemcachedStore {
             Ok(other) => bail!("memcached server {}: unexpected reply {other:?}", self.label(ls)),
             Err(e) => bail!(e),
         };
-        self.locked(id, owner, ls, cas, expire, &key, &targets, data_reply, max_lifetime)
+        self.locked(id, owner, ls, cas, expire, &key, &targets, read, max_lifetime)
+    }
+
+    /// One round trip: the lock command (`add` or take-over) on the lock's server and the session's
+    /// read on its first data server, pipelined; with the lock on another server, also the version
+    /// item, read on the lock's connection right after the lock command. Returns the lock's reply and
+    /// the read (the data reply, and the version reply when split).
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        ls: usize,
+        lock_cmd: String,
+        value: &str,
+        key: &str,
+        targets: &[usize],
+    ) -> (Result<Reply, String>, LockedRead) {
+        let mut reqs: Vec<Req> = vec![(ls, lock_cmd, Some(value.as_bytes()))];
+        let split = Self::split(ls, targets);
+        if split {
+            reqs.push((ls, format!("mg {} v", self.version_key(id)), None));
+        }
+        reqs.push((targets[0], format!("mg {key} v t f c"), None));
+        let mut replies = self.exec_lock_and_read(reqs);
+        let data = replies.pop().expect("data reply");
+        let version = if split { Some(replies.pop().expect("version reply")) } else { None };
+        (replies.pop().expect("lock reply"), LockedRead { data, version })
+    }
+
+    #[cfg(not(test))]
+    fn exec_lock_and_read(&mut self, reqs: Vec<Req>) -> Vec<Result<Reply, String>> {
+        self.exec(&reqs)
+    }
+
+    /// Tests can make the data server answer first and then run `between` (another request's whole
+    /// write and release) before the lock's server sees the lock command: the interleaving two
+    /// servers allow and one connection does not.
+    #[cfg(test)]
+    fn exec_lock_and_read(&mut self, mut reqs: Vec<Req>) -> Vec<Result<Reply, String>> {
+        if self.between_after > 0 {
+            self.between_after -= 1;
+            return self.exec(&reqs);
+        }
+        match self.between.take() {
+            Some(mut between) => {
+                let data = reqs.pop().expect("data request");
+                let read = self.exec(&[data]);
+                between();
+                let mut out = self.exec(&reqs);
+                out.extend(read);
+                out
+            }
+            None => self.exec(&reqs),
+        }
     }
 
     fn unlock_once(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
@@ -794,8 +943,15 @@ impl MemcachedStore {
     fn destroy_once(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
-        let reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
-        let replies = self.exec(&reqs);
+        let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
+        let ls = self.lock_server(id);
+        if Self::split(ls, &targets) {
+            // Acknowledged before the lock is released below: the next holder finds no version, so a
+            // read of ours served before the deletes is not taken for current (`proven_current`).
+            reqs.push((ls, format!("md {}", self.version_key(id)), None));
+        }
+        let mut replies = self.exec(&reqs);
+        replies.truncate(targets.len());
         let errors: Vec<String> = replies
             .into_iter()
             .zip(&targets)
@@ -827,11 +983,17 @@ impl MemcachedStore {
         expire: Duration,
         key: &str,
         targets: &[usize],
-        data_reply: Result<Reply, String>,
+        read: LockedRead,
         max_lifetime: Duration,
     ) -> anyhow::Result<Acquire> {
         self.held.insert(id.as_str().to_string(), Held { token: owner.clone(), server: ls, cas, at: Instant::now(), expire });
-        match self.read_from(key, targets, Some(data_reply), max_lifetime, true) {
+        let (first, order) = match read.version {
+            // The read followed the lock command on one connection: it sees every write the previous
+            // holder made before releasing.
+            None => (Some(read.data), targets.to_vec()),
+            Some(version) => self.proven_current(read.data, version, targets),
+        };
+        match self.read_from(key, &order, first, max_lifetime, true) {
             Ok(d) => Ok(Acquire::Locked(d)),
             Err(e) => {
                 // Cannot read under the lock: give it back rather than hold it until it expires.
@@ -840,6 +1002,59 @@ impl MemcachedStore {
             }
         }
     }
+
+    /// With the lock on another server than the data, the data read pipelined with the lock's add may
+    /// have been served before the previous holder's write landed, even though the add was served
+    /// after that holder's release. The holder records the CAS its write got on each data server in
+    /// the version item *before* releasing, on the lock's connection; the version was read right
+    /// after our add on that connection, so it is at least as new as the last locked write. The read
+    /// is current when it shows that write (the same CAS, or no data and no version); otherwise it is
+    /// dropped and made again now (one more round trip, only then), from the servers that write
+    /// reached first. Returns the first reply to use (None: read afresh) and the servers to read.
+    fn proven_current(
+        &self,
+        data: Result<Reply, String>,
+        version: Result<Reply, String>,
+        targets: &[usize],
+    ) -> (Option<Result<Reply, String>>, Vec<usize>) {
+        let label = self.label(targets[0]);
+        let seen: Option<Option<u64>> = match &data {
+            Ok(Reply::Value(_, f)) => f.cas.map(Some),
+            Ok(Reply::Miss) => Some(None),
+            _ => None,
+        };
+        let written: Option<Vec<(String, u64)>> = match &version {
+            Ok(Reply::Value(v, _)) => parse_version(v),
+            Ok(Reply::Miss) => Some(Vec::new()),
+            _ => None,
+        };
+        let recorded = written.as_ref().map(|w| w.iter().find(|(l, _)| l == label).map(|e| e.1));
+        if seen.is_some() && seen == recorded {
+            return (Some(data), targets.to_vec());
+        }
+        let mut order = targets.to_vec();
+        if let Some(w) = written {
+            // Servers the last write reached first (a replica that missed it may hold older data).
+            order.sort_by_key(|&s| !w.iter().any(|(l, _)| l == self.label(s)));
+        }
+        (None, order)
+    }
+}
+
+/// The version item's value: `sp1 <server>=<cas> ...`, one entry per data server the write reached.
+fn version_value(entries: &[(String, u64)]) -> String {
+    let mut v = String::from(LOCK_TAG);
+    for (label, cas) in entries {
+        let _ = write!(v, " {label}={cas}");
+    }
+    v
+}
+
+fn parse_version(v: &[u8]) -> Option<Vec<(String, u64)>> {
+    let s = std::str::from_utf8(v).ok()?;
+    let mut t = s.split(' ');
+    (t.next()? == LOCK_TAG).then_some(())?;
+    t.map(|e| e.rsplit_once('=').and_then(|(l, c)| Some((l.to_string(), c.parse().ok()?)))).collect()
 }
 
 #[cfg(test)]

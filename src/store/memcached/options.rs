@@ -14,10 +14,11 @@ use crate::dsn::parse_int as int;
 pub const DEFAULT_PREFIX: &str = "memc.sess.key.";
 pub const DEFAULT_PORT: u16 = 11211;
 const MAX_SERVERS: usize = 64;
-/// Default `retry=`: a failed server is skipped for this long, then probed again by the next request
-/// that needs it. Short, so that a restarted server serves again well within a second; a probe of a
-/// server that refuses connections costs microseconds, one of a server that does not answer costs
-/// `timeout` at most once per this interval per worker. (libmemcached's default is 2 s.)
+/// Default `retry=`: a server that did not answer within the timeout is skipped for this long, then
+/// probed again by the next request that needs it, so it costs `timeout` at most once per this
+/// interval per worker. A server that refused the connection is not skipped beyond the request that
+/// saw it (a probe costs microseconds): a restarted server serves the next request. (libmemcached's
+/// default is 2 s.)
 pub const DEFAULT_RETRY: Duration = Duration::from_millis(250);
 
 

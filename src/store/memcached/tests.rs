@@ -169,7 +169,11 @@ fn release_on_another_server_is_not_waited_for() {
         assert_eq!(a.lock_and_load(id, &ta, expire, life).unwrap(), Acquire::Locked(None));
         assert_eq!(a.save(id, format!("v{n}").as_bytes(), life, Some(&ta)).unwrap(), Saved::Done);
         let ls = a.lock_server(id);
-        assert_eq!(a.servers[ls].conn.as_ref().map(|c| c.unanswered()), Some(1), "the release's answer is not read yet");
+        assert_eq!(
+            a.servers[ls].conn.as_ref().map(|c| c.unanswered()),
+            Some(2),
+            "the version item's and the release's answers are not read yet"
+        );
         // memcached orders commands per connection only: b's add can be served just before the
         // release a sent on its own connection (a waiter then retries within a millisecond).
         let tb = Token::new();
@@ -226,5 +230,148 @@ fn round_trips_counted_at_the_socket() {
             }
             assert_eq!(s.load(id, life).unwrap().as_deref(), Some(&b"v10"[..]));
         }
+    }
+}
+
+/// Ids whose lock item lives on another server than their session's first copy.
+fn split_ids(s: &MemcachedStore, tag: &str, n: usize) -> Vec<SessionId> {
+    let ids: Vec<SessionId> = (0..200)
+        .map(|i| sid(&format!("{tag}{i}")))
+        .filter(|id| MemcachedStore::split(s.lock_server(id), &s.data_targets(id)))
+        .take(n)
+        .collect();
+    assert_eq!(ids.len(), n, "ketama puts some locks on other servers than their sessions");
+    ids
+}
+
+/// Waits until every command `s` sent without waiting (a release) was served: its next answer on
+/// the lock's connection comes after them.
+fn settle(s: &mut MemcachedStore, id: &SessionId) {
+    let (ls, lkey) = (s.lock_server(id), s.lock_key(id));
+    s.one(ls, format!("mg {lkey} v"), None).unwrap();
+}
+
+/// Issue 18: with the lock on another server than the session, B's read (pipelined with its add)
+/// can be served before the previous holder A's write, while its add is served after A's release.
+/// `between` makes exactly that happen: B must not keep the stale read (today it would, and its write
+/// would then be refused), nor revive a session A destroyed; with or without replicas.
+#[test]
+fn a_read_served_before_the_previous_holders_write_is_made_again() {
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    for replicas in [0, 1] {
+        let o = MemcachedOptions { replicas, ..opts(three()) };
+        let mut b = MemcachedStore::open(&o).unwrap();
+        for (n, id) in split_ids(&b, "order", 3).into_iter().enumerate() {
+            let mut a = MemcachedStore::open(&o).unwrap();
+            let ta = Token::new();
+            assert_eq!(a.lock_and_load(&id, &ta, expire, life).unwrap(), Acquire::Locked(None));
+            assert_eq!(a.save(&id, b"v1", life, Some(&ta)).unwrap(), Saved::Done);
+            settle(&mut a, &id);
+            assert_eq!(a.lock_and_load(&id, &ta, expire, life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+            let destroy = n == 2;
+            let (aid, ata) = (id.clone(), ta.clone());
+            b.between = Some(Box::new(move || {
+                if destroy {
+                    a.destroy(&aid, Some(&ata)).unwrap();
+                } else {
+                    assert_eq!(a.save(&aid, b"v2", life, Some(&ata)).unwrap(), Saved::Done);
+                    settle(&mut a, &aid);
+                }
+            }));
+            let tb = Token::new();
+            let got = b.lock_and_load(&id, &tb, expire, life).unwrap();
+            assert!(b.between.is_none(), "the interleaving was made");
+            let want = if destroy { None } else { Some(b"v2".to_vec()) };
+            assert_eq!(got, Acquire::Locked(want), "replicas={replicas} {id:?}: B reads A's last write");
+            assert_eq!(b.save(&id, b"v3", life, Some(&tb)).unwrap(), Saved::Done, "B's write is not refused");
+            settle(&mut b, &id);
+            assert_eq!(b.load(&id, life).unwrap().as_deref(), Some(&b"v3"[..]));
+        }
+    }
+}
+
+/// The uncontended cycle stays at two round trips (lock + read, write; the release is not waited
+/// for): the version the last write left proves the read current, so no second read is made.
+#[test]
+fn a_current_read_is_not_made_twice() {
+    let life = Duration::from_secs(60);
+    let expire = Duration::from_secs(30);
+    for o in [opts(three()), MemcachedOptions { replicas: 1, ..opts(three()) }] {
+        let mut a = MemcachedStore::open(&o).unwrap();
+        for id in split_ids(&a, "once", 3) {
+            let t = Token::new();
+            assert_eq!(a.lock_and_load(&id, &t, expire, life).unwrap(), Acquire::Locked(None));
+            assert_eq!(a.save(&id, b"v1", life, Some(&t)).unwrap(), Saved::Done);
+            settle(&mut a, &id);
+            for touch in [false, true] {
+                a.round_trips = 0;
+                assert_eq!(a.lock_and_load(&id, &t, expire, life).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
+                let saved = if touch { a.touch(&id, life, Some(&t)) } else { a.save(&id, b"v1", life, Some(&t)) };
+                assert_eq!(saved.unwrap(), Saved::Done);
+                assert_eq!(a.round_trips, 2, "{id:?} replicas={}: lock + read, then write (touch: {touch})", o.replicas);
+                settle(&mut a, &id);
+            }
+        }
+    }
+}
+
+/// Issue 18.3: a server that refused the connection (not running, or restarting) is probed again by
+/// the next request instead of being skipped for `retry` ms, so a restarted server fails no request;
+/// one that did not answer (a timeout) stays skipped, so it costs one timeout per `retry` per worker.
+#[test]
+fn a_refused_server_is_probed_by_the_next_request_a_silent_one_is_skipped() {
+    let life = Duration::from_secs(60);
+    let retry = Duration::from_secs(30);
+    let o = MemcachedOptions { timeout: Duration::from_millis(200), retry, ..opts(vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port: 1 }]) };
+    let mut s = MemcachedStore::open(&o).unwrap();
+    for _request in 0..3 {
+        assert!(s.still_valid());
+        let e = s.load(&sid("x"), life).unwrap_err().to_string();
+        assert!(e.contains("refused"), "probed, not skipped: {e}");
+        let e = s.load(&sid("x"), life).unwrap_err().to_string();
+        assert!(e.contains("skipped"), "within one request the server is not asked twice: {e}");
+    }
+
+    // Accepts (the kernel's backlog) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let o = MemcachedOptions { timeout: Duration::from_millis(200), retry, ..opts(vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port }]) };
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let e = s.load(&sid("x"), life).unwrap_err().to_string();
+    assert!(e.contains("timeout"), "{e}");
+    assert!(s.still_valid());
+    let t = std::time::Instant::now();
+    let e = s.load(&sid("x"), life).unwrap_err().to_string();
+    assert!(e.contains("skipped") && t.elapsed() < Duration::from_millis(100), "{e}");
+}
+
+/// The take-over of an expired lock reads the same way: here A, whose lock expired but was not yet
+/// taken over, saves (its write path refreshes the lock first) between B's data read and B's
+/// compare-and-swap of the lock item. B must not win the lock with its stale read: the swap fails
+/// (A changed and then released the lock), and B's next attempt reads A's write.
+#[test]
+fn a_take_over_racing_the_expired_holders_write_keeps_its_write() {
+    let life = Duration::from_secs(60);
+    let o = opts(three());
+    let mut b = MemcachedStore::open(&o).unwrap();
+    for id in split_ids(&b, "takeover", 2) {
+        let mut a = MemcachedStore::open(&o).unwrap();
+        let ta = Token::new();
+        let short = Duration::from_secs(1);
+        assert_eq!(a.lock_and_load(&id, &ta, short, life).unwrap(), Acquire::Locked(None));
+        std::thread::sleep(Duration::from_millis(1100));
+        let (aid, ata) = (id.clone(), ta.clone());
+        b.between_after = 1;
+        b.between = Some(Box::new(move || {
+            assert_eq!(a.save(&aid, b"late", life, Some(&ata)).unwrap(), Saved::Done);
+            settle(&mut a, &aid);
+        }));
+        let tb = Token::new();
+        let first = b.lock_and_load(&id, &tb, Duration::from_secs(30), life).unwrap();
+        assert!(b.between.is_none(), "the take-over was attempted");
+        assert_eq!(first, Acquire::Busy, "{id:?}: the swap of the lock A refreshed fails");
+        assert_eq!(b.lock_and_load(&id, &tb, Duration::from_secs(30), life).unwrap(), Acquire::Locked(Some(b"late".to_vec())));
+        assert_eq!(b.save(&id, b"b", life, Some(&tb)).unwrap(), Saved::Done);
     }
 }
