@@ -90,6 +90,7 @@ foreach (['sqlite', 'files'] as $engine) {
     if ($engine === 'sqlite') {
         echo "-- the database replaced by garbage\n";
         file_put_contents("$dir/garbage", str_repeat("\xde\xad\xbe\xef", 2048));
+        chmod("$dir/garbage", 0600); // private, so the corruption is what is refused, not the mode
         rename("$dir/garbage", $file);
         @unlink("$file-wal");
         @unlink("$file-shm");

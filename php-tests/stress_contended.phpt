@@ -17,7 +17,7 @@ $burner = sp_spawn('$end = microtime(true) + 120; $x = 0; while (microtime(true)
 register_shutdown_function(function () use ($burner) {
     if (is_resource($burner['proc'])) {
         proc_terminate($burner['proc'], 9);
-        sp_wait($burner);
+        sp_wait($burner, SP_ANY_EXIT); // killed here, or ended by itself after 120 s
     }
 });
 
