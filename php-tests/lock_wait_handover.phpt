@@ -50,6 +50,14 @@ foreach (sp_engines('handover') as $engine => $dsn) {
     echo 'B waited at least 0.8 s and less than 9 s: ', lk_check($waited >= 0.8 && $waited < 9.0, lk_s($waited)), "\n";
     $gap = ($rb['acquired'] ?? 0.0) - ($ra['release'] ?? INF);
     echo 'B got the lock after A began to release it: ', lk_check($gap >= 0, lk_s($gap)), "\n";
+    // The wake-up delay itself: from A's last statement before session_write_close() to B's
+    // session_start() returning. B polls, backing off to 16 ms steps; the rest is A's write and
+    // request end and B's read. Measured over 20 runs beside a CPU burner (2 jobs in parallel):
+    // median 12 ms, worst 68 ms (sqlite 66, files 68); memcached's hand-over on the same machine
+    // at load 15 (2 cores) had outliers up to 142 ms. 300 ms is 4x the worst here and 2x that
+    // outlier; a hand-over that waits for A's lock to expire (30 s) or polls in steps of a few
+    // hundred ms fails.
+    echo 'B got the lock within 300 ms of the release: ', lk_check($gap < 0.3, lk_s($gap)), "\n";
     echo 'B saw: ', json_encode($rb['seen'] ?? null), "\n";
     echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 }
@@ -62,6 +70,7 @@ B started: true
 B: no errors
 B waited at least 0.8 s and less than 9 s: yes
 B got the lock after A began to release it: yes
+B got the lock within 300 ms of the release: yes
 B saw: {"n":2,"by":"A"}
 stored: {"n":2,"by":"A"}
 == files
@@ -71,5 +80,6 @@ B started: true
 B: no errors
 B waited at least 0.8 s and less than 9 s: yes
 B got the lock after A began to release it: yes
+B got the lock within 300 ms of the release: yes
 B saw: {"n":2,"by":"A"}
 stored: {"n":2,"by":"A"}
