@@ -552,7 +552,7 @@ impl Store for FilesStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{conformance, TempDir};
+    use crate::store::tests::{conformance, woken_at_release, TempDir};
 
     fn opts(dir: &Path, depth: u8) -> FilesOptions {
         FilesOptions { dir: dir.to_path_buf(), depth, mode: 0o600 }
@@ -571,38 +571,14 @@ mod tests {
         }
     }
 
-    /// A waiter is woken by the holder's release (measured 0.1-0.5 ms after it; the bound, 20 ms,
-    /// is the slowest step of the polling this replaces plus room for a loaded machine).
+    /// A waiter is woken by the holder's flock release (`woken_at_release`), and with nobody holding
+    /// the lock a wait ends at once.
     #[test]
     fn waiters_wake_at_the_release() {
         let dir = TempDir::new("files-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
-        let life = Duration::from_secs(60);
-        let (ta, tb) = (Token::new(), Token::new());
-        let mut a = FilesStore::open(&opts(dir.path(), 0)).unwrap();
-        let mut b = FilesStore::open(&opts(dir.path(), 0)).unwrap();
-        a.save(&id, b"v|i:1;", life, None).unwrap();
-        assert!(matches!(a.lock_and_load(&id, &ta, life, life).unwrap(), Acquire::Locked(_)));
-        assert_eq!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Busy);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let id2 = id.clone();
-        let holder = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(80));
-            let before = Instant::now();
-            assert_eq!(a.save(&id2, b"v|i:2;", life, Some(&ta)).unwrap(), Saved::Done);
-            tx.send((before, Instant::now())).unwrap();
-        });
-        let t0 = Instant::now();
-        b.wait_for_release(&id, t0 + Duration::from_secs(5), 0).unwrap();
-        let woke = Instant::now();
-        // The release happens inside save, between these two instants.
-        let (saving, released) = rx.recv().unwrap();
-        holder.join().unwrap();
-        assert!(woke >= saving, "woke before the release");
-        let late = woke.saturating_duration_since(released);
-        assert!(late < Duration::from_millis(20), "woke {late:?} after the release");
-        assert_eq!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Locked(Some(b"v|i:2;".to_vec())));
-        // With nobody holding it, a wait ends at once.
+        let open = || Box::new(FilesStore::open(&opts(dir.path(), 0)).unwrap()) as Box<dyn Store>;
+        let (_a, mut b, tb) = woken_at_release(open(), open(), &id);
         b.unlock(&id, &tb).unwrap();
         let t0 = Instant::now();
         b.wait_for_release(&id, t0 + Duration::from_secs(5), 0).unwrap();

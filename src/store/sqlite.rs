@@ -533,7 +533,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{conformance, expiring_locks, TempDir};
+    use crate::store::tests::{conformance, expiring_locks, woken_at_release, TempDir};
 
     fn store(dir: &TempDir) -> SqliteStore {
         SqliteStore::open(&SqliteOptions {
@@ -739,40 +739,17 @@ mod tests {
         assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(None));
     }
 
-    /// A waiter is woken by the release itself (measured 0.1-0.5 ms after it; the bound, 20 ms, is
-    /// the slowest step of the polling it replaces plus room for a loaded machine), and no later
-    /// than the holder's expiry when the holder stays (then it takes the lock over).
+    /// A waiter is woken by the release itself (`woken_at_release`), and no later than the holder's
+    /// expiry when the holder stays (then it takes the lock over).
     #[test]
     fn waiters_wake_at_the_release_or_the_expiry() {
         let dir = TempDir::new("sqlite-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
         let life = Duration::from_secs(60);
-        let (ta, tb) = (Token::new(), Token::new());
-        let mut a = store(&dir);
-        let mut b = store(&dir);
-        assert!(matches!(a.lock_and_load(&id, &ta, life, life).unwrap(), Acquire::Locked(_)));
-        assert_eq!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Busy);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let ta2 = ta.clone();
-        let id2 = id.clone();
-        let holder = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(80));
-            let before = Instant::now();
-            assert_eq!(a.save(&id2, b"from a", life, Some(&ta2)).unwrap(), Saved::Done);
-            tx.send((before, Instant::now())).unwrap();
-            a
-        });
-        let t0 = Instant::now();
-        b.wait_for_release(&id, t0 + Duration::from_secs(5), 0).unwrap();
-        let woke = Instant::now();
-        // The release happens inside save, between these two instants.
-        let (saving, released) = rx.recv().unwrap();
-        let mut a = holder.join().unwrap();
-        assert!(woke >= saving, "woke before the release");
-        let late = woke.saturating_duration_since(released);
-        assert!(late < Duration::from_millis(20), "woke {late:?} after the release");
-        assert_eq!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Locked(Some(b"from a".to_vec())));
+        let open = || Box::new(store(&dir)) as Box<dyn Store>;
+        let (mut a, mut b, tb) = woken_at_release(open(), open(), &id);
         assert_eq!(b.unlock(&id, &tb).unwrap(), ());
+        let ta = Token::new();
 
         // A holder that stays past its lock_expire (300 ms): the waiter wakes at the expiry.
         let short = Duration::from_millis(300);
