@@ -30,6 +30,7 @@ demo: build
 		-S $(DEMO_HOST):$(DEMO_PORT) -t demo demo/index.php
 
 bench: build
+	@bash bench/fpm.sh
 	@bash bench/cycle.sh
 	@bash bench/redis.sh
 	@bash bench/memcached.sh
