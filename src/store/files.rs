@@ -227,12 +227,15 @@ impl FilesStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
-            match private::open(path, OpenOptions::new().read(true).write(true).create_new(true).mode(self.opts.mode), self.opts.mode) {
-                Ok(f) => {
-                    // Marked before anyone can lock it: whoever gets the lock sees "no session".
-                    f.set_modified(SystemTime::UNIX_EPOCH)?;
-                    return Ok((f, true));
-                }
+            // Made under a name of its own and marked lock-only (mtime 0) there, then linked into place:
+            // nobody can open, lock and write the session file before it is marked (a mark made after
+            // another request's write would erase that write).
+            let tmp = path.with_file_name(format!(".sp-new-{}", Token::new().as_str()));
+            let f = private::open(&tmp, OpenOptions::new().read(true).write(true).create_new(true).mode(self.opts.mode), self.opts.mode)?;
+            let linked = f.set_modified(SystemTime::UNIX_EPOCH).and_then(|()| fs::hard_link(&tmp, path));
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Ok((f, true)),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
@@ -407,16 +410,17 @@ impl Store for FilesStore {
         self.ensure_dir(id)?;
         let path = self.path_for(id);
         let locked = self.try_lock(&path).map_err(|(what, e)| anyhow!(e).context(self.ctx(what, &path)))?;
-        let Some((mut file, created)) = locked else { return Ok(Acquire::Busy) };
+        let Some((mut file, _created)) = locked else { return Ok(Acquire::Busy) };
         let data = (|| {
-            if !created {
-                ofd_lock(&file, libc::F_WRLCK)?;
-                let r = Self::recover(&path, &file);
-                ofd_lock(&file, libc::F_UNLCK)?;
-                r?;
-            }
+            // Whether we created the file says nothing about what it holds now: between our create
+            // and our flock another request may have locked, written and released it. A file nobody
+            // wrote is lock-only (mtime 0) and reads as no session below.
+            ofd_lock(&file, libc::F_WRLCK)?;
+            let r = Self::recover(&path, &file);
+            ofd_lock(&file, libc::F_UNLCK)?;
+            r?;
             let md = file.metadata()?;
-            if created || !Self::is_live(&md, max_lifetime) {
+            if !Self::is_live(&md, max_lifetime) {
                 return Ok(None);
             }
             let mut buf = Vec::with_capacity(md.len() as usize);
@@ -528,6 +532,7 @@ impl Store for FilesStore {
                 } else if md.is_file()
                     && (name.starts_with("sess_")
                         || name.starts_with(JOURNAL_PREFIX)
+                        || name.starts_with(".sp-new-")
                         || (name.starts_with(".sess_") && name.ends_with(".tmp")))
                     && expired(&md, max_lifetime)
                 {
