@@ -133,11 +133,11 @@ impl SqliteStore {
         Ok(kwait::byte_is_locked(f, beacon_at(id, stored_owner))?)
     }
 
-    /// Takes the lock byte for our holding of `id` as `stored_owner`: false when we can not hold
-    /// one (no writable lock file), or a hash collision with a live holding (practically never).
-    fn take_beacon(&self, id: &SessionId, stored_owner: &str) -> anyhow::Result<bool> {
+    /// Takes lock byte `at` for our holding: false when we can not hold one (no writable lock file),
+    /// or a hash collision with a live holding (practically never).
+    fn take_beacon(&self, at: u64) -> anyhow::Result<bool> {
         match &self.locks {
-            Some((f, true)) => Ok(kwait::try_lock_byte(f, beacon_at(id, stored_owner))?),
+            Some((f, true)) => Ok(kwait::try_lock_byte(f, at)?),
             _ => Ok(false),
         }
     }
@@ -236,7 +236,7 @@ impl SqliteStore {
             tx.commit()?;
             Ok(Saved::Done)
         })();
-        if owner.is_some() && !matches!(r, Err(_)) {
+        if owner.is_some() && r.is_ok() {
             self.drop_beacon(id);
         }
         self.guard(r)
@@ -400,7 +400,7 @@ impl Store for SqliteStore {
                 }
             }
             let at = beacon_at(id, &with_byte);
-            let me = if self.take_beacon(id, &with_byte)? { with_byte.clone() } else { owner.as_str().to_string() };
+            let me = if self.take_beacon(at)? { with_byte.clone() } else { owner.as_str().to_string() };
             let beacon = me == with_byte;
             let r = (|| {
                 let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
