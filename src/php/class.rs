@@ -20,6 +20,7 @@ use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use super::ffi;
 use super::hooks::{guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
+use crate::store::layer::Stack;
 use crate::session::Request;
 use crate::settings::{self, Settings, DIRECTIVES};
 
@@ -80,7 +81,7 @@ impl Handler {
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(self.engine.clone(), self.settings()) {
+            match Request::open(Stack::bare(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
                 Err(msg) => {
                     php_error(&ErrorType::Warning, &msg);
@@ -134,7 +135,7 @@ impl Handler {
         let _ = (path, name);
         let settings = self.settings();
         match &mut self.request {
-            Some(r) => r.set_settings(settings),
+            Some(r) => r.set_settings(settings, ini_max_lifetime()),
             None => return self.request().is_some(),
         }
         true
@@ -149,11 +150,10 @@ impl Handler {
 
     /// Returns the session data ("" for a new session), or false with a warning.
     pub fn read(&mut self, id: BinarySlice<u8>) -> Zval {
-        let life = ini_max_lifetime();
         let mut out = Zval::new();
         let data = guard(None, || {
             let r = self.request()?;
-            let d = r.read(&id, life).ok();
+            let d = r.read(&id).ok();
             raise(r.take_diags());
             d
         });
@@ -165,10 +165,9 @@ impl Handler {
     }
 
     pub fn write(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
-        let life = ini_max_lifetime();
         self.with(false, |r| {
             test_panic("Handler::write");
-            r.write(&id, &data, life).is_ok()
+            r.write(&id, &data).is_ok()
         })
     }
 
@@ -192,33 +191,35 @@ impl Handler {
     /// one of a live session. Nothing is stored.
     #[php(name = "create_sid")]
     pub fn create_sid(&mut self) -> PhpResult<String> {
-        for _ in 0..3 {
+        let mut generated = false;
+        let generate = || {
             // SAFETY: NULL mod_data is allowed; the generator reads only session globals.
             let sid = unsafe { ffi::php_session_create_id(std::ptr::null_mut()) };
-            if sid.is_null() {
-                return Err("session_proxy: PHP could not generate a session id".into());
-            }
+            generated = !sid.is_null();
             // SAFETY: a fresh request-allocated string that we own.
-            let sid = unsafe { ZBox::from_raw(sid) };
-            let bytes = sid.as_bytes().to_vec();
-            let life = ini_max_lifetime();
-            if !self.with(false, |r| r.exists(&bytes, life) == Ok(true)) {
-                return Ok(String::from_utf8_lossy(&bytes).into_owned());
-            }
+            generated.then(|| unsafe { ZBox::from_raw(sid) }.as_bytes().to_vec())
+        };
+        let sid = guard(None, || {
+            let r = self.request()?;
+            let sid = r.unused_id(3, generate, |s| s.as_slice());
+            raise(r.take_diags());
+            sid
+        });
+        match sid {
+            Some(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
+            None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
+            None => Err("session_proxy: could not create an unused session id in 3 tries".into()),
         }
-        Err("session_proxy: could not create an unused session id in 3 tries".into())
     }
 
     /// True when a live session with this id exists (strict mode).
     pub fn validate_id(&mut self, id: BinarySlice<u8>) -> bool {
-        let life = ini_max_lifetime();
-        self.with(false, |r| r.exists(&id, life) == Ok(true))
+        self.with(false, |r| r.exists(&id) == Ok(true))
     }
 
     /// lazy_write: refreshes the expiry of unchanged data without rewriting it.
     pub fn update_timestamp(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
         let _ = data;
-        let life = ini_max_lifetime();
-        self.with(false, |r| r.update_timestamp(&id, life).is_ok())
+        self.with(false, |r| r.update_timestamp(&id).is_ok())
     }
 }

@@ -15,6 +15,7 @@ use ext_php_rs::types::ZendStr;
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
 use crate::session::{Diag, Level, Request};
+use crate::store::layer::Stack;
 use crate::settings::{self, Settings};
 
 pub static MODULE: PsModule = PsModule {
@@ -146,7 +147,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
         // session_reset() opens again while the session is active: keep the request (and its lock).
         // SAFETY: mod_data is PHP's &PS(mod_data).
         if let Some(r) = unsafe { request(mod_data) } {
-            r.set_settings(settings);
+            r.set_settings(settings, ini_max_lifetime());
             return SUCCESS;
         }
         let engine = match dsn::parse(&path, &ffi::temp_dir()) {
@@ -156,7 +157,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(engine, settings) {
+        match Request::open(Stack::bare(engine), settings, ini_max_lifetime()) {
             Ok(r) => {
                 // SAFETY: mod_data is valid for writing.
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
@@ -187,7 +188,9 @@ unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut
     unsafe {
         with_request(mod_data, FAILURE, |r| match {
             test_panic("read");
-            r.read(zstr_bytes(key), max_lifetime(maxlifetime))
+            // The request's expiry is session.gc_maxlifetime, read at open (PHP passes the same).
+            let _ = maxlifetime;
+            r.read(zstr_bytes(key))
         } {
             Ok(data) => {
                 // A request-allocated string: PHP releases it.
@@ -202,7 +205,8 @@ unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut
 unsafe extern "C" fn sp_write(mod_data: ModData, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
     unsafe {
         with_request(mod_data, FAILURE, |r| {
-            result(r.write(zstr_bytes(key), zstr_bytes(val), max_lifetime(maxlifetime)).is_ok())
+            let _ = maxlifetime;
+            result(r.write(zstr_bytes(key), zstr_bytes(val)).is_ok())
         })
     }
 }
@@ -214,7 +218,8 @@ unsafe extern "C" fn sp_update_timestamp(
     maxlifetime: zend_long,
 ) -> c_int {
     unsafe {
-        with_request(mod_data, FAILURE, |r| result(r.update_timestamp(zstr_bytes(key), max_lifetime(maxlifetime)).is_ok()))
+        let _ = maxlifetime;
+        with_request(mod_data, FAILURE, |r| result(r.update_timestamp(zstr_bytes(key)).is_ok()))
     }
 }
 
@@ -237,30 +242,34 @@ unsafe extern "C" fn sp_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *m
 }
 
 unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -> c_int {
-    unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key), ini_max_lifetime()) == Ok(true))) }
+    unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key)) == Ok(true))) }
 }
 
 /// A fresh id from PHP's generator (honouring sid_length / sid_bits_per_character), retried on the
 /// astronomically unlikely collision with a live session. Nothing is stored.
 unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {
     guard(std::ptr::null_mut(), || {
-        for _ in 0..3 {
+        let generate = || {
             // SAFETY: mod_data is PHP's own pointer; the generator only reads session globals.
             let sid = unsafe { ffi::php_session_create_id(mod_data) };
-            if sid.is_null() {
-                return sid;
+            // SAFETY: a fresh request-allocated string we own (freed if it is taken).
+            (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
+        };
+        // SAFETY: as in the other hooks.
+        let Some(r) = (unsafe { request(mod_data) }) else {
+            return generate().map_or(std::ptr::null_mut(), ZBox::into_raw);
+        };
+        let mut generated = false;
+        let sid = r.unused_id(3, || generate().inspect(|_| generated = true), |s| s.as_bytes());
+        raise(r.take_diags());
+        match sid {
+            Some(s) => s.into_raw(),
+            None => {
+                if generated {
+                    php_error(&ErrorType::Warning, "session_proxy: could not create an unused session id in 3 tries");
+                }
+                std::ptr::null_mut()
             }
-            // SAFETY: as in the other hooks.
-            let Some(r) = (unsafe { request(mod_data) }) else { return sid };
-            let taken = r.exists(unsafe { zstr_bytes(sid) }, ini_max_lifetime()) == Ok(true);
-            raise(r.take_diags());
-            if !taken {
-                return sid;
-            }
-            // SAFETY: sid is a fresh request-allocated string we own.
-            drop(unsafe { ZBox::from_raw(sid) });
         }
-        php_error(&ErrorType::Warning, "session_proxy: could not create an unused session id in 3 tries");
-        std::ptr::null_mut()
     })
 }
