@@ -21,7 +21,7 @@ use super::ffi;
 use super::hooks::{guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
 use crate::store::layer::Stack;
-use crate::session::Request;
+use crate::session::{Problem, Request};
 use crate::settings::{self, Settings, DIRECTIVES};
 
 /// `SessionProxy\Exception`, thrown for a bad DSN or option. A plain PHP subclass of
@@ -83,8 +83,8 @@ impl Handler {
         if self.request.is_none() {
             match Request::open(Stack::bare(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
-                Err(msg) => {
-                    php_error(&ErrorType::Warning, &msg);
+                Err(problem) => {
+                    php_error(&ErrorType::Warning, &problem.to_string());
                     return None;
                 }
             }
@@ -208,7 +208,7 @@ impl Handler {
         match sid {
             Some(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
             None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
-            None => Err("session_proxy: could not create an unused session id in 3 tries".into()),
+            None => Err(Problem::NoUnusedId { tries: 3 }.to_string().into()),
         }
     }
 

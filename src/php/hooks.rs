@@ -14,7 +14,7 @@ use ext_php_rs::types::ZendStr;
 
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
-use crate::session::{Diag, Level, Request};
+use crate::session::{Diag, Level, Problem, Request};
 use crate::store::layer::Stack;
 use crate::settings::{self, Settings};
 
@@ -37,7 +37,7 @@ pub fn raise(diags: Vec<Diag>) {
             Level::Warning => ErrorType::Warning,
             Level::Notice => ErrorType::Notice,
         };
-        php_error(&level, &d.msg);
+        php_error(&level, &d.problem.to_string());
     }
 }
 
@@ -163,8 +163,8 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
                 SUCCESS
             }
-            Err(msg) => {
-                php_error(&ErrorType::Warning, &msg);
+            Err(problem) => {
+                php_error(&ErrorType::Warning, &problem.to_string());
                 FAILURE
             }
         }
@@ -266,7 +266,7 @@ unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {
             Some(s) => s.into_raw(),
             None => {
                 if generated {
-                    php_error(&ErrorType::Warning, "session_proxy: could not create an unused session id in 3 tries");
+                    php_error(&ErrorType::Warning, &Problem::NoUnusedId { tries: 3 }.to_string());
                 }
                 std::ptr::null_mut()
             }

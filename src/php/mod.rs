@@ -5,6 +5,7 @@ mod class;
 mod ffi;
 mod hooks;
 mod ini;
+mod words;
 
 use std::os::raw::c_int;
 
