@@ -10,6 +10,7 @@ pub mod lock;
 pub mod net;
 pub mod pool;
 pub mod private;
+pub mod serial;
 pub mod session;
 pub mod settings;
 pub mod store;
