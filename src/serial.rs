@@ -167,15 +167,38 @@ pub enum OnConflict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merged {
     pub data: Vec<u8>,
-    /// Keys changed by both requests to different results (counted, never named).
+    /// Keys changed by both requests to different results (counted, never named); 1 when the
+    /// session was merged as one unit and both changed it.
     pub conflicts: usize,
+    /// Merged as one unit: a format we cannot take apart, references between keys, or data that
+    /// does not parse.
+    pub whole: bool,
 }
 
 /// Applies the top-level changes this request made (`base`, read at open → `mine`, written now) onto
 /// `theirs` (stored meanwhile by another request): keys it added, changed or removed. A key the other
 /// request changed too, to something else, is a conflict, settled by `on_conflict`. The result keeps
 /// `theirs`' order, with this request's new keys after it.
-pub fn merge(format: Format, base: &[u8], mine: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Result<Merged, SerialError> {
+///
+/// `format` None (igbinary, msgpack…), references between keys, or data that does not parse: the
+/// session is one unit, and any change on both sides is one conflict under the same policy.
+pub fn merge(format: Option<Format>, base: &[u8], mine: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Merged {
+    if let Some(f) = format {
+        if let Ok(m) = merge_keys(f, base, mine, theirs, on_conflict) {
+            return m;
+        }
+    }
+    let (data, conflicts) = if theirs == base || theirs == mine {
+        (mine, 0)
+    } else if mine == base {
+        (theirs, 0)
+    } else {
+        (if on_conflict == OnConflict::Last { mine } else { theirs }, 1)
+    };
+    Merged { data: data.to_vec(), conflicts, whole: true }
+}
+
+fn merge_keys(format: Format, base: &[u8], mine: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Result<Merged, SerialError> {
     let (b, m, t) = (entries(format, base)?, entries(format, mine)?, entries(format, theirs)?);
     let mut out: Vec<(&[u8], &[u8])> = t.iter().map(|e| (e.key, e.value)).collect();
     let mut conflicts = 0;
@@ -218,7 +241,7 @@ pub fn merge(format: Format, base: &[u8], mine: &[u8], theirs: &[u8], on_conflic
         }
         out.retain(|(k, _)| *k != e.key);
     }
-    Ok(Merged { data: encode(format, &out), conflicts })
+    Ok(Merged { data: encode(format, &out), conflicts, whole: false })
 }
 
 struct Parser<'a> {
@@ -502,7 +525,8 @@ mod tests {
 
     fn merged(format: Format, base: &[(&str, &str)], mine: &[(&str, &str)], theirs: &[(&str, &str)], on: OnConflict) -> (Vec<u8>, usize) {
         let f = |p: &[(&str, &str)]| php_forms(p).into_iter().find(|(g, _)| *g == format).unwrap().1;
-        let m = merge(format, &f(base), &f(mine), &f(theirs), on).unwrap();
+        let m = merge(Some(format), &f(base), &f(mine), &f(theirs), on);
+        assert!(!m.whole);
         (m.data, m.conflicts)
     }
 
@@ -538,6 +562,26 @@ mod tests {
         // Both added the same key with different values.
         let (data, n) = merged(format, &[], &[("n", "i:1;")], &[("n", "i:2;")], OnConflict::First);
         assert_eq!((data, n), (f(&[("n", "i:2;")]), 1));
+    }
+
+    #[test]
+    fn whole_unit_merges() {
+        let on = OnConflict::Last;
+        // Unknown format: only one side changed → that side; both → a conflict under the policy.
+        for format in [None, Some(Format::Php)] {
+            let (base, refs_a, refs_b) = (&b"a|i:1;b|R:2;"[..], &b"a|i:2;b|R:2;"[..], &b"a|i:3;b|R:2;"[..]);
+            let m = merge(format, base, refs_a, base, on);
+            assert_eq!((m.data.as_slice(), m.conflicts, m.whole), (refs_a, 0, true));
+            let m = merge(format, base, base, refs_b, on);
+            assert_eq!((m.data.as_slice(), m.conflicts, m.whole), (refs_b, 0, true));
+            let m = merge(format, base, refs_a, refs_b, on);
+            assert_eq!((m.data.as_slice(), m.conflicts), (refs_a, 1));
+            let m = merge(format, base, refs_a, refs_b, OnConflict::First);
+            assert_eq!((m.data.as_slice(), m.conflicts), (refs_b, 1));
+        }
+        // Data that does not parse is one unit too.
+        let m = merge(Some(Format::PhpSerialize), b"x", b"y", b"z", on);
+        assert_eq!((m.data.as_slice(), m.conflicts, m.whole), (&b"y"[..], 1, true));
     }
 
     #[test]
