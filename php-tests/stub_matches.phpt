@@ -67,5 +67,5 @@ echo get_class($e), ' ', $e->getMessage(), ' ', $e->getCode(), ' ', var_export($
 --EXPECT--
 classes and methods agree: true
 INI directives agree: true
-10 Handler methods, 0 Exception methods, 4 directives
+10 Handler methods, 0 Exception methods, 5 directives
 SessionProxy\Exception m 7 true

@@ -7,9 +7,14 @@ use std::time::{Duration, Instant};
 use crate::id::{IdError, SessionId};
 use crate::lock::Token;
 use crate::pool;
-use crate::settings::{Settings, TimeoutAction};
+use crate::serial::{self, OnConflict};
+use crate::settings::{Locking, Settings, TimeoutAction};
 use crate::store::layer::Stack;
 use crate::store::{Acquire, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
+
+/// Optimistic writes: how many times a write merges onto a newer session and tries again before it
+/// gives up (each retry means another request wrote in between; 8 in a row is a hot spot, not a race).
+const MERGE_TRIES: u32 = 8;
 
 /// How often a waiter checks whether the lock's holder, a process of this host, is still alive: a
 /// dead holder's lock is free within this (plus one poll) of its death. One lookup per check.
@@ -52,6 +57,14 @@ pub enum Problem {
     Conflict { id: String, at: String },
     /// No session id could be generated that names no live session.
     NoUnusedId { tries: u32 },
+    /// Optimistic write: the session was destroyed (or expired) after this request read it; the
+    /// write was dropped so that it does not bring the session back.
+    DestroyedMeanwhile { id: String },
+    /// Optimistic write: other requests kept writing; `tries` merges later the write gave up.
+    MergeGaveUp { id: String, tries: u32 },
+    /// Optimistic write with merge_conflict=first: this request's change to `keys` keys that another
+    /// request changed too was dropped.
+    MergeKeptStored { id: String, keys: usize },
 }
 
 /// The store operation a `Problem::Storage` is about.
@@ -78,6 +91,9 @@ pub struct Failed;
 enum Mode {
     /// Read without a lock (locking off).
     Unlocked,
+    /// Read without a lock, with its version (locking optimistic): the write is a CAS, merged on a
+    /// conflict.
+    Optimistic,
     /// We hold the session's lock.
     Locked,
     /// Lock wait timed out with lock_timeout_action=readonly: changes are refused.
@@ -198,10 +214,12 @@ impl Request {
         }
         let (read, mode) = if relock {
             (self.load(&id)?, Mode::Locked)
-        } else if !self.settings.locking {
-            (self.load(&id)?, Mode::Unlocked)
         } else {
-            self.lock_and_load(&id)?
+            match self.settings.locking {
+                Locking::Off => (self.load(&id)?, Mode::Unlocked),
+                Locking::Optimistic => (self.load(&id)?, Mode::Optimistic),
+                Locking::On => self.lock_and_load(&id)?,
+            }
         };
         let (data, version) = match read {
             Some(l) => (l.data, Some(l.version)),
@@ -286,6 +304,7 @@ impl Request {
         match &self.active {
             Some(a) if &a.id == id => match a.mode {
                 Mode::Locked => Ok((Some(self.token.clone()), Expect::Held(a.version))),
+                Mode::Optimistic => Ok((None, Expect::read_as(a.version))),
                 Mode::ReadOnly => Err(Mode::ReadOnly),
                 Mode::Unlocked | Mode::Done => Ok((None, Expect::Any)),
             },
@@ -330,14 +349,46 @@ impl Request {
                 return Ok(());
             }
         };
-        let (owner, expect) = owner;
+        let (owner, mut expect) = owner;
         let exp = self.expiry;
-        let r = self.store().save(&id, data, expect, owner.as_ref(), exp);
-        match r {
-            Ok(Written::Done(_)) => {
-                self.finish(&id);
-                Ok(())
-            }
+        let optimistic = self.active.as_ref().is_some_and(|a| a.id == id && a.mode == Mode::Optimistic);
+        let (mut payload, mut merges, mut key_conflicts) = (std::borrow::Cow::Borrowed(data), 0u32, 0usize);
+        loop {
+            let r = self.store().save(&id, &payload, expect, owner.as_ref(), exp);
+            return match r {
+                Ok(Written::Conflict(now)) if optimistic => {
+                    let Some(now) = now else {
+                        // Gone since this request read it: destroyed (a logout, a regenerate), or
+                        // expired. A late write never brings it back.
+                        self.finish(&id);
+                        self.refused(Refusal::Conflict);
+                        self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                        return Ok(());
+                    };
+                    if merges == MERGE_TRIES {
+                        self.finish(&id);
+                        self.refused(Refusal::Conflict);
+                        return Err(self.warn(Problem::MergeGaveUp { id: id.short(), tries: merges }));
+                    }
+                    // Another request wrote meanwhile: apply this request's key changes onto its data.
+                    let original = self.active.as_ref().map(|a| a.original.clone()).unwrap_or_default();
+                    let m = serial::merge(self.settings.format, &original, data, &now.data, self.settings.merge_conflict);
+                    key_conflicts += m.conflicts;
+                    merges += 1;
+                    payload = std::borrow::Cow::Owned(m.data);
+                    expect = Expect::Version(now.version);
+                    continue;
+                }
+                Ok(Written::Done(_)) => {
+                    self.finish(&id);
+                    if merges > 0 {
+                        self.store().event(&Event::Merged { conflicts: key_conflicts });
+                    }
+                    if key_conflicts > 0 && self.settings.merge_conflict == OnConflict::First {
+                        self.notice(Problem::MergeKeptStored { id: id.short(), keys: key_conflicts });
+                    }
+                    Ok(())
+                }
             Ok(Written::LockLost) => {
                 self.finish(&id);
                 self.refused(Refusal::LockLost);
@@ -351,8 +402,9 @@ impl Request {
             }
             Err(e) => {
                 self.refused(Self::refusal(&e));
-                Err(self.storage(Op::Write { size: data.len() }, Some(&id), e))
+                Err(self.storage(Op::Write { size: payload.len() }, Some(&id), e))
             }
+            };
         }
     }
 
@@ -469,10 +521,11 @@ mod tests {
 
     fn settings(wait_ms: u64, action: TimeoutAction) -> Settings {
         Settings {
-            locking: true,
+            locking: Locking::On,
             lock_wait: Duration::from_millis(wait_ms),
             lock_expire: Duration::from_secs(30),
             on_timeout: action,
+            ..Settings::default()
         }
     }
 
@@ -624,6 +677,113 @@ mod tests {
         assert!(matches!(&d[0].problem, Problem::LockLost { lock_expire, .. } if *lock_expire == Duration::from_millis(300)), "{d:?}");
         let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
         assert_eq!(r.read(b"tk").unwrap(), b"b");
+    }
+
+    fn optimistic(on: OnConflict) -> Settings {
+        Settings { locking: Locking::Optimistic, merge_conflict: on, ..settings(100, TimeoutAction::Fail) }
+    }
+
+    /// Opens a request on `engine` in optimistic mode and reads `id`.
+    fn opened(engine: &Engine, on: OnConflict, id: &[u8]) -> (Request, Vec<u8>) {
+        let mut r = Request::open(Stack::bare(engine.clone()), optimistic(on), LIFE).unwrap();
+        let d = r.read(id).unwrap();
+        (r, d)
+    }
+
+    #[test]
+    fn optimistic_writes_merge_changes_to_different_keys() {
+        let dir = TempDir::new("session-optimistic");
+        for engine in engines(&dir) {
+            let mut seed = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::Fail), LIFE).unwrap();
+            seed.read(b"opt").unwrap();
+            seed.write(b"opt", b"a|i:0;b|i:0;").unwrap();
+            seed.close();
+            // A and B are open at once (neither waits for the other); B writes first.
+            let (mut a, da) = opened(&engine, OnConflict::Last, b"opt");
+            let t = Instant::now();
+            let (mut b, db) = opened(&engine, OnConflict::Last, b"opt");
+            assert!(t.elapsed() < Duration::from_millis(50), "an optimistic read does not wait for A");
+            assert_eq!((da.as_slice(), db.as_slice()), (&b"a|i:0;b|i:0;"[..], &b"a|i:0;b|i:0;"[..]));
+            b.write(b"opt", b"a|i:0;b|i:2;").unwrap();
+            assert!(b.close().is_empty());
+            a.write(b"opt", b"a|i:1;b|i:0;c|N;").unwrap();
+            assert!(a.close().is_empty(), "no conflict: different keys");
+            let (_, now) = opened(&engine, OnConflict::Last, b"opt");
+            assert_eq!(now, b"a|i:1;b|i:2;c|N;", "both changes kept");
+        }
+    }
+
+    #[test]
+    fn optimistic_conflicts_follow_merge_conflict() {
+        let dir = TempDir::new("session-optimistic-conflict");
+        for engine in engines(&dir) {
+            for (on, want) in [(OnConflict::Last, &b"k|s:1:\"a\";"[..]), (OnConflict::First, &b"k|s:1:\"b\";"[..])] {
+                let id = format!("optc{on:?}");
+                let (mut seed, _) = opened(&engine, on, id.as_bytes());
+                seed.write(id.as_bytes(), b"k|i:0;").unwrap();
+                seed.close();
+                let (mut a, _) = opened(&engine, on, id.as_bytes());
+                let (mut b, _) = opened(&engine, on, id.as_bytes());
+                b.write(id.as_bytes(), b"k|s:1:\"b\";").unwrap();
+                b.close();
+                a.write(id.as_bytes(), b"k|s:1:\"a\";").unwrap();
+                let d = a.close();
+                match on {
+                    OnConflict::Last => assert!(d.is_empty(), "{d:?}"),
+                    OnConflict::First => assert!(
+                        matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::MergeKeptStored { keys: 1, .. } }]),
+                        "{d:?}"
+                    ),
+                }
+                assert_eq!(opened(&engine, on, id.as_bytes()).1, want, "{on:?}");
+            }
+        }
+    }
+
+    /// A request that read the session before a logout never brings it back with its late write.
+    #[test]
+    fn optimistic_late_write_does_not_revive_a_destroyed_session() {
+        let dir = TempDir::new("session-optimistic-destroy");
+        for engine in engines(&dir) {
+            let (mut seed, _) = opened(&engine, OnConflict::Last, b"gone");
+            seed.write(b"gone", b"uid|i:7;").unwrap();
+            seed.close();
+            let (mut late, _) = opened(&engine, OnConflict::Last, b"gone");
+            let (mut logout, _) = opened(&engine, OnConflict::Last, b"gone");
+            logout.destroy(b"gone").unwrap();
+            assert!(logout.close().is_empty());
+            late.write(b"gone", b"uid|i:7;cart|i:1;").unwrap();
+            let d = late.close();
+            assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::DestroyedMeanwhile { .. } }]), "{d:?}");
+            let mut check = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::Fail), LIFE).unwrap();
+            assert_eq!(check.exists(b"gone"), Ok(false), "still destroyed");
+        }
+    }
+
+    /// Sixteen requests of one session at once, each setting its own key: all sixteen keys stay.
+    #[test]
+    fn optimistic_parallel_requests_lose_no_key() {
+        let dir = TempDir::new("session-optimistic-race");
+        for engine in engines(&dir) {
+            let go = std::sync::Arc::new(std::sync::Barrier::new(16));
+            let threads: Vec<_> = (0..16)
+                .map(|i| {
+                    let (e, go) = (engine.clone(), go.clone());
+                    std::thread::spawn(move || {
+                        let (mut r, d) = opened(&e, OnConflict::Last, b"par");
+                        go.wait();
+                        let mut d = d;
+                        d.extend_from_slice(format!("k{i}|i:{i};").as_bytes());
+                        r.write(b"par", &d).unwrap();
+                        assert!(r.close().is_empty());
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            let (_, d) = opened(&engine, OnConflict::Last, b"par");
+            let keys = serial::entries(serial::Format::Php, &d).unwrap();
+            assert_eq!(keys.len(), 16, "{}", String::from_utf8_lossy(&d));
+        }
     }
 
     #[test]

@@ -75,7 +75,8 @@ impl Handler {
         let value = |i: usize| {
             self.overrides[i].clone().unwrap_or_else(|| ffi::ini_string(DIRECTIVES[i].name.to_str().unwrap_or_default()))
         };
-        Settings::from_raw(&value(0), &value(1), &value(2), &value(3), ffi::ini_long("max_execution_time"))
+        Settings::from_raw(&value(0), &value(1), &value(2), &value(3), &value(4), ffi::ini_long("max_execution_time"))
+            .with_serializer(&ffi::ini_string("session.serialize_handler"))
     }
 
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).

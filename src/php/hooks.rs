@@ -80,8 +80,10 @@ pub fn current_settings() -> Settings {
         &ffi::ini_string(settings::LOCK_WAIT_TIMEOUT),
         &ffi::ini_string(settings::LOCK_EXPIRE),
         &ffi::ini_string(settings::LOCK_TIMEOUT_ACTION),
+        &ffi::ini_string(settings::MERGE_CONFLICT),
         ffi::ini_long("max_execution_time"),
     )
+    .with_serializer(&ffi::ini_string("session.serialize_handler"))
 }
 
 fn max_lifetime(secs: zend_long) -> Duration {

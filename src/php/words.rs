@@ -60,6 +60,21 @@ impl fmt::Display for Problem {
                  without holding its lock: one with locking off, or another handler); this request's changes were \
                  not saved"
             ),
+            Problem::DestroyedMeanwhile { id } => write!(
+                f,
+                "session_proxy: session {id} was destroyed by another request after this request read it; its changes \
+                 were not saved, so that a logout stays a logout"
+            ),
+            Problem::MergeGaveUp { id, tries } => write!(
+                f,
+                "session_proxy: session {id} kept changing under this request (session_proxy.locking=optimistic): \
+                 {tries} merges onto newer writes did not get through; this request's changes were not saved"
+            ),
+            Problem::MergeKeptStored { id, keys } => write!(
+                f,
+                "session_proxy: session {id}: {keys} key(s) changed by this request were changed by another request \
+                 too; the stored values were kept (session_proxy.merge_conflict=first)"
+            ),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
             }

@@ -151,6 +151,9 @@ pub enum Event {
     LockTimedOut { waited: Duration },
     /// A write (or destroy) was refused.
     Refused(Refusal),
+    /// An optimistic write was merged onto another request's newer write; `conflicts` keys were
+    /// changed by both (settled by session_proxy.merge_conflict).
+    Merged { conflicts: usize },
 }
 
 /// The pool's side of a store: whether an idle handle may serve another request.
