@@ -7,10 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::dsn::Engine;
 use crate::id::SessionId;
 use crate::lock::Token;
 
+mod engine;
+pub use engine::Engine;
 pub mod files;
 pub mod memcached;
 pub mod redis;
