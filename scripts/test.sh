@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs cargo's tests, a type-check of the fuzz targets, the import check, the runner's self-test and
-# the phpt suite, then prints one line "N passed, N failed" (their sum). Exit status is non-zero on any failure. A skipped
-# phpt counts as a failure: every test here is about something this project installs, so a skip means
-# something is missing. A test binary that crashes or does not build counts as failed (scripts/count.sh).
+# the phpt suite, then prints one line "N passed, N failed" (their sum). Exit status is non-zero on
+# any failure. A skipped phpt counts as a failure: every test here is about something this project
+# installs, so a skip means something is missing. A test binary that crashes or does not build
+# counts as failed (scripts/count.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
