@@ -144,7 +144,12 @@ pub fn decode_pairs(query: &str, encoding: Encoding) -> Result<Vec<(String, Stri
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
-            let (k, v) = pair.split_once('=').ok_or_else(|| Reason::NoValue(pair.to_string()))?;
+            // A form-encoded key is named decoded (phpredis' `seed%5B%5D` is `seed[]`).
+            let named = || match encoding {
+                Encoding::Percent => pair.to_string(),
+                Encoding::Form => form_decode(pair).unwrap_or_else(|_| pair.to_string()),
+            };
+            let (k, v) = pair.split_once('=').ok_or_else(|| Reason::NoValue(named()))?;
             Ok((decode(k, encoding)?.to_ascii_lowercase(), decode(v, encoding)?))
         })
         .collect()
@@ -165,12 +170,9 @@ pub fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, Reason>
     Ok(out)
 }
 
-/// A whole number from `min` to `max` in plain decimal digits (no sign, no blanks).
+/// A whole number from `min` to `max` in decimal digits (a leading `+` is taken, as PHP's INI takes
+/// it; no `-`, no blanks).
 pub fn int(v: &str, min: u64, max: u64) -> Option<u64> {
-    // str::parse alone would take a leading '+'.
-    if !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
     v.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
 }
 
@@ -489,6 +491,7 @@ mod tests {
             Ok(vec![(s("a"), s("1")), (s("b"), s("x y")), (s("c"), s("a+b"))])
         );
         assert_eq!(parse_query(Some("p%61ss=x")), Ok(vec![(s("pass"), s("x"))]));
+        assert_eq!(decode_pairs("seed%5B%5D", Encoding::Form).unwrap_err().to_string(), "option \"seed[]\" has no value (write key=value)");
         assert_eq!(
             decode_pairs("seed[]=a&seed[]=b&prefix=&auth=p+w", Encoding::Form),
             Ok(vec![(s("seed[]"), s("a")), (s("seed[]"), s("b")), (s("prefix"), s("")), (s("auth"), s("p w"))])
@@ -496,6 +499,7 @@ mod tests {
         let bad = [
             ("a", "option \"a\" has no value (write key=value)"),
             ("a=1&b", "option \"b\" has no value"),
+            ("a%5B%5D", "option \"a%5B%5D\" has no value"),
             ("a=", "option \"a\" has an empty value"),
             ("a=%41&A=2", "option \"a\" is given twice"),
             ("a=%zz", "bad percent-escape in \"%zz\""),
@@ -512,7 +516,8 @@ mod tests {
     fn integers_and_durations() {
         assert_eq!(int("0", 0, 8), Some(0));
         assert_eq!(int("8", 0, 8), Some(8));
-        for bad in ["9", "-1", "+1", " 1", "1.0", "", "x", "99999999999999999999999"] {
+        assert_eq!(int("+1", 0, 8), Some(1));
+        for bad in ["9", "-1", "+-1", " 1", "1.0", "", "x", "99999999999999999999999"] {
             assert_eq!(int(bad, 0, 8), None, "{bad:?}");
         }
         assert_eq!(option_int("depth", "3", 0, 8), Ok(3));
