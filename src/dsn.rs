@@ -297,6 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_typed() {
+        let reason = |dsn: &str| match parse(dsn, tmp()) {
+            Err(ConfigError::BadDsn(DsnError { save_path, reason })) => {
+                assert_eq!(save_path, dsn);
+                reason
+            }
+            other => panic!("{dsn:?}: {other:?}"),
+        };
+        assert_eq!(reason(" sqlite:///x.db?busy_timeout=abc").to_string(), "option busy_timeout=\"abc\" must be an integer from 0 to 600000");
+        assert!(matches!(reason("sqlite:///x.db?busy_timeout=abc"), Reason::NotInRange { min: 0, max: 600_000, .. }));
+        assert!(matches!(reason("files:///d?x=1"), Reason::UnknownOption { key, .. } if key == "x"));
+        assert!(matches!(reason("memcached://h?timeout=0"), Reason::NotInRange { min: 1, .. }));
+        assert!(matches!(reason("redis://h?persistent=2"), Reason::Invalid { expected: "0 or 1", .. }));
+        assert_eq!(reason("sqlite:///x%zz"), Reason::BadEscape("/x%zz".into()));
+        assert_eq!(reason("a\tb"), Reason::ControlCharacter);
+        // The dispatcher's table knows every scheme; the rest are its documented fallbacks.
+        for (scheme, _) in SCHEMES {
+            let e = parse(&format!("{scheme}://"), tmp()).unwrap_err().to_string();
+            assert!(!e.contains("unknown scheme"), "{scheme}: {e}");
+        }
+        assert!(matches!(parse("seed[]=h:1", tmp()), Ok(Engine::Redis(_))));
+        // A refusal from outside the parser (php/hooks.rs: a save_path that is not UTF-8) reads the same.
+        let e = DsnError { save_path: "x".into(), reason: Reason::NotUtf8 };
+        assert!(e.to_string().starts_with("invalid session.save_path \"x\": it is not valid UTF-8; accepted forms"), "{e}");
+    }
+
+    #[test]
     fn secrets_are_masked() {
         let cases = [
             ("redis://user:hunter2@h:6379/0", "redis://user:***@h:6379/0"),

@@ -198,6 +198,23 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_typed_and_worded_for_the_ini_and_the_class() {
+        let e = check(LOCK_WAIT_TIMEOUT, "abc").unwrap_err();
+        assert_eq!(
+            e,
+            SettingError { name: LOCK_WAIT_TIMEOUT.into(), value: "abc".into(), expected: "expected a whole number from 0 to 3600000".into() }
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid value \"abc\" for session_proxy.lock_wait_timeout: expected a whole number from 0 to 3600000; the previous value stays"
+        );
+        // SessionProxy\Handler's options: the option's own name, no previous value (php/class.rs).
+        assert_eq!(e.for_option("lock_wait_timeout"), "invalid value \"abc\" for option \"lock_wait_timeout\": expected a whole number from 0 to 3600000");
+        let e = check(LOCKING, "a\nb").unwrap_err();
+        assert!(e.to_string().contains("\"a\\nb\"") && !e.for_option("locking").contains('\n'), "{e}");
+    }
+
+    #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
         assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION]);
