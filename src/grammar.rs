@@ -410,6 +410,27 @@ pub fn escape_controls(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
+/// For the engines' tests: a query's options as `parse_query` gives them.
+#[cfg(test)]
+pub(crate) fn options(query: &str) -> Vec<(String, String)> {
+    parse_query(Some(query)).unwrap()
+}
+
+/// For the engines' test tables: each `(part, query, reason)` (what follows `scheme://`, and the
+/// query) is refused with a message that contains `reason`; returns the messages.
+#[cfg(test)]
+pub(crate) fn assert_refused<T: std::fmt::Debug>(
+    parse: impl Fn(&str, Vec<(String, String)>) -> Result<T, Reason>,
+    cases: &[(&str, &str, &str)],
+) -> Vec<String> {
+    let messages = cases.iter().map(|(part, query, want)| {
+        let e = parse(part, options(query)).unwrap_err().to_string();
+        assert!(e.contains(want), "{part:?} {query:?}: {e}");
+        e
+    });
+    messages.collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,10 +36,7 @@ pub fn parse(path_part: &str, params: Vec<(String, String)>) -> Result<FilesOpti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(s: &str) -> Vec<(String, String)> {
-        grammar::parse_query(Some(s)).unwrap()
-    }
+    use grammar::options as q;
 
     #[test]
     fn valid_forms() {
@@ -58,9 +55,6 @@ mod tests {
             ("/var/s", "mode=1777", "octal permission bits"),
             ("/var/s", "table=x", "unknown option \"table\" for files:// (known: depth, mode)"),
         ];
-        for (path, query, want) in cases {
-            let e = parse(path, q(query)).unwrap_err().to_string();
-            assert!(e.contains(want), "{path:?} {query:?}: {e}");
-        }
+        grammar::assert_refused(parse, &cases);
     }
 }

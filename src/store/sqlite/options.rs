@@ -53,10 +53,7 @@ pub fn parse(path_part: &str, params: Vec<(String, String)>) -> Result<SqliteOpt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(s: &str) -> Vec<(String, String)> {
-        grammar::parse_query(Some(s)).unwrap()
-    }
+    use grammar::options as q;
 
     #[test]
     fn valid_forms() {
@@ -80,9 +77,6 @@ mod tests {
             ("/d/x.db", "synchronous=off", "option synchronous=\"off\" must be normal or full"),
             ("/d/x.db", "foo=1", "unknown option \"foo\" for sqlite:// (known: busy_timeout, synchronous)"),
         ];
-        for (path, query, want) in cases {
-            let e = parse(path, q(query)).unwrap_err().to_string();
-            assert!(e.contains(want), "{path:?} {query:?}: {e}");
-        }
+        grammar::assert_refused(parse, &cases);
     }
 }
