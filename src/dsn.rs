@@ -138,6 +138,12 @@ fn hide_secrets(dsn: &str, text: &str) -> String {
 }
 
 /// Parses `session.save_path`. `temp_dir` is PHP's `sys_get_temp_dir()`, used for an empty save_path.
+///
+/// In this order: empty (blanks only) is the zero-config SQLite file in a private directory of
+/// `temp_dir`; then the raw checks (length, control characters); a query-only form
+/// ([`QUERY_FORMS`]); `scheme://…` through [`SCHEMES`]; without a scheme, PHP's files handler form
+/// `N;[MODE;]/dir` is refused with the files:// spelling, an absolute directory is SQLite's
+/// `session_proxy.sqlite` in it (taken literally, no %-decoding), anything else is refused.
 pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, ConfigError> {
     engine(save_path.trim(), temp_dir)
         .map_err(|reason| ConfigError::BadDsn(DsnError { save_path: save_path.to_string(), reason }))
