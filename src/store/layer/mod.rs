@@ -12,7 +12,7 @@
 //! configured with other layers.
 
 use super::Store;
-use crate::dsn::Engine;
+use super::Engine;
 
 /// Which layers wrap the engine, in stacking order (outermost first).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
