@@ -7,6 +7,7 @@ pub mod dsn;
 pub mod id;
 pub mod kwait;
 pub mod lock;
+pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod private;
