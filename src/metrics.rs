@@ -209,13 +209,15 @@ fn pack(kind: &str, at: &str) -> [u64; TEXT_WORDS] {
 pub struct Registry {
     block: &'static Block,
     shared: bool,
+    /// Why the block is process-local, when the shared mapping failed.
+    local_because: Option<String>,
 }
 
 impl Registry {
     /// A block shared with the children this process forks from now on; process-local when the
     /// mapping fails.
     pub fn new() -> Self {
-        Self::shared().unwrap_or_else(|_| Self::local())
+        Self::shared().unwrap_or_else(|e| Registry { local_because: Some(format!("mmap failed: {e}")), ..Self::local() })
     }
 
     /// An anonymous shared mapping for the table (never unmapped: it lives as long as the process).
@@ -230,19 +232,24 @@ impl Registry {
         }
         // SAFETY: page-aligned, zero-filled, `size` bytes, never unmapped; zeroed atomics are valid.
         let block = unsafe { &*p.cast::<Block>() };
-        Ok(Registry { block, shared: true })
+        Ok(Registry { block, shared: true, local_because: None })
     }
 
     /// Counters of this process only.
     pub fn local() -> Self {
         // SAFETY: all-zero bytes are valid AtomicU64s.
         let block = unsafe { Box::<Block>::new_zeroed().assume_init() };
-        Registry { block: Box::leak(block), shared: false }
+        Registry { block: Box::leak(block), shared: false, local_because: None }
     }
 
     /// Whether the counters are shared with forked children (all php-fpm workers of a pool).
     pub fn is_shared(&self) -> bool {
         self.shared
+    }
+
+    /// Why the counters are process-local (None when shared, or local by choice).
+    pub fn local_because(&self) -> Option<&str> {
+        self.local_because.as_deref()
     }
 
     fn engine(&self, e: EngineKind) -> &EngineBlock {
