@@ -15,7 +15,7 @@ use ext_php_rs::types::ZendStr;
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
 use crate::session::{Diag, Level, Request};
-use crate::settings::{self, Settings};
+use crate::settings::{RawSettings, Settings};
 
 pub static MODULE: PsModule = PsModule {
     name: c"session_proxy".as_ptr(),
@@ -74,13 +74,7 @@ pub fn test_panic(_place: &str) {}
 
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
-    Settings::from_raw(
-        &ffi::ini_string(settings::LOCKING),
-        &ffi::ini_string(settings::LOCK_WAIT_TIMEOUT),
-        &ffi::ini_string(settings::LOCK_EXPIRE),
-        &ffi::ini_string(settings::LOCK_TIMEOUT_ACTION),
-        ffi::ini_long("max_execution_time"),
-    )
+    Settings::from_raw(&RawSettings::read(|name| ffi::ini_string(name), ffi::ini_long("max_execution_time")))
 }
 
 fn max_lifetime(secs: zend_long) -> Duration {
