@@ -34,6 +34,18 @@ pub struct Diag {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failed;
 
+/// How many ids `Request::unused_id` draws before giving up.
+pub const ID_TRIES: u32 = 3;
+
+/// Why `Request::unused_id` has no id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoId {
+    /// The generator gave none.
+    Generator,
+    /// Every id drawn (`ID_TRIES`) names a live session.
+    AllTaken,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Read without a lock (locking off).
@@ -109,6 +121,23 @@ impl Request {
             let w = self.where_();
             self.warn(format!("session_proxy: cannot check session {} in {w}: {e:#}", id.short()))
         })
+    }
+
+    /// A fresh id from `generate` that names no live session: drawn again on the astronomically unlikely
+    /// collision, at most `ID_TRIES` times. Nothing is stored. `bytes` gives the id's bytes.
+    pub fn unused_id<T>(
+        &mut self,
+        max_lifetime: Duration,
+        mut generate: impl FnMut() -> Option<T>,
+        bytes: impl Fn(&T) -> &[u8],
+    ) -> Result<T, NoId> {
+        for _ in 0..ID_TRIES {
+            let id = generate().ok_or(NoId::Generator)?;
+            if self.exists(bytes(&id), max_lifetime) != Ok(true) {
+                return Ok(id);
+            }
+        }
+        Err(NoId::AllTaken)
     }
 
     /// Reads the session, taking its lock first when locking is on.
@@ -541,6 +570,34 @@ mod tests {
         assert!(a.take_diags()[0].msg.contains("took it over"));
         let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
         assert_eq!(r.read(b"tk", LIFE).unwrap(), b"b");
+    }
+
+    #[test]
+    fn unused_id_draws_again_until_the_id_is_free() {
+        let dir = TempDir::new("session-unused-id");
+        for engine in engines(&dir) {
+            let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
+            for taken in [&b"taken1"[..], b"taken2", b"taken3"] {
+                r.read(taken, LIFE).unwrap();
+                r.write(taken, b"x|i:1;", LIFE).unwrap();
+            }
+            let drawn = std::cell::RefCell::new(Vec::new());
+            let mut from = |ids: &'static [&'static [u8]]| {
+                drawn.borrow_mut().clear();
+                let mut next = ids.iter();
+                let gen = || next.next().map(|id| { drawn.borrow_mut().push(*id); id.to_vec() });
+                r.unused_id(LIFE, gen, |id| id)
+            };
+            assert_eq!(from(&[b"taken1", b"taken2", b"free1", b"free2"]), Ok(b"free1".to_vec()));
+            assert_eq!(drawn.borrow().len(), 3);
+            assert_eq!(from(&[b"free2"]), Ok(b"free2".to_vec()), "a free id is taken at the first draw");
+            assert_eq!(from(&[b"taken1", b"taken2", b"taken3", b"free1"]), Err(NoId::AllTaken));
+            assert_eq!(drawn.borrow().len(), ID_TRIES as usize, "no more than ID_TRIES draws");
+            assert_eq!(from(&[b"taken1"]), Err(NoId::Generator));
+            // An invalid id does not exist, so it is returned (PHP's generator never makes one).
+            assert_eq!(from(&[b"../x"]), Ok(b"../x".to_vec()));
+            assert!(r.take_diags().is_empty());
+        }
     }
 
     #[test]

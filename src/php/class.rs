@@ -11,7 +11,6 @@ use ext_php_rs::builders::ClassBuilder;
 use ext_php_rs::zend::ClassEntry;
 
 use ext_php_rs::binary_slice::BinarySlice;
-use ext_php_rs::boxed::ZBox;
 use ext_php_rs::error::php_error;
 use ext_php_rs::exception::{PhpException, PhpResult};
 use ext_php_rs::flags::ErrorType;
@@ -19,7 +18,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 
 use super::ffi;
-use super::hooks::{guard, ini_max_lifetime, raise, test_panic};
+use super::hooks::{create_id, guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
 use crate::session::Request;
 use crate::settings::{self, Directive, RawSettings, Settings, DIRECTIVES};
@@ -196,21 +195,10 @@ impl Handler {
     /// one of a live session. Nothing is stored.
     #[php(name = "create_sid")]
     pub fn create_sid(&mut self) -> PhpResult<String> {
-        for _ in 0..3 {
-            // SAFETY: NULL mod_data is allowed; the generator reads only session globals.
-            let sid = unsafe { ffi::php_session_create_id(std::ptr::null_mut()) };
-            if sid.is_null() {
-                return Err("session_proxy: PHP could not generate a session id".into());
-            }
-            // SAFETY: a fresh request-allocated string that we own.
-            let sid = unsafe { ZBox::from_raw(sid) };
-            let bytes = sid.as_bytes().to_vec();
-            let life = ini_max_lifetime();
-            if !self.with(false, |r| r.exists(&bytes, life) == Ok(true)) {
-                return Ok(String::from_utf8_lossy(&bytes).into_owned());
-            }
-        }
-        Err("session_proxy: could not create an unused session id in 3 tries".into())
+        guard(Err("session_proxy: internal error while creating a session id".into()), || {
+            let sid = create_id(self.request(), std::ptr::null_mut())?;
+            Ok(String::from_utf8_lossy(sid.as_bytes()).into_owned())
+        })
     }
 
     /// True when a live session with this id exists (strict mode).

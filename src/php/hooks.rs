@@ -14,7 +14,7 @@ use ext_php_rs::types::ZendStr;
 
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
-use crate::session::{Diag, Level, Request};
+use crate::session::{Diag, Level, NoId, Request, ID_TRIES};
 use crate::settings::{RawSettings, Settings};
 
 pub static MODULE: PsModule = PsModule {
@@ -234,27 +234,39 @@ unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -
     unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key), ini_max_lifetime()) == Ok(true))) }
 }
 
-/// A fresh id from PHP's generator (honouring sid_length / sid_bits_per_character), retried on the
-/// astronomically unlikely collision with a live session. Nothing is stored.
+/// A fresh id from PHP's generator (honouring session.sid_length / sid_bits_per_character) that names
+/// no live session in `r`'s storage (`Request::unused_id`); without a request, the generator's id as is.
+/// Shared by the save handler's create_sid hook and `SessionProxy\Handler::create_sid`.
+pub fn create_id(r: Option<&mut Request>, mod_data: ModData) -> Result<ZBox<ZendStr>, String> {
+    let generate = || {
+        // SAFETY: mod_data is PHP's own pointer or NULL; the generator only reads session globals and
+        // returns a fresh request-allocated string (owned by the ZBox) or NULL.
+        let sid = unsafe { ffi::php_session_create_id(mod_data) };
+        (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
+    };
+    let out = match r {
+        None => generate().ok_or(NoId::Generator),
+        Some(r) => {
+            let out = r.unused_id(ini_max_lifetime(), generate, |sid| sid.as_bytes());
+            raise(r.take_diags());
+            out
+        }
+    };
+    out.map_err(|e| match e {
+        NoId::Generator => "session_proxy: PHP could not generate a session id".to_string(),
+        NoId::AllTaken => format!("session_proxy: could not create an unused session id in {ID_TRIES} tries"),
+    })
+}
+
 unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {
     guard(std::ptr::null_mut(), || {
-        for _ in 0..3 {
-            // SAFETY: mod_data is PHP's own pointer; the generator only reads session globals.
-            let sid = unsafe { ffi::php_session_create_id(mod_data) };
-            if sid.is_null() {
-                return sid;
+        // SAFETY: as in the other hooks.
+        match create_id(unsafe { request(mod_data) }, mod_data) {
+            Ok(sid) => sid.into_raw(),
+            Err(msg) => {
+                php_error(&ErrorType::Warning, &msg);
+                std::ptr::null_mut()
             }
-            // SAFETY: as in the other hooks.
-            let Some(r) = (unsafe { request(mod_data) }) else { return sid };
-            let taken = r.exists(unsafe { zstr_bytes(sid) }, ini_max_lifetime()) == Ok(true);
-            raise(r.take_diags());
-            if !taken {
-                return sid;
-            }
-            // SAFETY: sid is a fresh request-allocated string we own.
-            drop(unsafe { ZBox::from_raw(sid) });
         }
-        php_error(&ErrorType::Warning, "session_proxy: could not create an unused session id in 3 tries");
-        std::ptr::null_mut()
     })
 }
