@@ -1,4 +1,5 @@
-//! Stores kept open across requests in one worker process, keyed by their parsed DSN.
+//! Stores kept open across requests in one worker process, keyed by their engine (the parsed DSN) and
+//! the layers over it.
 //!
 //! php-fpm forks its workers after MINIT; a connection must never be used on both sides of a fork.
 //! The pool remembers the pid that filled it and, in a child, abandons (leaks, never closes) what it
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use crate::dsn::Engine;
+use crate::store::layer::Stack;
 use crate::store::{self, Store};
 
 /// Idle stores kept per DSN (more than one only under ZTS, one per concurrent request).
@@ -16,7 +17,7 @@ const MAX_IDLE: usize = 8;
 
 struct Pool {
     pid: u32,
-    idle: HashMap<Engine, Vec<Box<dyn Store>>>,
+    idle: HashMap<Stack, Vec<Box<dyn Store>>>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -36,23 +37,23 @@ fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
     f(guard.get_or_insert_with(|| Pool { pid, idle: HashMap::new() }))
 }
 
-/// An idle store for `engine`, or a new connection.
-pub fn take(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
-    while let Some(mut s) = with_pool(|p| p.idle.get_mut(engine).and_then(Vec::pop)) {
+/// An idle store for `stack`, or a new connection.
+pub fn take(stack: &Stack) -> store::Result<Box<dyn Store>> {
+    while let Some(mut s) = with_pool(|p| p.idle.get_mut(stack).and_then(Vec::pop)) {
         if s.still_valid() {
             return Ok(s);
         }
     }
-    store::connect(engine)
+    store::open(stack)
 }
 
 /// Returns a store after a request; stores that saw errors are closed instead.
-pub fn give(engine: &Engine, s: Box<dyn Store>) {
+pub fn give(stack: &Stack, s: Box<dyn Store>) {
     if !s.reusable() {
         return;
     }
     let dropped = with_pool(|p| {
-        let v = p.idle.entry(engine.clone()).or_default();
+        let v = p.idle.entry(stack.clone()).or_default();
         if v.len() < MAX_IDLE {
             v.push(s);
             None
@@ -71,8 +72,9 @@ pub fn idle_count() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsn::SqliteOptions;
+    use crate::dsn::{Engine, SqliteOptions};
     use crate::id::SessionId;
+    use crate::store::{Expect, Expiry, Written};
     use crate::store::tests::TempDir;
     use std::time::Duration;
 
@@ -80,17 +82,20 @@ mod tests {
     fn reuses_connections_and_reconnects_when_the_file_is_gone() {
         let dir = TempDir::new("pool-reconnect");
         let path = dir.path().join("p.sqlite");
-        let engine = Engine::Sqlite(SqliteOptions {
+        let engine = Stack::bare(Engine::Sqlite(SqliteOptions {
             path: path.clone(),
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
-        private_dir: false,
-        });
+            private_dir: false,
+        }));
         let id = SessionId::parse(b"pooled").unwrap();
-        let life = Duration::from_secs(60);
+        let life = Expiry::new(Duration::from_secs(60));
+        let put = |s: &mut Box<dyn Store>, d: &[u8]| {
+            assert!(matches!(s.save(&id, d, Expect::Any, None, life).unwrap(), Written::Done(_)));
+        };
 
         let mut s = take(&engine).unwrap();
-        s.save(&id, b"one", life, None).unwrap();
+        put(&mut s, b"one");
         give(&engine, s);
         let idle = || with_pool(|p| p.idle.get(&engine).map_or(0, Vec::len));
         assert_eq!(idle(), 1);
@@ -103,10 +108,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         s = take(&engine).unwrap();
         assert_eq!(s.load(&id, life).unwrap(), None);
-        s.save(&id, b"two", life, None).unwrap();
+        put(&mut s, b"two");
         give(&engine, s);
         assert!(path.exists());
-        let mut check = crate::store::connect(&engine).unwrap();
-        assert_eq!(check.load(&id, life).unwrap().as_deref(), Some(&b"two"[..]));
+        let mut check = crate::store::open(&engine).unwrap();
+        assert_eq!(check.load(&id, life).unwrap().map(|l| l.data).as_deref(), Some(&b"two"[..]));
     }
 }

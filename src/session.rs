@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::dsn::Engine;
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::pool;
 use crate::settings::{Settings, TimeoutAction};
-use crate::store::{Acquire, Saved, Store};
+use crate::store::layer::Stack;
+use crate::store::{Acquire, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
 
 /// How often a waiter checks whether the lock's holder, a process of this host, is still alive: a
 /// dead holder's lock is free within this (plus one poll) of its death. One lookup per check.
@@ -34,18 +34,6 @@ pub struct Diag {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failed;
 
-/// How many ids `Request::unused_id` draws before giving up.
-pub const ID_TRIES: u32 = 3;
-
-/// Why `Request::unused_id` has no id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoId {
-    /// The generator gave none.
-    Generator,
-    /// Every id drawn (`ID_TRIES`) names a live session.
-    AllTaken,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Read without a lock (locking off).
@@ -61,34 +49,49 @@ enum Mode {
 struct Active {
     id: SessionId,
     mode: Mode,
-    /// The bytes read at open: lazy write and (later) optimistic merges compare against them.
+    /// The bytes read at open: a read-only session's write is silent when they are unchanged.
     original: Vec<u8>,
+    /// The version read at open (None: no session): a locked write expects to find it.
+    version: Option<Version>,
 }
 
 pub struct Request {
-    engine: Engine,
+    stack: Stack,
     store: Option<Box<dyn Store>>,
     settings: Settings,
+    /// The request's one expiry (session.gc_maxlifetime), given at open.
+    expiry: Expiry,
     token: Token,
     active: Option<Active>,
     diags: Vec<Diag>,
 }
 
 impl Request {
-    /// Opens a request on `engine` (a pooled connection when one is idle).
-    pub fn open(engine: Engine, settings: Settings) -> Result<Self, String> {
-        let store = pool::take(&engine).map_err(|e| format!("session_proxy: cannot open {e:#}"))?;
-        Ok(Request { engine, store: Some(store), settings, token: Token::new(), active: None, diags: Vec::new() })
+    /// Opens a request on `stack` (a pooled connection when one is idle); `lifetime` is
+    /// session.gc_maxlifetime, the expiry of every session this request reads or writes.
+    pub fn open(stack: Stack, settings: Settings, lifetime: Duration) -> Result<Self, String> {
+        let mut store = pool::take(&stack).map_err(|e| format!("session_proxy: cannot open {e}"))?;
+        store.event(&Event::Started);
+        Ok(Request {
+            stack,
+            store: Some(store),
+            settings,
+            expiry: Expiry::new(lifetime),
+            token: Token::new(),
+            active: None,
+            diags: Vec::new(),
+        })
     }
 
-    /// The engine this request was opened on.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine and layers this request was opened on.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
     }
 
     /// Applies settings read again at a second open in the same request (session_reset).
-    pub fn set_settings(&mut self, settings: Settings) {
+    pub fn set_settings(&mut self, settings: Settings, lifetime: Duration) {
         self.settings = settings;
+        self.expiry = Expiry::new(lifetime);
     }
 
     pub fn take_diags(&mut self) -> Vec<Diag> {
@@ -114,73 +117,80 @@ impl Request {
     }
 
     /// Whether a live session with this id exists. Invalid ids do not exist.
-    pub fn exists(&mut self, raw: &[u8], max_lifetime: Duration) -> Result<bool, Failed> {
+    pub fn exists(&mut self, raw: &[u8]) -> Result<bool, Failed> {
         let Ok(id) = SessionId::parse(raw) else { return Ok(false) };
-        let r = self.store().exists(&id, max_lifetime);
+        let exp = self.expiry;
+        let r = self.store().exists(&id, exp);
         r.map_err(|e| {
             let w = self.where_();
-            self.warn(format!("session_proxy: cannot check session {} in {w}: {e:#}", id.short()))
+            self.warn(format!("session_proxy: cannot check session {} in {w}: {e}", id.short()))
         })
     }
 
-    /// A fresh id from `generate` that names no live session: drawn again on the astronomically unlikely
-    /// collision, at most `ID_TRIES` times. Nothing is stored. `bytes` gives the id's bytes.
-    pub fn unused_id<T>(
-        &mut self,
-        max_lifetime: Duration,
-        mut generate: impl FnMut() -> Option<T>,
-        bytes: impl Fn(&T) -> &[u8],
-    ) -> Result<T, NoId> {
-        for _ in 0..ID_TRIES {
-            let id = generate().ok_or(NoId::Generator)?;
-            if self.exists(bytes(&id), max_lifetime) != Ok(true) {
-                return Ok(id);
+    /// A fresh session id from `generate` that names no live session, tried `tries` times (a
+    /// collision is astronomically unlikely; a generator that keeps colliding is broken). None: the
+    /// generator gave nothing, or every id it gave was taken (the caller says which).
+    pub fn unused_id<T>(&mut self, tries: u32, mut generate: impl FnMut() -> Option<T>, bytes: impl Fn(&T) -> &[u8]) -> Option<T> {
+        for _ in 0..tries {
+            let sid = generate()?;
+            if self.exists(bytes(&sid)) != Ok(true) {
+                return Some(sid);
             }
         }
-        Err(NoId::AllTaken)
+        None
     }
 
     /// Reads the session, taking its lock first when locking is on.
-    pub fn read(&mut self, raw: &[u8], max_lifetime: Duration) -> Result<Vec<u8>, Failed> {
+    pub fn read(&mut self, raw: &[u8]) -> Result<Vec<u8>, Failed> {
         let id = self.parse_id(raw)?;
         // session_reset() opens and reads again while we hold the lock: just reload.
         let relock = matches!(&self.active, Some(a) if a.id == id && a.mode == Mode::Locked);
         if !relock {
             self.release();
         }
-        let (data, mode) = if relock {
-            (self.load(&id, max_lifetime)?, Mode::Locked)
+        let (read, mode) = if relock {
+            (self.load(&id)?, Mode::Locked)
         } else if !self.settings.locking {
-            (self.load(&id, max_lifetime)?, Mode::Unlocked)
+            (self.load(&id)?, Mode::Unlocked)
         } else {
-            self.lock_and_load(&id, max_lifetime)?
+            self.lock_and_load(&id)?
         };
-        let data = data.unwrap_or_default();
-        self.active = Some(Active { id, mode, original: data.clone() });
+        let (data, version) = match read {
+            Some(l) => (l.data, Some(l.version)),
+            None => (Vec::new(), None),
+        };
+        self.active = Some(Active { id, mode, original: data.clone(), version });
         Ok(data)
     }
 
-    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<Option<Vec<u8>>, Failed> {
-        let r = self.store().load(id, max_lifetime);
+    fn load(&mut self, id: &SessionId) -> Result<Option<crate::store::Loaded>, Failed> {
+        let exp = self.expiry;
+        let r = self.store().load(id, exp);
         r.map_err(|e| {
             let w = self.where_();
-            self.warn(format!("session_proxy: cannot read session {} from {w}: {e:#}", id.short()))
+            self.warn(format!("session_proxy: cannot read session {} from {w}: {e}", id.short()))
         })
     }
 
-    fn lock_and_load(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<(Option<Vec<u8>>, Mode), Failed> {
+    fn lock_and_load(&mut self, id: &SessionId) -> Result<(Option<crate::store::Loaded>, Mode), Failed> {
         let Settings { lock_wait, lock_expire, on_timeout, .. } = self.settings;
-        let deadline = Instant::now() + lock_wait;
+        let exp = self.expiry;
+        let started = Instant::now();
+        let deadline = started + lock_wait;
         let token = self.token.clone();
         let mut attempt = 0u32;
         // When to ask next who holds the lock: at once, then every HOLDER_CHECK while the holder is a
         // live process of this host (it may die), every HOLDER_RECHECK otherwise (it may change).
         let mut check_at = Instant::now();
         loop {
-            let r = self.store().lock_and_load(id, &token, lock_expire, max_lifetime);
+            let r = self.store().lock_and_load(id, &token, lock_expire, exp);
             match r {
-                Ok(Acquire::Locked(data)) => return Ok((data, Mode::Locked)),
-                Ok(Acquire::Busy) if Instant::now() < deadline => {
+                Ok(Acquire::Locked(data)) => {
+                    let waited = started.elapsed();
+                    self.store().event(&Event::LockAcquired { waited });
+                    return Ok((data, Mode::Locked));
+                }
+                Ok(Acquire::Busy(busy)) if Instant::now() < deadline => {
                     if Instant::now() >= check_at {
                         match self.store().lock_holder(id) {
                             Ok(Some(holder)) if holder.holder_is_dead() => {
@@ -198,17 +208,19 @@ impl Request {
                             _ => check_at = Instant::now() + HOLDER_RECHECK,
                         }
                     }
-                    let r = self.store().wait_for_release(id, deadline.min(check_at), attempt);
+                    let r = self.store().wait_for_release(id, &busy, deadline.min(check_at), attempt);
                     attempt = attempt.saturating_add(1);
                     if let Err(e) = r {
                         let w = self.where_();
                         return Err(self.warn(format!(
-                            "session_proxy: cannot wait for the lock on session {} in {w}: {e:#}",
+                            "session_proxy: cannot wait for the lock on session {} in {w}: {e}",
                             id.short()
                         )));
                     }
                 }
-                Ok(Acquire::Busy) => {
+                Ok(Acquire::Busy(_)) => {
+                    let waited = started.elapsed();
+                    self.store().event(&Event::LockTimedOut { waited });
                     let w = self.where_();
                     let waited = format!(
                         "session_proxy: timed out after {} ms (session_proxy.lock_wait_timeout) waiting for the lock \
@@ -225,14 +237,14 @@ impl Request {
                                 level: Level::Notice,
                                 msg: format!("{waited}; opened read-only, its changes will not be saved"),
                             });
-                            Ok((self.load(id, max_lifetime)?, Mode::ReadOnly))
+                            Ok((self.load(id)?, Mode::ReadOnly))
                         }
                     };
                 }
                 Err(e) => {
                     let w = self.where_();
                     return Err(self.warn(format!(
-                        "session_proxy: cannot lock session {} in {w}: {e:#}",
+                        "session_proxy: cannot lock session {} in {w}: {e}",
                         id.short()
                     )));
                 }
@@ -240,15 +252,31 @@ impl Request {
         }
     }
 
-    /// The lock to present for a change to `id`: Ok(None) when unlocked, Err when changes are refused.
-    fn owner_for(&self, id: &SessionId) -> Result<Option<Token>, Mode> {
+    /// The lock to present for a change to `id`, and what the write expects to find: Ok((None, Any))
+    /// when unlocked (last writer wins), Err when changes are refused. Under our lock the session
+    /// must be as we read it: a change means a writer that ignored the lock (one with locking off,
+    /// another handler), and overwriting would silently lose its change.
+    fn owner_for(&self, id: &SessionId) -> Result<(Option<Token>, Expect), Mode> {
         match &self.active {
             Some(a) if &a.id == id => match a.mode {
-                Mode::Locked => Ok(Some(self.token.clone())),
+                Mode::Locked => Ok((Some(self.token.clone()), Expect::read_as(a.version))),
                 Mode::ReadOnly => Err(Mode::ReadOnly),
-                Mode::Unlocked | Mode::Done => Ok(None),
+                Mode::Unlocked | Mode::Done => Ok((None, Expect::Any)),
             },
-            _ => Ok(None),
+            _ => Ok((None, Expect::Any)),
+        }
+    }
+
+    fn refused(&mut self, why: Refusal) {
+        self.store().event(&Event::Refused(why));
+    }
+
+    fn refusal(e: &StoreError) -> Refusal {
+        match e.kind() {
+            ErrorKind::TooLarge => Refusal::TooLarge,
+            ErrorKind::LockLost => Refusal::LockLost,
+            ErrorKind::Conflict => Refusal::Conflict,
+            _ => Refusal::Storage,
         }
     }
 
@@ -268,7 +296,7 @@ impl Request {
     }
 
     /// Writes the session (and releases its lock in the same step).
-    pub fn write(&mut self, raw: &[u8], data: &[u8], ttl: Duration) -> Result<(), Failed> {
+    pub fn write(&mut self, raw: &[u8], data: &[u8]) -> Result<(), Failed> {
         let id = self.parse_id(raw)?;
         let owner = match self.owner_for(&id) {
             Ok(o) => o,
@@ -287,20 +315,35 @@ impl Request {
                 return Ok(());
             }
         };
-        let r = self.store().save(&id, data, ttl, owner.as_ref());
+        let (owner, expect) = owner;
+        let exp = self.expiry;
+        let r = self.store().save(&id, data, expect, owner.as_ref(), exp);
         match r {
-            Ok(Saved::Done) => {
+            Ok(Written::Done(_)) => {
                 self.finish(&id);
                 Ok(())
             }
-            Ok(Saved::LockLost) => {
+            Ok(Written::LockLost) => {
                 self.finish(&id);
+                self.refused(Refusal::LockLost);
                 Err(self.lock_lost(&id))
             }
-            Err(e) => {
+            Ok(Written::Conflict(_)) => {
+                self.finish(&id);
+                self.refused(Refusal::Conflict);
                 let w = self.where_();
                 Err(self.warn(format!(
-                    "session_proxy: cannot write session {} ({} bytes) to {w}: {e:#}; the stored session is unchanged",
+                    "session_proxy: session {} changed in {w} after this request read it (another request wrote it \
+                     without holding its lock: one with locking off, or another handler); this request's changes \
+                     were not saved",
+                    id.short()
+                )))
+            }
+            Err(e) => {
+                self.refused(Self::refusal(&e));
+                let w = self.where_();
+                Err(self.warn(format!(
+                    "session_proxy: cannot write session {} ({} bytes) to {w}: {e}; the stored session is unchanged",
                     id.short(),
                     data.len()
                 )))
@@ -309,10 +352,11 @@ impl Request {
     }
 
     /// lazy_write with unchanged data: refresh the expiry only (and release the lock).
-    pub fn update_timestamp(&mut self, raw: &[u8], ttl: Duration) -> Result<(), Failed> {
+    pub fn update_timestamp(&mut self, raw: &[u8]) -> Result<(), Failed> {
         let id = self.parse_id(raw)?;
-        let Ok(owner) = self.owner_for(&id) else { return Ok(()) };
-        let r = self.store().touch(&id, ttl, owner.as_ref());
+        let Ok((owner, _)) = self.owner_for(&id) else { return Ok(()) };
+        let exp = self.expiry;
+        let r = self.store().touch(&id, owner.as_ref(), exp);
         match r {
             // Nothing changed, so a lost lock loses nothing: the newer holder's data stands.
             Ok(_) => {
@@ -321,7 +365,7 @@ impl Request {
             }
             Err(e) => {
                 let w = self.where_();
-                Err(self.warn(format!("session_proxy: cannot update the timestamp of session {} in {w}: {e:#}", id.short())))
+                Err(self.warn(format!("session_proxy: cannot update the timestamp of session {} in {w}: {e}", id.short())))
             }
         }
     }
@@ -330,7 +374,7 @@ impl Request {
         let id = self.parse_id(raw)?;
         // A read-only session must not delete what the lock holder is working on. Refusing loudly
         // matters here: a logout that silently did nothing would leave the session usable.
-        let Ok(owner) = self.owner_for(&id) else {
+        let Ok((owner, _)) = self.owner_for(&id) else {
             return Err(self.warn(format!(
                 "session_proxy: session {} was opened read-only after a lock wait timeout; it was not destroyed",
                 id.short()
@@ -344,16 +388,22 @@ impl Request {
             }
             Err(e) => {
                 let w = self.where_();
-                Err(self.warn(format!("session_proxy: cannot destroy session {} in {w}: {e:#}", id.short())))
+                Err(self.warn(format!("session_proxy: cannot destroy session {} in {w}: {e}", id.short())))
             }
         }
     }
 
-    pub fn gc(&mut self, max_lifetime: Duration) -> Result<u64, Failed> {
-        let r = self.store().gc(max_lifetime);
+    /// Deletes sessions idle for longer than `lifetime` (what PHP or the framework passes to gc),
+    /// when the engine needs that done (Redis expires them itself: 0).
+    pub fn gc(&mut self, lifetime: Duration) -> Result<u64, Failed> {
+        let exp = Expiry::new(lifetime);
+        let r = match self.store().collector() {
+            Some(c) => c.gc(exp),
+            None => Ok(0),
+        };
         r.map_err(|e| {
             let w = self.where_();
-            self.warn(format!("session_proxy: garbage collection in {w} failed: {e:#}"))
+            self.warn(format!("session_proxy: garbage collection in {w} failed: {e}"))
         })
     }
 
@@ -364,7 +414,7 @@ impl Request {
                 let token = self.token.clone();
                 if let Err(e) = self.store().unlock(&a.id, &token) {
                     let w = self.where_();
-                    self.warn(format!("session_proxy: cannot release the lock on session {} in {w}: {e:#}", a.id.short()));
+                    self.warn(format!("session_proxy: cannot release the lock on session {} in {w}: {e}", a.id.short()));
                 }
             }
         }
@@ -380,7 +430,7 @@ impl Request {
         if self.store.is_some() {
             self.release();
             if let Some(s) = self.store.take() {
-                pool::give(&self.engine, s);
+                pool::give(&self.stack, s);
             }
         }
     }
@@ -396,7 +446,7 @@ impl Drop for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsn::{FilesOptions, SqliteOptions};
+    use crate::dsn::{Engine, FilesOptions, SqliteOptions};
     use crate::store::tests::TempDir;
 
     const LIFE: Duration = Duration::from_secs(1440);
@@ -434,17 +484,17 @@ mod tests {
     fn cycle_lock_timeout_and_readonly() {
         let dir = TempDir::new("session-cycle");
         for engine in engines(&dir) {
-            let mut a = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
-            assert_eq!(a.read(b"sid1", LIFE).unwrap(), b"");
-            a.write(b"sid1", b"n|i:1;", LIFE).unwrap();
+            let mut a = Request::open(Stack::bare(engine.clone()), settings(200, TimeoutAction::Fail), LIFE).unwrap();
+            assert_eq!(a.read(b"sid1").unwrap(), b"");
+            a.write(b"sid1", b"n|i:1;").unwrap();
             assert!(a.close().is_empty());
 
-            let mut a = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
-            assert_eq!(a.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
+            let mut a = Request::open(Stack::bare(engine.clone()), settings(200, TimeoutAction::Fail), LIFE).unwrap();
+            assert_eq!(a.read(b"sid1").unwrap(), b"n|i:1;");
             // B times out and fails, naming the wait.
-            let mut b = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
+            let mut b = Request::open(Stack::bare(engine.clone()), settings(200, TimeoutAction::Fail), LIFE).unwrap();
             let t = Instant::now();
-            assert_eq!(b.read(b"sid1", LIFE), Err(Failed));
+            assert_eq!(b.read(b"sid1"), Err(Failed));
             // The wait ends at the timeout, not a poll step or more later (see WAKE_BOUND).
             let late = t.elapsed().checked_sub(Duration::from_millis(200)).expect("gave up before the timeout");
             assert!(late < WAKE_BOUND, "the timeout ended {late:?} late");
@@ -452,10 +502,10 @@ mod tests {
             assert!(d[0].msg.contains("timed out after 200 ms") && d[0].msg.contains("sid1"), "{d:?}");
             drop(b);
             // C opens read-only: sees the data, its change is refused with a notice.
-            let mut c = Request::open(engine.clone(), settings(100, TimeoutAction::ReadOnly)).unwrap();
-            assert_eq!(c.read(b"sid1", LIFE).unwrap(), b"n|i:1;");
+            let mut c = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::ReadOnly), LIFE).unwrap();
+            assert_eq!(c.read(b"sid1").unwrap(), b"n|i:1;");
             assert_eq!(c.take_diags()[0].level, Level::Notice);
-            assert_eq!(c.write(b"sid1", b"n|i:99;", LIFE), Ok(()));
+            assert_eq!(c.write(b"sid1", b"n|i:99;"), Ok(()));
             let d = c.take_diags();
             assert_eq!(d[0].level, Level::Notice);
             assert!(d[0].msg.contains("not saved"));
@@ -465,10 +515,10 @@ mod tests {
             assert_eq!(d[0].level, Level::Warning);
             assert!(d[0].msg.contains("not destroyed"));
             // The holder's lock survived C's close; its write lands.
-            a.write(b"sid1", b"n|i:2;", LIFE).unwrap();
+            a.write(b"sid1", b"n|i:2;").unwrap();
             a.close();
-            let mut r = Request::open(engine.clone(), settings(200, TimeoutAction::Fail)).unwrap();
-            assert_eq!(r.read(b"sid1", LIFE).unwrap(), b"n|i:2;");
+            let mut r = Request::open(Stack::bare(engine.clone()), settings(200, TimeoutAction::Fail), LIFE).unwrap();
+            assert_eq!(r.read(b"sid1").unwrap(), b"n|i:2;");
         }
     }
 
@@ -480,19 +530,19 @@ mod tests {
             // looks only every 100 ms could be in step with one hold by chance, not with all.
             let mut worst = Duration::ZERO;
             for (round, hold) in [55u64, 130, 170, 235, 290].into_iter().enumerate() {
-                let mut a = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
-                a.read(b"hand", LIFE).unwrap();
+                let mut a = Request::open(Stack::bare(engine.clone()), settings(5000, TimeoutAction::Fail), LIFE).unwrap();
+                a.read(b"hand").unwrap();
                 let e2 = engine.clone();
                 let waiter = std::thread::spawn(move || {
-                    let mut b = Request::open(e2, settings(5000, TimeoutAction::Fail)).unwrap();
-                    let data = b.read(b"hand", LIFE).unwrap();
+                    let mut b = Request::open(Stack::bare(e2), settings(5000, TimeoutAction::Fail), LIFE).unwrap();
+                    let data = b.read(b"hand").unwrap();
                     b.close();
                     (data, Instant::now())
                 });
                 std::thread::sleep(Duration::from_millis(hold));
                 let releasing = Instant::now();
                 let value = format!("x|i:{round};");
-                a.write(b"hand", value.as_bytes(), LIFE).unwrap();
+                a.write(b"hand", value.as_bytes()).unwrap();
                 let released = Instant::now();
                 let (data, acquired) = waiter.join().unwrap();
                 assert_eq!(data, value.as_bytes());
@@ -513,17 +563,17 @@ mod tests {
                 .map(|_| {
                     let e = engine.clone();
                     std::thread::spawn(move || {
-                        let mut r = Request::open(e, settings(20_000, TimeoutAction::Fail)).unwrap();
-                        let d = r.read(b"race", LIFE).unwrap();
+                        let mut r = Request::open(Stack::bare(e), settings(20_000, TimeoutAction::Fail), LIFE).unwrap();
+                        let d = r.read(b"race").unwrap();
                         let n: u64 = String::from_utf8(d).unwrap().parse().unwrap_or(0);
-                        r.write(b"race", (n + 1).to_string().as_bytes(), LIFE).unwrap();
+                        r.write(b"race", (n + 1).to_string().as_bytes()).unwrap();
                         assert!(r.close().is_empty());
                     })
                 })
                 .collect();
             threads.into_iter().for_each(|t| t.join().unwrap());
-            let mut r = Request::open(engine, settings(1000, TimeoutAction::Fail)).unwrap();
-            assert_eq!(r.read(b"race", LIFE).unwrap(), b"16");
+            let mut r = Request::open(Stack::bare(engine), settings(1000, TimeoutAction::Fail), LIFE).unwrap();
+            assert_eq!(r.read(b"race").unwrap(), b"16");
         }
     }
 
@@ -542,18 +592,19 @@ mod tests {
         assert!(dead.holder_is_dead());
         let id = SessionId::parse(b"deadheld").unwrap();
         let mut s = crate::store::connect(&engine).unwrap();
-        s.save(&id, b"n|i:7;", LIFE, None).unwrap();
-        assert!(matches!(s.lock_and_load(&id, &dead, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(_)));
-        let mut r = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
+        let exp = Expiry::new(LIFE);
+        assert!(matches!(s.save(&id, b"n|i:7;", Expect::Any, None, exp).unwrap(), Written::Done(_)));
+        assert!(matches!(s.lock_and_load(&id, &dead, Duration::from_secs(30), exp).unwrap(), Acquire::Locked(_)));
+        let mut r = Request::open(Stack::bare(engine.clone()), settings(5000, TimeoutAction::Fail), LIFE).unwrap();
         let t = Instant::now();
-        assert_eq!(r.read(b"deadheld", LIFE).unwrap(), b"n|i:7;");
+        assert_eq!(r.read(b"deadheld").unwrap(), b"n|i:7;");
         assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
         assert!(r.close().is_empty());
         // A live holder of this host (this process) is waited for, as before.
-        let mut a = Request::open(engine.clone(), settings(5000, TimeoutAction::Fail)).unwrap();
-        a.read(b"deadheld", LIFE).unwrap();
-        let mut b = Request::open(engine, settings(300, TimeoutAction::Fail)).unwrap();
-        assert_eq!(b.read(b"deadheld", LIFE), Err(Failed));
+        let mut a = Request::open(Stack::bare(engine.clone()), settings(5000, TimeoutAction::Fail), LIFE).unwrap();
+        a.read(b"deadheld").unwrap();
+        let mut b = Request::open(Stack::bare(engine), settings(300, TimeoutAction::Fail), LIFE).unwrap();
+        assert_eq!(b.read(b"deadheld"), Err(Failed));
     }
 
     #[test]
@@ -561,41 +612,39 @@ mod tests {
         let dir = TempDir::new("session-takeover");
         let engine = engines(&dir).remove(0);
         let short = Settings { lock_expire: Duration::from_millis(300), ..settings(2000, TimeoutAction::Fail) };
-        let mut a = Request::open(engine.clone(), short.clone()).unwrap();
-        a.read(b"tk", LIFE).unwrap();
-        let mut b = Request::open(engine.clone(), short).unwrap();
-        b.read(b"tk", LIFE).unwrap();
-        b.write(b"tk", b"b", LIFE).unwrap();
-        assert_eq!(a.write(b"tk", b"a", LIFE), Err(Failed));
+        let mut a = Request::open(Stack::bare(engine.clone()), short.clone(), LIFE).unwrap();
+        a.read(b"tk").unwrap();
+        let mut b = Request::open(Stack::bare(engine.clone()), short, LIFE).unwrap();
+        b.read(b"tk").unwrap();
+        b.write(b"tk", b"b").unwrap();
+        assert_eq!(a.write(b"tk", b"a"), Err(Failed));
         assert!(a.take_diags()[0].msg.contains("took it over"));
-        let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
-        assert_eq!(r.read(b"tk", LIFE).unwrap(), b"b");
+        let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
+        assert_eq!(r.read(b"tk").unwrap(), b"b");
     }
 
     #[test]
     fn unused_id_draws_again_until_the_id_is_free() {
         let dir = TempDir::new("session-unused-id");
         for engine in engines(&dir) {
-            let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
+            let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
             for taken in [&b"taken1"[..], b"taken2", b"taken3"] {
-                r.read(taken, LIFE).unwrap();
-                r.write(taken, b"x|i:1;", LIFE).unwrap();
+                r.read(taken).unwrap();
+                r.write(taken, b"x|i:1;").unwrap();
             }
-            let drawn = std::cell::RefCell::new(Vec::new());
+            let drawn = std::cell::RefCell::new(0);
             let mut from = |ids: &'static [&'static [u8]]| {
-                drawn.borrow_mut().clear();
+                *drawn.borrow_mut() = 0;
                 let mut next = ids.iter();
-                let gen = || next.next().map(|id| { drawn.borrow_mut().push(*id); id.to_vec() });
-                r.unused_id(LIFE, gen, |id| id)
+                let generate = || next.next().map(|id| { *drawn.borrow_mut() += 1; id.to_vec() });
+                r.unused_id(3, generate, |id| id)
             };
-            assert_eq!(from(&[b"taken1", b"taken2", b"free1", b"free2"]), Ok(b"free1".to_vec()));
-            assert_eq!(drawn.borrow().len(), 3);
-            assert_eq!(from(&[b"free2"]), Ok(b"free2".to_vec()), "a free id is taken at the first draw");
-            assert_eq!(from(&[b"taken1", b"taken2", b"taken3", b"free1"]), Err(NoId::AllTaken));
-            assert_eq!(drawn.borrow().len(), ID_TRIES as usize, "no more than ID_TRIES draws");
-            assert_eq!(from(&[b"taken1"]), Err(NoId::Generator));
-            // An invalid id does not exist, so it is returned (PHP's generator never makes one).
-            assert_eq!(from(&[b"../x"]), Ok(b"../x".to_vec()));
+            assert_eq!(from(&[b"taken1", b"taken2", b"free1", b"free2"]), Some(b"free1".to_vec()));
+            assert_eq!(*drawn.borrow(), 3);
+            assert_eq!(from(&[b"free2"]), Some(b"free2".to_vec()), "a free id is taken at the first draw");
+            assert_eq!(from(&[b"taken1", b"taken2", b"taken3", b"free1"]), None);
+            assert_eq!(*drawn.borrow(), 3, "no more than the tries asked for");
+            assert_eq!(from(&[b"taken1"]), None, "the generator ran dry");
             assert!(r.take_diags().is_empty());
         }
     }
@@ -604,11 +653,11 @@ mod tests {
     fn hostile_ids_are_refused() {
         let dir = TempDir::new("session-hostile");
         for engine in engines(&dir) {
-            let mut r = Request::open(engine, settings(100, TimeoutAction::Fail)).unwrap();
+            let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
             for raw in [&b"../../etc/passwd"[..], b"", b"a\0b", &[b'a'; 300]] {
-                assert_eq!(r.read(raw, LIFE), Err(Failed));
-                assert_eq!(r.write(raw, b"x", LIFE), Err(Failed));
-                assert_eq!(r.exists(raw, LIFE), Ok(false));
+                assert_eq!(r.read(raw), Err(Failed));
+                assert_eq!(r.write(raw, b"x"), Err(Failed));
+                assert_eq!(r.exists(raw), Ok(false));
                 assert!(r.take_diags().iter().all(|d| d.msg.contains("rejected session id")));
             }
         }

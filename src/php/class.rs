@@ -20,6 +20,7 @@ use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use super::ffi;
 use super::hooks::{create_id, guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
+use crate::store::layer::Stack;
 use crate::session::Request;
 use crate::settings::{self, Directive, RawSettings, Settings, DIRECTIVES};
 
@@ -83,7 +84,7 @@ impl Handler {
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(self.engine.clone(), self.settings()) {
+            match Request::open(Stack::bare(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
                 Err(msg) => {
                     php_error(&ErrorType::Warning, &msg);
@@ -137,7 +138,7 @@ impl Handler {
         let _ = (path, name);
         let settings = self.settings();
         match &mut self.request {
-            Some(r) => r.set_settings(settings),
+            Some(r) => r.set_settings(settings, ini_max_lifetime()),
             None => return self.request().is_some(),
         }
         true
@@ -152,11 +153,10 @@ impl Handler {
 
     /// Returns the session data ("" for a new session), or false with a warning.
     pub fn read(&mut self, id: BinarySlice<u8>) -> Zval {
-        let life = ini_max_lifetime();
         let mut out = Zval::new();
         let data = guard(None, || {
             let r = self.request()?;
-            let d = r.read(&id, life).ok();
+            let d = r.read(&id).ok();
             raise(r.take_diags());
             d
         });
@@ -168,10 +168,9 @@ impl Handler {
     }
 
     pub fn write(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
-        let life = ini_max_lifetime();
         self.with(false, |r| {
             test_panic("Handler::write");
-            r.write(&id, &data, life).is_ok()
+            r.write(&id, &data).is_ok()
         })
     }
 
@@ -203,14 +202,12 @@ impl Handler {
 
     /// True when a live session with this id exists (strict mode).
     pub fn validate_id(&mut self, id: BinarySlice<u8>) -> bool {
-        let life = ini_max_lifetime();
-        self.with(false, |r| r.exists(&id, life) == Ok(true))
+        self.with(false, |r| r.exists(&id) == Ok(true))
     }
 
     /// lazy_write: refreshes the expiry of unchanged data without rewriting it.
     pub fn update_timestamp(&mut self, id: BinarySlice<u8>, data: BinarySlice<u8>) -> bool {
         let _ = data;
-        let life = ini_max_lifetime();
-        self.with(false, |r| r.update_timestamp(&id, life).is_ok())
+        self.with(false, |r| r.update_timestamp(&id).is_ok())
     }
 }

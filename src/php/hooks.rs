@@ -14,8 +14,9 @@ use ext_php_rs::types::ZendStr;
 
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
-use crate::session::{Diag, Level, NoId, Request, ID_TRIES};
+use crate::session::{Diag, Level, Request};
 use crate::settings::{RawSettings, Settings};
+use crate::store::layer::Stack;
 
 pub static MODULE: PsModule = PsModule {
     name: c"session_proxy".as_ptr(),
@@ -140,7 +141,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
         // session_reset() opens again while the session is active: keep the request (and its lock).
         // SAFETY: mod_data is PHP's &PS(mod_data).
         if let Some(r) = unsafe { request(mod_data) } {
-            r.set_settings(settings);
+            r.set_settings(settings, ini_max_lifetime());
             return SUCCESS;
         }
         let engine = match dsn::parse(&path, &ffi::temp_dir()) {
@@ -150,7 +151,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(engine, settings) {
+        match Request::open(Stack::bare(engine), settings, ini_max_lifetime()) {
             Ok(r) => {
                 // SAFETY: mod_data is valid for writing.
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
@@ -181,7 +182,9 @@ unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut
     unsafe {
         with_request(mod_data, FAILURE, |r| match {
             test_panic("read");
-            r.read(zstr_bytes(key), max_lifetime(maxlifetime))
+            // The request's expiry is session.gc_maxlifetime, read at open (PHP passes the same).
+            let _ = maxlifetime;
+            r.read(zstr_bytes(key))
         } {
             Ok(data) => {
                 // A request-allocated string: PHP releases it.
@@ -196,7 +199,8 @@ unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut
 unsafe extern "C" fn sp_write(mod_data: ModData, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
     unsafe {
         with_request(mod_data, FAILURE, |r| {
-            result(r.write(zstr_bytes(key), zstr_bytes(val), max_lifetime(maxlifetime)).is_ok())
+            let _ = maxlifetime;
+            result(r.write(zstr_bytes(key), zstr_bytes(val)).is_ok())
         })
     }
 }
@@ -208,7 +212,8 @@ unsafe extern "C" fn sp_update_timestamp(
     maxlifetime: zend_long,
 ) -> c_int {
     unsafe {
-        with_request(mod_data, FAILURE, |r| result(r.update_timestamp(zstr_bytes(key), max_lifetime(maxlifetime)).is_ok()))
+        let _ = maxlifetime;
+        with_request(mod_data, FAILURE, |r| result(r.update_timestamp(zstr_bytes(key)).is_ok()))
     }
 }
 
@@ -231,31 +236,38 @@ unsafe extern "C" fn sp_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *m
 }
 
 unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -> c_int {
-    unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key), ini_max_lifetime()) == Ok(true))) }
+    unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key)) == Ok(true))) }
 }
+
+/// How many ids create_sid draws before giving up (a collision is astronomically unlikely; a
+/// generator that keeps colliding is broken).
+pub const ID_TRIES: u32 = 3;
 
 /// A fresh id from PHP's generator (honouring session.sid_length / sid_bits_per_character) that names
 /// no live session in `r`'s storage (`Request::unused_id`); without a request, the generator's id as is.
 /// Shared by the save handler's create_sid hook and `SessionProxy\Handler::create_sid`.
 pub fn create_id(r: Option<&mut Request>, mod_data: ModData) -> Result<ZBox<ZendStr>, String> {
-    let generate = || {
+    let mut generated = false;
+    let mut generate = || {
         // SAFETY: mod_data is PHP's own pointer or NULL; the generator only reads session globals and
-        // returns a fresh request-allocated string (owned by the ZBox) or NULL.
+        // returns a fresh request-allocated string (owned by the ZBox, freed if it is taken) or NULL.
         let sid = unsafe { ffi::php_session_create_id(mod_data) };
+        generated |= !sid.is_null();
         (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
     };
-    let out = match r {
-        None => generate().ok_or(NoId::Generator),
+    let sid = match r {
+        None => generate(),
         Some(r) => {
-            let out = r.unused_id(ini_max_lifetime(), generate, |sid| sid.as_bytes());
+            let sid = r.unused_id(ID_TRIES, generate, |sid| sid.as_bytes());
             raise(r.take_diags());
-            out
+            sid
         }
     };
-    out.map_err(|e| match e {
-        NoId::Generator => "session_proxy: PHP could not generate a session id".to_string(),
-        NoId::AllTaken => format!("session_proxy: could not create an unused session id in {ID_TRIES} tries"),
-    })
+    match sid {
+        Some(sid) => Ok(sid),
+        None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
+        None => Err(format!("session_proxy: could not create an unused session id in {ID_TRIES} tries")),
+    }
 }
 
 unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {

@@ -1,93 +1,154 @@
-//! The storage contract every engine implements, and the factory that turns a parsed DSN into one.
+//! The storage contract every engine implements (version 2), and the factory that opens one.
 //!
 //! An engine knows bytes, keys, expiry and its own way of locking one session; it knows nothing of PHP
 //! and nothing of the request life cycle (that is `session::Request`). Locking is part of the contract
-//! because doing it well is engine-specific: `lock_and_load` and `save` are each one atomic step so a
+//! because doing it well is engine-specific: `lock_and_load` and `save` are each one atomic step, so a
 //! network engine can do each in one round trip.
+//!
+//! Every read answers the data with an opaque [`Version`] that the engine supplies, and every write
+//! states what it expects to find ([`Expect`]): anything, no session, or the version it read. A write
+//! whose expectation fails is refused with what is stored now ([`Written::Conflict`]). Nothing above
+//! the engine compares bytes to find a change: a layer may store different bytes for the same data
+//! (an encrypting one does, every time).
+//!
+//! Cross-cutting behaviour (metrics, later compression, encryption, hashed ids) wraps this contract
+//! as a layer (`layer/`), which must forward every method.
 
 use std::time::{Duration, Instant};
 
-use crate::dsn::Engine;
 use crate::id::SessionId;
 use crate::lock::Token;
 
+pub mod error;
 pub mod files;
+pub mod layer;
 pub mod memcached;
 pub mod redis;
 pub mod sqlite;
 
-/// The result of one attempt to take a session's lock.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Acquire {
-    /// The lock is ours; the data read under it (None: no such session, or expired).
-    Locked(Option<Vec<u8>>),
-    /// Another owner holds a live lock.
-    Busy,
+pub use error::{ErrorKind, StoreError};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An engine's version of a stored session: it changes whenever the data may have changed (and may
+/// change without that, e.g. on a timestamp refresh; a spurious change only costs a refused or
+/// re-merged write, never a lost one). Opaque above the engine; equal versions mean "unchanged since".
+/// It is stored with the session, so it survives reconnects and worker restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version(u128);
+
+impl Version {
+    pub const fn new(v: u128) -> Self {
+        Version(v)
+    }
+    pub const fn get(self) -> u128 {
+        self.0
+    }
 }
 
-/// What became of a write or a timestamp refresh made under a lock.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Saved {
-    /// Applied; the lock (if any) is released.
-    Done,
+/// A session as read: its data and the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub data: Vec<u8>,
+    pub version: Version,
+}
+
+/// What a write expects to find in the store; checked in the same atomic step as the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Whatever is there (last writer wins).
+    Any,
+    /// No live session: the write creates it, and loses to a concurrent create.
+    Absent,
+    /// The session as this version: the write loses to any write made since.
+    Version(Version),
+}
+
+impl Expect {
+    /// The expectation that a write matches what `read` found.
+    pub fn read_as(read: Option<Version>) -> Expect {
+        read.map_or(Expect::Absent, Expect::Version)
+    }
+}
+
+/// How long a session lives without being written or touched. The one expiry model of the contract:
+/// an engine enforces it as it can (a TTL set at write, or an age judged at read and at gc). Given
+/// once per request (`session::Request::open`), from `session.gc_maxlifetime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Expiry {
+    pub lifetime: Duration,
+}
+
+impl Expiry {
+    pub const fn new(lifetime: Duration) -> Self {
+        Expiry { lifetime }
+    }
+}
+
+/// The result of one attempt to take a session's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquire {
+    /// The lock is ours; the session read under it (None: no such session, or expired).
+    Locked(Option<Loaded>),
+    /// Another owner holds a live lock; what the engine learnt about it, for `wait_for_release`.
+    Busy(Busy),
+}
+
+/// What an engine saw of a lock it could not take, handed back to it when waiting (so that no
+/// engine keeps it in the handle between calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Busy {
+    /// How long the lock has left before it expires, when the engine knows.
+    pub expires_in: Option<Duration>,
+    /// Held by another handler (phpredis, php-memcached, PHP's files handler), which will not tell us
+    /// when it releases.
+    pub foreign: bool,
+}
+
+/// What became of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Applied, at this new version; the lock (if any) is released.
+    Done(Version),
     /// Our lock expired and another request took it: nothing was written.
+    LockLost,
+    /// The expectation failed: nothing was written. Carries the session as stored now (None: absent).
+    Conflict(Option<Loaded>),
+}
+
+/// What became of a timestamp refresh (lazy write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touched {
+    Done,
+    /// Our lock expired and another request took it: nothing changed (the newer holder's data stands).
     LockLost,
 }
 
-pub trait Store: Send {
-    /// Where this store lives, for messages (`sqlite:///path`, `files:///dir`); never contains secrets.
-    fn describe(&self) -> String;
+/// Why a write was refused, as counted by the metrics layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    LockLost,
+    Conflict,
+    TooLarge,
+    Storage,
+}
 
-    /// Reads a live session without locking.
-    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>>;
+/// Request-level facts that only the session layer sees, handed down the stack (engines ignore them;
+/// a metrics layer counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A request opened the store.
+    Started,
+    /// A lock was taken after waiting this long (zero: at once).
+    LockAcquired { waited: Duration },
+    /// The wait for a lock ran out (session_proxy.lock_wait_timeout).
+    LockTimedOut { waited: Duration },
+    /// A write (or destroy) was refused.
+    Refused(Refusal),
+}
 
-    /// One attempt to take `id`'s lock for `owner` and read the session under it, as one atomic step.
-    /// A lock whose holder vanished must be free after `expire` at the latest.
-    fn lock_and_load(
-        &mut self,
-        id: &SessionId,
-        owner: &Token,
-        expire: Duration,
-        max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire>;
-
-    /// Waits until `id`'s lock may have been released, returning no later than `deadline`.
-    /// `attempt` counts the waits so far. The default backs off from 1 ms to 16 ms; engines that
-    /// can be told of a release (a notification, a blocking primitive) override it.
-    fn wait_for_release(&mut self, _id: &SessionId, deadline: Instant, attempt: u32) -> anyhow::Result<()> {
-        back_off(deadline, attempt);
-        Ok(())
-    }
-
-    /// Writes `data` with a lifetime of `ttl`. With `owner`, the write happens only while `owner` still
-    /// holds the lock, and the lock is released in the same step.
-    fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved>;
-
-    /// Refreshes the expiry of unchanged data (lazy_write). Same lock rules as `save`.
-    fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved>;
-
-    /// Releases `owner`'s lock without writing; a lock held by someone else is left alone. That makes it
-    /// a compare-and-delete: with the token `lock_holder` reported, it breaks exactly that holder's lock
-    /// (and not one another request took since), which is how a dead holder's lock is freed.
-    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()>;
-
-    /// The token of the request holding `id`'s lock, when the lock records one; asked while waiting,
-    /// so that a holder that died on this host frees the lock at once (`Token::holder_is_dead`).
-    /// None: free, held without a token of ours (another handler's lock), or the engine's locks die
-    /// with their process anyway (files: flock).
-    fn lock_holder(&mut self, _id: &SessionId) -> anyhow::Result<Option<Token>> {
-        Ok(None)
-    }
-
-    /// Deletes the session and the lock `owner` holds on it.
-    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()>;
-
-    /// Whether a live session exists (strict mode, id collision checks).
-    fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool>;
-
-    /// Deletes sessions idle for longer than `max_lifetime`, in bounded batches; returns how many.
-    fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64>;
-
+/// The pool's side of a store: whether an idle handle may serve another request.
+pub trait Pooled {
     /// False once the store saw an error that makes reusing it doubtful; the pool then drops it.
     fn reusable(&self) -> bool {
         true
@@ -100,15 +161,92 @@ pub trait Store: Send {
     }
 }
 
-/// Opens a store for a parsed DSN. Errors name the path or host and the cause.
-pub fn connect(engine: &Engine) -> anyhow::Result<Box<dyn Store>> {
-    Ok(match engine {
-        Engine::Sqlite(o) => Box::new(sqlite::SqliteStore::open(o)?),
-        Engine::Files(o) => Box::new(files::FilesStore::open(o)?),
-        Engine::Memcached(o) => Box::new(memcached::MemcachedStore::open(o)?),
-        Engine::Redis(o) => Box::new(redis::RedisStore::open(o)?),
-    })
+/// The optional capability of deleting idle sessions (engines whose storage expires them by itself,
+/// such as Redis, have none).
+pub trait Collect {
+    /// Deletes sessions idle for longer than `exp`, in bounded batches; returns how many.
+    fn gc(&mut self, exp: Expiry) -> Result<u64>;
 }
+
+pub trait Store: Pooled + Send {
+    /// Where this store lives, for messages (`sqlite:///path`, `files:///dir`); never contains secrets.
+    fn describe(&self) -> String;
+
+    /// Reads a live session without locking.
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>>;
+
+    /// One attempt to take `id`'s lock for `owner` and read the session under it, as one atomic step.
+    /// A lock whose holder vanished must be free after `lock_expire` at the latest.
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire>;
+
+    /// Waits until `id`'s lock may have been released, returning no later than `deadline`. `busy` is
+    /// what the failed attempt reported; `attempt` counts the waits so far. The default backs off from
+    /// 1 ms to 16 ms; engines that can be told of a release (a notification, a kernel lock) override it.
+    fn wait_for_release(&mut self, _id: &SessionId, _busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
+        back_off(deadline, attempt);
+        Ok(())
+    }
+
+    /// The token of the request holding `id`'s lock, when the lock records one; asked while waiting,
+    /// so that a holder that died on this host frees the lock at once (`Token::holder_is_dead`).
+    /// None: free, held without a token of ours (another handler's lock), or the engine's locks die
+    /// with their process anyway (files: flock).
+    fn lock_holder(&mut self, _id: &SessionId) -> Result<Option<Token>> {
+        Ok(None)
+    }
+
+    /// Writes `data` if the store holds what `expect` says. With `owner`, the write happens only while
+    /// `owner` still holds the lock, and the lock is released in the same step (also when the write
+    /// is refused for a conflict).
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written>;
+
+    /// Refreshes the expiry of unchanged data (lazy_write). Same lock rules as `save`.
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched>;
+
+    /// Releases `owner`'s lock without writing; a lock held by someone else is left alone. That makes it
+    /// a compare-and-delete: with the token `lock_holder` reported, it breaks exactly that holder's lock
+    /// (and not one another request took since), which is how a dead holder's lock is freed.
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()>;
+
+    /// Deletes the session and the lock `owner` holds on it.
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()>;
+
+    /// Whether a live session exists (strict mode, id collision checks).
+    fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool>;
+
+    /// The store's garbage collector, if it needs one.
+    fn collector(&mut self) -> Option<&mut dyn Collect> {
+        None
+    }
+
+    /// Network round trips this handle made since it was opened (0 for local engines): the metrics
+    /// layer counts the difference across each call.
+    fn round_trips(&self) -> u64 {
+        0
+    }
+
+    /// A request-level fact from the session layer (see `Event`). Engines ignore it.
+    fn event(&mut self, _e: &Event) {}
+}
+
+/// Opens the store for an engine with its layers. Errors name the path or host and the cause.
+pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
+    let engine = connect(&stack.engine)?;
+    Ok(stack.layers.wrap(engine))
+}
+
+/// Opens an engine's store without layers.
+pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
+    use crate::dsn::Engine;
+    match engine {
+        Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
+        Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
+        Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
+        Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
+    }
+}
+
+pub(crate) mod legacy;
 
 /// The default wait for a lock's release: sleeps 1 ms doubling to 16 ms, never past `deadline`.
 pub(crate) fn back_off(deadline: Instant, attempt: u32) {

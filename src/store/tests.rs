@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Acquire, Saved, Store};
+use super::{Acquire, Expect, Expiry, Loaded, Store, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::lock::Token;
 
@@ -28,8 +28,65 @@ impl Drop for TempDir {
 
 const LIFE: Duration = Duration::from_secs(3600);
 
-fn id(s: &str) -> SessionId {
+pub fn id(s: &str) -> SessionId {
     SessionId::parse(s.as_bytes()).unwrap()
+}
+
+fn ex(d: Duration) -> Expiry {
+    Expiry::new(d)
+}
+
+/// What the suite asserts on a lock attempt: the data read under it, or busy.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got {
+    Locked(Option<Vec<u8>>),
+    Busy,
+}
+
+/// What the suite asserts on a write or a touch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum W {
+    Done,
+    LockLost,
+    Conflict,
+}
+
+/// The contract's calls as the behaviour tests below use them: data without versions, writes that
+/// expect anything, and the same expiry for writer and reader unless a test says otherwise.
+pub trait Ops {
+    fn put(&mut self, s: &SessionId, d: &[u8], ttl: Duration, owner: Option<&Token>) -> super::Result<W>;
+    fn get(&mut self, s: &SessionId, life: Duration) -> super::Result<Option<Vec<u8>>>;
+    fn lock(&mut self, s: &SessionId, t: &Token, expire: Duration, life: Duration) -> super::Result<Got>;
+    fn tch(&mut self, s: &SessionId, ttl: Duration, owner: Option<&Token>) -> super::Result<W>;
+    fn has(&mut self, s: &SessionId, life: Duration) -> super::Result<bool>;
+}
+
+impl Ops for Box<dyn Store> {
+    fn put(&mut self, s: &SessionId, d: &[u8], ttl: Duration, owner: Option<&Token>) -> super::Result<W> {
+        Ok(match self.save(s, d, Expect::Any, owner, ex(ttl))? {
+            Written::Done(_) => W::Done,
+            Written::LockLost => W::LockLost,
+            Written::Conflict(_) => W::Conflict,
+        })
+    }
+    fn get(&mut self, s: &SessionId, life: Duration) -> super::Result<Option<Vec<u8>>> {
+        Ok(self.load(s, ex(life))?.map(|l| l.data))
+    }
+    fn lock(&mut self, s: &SessionId, t: &Token, expire: Duration, life: Duration) -> super::Result<Got> {
+        Ok(match self.lock_and_load(s, t, expire, ex(life))? {
+            Acquire::Locked(l) => Got::Locked(l.map(|l| l.data)),
+            Acquire::Busy(_) => Got::Busy,
+        })
+    }
+    fn tch(&mut self, s: &SessionId, ttl: Duration, owner: Option<&Token>) -> super::Result<W> {
+        Ok(match self.touch(s, owner, ex(ttl))? {
+            Touched::Done => W::Done,
+            Touched::LockLost => W::LockLost,
+        })
+    }
+    fn has(&mut self, s: &SessionId, life: Duration) -> super::Result<bool> {
+        self.exists(s, ex(life))
+    }
 }
 
 /// `open` gives a fresh handle on the same storage each call (two handles = two requests).
@@ -57,18 +114,19 @@ enum Handover {
 }
 
 /// `s.lock_and_load` right after another client's write released the lock.
-fn lock_handed_over(s: &mut Box<dyn Store>, sid: &SessionId, t: &Token, exp: Duration, handover: Handover) -> Acquire {
+fn lock_handed_over(s: &mut Box<dyn Store>, sid: &SessionId, t: &Token, exp: Duration, handover: Handover) -> Got {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        let got = s.lock_and_load(sid, t, exp, LIFE).unwrap();
+        let got = s.lock(sid, t, exp, LIFE).unwrap();
         match (handover, &got) {
-            (Handover::Prompt, Acquire::Busy) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            (Handover::Prompt, Got::Busy) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
             _ => return got,
         }
     }
 }
 
 fn conformance_with(open: impl Fn() -> Box<dyn Store>, handover: Handover) -> bool {
+    versions(&open);
     let (mut a, mut b) = conformance_common(&open, handover);
     let ttl = LIFE;
     let mut c = open();
@@ -80,22 +138,22 @@ fn conformance_with(open: impl Fn() -> Box<dyn Store>, handover: Handover) -> bo
     let age = Duration::from_secs(2);
     let (s4, idle, raced, old_held, old_lock) = (id("conf4"), id("gcidle"), id("gcraced"), id("gcoldheld"), id("gcoldlock"));
     let (fresh, fresh_lock) = (id("gcfresh"), id("gcfreshlock"));
-    a.save(&s4, b"old", ttl, None).unwrap();
-    a.save(&idle, b"idle", ttl, None).unwrap();
-    a.save(&raced, b"old", ttl, None).unwrap();
-    a.save(&old_held, b"held", ttl, None).unwrap();
+    a.put(&s4, b"old", ttl, None).unwrap();
+    a.put(&idle, b"idle", ttl, None).unwrap();
+    a.put(&raced, b"old", ttl, None).unwrap();
+    a.put(&old_held, b"held", ttl, None).unwrap();
     let (ta, tb, tc) = (Token::new(), Token::new(), Token::new());
     // Locks taken before the data went idle, and still held when gc runs.
-    assert!(matches!(a.lock_and_load(&old_held, &ta, exp, LIFE).unwrap(), Acquire::Locked(Some(_))));
+    assert!(matches!(a.lock(&old_held, &ta, exp, LIFE).unwrap(), Got::Locked(Some(_))));
     let mut d = open();
-    assert_eq!(d.lock_and_load(&old_lock, &ta, exp, LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(d.lock(&old_lock, &ta, exp, LIFE).unwrap(), Got::Locked(None));
     std::thread::sleep(age + Duration::from_millis(100));
     // Expiry: data older than max_lifetime reads as absent.
-    assert_eq!(b.load(&s4, age).unwrap(), None);
-    assert!(!b.exists(&s4, age).unwrap());
-    a.save(&fresh, b"fresh", ttl, None).unwrap();
+    assert_eq!(b.get(&s4, age).unwrap(), None);
+    assert!(!b.has(&s4, age).unwrap());
+    a.put(&fresh, b"fresh", ttl, None).unwrap();
     let mut e = open();
-    assert_eq!(e.lock_and_load(&fresh_lock, &ta, exp, LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(e.lock(&fresh_lock, &ta, exp, LIFE).unwrap(), Got::Locked(None));
     // Another request rewrites `raced` (under its lock) after gc read it as idle and before gc deletes
     // it, in engines that read and delete in two steps (files: scan, then unlink; Memcached: read the
     // age and CAS, then delete): gc must keep the rewrite. SQLite deletes in one statement (no window).
@@ -105,25 +163,25 @@ fn conformance_with(open: impl Fn() -> Box<dyn Store>, handover: Handover) -> bo
         if !key.contains(rewrite.as_str()) {
             return false;
         }
-        assert!(matches!(writer.lock_and_load(&rewrite, &tc, exp, LIFE).unwrap(), Acquire::Locked(_)));
-        assert_eq!(writer.save(&rewrite, b"rewritten", LIFE, Some(&tc)).unwrap(), Saved::Done);
+        assert!(matches!(writer.lock(&rewrite, &tc, exp, LIFE).unwrap(), Got::Locked(_)));
+        assert_eq!(writer.put(&rewrite, b"rewritten", LIFE, Some(&tc)).unwrap(), W::Done);
         true
     }));
-    let removed = b.gc(age).unwrap();
+    let removed = b.collector().expect("this engine collects garbage").gc(ex(age)).unwrap();
     let raced_window = take_gc_window();
     assert!(removed >= 2, "conf4 and gcidle are idle: {removed}");
     // Idle sessions are gone from the storage (not only read as expired).
-    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
-    assert_eq!(b.load(&idle, LIFE).unwrap(), None);
-    assert_eq!(b.load(&fresh, age).unwrap().as_deref(), Some(&b"fresh"[..]), "gc kept the fresh session");
+    assert_eq!(b.get(&s4, LIFE).unwrap(), None);
+    assert_eq!(b.get(&idle, LIFE).unwrap(), None);
+    assert_eq!(b.get(&fresh, age).unwrap().as_deref(), Some(&b"fresh"[..]), "gc kept the fresh session");
     if raced_window {
-        assert_eq!(b.load(&raced, LIFE).unwrap().as_deref(), Some(&b"rewritten"[..]), "gc kept the rewrite");
+        assert_eq!(b.get(&raced, LIFE).unwrap().as_deref(), Some(&b"rewritten"[..]), "gc kept the rewrite");
     } else {
-        assert_eq!(b.load(&raced, LIFE).unwrap(), None, "idle, and not rewritten: removed");
+        assert_eq!(b.get(&raced, LIFE).unwrap(), None, "idle, and not rewritten: removed");
     }
     // Held locks stay held, whether taken on a fresh, a new or an idle session.
     for (s, what) in [(&fresh_lock, "a fresh lock"), (&old_lock, "an old lock"), (&old_held, "the lock on idle data")] {
-        assert_eq!(c.lock_and_load(s, &tb, exp, LIFE).unwrap(), Acquire::Busy, "gc removed {what}");
+        assert_eq!(c.lock(s, &tb, exp, LIFE).unwrap(), Got::Busy, "gc removed {what}");
     }
     e.unlock(&fresh_lock, &ta).unwrap();
     d.unlock(&old_lock, &ta).unwrap();
@@ -167,27 +225,28 @@ pub fn gc_window(key: &str) {
 /// For engines whose storage expires entries itself (Redis, Memcached): a session lives `ttl` after
 /// its last save or touch, whatever `max_lifetime` a reader passes; gc has nothing to do.
 pub fn conformance_ttl(open: impl Fn() -> Box<dyn Store>) {
+    versions(&open);
     let (mut a, mut b) = conformance_common(&open, Handover::Immediate);
     let s4 = id("conf4");
-    a.save(&s4, b"old", Duration::from_secs(1), None).unwrap();
+    a.put(&s4, b"old", Duration::from_secs(1), None).unwrap();
     let s5 = id("conf5");
-    a.save(&s5, b"kept", Duration::from_secs(1), None).unwrap();
+    a.put(&s5, b"kept", Duration::from_secs(1), None).unwrap();
     std::thread::sleep(Duration::from_millis(600));
     // touch refreshes the lifetime, with and without a lock.
-    assert_eq!(b.touch(&s5, Duration::from_secs(2), None).unwrap(), Saved::Done);
+    assert_eq!(b.tch(&s5, Duration::from_secs(2), None).unwrap(), W::Done);
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(b.load(&s4, LIFE).unwrap(), None);
-    assert!(!b.exists(&s4, LIFE).unwrap());
-    assert_eq!(b.load(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(b.get(&s4, LIFE).unwrap(), None);
+    assert!(!b.has(&s4, LIFE).unwrap());
+    assert_eq!(b.get(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]));
     let t = Token::new();
-    assert!(matches!(a.lock_and_load(&s5, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
-    assert_eq!(a.touch(&s5, LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert!(matches!(a.lock(&s5, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(_))));
+    assert_eq!(a.tch(&s5, LIFE, Some(&t)).unwrap(), W::Done);
     // gc has nothing to do here, and must not remove a live session or a held lock.
     let s6 = id("conf6");
-    assert_eq!(a.lock_and_load(&s6, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(b.gc(Duration::from_secs(1)).unwrap(), 0);
-    assert_eq!(b.load(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]), "touch released the lock, kept data");
-    assert_eq!(b.lock_and_load(&s6, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Acquire::Busy, "gc kept the lock");
+    assert_eq!(a.lock(&s6, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(b.collector().map_or(Ok(0), |c| c.gc(ex(Duration::from_secs(1)))).unwrap(), 0);
+    assert_eq!(b.get(&s5, LIFE).unwrap().as_deref(), Some(&b"kept"[..]), "touch released the lock, kept data");
+    assert_eq!(b.lock(&s6, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Got::Busy, "gc kept the lock");
     a.unlock(&s6, &t).unwrap();
 }
 
@@ -198,49 +257,49 @@ fn conformance_common(open: &impl Fn() -> Box<dyn Store>, handover: Handover) ->
 
     // Unknown ids read as absent and do not exist.
     let s1 = id("conf1");
-    assert_eq!(a.load(&s1, LIFE).unwrap(), None);
-    assert!(!a.exists(&s1, LIFE).unwrap());
+    assert_eq!(a.get(&s1, LIFE).unwrap(), None);
+    assert!(!a.has(&s1, LIFE).unwrap());
 
     // Binary-safe round trip, including 16 MiB.
     let bin: Vec<u8> = (0..=255u8).chain([0, 0, 0xff, 0xfe]).collect();
-    assert_eq!(a.save(&s1, &bin, ttl, None).unwrap(), Saved::Done);
-    assert_eq!(b.load(&s1, LIFE).unwrap().as_deref(), Some(&bin[..]));
-    assert!(b.exists(&s1, LIFE).unwrap());
+    assert_eq!(a.put(&s1, &bin, ttl, None).unwrap(), W::Done);
+    assert_eq!(b.get(&s1, LIFE).unwrap().as_deref(), Some(&bin[..]));
+    assert!(b.has(&s1, LIFE).unwrap());
     let big = vec![0xa5u8; 16 << 20];
-    a.save(&s1, &big, ttl, None).unwrap();
-    assert_eq!(b.load(&s1, LIFE).unwrap().map(|d| d.len()), Some(big.len()));
-    a.save(&s1, b"", ttl, None).unwrap();
-    assert_eq!(b.load(&s1, LIFE).unwrap().as_deref(), Some(&b""[..]));
+    a.put(&s1, &big, ttl, None).unwrap();
+    assert_eq!(b.get(&s1, LIFE).unwrap().map(|d| d.len()), Some(big.len()));
+    a.put(&s1, b"", ttl, None).unwrap();
+    assert_eq!(b.get(&s1, LIFE).unwrap().as_deref(), Some(&b""[..]));
 
     // Locks exclude; the owner reads the data under the lock; release hands over.
     let s2 = id("conf2");
-    a.save(&s2, b"v1", ttl, None).unwrap();
+    a.put(&s2, b"v1", ttl, None).unwrap();
     let (ta, tb) = (Token::new(), Token::new());
     let exp = Duration::from_secs(30);
-    assert_eq!(a.lock_and_load(&s2, &ta, exp, LIFE).unwrap(), Acquire::Locked(Some(b"v1".to_vec())));
-    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    assert_eq!(a.lock(&s2, &ta, exp, LIFE).unwrap(), Got::Locked(Some(b"v1".to_vec())));
+    assert_eq!(b.lock(&s2, &tb, exp, LIFE).unwrap(), Got::Busy);
     // Someone else's unlock, write or destroy-release does not free or bypass our lock.
     b.unlock(&s2, &tb).unwrap();
-    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Busy);
-    assert_eq!(a.save(&s2, b"v2", ttl, Some(&ta)).unwrap(), Saved::Done);
-    assert_eq!(lock_handed_over(&mut b, &s2, &tb, exp, handover), Acquire::Locked(Some(b"v2".to_vec())));
-    assert_eq!(b.touch(&s2, ttl, Some(&tb)).unwrap(), Saved::Done);
-    assert_eq!(lock_handed_over(&mut a, &s2, &ta, exp, handover), Acquire::Locked(Some(b"v2".to_vec())));
+    assert_eq!(b.lock(&s2, &tb, exp, LIFE).unwrap(), Got::Busy);
+    assert_eq!(a.put(&s2, b"v2", ttl, Some(&ta)).unwrap(), W::Done);
+    assert_eq!(lock_handed_over(&mut b, &s2, &tb, exp, handover), Got::Locked(Some(b"v2".to_vec())));
+    assert_eq!(b.tch(&s2, ttl, Some(&tb)).unwrap(), W::Done);
+    assert_eq!(lock_handed_over(&mut a, &s2, &ta, exp, handover), Got::Locked(Some(b"v2".to_vec())));
     a.unlock(&s2, &ta).unwrap();
     // A new session can be locked before it exists.
     let s3 = id("conf3");
-    assert_eq!(a.lock_and_load(&s3, &ta, exp, LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(b.lock_and_load(&s3, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    assert_eq!(a.lock(&s3, &ta, exp, LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(b.lock(&s3, &tb, exp, LIFE).unwrap(), Got::Busy);
     a.unlock(&s3, &ta).unwrap();
-    assert_eq!(b.lock_and_load(&s3, &tb, exp, LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(b.lock(&s3, &tb, exp, LIFE).unwrap(), Got::Locked(None));
     b.unlock(&s3, &tb).unwrap();
-    assert!(!a.exists(&s3, LIFE).unwrap(), "locking must not create a session");
+    assert!(!a.has(&s3, LIFE).unwrap(), "locking must not create a session");
 
     // Destroy removes data and our lock.
-    assert!(matches!(a.lock_and_load(&s2, &ta, exp, LIFE).unwrap(), Acquire::Locked(_)));
+    assert!(matches!(a.lock(&s2, &ta, exp, LIFE).unwrap(), Got::Locked(_)));
     a.destroy(&s2, Some(&ta)).unwrap();
-    assert!(!b.exists(&s2, LIFE).unwrap());
-    assert_eq!(b.lock_and_load(&s2, &tb, exp, LIFE).unwrap(), Acquire::Locked(None));
+    assert!(!b.has(&s2, LIFE).unwrap());
+    assert_eq!(b.lock(&s2, &tb, exp, LIFE).unwrap(), Got::Locked(None));
     b.unlock(&s2, &tb).unwrap();
     destroy_by_non_owner(&mut a, &mut b, open, handover);
     (a, b)
@@ -262,23 +321,25 @@ fn destroy_by_non_owner(a: &mut Box<dyn Store>, b: &mut Box<dyn Store>, open: &i
     for intruder in [None, Some(&tb)] {
         for end in ["save", "touch", "unlock"] {
             let ctx = format!("destroy with token {:?}, then the holder's {end}", intruder.map(|t| t.as_str()));
-            a.save(&s, b"held", LIFE, None).unwrap();
-            assert_eq!(lock_handed_over(a, &s, &ta, exp, handover), Acquire::Locked(Some(b"held".to_vec())), "{ctx}");
+            a.put(&s, b"held", LIFE, None).unwrap();
+            assert_eq!(lock_handed_over(a, &s, &ta, exp, handover), Got::Locked(Some(b"held".to_vec())), "{ctx}");
             let destroyed = b.destroy(&s, intruder).is_ok();
             let left = if destroyed { None } else { Some(b"held".to_vec()) };
-            assert_eq!(b.load(&s, LIFE).unwrap(), left, "{ctx}: destroyed (or refused) as reported");
-            assert_eq!(c.lock_and_load(&s, &tc, exp, LIFE).unwrap(), Acquire::Busy, "{ctx}: the holder's lock stays");
+            assert_eq!(b.get(&s, LIFE).unwrap(), left, "{ctx}: destroyed (or refused) as reported");
+            assert_eq!(c.lock(&s, &tc, exp, LIFE).unwrap(), Got::Busy, "{ctx}: the holder's lock stays");
             let expect = match end {
-                "save" => match a.save(&s, b"mine", LIFE, Some(&ta)) {
-                    Ok(Saved::Done) => Some(b"mine".to_vec()),
-                    Ok(Saved::LockLost) => panic!("{ctx}: the holder's lock was lost"),
+                "save" => match a.put(&s, b"mine", LIFE, Some(&ta)) {
+                    Ok(W::Done) => Some(b"mine".to_vec()),
+                    Ok(W::LockLost) => panic!("{ctx}: the holder's lock was lost"),
+                    // Refused as a conflict: the lock is released with the refusal.
+                    Ok(W::Conflict) => left,
                     Err(_) => {
                         a.unlock(&s, &ta).unwrap();
                         left
                     }
                 },
                 "touch" => {
-                    assert_eq!(a.touch(&s, LIFE, Some(&ta)).unwrap(), Saved::Done, "{ctx}");
+                    assert_eq!(a.tch(&s, LIFE, Some(&ta)).unwrap(), W::Done, "{ctx}");
                     left
                 }
                 _ => {
@@ -286,8 +347,8 @@ fn destroy_by_non_owner(a: &mut Box<dyn Store>, b: &mut Box<dyn Store>, open: &i
                     left
                 }
             };
-            assert_eq!(b.load(&s, LIFE).unwrap(), expect, "{ctx}: what the holder left");
-            assert_eq!(lock_handed_over(&mut c, &s, &tc, exp, handover), Acquire::Locked(expect.clone()), "{ctx}: then free");
+            assert_eq!(b.get(&s, LIFE).unwrap(), expect, "{ctx}: what the holder left");
+            assert_eq!(lock_handed_over(&mut c, &s, &tc, exp, handover), Got::Locked(expect.clone()), "{ctx}: then free");
             c.unlock(&s, &tc).unwrap();
             b.destroy(&s, None).unwrap();
         }
@@ -300,17 +361,17 @@ pub fn expiring_locks(open: impl Fn() -> Box<dyn Store>) {
     let mut a = open();
     let mut b = open();
     let s = id("expiring");
-    a.save(&s, b"base", LIFE, None).unwrap();
+    a.put(&s, b"base", LIFE, None).unwrap();
     let (ta, tb) = (Token::new(), Token::new());
     let short = Duration::from_millis(300);
-    assert!(matches!(a.lock_and_load(&s, &ta, short, LIFE).unwrap(), Acquire::Locked(_)));
-    assert_eq!(b.lock_and_load(&s, &tb, short, LIFE).unwrap(), Acquire::Busy);
+    assert!(matches!(a.lock(&s, &ta, short, LIFE).unwrap(), Got::Locked(_)));
+    assert_eq!(b.lock(&s, &tb, short, LIFE).unwrap(), Got::Busy);
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(b.lock_and_load(&s, &tb, short, LIFE).unwrap(), Acquire::Locked(Some(b"base".to_vec())));
-    assert_eq!(a.save(&s, b"stale", LIFE, Some(&ta)).unwrap(), Saved::LockLost);
-    assert_eq!(a.touch(&s, LIFE, Some(&ta)).unwrap(), Saved::LockLost);
-    assert_eq!(b.save(&s, b"newer", LIFE, Some(&tb)).unwrap(), Saved::Done);
-    assert_eq!(a.load(&s, LIFE).unwrap().as_deref(), Some(&b"newer"[..]));
+    assert_eq!(b.lock(&s, &tb, short, LIFE).unwrap(), Got::Locked(Some(b"base".to_vec())));
+    assert_eq!(a.put(&s, b"stale", LIFE, Some(&ta)).unwrap(), W::LockLost);
+    assert_eq!(a.tch(&s, LIFE, Some(&ta)).unwrap(), W::LockLost);
+    assert_eq!(b.put(&s, b"newer", LIFE, Some(&tb)).unwrap(), W::Done);
+    assert_eq!(a.get(&s, LIFE).unwrap().as_deref(), Some(&b"newer"[..]));
     dead_holder_locks(open);
 }
 
@@ -320,23 +381,23 @@ pub fn dead_holder_locks(open: impl Fn() -> Box<dyn Store>) {
     let mut a = open();
     let mut b = open();
     let s = id("deadholder");
-    a.save(&s, b"kept", LIFE, None).unwrap();
+    a.put(&s, b"kept", LIFE, None).unwrap();
     let (ta, tb) = (Token::new(), Token::new());
     let exp = Duration::from_secs(30);
     assert_eq!(b.lock_holder(&s).unwrap(), None, "free");
-    assert!(matches!(a.lock_and_load(&s, &ta, exp, LIFE).unwrap(), Acquire::Locked(_)));
-    assert_eq!(b.lock_and_load(&s, &tb, exp, LIFE).unwrap(), Acquire::Busy);
+    assert!(matches!(a.lock(&s, &ta, exp, LIFE).unwrap(), Got::Locked(_)));
+    assert_eq!(b.lock(&s, &tb, exp, LIFE).unwrap(), Got::Busy);
     assert_eq!(b.lock_holder(&s).unwrap(), Some(ta.clone()));
     // Another token does not break it; the holder's does.
     b.unlock(&s, &tb).unwrap();
     assert_eq!(b.lock_holder(&s).unwrap(), Some(ta.clone()));
     b.unlock(&s, &ta).unwrap();
-    assert_eq!(b.lock_and_load(&s, &tb, exp, LIFE).unwrap(), Acquire::Locked(Some(b"kept".to_vec())));
+    assert_eq!(b.lock(&s, &tb, exp, LIFE).unwrap(), Got::Locked(Some(b"kept".to_vec())));
     assert_eq!(a.lock_holder(&s).unwrap(), Some(tb.clone()));
     // (No write of the broken holder is checked: it is dead. Memcached trusts its own lock for half of
     // lock_expire without asking the server.)
-    assert_eq!(b.save(&s, b"newer", LIFE, Some(&tb)).unwrap(), Saved::Done);
-    assert_eq!(a.load(&s, LIFE).unwrap().as_deref(), Some(&b"newer"[..]));
+    assert_eq!(b.put(&s, b"newer", LIFE, Some(&tb)).unwrap(), W::Done);
+    assert_eq!(a.get(&s, LIFE).unwrap().as_deref(), Some(&b"newer"[..]));
 }
 
 /// For engines whose waiters are woken by the release itself (files, SQLite: a kernel lock): `b`,
@@ -349,18 +410,18 @@ pub fn woken_at_release(
     s: &SessionId,
 ) -> (Box<dyn Store>, Box<dyn Store>, Token) {
     let (ta, tb) = (Token::new(), Token::new());
-    assert!(matches!(a.lock_and_load(s, &ta, LIFE, LIFE).unwrap(), Acquire::Locked(_)));
-    assert_eq!(b.lock_and_load(s, &tb, LIFE, LIFE).unwrap(), Acquire::Busy);
+    assert!(matches!(a.lock(s, &ta, LIFE, LIFE).unwrap(), Got::Locked(_)));
+    let Acquire::Busy(busy) = b.lock_and_load(s, &tb, LIFE, ex(LIFE)).unwrap() else { panic!("the lock is a's") };
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = s.clone();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(80));
         let before = Instant::now();
-        assert_eq!(a.save(&s2, b"from a", LIFE, Some(&ta)).unwrap(), Saved::Done);
+        assert_eq!(a.put(&s2, b"from a", LIFE, Some(&ta)).unwrap(), W::Done);
         tx.send((before, Instant::now())).unwrap();
         a
     });
-    b.wait_for_release(s, Instant::now() + Duration::from_secs(5), 0).unwrap();
+    b.wait_for_release(s, &busy, Instant::now() + Duration::from_secs(5), 0).unwrap();
     let woke = Instant::now();
     // The release happens inside save, between these two instants.
     let (saving, released) = rx.recv().unwrap();
@@ -368,6 +429,116 @@ pub fn woken_at_release(
     assert!(woke >= saving, "woke before the release");
     let late = woke.saturating_duration_since(released);
     assert!(late < Duration::from_millis(20), "woke {late:?} after the release");
-    assert_eq!(b.lock_and_load(s, &tb, LIFE, LIFE).unwrap(), Acquire::Locked(Some(b"from a".to_vec())));
+    assert_eq!(b.lock(s, &tb, LIFE, LIFE).unwrap(), Got::Locked(Some(b"from a".to_vec())));
     (a, b, tb)
+}
+
+/// Versions and expectations (CAS), for every engine and layer (run by `conformance` and
+/// `conformance_ttl`): a write states what it expects to find and loses to any write made since.
+pub fn versions(open: &dyn Fn() -> Box<dyn Store>) {
+    let (mut a, mut b) = (open(), open());
+    let e = ex(LIFE);
+    let lexp = Duration::from_secs(30);
+    let s = id("versions");
+    let done = |w: Written| match w {
+        Written::Done(v) => v,
+        other => panic!("expected the write to be done: {other:?}"),
+    };
+    let conflict = |w: Written| match w {
+        Written::Conflict(now) => now,
+        other => panic!("expected a conflict: {other:?}"),
+    };
+    // Create: an absent-expectation write creates; a second one loses and is told what is there.
+    let v1 = done(a.save(&s, b"v1", Expect::Absent, None, e).unwrap());
+    let now = conflict(b.save(&s, b"lost", Expect::Absent, None, e).unwrap());
+    assert_eq!(now, Some(Loaded { data: b"v1".to_vec(), version: v1 }));
+    // A read reports the version the write answered.
+    assert_eq!(b.load(&s, e).unwrap(), Some(Loaded { data: b"v1".to_vec(), version: v1 }));
+    // A write at the version read wins and moves the version; a stale one is refused with the current
+    // session, and stores nothing.
+    let v2 = done(a.save(&s, b"v2", Expect::Version(v1), None, e).unwrap());
+    assert_ne!(v2, v1);
+    let now = conflict(b.save(&s, b"stale", Expect::Version(v1), None, e).unwrap());
+    assert_eq!(now, Some(Loaded { data: b"v2".to_vec(), version: v2 }));
+    assert_eq!(a.load(&s, e).unwrap().map(|l| l.data).as_deref(), Some(&b"v2"[..]));
+    // Any: last writer wins, whatever was read.
+    let v3 = done(b.save(&s, b"v3", Expect::Any, None, e).unwrap());
+    assert!(v3 != v2 && v3 != v1);
+    // Under a lock: the version read under it, then a CAS write that releases the lock.
+    let (ta, tb) = (Token::new(), Token::new());
+    let Acquire::Locked(Some(l)) = a.lock_and_load(&s, &ta, lexp, e).unwrap() else { panic!("locks and reads") };
+    assert_eq!(l, Loaded { data: b"v3".to_vec(), version: v3 });
+    let v4 = done(a.save(&s, b"v4", Expect::Version(v3), Some(&ta), e).unwrap());
+    // A refused write under a lock releases the lock too.
+    let got = lock_until_free(&mut b, &s, &tb, lexp);
+    assert_eq!(got, Some(Loaded { data: b"v4".to_vec(), version: v4 }));
+    let now = conflict(b.save(&s, b"stale", Expect::Version(v2), Some(&tb), e).unwrap());
+    assert_eq!(now.map(|l| l.version), Some(v4));
+    assert!(lock_until_free(&mut a, &s, &ta, lexp).is_some(), "the refused write released its lock");
+    a.unlock(&s, &ta).unwrap();
+    // Versions live in the store: a new connection (a worker restart) reads the same one and can
+    // write at it.
+    drop(a);
+    let mut c = open();
+    assert_eq!(c.load(&s, e).unwrap().map(|l| l.version), Some(v4));
+    let v5 = done(c.save(&s, b"v5", Expect::Version(v4), None, e).unwrap());
+    // A destroyed session: a write at its old version is refused (it would revive it), and an
+    // absent-expectation write creates it again.
+    c.destroy(&s, None).unwrap();
+    assert_eq!(conflict(b.save(&s, b"revived", Expect::Version(v5), None, e).unwrap()), None);
+    assert_eq!(b.load(&s, e).unwrap(), None, "a refused write stores nothing");
+    done(b.save(&s, b"new", Expect::Absent, None, e).unwrap());
+    c.destroy(&s, None).unwrap();
+    concurrent_creates(open);
+}
+
+/// `lock_and_load` until the lock is free (a released lock may take a moment to reach every server).
+fn lock_until_free(s: &mut Box<dyn Store>, sid: &SessionId, t: &Token, lexp: Duration) -> Option<Loaded> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match s.lock_and_load(sid, t, lexp, ex(LIFE)).unwrap() {
+            Acquire::Locked(l) => return l,
+            Acquire::Busy(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Acquire::Busy(b) => panic!("still locked after a second: {b:?}"),
+        }
+    }
+}
+
+/// Eight requests create the same session at once, each expecting it absent: exactly one wins, and
+/// every other is told of the winner's data.
+fn concurrent_creates(open: &dyn Fn() -> Box<dyn Store>) {
+    for round in 0..5 {
+        let s = id(&format!("creates{round}"));
+        let stores: Vec<Box<dyn Store>> = (0..8).map(|_| open()).collect();
+        let go = std::sync::Arc::new(std::sync::Barrier::new(stores.len()));
+        let runs: Vec<_> = stores
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut st)| {
+                let (s, go) = (s.clone(), go.clone());
+                std::thread::spawn(move || {
+                    let mine = format!("writer {i}").into_bytes();
+                    go.wait();
+                    (mine.clone(), st.save(&s, &mine, Expect::Absent, None, ex(LIFE)).unwrap(), st)
+                })
+            })
+            .collect();
+        let results: Vec<(Vec<u8>, Written, Box<dyn Store>)> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<(&Vec<u8>, Version)> = results
+            .iter()
+            .filter_map(|(d, w, _)| if let Written::Done(v) = w { Some((d, *v)) } else { None })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one create wins: {:?}", results.iter().map(|r| &r.1).collect::<Vec<_>>());
+        let (data, version) = winners[0].clone();
+        for (_, w, _) in &results {
+            match w {
+                Written::Done(_) => {}
+                Written::Conflict(Some(now)) => assert_eq!(now.data, *data, "a loser is told the winner's data"),
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        let mut check = open();
+        assert_eq!(check.load(&s, ex(LIFE)).unwrap(), Some(Loaded { data: data.clone(), version }));
+        check.destroy(&s, None).unwrap();
+    }
 }

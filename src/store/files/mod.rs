@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 
-use super::{Acquire, Saved, Store};
+use super::legacy::{Acquire, Saved, Store};
 use crate::dsn::FilesOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
@@ -433,6 +433,10 @@ impl Store for FilesStore {
     }
 
     /// Woken by the kernel when the holder's flock goes (ours or PHP's handler's), instead of polling.
+    fn records_holders(&self) -> bool {
+        false
+    }
+
     fn wait_for_release(&mut self, id: &SessionId, deadline: Instant, _attempt: u32) -> anyhow::Result<()> {
         let path = self.path_for(id);
         kwait::wait_until_free(&path, Kind::Flock, deadline).with_context(|| self.ctx("cannot wait for the lock on", &path))?;
@@ -572,7 +576,7 @@ mod tests {
     fn conforms() {
         for depth in [0, 2] {
             let dir = TempDir::new("files-conf");
-            assert!(conformance(|| Box::new(FilesStore::open(&opts(dir.path(), depth)).unwrap())), "gc raced between scan and unlink");
+            assert!(conformance(|| Box::new(crate::store::legacy::Legacy(FilesStore::open(&opts(dir.path(), depth)).unwrap())) as Box<dyn crate::store::Store>), "gc raced between scan and unlink");
         }
     }
 
@@ -582,11 +586,11 @@ mod tests {
     fn waiters_wake_at_the_release() {
         let dir = TempDir::new("files-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
-        let open = || Box::new(FilesStore::open(&opts(dir.path(), 0)).unwrap()) as Box<dyn Store>;
+        let open = || Box::new(crate::store::legacy::Legacy(FilesStore::open(&opts(dir.path(), 0)).unwrap())) as Box<dyn crate::store::Store>;
         let (_a, mut b, tb) = woken_at_release(open(), open(), &id);
         b.unlock(&id, &tb).unwrap();
         let t0 = Instant::now();
-        b.wait_for_release(&id, t0 + Duration::from_secs(5), 0).unwrap();
+        crate::store::Store::wait_for_release(&mut *b, &id, &crate::store::Busy::default(), t0 + Duration::from_secs(5), 0).unwrap();
         assert!(t0.elapsed() < Duration::from_secs(1));
     }
 

@@ -33,7 +33,7 @@ use anyhow::{anyhow, bail};
 pub use options::{MemcachedOptions, ServerAddr};
 use proto::{Conn, Flags, Reply};
 
-use super::{Acquire, Saved, Store};
+use super::legacy::{Acquire, Saved, Store};
 use crate::id::SessionId;
 use crate::lock::Token;
 

@@ -22,8 +22,8 @@ fn opts(servers: Vec<ServerAddr>) -> MemcachedOptions {
     MemcachedOptions { prefix: format!("t{}.", Token::new().as_str()), ..MemcachedOptions::new(servers) }
 }
 
-fn opener(o: MemcachedOptions) -> impl Fn() -> Box<dyn Store> {
-    move || Box::new(MemcachedStore::open(&o).unwrap()) as Box<dyn Store>
+fn opener(o: MemcachedOptions) -> impl Fn() -> Box<dyn crate::store::Store> {
+    move || Box::new(crate::store::legacy::Legacy(MemcachedStore::open(&o).unwrap())) as Box<dyn crate::store::Store>
 }
 
 #[test]

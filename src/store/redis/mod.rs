@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use redis::{ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
 
-use super::{Acquire, Saved, Store};
+use super::legacy::{Acquire, Saved, Store};
 use crate::id::SessionId;
 use crate::lock::Token;
 pub use dsn::RedisOptions;
@@ -903,6 +903,10 @@ impl Store for RedisStore {
     /// Redis expires sessions itself (TTL = session.gc_maxlifetime): nothing to do.
     fn gc(&mut self, _max_lifetime: Duration) -> anyhow::Result<u64> {
         Ok(0)
+    }
+
+    fn collects(&self) -> bool {
+        false
     }
 
     /// `persistent=0` asks for a connection per request.

@@ -7,7 +7,7 @@ use super::RedisStore;
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::store::tests::{conformance_ttl, expiring_locks};
-use crate::store::{Acquire, Saved, Store};
+use crate::store::legacy::{Acquire, Saved, Store};
 
 const LIFE: Duration = Duration::from_secs(3600);
 
@@ -35,9 +35,9 @@ fn raw() -> redis::Connection {
 #[test]
 fn conformance_tcp() {
     let o = opts("");
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     let o = opts("");
-    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn conformance_unix_socket() {
     let sock = std::env::var("SP_REDIS_SOCKET").expect("SP_REDIS_SOCKET is not set: run with `make test`");
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("unix://{sock}?db=1&prefix={prefix}")).unwrap();
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     // db=1 really is another database.
     let mut s = RedisStore::open(&o).unwrap();
     s.save(&id("dbcheck"), b"x", LIFE, None).unwrap();
@@ -236,8 +236,8 @@ fn slot_owner(slot: i64) -> (u16, Option<u16>) {
 fn cluster_conformance_locking_and_failover() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("redis-cluster://{}?prefix={prefix}", cluster_seeds())).unwrap();
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
-    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
 
     // Data, lock and wake-up keys share one slot; the data key is phpredis' own name.
     let mut s = RedisStore::open(&o).unwrap();
@@ -296,8 +296,8 @@ fn sentinel_conformance() {
     let name = std::env::var("SP_REDIS_SENTINEL_MASTER").unwrap();
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("redis-sentinel://{s}/{name}?db=2&prefix={prefix}")).unwrap();
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
-    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     // An unknown master name is an error naming the Sentinel.
     let o = dsn::parse(&format!("redis-sentinel://{s}/nosuchmaster")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
@@ -311,7 +311,7 @@ fn tls_conformance_and_verification() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}/0?prefix={prefix}&ca={ca}")).unwrap();
     assert_eq!(o.describe(), format!("rediss://127.0.0.1:{port}/0"));
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     // Not trusted without the test CA: an error naming host:port and the cause.
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().expect("an untrusted certificate must be refused"));
@@ -363,8 +363,8 @@ fn tls_cluster_conformance_and_verification() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("rediss-cluster://{seeds}?ca={ca}&prefix={prefix}")).unwrap();
     assert_eq!(o.describe(), format!("rediss-cluster://{seeds}"));
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
-    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     // Sessions spread over the 3 masters: every node was reached over TLS with the CA.
     let mut s = RedisStore::open(&o).unwrap();
     for i in 0..30 {
@@ -433,8 +433,8 @@ fn tls_sentinel_with_its_own_password() {
     };
     let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_password={spw}"));
     assert_eq!(o.describe(), format!("rediss-sentinel://{s}/{name}/3"));
-    conformance_ttl(|| Box::new(RedisStore::open(&o).unwrap()));
-    expiring_locks(|| Box::new(RedisStore::open(&o).unwrap()));
+    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
     // With a user name too (the Sentinel's default user).
     let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_user=default&sentinel_password={spw}"));
     RedisStore::open(&o).unwrap().save(&id("withuser"), b"x", LIFE, None).unwrap();

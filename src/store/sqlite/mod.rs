@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{unix_now, Acquire, Saved, Store};
+use super::legacy::{Acquire, Saved, Store};
+use super::unix_now;
 use crate::dsn::SqliteOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
@@ -548,13 +549,13 @@ mod tests {
     #[test]
     fn conforms() {
         let dir = TempDir::new("sqlite-conf");
-        assert!(!conformance(|| Box::new(store(&dir))), "gc deletes in one statement: no window to race");
+        assert!(!conformance(|| Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>), "gc deletes in one statement: no window to race");
     }
 
     #[test]
     fn expired_locks_are_taken_over() {
         let dir = TempDir::new("sqlite-expire");
-        expiring_locks(|| Box::new(store(&dir)));
+        expiring_locks(|| Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>);
     }
 
     #[test]
@@ -746,22 +747,23 @@ mod tests {
         let dir = TempDir::new("sqlite-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
         let life = Duration::from_secs(60);
-        let open = || Box::new(store(&dir)) as Box<dyn Store>;
+        use crate::store::tests::{Got, Ops, W};
+        let open = || Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>;
         let (mut a, mut b, tb) = woken_at_release(open(), open(), &id);
         assert_eq!(b.unlock(&id, &tb).unwrap(), ());
         let ta = Token::new();
 
         // A holder that stays past its lock_expire (300 ms): the waiter wakes at the expiry.
         let short = Duration::from_millis(300);
-        assert!(matches!(a.lock_and_load(&id, &ta, short, life).unwrap(), Acquire::Locked(_)));
+        assert!(matches!(a.lock(&id, &ta, short, life).unwrap(), Got::Locked(_)));
         let t0 = Instant::now();
-        assert_eq!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Busy);
-        b.wait_for_release(&id, t0 + Duration::from_secs(5), 0).unwrap();
+        assert_eq!(b.lock(&id, &tb, life, life).unwrap(), Got::Busy);
+        crate::store::Store::wait_for_release(&mut *b, &id, &crate::store::Busy::default(), t0 + Duration::from_secs(5), 0).unwrap();
         let waited = t0.elapsed();
         assert!(waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500), "{waited:?}");
         std::thread::sleep(Duration::from_millis(60));
-        assert!(matches!(b.lock_and_load(&id, &tb, life, life).unwrap(), Acquire::Locked(_)));
-        assert_eq!(a.save(&id, b"too late", life, Some(&ta)).unwrap(), Saved::LockLost);
+        assert!(matches!(b.lock(&id, &tb, life, life).unwrap(), Got::Locked(_)));
+        assert_eq!(a.put(&id, b"too late", life, Some(&ta)).unwrap(), W::LockLost);
     }
 
     #[test]

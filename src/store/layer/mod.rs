@@ -1,0 +1,40 @@
+//! Layers: cross-cutting behaviour that wraps the `Store` contract (metrics first; compression,
+//! encryption and hashed ids later), one file per layer.
+//!
+//! A layer holds the store it wraps and forwards EVERY method of `Store`, `Pooled` and `Collect`,
+//! changing only what it is about. Each layer file starts with `#![deny(clippy::missing_trait_methods)]`
+//! (as object_store does for its wrapper stores), and the suite runs clippy: a layer that forgot a
+//! method with a default (`wait_for_release`, `lock_holder`, `collector`…) would silently fall back to
+//! the default — turning an engine's wake-up on release into polling, or hiding its gc.
+//!
+//! The configuration of the layers is read once per request (`Layers`), and the connection pool
+//! keys on the engine and the layers together (`Stack`), so a pooled handle never serves a request
+//! configured with other layers.
+
+use super::Store;
+use crate::dsn::Engine;
+
+/// Which layers wrap the engine, in stacking order (outermost first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Layers {}
+
+impl Layers {
+    /// Wraps an engine's store in the configured layers.
+    pub fn wrap(&self, engine: Box<dyn Store>) -> Box<dyn Store> {
+        engine
+    }
+}
+
+/// An engine and the layers over it: what a request opens, and what the pool keys on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Stack {
+    pub engine: Engine,
+    pub layers: Layers,
+}
+
+impl Stack {
+    /// An engine without layers.
+    pub fn bare(engine: Engine) -> Self {
+        Stack { engine, layers: Layers::default() }
+    }
+}
