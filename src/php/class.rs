@@ -84,7 +84,7 @@ impl Handler {
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(Stack::bare(self.engine.clone()), self.settings(), ini_max_lifetime()) {
+            match Request::open(Stack::new(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
                 Err(msg) => {
                     php_error(&ErrorType::Warning, &msg);

@@ -75,7 +75,7 @@ pub fn test_panic(_place: &str) {}
 
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
-    Settings::from_raw(&RawSettings::read(|name| ffi::ini_string(name), ffi::ini_long("max_execution_time")))
+    Settings::from_raw(&RawSettings::read(ffi::ini_string, ffi::ini_long("max_execution_time")))
 }
 
 fn max_lifetime(secs: zend_long) -> Duration {
@@ -151,7 +151,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(Stack::bare(engine), settings, ini_max_lifetime()) {
+        match Request::open(Stack::new(engine), settings, ini_max_lifetime()) {
             Ok(r) => {
                 // SAFETY: mod_data is valid for writing.
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
