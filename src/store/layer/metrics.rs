@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::metrics::{self, Counter, EngineKind, Registry};
-use crate::store::{Acquire, Busy, Collect, Event, Expect, Expiry, Loaded, Pooled, Refusal, Result, Store, Touched, Written};
+use crate::store::{Acquire, Busy, Collect, Event, Expect, Expiry, Loaded, Pooled, Refusal, Result, Store, StoreError, Touched, Written};
 
 pub struct Metrics {
     inner: Box<dyn Store>,
@@ -40,7 +40,7 @@ impl Metrics {
         }
         self.trips_seen = trips;
         if let Err(e) = &r {
-            self.counters.storage_error(self.engine, e.kind().name(), e.at());
+            count_error(self.counters, self.engine, e);
         }
         r
     }
@@ -51,6 +51,11 @@ impl Metrics {
             self.add(Counter::BytesRead, l.data.len() as u64);
         }
     }
+}
+
+/// A storage error, by its kind and place.
+pub fn count_error(counters: &Registry, engine: EngineKind, e: &StoreError) {
+    counters.storage_error(engine, e.kind().name(), e.at());
 }
 
 fn cause(r: Refusal) -> metrics::Refusal {
@@ -177,7 +182,7 @@ mod tests {
     use crate::dsn::{Engine, SqliteOptions};
     use crate::metrics::Refusal as Cause;
     use crate::store::tests::{conformance, id, TempDir};
-    use crate::store::{ErrorKind, StoreError};
+    use crate::store::ErrorKind;
 
     fn sqlite(dir: &TempDir) -> Engine {
         Engine::Sqlite(SqliteOptions {

@@ -13,7 +13,7 @@
 
 pub mod metrics;
 
-use super::Store;
+use super::{Store, StoreError};
 use crate::dsn::Engine;
 use crate::metrics::EngineKind;
 
@@ -41,6 +41,13 @@ impl Layers {
             Box::new(metrics::Metrics::new(store, EngineKind::of(engine), crate::metrics::global()))
         } else {
             store
+        }
+    }
+
+    /// An engine that could not be opened (no layer wraps it yet): the metrics layer counts the error.
+    pub fn open_failed(&self, engine: &Engine, e: &StoreError) {
+        if self.metrics {
+            metrics::count_error(crate::metrics::global(), EngineKind::of(engine), e);
         }
     }
 }
