@@ -6,20 +6,7 @@ require __DIR__ . '/inc/web.inc';
 require_once __DIR__ . '/inc/locking.inc';
 
 // A private nginx + php-fpm (4 workers): the counters are the pool's, so no other test may use it.
-$state = sys_get_temp_dir() . '/sp-phpt-metricsweb-' . getmypid() . '-' . bin2hex(random_bytes(4));
-mkdir($state, 0700);
-$web = escapeshellarg(dirname(__DIR__) . '/scripts/services/web.sh');
-register_shutdown_function(function () use ($web, $state) {
-    exec("bash $web stop " . escapeshellarg($state) . ' 2>&1');
-    sp_rmrf($state);
-});
-exec("SP_FPM_WORKERS=4 SP_WEB_PORT=0 SP_FPM_PORT=0 timeout 120 bash $web start " . escapeshellarg($state) . ' 2>&1', $out, $rc);
-$env = (string) @file_get_contents("$state/env");
-if ($rc !== 0 || !preg_match('/^SP_WEB_URL=(.*)$/m', $env, $m)) {
-    echo "FAILED: the private web service did not start: ", implode("\n", $out), "\n";
-    exit(1);
-}
-putenv("SP_WEB_URL=$m[1]");
+web_private('metricsweb', 4);
 $lk = lk_burner(120);
 
 $dsn = sp_engines('fpmmetrics')['sqlite'];
