@@ -16,7 +16,7 @@ $table = [
     'session_proxy.locking' => [
         'start' => 'off',
         'bad' => ['maybe', '2', '-1', 'onn'],
-        'good' => ['On', 'off', 'yes', 'no', 'TRUE', 'false', '1', '0', ''],
+        'good' => ['On', 'off', 'yes', 'no', 'TRUE', 'false', '1', '0', '', 'optimistic', 'Optimistic'],
     ],
     'session_proxy.lock_wait_timeout' => [
         'start' => '1234',
@@ -32,6 +32,11 @@ $table = [
         'start' => 'readonly',
         'bad' => ['wait', '', 'read-only', 'failed'],
         'good' => ['fail', 'readonly', 'FAIL', 'ReadOnly'],
+    ],
+    'session_proxy.merge_conflict' => [
+        'start' => 'first',
+        'bad' => ['both', '', 'lastt', '1'],
+        'good' => ['last', 'first', 'LAST', 'First'],
     ],
 ];
 
@@ -84,14 +89,14 @@ echo sp_child($code, [
 == session_proxy.locking (default '1')
 set 'off': returned '1', now 'off'
 bad 'maybe': returned false, still 'off'
-  Warning: ini_set(): session_proxy: invalid value "maybe" for session_proxy.locking: expected On/Off, 1/0, true/false or yes/no; the previous value stays
+  Warning: ini_set(): session_proxy: invalid value "maybe" for session_proxy.locking: expected On/Off, 1/0, true/false, yes/no or optimistic; the previous value stays
 bad '2': returned false, still 'off'
-  Warning: ini_set(): session_proxy: invalid value "2" for session_proxy.locking: expected On/Off, 1/0, true/false or yes/no; the previous value stays
+  Warning: ini_set(): session_proxy: invalid value "2" for session_proxy.locking: expected On/Off, 1/0, true/false, yes/no or optimistic; the previous value stays
 bad '-1': returned false, still 'off'
-  Warning: ini_set(): session_proxy: invalid value "-1" for session_proxy.locking: expected On/Off, 1/0, true/false or yes/no; the previous value stays
+  Warning: ini_set(): session_proxy: invalid value "-1" for session_proxy.locking: expected On/Off, 1/0, true/false, yes/no or optimistic; the previous value stays
 bad 'onn': returned false, still 'off'
-  Warning: ini_set(): session_proxy: invalid value "onn" for session_proxy.locking: expected On/Off, 1/0, true/false or yes/no; the previous value stays
-valid values accepted: 'On', 'off', 'yes', 'no', 'TRUE', 'false', '1', '0', ''
+  Warning: ini_set(): session_proxy: invalid value "onn" for session_proxy.locking: expected On/Off, 1/0, true/false, yes/no or optimistic; the previous value stays
+valid values accepted: 'On', 'off', 'yes', 'no', 'TRUE', 'false', '1', '0', '', 'optimistic', 'Optimistic'
 after ini_restore: '1'
 == session_proxy.lock_wait_timeout (default '30000')
 set '1234': returned '30000', now '1234'
@@ -139,9 +144,21 @@ bad 'failed': returned false, still 'readonly'
   Warning: ini_set(): session_proxy: invalid value "failed" for session_proxy.lock_timeout_action: expected fail or readonly; the previous value stays
 valid values accepted: 'fail', 'readonly', 'FAIL', 'ReadOnly'
 after ini_restore: 'fail'
+== session_proxy.merge_conflict (default 'last')
+set 'first': returned 'last', now 'first'
+bad 'both': returned false, still 'first'
+  Warning: ini_set(): session_proxy: invalid value "both" for session_proxy.merge_conflict: expected last or first; the previous value stays
+bad '': returned false, still 'first'
+  Warning: ini_set(): session_proxy: invalid value "" for session_proxy.merge_conflict: expected last or first; the previous value stays
+bad 'lastt': returned false, still 'first'
+  Warning: ini_set(): session_proxy: invalid value "lastt" for session_proxy.merge_conflict: expected last or first; the previous value stays
+bad '1': returned false, still 'first'
+  Warning: ini_set(): session_proxy: invalid value "1" for session_proxy.merge_conflict: expected last or first; the previous value stays
+valid values accepted: 'last', 'first', 'LAST', 'First'
+after ini_restore: 'last'
 == startup
 
-Warning: PHP Startup: session_proxy: invalid value "maybe" for session_proxy.locking: expected On/Off, 1/0, true/false or yes/no; the previous value stays in Unknown on line 0
+Warning: PHP Startup: session_proxy: invalid value "maybe" for session_proxy.locking: expected On/Off, 1/0, true/false, yes/no or optimistic; the previous value stays in Unknown on line 0
 
 Warning: PHP Startup: session_proxy: invalid value "abc" for session_proxy.lock_wait_timeout: expected a whole number from 0 to 3600000; the previous value stays in Unknown on line 0
 

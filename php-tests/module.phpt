@@ -67,8 +67,9 @@ $ri = preg_replace(['/^SQLite library => [0-9.]+$/m', '/^Version => ' . preg_quo
 $rows = array_filter(explode("\n", $dirs), 'strlen');
 sort($rows);
 echo "--ri:\n", $head, "Directive => Local Value => Master Value\n", implode("\n", $rows), "\n";
-// A boolean directive shows On/Off, however it was written (Off reaches PHP as "").
-foreach (['Off', '0', 'On', 'yes'] as $v) {
+// A boolean directive shows On/Off, however it was written (Off reaches PHP as ""); locking's third
+// value, optimistic, shows as written.
+foreach (['Off', '0', 'On', 'yes', 'optimistic'] as $v) {
     $ri = php_with_ext('-d session_proxy.locking=' . $v . ' --ri session_proxy');
     echo "locking=$v: ", preg_match('/^session_proxy\.locking => .*$/m', $ri, $m) ? $m[0] : 'no row', "\n";
 }
@@ -88,7 +89,7 @@ array(2) {
   string(8) "Required"
 }
 reflection version: true
-INI entries: array(4) {
+INI entries: array(5) {
   ["session_proxy.lock_expire"]=>
   string(1) "0"
   ["session_proxy.lock_timeout_action"]=>
@@ -97,6 +98,8 @@ INI entries: array(4) {
   string(5) "30000"
   ["session_proxy.locking"]=>
   string(1) "1"
+  ["session_proxy.merge_conflict"]=>
+  string(4) "last"
 }
 ini_set returned previous value: 'files'
 session.save_handler now: session_proxy
@@ -128,6 +131,8 @@ lock_timeouts => 0 => 0 => 0 => 0
 round_trips => 0 => 0 => 0 => 0
 read_bytes => 0 => 0 => 0 => 0
 written_bytes => 0 => 0 => 0 => 0
+merges => 0 => 0 => 0 => 0
+merge_conflicts => 0 => 0 => 0 => 0
 lock_wait_ms le 1/5/10/50/100/500/1000/5000/+Inf => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0
 lock_wait_ms sum => 0.000 => 0.000 => 0.000 => 0.000
 writes_refused lock_lost => 0 => 0 => 0 => 0
@@ -141,7 +146,9 @@ session_proxy.lock_expire => 0 => 0
 session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
 session_proxy.locking => On => On
+session_proxy.merge_conflict => last => last
 locking=Off: session_proxy.locking => Off => Off
 locking=0: session_proxy.locking => Off => Off
 locking=On: session_proxy.locking => On => On
 locking=yes: session_proxy.locking => On => On
+locking=optimistic: session_proxy.locking => optimistic => optimistic

@@ -88,5 +88,5 @@ functions agree: true
 SessionProxy\stats( : array)
 SessionProxy\stats_prometheus( : string)
 INI directives agree: true
-10 Handler methods, 0 Exception methods, 4 directives
+10 Handler methods, 0 Exception methods, 5 directives
 SessionProxy\Exception m 7 true

@@ -12,24 +12,32 @@ pub const MAX_ID_LEN: usize = 256;
 /// in hex (71 bytes). The `.` is outside the id alphabet, so no id names the same item or file.
 pub const HASHED_TAG: &str = "sha256.";
 
+/// Why a client's session id was refused (the id itself is never quoted: it is a bearer secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("session id is empty")]
+    Empty,
+    #[error("session id is {len} bytes long (at most {MAX_ID_LEN})")]
+    TooLong { len: usize },
+    #[error("session id contains a character outside [a-zA-Z0-9,-] (byte 0x{byte:02x} at offset {pos})")]
+    BadByte { byte: u8, pos: usize },
+}
+
 /// A session id that passed validation: 1..=256 characters of PHP's id alphabet `[a-zA-Z0-9,-]`.
 /// Nothing else can be built, so no engine ever sees `../`, NUL, quotes or spaces.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(String);
 
 impl SessionId {
-    pub fn parse(raw: &[u8]) -> Result<Self, String> {
+    pub fn parse(raw: &[u8]) -> Result<Self, IdError> {
         if raw.is_empty() {
-            return Err("session id is empty".into());
+            return Err(IdError::Empty);
         }
         if raw.len() > MAX_ID_LEN {
-            return Err(format!("session id is {} bytes long (at most {MAX_ID_LEN})", raw.len()));
+            return Err(IdError::TooLong { len: raw.len() });
         }
         if let Some(pos) = raw.iter().position(|&c| !(c.is_ascii_alphanumeric() || c == b',' || c == b'-')) {
-            return Err(format!(
-                "session id contains a character outside [a-zA-Z0-9,-] (byte 0x{:02x} at offset {pos})",
-                raw[pos]
-            ));
+            return Err(IdError::BadByte { byte: raw[pos], pos });
         }
         // Checked above: ASCII only.
         Ok(SessionId(String::from_utf8(raw.to_vec()).expect("ascii")))
@@ -111,7 +119,7 @@ mod tests {
         ];
         for (raw, want) in cases {
             let err = SessionId::parse(raw).unwrap_err();
-            assert!(err.contains(want), "{raw:?}: {err}");
+            assert!(err.to_string().contains(want), "{raw:?}: {err}");
         }
     }
 

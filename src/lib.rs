@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod private;
+pub mod serial;
 pub mod session;
 pub mod settings;
 pub mod store;

@@ -62,9 +62,11 @@ pub enum Counter {
     RoundTrips,
     BytesRead,
     BytesWritten,
+    Merges,
+    MergeConflicts,
 }
 
-const COUNTERS: usize = 10;
+const COUNTERS: usize = 12;
 
 impl Counter {
     pub const ALL: [Counter; COUNTERS] = [
@@ -78,6 +80,8 @@ impl Counter {
         Counter::RoundTrips,
         Counter::BytesRead,
         Counter::BytesWritten,
+        Counter::Merges,
+        Counter::MergeConflicts,
     ];
 
     /// The key in `SessionProxy\stats()` and the stem of the Prometheus name.
@@ -93,6 +97,8 @@ impl Counter {
             Counter::RoundTrips => "round_trips",
             Counter::BytesRead => "read_bytes",
             Counter::BytesWritten => "written_bytes",
+            Counter::Merges => "merges",
+            Counter::MergeConflicts => "merge_conflicts",
         }
     }
 
@@ -108,6 +114,8 @@ impl Counter {
             Counter::RoundTrips => "Round trips to the storage.",
             Counter::BytesRead => "Bytes of session data read.",
             Counter::BytesWritten => "Bytes of session data written.",
+            Counter::Merges => "Optimistic writes merged onto another request's newer write.",
+            Counter::MergeConflicts => "Keys changed by both requests of a merge (settled by session_proxy.merge_conflict).",
         }
     }
 }

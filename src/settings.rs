@@ -4,6 +4,8 @@
 use std::ffi::CStr;
 use std::time::Duration;
 
+use crate::serial::{Format, OnConflict};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutAction {
     /// `session_start()` fails with a warning.
@@ -12,22 +14,42 @@ pub enum TimeoutAction {
     ReadOnly,
 }
 
+/// `session_proxy.locking`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// A per-session lock from read to write (the default).
+    On,
+    /// No lock: the last writer wins.
+    Off,
+    /// No lock and no wait: the write is a compare-and-swap against the version read, and a
+    /// concurrent change is merged key by key (`session_proxy.merge_conflict` settles a key changed
+    /// on both sides).
+    Optimistic,
+}
+
 /// Effective behaviour for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub locking: bool,
+    pub locking: Locking,
     pub lock_wait: Duration,
     pub lock_expire: Duration,
     pub on_timeout: TimeoutAction,
+    /// Optimistic mode: which side keeps a key that both requests changed.
+    pub merge_conflict: OnConflict,
+    /// Optimistic mode: the format of the session data (`session.serialize_handler`; None: one we
+    /// cannot take apart, merged as one unit).
+    pub format: Option<Format>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            locking: true,
+            locking: Locking::On,
             lock_wait: Duration::from_millis(30_000),
             lock_expire: Duration::from_secs(30),
             on_timeout: TimeoutAction::Fail,
+            merge_conflict: OnConflict::Last,
+            format: Some(Format::Php),
         }
     }
 }
@@ -45,6 +67,7 @@ pub const LOCKING: &str = "session_proxy.locking";
 pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
 pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
 pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
+pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -53,7 +76,12 @@ pub const MAX_LOCK_EXPIRE_S: u64 = 86_400;
 pub const FALLBACK_LOCK_EXPIRE_S: u64 = 30;
 
 pub const DIRECTIVES: &[Directive] = &[
-    Directive { name: c"session_proxy.locking", default: c"1", help: "Per-session lock held from read to write/close (On/Off)", boolean: true },
+    Directive {
+        name: c"session_proxy.locking",
+        default: c"1",
+        help: "On: a per-session lock held from read to write/close; Off: no lock, the last writer wins; optimistic: no lock and no wait, writes compare-and-swap and merge concurrent changes key by key",
+        boolean: true,
+    },
     Directive {
         name: c"session_proxy.lock_wait_timeout",
         default: c"30000",
@@ -72,16 +100,23 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "On lock wait timeout: fail (session_start() returns false) or readonly (open without lock with a notice, refuse writes)",
         boolean: false,
     },
+    Directive {
+        name: c"session_proxy.merge_conflict",
+        default: c"last",
+        help: "locking=optimistic, a key changed by two requests at once: last (this request's value wins) or first (the stored value wins, with a notice)",
+        boolean: false,
+    },
 ];
 
 /// Checks a value for directive `name`; the error says what is accepted.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let v = value.trim();
     let r = match name {
-        LOCKING => parse_bool(v).map(|_| ()),
+        LOCKING => parse_locking(v).map(|_| ()),
         LOCK_WAIT_TIMEOUT => parse_uint(v, MAX_LOCK_WAIT_MS).map(|_| ()),
         LOCK_EXPIRE => parse_uint(v, MAX_LOCK_EXPIRE_S).map(|_| ()),
         LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
+        MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|why| format!("invalid value \"{}\" for {name}: {why}; the previous value stays", value.escape_debug()))
@@ -95,11 +130,30 @@ pub fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+pub fn parse_locking(v: &str) -> Result<Locking, String> {
+    if v.eq_ignore_ascii_case("optimistic") {
+        return Ok(Locking::Optimistic);
+    }
+    match parse_bool(v) {
+        Ok(true) => Ok(Locking::On),
+        Ok(false) => Ok(Locking::Off),
+        Err(_) => Err("expected On/Off, 1/0, true/false, yes/no or optimistic".into()),
+    }
+}
+
 pub fn parse_uint(v: &str, max: u64) -> Result<u64, String> {
     v.parse::<u64>()
         .ok()
         .filter(|n| *n <= max)
         .ok_or_else(|| format!("expected a whole number from 0 to {max}"))
+}
+
+pub fn parse_merge_conflict(v: &str) -> Result<OnConflict, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "last" => Ok(OnConflict::Last),
+        "first" => Ok(OnConflict::First),
+        _ => Err("expected last or first".into()),
+    }
 }
 
 pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
@@ -118,6 +172,7 @@ pub struct RawSettings {
     pub lock_wait_timeout: String,
     pub lock_expire: String,
     pub lock_timeout_action: String,
+    pub merge_conflict: String,
     pub max_execution_time: i64,
 }
 
@@ -129,6 +184,7 @@ impl RawSettings {
             lock_wait_timeout: value(LOCK_WAIT_TIMEOUT),
             lock_expire: value(LOCK_EXPIRE),
             lock_timeout_action: value(LOCK_TIMEOUT_ACTION),
+            merge_conflict: value(MERGE_CONFLICT),
             max_execution_time,
         }
     }
@@ -141,11 +197,19 @@ impl Settings {
         let d = Settings::default();
         let expire = parse_uint(raw.lock_expire.trim(), MAX_LOCK_EXPIRE_S).unwrap_or(0);
         Settings {
-            locking: parse_bool(raw.locking.trim()).unwrap_or(d.locking),
+            locking: parse_locking(raw.locking.trim()).unwrap_or(d.locking),
             lock_wait: parse_uint(raw.lock_wait_timeout.trim(), MAX_LOCK_WAIT_MS).map(Duration::from_millis).unwrap_or(d.lock_wait),
             lock_expire: Duration::from_secs(effective_lock_expire(expire, raw.max_execution_time)),
             on_timeout: parse_action(raw.lock_timeout_action.trim()).unwrap_or(d.on_timeout),
+            merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
+            ..d
         }
+    }
+
+    /// The format of the session data, from `session.serialize_handler` (for optimistic merges).
+    pub fn with_serializer(mut self, handler: &str) -> Self {
+        self.format = Format::from_handler(handler.trim());
+        self
     }
 }
 
@@ -169,18 +233,21 @@ mod tests {
             (LOCKING, "0"),
             (LOCKING, "yes"),
             (LOCKING, ""),
+            (LOCKING, "Optimistic"),
             (LOCK_WAIT_TIMEOUT, "0"),
             (LOCK_WAIT_TIMEOUT, " 250 "),
             (LOCK_WAIT_TIMEOUT, "3600000"),
             (LOCK_EXPIRE, "86400"),
             (LOCK_TIMEOUT_ACTION, "readonly"),
             (LOCK_TIMEOUT_ACTION, "FAIL"),
+            (MERGE_CONFLICT, "First"),
         ];
         for (k, v) in ok {
             assert_eq!(validate(k, v), Ok(()), "{k}={v}");
         }
         let bad = [
             (LOCKING, "maybe", "On/Off"),
+            (LOCKING, "optimist", "optimistic"),
             (LOCK_WAIT_TIMEOUT, "-1", "0 to 3600000"),
             (LOCK_WAIT_TIMEOUT, "abc", "whole number"),
             (LOCK_WAIT_TIMEOUT, "3600001", "0 to 3600000"),
@@ -189,6 +256,7 @@ mod tests {
             (LOCK_EXPIRE, "86401", "0 to 86400"),
             (LOCK_TIMEOUT_ACTION, "wait", "fail or readonly"),
             (LOCK_TIMEOUT_ACTION, "", "fail or readonly"),
+            (MERGE_CONFLICT, "both", "last or first"),
         ];
         for (k, v, want) in bad {
             let e = validate(k, v).unwrap_err();
@@ -199,7 +267,7 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION]);
+        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT]);
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -221,17 +289,19 @@ mod tests {
 
     #[test]
     fn from_raw() {
-        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly")];
+        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first")];
         let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
         assert_eq!(
             s,
             Settings {
-                locking: false,
+                locking: Locking::Off,
                 lock_wait: Duration::from_millis(250),
                 lock_expire: Duration::from_secs(30),
-                on_timeout: TimeoutAction::ReadOnly
+                on_timeout: TimeoutAction::ReadOnly,
+                merge_conflict: OnConflict::First,
+                ..Settings::default()
             }
         );
         let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
@@ -240,5 +310,7 @@ mod tests {
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
         let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(12));
+        assert_eq!(Settings::default().with_serializer("php_binary").format, Some(Format::PhpBinary));
+        assert_eq!(Settings::default().with_serializer("igbinary").format, None);
     }
 }

@@ -31,7 +31,9 @@
  *
  * INI directives (all PHP_INI_ALL; an invalid value is rejected with a warning and the old value stays):
  * @ini session_proxy.locking = 1
- *      Per-session lock held from read to write/close.
+ *      On: a per-session lock held from read to write/close. Off: no lock, the last writer wins.
+ *      optimistic: no lock and no wait; the write is a compare-and-swap against the version read, and a
+ *      concurrent change is merged key by key (top-level $_SESSION keys).
  * @ini session_proxy.lock_wait_timeout = 30000
  *      Milliseconds a request waits for another request's lock (0..3600000).
  * @ini session_proxy.lock_expire = 0
@@ -40,6 +42,9 @@
  * @ini session_proxy.lock_timeout_action = fail
  *      On lock wait timeout: fail (session_start() returns false) or readonly (open without the lock, with a notice;
  *      refuse changes with a notice).
+ * @ini session_proxy.merge_conflict = last
+ *      locking=optimistic, a top-level key changed by two requests at once: last (this request's value wins) or
+ *      first (the stored value wins; this request's change to it is dropped with a notice).
  */
 
 namespace SessionProxy;
@@ -66,8 +71,9 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
 {
     /**
      * @param string $dsn A session.save_path DSN (see above).
-     * @param array|null $options session_proxy.* directives without the prefix: locking (bool),
-     *     lock_wait_timeout (int ms), lock_expire (int s), lock_timeout_action ("fail"|"readonly").
+     * @param array|null $options session_proxy.* directives without the prefix: locking (bool or
+     *     "optimistic"), lock_wait_timeout (int ms), lock_expire (int s), lock_timeout_action ("fail"|"readonly"),
+     *     merge_conflict ("last"|"first").
      *     Options not given follow the INI values in force when the session is opened.
      * @throws Exception for a malformed DSN, an unknown option or an invalid value.
      */
@@ -112,7 +118,7 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
  *
  *     ['redis' => ['requests' => 12, 'reads' => 12, 'writes' => 11, 'touches' => 1, 'destroys' => 0,
  *                  'lock_acquisitions' => 12, 'lock_timeouts' => 0, 'round_trips' => 24,
- *                  'read_bytes' => 4096, 'written_bytes' => 4000,
+ *                  'read_bytes' => 4096, 'written_bytes' => 4000, 'merges' => 0, 'merge_conflicts' => 0,
  *                  'lock_wait_ms' => ['buckets' => [1 => 11, 5 => 11, 10 => 11, 50 => 11, 100 => 11,
  *                                                   500 => 12, 1000 => 12, 5000 => 12, '+Inf' => 12],
  *                                     'sum_ms' => 201.5, 'count' => 12],

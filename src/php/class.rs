@@ -79,6 +79,7 @@ impl Handler {
     fn settings(&self) -> Settings {
         let value = |name: &'static str| self.overrides.get(name).cloned().unwrap_or_else(|| ffi::ini_string(name));
         Settings::from_raw(&RawSettings::read(value, ffi::ini_long("max_execution_time")))
+            .with_serializer(&ffi::ini_string("session.serialize_handler"))
     }
 
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
@@ -86,8 +87,8 @@ impl Handler {
         if self.request.is_none() {
             match Request::open(Stack::new(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
-                Err(msg) => {
-                    php_error(&ErrorType::Warning, &msg);
+                Err(problem) => {
+                    php_error(&ErrorType::Warning, &problem.to_string());
                     return None;
                 }
             }

@@ -14,7 +14,7 @@ use ext_php_rs::types::ZendStr;
 
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
-use crate::session::{Diag, Level, Request};
+use crate::session::{Diag, Level, Problem, Request};
 use crate::settings::{RawSettings, Settings};
 use crate::store::layer::Stack;
 
@@ -37,7 +37,7 @@ pub fn raise(diags: Vec<Diag>) {
             Level::Warning => ErrorType::Warning,
             Level::Notice => ErrorType::Notice,
         };
-        php_error(&level, &d.msg);
+        php_error(&level, &d.problem.to_string());
     }
 }
 
@@ -76,6 +76,7 @@ pub fn test_panic(_place: &str) {}
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
     Settings::from_raw(&RawSettings::read(ffi::ini_string, ffi::ini_long("max_execution_time")))
+        .with_serializer(&ffi::ini_string("session.serialize_handler"))
 }
 
 fn max_lifetime(secs: zend_long) -> Duration {
@@ -157,8 +158,8 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
                 SUCCESS
             }
-            Err(msg) => {
-                php_error(&ErrorType::Warning, &msg);
+            Err(problem) => {
+                php_error(&ErrorType::Warning, &problem.to_string());
                 FAILURE
             }
         }
@@ -266,7 +267,7 @@ pub fn create_id(r: Option<&mut Request>, mod_data: ModData) -> Result<ZBox<Zend
     match sid {
         Some(sid) => Ok(sid),
         None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
-        None => Err(format!("session_proxy: could not create an unused session id in {ID_TRIES} tries")),
+        None => Err(Problem::NoUnusedId { tries: ID_TRIES }.to_string()),
     }
 }
 

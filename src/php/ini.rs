@@ -18,13 +18,34 @@ const fn entry(i: usize) -> IniEntryDef {
     let mut e = IniEntryDef::new(d.name, d.default, IniEntryPermission::All);
     e.on_modify = Some(on_modify);
     if d.boolean {
-        e.displayer = Some(super::ffi::zend_ini_boolean_displayer_cb);
+        e.displayer = Some(boolean_displayer);
     }
     e
 }
 
 pub static ENTRIES: IniEntryDefs<{ DIRECTIVES.len() + 1 }> =
-    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), IniEntryDef::end()]);
+    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), IniEntryDef::end()]);
+
+/// phpinfo and `php --ri` for an On/Off directive: PHP's own On/Off for a boolean value, the value as
+/// written otherwise (`session_proxy.locking = optimistic`, which PHP's displayer would show as Off).
+unsafe extern "C" fn boolean_displayer(entry: *mut zend_ini_entry, ty: c_int) {
+    const ZEND_INI_DISPLAY_ORIG: c_int = 1;
+    guard((), || {
+        // SAFETY: PHP passes one of its registered entries; its value strings are NULL or valid.
+        let value = unsafe {
+            let v = if ty == ZEND_INI_DISPLAY_ORIG && (*entry).modified != 0 { (*entry).orig_value } else { (*entry).value };
+            if v.is_null() { &[][..] } else { zstr_bytes(v) }
+        };
+        let text = String::from_utf8_lossy(value);
+        if settings::parse_bool(text.trim()).is_ok() {
+            // SAFETY: forwarded as PHP gave it.
+            unsafe { super::ffi::zend_ini_boolean_displayer_cb(entry, ty) };
+        } else if let Ok(c) = std::ffi::CString::new(text.into_owned()) {
+            // SAFETY: a "%s" format with one NUL-terminated string.
+            unsafe { ext_php_rs::ffi::php_printf(c"%s".as_ptr(), c.as_ptr()) };
+        }
+    })
+}
 
 unsafe extern "C" fn on_modify(
     entry: *mut zend_ini_entry,

@@ -6,6 +6,7 @@ mod ffi;
 mod hooks;
 mod ini;
 mod stats;
+mod words;
 
 use std::os::raw::c_int;
 

@@ -62,6 +62,12 @@ pub enum Expect {
     Absent,
     /// The session as this version: the write loses to any write made since.
     Version(Version),
+    /// Written under the caller's lock, which read the session at this version (None: absent). The
+    /// lock decides, not the version: a write by a request with locking off since then is
+    /// overwritten (last writer wins, as session_proxy.locking=Off promises). An engine whose owner
+    /// check is not one atomic step with the write (Memcached, with the lock item on another server
+    /// than the data) may use the version as that check, and then answers `Conflict`.
+    Held(Option<Version>),
 }
 
 impl Expect {
@@ -145,6 +151,9 @@ pub enum Event {
     LockTimedOut { waited: Duration },
     /// A write (or destroy) was refused.
     Refused(Refusal),
+    /// An optimistic write was merged onto another request's newer write; `conflicts` keys were
+    /// changed by both (settled by session_proxy.merge_conflict).
+    Merged { conflicts: usize },
 }
 
 /// The pool's side of a store: whether an idle handle may serve another request.

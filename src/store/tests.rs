@@ -468,7 +468,8 @@ pub fn versions(open: &dyn Fn() -> Box<dyn Store>) {
     let (ta, tb) = (Token::new(), Token::new());
     let Acquire::Locked(Some(l)) = a.lock_and_load(&s, &ta, lexp, e).unwrap() else { panic!("locks and reads") };
     assert_eq!(l, Loaded { data: b"v3".to_vec(), version: v3 });
-    let v4 = done(a.save(&s, b"v4", Expect::Version(v3), Some(&ta), e).unwrap());
+    // (What session.rs sends under a lock: Held with the version read.)
+    let v4 = done(a.save(&s, b"v4", Expect::Held(Some(v3)), Some(&ta), e).unwrap());
     // A refused write under a lock releases the lock too.
     let got = lock_until_free(&mut b, &s, &tb, lexp);
     assert_eq!(got, Some(Loaded { data: b"v4".to_vec(), version: v4 }));

@@ -169,6 +169,10 @@ impl Store for Metrics {
             Event::LockAcquired { waited } => self.counters.lock_acquired(self.engine, waited),
             Event::LockTimedOut { .. } => self.add(Counter::LockTimeouts, 1),
             Event::Refused(why) => self.counters.refused(self.engine, cause(why)),
+            Event::Merged { conflicts } => {
+                self.add(Counter::Merges, 1);
+                self.add(Counter::MergeConflicts, conflicts as u64);
+            }
         }
         self.inner.event(e);
     }
@@ -309,6 +313,8 @@ mod tests {
         m.event(&Event::LockTimedOut { waited: Duration::from_secs(1) });
         m.event(&Event::Refused(Refusal::TooLarge));
         m.event(&Event::Refused(Refusal::Conflict));
+        m.event(&Event::Merged { conflicts: 0 });
+        m.event(&Event::Merged { conflicts: 3 });
         assert_eq!(m.round_trips(), 7 + 1 + 2 + 1 + 1 + 1 + 1 + 5);
 
         // Failures: counted by kind and place, and not as reads or writes.
@@ -337,6 +343,8 @@ mod tests {
                 (RoundTrips, 12 + 2 + 1 + 1),
                 (BytesRead, 10),
                 (BytesWritten, 10),
+                (Merges, 2),
+                (MergeConflicts, 3),
             ]
         );
         assert_eq!(e.lock_wait.count(), 1);
@@ -349,7 +357,7 @@ mod tests {
         assert!(s.engines.iter().filter(|x| x.engine != EngineKind::Memcached).all(|x| x.get(Requests) == 0));
         // Every event reached the inner store too.
         let events = state.lock().events.clone();
-        assert_eq!(events.len(), 5);
+        assert_eq!(events.len(), 7);
         assert_eq!(events[1], Event::LockAcquired { waited: Duration::from_millis(200) });
     }
 

@@ -1,0 +1,83 @@
+//! The words of every diagnostic: the core reports typed problems (`session::Problem`, with the
+//! engines' `StoreError`s inside), and this is the one place that turns them into the warnings and
+//! notices PHP users read.
+
+use std::fmt;
+
+use crate::session::{Op, Problem};
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::RejectedId(why) => write!(f, "session_proxy: rejected session id: {why}"),
+            Problem::Storage { op, id, at, err } => {
+                let id = id.as_deref().unwrap_or_default();
+                match op {
+                    Op::Open => write!(f, "session_proxy: cannot open {err}"),
+                    Op::Check => write!(f, "session_proxy: cannot check session {id} in {at}: {err}"),
+                    Op::Read => write!(f, "session_proxy: cannot read session {id} from {at}: {err}"),
+                    Op::Lock => write!(f, "session_proxy: cannot lock session {id} in {at}: {err}"),
+                    Op::WaitForLock => write!(f, "session_proxy: cannot wait for the lock on session {id} in {at}: {err}"),
+                    Op::Write { size } => write!(
+                        f,
+                        "session_proxy: cannot write session {id} ({size} bytes) to {at}: {err}; the stored session is unchanged"
+                    ),
+                    Op::Touch => write!(f, "session_proxy: cannot update the timestamp of session {id} in {at}: {err}"),
+                    Op::Destroy => write!(f, "session_proxy: cannot destroy session {id} in {at}: {err}"),
+                    Op::Gc => write!(f, "session_proxy: garbage collection in {at} failed: {err}"),
+                    Op::Release => write!(f, "session_proxy: cannot release the lock on session {id} in {at}: {err}"),
+                }
+            }
+            Problem::LockTimeout { id, at, waited, readonly } => {
+                write!(
+                    f,
+                    "session_proxy: timed out after {} ms (session_proxy.lock_wait_timeout) waiting for the lock on \
+                     session {id} held by another request in {at}",
+                    waited.as_millis()
+                )?;
+                if *readonly {
+                    f.write_str("; opened read-only, its changes will not be saved")?;
+                }
+                Ok(())
+            }
+            Problem::ReadOnlyNotSaved { id } => write!(
+                f,
+                "session_proxy: session {id} was opened read-only after a lock wait timeout; its changes were not saved"
+            ),
+            Problem::ReadOnlyNotDestroyed { id } => write!(
+                f,
+                "session_proxy: session {id} was opened read-only after a lock wait timeout; it was not destroyed"
+            ),
+            Problem::LockLost { id, lock_expire } => write!(
+                f,
+                "session_proxy: the lock on session {id} expired after {} s (session_proxy.lock_expire) and another \
+                 request took it over; this request's changes were not saved",
+                lock_expire.as_secs()
+            ),
+            Problem::Conflict { id, at } => write!(
+                f,
+                "session_proxy: session {id} changed in {at} after this request read it (another request wrote it \
+                 without holding its lock: one with locking off, or another handler); this request's changes were \
+                 not saved"
+            ),
+            Problem::DestroyedMeanwhile { id } => write!(
+                f,
+                "session_proxy: session {id} was destroyed by another request after this request read it; its changes \
+                 were not saved, so that a logout stays a logout"
+            ),
+            Problem::MergeGaveUp { id, tries } => write!(
+                f,
+                "session_proxy: session {id} kept changing under this request (session_proxy.locking=optimistic): \
+                 {tries} merges onto newer writes did not get through; this request's changes were not saved"
+            ),
+            Problem::MergeKeptStored { id, keys } => write!(
+                f,
+                "session_proxy: session {id}: {keys} key(s) changed by this request were changed by another request \
+                 too; the stored values were kept (session_proxy.merge_conflict=first)"
+            ),
+            Problem::NoUnusedId { tries } => {
+                write!(f, "session_proxy: could not create an unused session id in {tries} tries")
+            }
+        }
+    }
+}
