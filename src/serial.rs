@@ -150,6 +150,12 @@ pub fn value_of<'a>(format: Format, data: &'a [u8], key: &[u8]) -> Result<Option
     Ok(entries(format, data)?.into_iter().find(|e| e.key == key).map(|e| e.value))
 }
 
+fn has_duplicates(list: &[Entry<'_>]) -> bool {
+    let mut keys: Vec<&[u8]> = list.iter().map(|e| e.key).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
+}
+
 fn find<'a>(list: &[Entry<'a>], k: &[u8]) -> Option<&'a [u8]> {
     list.iter().find(|e| e.key == k).map(|e| e.value)
 }
@@ -200,6 +206,10 @@ pub fn merge(format: Option<Format>, base: &[u8], mine: &[u8], theirs: &[u8], on
 
 fn merge_keys(format: Format, base: &[u8], mine: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Result<Merged, SerialError> {
     let (b, m, t) = (entries(format, base)?, entries(format, mine)?, entries(format, theirs)?);
+    // PHP never writes a key twice; data that does is merged as one unit rather than guessed at.
+    if [&b, &m, &t].iter().any(|l| has_duplicates(l)) {
+        return Err(SerialError::Malformed { at: 0 });
+    }
     let mut out: Vec<(&[u8], &[u8])> = t.iter().map(|e| (e.key, e.value)).collect();
     let mut conflicts = 0;
     // Changed or added by this request.
@@ -579,6 +589,9 @@ mod tests {
             let m = merge(format, base, refs_a, refs_b, OnConflict::First);
             assert_eq!((m.data.as_slice(), m.conflicts), (refs_b, 1));
         }
+        // A key written twice (PHP never does) makes the data one unit too.
+        let m = merge(Some(Format::Php), b"a|i:1;a|i:2;", b"a|i:1;a|i:2;", b"b|i:3;", on);
+        assert_eq!((m.data.as_slice(), m.conflicts, m.whole), (&b"b|i:3;"[..], 0, true));
         // Data that does not parse is one unit too.
         let m = merge(Some(Format::PhpSerialize), b"x", b"y", b"z", on);
         assert_eq!((m.data.as_slice(), m.conflicts, m.whole), (&b"y"[..], 1, true));

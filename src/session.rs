@@ -204,6 +204,17 @@ impl Request {
         None
     }
 
+    /// Reads the last committed data without a lock and without waiting, whatever the locking mode:
+    /// `session_start(['read_and_close' => true])`, after which PHP closes without writing.
+    pub fn read_and_close(&mut self, raw: &[u8]) -> Result<Vec<u8>, Failed> {
+        let id = self.parse_id(raw)?;
+        self.release();
+        let read = self.load(&id)?;
+        let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
+        self.active = Some(Active { id, mode: Mode::Unlocked, original: data.clone(), version });
+        Ok(data)
+    }
+
     /// Reads the session, taking its lock first when locking is on.
     pub fn read(&mut self, raw: &[u8]) -> Result<Vec<u8>, Failed> {
         let id = self.parse_id(raw)?;

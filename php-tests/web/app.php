@@ -15,6 +15,7 @@
 //          whoami  the session's data, unchanged
 //          logout  session_destroy() and the cookie removed
 //          incr    n++ once, replies the value seen before (the race tests)
+//          setkey  k<K> = V (k=K, v=V: default K) after work=MS of work inside the session (optimistic tests)
 //          hold    n += 1000 (never to be stored), then writes {"pid": worker pid} to the file sig=PATH
 //                  (inside the system temp dir) and sleeps up to 20 s holding the session, to be killed
 //          nap     n++, writes the file sig=PATH (optional) once the session is open, holds it ms=N
@@ -87,7 +88,7 @@ $mode = (string) ($_GET['h'] ?? 'native');
 $dsn = checked_dsn((string) ($_GET['dsn'] ?? ''));
 $opt = [];
 foreach ((array) ($_GET['opt'] ?? []) as $k => $v) {
-    if (!in_array($k, ['locking', 'lock_wait_timeout', 'lock_expire', 'lock_timeout_action'], true)) {
+    if (!in_array($k, ['locking', 'lock_wait_timeout', 'lock_expire', 'lock_timeout_action', 'merge_conflict'], true)) {
         fail("unknown option \"$k\"");
     }
     $opt[$k] = is_numeric($v) ? (int) $v : (string) $v;
@@ -132,7 +133,7 @@ if ($mode === 'native') {
     fail("h must be native or class, got \"$mode\"");
 }
 
-if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'nap'], true)) {
+if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'setkey', 'nap'], true)) {
     fail("unknown action \"$action\"");
 }
 $sig = null;
@@ -189,6 +190,15 @@ switch ($action) {
         }
         usleep($ms * 1000);
         reply(['id' => session_id(), 'n' => $_SESSION['n']]);
+    case 'setkey':
+        // k<K> = V (V defaults to K), after work=MS milliseconds of work inside the session.
+        $k = (string) ($_GET['k'] ?? '');
+        if (!preg_match('~^[A-Za-z0-9]{1,16}$~', $k)) {
+            fail('k must be 1-16 letters or digits');
+        }
+        $_SESSION["k$k"] = (string) ($_GET['v'] ?? $k);
+        usleep(1000 * min(2000, max(0, (int) ($_GET['work'] ?? 0))));
+        reply(['id' => session_id()]);
     case 'incr':
         $before = $_SESSION['n'] ?? 0;
         $_SESSION['n'] = $before + 1;

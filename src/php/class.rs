@@ -157,7 +157,7 @@ impl Handler {
         let mut out = Zval::new();
         let data = guard(None, || {
             let r = self.request()?;
-            let d = r.read(&id).ok();
+            let d = if super::readclose::active() { r.read_and_close(&id) } else { r.read(&id) }.ok();
             raise(r.take_diags());
             d
         });

@@ -185,7 +185,11 @@ unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut
             test_panic("read");
             // The request's expiry is session.gc_maxlifetime, read at open (PHP passes the same).
             let _ = maxlifetime;
-            r.read(zstr_bytes(key))
+            if super::readclose::active() {
+                r.read_and_close(zstr_bytes(key))
+            } else {
+                r.read(zstr_bytes(key))
+            }
         } {
             Ok(data) => {
                 // A request-allocated string: PHP releases it.

@@ -5,6 +5,7 @@ mod class;
 mod ffi;
 mod hooks;
 mod ini;
+mod readclose;
 mod stats;
 mod words;
 
@@ -65,6 +66,11 @@ extern "C" fn minit(ty: c_int, module_number: c_int) -> c_int {
             return registered;
         }
         if ext_php_rs::internal::startup_guard(class::register_exception) != ffi::SUCCESS {
+            return ffi::FAILURE;
+        }
+        // SAFETY: MINIT.
+        if !unsafe { readclose::install() } {
+            php_error(&ErrorType::CoreWarning, "session_proxy: cannot find session_start() to wrap for read_and_close");
             return ffi::FAILURE;
         }
         implement_session_interfaces()
