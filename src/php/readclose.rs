@@ -11,7 +11,9 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use ext_php_rs::ffi::{zend_execute_data, zend_fetch_function_str, zval, ZEND_INTERNAL_FUNCTION};
+use ext_php_rs::ffi::{
+    ext_php_rs_compiler_globals, zend_execute_data, zend_function, zend_hash_str_find_ptr_lc, zval, ZEND_INTERNAL_FUNCTION,
+};
 use ext_php_rs::types::Zval;
 
 type Handler = unsafe extern "C" fn(*mut zend_execute_data, *mut zval);
@@ -33,8 +35,16 @@ pub fn active() -> bool {
 /// # Safety
 /// MINIT only: the function table is not yet shared with any request.
 pub unsafe fn install() -> bool {
-    // SAFETY: MINIT; the name is a valid buffer of that length.
-    let f = unsafe { zend_fetch_function_str(c"session_start".as_ptr(), "session_start".len()) };
+    // The compiler's function table: the executor's (what zend_fetch_function_str looks in) is only
+    // set up per request under php-fpm, and is NULL at MINIT.
+    // SAFETY: MINIT, single-threaded; the globals and their table exist from zend_startup on.
+    let f = unsafe {
+        let cg = ext_php_rs_compiler_globals();
+        if cg.is_null() || (*cg).function_table.is_null() {
+            return false;
+        }
+        zend_hash_str_find_ptr_lc((*cg).function_table, c"session_start".as_ptr(), "session_start".len()).cast::<zend_function>()
+    };
     if f.is_null() {
         return false;
     }
