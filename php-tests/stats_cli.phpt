@@ -61,6 +61,32 @@ echo 'child exited 0: ', var_export(pcntl_wexitstatus($status) === 0, true), "\n
 $c = SessionProxy\stats()['sqlite'];
 echo "the child's request seen by the parent: requests ", $c['requests'], ', writes ', $c['writes'], "\n";
 
+// A lock wait that times out (files engine: a child holds the lock 2 s, this process waits 200 ms).
+$files = "$dir/files";
+mkdir($files);
+$sig = "$dir/locked";
+$pid = pcntl_fork();
+if ($pid === 0) {
+    while (ob_get_level()) {
+        ob_end_clean();
+    }
+    ini_set('session.save_path', "files://$files");
+    session_id('statslock');
+    session_start();
+    touch($sig);
+    usleep(2000000);
+    session_write_close();
+    exit(0);
+}
+sp_wait_for_file($sig, 10);
+ini_set('session.save_path', "files://$files");
+ini_set('session_proxy.lock_wait_timeout', '200');
+session_id('statslock');
+echo 'session_start() beside the holder: ', var_export(@session_start(), true), "\n";
+pcntl_waitpid($pid, $status);
+$f = SessionProxy\stats()['files'];
+echo 'files: lock_timeouts ', $f['lock_timeouts'], ', lock_acquisitions ', $f['lock_acquisitions'], ' (the child\'s), requests ', $f['requests'], "\n";
+
 // A storage error: kind and path, the path as in the warning.
 $bad = "$dir/a\"b\\c/missing/s.sqlite";
 ini_set('session.save_path', "sqlite://$bad");
@@ -130,6 +156,8 @@ lock waits: 3, all within 1000 ms: true
 other engines untouched: true
 child exited 0: true
 the child's request seen by the parent: requests 4, writes 2
+session_start() beside the holder: false
+files: lock_timeouts 1, lock_acquisitions 1 (the child's), requests 2
 session_start() on a missing directory: false
 storage errors: 1
 kind: unavailable, count: 1, at the path: true
