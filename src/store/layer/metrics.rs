@@ -219,6 +219,20 @@ mod tests {
         assert!(s.engines.iter().filter(|e| e.engine != EngineKind::Sqlite).all(|e| Counter::ALL.iter().all(|&c| e.get(c) == 0)));
     }
 
+    /// The stack over a network engine: Redis, the server scripts/services/redis.sh starts.
+    #[test]
+    fn conformance_over_redis() {
+        let port = std::env::var("SP_REDIS_PORT").expect("SP_REDIS_PORT is not set: run the tests with `make test`");
+        let prefix = format!("sp-test-{}:", Token::new().as_str());
+        let engine = crate::dsn::parse(&format!("redis://127.0.0.1:{port}/0?prefix={prefix}"), std::path::Path::new("/tmp")).unwrap();
+        let counters = registry();
+        let open = || Box::new(Metrics::new(crate::store::connect(&engine).unwrap(), EngineKind::Redis, counters)) as Box<dyn Store>;
+        crate::store::tests::conformance_ttl(open);
+        let s = counters.snapshot();
+        let r = &s.engines[EngineKind::Redis as usize];
+        assert!(r.get(Counter::Reads) > 0 && r.get(Counter::Writes) > 0 && r.get(Counter::BytesRead) > 0, "{r:?}");
+    }
+
     /// What the fake store did, shared with the test.
     #[derive(Default)]
     struct State {
