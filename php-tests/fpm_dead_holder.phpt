@@ -16,20 +16,7 @@ const BOUND_MS = 100;
 const OPT = ['opt' => ['lock_expire' => 30, 'lock_wait_timeout' => 5000]];
 
 // A private nginx + php-fpm: a reload of the shared one would cut other tests' requests.
-$state = sys_get_temp_dir() . '/sp-phpt-deadweb-' . getmypid() . '-' . bin2hex(random_bytes(4));
-mkdir($state, 0700);
-$web = escapeshellarg(dirname(__DIR__) . '/scripts/services/web.sh');
-register_shutdown_function(function () use ($web, $state) {
-    exec("bash $web stop " . escapeshellarg($state) . ' 2>&1');
-    sp_rmrf($state);
-});
-exec("SP_FPM_WORKERS=4 SP_WEB_PORT=0 SP_FPM_PORT=0 timeout 120 bash $web start " . escapeshellarg($state) . ' 2>&1', $out, $rc);
-$env = (string) @file_get_contents("$state/env");
-if ($rc !== 0 || !preg_match('/^SP_WEB_URL=(.*)$/m', $env, $m)) {
-    echo "FAILED: the private web service did not start: ", implode("\n", $out), "\n";
-    exit(1);
-}
-putenv("SP_WEB_URL=$m[1]");
+$state = web_private('deadweb', 4);
 $lk = lk_burner(120);
 
 /** Starts the "hold" request (not read: its worker is killed) and returns its socket. */

@@ -1,5 +1,5 @@
 --TEST--
-stubs/session_proxy.stub.php and the loaded extension agree: classes, parents, interfaces, methods, parameters, types, INI directives
+stubs/session_proxy.stub.php and the loaded extension agree: classes, parents, interfaces, methods, parameters, types, functions, INI directives
 --FILE--
 <?php
 require __DIR__ . '/inc/helpers.inc';
@@ -30,21 +30,39 @@ function sp_describe(array $classes): array {
     }
     return $out;
 }
+function sp_describe_functions(): array {
+    $out = [];
+    foreach (array_merge(...array_values(get_defined_functions())) as $f) {
+        if (!str_starts_with($f, 'sessionproxy\\')) continue;
+        $r = new ReflectionFunction($f);
+        $params = array_map(fn($p) => ($p->getType() ?? 'mixed') . ' $' . $p->getName(), $r->getParameters());
+        $out[$r->getName()] = implode(', ', $params) . ' : ' . ($r->getReturnType() ?? '-');
+    }
+    ksort($out);
+    return $out;
+}
 PHP;
 eval($describe);
 $classes = ['SessionProxy\Exception', 'SessionProxy\Handler'];
 $loaded = sp_describe($classes);
+$loadedFunctions = sp_describe_functions();
 
 $stub = dirname(__DIR__) . '/stubs/session_proxy.stub.php';
 $cmd = escapeshellarg(sp_php_binary()) . ' -n -r ' . escapeshellarg(
-    $describe . 'require ' . var_export($stub, true) . '; echo json_encode(sp_describe('
-    . var_export($classes, true) . '));'
+    $describe . 'require ' . var_export($stub, true) . '; echo json_encode([sp_describe('
+    . var_export($classes, true) . '), sp_describe_functions()]);'
 );
-$fromStub = json_decode(sp_run($cmd), true);
+[$fromStub, $stubFunctions] = json_decode(sp_run($cmd), true);
 echo "classes and methods agree: ", var_export($loaded === $fromStub, true), "\n";
 if ($loaded !== $fromStub) {
     echo "extension: ", json_encode($loaded, JSON_PRETTY_PRINT), "\nstub: ", json_encode($fromStub, JSON_PRETTY_PRINT), "\n";
 }
+
+echo "functions agree: ", var_export($loadedFunctions === $stubFunctions, true), "\n";
+if ($loadedFunctions !== $stubFunctions) {
+    var_dump($loadedFunctions, $stubFunctions);
+}
+echo implode("\n", array_map(fn($k, $v) => "$k($v)", array_keys($loadedFunctions), $loadedFunctions)), "\n";
 
 // INI directives: the stub's @ini lines against ini_get_all().
 preg_match_all('/@ini (\S+) = (\S+)/', file_get_contents($stub), $m, PREG_SET_ORDER);
@@ -66,6 +84,9 @@ echo get_class($e), ' ', $e->getMessage(), ' ', $e->getCode(), ' ', var_export($
 ?>
 --EXPECT--
 classes and methods agree: true
+functions agree: true
+SessionProxy\stats( : array)
+SessionProxy\stats_prometheus( : string)
 INI directives agree: true
 10 Handler methods, 0 Exception methods, 5 directives
 SessionProxy\Exception m 7 true

@@ -8,6 +8,7 @@ pub mod grammar;
 pub mod id;
 pub mod kwait;
 pub mod lock;
+pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod private;

@@ -798,6 +798,32 @@ mod tests {
     }
 
     #[test]
+    fn unused_id_draws_again_until_the_id_is_free() {
+        let dir = TempDir::new("session-unused-id");
+        for engine in engines(&dir) {
+            let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
+            for taken in [&b"taken1"[..], b"taken2", b"taken3"] {
+                r.read(taken).unwrap();
+                r.write(taken, b"x|i:1;").unwrap();
+            }
+            let drawn = std::cell::RefCell::new(0);
+            let mut from = |ids: &'static [&'static [u8]]| {
+                *drawn.borrow_mut() = 0;
+                let mut next = ids.iter();
+                let generate = || next.next().map(|id| { *drawn.borrow_mut() += 1; id.to_vec() });
+                r.unused_id(3, generate, |id| id)
+            };
+            assert_eq!(from(&[b"taken1", b"taken2", b"free1", b"free2"]), Some(b"free1".to_vec()));
+            assert_eq!(*drawn.borrow(), 3);
+            assert_eq!(from(&[b"free2"]), Some(b"free2".to_vec()), "a free id is taken at the first draw");
+            assert_eq!(from(&[b"taken1", b"taken2", b"taken3", b"free1"]), None);
+            assert_eq!(*drawn.borrow(), 3, "no more than the tries asked for");
+            assert_eq!(from(&[b"taken1"]), None, "the generator ran dry");
+            assert!(r.take_diags().is_empty());
+        }
+    }
+
+    #[test]
     fn hostile_ids_are_refused() {
         let dir = TempDir::new("session-hostile");
         for engine in engines(&dir) {

@@ -188,18 +188,44 @@ pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
     }
 }
 
+/// The raw values of the directives for one request, by name (from the INI, or from a Handler's
+/// options over the INI), plus PHP's max_execution_time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawSettings {
+    pub locking: String,
+    pub lock_wait_timeout: String,
+    pub lock_expire: String,
+    pub lock_timeout_action: String,
+    pub merge_conflict: String,
+    pub max_execution_time: i64,
+}
+
+impl RawSettings {
+    /// Asks `value` for each directive by its full name (`session_proxy.locking`, …).
+    pub fn read(mut value: impl FnMut(&'static str) -> String, max_execution_time: i64) -> Self {
+        RawSettings {
+            locking: value(LOCKING),
+            lock_wait_timeout: value(LOCK_WAIT_TIMEOUT),
+            lock_expire: value(LOCK_EXPIRE),
+            lock_timeout_action: value(LOCK_TIMEOUT_ACTION),
+            merge_conflict: value(MERGE_CONFLICT),
+            max_execution_time,
+        }
+    }
+}
+
 impl Settings {
     /// Builds the effective settings from raw directive values (already validated, but parsed
-    /// defensively: anything unreadable falls back to the default) and PHP's max_execution_time.
-    pub fn from_raw(locking: &str, wait_ms: &str, expire_s: &str, action: &str, merge: &str, max_execution_time: i64) -> Self {
+    /// defensively: anything unreadable falls back to the default).
+    pub fn from_raw(raw: &RawSettings) -> Self {
         let d = Settings::default();
-        let expire = parse_uint(expire_s.trim(), MAX_LOCK_EXPIRE_S).unwrap_or(0);
+        let expire = parse_uint(raw.lock_expire.trim(), MAX_LOCK_EXPIRE_S).unwrap_or(0);
         Settings {
-            locking: parse_locking(locking.trim()).unwrap_or(d.locking),
-            lock_wait: parse_uint(wait_ms.trim(), MAX_LOCK_WAIT_MS).map(Duration::from_millis).unwrap_or(d.lock_wait),
-            lock_expire: Duration::from_secs(effective_lock_expire(expire, max_execution_time)),
-            on_timeout: parse_action(action.trim()).unwrap_or(d.on_timeout),
-            merge_conflict: parse_merge_conflict(merge.trim()).unwrap_or(d.merge_conflict),
+            locking: parse_locking(raw.locking.trim()).unwrap_or(d.locking),
+            lock_wait: parse_uint(raw.lock_wait_timeout.trim(), MAX_LOCK_WAIT_MS).map(Duration::from_millis).unwrap_or(d.lock_wait),
+            lock_expire: Duration::from_secs(effective_lock_expire(expire, raw.max_execution_time)),
+            on_timeout: parse_action(raw.lock_timeout_action.trim()).unwrap_or(d.on_timeout),
+            merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
             ..d
         }
     }
@@ -287,8 +313,9 @@ mod tests {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
         }
-        let defaults = Settings::from_raw("1", "30000", "0", "fail", "last", 0);
-        assert_eq!(defaults, Settings::default());
+        // Each directive's default, looked up by its name, gives the default settings.
+        let default_of = |name: &str| DIRECTIVES.iter().find(|d| d.name.to_str() == Ok(name)).unwrap().default.to_str().unwrap().to_string();
+        assert_eq!(Settings::from_raw(&RawSettings::read(default_of, 0)), Settings::default());
     }
 
     #[test]
@@ -303,7 +330,10 @@ mod tests {
 
     #[test]
     fn from_raw() {
-        let s = Settings::from_raw("off", "250", "0", "readonly", "first", 0);
+        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first")];
+        let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
+        assert_eq!(raw.lock_wait_timeout, "250");
+        let s = Settings::from_raw(&raw);
         assert_eq!(
             s,
             Settings {
@@ -315,7 +345,12 @@ mod tests {
                 ..Settings::default()
             }
         );
-        assert_eq!(Settings::from_raw("garbage", "x", "y", "z", "w", 0), Settings::default());
+        let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
+        assert_eq!(Settings::from_raw(&garbage), Settings::default());
+        let raw = RawSettings { lock_expire: "7".into(), ..garbage };
+        assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
+        let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };
+        assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(12));
         assert_eq!(Settings::default().with_serializer("php_binary").format, Some(Format::PhpBinary));
         assert_eq!(Settings::default().with_serializer("igbinary").format, None);
     }

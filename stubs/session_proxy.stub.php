@@ -110,3 +110,32 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
     /** lazy_write: refreshes the expiry of unchanged data without rewriting it, and releases the lock. */
     public function updateTimestamp(string $id, string $data): bool {}
 }
+
+/**
+ * The counters of every engine (sqlite, files, redis, memcached), summed over every process that shares
+ * them: all php-fpm workers of a pool (the counters live in memory shared from startup); under the CLI,
+ * this process and the children it forks. See the README, "Metrics".
+ *
+ *     ['redis' => ['requests' => 12, 'reads' => 12, 'writes' => 11, 'touches' => 1, 'destroys' => 0,
+ *                  'lock_acquisitions' => 12, 'lock_timeouts' => 0, 'round_trips' => 24,
+ *                  'read_bytes' => 4096, 'written_bytes' => 4000, 'merges' => 0, 'merge_conflicts' => 0,
+ *                  'lock_wait_ms' => ['buckets' => [1 => 11, 5 => 11, 10 => 11, 50 => 11, 100 => 11,
+ *                                                   500 => 12, 1000 => 12, 5000 => 12, '+Inf' => 12],
+ *                                     'sum_ms' => 201.5, 'count' => 12],
+ *                  'writes_refused' => ['lock_lost' => 0, 'conflict' => 0, 'too_large' => 0, 'storage_error' => 0],
+ *                  'storage_errors' => [['kind' => 'timeout', 'at' => 'redis://10.0.0.5:6379', 'count' => 1]]],
+ *      'sqlite' => [...], 'files' => [...], 'memcached' => [...]]
+ *
+ * lock_wait_ms: every lock taken, by how long it was waited for (cumulative buckets: waits of at most
+ * that many milliseconds). storage_errors: by kind and host or path (passwords masked); once 64 places
+ * are counted, new ones count under kind and at "other".
+ */
+function stats(): array {}
+
+/**
+ * The same counters in Prometheus' text exposition format 0.0.4, for a /metrics page:
+ *
+ *     header('Content-Type: text/plain; version=0.0.4');
+ *     echo \SessionProxy\stats_prometheus();
+ */
+function stats_prometheus(): string {}

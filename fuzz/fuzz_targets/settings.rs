@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let names = [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, "session_proxy.other"];
     let name = names[which];
     let v = &vals[0];
+    // Directive values by name, as the PHP skin gives them (RawSettings::read).
+    let raw_of = |vals: &[String]| {
+        RawSettings::read(|n| vals[names.iter().position(|x| *x == n).expect("a directive")].clone(), max_exec)
+    };
 
     match validate(name, v) {
         Ok(()) => {
@@ -32,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             // What validate accepts, from_raw applies as given (not the default).
             let mut raw = ["1".to_string(), "30000".to_string(), "17".to_string(), "fail".to_string(), "last".to_string()];
             raw[which] = v.clone();
-            let s = Settings::from_raw(&raw[0], &raw[1], &raw[2], &raw[3], &raw[4], max_exec);
+            let s = Settings::from_raw(&raw_of(&raw));
             let t = v.trim();
             match which {
                 0 => assert_eq!(s.locking, parse_locking(t).unwrap()),
@@ -51,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let s = Settings::from_raw(&vals[0], &vals[1], &vals[2], &vals[3], &vals[4], max_exec);
+    let s = Settings::from_raw(&raw_of(&vals));
     assert!(s.lock_wait <= Duration::from_millis(MAX_LOCK_WAIT_MS));
     assert!(s.lock_expire >= Duration::from_secs(1), "lock_expire {:?}", s.lock_expire);
     assert!(s.lock_expire <= Duration::from_secs(MAX_LOCK_EXPIRE_S), "lock_expire {:?}", s.lock_expire);

@@ -18,6 +18,10 @@
 //          setkey  k<K> = V (k=K, v=V: default K) after work=MS of work inside the session (optimistic tests)
 //          hold    n += 1000 (never to be stored), then writes {"pid": worker pid} to the file sig=PATH
 //                  (inside the system temp dir) and sleeps up to 20 s holding the session, to be killed
+//          nap     n++, writes the file sig=PATH (optional) once the session is open, holds it ms=N
+//                  milliseconds (at most 5000), then writes it
+//          stats   no session: sleeps ms=N (at most 5000), then replies SessionProxy\stats() as "stats"
+//                  (the counters of every worker of this pool); h and dsn are not needed
 // Every reply also has "start_ms": how long session_start() took (the lock wait).
 // Every reply is JSON: {"ok":..., "id": the session id, "pid": the php-fpm worker, ..., "errors": [...]};
 // "errors" lists every warning/notice PHP raised, including those of the session write (the session is
@@ -75,6 +79,11 @@ function checked_dsn(string $dsn): string
 }
 
 $action = (string) ($_GET['a'] ?? '');
+$ms = max(0, min(5000, (int) ($_GET['ms'] ?? 0)));
+if ($action === 'stats') {
+    usleep($ms * 1000);
+    reply(['stats' => SessionProxy\stats()]);
+}
 $mode = (string) ($_GET['h'] ?? 'native');
 $dsn = checked_dsn((string) ($_GET['dsn'] ?? ''));
 $opt = [];
@@ -124,11 +133,11 @@ if ($mode === 'native') {
     fail("h must be native or class, got \"$mode\"");
 }
 
-if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'setkey'], true)) {
+if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'setkey', 'nap'], true)) {
     fail("unknown action \"$action\"");
 }
 $sig = null;
-if ($action === 'hold') {
+if ($action === 'hold' || ($action === 'nap' && isset($_GET['sig']))) {
     $sig = (string) ($_GET['sig'] ?? '');
     $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
     $sigDir = realpath(dirname($sig));
@@ -173,6 +182,14 @@ switch ($action) {
             usleep(100000);
         }
         reply(['id' => session_id()]);
+    case 'nap':
+        $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+        if ($sig !== null) {
+            file_put_contents("$sig.tmp", json_encode(['pid' => getmypid()]));
+            rename("$sig.tmp", $sig);
+        }
+        usleep($ms * 1000);
+        reply(['id' => session_id(), 'n' => $_SESSION['n']]);
     case 'setkey':
         // k<K> = V (V defaults to K), after work=MS milliseconds of work inside the session.
         $k = (string) ($_GET['k'] ?? '');

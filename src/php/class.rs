@@ -3,6 +3,7 @@
 //! subclassing. A bad DSN or option throws `SessionProxy\Exception`; storage failures during a request
 //! are a warning and `false`, as with PHP's own SessionHandler.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
@@ -10,7 +11,6 @@ use ext_php_rs::builders::ClassBuilder;
 use ext_php_rs::zend::ClassEntry;
 
 use ext_php_rs::binary_slice::BinarySlice;
-use ext_php_rs::boxed::ZBox;
 use ext_php_rs::error::php_error;
 use ext_php_rs::exception::{PhpException, PhpResult};
 use ext_php_rs::flags::ErrorType;
@@ -18,11 +18,11 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 
 use super::ffi;
-use super::hooks::{guard, ini_max_lifetime, raise, test_panic};
+use super::hooks::{create_id, guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
 use crate::store::layer::Stack;
-use crate::session::{Problem, Request};
-use crate::settings::{self, Settings, DIRECTIVES};
+use crate::session::Request;
+use crate::settings::{self, Directive, RawSettings, Settings, DIRECTIVES};
 
 /// `SessionProxy\Exception`, thrown for a bad DSN or option. A plain PHP subclass of
 /// \InvalidArgumentException (no Rust object behind it), so PHP code can construct and rethrow it.
@@ -49,14 +49,19 @@ fn invalid(msg: String) -> PhpException {
 #[php(name = "SessionProxy\\Handler")]
 pub struct Handler {
     engine: Engine,
-    /// Per-directive values from the constructor's options; None = the INI value at open time.
-    overrides: [Option<String>; DIRECTIVES.len()],
+    /// Directive values from the constructor's options, by full directive name; the others follow
+    /// the INI at open time.
+    overrides: BTreeMap<&'static str, String>,
     request: Option<Request>,
 }
 
+fn directive_name(d: &Directive) -> &'static str {
+    d.name.to_str().unwrap_or_default()
+}
+
 /// Option names: the directives without their `session_proxy.` prefix.
-fn option_name(i: usize) -> &'static str {
-    let full = DIRECTIVES[i].name.to_str().unwrap_or_default();
+fn option_name(d: &Directive) -> &'static str {
+    let full = directive_name(d);
     full.strip_prefix("session_proxy.").unwrap_or(full)
 }
 
@@ -72,17 +77,15 @@ fn option_value(v: &Zval) -> Option<String> {
 
 impl Handler {
     fn settings(&self) -> Settings {
-        let value = |i: usize| {
-            self.overrides[i].clone().unwrap_or_else(|| ffi::ini_string(DIRECTIVES[i].name.to_str().unwrap_or_default()))
-        };
-        Settings::from_raw(&value(0), &value(1), &value(2), &value(3), &value(4), ffi::ini_long("max_execution_time"))
+        let value = |name: &'static str| self.overrides.get(name).cloned().unwrap_or_else(|| ffi::ini_string(name));
+        Settings::from_raw(&RawSettings::read(value, ffi::ini_long("max_execution_time")))
             .with_serializer(&ffi::ini_string("session.serialize_handler"))
     }
 
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(Stack::bare(self.engine.clone()), self.settings(), ini_max_lifetime()) {
+            match Request::open(Stack::new(self.engine.clone()), self.settings(), ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
                 Err(problem) => {
                     php_error(&ErrorType::Warning, &problem.to_string());
@@ -111,20 +114,20 @@ impl Handler {
     pub fn __construct(dsn: BinarySlice<u8>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
         let dsn = std::str::from_utf8(&dsn).map_err(|_| invalid("the DSN is not valid UTF-8".into()))?;
         let engine = dsn::parse(dsn, &ffi::temp_dir()).map_err(|e| invalid(e.to_string()))?;
-        let mut overrides: [Option<String>; DIRECTIVES.len()] = Default::default();
+        let mut overrides = BTreeMap::new();
         if let Some(options) = options {
             for (key, value) in options {
                 let key = key.to_string();
-                let Some(i) = (0..DIRECTIVES.len()).find(|&i| option_name(i) == key) else {
-                    let known: Vec<&str> = (0..DIRECTIVES.len()).map(option_name).collect();
+                let Some(d) = DIRECTIVES.iter().find(|d| option_name(d) == key) else {
+                    let known: Vec<&str> = DIRECTIVES.iter().map(option_name).collect();
                     return Err(invalid(format!("unknown option \"{key}\" (known: {})", known.join(", "))));
                 };
-                let name = DIRECTIVES[i].name.to_str().unwrap_or_default();
+                let name = directive_name(d);
                 let Some(v) = option_value(value) else {
                     return Err(invalid(format!("option \"{key}\" must be a string, an int or a bool")));
                 };
                 settings::check(name, &v).map_err(|e| invalid(e.for_option(&key)))?;
-                overrides[i] = Some(v);
+                overrides.insert(name, v);
             }
         }
         Ok(Handler { engine, overrides, request: None })
@@ -191,25 +194,10 @@ impl Handler {
     /// one of a live session. Nothing is stored.
     #[php(name = "create_sid")]
     pub fn create_sid(&mut self) -> PhpResult<String> {
-        let mut generated = false;
-        let generate = || {
-            // SAFETY: NULL mod_data is allowed; the generator reads only session globals.
-            let sid = unsafe { ffi::php_session_create_id(std::ptr::null_mut()) };
-            generated = !sid.is_null();
-            // SAFETY: a fresh request-allocated string that we own.
-            generated.then(|| unsafe { ZBox::from_raw(sid) }.as_bytes().to_vec())
-        };
-        let sid = guard(None, || {
-            let r = self.request()?;
-            let sid = r.unused_id(3, generate, |s| s.as_slice());
-            raise(r.take_diags());
-            sid
-        });
-        match sid {
-            Some(s) => Ok(String::from_utf8_lossy(&s).into_owned()),
-            None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
-            None => Err(Problem::NoUnusedId { tries: 3 }.to_string().into()),
-        }
+        guard(Err("session_proxy: internal error while creating a session id".into()), || {
+            let sid = create_id(self.request(), std::ptr::null_mut())?;
+            Ok(String::from_utf8_lossy(sid.as_bytes()).into_owned())
+        })
     }
 
     /// True when a live session with this id exists (strict mode).

@@ -15,8 +15,8 @@ use ext_php_rs::types::ZendStr;
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
 use crate::session::{Diag, Level, Problem, Request};
+use crate::settings::{RawSettings, Settings};
 use crate::store::layer::Stack;
-use crate::settings::{self, Settings};
 
 pub static MODULE: PsModule = PsModule {
     name: c"session_proxy".as_ptr(),
@@ -75,15 +75,8 @@ pub fn test_panic(_place: &str) {}
 
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
-    Settings::from_raw(
-        &ffi::ini_string(settings::LOCKING),
-        &ffi::ini_string(settings::LOCK_WAIT_TIMEOUT),
-        &ffi::ini_string(settings::LOCK_EXPIRE),
-        &ffi::ini_string(settings::LOCK_TIMEOUT_ACTION),
-        &ffi::ini_string(settings::MERGE_CONFLICT),
-        ffi::ini_long("max_execution_time"),
-    )
-    .with_serializer(&ffi::ini_string("session.serialize_handler"))
+    Settings::from_raw(&RawSettings::read(ffi::ini_string, ffi::ini_long("max_execution_time")))
+        .with_serializer(&ffi::ini_string("session.serialize_handler"))
 }
 
 fn max_lifetime(secs: zend_long) -> Duration {
@@ -159,7 +152,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(Stack::bare(engine), settings, ini_max_lifetime()) {
+        match Request::open(Stack::new(engine), settings, ini_max_lifetime()) {
             Ok(r) => {
                 // SAFETY: mod_data is valid for writing.
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
@@ -251,29 +244,44 @@ unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -
     unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key)) == Ok(true))) }
 }
 
-/// A fresh id from PHP's generator (honouring sid_length / sid_bits_per_character), retried on the
-/// astronomically unlikely collision with a live session. Nothing is stored.
+/// How many ids create_sid draws before giving up (a collision is astronomically unlikely; a
+/// generator that keeps colliding is broken).
+pub const ID_TRIES: u32 = 3;
+
+/// A fresh id from PHP's generator (honouring session.sid_length / sid_bits_per_character) that names
+/// no live session in `r`'s storage (`Request::unused_id`); without a request, the generator's id as is.
+/// Shared by the save handler's create_sid hook and `SessionProxy\Handler::create_sid`.
+pub fn create_id(r: Option<&mut Request>, mod_data: ModData) -> Result<ZBox<ZendStr>, String> {
+    let mut generated = false;
+    let mut generate = || {
+        // SAFETY: mod_data is PHP's own pointer or NULL; the generator only reads session globals and
+        // returns a fresh request-allocated string (owned by the ZBox, freed if it is taken) or NULL.
+        let sid = unsafe { ffi::php_session_create_id(mod_data) };
+        generated |= !sid.is_null();
+        (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
+    };
+    let sid = match r {
+        None => generate(),
+        Some(r) => {
+            let sid = r.unused_id(ID_TRIES, generate, |sid| sid.as_bytes());
+            raise(r.take_diags());
+            sid
+        }
+    };
+    match sid {
+        Some(sid) => Ok(sid),
+        None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
+        None => Err(Problem::NoUnusedId { tries: ID_TRIES }.to_string()),
+    }
+}
+
 unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {
     guard(std::ptr::null_mut(), || {
-        let generate = || {
-            // SAFETY: mod_data is PHP's own pointer; the generator only reads session globals.
-            let sid = unsafe { ffi::php_session_create_id(mod_data) };
-            // SAFETY: a fresh request-allocated string we own (freed if it is taken).
-            (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
-        };
         // SAFETY: as in the other hooks.
-        let Some(r) = (unsafe { request(mod_data) }) else {
-            return generate().map_or(std::ptr::null_mut(), ZBox::into_raw);
-        };
-        let mut generated = false;
-        let sid = r.unused_id(3, || generate().inspect(|_| generated = true), |s| s.as_bytes());
-        raise(r.take_diags());
-        match sid {
-            Some(s) => s.into_raw(),
-            None => {
-                if generated {
-                    php_error(&ErrorType::Warning, &Problem::NoUnusedId { tries: 3 }.to_string());
-                }
+        match create_id(unsafe { request(mod_data) }, mod_data) {
+            Ok(sid) => sid.into_raw(),
+            Err(msg) => {
+                php_error(&ErrorType::Warning, &msg);
                 std::ptr::null_mut()
             }
         }

@@ -6,6 +6,7 @@ mod ffi;
 mod hooks;
 mod ini;
 mod readclose;
+mod stats;
 mod words;
 
 use std::os::raw::c_int;
@@ -39,6 +40,7 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
             .shutdown_function(mshutdown)
             .info_function(minfo)
             .class::<class::Handler>();
+        let builder = stats::functions(builder);
         let (mut entry, startup, owned) = builder.try_into().expect("the module definition is static and valid");
         entry.deps = DEPS.0.as_ptr().cast();
         STARTUP.lock().replace(startup);
@@ -48,6 +50,8 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
 
 extern "C" fn minit(ty: c_int, module_number: c_int) -> c_int {
     hooks::guard(ffi::FAILURE, || {
+        // The counters' shared block, made here so that php-fpm's workers, forked later, share it.
+        crate::metrics::global();
         IniEntryDef::register(ini::ENTRIES.as_slice(), module_number);
         // SAFETY: MINIT is the documented place to register a save handler; MODULE is 'static.
         if unsafe { ffi::php_session_register_module(&hooks::MODULE) } != ffi::SUCCESS {
@@ -115,7 +119,9 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("SQLite library", rusqlite::version());
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);
         info_table_row!("Pooled connections (this process)", crate::pool::idle_count().to_string());
+        info_table_row!("Counters", stats::sharing());
         info_table_end!();
+        stats::info_table();
         // SAFETY: PHP passes our own module entry.
         unsafe { ffi::display_ini_entries(module) };
     })

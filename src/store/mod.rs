@@ -242,8 +242,8 @@ pub trait Store: Pooled + Send {
 
 /// Opens the store for an engine with its layers. Errors name the path or host and the cause.
 pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
-    let engine = connect(&stack.engine)?;
-    Ok(stack.layers.wrap(engine))
+    let store = connect(&stack.engine).inspect_err(|e| stack.layers.open_failed(&stack.engine, e))?;
+    Ok(stack.layers.wrap(&stack.engine, store))
 }
 
 /// Opens an engine's store without layers.

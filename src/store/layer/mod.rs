@@ -11,17 +11,43 @@
 //! keys on the engine and the layers together (`Stack`), so a pooled handle never serves a request
 //! configured with other layers.
 
-use super::Store;
-use super::Engine;
+pub mod metrics;
+
+use super::{Engine, Store, StoreError};
+use crate::metrics::EngineKind;
 
 /// Which layers wrap the engine, in stacking order (outermost first).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Layers {}
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Layers {
+    /// Count into the process group's shared counters (`crate::metrics::global()`).
+    pub metrics: bool,
+}
+
+impl Default for Layers {
+    /// The layers a request gets: metrics on.
+    fn default() -> Self {
+        Layers { metrics: true }
+    }
+}
 
 impl Layers {
+    /// No layer at all.
+    pub const NONE: Layers = Layers { metrics: false };
+
     /// Wraps an engine's store in the configured layers.
-    pub fn wrap(&self, engine: Box<dyn Store>) -> Box<dyn Store> {
-        engine
+    pub fn wrap(&self, engine: &Engine, store: Box<dyn Store>) -> Box<dyn Store> {
+        if self.metrics {
+            Box::new(metrics::Metrics::new(store, EngineKind::of(engine), crate::metrics::global()))
+        } else {
+            store
+        }
+    }
+
+    /// An engine that could not be opened (no layer wraps it yet): the metrics layer counts the error.
+    pub fn open_failed(&self, engine: &Engine, e: &StoreError) {
+        if self.metrics {
+            metrics::count_error(crate::metrics::global(), EngineKind::of(engine), e);
+        }
     }
 }
 
@@ -33,8 +59,13 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// An engine with the default layers (what a PHP request opens).
+    pub fn new(engine: Engine) -> Self {
+        Stack { engine, layers: Layers::default() }
+    }
+
     /// An engine without layers.
     pub fn bare(engine: Engine) -> Self {
-        Stack { engine, layers: Layers::default() }
+        Stack { engine, layers: Layers::NONE }
     }
 }
