@@ -239,7 +239,7 @@ pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
 pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
     use crate::dsn::Engine;
     match engine {
-        Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
+        Engine::Sqlite(o) => Ok(Box::new(sqlite::SqliteStore::open(o)?)),
         Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
         Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
         Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),

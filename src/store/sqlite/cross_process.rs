@@ -1,0 +1,114 @@
+//! Tests only: the CAS race across processes, for the local engines (SQLite and files; it lives here
+//! because SQLite came first). The conformance suite races threads of one process, which a
+//! process-wide mutex would pass (the transitional adapter's did); here separate processes — this
+//! test binary run again, as children that run one ignored test — write the same session at the same
+//! instant: `CHILDREN` creates that each expect it absent, then `CHILDREN` writes that each expect the
+//! version the parent wrote. Exactly one may win each race, and every loser is told the winner's data.
+//! The children run the same test as the parent (`race`): the environment tells them apart.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::store::tests::{id, TempDir};
+use crate::store::{Expect, Expiry, Store, Version, Written};
+
+const CHILDREN: usize = 6;
+const LIFE: Duration = Duration::from_secs(3600);
+/// How long a child waits for the others to be ready, and the parent for the children: far beyond a
+/// test binary's start (tens of ms) on a loaded machine, so only a hung child reaches it.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// The test `this_test` (its full name): in the parent, races children that run it again; in a child
+/// (`SP_RACE_GATE` set), takes part in one race. `store` (a database or a directory) is what `open`
+/// opens; the parent passes its own to the children.
+pub fn race(this_test: &str, store: &Path, open: &dyn Fn(&Path) -> Box<dyn Store>) {
+    if std::env::var_os("SP_RACE_GATE").is_some() {
+        return child(open);
+    }
+    let child_test = this_test;
+    let mut check = open(store);
+    for round in 0..3 {
+        let s = id(&format!("xproc-absent-{round}"));
+        let (winner, _) = run(child_test, store, &s, Expect::Absent);
+        assert_eq!(check.load(&s, Expiry::new(LIFE)).unwrap().map(|l| l.data), Some(winner), "round {round}: the winner's data is stored");
+        let s = id(&format!("xproc-version-{round}"));
+        let Written::Done(v0) = check.save(&s, b"base", Expect::Any, None, Expiry::new(LIFE)).unwrap() else { panic!("base write") };
+        let (winner, v1) = run(child_test, store, &s, Expect::Version(v0));
+        assert_ne!(v1, v0);
+        assert_eq!(check.load(&s, Expiry::new(LIFE)).unwrap().map(|l| (l.data, l.version)), Some((winner, v1)), "round {round}");
+    }
+}
+
+/// One race: the winner's data and the version it reported.
+fn run(child_test: &str, store: &Path, s: &crate::id::SessionId, expect: Expect) -> (Vec<u8>, Version) {
+    let gate = TempDir::new("xproc-gate");
+    let exe = std::env::current_exe().unwrap();
+    let expect_s = match expect {
+        Expect::Absent => "absent".to_string(),
+        Expect::Version(v) => v.get().to_string(),
+        Expect::Any => unreachable!("a race of last-writer-wins writes has no loser"),
+    };
+    let children: Vec<_> = (0..CHILDREN)
+        .map(|i| {
+            Command::new(&exe)
+                .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
+                .env("SP_RACE_STORE", store)
+                .env("SP_RACE_GATE", gate.path())
+                .env("SP_RACE_INDEX", i.to_string())
+                .env("SP_RACE_ID", s.as_str())
+                .env("SP_RACE_EXPECT", &expect_s)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // All ready (store opened), then go: the writes start within a poll (50 µs) of each other.
+    let deadline = Instant::now() + BOUND;
+    while (0..CHILDREN).any(|i| !gate.path().join(format!("ready{i}")).exists()) {
+        assert!(Instant::now() < deadline, "children not ready after {BOUND:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::write(gate.path().join("go"), b"").unwrap();
+    let mut results = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "child failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = text.lines().find_map(|l| l.split_once("RACE ").map(|(_, r)| r)).unwrap_or_else(|| panic!("no result: {text}")).to_string();
+        results.push(line);
+    }
+    let winners: Vec<&String> = results.iter().filter(|r| r.starts_with("done ")).collect();
+    assert_eq!(winners.len(), 1, "{expect:?}: exactly one of {CHILDREN} processes wins: {results:?}");
+    let mut w = winners[0].splitn(3, ' ').skip(1);
+    let (version, data) = (w.next().unwrap().parse::<u128>().unwrap(), w.next().unwrap().to_string());
+    for r in &results {
+        assert!(r.starts_with("done ") || *r == format!("conflict {data}"), "{expect:?}: a loser is told the winner's data: {results:?}");
+    }
+    (data.into_bytes(), Version::new(version))
+}
+
+/// Run in a child, with the engine's store opened on `SP_RACE_STORE`.
+fn child(open: &dyn Fn(&Path) -> Box<dyn Store>) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run by race()"));
+    let (gate, i) = (std::path::PathBuf::from(var("SP_RACE_GATE")), var("SP_RACE_INDEX"));
+    let s = id(&var("SP_RACE_ID"));
+    let expect = match var("SP_RACE_EXPECT").as_str() {
+        "absent" => Expect::Absent,
+        v => Expect::Version(Version::new(v.parse().unwrap())),
+    };
+    let mut st = open(Path::new(&var("SP_RACE_STORE")));
+    std::fs::write(gate.join(format!("ready{i}")), b"").unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !gate.join("go").exists() {
+        assert!(Instant::now() < deadline, "no go after {BOUND:?}");
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let mine = format!("child-{i}");
+    match st.save(&s, mine.as_bytes(), expect, None, Expiry::new(LIFE)).unwrap() {
+        Written::Done(v) => println!("RACE done {} {mine}", v.get()),
+        Written::Conflict(Some(now)) => println!("RACE conflict {}", String::from_utf8_lossy(&now.data)),
+        other => println!("RACE unexpected {other:?}"),
+    }
+}
