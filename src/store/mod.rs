@@ -240,7 +240,7 @@ pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
     use crate::dsn::Engine;
     match engine {
         Engine::Sqlite(o) => Ok(Box::new(sqlite::SqliteStore::open(o)?)),
-        Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
+        Engine::Files(o) => Ok(Box::new(files::FilesStore::open(o)?)),
         Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
         Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
     }
