@@ -337,18 +337,17 @@ impl FilesStore {
     }
 
     /// One attempt to flock the current session file without waiting; None when busy. An error comes
-    /// with what failed ("cannot open", "cannot create", "cannot lock").
-    fn try_lock(&self, path: &Path) -> Result<Option<(File, bool)>> {
+    /// with what failed ("cannot open", "cannot create", "cannot lock"), for a caller that says so.
+    fn try_lock(&self, path: &Path) -> std::result::Result<Option<(File, bool)>, (&'static str, std::io::Error)> {
         loop {
-            let (file, created) = self
-                .open_or_create(path)
-                .map_err(|e| io_error(if path.exists() { "cannot open" } else { "cannot create" }, path, &e))?;
-            if !try_flock(&file).map_err(|e| io_error("cannot lock", path, &e))? {
+            let (file, created) =
+                self.open_or_create(path).map_err(|e| (if path.exists() { "cannot open" } else { "cannot create" }, e))?;
+            if !try_flock(&file).map_err(|e| ("cannot lock", e))? {
                 return Ok(None);
             }
             // The file may have been removed (gc, a destroy) while we waited: a lock on an unlinked
             // inode locks nothing, so start again on the current file.
-            if Self::is_current(path, &file).map_err(|e| io_error("cannot lock", path, &e))? {
+            if Self::is_current(path, &file).map_err(|e| ("cannot lock", e))? {
                 return Ok(Some((file, created)));
             }
         }
@@ -363,7 +362,7 @@ impl FilesStore {
             if matches!(expect, Expect::Version(_)) && matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
                 return Ok(None);
             }
-            if let Some((f, _)) = self.try_lock(path)? {
+            if let Some((f, _)) = self.try_lock(path).map_err(|(_, e)| io_error("cannot write", path, &e))? {
                 return Ok(Some(f));
             }
             if Instant::now() >= deadline {
@@ -543,7 +542,8 @@ impl Store for FilesStore {
         let path = self.path_for(id);
         // The holder may be PHP's handler as well as one of ours; nobody tells when it ends, but the
         // kernel wakes the waiter (`wait_for_release`).
-        let Some((file, _created)) = self.try_lock(&path)? else { return Ok(Acquire::Busy(Busy::default())) };
+        let locked = self.try_lock(&path).map_err(|(what, e)| io_error(what, &path, &e))?;
+        let Some((file, _created)) = locked else { return Ok(Acquire::Busy(Busy::default())) };
         let data = (|| {
             // Whether we created the file says nothing about what it holds now: between our create
             // and our flock another request may have locked, written and released it. A file nobody
@@ -600,7 +600,7 @@ impl Store for FilesStore {
                 Wrote::Gone => {
                     file = match owner {
                         // Under the request's lock: the current file, unless another request holds it by now.
-                        Some(_) => match self.try_lock(&path)? {
+                        Some(_) => match self.try_lock(&path).map_err(|(_, e)| io_error("cannot write", &path, &e))? {
                             Some((f, _)) => f,
                             None => return Ok(Written::LockLost),
                         },
