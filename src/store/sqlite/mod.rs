@@ -357,6 +357,27 @@ impl SqliteStore {
         ))
     }
 
+    /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock: `lost`
+    /// when the lock is no longer ours (nothing is changed then).
+    fn under_lock<T>(&mut self, id: &SessionId, owner: Option<&Token>, lost: T, f: impl FnOnce(&Connection) -> Res<T>) -> Result<T> {
+        self.check_file()?;
+        let r = (|| {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(owner) = owner {
+                if !Self::release_in(&tx, id, owner)? {
+                    return Ok(lost);
+                }
+            }
+            let done = f(&tx)?;
+            tx.commit()?;
+            Ok(done)
+        })();
+        if owner.is_some() && r.is_ok() {
+            self.drop_beacon(id);
+        }
+        self.guard(r)
+    }
+
     /// gc: deletes idle sessions in batches of GC_BATCH rows, each DELETE its own short transaction
     /// (autocommit), so a writer waits at most for one batch, not for the whole gc. `between` runs
     /// after each batch with the connection and the batch's row count (a no-op outside tests, which
@@ -596,48 +617,23 @@ impl Store for SqliteStore {
     }
 
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
-        self.check_file()?;
         // One write transaction: the lock's check and release, the expectation's check and the write
         // (one statement), and on a refusal the read of what is stored now.
-        let r = (|| -> Res<Written> {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(owner) = owner {
-                if !Self::release_in(&tx, id, owner)? {
-                    return Ok(Written::LockLost);
-                }
-            }
+        self.under_lock(id, owner, Written::LockLost, |tx| {
             let now = unix_now();
-            let w = match Self::write_in(&tx, id, data, expect, exp, now)? {
+            Ok(match Self::write_in(tx, id, data, expect, exp, now)? {
                 Some(v) => Written::Done(version_of(v)),
-                None => Written::Conflict(Self::load_in(&tx, id, exp, now)?),
-            };
-            tx.commit()?;
-            Ok(w)
-        })();
-        if owner.is_some() && r.is_ok() {
-            self.drop_beacon(id);
-        }
-        self.guard(r)
+                None => Written::Conflict(Self::load_in(tx, id, exp, now)?),
+            })
+        })
     }
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, _exp: Expiry) -> Result<Touched> {
-        self.check_file()?;
-        let r = (|| -> Res<Touched> {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(owner) = owner {
-                if !Self::release_in(&tx, id, owner)? {
-                    return Ok(Touched::LockLost);
-                }
-            }
+        self.under_lock(id, owner, Touched::LockLost, |tx| {
             tx.prepare_cached("UPDATE sessions SET updated_at = ?2 WHERE id = ?1")?
                 .execute(params![id.as_str(), unix_now()])?;
-            tx.commit()?;
             Ok(Touched::Done)
-        })();
-        if owner.is_some() && r.is_ok() {
-            self.drop_beacon(id);
-        }
-        self.guard(r)
+        })
     }
 
     fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
