@@ -14,6 +14,7 @@
 //!    header with the file name and length, a trailer last): until the journal is complete the session
 //!    file is untouched, and a torn journal is ignored;
 //! 3. the session file is rewritten in place (`pwrite` + `ftruncate`), then the journal is removed.
+//!
 //! A process killed during 3 leaves a complete journal: the next request that locks the session
 //! replays it (the same bytes again) before reading, and a reader without the lock reads the journal's
 //! bytes instead of the torn file. Steps 1–3 run under an OFD write lock (`F_OFD_SETLKW`, a second lock

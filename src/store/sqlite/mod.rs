@@ -479,7 +479,7 @@ fn check_files(db: &Path) -> Result<()> {
     // Not beside a file that is no database (SQLite refuses it next, and nothing is left behind).
     let mut head = [0u8; 16];
     let n = f.map(|mut f| std::io::Read::read(&mut f, &mut head).unwrap_or(0)).unwrap_or(0);
-    let create = n == 0 || &head[..n] == &b"SQLite format 3\0"[..n];
+    let create = n == 0 || head[..n] == b"SQLite format 3\0"[..n];
     for suffix in COMPANIONS {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
