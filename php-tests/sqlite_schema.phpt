@@ -103,6 +103,7 @@ sessions columns:
   created_at REAL NOT NULL
   updated_at REAL NOT NULL
   user_id TEXT
+  version INTEGER NOT NULL DEFAULT 0
 session_locks columns:
   id TEXT NOT NULL PRIMARY KEY
   owner TEXT NOT NULL

@@ -62,7 +62,9 @@ pub fn byte_is_locked(f: &File, at: u64) -> io::Result<bool> {
 }
 
 /// Blocks for a shared lock on a descriptor of its own (waiters do not exclude each other, holders
-/// take exclusive ones), then drops it at once by closing the descriptor.
+/// take exclusive ones), then drops it at once: released explicitly, then the descriptor closed (a
+/// lock belongs to the open file, which a process forked meanwhile shares until its exec: closing
+/// alone could leave it held, and a holder's next try busy, for that while).
 fn block_until_free(path: &Path, kind: Kind) -> io::Result<()> {
     let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)?;
     loop {
@@ -80,6 +82,11 @@ fn block_until_free(path: &Path, kind: Kind) -> io::Result<()> {
             },
         };
         if r == 0 {
+            match kind {
+                // SAFETY: a valid open descriptor.
+                Kind::Flock => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) },
+                Kind::Byte(at) => ofd(&f, libc::F_OFD_SETLK, libc::F_UNLCK, at).map_or(-1, |_| 0),
+            };
             return Ok(());
         }
         let e = io::Error::last_os_error();

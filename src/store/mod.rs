@@ -250,8 +250,8 @@ pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
 pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
 
     match engine {
-        Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
-        Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
+        Engine::Sqlite(o) => Ok(Box::new(sqlite::SqliteStore::open(o)?)),
+        Engine::Files(o) => Ok(Box::new(files::FilesStore::open(o)?)),
         Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
         Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
     }

@@ -14,6 +14,7 @@
 //!    header with the file name and length, a trailer last): until the journal is complete the session
 //!    file is untouched, and a torn journal is ignored;
 //! 3. the session file is rewritten in place (`pwrite` + `ftruncate`), then the journal is removed.
+//!
 //! A process killed during 3 leaves a complete journal: the next request that locks the session
 //! replays it (the same bytes again) before reading, and a reader without the lock reads the journal's
 //! bytes instead of the torn file. Steps 1–3 run under an OFD write lock (`F_OFD_SETLKW`, a second lock
@@ -23,6 +24,15 @@
 //! Also unlike PHP: waits are bounded, files older than gc_maxlifetime read as expired, and a file
 //! created only to lock a session is marked with an mtime of 0 (the epoch): it reads as absent, so
 //! locking never creates a session, and it is left in place (a PHP request may be waiting on it) for gc.
+//!
+//! A session's version is its file's size, mtime (ns) and inode, read under the lock (the file keeps
+//! PHP's format: there is no room for a counter). The kernel stamps a write with a coarse clock (a
+//! tick, ~4 ms), so two writes of one size within a tick would share a version: every write of ours
+//! (and every touch) sets the mtime itself, to max(now, previous mtime + 1 ns), so it always moves the
+//! version. Left: PHP's own handler writing the same size twice within one tick, between our read and
+//! our write, is not seen (its writes are stamped by the kernel) — it ignores our CAS anyway. A write
+//! that expects a version (or no session) checks it under the flock, in the same OFD-locked step as
+//! the write: under the request's lock, or, without one (locking off), under a flock taken for it.
 
 pub mod options;
 
@@ -33,25 +43,50 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, Context};
-
-use super::legacy::{Acquire, Saved, Store};
 pub use options::FilesOptions;
+use super::{Acquire, Busy, Collect, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
 use crate::lock::{fnv64, Token};
 use crate::private;
 
+/// How long a write that expects something, made without the session's lock (locking off), waits
+/// for the flock it checks and writes under: a request holding the lock is done within
+/// lock_expire-like times; beyond this the write fails as a timeout instead of hanging.
+const UNLOCKED_CAS_WAIT: Duration = Duration::from_secs(10);
+
 pub struct FilesStore {
     opts: FilesOptions,
     name: String,
-    /// The session whose file we hold locked, and the open descriptor.
+    /// The session whose file we hold locked, and the open descriptor. The flocked descriptor IS the
+    /// lock (closing it releases it, and the kernel releases it when the process dies), so it stays
+    /// in the handle between calls; nothing else of a session is kept here (its version travels in
+    /// `Loaded` and `Expect`).
     held: Option<Held>,
 }
 
 struct Held {
     id: SessionId,
-    file: File,
+    file: Flocked,
+}
+
+/// A session file whose flock we hold. Dropping it releases the lock explicitly (`File::unlock`)
+/// before the descriptor closes: a flock belongs to the open file, which a process forked at that
+/// moment (a PHP exec or proc_open, a test spawning a child) shares until its exec, so closing alone
+/// could leave the lock held for that while.
+struct Flocked(File);
+
+impl Drop for Flocked {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl std::ops::Deref for Flocked {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
 }
 
 /// Start and end of a redo journal; a journal without both (or of the wrong length) is torn.
@@ -79,6 +114,39 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     a.ino() == b.ino() && a.dev() == b.dev()
 }
 
+/// A file's mtime in ns since the epoch.
+fn mtime_ns(md: &fs::Metadata) -> i128 {
+    i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec())
+}
+
+fn at_ns(ns: i128) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64)
+}
+
+/// The mtime a write of ours gives the file whose mtime is now `prev`: never the same or earlier, so
+/// that the write moves the version even within one tick of the kernel's clock.
+fn next_mtime(prev: &fs::Metadata) -> SystemTime {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    at_ns(now.max(mtime_ns(prev) + 1))
+}
+
+/// The version of a session file of `len` bytes with mtime `mtime` (ns): with the inode (and device),
+/// so that a file removed and created again is another version.
+fn version(md: &fs::Metadata, len: u64, mtime: i128) -> Version {
+    let id = [md.dev().to_le_bytes(), md.ino().to_le_bytes(), len.to_le_bytes()].concat();
+    Version::new(((mtime as u64 as u128) << 64) | u128::from(fnv64(&id)))
+}
+
+fn version_of(md: &fs::Metadata) -> Version {
+    version(md, md.len(), mtime_ns(md))
+}
+
+/// The mtime a killed writer's complete journal (`jmd`) gives the session file (`md`) when it is
+/// finished: the journal's, moved past the file's as every write of ours is.
+fn recovered_mtime(md: &fs::Metadata, jmd: &fs::Metadata) -> i128 {
+    mtime_ns(jmd).max(mtime_ns(md) + 1)
+}
+
 /// A POSIX open-file-description lock over the whole file: `F_RDLCK`, `F_WRLCK` or `F_UNLCK`.
 /// Blocks (the holders only hold it for one read or write); released too when the descriptor closes.
 fn ofd_lock(f: &File, kind: libc::c_int) -> std::io::Result<()> {
@@ -96,6 +164,34 @@ fn ofd_lock(f: &File, kind: libc::c_int) -> std::io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// The flock of `f` if it is free (std's `File::try_lock` is `flock(LOCK_EX | LOCK_NB)` on Linux, the
+/// lock PHP's handler takes): Ok(false) when another descriptor holds it.
+fn try_flock(f: &File) -> std::io::Result<bool> {
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The whole content of `f` from its start (whatever its cursor), `len` bytes expected.
+fn read_all(f: &File, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len as usize);
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read_at(&mut chunk, buf.len() as u64)?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// An I/O error about `p`: "`what` `p`: cause", classified by its kind.
+fn io_error(what: &str, p: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::io(p.display().to_string(), e, format!("{what} {}: {e}", p.display()))
 }
 
 /// The journal beside `path` (same directory, so same file system), a fixed-length name whatever the id.
@@ -154,32 +250,38 @@ fn read_journal(path: &Path) -> std::io::Result<Journal> {
     })
 }
 
-/// Rewrites `file` in place with `data` (the space reserved, no journal): see the module comment.
-fn apply(file: &File, data: &[u8]) -> std::io::Result<()> {
+/// Rewrites `file` in place with `data` (the space reserved, no journal), stamped `mtime`: see the
+/// module comment.
+fn apply(file: &File, data: &[u8], mtime: SystemTime) -> std::io::Result<()> {
     file.write_all_at(data, 0)?;
     file.set_len(data.len() as u64)?;
     // Also for an unchanged length (a lock-only file written empty): the write makes the session live.
-    file.set_modified(SystemTime::now())
+    file.set_modified(mtime)
 }
 
 /// Result of a write attempt on an open descriptor.
 enum Wrote {
-    Done,
+    Done(Version),
     /// The path no longer names this descriptor's file (gc or a destroy removed it): nothing written.
     Gone,
+    /// The expectation failed: nothing written; what is stored now.
+    Conflict(Option<Loaded>),
 }
 
 impl FilesStore {
-    pub fn open(o: &FilesOptions) -> anyhow::Result<Self> {
+    pub fn open(o: &FilesOptions) -> Result<Self> {
         let name = format!("files://{}", o.dir.display());
-        let md = fs::metadata(&o.dir).with_context(|| format!("{name}: directory {} is not accessible", o.dir.display()))?;
+        let at = o.dir.display().to_string();
+        let unavailable = |detail: String| StoreError::new(super::ErrorKind::Unavailable, at.clone(), detail);
+        let md = fs::metadata(&o.dir)
+            .map_err(|e| StoreError::io(at.clone(), &e, format!("{name}: directory {} is not accessible: {e}", o.dir.display())))?;
         if !md.is_dir() {
-            return Err(anyhow!("{name}: {} is not a directory", o.dir.display()));
+            return Err(unavailable(format!("{name}: {} is not a directory", o.dir.display())));
         }
-        let c = std::ffi::CString::new(o.dir.as_os_str().as_encoded_bytes())?;
+        let c = std::ffi::CString::new(o.dir.as_os_str().as_encoded_bytes()).map_err(|e| unavailable(format!("{name}: {e}")))?;
         // SAFETY: c is a valid NUL-terminated path.
         if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            return Err(anyhow!("{name}: directory {} is not writable", o.dir.display()));
+            return Err(unavailable(format!("{name}: directory {} is not writable", o.dir.display())));
         }
         Ok(FilesStore { opts: o.clone(), name, held: None })
     }
@@ -198,19 +300,10 @@ impl FilesStore {
         self.dir_for(id).join(format!("sess_{}", id.name_within(255 - "sess_".len())))
     }
 
-    /// Error context for an operation (the caller adds which store it is).
-    fn ctx(&self, what: &str, p: &Path) -> String {
-        format!("{what} {}", p.display())
-    }
-
-    fn ensure_dir(&self, id: &SessionId) -> anyhow::Result<()> {
+    fn ensure_dir(&self, id: &SessionId) -> Result<()> {
         if self.opts.depth > 0 {
             let d = self.dir_for(id);
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&d)
-                .with_context(|| self.ctx("cannot create directory", &d))?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(|e| io_error("cannot create directory", &d, &e))?;
         }
         Ok(())
     }
@@ -218,6 +311,21 @@ impl FilesStore {
     fn is_live(md: &fs::Metadata, max_lifetime: Duration) -> bool {
         let age = md.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
         !lock_only(md) && age <= max_lifetime
+    }
+
+    /// The session an open file holds (None: lock-only or expired), read under its OFD lock, with a
+    /// complete journal of a killed writer read as the session.
+    fn read_session(path: &Path, f: &File, exp: Expiry) -> std::io::Result<Option<Loaded>> {
+        let md = f.metadata()?;
+        if let Journal::Complete(data, jmd) = read_journal(path)? {
+            // At the version the next lock holder gives it when it finishes the journal (`recover`).
+            let version = version(&md, data.len() as u64, recovered_mtime(&md, &jmd));
+            return Ok(Self::is_live(&jmd, exp.lifetime).then_some(Loaded { data, version }));
+        }
+        if !Self::is_live(&md, exp.lifetime) {
+            return Ok(None);
+        }
+        Ok(Some(Loaded { data: read_all(f, md.len())?, version: version_of(&md) }))
     }
 
     /// Opens the session file read-write, creating it (as a lock-only placeholder) when missing.
@@ -251,19 +359,15 @@ impl FilesStore {
     }
 
     /// One attempt to flock the current session file without waiting; None when busy. An error comes
-    /// with what failed ("cannot open", "cannot create", "cannot lock").
-    fn try_lock(&self, path: &Path) -> Result<Option<(File, bool)>, (&'static str, std::io::Error)> {
+    /// with what failed ("cannot open", "cannot create", "cannot lock"), for a caller that says so.
+    fn try_lock(&self, path: &Path) -> std::result::Result<Option<(Flocked, bool)>, (&'static str, std::io::Error)> {
         loop {
             let (file, created) =
                 self.open_or_create(path).map_err(|e| (if path.exists() { "cannot open" } else { "cannot create" }, e))?;
-            // SAFETY: a valid open descriptor.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                    return Ok(None);
-                }
-                return Err(("cannot lock", err));
+            if !try_flock(&file).map_err(|e| ("cannot lock", e))? {
+                return Ok(None);
             }
+            let file = Flocked(file);
             // The file may have been removed (gc, a destroy) while we waited: a lock on an unlinked
             // inode locks nothing, so start again on the current file.
             if Self::is_current(path, &file).map_err(|e| ("cannot lock", e))? {
@@ -272,14 +376,37 @@ impl FilesStore {
         }
     }
 
+    /// The flock for a write that expects something without the session's lock (locking off),
+    /// waited for up to UNLOCKED_CAS_WAIT. None: a version was expected and there is no file at all
+    /// (a conflict; nothing is created for it).
+    fn lock_for_check(&self, path: &Path, expect: Expect) -> Result<Option<Flocked>> {
+        let deadline = Instant::now() + UNLOCKED_CAS_WAIT;
+        loop {
+            if matches!(expect, Expect::Version(_)) && matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
+                return Ok(None);
+            }
+            if let Some((f, _)) = self.try_lock(path).map_err(|(_, e)| io_error("cannot write", path, &e))? {
+                return Ok(Some(f));
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::new(
+                    super::ErrorKind::Timeout,
+                    path.display().to_string(),
+                    format!("{} stayed locked by another request for {} s", path.display(), UNLOCKED_CAS_WAIT.as_secs()),
+                ));
+            }
+            kwait::wait_until_free(path, Kind::Flock, deadline).map_err(|e| io_error("cannot wait for the lock on", path, &e))?;
+        }
+    }
+
     /// Finishes (or discards) a journal a killed writer left, under `file`'s OFD write lock.
     fn recover(path: &Path, file: &File) -> std::io::Result<()> {
         match read_journal(path)? {
             Journal::None => return Ok(()),
             Journal::Torn => {}
-            Journal::Complete(data, md) => {
-                apply(file, &data)?;
-                file.set_modified(md.modified()?)?;
+            Journal::Complete(data, jmd) => {
+                let mtime = recovered_mtime(&file.metadata()?, &jmd);
+                apply(file, &data, at_ns(mtime))?;
             }
         }
         match fs::remove_file(journal_path(path)) {
@@ -288,13 +415,29 @@ impl FilesStore {
         }
     }
 
-    /// Writes `data` into the open session file `file` in place, journaled (see the module comment).
-    fn write_journaled(&self, path: &Path, file: &File, data: &[u8]) -> std::io::Result<Wrote> {
+    /// Writes `data` into the open session file `file` in place, journaled (see the module comment),
+    /// if what it holds is as `expect` says (checked under the same OFD write lock as the write).
+    fn write_journaled(&self, path: &Path, file: &File, data: &[u8], expect: Expect, exp: Expiry) -> std::io::Result<Wrote> {
         ofd_lock(file, libc::F_WRLCK)?;
         let r = (|| {
             if !Self::is_current(path, file)? {
                 return Ok(Wrote::Gone);
             }
+            // Under our flock the lock decides (Held): a locking-off writer is overwritten, as before.
+            if !matches!(expect, Expect::Any | Expect::Held(_)) {
+                // What a reader would find now (a killed writer's journal finished first).
+                Self::recover(path, file)?;
+                let now = Self::read_session(path, file, exp)?;
+                let ok = match expect {
+                    Expect::Absent => now.is_none(),
+                    Expect::Version(v) => now.as_ref().is_some_and(|l| l.version == v),
+                    Expect::Any | Expect::Held(_) => true,
+                };
+                if !ok {
+                    return Ok(Wrote::Conflict(now));
+                }
+            }
+            let mtime = next_mtime(&file.metadata()?);
             if !data.is_empty() {
                 // SAFETY: a valid descriptor.
                 if unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, data.len() as libc::off_t) } != 0 {
@@ -317,22 +460,12 @@ impl FilesStore {
                 return Err(e);
             }
             // From here the journal holds the session: a failure below is finished by the next request.
-            apply(file, data)?;
+            apply(file, data, mtime)?;
             fs::remove_file(&jp)?;
-            Ok(Wrote::Done)
+            Ok(Wrote::Done(version_of(&file.metadata()?)))
         })();
         let _ = ofd_lock(file, libc::F_UNLCK);
         r
-    }
-
-    /// A write without the session lock (locking off): on the current file, under the OFD lock only.
-    fn write_unlocked(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
-        loop {
-            let (file, _) = self.open_or_create(path)?;
-            if let Wrote::Done = self.write_journaled(path, &file, data)? {
-                return Ok(());
-            }
-        }
     }
 
     /// gc's delete of a file its scan found idle. Between the scan and now a request may have locked
@@ -345,10 +478,10 @@ impl FilesStore {
         let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) else {
             return false;
         };
-        // SAFETY: a valid open descriptor; the lock ends when `f` is closed.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !try_flock(&f).unwrap_or(false) {
             return false;
         }
+        let f = Flocked(f);
         let (Ok(md), Ok(cur)) = (f.metadata(), fs::symlink_metadata(path)) else {
             return false;
         };
@@ -368,165 +501,10 @@ impl FilesStore {
     }
 }
 
-impl Store for FilesStore {
-    fn describe(&self) -> String {
-        self.name.clone()
-    }
+impl Pooled for FilesStore {}
 
-    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
-        let path = self.path_for(id);
-        let mut f = match private::open(&path, OpenOptions::new().read(true), self.opts.mode) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
-        };
-        // Not while one of our writers is in the middle of a write; and a killed writer's complete
-        // journal is the session, whatever the file holds.
-        ofd_lock(&f, libc::F_RDLCK).with_context(|| self.ctx("cannot lock", &path))?;
-        let r = (|| {
-            if let Journal::Complete(data, jmd) = read_journal(&path)? {
-                return Ok(Self::is_live(&jmd, max_lifetime).then_some(data));
-            }
-            let md = f.metadata()?;
-            if !Self::is_live(&md, max_lifetime) {
-                return Ok(None);
-            }
-            let mut buf = Vec::with_capacity(md.len() as usize);
-            f.read_to_end(&mut buf)?;
-            Ok::<_, std::io::Error>(Some(buf))
-        })();
-        r.with_context(|| self.ctx("cannot read", &path))
-    }
-
-    fn lock_and_load(
-        &mut self,
-        id: &SessionId,
-        _owner: &Token,
-        _expire: Duration,
-        max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
-        if self.holds(id) {
-            return Ok(Acquire::Locked(self.load(id, max_lifetime)?));
-        }
-        self.held = None;
-        self.ensure_dir(id)?;
-        let path = self.path_for(id);
-        let locked = self.try_lock(&path).map_err(|(what, e)| anyhow!(e).context(self.ctx(what, &path)))?;
-        let Some((mut file, _created)) = locked else { return Ok(Acquire::Busy) };
-        let data = (|| {
-            // Whether we created the file says nothing about what it holds now: between our create
-            // and our flock another request may have locked, written and released it. A file nobody
-            // wrote is lock-only (mtime 0) and reads as no session below.
-            ofd_lock(&file, libc::F_WRLCK)?;
-            let r = Self::recover(&path, &file);
-            ofd_lock(&file, libc::F_UNLCK)?;
-            r?;
-            let md = file.metadata()?;
-            if !Self::is_live(&md, max_lifetime) {
-                return Ok(None);
-            }
-            let mut buf = Vec::with_capacity(md.len() as usize);
-            file.read_to_end(&mut buf)?;
-            Ok::<_, std::io::Error>(Some(buf))
-        })()
-        .with_context(|| self.ctx("cannot read", &path))?;
-        self.held = Some(Held { id: id.clone(), file });
-        Ok(Acquire::Locked(data))
-    }
-
-    /// Woken by the kernel when the holder's flock goes (ours or PHP's handler's), instead of polling.
-    fn records_holders(&self) -> bool {
-        false
-    }
-
-    fn wait_for_release(&mut self, id: &SessionId, deadline: Instant, _attempt: u32) -> anyhow::Result<()> {
-        let path = self.path_for(id);
-        kwait::wait_until_free(&path, Kind::Flock, deadline).with_context(|| self.ctx("cannot wait for the lock on", &path))?;
-        Ok(())
-    }
-
-    fn save(&mut self, id: &SessionId, data: &[u8], _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        let path = self.path_for(id);
-        let Some(h) = self.release(id) else {
-            if owner.is_some() {
-                return Ok(Saved::LockLost);
-            }
-            self.ensure_dir(id)?;
-            self.write_unlocked(&path, data).with_context(|| self.ctx("cannot write", &path))?;
-            return Ok(Saved::Done);
-        };
-        let mut file = h.file;
-        loop {
-            match self.write_journaled(&path, &file, data).with_context(|| self.ctx("cannot write", &path))? {
-                Wrote::Done => return Ok(Saved::Done),
-                // Our file was removed under the lock (gc of an expired or lock-only file, a destroy by
-                // PHP's handler): lock the current one, unless another request holds it by now.
-                Wrote::Gone => match self.try_lock(&path).map_err(|(_, e)| anyhow!(e).context(self.ctx("cannot write", &path)))? {
-                    Some((f, _)) => file = f,
-                    None => return Ok(Saved::LockLost),
-                },
-            }
-        }
-    }
-
-    fn touch(&mut self, id: &SessionId, _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        if owner.is_some() && !self.holds(id) {
-            return Ok(Saved::LockLost);
-        }
-        let path = self.path_for(id);
-        match private::open(&path, File::options().write(true), self.opts.mode) {
-            // A lock-only file stays one: touching it would create an empty session.
-            Ok(f) if !f.metadata().map(|m| lock_only(&m)).unwrap_or(true) => {
-                f.set_modified(SystemTime::now()).with_context(|| self.ctx("cannot update the time of", &path))?
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot open", &path)),
-        }
-        self.release(id);
-        Ok(Saved::Done)
-    }
-
-    fn unlock(&mut self, id: &SessionId, _owner: &Token) -> anyhow::Result<()> {
-        self.release(id);
-        Ok(())
-    }
-
-    fn destroy(&mut self, id: &SessionId, _owner: Option<&Token>) -> anyhow::Result<()> {
-        let path = self.path_for(id);
-        // The session file is its lock: deleting a file another request holds would free that lock
-        // (the next request creates a new file and locks it). Refuse instead, as loudly as any error.
-        let _guard = match self.release(id) {
-            Some(h) => Some(h.file),
-            None => match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
-                Ok(f) => {
-                    // SAFETY: a valid open descriptor; the lock ends when `f` is closed, after the unlink.
-                    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                        return Err(anyhow!("{} is locked by another request", path.display()));
-                    }
-                    Some(f)
-                }
-                Err(_) => None,
-            },
-        };
-        for p in [&path, &journal_path(&path)] {
-            match fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(anyhow!(e)).with_context(|| self.ctx("cannot delete", p)),
-            }
-        }
-        Ok(())
-    }
-
-    fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool> {
-        Ok(match fs::symlink_metadata(self.path_for(id)) {
-            Ok(md) => md.is_file() && Self::is_live(&md, max_lifetime),
-            Err(_) => false,
-        })
-    }
-
-    fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64> {
+impl Collect for FilesStore {
+    fn gc(&mut self, exp: Expiry) -> Result<u64> {
         fn walk(dir: &Path, depth: u8, max_lifetime: Duration, n: &mut u64) -> std::io::Result<()> {
             for entry in fs::read_dir(dir)? {
                 let entry = entry?;
@@ -554,19 +532,190 @@ impl Store for FilesStore {
             Ok(())
         }
         let mut n = 0;
-        walk(&self.opts.dir, self.opts.depth, max_lifetime, &mut n)
-            .context("gc cannot scan the directory")?;
+        let dir = &self.opts.dir;
+        walk(dir, self.opts.depth, exp.lifetime, &mut n)
+            .map_err(|e| StoreError::io(dir.display().to_string(), &e, format!("gc cannot scan the directory: {e}")))?;
         Ok(n)
+    }
+}
+
+impl Store for FilesStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
+        let path = self.path_for(id);
+        let f = match private::open(&path, OpenOptions::new().read(true), self.opts.mode) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("cannot open", &path, &e)),
+        };
+        // Not while one of our writers is in the middle of a write; and a killed writer's complete
+        // journal is the session, whatever the file holds.
+        ofd_lock(&f, libc::F_RDLCK).map_err(|e| io_error("cannot lock", &path, &e))?;
+        let r = Self::read_session(&path, &f, exp);
+        let _ = ofd_lock(&f, libc::F_UNLCK);
+        r.map_err(|e| io_error("cannot read", &path, &e))
+    }
+
+    fn lock_and_load(&mut self, id: &SessionId, _owner: &Token, _lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
+        if self.holds(id) {
+            return Ok(Acquire::Locked(self.load(id, exp)?));
+        }
+        self.held = None;
+        self.ensure_dir(id)?;
+        let path = self.path_for(id);
+        // The holder may be PHP's handler as well as one of ours; nobody tells when it ends, but the
+        // kernel wakes the waiter (`wait_for_release`).
+        let locked = self.try_lock(&path).map_err(|(what, e)| io_error(what, &path, &e))?;
+        let Some((file, _created)) = locked else { return Ok(Acquire::Busy(Busy::default())) };
+        let data = (|| {
+            // Whether we created the file says nothing about what it holds now: between our create
+            // and our flock another request may have locked, written and released it. A file nobody
+            // wrote is lock-only (mtime 0) and reads as no session below.
+            ofd_lock(&file, libc::F_WRLCK)?;
+            let r = Self::recover(&path, &file).and_then(|()| Self::read_session(&path, &file, exp));
+            ofd_lock(&file, libc::F_UNLCK)?;
+            r
+        })()
+        .map_err(|e| io_error("cannot read", &path, &e))?;
+        self.held = Some(Held { id: id.clone(), file });
+        Ok(Acquire::Locked(data))
+    }
+
+    /// Woken by the kernel when the holder's flock goes (ours or PHP's handler's), instead of polling.
+    fn wait_for_release(&mut self, id: &SessionId, _busy: &Busy, deadline: Instant, _attempt: u32) -> Result<()> {
+        let path = self.path_for(id);
+        kwait::wait_until_free(&path, Kind::Flock, deadline).map_err(|e| io_error("cannot wait for the lock on", &path, &e))?;
+        Ok(())
+    }
+
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
+        let path = self.path_for(id);
+        let mut file = match self.release(id) {
+            Some(h) => h.file,
+            None if owner.is_some() => return Ok(Written::LockLost),
+            None => {
+                self.ensure_dir(id)?;
+                if expect == Expect::Any {
+                    // Locking off, last writer wins: on the current file, under the OFD lock only.
+                    loop {
+                        let (file, _) = self.open_or_create(&path).map_err(|e| io_error("cannot write", &path, &e))?;
+                        match self.write_journaled(&path, &file, data, expect, exp).map_err(|e| io_error("cannot write", &path, &e))? {
+                            Wrote::Done(v) => return Ok(Written::Done(v)),
+                            Wrote::Conflict(now) => return Ok(Written::Conflict(now)),
+                            Wrote::Gone => {}
+                        }
+                    }
+                }
+                match self.lock_for_check(&path, expect)? {
+                    Some(f) => f,
+                    None => return Ok(Written::Conflict(None)),
+                }
+            }
+        };
+        loop {
+            // The descriptor (and its flock) is closed when this returns: the lock is released with the
+            // write, or with its refusal.
+            match self.write_journaled(&path, &file, data, expect, exp).map_err(|e| io_error("cannot write", &path, &e))? {
+                Wrote::Done(v) => return Ok(Written::Done(v)),
+                Wrote::Conflict(now) => return Ok(Written::Conflict(now)),
+                // Our file was removed under the lock (gc of an expired or lock-only file, a destroy by
+                // PHP's handler): lock the current one, unless another request holds it by now.
+                Wrote::Gone => {
+                    file = match owner {
+                        // Under the request's lock: the current file, unless another request holds it by now.
+                        Some(_) => match self.try_lock(&path).map_err(|(_, e)| io_error("cannot write", &path, &e))? {
+                            Some((f, _)) => f,
+                            None => return Ok(Written::LockLost),
+                        },
+                        // Under a flock taken for the check: taken again on the current file.
+                        None => match self.lock_for_check(&path, expect)? {
+                            Some(f) => f,
+                            None => return Ok(Written::Conflict(None)),
+                        },
+                    };
+                }
+            }
+        }
+    }
+
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, _exp: Expiry) -> Result<Touched> {
+        if owner.is_some() && !self.holds(id) {
+            return Ok(Touched::LockLost);
+        }
+        let path = self.path_for(id);
+        match private::open(&path, File::options().write(true), self.opts.mode) {
+            // A lock-only file stays one: touching it would create an empty session.
+            Ok(f) => match f.metadata() {
+                Ok(md) if !lock_only(&md) => f.set_modified(next_mtime(&md)).map_err(|e| io_error("cannot update the time of", &path, &e))?,
+                _ => {}
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("cannot open", &path, &e)),
+        }
+        self.release(id);
+        Ok(Touched::Done)
+    }
+
+    fn unlock(&mut self, id: &SessionId, _owner: &Token) -> Result<()> {
+        self.release(id);
+        Ok(())
+    }
+
+    fn destroy(&mut self, id: &SessionId, _owner: Option<&Token>) -> Result<()> {
+        let path = self.path_for(id);
+        // The session file is its lock: deleting a file another request holds would free that lock
+        // (the next request creates a new file and locks it). Refuse instead, as loudly as any error.
+        let _guard = match self.release(id) {
+            Some(h) => Some(h.file),
+            None => match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
+                // The lock ends when `_guard` is dropped, after the unlink.
+                Ok(f) => match try_flock(&f) {
+                    Ok(true) => Some(Flocked(f)),
+                    Ok(false) => {
+                        let detail = format!("{} is locked by another request", path.display());
+                        return Err(StoreError::new(super::ErrorKind::Backend, path.display().to_string(), detail));
+                    }
+                    Err(e) => return Err(io_error("cannot lock", &path, &e)),
+                },
+                Err(_) => None,
+            },
+        };
+        for p in [&path, &journal_path(&path)] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("cannot delete", p, &e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        Ok(match fs::symlink_metadata(self.path_for(id)) {
+            Ok(md) => md.is_file() && Self::is_live(&md, exp.lifetime),
+            Err(_) => false,
+        })
+    }
+
+    fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{conformance, woken_at_release, TempDir};
+    use crate::store::tests::{conformance, woken_at_release, Got, Ops, TempDir, W};
 
     fn opts(dir: &Path, depth: u8) -> FilesOptions {
         FilesOptions { dir: dir.to_path_buf(), depth, mode: 0o600 }
+    }
+
+    fn boxed(dir: &Path, depth: u8) -> Box<dyn Store> {
+        Box::new(FilesStore::open(&opts(dir, depth)).unwrap())
     }
 
     /// Writes a file as PHP's handler creates them: 0600 (fs::write would give 0644 under umask 022).
@@ -578,8 +727,64 @@ mod tests {
     fn conforms() {
         for depth in [0, 2] {
             let dir = TempDir::new("files-conf");
-            assert!(conformance(|| Box::new(crate::store::legacy::Legacy(FilesStore::open(&opts(dir.path(), depth)).unwrap())) as Box<dyn crate::store::Store>), "gc raced between scan and unlink");
+            assert!(conformance(|| boxed(dir.path(), depth)), "gc raced between scan and unlink");
         }
+    }
+
+    /// A write that expects a version, made without the lock while another request holds it, waits for
+    /// that request (the flock) and is then checked against what it wrote: refused, with its data.
+    #[test]
+    fn unlocked_cas_writes_wait_for_the_lock_holder() {
+        let dir = TempDir::new("files-cas-wait");
+        let (mut a, mut b) = (boxed(dir.path(), 0), boxed(dir.path(), 0));
+        let id = SessionId::parse(b"caswait").unwrap();
+        let exp = Expiry::new(Duration::from_secs(60));
+        let Written::Done(v0) = a.save(&id, b"base", Expect::Any, None, exp).unwrap() else { panic!("written") };
+        let ta = Token::new();
+        let Acquire::Locked(Some(l)) = a.lock_and_load(&id, &ta, Duration::from_secs(30), exp).unwrap() else { panic!("locked") };
+        assert_eq!(l.version, v0);
+        let id2 = id.clone();
+        let other = std::thread::spawn(move || {
+            let w = b.save(&id2, b"other", Expect::Version(v0), None, exp).unwrap();
+            (w, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let Written::Done(v1) = a.save(&id, b"holder", Expect::Version(v0), Some(&ta), exp).unwrap() else { panic!("the holder writes") };
+        let written = Instant::now();
+        let (w, returned) = other.join().unwrap();
+        assert_eq!(w, Written::Conflict(Some(Loaded { data: b"holder".to_vec(), version: v1 })));
+        assert!(returned >= written, "the unlocked write waited for the holder");
+    }
+
+    /// Writes of one size in quick succession (within one tick of the kernel's clock) each move the
+    /// version, so a write at any earlier one is refused; and a file whose mtime is ahead of the clock
+    /// (a clock stepped back) is still moved forward.
+    #[test]
+    fn every_write_moves_the_version() {
+        let dir = TempDir::new("files-versions");
+        let mut s = boxed(dir.path(), 0);
+        let id = SessionId::parse(b"ticks").unwrap();
+        let exp = Expiry::new(Duration::from_secs(3600));
+        let Written::Done(mut v) = s.save(&id, b"same size 000", Expect::Absent, None, exp).unwrap() else { panic!("created") };
+        let mut seen = vec![v];
+        for i in 1..=100 {
+            let data = format!("same size {i:03}");
+            let Written::Done(next) = s.save(&id, data.as_bytes(), Expect::Version(v), None, exp).unwrap() else { panic!("write {i}") };
+            assert!(!seen.contains(&next), "write {i} reused a version");
+            let stale = s.save(&id, b"stale size 00", Expect::Version(v), None, exp).unwrap();
+            assert_eq!(stale, Written::Conflict(Some(Loaded { data: data.into_bytes(), version: next })), "write {i}");
+            seen.push(next);
+            v = next;
+        }
+        let p = dir.path().join("sess_ticks");
+        let ahead = SystemTime::now() + Duration::from_secs(600);
+        File::options().write(true).open(&p).unwrap().set_modified(ahead).unwrap();
+        let md = fs::metadata(&p).unwrap();
+        assert_eq!(next_mtime(&md), ahead + Duration::from_nanos(1));
+        let v = version_of(&md);
+        let Written::Done(after) = s.save(&id, b"same size 101", Expect::Version(v), None, exp).unwrap() else { panic!("written") };
+        assert_ne!(after, v);
+        assert!(fs::metadata(&p).unwrap().modified().unwrap() > ahead);
     }
 
     /// A waiter is woken by the holder's flock release (`woken_at_release`), and with nobody holding
@@ -588,7 +793,7 @@ mod tests {
     fn waiters_wake_at_the_release() {
         let dir = TempDir::new("files-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
-        let open = || Box::new(crate::store::legacy::Legacy(FilesStore::open(&opts(dir.path(), 0)).unwrap())) as Box<dyn crate::store::Store>;
+        let open = || boxed(dir.path(), 0);
         let (_a, mut b, tb) = woken_at_release(open(), open(), &id);
         b.unlock(&id, &tb).unwrap();
         let t0 = Instant::now();
@@ -599,67 +804,68 @@ mod tests {
     #[test]
     fn same_layout_as_php() {
         let dir = TempDir::new("files-layout");
-        let mut s = FilesStore::open(&opts(dir.path(), 2)).unwrap();
+        let mut s = boxed(dir.path(), 2);
         let id = SessionId::parse(b"abc123").unwrap();
-        s.save(&id, b"a|i:1;", Duration::from_secs(60), None).unwrap();
+        s.put(&id, b"a|i:1;", Duration::from_secs(60), None).unwrap();
         assert_eq!(fs::read(dir.path().join("a/b/sess_abc123")).unwrap(), b"a|i:1;");
         // And a file PHP wrote is read back.
         write_0600(&dir.path().join("a/b/sess_abc999"), b"php|s:1:\"x\";");
         let id2 = SessionId::parse(b"abc999").unwrap();
-        assert_eq!(s.load(&id2, Duration::from_secs(60)).unwrap().unwrap(), b"php|s:1:\"x\";");
+        assert_eq!(s.get(&id2, Duration::from_secs(60)).unwrap().unwrap(), b"php|s:1:\"x\";");
     }
 
     #[test]
     fn longest_storable_ids_are_written() {
         let dir = TempDir::new("files-longid");
-        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let mut s = boxed(dir.path(), 0);
         // NAME_MAX is 255: "sess_" + 250 characters is the longest file name PHP's handler can store.
         let id = SessionId::parse("L".repeat(250).as_bytes()).unwrap();
         let t = Token::new();
-        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), Duration::from_secs(60)).unwrap(), Acquire::Locked(None));
-        assert_eq!(s.save(&id, b"x|i:1;", Duration::from_secs(60), Some(&t)).unwrap(), Saved::Done);
-        assert_eq!(s.load(&id, Duration::from_secs(60)).unwrap().unwrap(), b"x|i:1;");
+        assert_eq!(s.lock(&id, &t, Duration::from_secs(1), Duration::from_secs(60)).unwrap(), Got::Locked(None));
+        assert_eq!(s.put(&id, b"x|i:1;", Duration::from_secs(60), Some(&t)).unwrap(), W::Done);
+        assert_eq!(s.get(&id, Duration::from_secs(60)).unwrap().unwrap(), b"x|i:1;");
     }
 
     #[test]
     fn lock_only_file_reads_as_absent_and_stays_for_gc() {
         let dir = TempDir::new("files-unlock");
-        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let mut s = boxed(dir.path(), 0);
         let id = SessionId::parse(b"neverwritten").unwrap();
         let t = Token::new();
         let life = Duration::from_secs(60);
-        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), life).unwrap(), Acquire::Locked(None));
+        assert_eq!(s.lock(&id, &t, Duration::from_secs(1), life).unwrap(), Got::Locked(None));
         // A lazy_write touch of the never-written session does not make it a session.
-        assert_eq!(s.touch(&id, life, Some(&t)).unwrap(), Saved::Done);
+        assert_eq!(s.tch(&id, life, Some(&t)).unwrap(), W::Done);
         // Kept (a PHP request may be blocked in flock on it), but it is no session.
         let p = dir.path().join("sess_neverwritten");
         assert!(p.exists());
-        assert_eq!(s.load(&id, life).unwrap(), None);
-        assert!(!s.exists(&id, life).unwrap());
-        assert_eq!(s.lock_and_load(&id, &t, Duration::from_secs(1), life).unwrap(), Acquire::Locked(None));
+        assert_eq!(s.get(&id, life).unwrap(), None);
+        assert!(!s.has(&id, life).unwrap());
+        assert_eq!(s.lock(&id, &t, Duration::from_secs(1), life).unwrap(), Got::Locked(None));
         s.unlock(&id, &t).unwrap();
         // gc judges it by when it was made, not by its mtime of 0: a fresh one stays.
-        assert_eq!(s.gc(life).unwrap(), 0);
+        let mut gc = |life| s.collector().expect("files collects").gc(Expiry::new(life)).unwrap();
+        assert_eq!(gc(life), 0);
         assert!(p.exists());
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(s.gc(Duration::from_secs(1)).unwrap(), 0, "not counted as a session");
+        assert_eq!(gc(Duration::from_secs(1)), 0, "not counted as a session");
         assert!(!p.exists());
     }
 
     #[test]
     fn writes_keep_the_inode_a_waiter_holds() {
         let dir = TempDir::new("files-inode");
-        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let mut s = boxed(dir.path(), 0);
         let id = SessionId::parse(b"inode").unwrap();
         let life = Duration::from_secs(60);
-        s.save(&id, b"a much longer first version", life, None).unwrap();
+        s.put(&id, b"a much longer first version", life, None).unwrap();
         let p = dir.path().join("sess_inode");
         // What PHP's handler does: open, then (later) flock on that descriptor.
         let waiter = File::open(&p).unwrap();
         let t = Token::new();
-        assert!(matches!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(_))));
-        assert_eq!(s.save(&id, b"short", life, Some(&t)).unwrap(), Saved::Done);
-        s.save(&id, b"unlocked", life, None).unwrap();
+        assert!(matches!(s.lock(&id, &t, life, life).unwrap(), Got::Locked(Some(_))));
+        assert_eq!(s.put(&id, b"short", life, Some(&t)).unwrap(), W::Done);
+        s.put(&id, b"unlocked", life, None).unwrap();
         assert_eq!(fs::metadata(&p).unwrap().ino(), waiter.metadata().unwrap().ino());
         let mut got = Vec::new();
         (&waiter).read_to_end(&mut got).unwrap();
@@ -671,20 +877,22 @@ mod tests {
     #[test]
     fn a_write_killed_midway_is_completed_from_its_journal() {
         let dir = TempDir::new("files-journal");
-        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let mut s = boxed(dir.path(), 0);
         let id = SessionId::parse(b"torn").unwrap();
         let life = Duration::from_secs(60);
-        s.save(&id, b"old|s:12:\"old contents\";", life, None).unwrap();
+        s.put(&id, b"old|s:12:\"old contents\";", life, None).unwrap();
         let p = dir.path().join("sess_torn");
         // Killed after the journal was complete, in the middle of the in-place rewrite.
         let new = b"new|s:3:\"new\";";
         write_0600(&journal_path(&p), &journal_bytes(&p, new));
         fs::OpenOptions::new().write(true).open(&p).unwrap().write_all_at(b"new|s:", 0).unwrap();
         // A reader without the lock reads the journal's bytes, not the torn file.
-        assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
-        // The next lock holder replays it.
+        let read = s.load(&id, Expiry::new(life)).unwrap().expect("the journal's session");
+        assert_eq!(read.data, new);
+        // The next lock holder replays it, and reads it at the version the reader was told.
         let t = Token::new();
-        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(new.to_vec())));
+        let Acquire::Locked(locked) = s.lock_and_load(&id, &t, life, Expiry::new(life)).unwrap() else { panic!("free") };
+        assert_eq!(locked, Some(read));
         assert_eq!(fs::read(&p).unwrap(), new);
         assert!(!journal_path(&p).exists());
         s.unlock(&id, &t).unwrap();
@@ -692,8 +900,8 @@ mod tests {
         // Killed while writing the journal: the file is untouched and the torn journal is dropped.
         let full = journal_bytes(&p, b"never|i:1;");
         write_0600(&journal_path(&p), &full[..full.len() - 3]);
-        assert_eq!(s.load(&id, life).unwrap().as_deref(), Some(&new[..]));
-        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(new.to_vec())));
+        assert_eq!(s.get(&id, life).unwrap().as_deref(), Some(&new[..]));
+        assert_eq!(s.lock(&id, &t, life, life).unwrap(), Got::Locked(Some(new.to_vec())));
         assert!(!journal_path(&p).exists());
         s.unlock(&id, &t).unwrap();
     }
@@ -704,10 +912,10 @@ mod tests {
         let target = dir.path().join("target");
         fs::write(&target, b"secret").unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("sess_evil")).unwrap();
-        let mut s = FilesStore::open(&opts(dir.path(), 0)).unwrap();
+        let mut s = boxed(dir.path(), 0);
         let id = SessionId::parse(b"evil").unwrap();
-        assert!(s.load(&id, Duration::from_secs(60)).is_err());
-        assert!(s.lock_and_load(&id, &Token::new(), Duration::from_secs(1), Duration::from_secs(60)).is_err());
+        assert!(s.get(&id, Duration::from_secs(60)).is_err());
+        assert!(s.lock(&id, &Token::new(), Duration::from_secs(1), Duration::from_secs(60)).is_err());
         assert_eq!(fs::read(&target).unwrap(), b"secret");
     }
 

@@ -11,21 +11,28 @@
 //! taken over at once instead of after `lock_expire`. Owners that hold such a byte are stored as
 //! `k:<token>`; a lock row of another form (written by an older version) is only taken over once it
 //! has expired.
+//!
+//! Every row carries a `version`, bumped by every write in the same statement that writes (a new row
+//! starts at a random one, so a session destroyed and created again never comes back at a version a
+//! request read before). A write that expects a version is `UPDATE … WHERE version = ?`, one that
+//! expects no session an INSERT that loses to a live row (an expired row counts as absent), both in
+//! the transaction that checks and releases the writer's lock; a refused write reads what is stored
+//! now in that same transaction. Databases made before the column existed get it at open (every
+//! old row at version 0).
 
 pub mod options;
 
 use std::fs::OpenOptions;
-use std::io::ErrorKind;
+use std::io::ErrorKind as IoKind;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::legacy::{Acquire, Saved, Store};
-use super::unix_now;
 pub use options::SqliteOptions;
+use super::{unix_now, Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError};
+use super::{Touched, Version, Written};
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
 use crate::lock::Token;
@@ -40,7 +47,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     data       BLOB NOT NULL,              -- the encoded session, bytes as PHP gave them
     created_at REAL NOT NULL,              -- unix time (s) of the first write
     updated_at REAL NOT NULL,              -- unix time (s) of the last write or timestamp update
-    user_id    TEXT                        -- reserved for a per-user session index; NULL today
+    user_id    TEXT,                       -- reserved for a per-user session index; NULL today
+    version    INTEGER NOT NULL DEFAULT 0  -- bumped by every write; a write may expect the one it read
 );
 CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions(updated_at);
 CREATE TABLE IF NOT EXISTS session_locks (
@@ -50,10 +58,15 @@ CREATE TABLE IF NOT EXISTS session_locks (
 );
 ";
 
+/// What a database made before versions (issue 11) lacks; added at open.
+const ADD_VERSION: &str = "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0";
+
 pub struct SqliteStore {
     conn: Connection,
     name: String,
-    path: std::path::PathBuf,
+    path: PathBuf,
+    /// The database path as errors name it (`StoreError::at`).
+    at: String,
     /// (device, inode) of the database file when opened.
     identity: (u64, u64),
     broken: bool,
@@ -61,12 +74,77 @@ pub struct SqliteStore {
     /// for writing: only then do our holdings come with a lock byte. None when it can not be opened
     /// at all (a read-only directory without one): locks are then rows only, as before.
     locks: Option<(std::fs::File, bool)>,
-    locks_path: std::path::PathBuf,
+    locks_path: PathBuf,
     locks_identity: Option<(u64, u64)>,
-    /// The session and byte whose kernel lock this store holds.
+    /// The session and byte whose kernel lock this store holds: an OS lock, held by this handle's
+    /// descriptor of the lock file (it IS the lock, like the files engine's flocked descriptor), not
+    /// session state; everything else a request needs travels in the values (`Loaded`, `Expect`, `Busy`).
     beacon: Option<(SessionId, u64)>,
-    /// The live holder the last attempt met: session, stored owner, expiry (unix s).
-    busy: Option<(SessionId, String, f64)>,
+}
+
+/// Why an operation failed, before it is named (`SqliteStore::named`).
+enum Fail {
+    Sql(rusqlite::Error),
+    /// An I/O error on the lock file, with what was being done.
+    Io(&'static str, std::io::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Fail::Sql(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+type Res<T> = std::result::Result<T, Fail>;
+
+/// SQLite's error as a `StoreError` at `at` (the database path), in SQLite's words: busy past
+/// busy_timeout is a timeout, a damaged file corrupt, a file we may not open or write unavailable.
+fn sql_error(at: &str, e: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let kind = match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => ErrorKind::Timeout,
+        Some(C::NotADatabase | C::DatabaseCorrupt) => ErrorKind::Corrupt,
+        Some(C::TooBig) => ErrorKind::TooLarge,
+        Some(C::CannotOpen | C::PermissionDenied | C::ReadOnly | C::NotFound) => ErrorKind::Unavailable,
+        _ if matches!(e, rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..)) => {
+            ErrorKind::Corrupt
+        }
+        _ => ErrorKind::Backend,
+    };
+    // rusqlite's errors carry SQLite's code as their source: its Display alone says it once.
+    StoreError::new(kind, at, e.to_string())
+}
+
+/// An I/O error about `p`, in the words "`what` `p`: cause" (or the cause alone when `what` is empty).
+fn io_error(p: &Path, e: &std::io::Error, what: &str) -> StoreError {
+    let detail = if what.is_empty() { e.to_string() } else { format!("{what} {}: {e}", p.display()) };
+    StoreError::io(p.display().to_string(), e, detail)
+}
+
+/// A row's version as the contract's `Version`, and back (None: no row can have it).
+fn version_of(v: i64) -> Version {
+    Version::new(v as u64 as u128)
+}
+
+fn sql_version(v: Version) -> Option<i64> {
+    u64::try_from(v.get()).ok().map(|u| u as i64)
+}
+
+/// The version of a new row: random (62 bits, so that +1 per write never overflows), so that a session
+/// destroyed (or collected) and created again never comes back at a version read before.
+fn fresh_version() -> i64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        b = (unix_now().to_bits() ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    (u64::from_le_bytes(b) >> 2) as i64
 }
 
 /// The stored form of an owner that holds a kernel lock byte.
@@ -87,13 +165,18 @@ fn file_identity(p: &Path) -> Option<(u64, u64)> {
 }
 
 impl SqliteStore {
-    pub fn open(o: &SqliteOptions) -> anyhow::Result<Self> {
+    pub fn open(o: &SqliteOptions) -> Result<Self> {
         let name = format!("sqlite://{}", o.path.display());
-        let conn = Self::connect(o).map_err(tidy).with_context(|| name.clone())?;
-        let identity = file_identity(&o.path).ok_or_else(|| anyhow!("{name}: the database file vanished while opening"))?;
+        let at = o.path.display().to_string();
+        // Open errors say which store first (the warning reads "cannot open sqlite:///…: cause").
+        let named = |e: StoreError| StoreError::new(e.kind(), e.at(), format!("{name}: {}", e.detail()));
+        let conn = Self::connect(o, &at).map_err(named)?;
+        let identity = file_identity(&o.path).ok_or_else(|| {
+            StoreError::new(ErrorKind::Unavailable, &at, format!("{name}: the database file vanished while opening"))
+        })?;
         let mut locks_path = o.path.clone().into_os_string();
         locks_path.push("-locks");
-        let locks_path = std::path::PathBuf::from(locks_path);
+        let locks_path = PathBuf::from(locks_path);
         // A read-only database (a read-only mount, a file the user may only read) is still read:
         // then the lock file is opened read-only, or not at all, and holdings are rows only.
         let locks = match private::open(
@@ -103,7 +186,7 @@ impl SqliteStore {
         ) {
             Ok(f) => Some((f, true)),
             // Planted (another owner's, a symlink, a mode beyond 0600): refused like the database.
-            Err(e) if e.raw_os_error().is_none() => return Err(anyhow!(e)).with_context(|| name.clone()),
+            Err(e) if e.raw_os_error().is_none() => return Err(named(io_error(&locks_path, &e, ""))),
             Err(_) => private::open(&locks_path, OpenOptions::new().read(true), 0o600).ok().map(|f| (f, false)),
         };
         let locks_identity = file_identity(&locks_path);
@@ -111,20 +194,20 @@ impl SqliteStore {
             conn,
             name,
             path: o.path.clone(),
+            at,
             identity,
             broken: false,
             locks,
             locks_path,
             locks_identity,
             beacon: None,
-            busy: None,
         })
     }
 
     /// Whether the holder `stored_owner` of `id`'s lock row still runs. Only owners that hold a
     /// kernel lock byte can be told dead; and only while our lock file is the one at the path (a
     /// removed and recreated lock file would hide live holders from us).
-    fn holder_alive(&mut self, id: &SessionId, stored_owner: &str) -> anyhow::Result<bool> {
+    fn holder_alive(&mut self, id: &SessionId, stored_owner: &str) -> Res<bool> {
         let Some((f, _)) = &self.locks else { return Ok(true) };
         if !stored_owner.starts_with("k:") {
             return Ok(true);
@@ -133,14 +216,14 @@ impl SqliteStore {
             self.broken = true;
             return Ok(true);
         }
-        Ok(kwait::byte_is_locked(f, beacon_at(id, stored_owner))?)
+        kwait::byte_is_locked(f, beacon_at(id, stored_owner)).map_err(|e| Fail::Io("cannot check the lock file", e))
     }
 
     /// Takes lock byte `at` for our holding: false when we can not hold one (no writable lock file),
     /// or a hash collision with a live holding (practically never).
-    fn take_beacon(&self, at: u64) -> anyhow::Result<bool> {
+    fn take_beacon(&self, at: u64) -> Res<bool> {
         match &self.locks {
-            Some((f, true)) => Ok(kwait::try_lock_byte(f, at)?),
+            Some((f, true)) => kwait::try_lock_byte(f, at).map_err(|e| Fail::Io("cannot lock the lock file", e)),
             _ => Ok(false),
         }
     }
@@ -155,21 +238,22 @@ impl SqliteStore {
         }
     }
 
-    fn connect(o: &SqliteOptions) -> anyhow::Result<Connection> {
+    fn connect(o: &SqliteOptions, at: &str) -> Result<Connection> {
         let dir = o.path.parent().unwrap_or(Path::new("/"));
         if o.private_dir {
-            private::ensure_private_dir(dir)?;
+            private::ensure_private_dir(dir).map_err(|e| io_error(dir, &e, ""))?;
         }
         if !dir.is_dir() {
             let why = if dir.exists() { "is not a directory" } else { "does not exist" };
-            return Err(anyhow!("directory {} {why}", dir.display()));
+            return Err(StoreError::new(ErrorKind::Unavailable, dir.display().to_string(), format!("directory {} {why}", dir.display())));
         }
         if o.path.is_dir() {
-            return Err(anyhow!("{} is a directory, not a database file", o.path.display()));
+            return Err(StoreError::new(ErrorKind::Unavailable, at, format!("{} is a directory, not a database file", o.path.display())));
         }
         check_files(&o.path)?;
-        let mut conn = Connection::open(&o.path)?;
-        conn.busy_handler(Some(busy_backoff(o.busy_timeout)))?;
+        let sql = |e: rusqlite::Error| sql_error(at, &e);
+        let mut conn = Connection::open(&o.path).map_err(sql)?;
+        conn.busy_handler(Some(busy_backoff(o.busy_timeout))).map_err(sql)?;
         // Switching to WAL needs a moment of exclusive access; when many workers start at once, retry.
         let mut tries = 0;
         loop {
@@ -179,25 +263,38 @@ impl SqliteStore {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(sql(e)),
             }
         }
-        conn.execute_batch(if o.synchronous_full { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" })?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(if o.synchronous_full { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" })
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        migrate(&mut conn).map_err(sql)?;
         Ok(conn)
     }
 
-    /// Marks the connection as not reusable after any error (the caller names the database).
-    fn guard<T>(&mut self, r: anyhow::Result<T>) -> anyhow::Result<T> {
-        if r.is_err() {
-            self.broken = true;
+    /// Names a failure (the database, or the lock file for its I/O errors).
+    fn named(&self, f: Fail) -> StoreError {
+        match f {
+            Fail::Sql(e) => sql_error(&self.at, &e),
+            Fail::Io(what, e) => io_error(&self.locks_path, &e, what),
+            Fail::Store(e) => e,
         }
-        r.map_err(tidy)
     }
 
-    fn load_in(conn: &Connection, id: &SessionId, max_lifetime: Duration, now: f64) -> rusqlite::Result<Option<Vec<u8>>> {
-        conn.prepare_cached("SELECT data FROM sessions WHERE id = ?1 AND updated_at >= ?2")?
-            .query_row(params![id.as_str(), now - max_lifetime.as_secs_f64()], |r| r.get(0))
+    /// Marks the connection as not reusable after any error, and names it.
+    fn guard<T>(&mut self, r: Res<T>) -> Result<T> {
+        r.map_err(|f| {
+            self.broken = true;
+            self.named(f)
+        })
+    }
+
+    fn load_in(conn: &Connection, id: &SessionId, exp: Expiry, now: f64) -> rusqlite::Result<Option<Loaded>> {
+        conn.prepare_cached("SELECT data, version FROM sessions WHERE id = ?1 AND updated_at >= ?2")?
+            .query_row(params![id.as_str(), now - exp.lifetime.as_secs_f64()], |r| {
+                Ok(Loaded { data: r.get(0)?, version: version_of(r.get(1)?) })
+            })
             .optional()
     }
 
@@ -209,35 +306,74 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Writes `data` in `tx` if the stored session is as `expect` says; the new version, or None.
+    fn write_in(tx: &Connection, id: &SessionId, data: &[u8], expect: Expect, exp: Expiry, now: f64) -> rusqlite::Result<Option<i64>> {
+        let cutoff = now - exp.lifetime.as_secs_f64();
+        let row = |r: &rusqlite::Row<'_>| r.get(0);
+        match expect {
+            // Under our lock the lock decides (Held): a locking-off writer is overwritten, as before.
+            Expect::Any | Expect::Held(_) => tx
+                .prepare_cached(
+                    "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at,
+                         version = sessions.version + 1
+                     RETURNING version",
+                )?
+                .query_row(params![id.as_str(), data, now, fresh_version()], row)
+                .optional(),
+            // An expired row is no session: the create replaces it (a new session, created now).
+            Expect::Absent => tx
+                .prepare_cached(
+                    "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
+                     ON CONFLICT(id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at,
+                         updated_at = excluded.updated_at, version = sessions.version + 1
+                     WHERE sessions.updated_at < ?5
+                     RETURNING version",
+                )?
+                .query_row(params![id.as_str(), data, now, fresh_version(), cutoff], row)
+                .optional(),
+            Expect::Version(v) => {
+                let Some(v) = sql_version(v) else { return Ok(None) };
+                tx.prepare_cached(
+                    "UPDATE sessions SET data = ?2, updated_at = ?3, version = version + 1
+                     WHERE id = ?1 AND version = ?4 AND updated_at >= ?5
+                     RETURNING version",
+                )?
+                .query_row(params![id.as_str(), data, now, v, cutoff], row)
+                .optional()
+            }
+        }
+    }
+
     /// Before a change: the path must still name the file this connection opened. A database removed
     /// (or its directory) or replaced while a request ran would take the write into an orphaned inode
     /// and report success; refuse instead, so the request is told its change was not stored.
-    fn check_file(&mut self) -> anyhow::Result<()> {
+    fn check_file(&mut self) -> Result<()> {
         if file_identity(&self.path) == Some(self.identity) {
             return Ok(());
         }
         self.broken = true;
-        Err(anyhow!("the database file {} was removed or replaced while this request ran", self.path.display()))
+        Err(StoreError::new(
+            ErrorKind::Unavailable,
+            &self.at,
+            format!("the database file {} was removed or replaced while this request ran", self.path.display()),
+        ))
     }
 
-    /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock.
-    fn under_lock(
-        &mut self,
-        id: &SessionId,
-        owner: Option<&Token>,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> anyhow::Result<Saved> {
+    /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock: `lost`
+    /// when the lock is no longer ours (nothing is changed then).
+    fn under_lock<T>(&mut self, id: &SessionId, owner: Option<&Token>, lost: T, f: impl FnOnce(&Connection) -> Res<T>) -> Result<T> {
         self.check_file()?;
         let r = (|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(owner) = owner {
                 if !Self::release_in(&tx, id, owner)? {
-                    return Ok(Saved::LockLost);
+                    return Ok(lost);
                 }
             }
-            f(&tx)?;
+            let done = f(&tx)?;
             tx.commit()?;
-            Ok(Saved::Done)
+            Ok(done)
         })();
         if owner.is_some() && r.is_ok() {
             self.drop_beacon(id);
@@ -249,9 +385,9 @@ impl SqliteStore {
     /// (autocommit), so a writer waits at most for one batch, not for the whole gc. `between` runs
     /// after each batch with the connection and the batch's row count (a no-op outside tests, which
     /// check there that no transaction is open and another connection can write).
-    fn gc_batches(&mut self, max_lifetime: Duration, mut between: impl FnMut(&Connection, usize)) -> anyhow::Result<u64> {
-        let r = (|| {
-            let cutoff = unix_now() - max_lifetime.as_secs_f64();
+    fn gc_batches(&mut self, exp: Expiry, mut between: impl FnMut(&Connection, usize)) -> Result<u64> {
+        let r = (|| -> Res<u64> {
+            let cutoff = unix_now() - exp.lifetime.as_secs_f64();
             let mut total = 0u64;
             loop {
                 let n = self
@@ -275,6 +411,22 @@ impl SqliteStore {
         })();
         self.guard(r)
     }
+}
+
+/// Adds the `version` column to a database made before it (every row at version 0), once: the first
+/// connection that finds it missing adds it in a write transaction, in which it looks again.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    fn has_version(c: &Connection) -> rusqlite::Result<bool> {
+        c.prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'version'")?.exists([])
+    }
+    if has_version(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !has_version(&tx)? {
+        tx.execute_batch(ADD_VERSION)?;
+    }
+    tx.commit()
 }
 
 /// SQLite's own busy handler sleeps whole milliseconds (1, 2, 5, 10, 15, 20, 25 ... ms), and a
@@ -306,64 +458,75 @@ const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 /// Session data is secret, so before SQLite opens anything: the database and its companions must be
 /// ours and private (`private::check_file`), never symlinks. The database, `-wal` and `-shm` are
 /// created 0600 here when missing, so SQLite never makes them and nobody else can make them first.
-fn check_files(db: &Path) -> anyhow::Result<()> {
+fn check_files(db: &Path) -> Result<()> {
     /// Opens (checks) `p`, creating it when `create` and missing; Ok(false) when it could not be created.
     fn ours(p: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
         loop {
             match private::open(p, std::fs::OpenOptions::new().read(true), 0o600) {
                 Ok(f) => return Ok(Some(f)),
-                Err(e) if e.kind() == ErrorKind::NotFound && create => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == IoKind::NotFound && create => {}
+                Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             }
             match private::open(p, std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600), 0o600) {
                 Ok(f) => return Ok(Some(f)),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == IoKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
         }
     }
     let f = ours(db, true).map_err(|e| match e.raw_os_error() {
-        Some(_) => anyhow!(e).context(format!("cannot create {} (is the directory writable?)", db.display())),
-        None => anyhow!(e),
+        Some(_) => StoreError::io(db.display().to_string(), &e, format!("cannot create {} (is the directory writable?): {e}", db.display())),
+        None => io_error(db, &e, ""),
     })?;
     // Not beside a file that is no database (SQLite refuses it next, and nothing is left behind).
     let mut head = [0u8; 16];
     let n = f.map(|mut f| std::io::Read::read(&mut f, &mut head).unwrap_or(0)).unwrap_or(0);
-    let create = n == 0 || &head[..n] == &b"SQLite format 3\0"[..n];
+    let create = n == 0 || head[..n] == b"SQLite format 3\0"[..n];
     for suffix in COMPANIONS {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
-        match ours(Path::new(&p), create && suffix != "-journal") {
+        let p = Path::new(&p);
+        match ours(p, create && suffix != "-journal") {
             Ok(_) => {}
             // A directory we may not write (read-only storage): SQLite says what it can do there.
-            Err(e) if e.kind() != ErrorKind::PermissionDenied || e.raw_os_error().is_some() => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() != IoKind::PermissionDenied || e.raw_os_error().is_some() => {}
+            Err(e) => return Err(io_error(p, &e, "")),
         }
     }
     // A database we may not write at all (another owner's, mode 0600): say so, not "unable to open".
-    let c = std::ffi::CString::new(db.as_os_str().as_encoded_bytes())?;
+    let c = std::ffi::CString::new(db.as_os_str().as_encoded_bytes())
+        .map_err(|e| StoreError::new(ErrorKind::Unavailable, db.display().to_string(), e.to_string()))?;
     // SAFETY: c is a valid NUL-terminated path.
     if unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EACCES) {
-            return Err(private::explain_open_error(db, e).into());
+            let e = private::explain_open_error(db, e);
+            return Err(io_error(db, &e, ""));
         }
     }
     Ok(())
 }
 
-/// rusqlite's errors carry SQLite's code as their source, so a chain prints the same words twice
-/// ("file is not a database: Error code 26: file is not a database"): keep SQLite's message once.
-fn tidy(e: anyhow::Error) -> anyhow::Error {
-    match e.downcast::<rusqlite::Error>() {
-        Ok(sqlite) => anyhow!("{sqlite}"),
-        Err(other) => other,
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+impl Pooled for SqliteStore {
+    fn reusable(&self) -> bool {
+        !self.broken
+    }
+
+    /// A connection to a deleted or replaced file would read and write an orphaned inode.
+    fn still_valid(&mut self) -> bool {
+        file_identity(&self.path) == Some(self.identity) && file_identity(&self.locks_path) == self.locks_identity
     }
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+impl Collect for SqliteStore {
+    fn gc(&mut self, exp: Expiry) -> Result<u64> {
+        self.gc_batches(exp, |_, _| {})
+    }
 }
 
 impl Store for SqliteStore {
@@ -371,20 +534,14 @@ impl Store for SqliteStore {
         self.name.clone()
     }
 
-    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
-        let r = Self::load_in(&self.conn, id, max_lifetime, unix_now()).map_err(Into::into);
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
+        let r = Self::load_in(&self.conn, id, exp, unix_now()).map_err(Fail::Sql);
         self.guard(r)
     }
 
-    fn lock_and_load(
-        &mut self,
-        id: &SessionId,
-        owner: &Token,
-        expire: Duration,
-        max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
         let with_byte = row_owner(owner);
-        let r = (|| {
+        let r = (|| -> Res<Acquire> {
             let now = unix_now();
             // Waiters poll here: a plain read (no write lock in WAL mode) answers "still busy" cheaply.
             let held: Option<(String, f64)> = self
@@ -393,11 +550,11 @@ impl Store for SqliteStore {
                 .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let mut dead = String::new();
-            if let Some((o, exp)) = held {
-                if o != with_byte && o != owner.as_str() && exp > now {
+            if let Some((o, until)) = held {
+                if o != with_byte && o != owner.as_str() && until > now {
                     if self.holder_alive(id, &o)? {
-                        self.busy = Some((id.clone(), o, exp));
-                        return Ok(Acquire::Busy);
+                        let expires_in = Some(Duration::from_secs_f64(until - now));
+                        return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
                     }
                     dead = o;
                 }
@@ -405,7 +562,7 @@ impl Store for SqliteStore {
             let at = beacon_at(id, &with_byte);
             let me = if self.take_beacon(at)? { with_byte.clone() } else { owner.as_str().to_string() };
             let beacon = me == with_byte;
-            let r = (|| {
+            let r = (|| -> Res<Acquire> {
                 let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = unix_now();
                 let taken = tx
@@ -414,11 +571,11 @@ impl Store for SqliteStore {
                          ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
                          WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
                     )?
-                    .execute(params![id.as_str(), me, now + expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
+                    .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
                 if taken == 0 {
-                    return Ok(Acquire::Busy);
+                    return Ok(Acquire::Busy(Busy::default()));
                 }
-                let data = Self::load_in(&tx, id, max_lifetime, now)?;
+                let data = Self::load_in(&tx, id, exp, now)?;
                 tx.commit()?;
                 Ok(Acquire::Locked(data))
             })();
@@ -439,58 +596,68 @@ impl Store for SqliteStore {
     }
 
     /// Woken by the kernel when the holder's lock byte is released (or its process dies), and no
-    /// later than the lock row's expiry, when it may be taken over.
-    fn wait_for_release(&mut self, id: &SessionId, deadline: Instant, attempt: u32) -> anyhow::Result<()> {
-        match self.busy.take() {
-            Some((busy, o, exp)) if &busy == id && o.starts_with("k:") && self.locks.is_some() => {
-                let until = Instant::now() + Duration::from_secs_f64((exp - unix_now()).max(0.0));
+    /// later than the lock row's expiry, when it may be taken over. The holder is read again from its
+    /// row (it may have changed since the failed attempt), so nothing of it is kept in the handle.
+    fn wait_for_release(&mut self, id: &SessionId, _busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
+        let held: Option<(String, f64)> = self
+            .conn
+            .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")
+            .and_then(|mut st| st.query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(|e| self.named(Fail::Sql(e)))?;
+        let now = unix_now();
+        match held {
+            // Free, or expired (it may be taken over): try again at once.
+            None => {}
+            Some((_, until)) if until <= now => {}
+            Some((o, until)) if o.starts_with("k:") && self.locks.is_some() => {
+                let until = Instant::now() + Duration::from_secs_f64(until - now);
                 kwait::wait_until_free(&self.locks_path, Kind::Byte(beacon_at(id, &o)), deadline.min(until))
-                    .with_context(|| format!("cannot wait on the lock file {}", self.locks_path.display()))?;
+                    .map_err(|e| self.named(Fail::Io("cannot wait on the lock file", e)))?;
             }
             _ => super::back_off(deadline, attempt),
         }
         Ok(())
     }
 
-    fn save(&mut self, id: &SessionId, data: &[u8], _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        self.under_lock(id, owner, |tx| {
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
+        // One write transaction: the lock's check and release, the expectation's check and the write
+        // (one statement), and on a refusal the read of what is stored now.
+        self.under_lock(id, owner, Written::LockLost, |tx| {
             let now = unix_now();
-            tx.prepare_cached(
-                "INSERT INTO sessions (id, data, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-            )?
-            .execute(params![id.as_str(), data, now])?;
-            Ok(())
+            Ok(match Self::write_in(tx, id, data, expect, exp, now)? {
+                Some(v) => Written::Done(version_of(v)),
+                None => Written::Conflict(Self::load_in(tx, id, exp, now)?),
+            })
         })
     }
 
-    fn touch(&mut self, id: &SessionId, _ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        self.under_lock(id, owner, |tx| {
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, _exp: Expiry) -> Result<Touched> {
+        self.under_lock(id, owner, Touched::LockLost, |tx| {
             tx.prepare_cached("UPDATE sessions SET updated_at = ?2 WHERE id = ?1")?
                 .execute(params![id.as_str(), unix_now()])?;
-            Ok(())
+            Ok(Touched::Done)
         })
     }
 
-    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
-        let r = Self::release_in(&self.conn, id, owner).map(|_| ()).map_err(Into::into);
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
+        let r = Self::release_in(&self.conn, id, owner).map(|_| ()).map_err(Fail::Sql);
         if r.is_ok() {
             self.drop_beacon(id);
         }
         self.guard(r)
     }
 
-    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+    fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
         let r = self
             .conn
             .prepare_cached("SELECT owner FROM session_locks WHERE id = ?1 AND expires_at > ?2")
             .and_then(|mut st| st.query_row(params![id.as_str(), unix_now()], |r| r.get::<_, String>(0)).optional())
             .map(|o| o.map(|o| Token::from_stored(o.strip_prefix("k:").map(str::to_string).unwrap_or(o))))
-            .map_err(Into::into);
+            .map_err(Fail::Sql);
         self.guard(r)
     }
 
-    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.check_file()?;
         let r = (|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -500,43 +667,44 @@ impl Store for SqliteStore {
             }
             tx.commit()
         })()
-        .map_err(Into::into);
+        .map_err(Fail::Sql);
         if r.is_ok() && owner.is_some() {
             self.drop_beacon(id);
         }
         self.guard(r)
     }
 
-    fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool> {
-        let r = (|| {
-            self.conn
-                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND updated_at >= ?2")?
-                .query_row(params![id.as_str(), unix_now() - max_lifetime.as_secs_f64()], |_| Ok(()))
-                .optional()
-                .map(|o| o.is_some())
-        })()
-        .map_err(Into::into);
+    fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        let r = self
+            .conn
+            .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND updated_at >= ?2")
+            .and_then(|mut st| st.exists(params![id.as_str(), unix_now() - exp.lifetime.as_secs_f64()]))
+            .map_err(Fail::Sql);
         self.guard(r)
     }
 
-    fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64> {
-        self.gc_batches(max_lifetime, |_, _| {})
-    }
-
-    fn reusable(&self) -> bool {
-        !self.broken
-    }
-
-    /// A connection to a deleted or replaced file would read and write an orphaned inode.
-    fn still_valid(&mut self) -> bool {
-        file_identity(&self.path) == Some(self.identity) && file_identity(&self.locks_path) == self.locks_identity
+    fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{conformance, expiring_locks, woken_at_release, TempDir};
+    use crate::store::tests::{conformance, expiring_locks, woken_at_release, Got, Ops, TempDir, W};
+
+    fn ex(d: Duration) -> Expiry {
+        Expiry::new(d)
+    }
+
+    /// A write that expects anything (last writer wins), without a lock.
+    fn put(s: &mut dyn Store, id: &SessionId, data: &[u8], life: Duration) -> Result<Written> {
+        s.save(id, data, Expect::Any, None, ex(life))
+    }
+
+    fn boxed(dir: &TempDir) -> Box<dyn Store> {
+        Box::new(store(dir))
+    }
 
     fn store(dir: &TempDir) -> SqliteStore {
         SqliteStore::open(&SqliteOptions {
@@ -551,13 +719,54 @@ mod tests {
     #[test]
     fn conforms() {
         let dir = TempDir::new("sqlite-conf");
-        assert!(!conformance(|| Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>), "gc deletes in one statement: no window to race");
+        assert!(!conformance(|| boxed(&dir)), "gc deletes in one statement: no window to race");
+    }
+
+    /// The schema of the version before issue 11: no `version` column.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, user_id TEXT);
+        CREATE INDEX sessions_updated_at ON sessions(updated_at);
+        CREATE TABLE session_locks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, expires_at REAL NOT NULL);";
+
+    /// A database made by the previous version, with a session in it, is migrated in place at open:
+    /// the session reads at a version, a write at it wins and a stale one loses; the column is the
+    /// new schema's, and the next connection adds nothing.
+    #[test]
+    fn databases_without_versions_are_migrated_at_open() {
+        let dir = TempDir::new("sqlite-migrate");
+        let path = dir.path().join("s.sqlite");
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.execute("INSERT INTO sessions (id, data, created_at, updated_at) VALUES ('old', x'6f6c64', ?1, ?1)", params![unix_now()])
+            .unwrap();
+        drop(old);
+        let life = ex(Duration::from_secs(60));
+        let id = SessionId::parse(b"old").unwrap();
+        let mut s = boxed(&dir);
+        let l = s.load(&id, life).unwrap().expect("the old session is kept");
+        assert_eq!(l.data, b"old");
+        let Written::Done(v) = s.save(&id, b"new", Expect::Version(l.version), None, life).unwrap() else { panic!("CAS at the read version") };
+        assert!(matches!(s.save(&id, b"stale", Expect::Version(l.version), None, life).unwrap(), Written::Conflict(Some(_))));
+        let mut t = boxed(&dir);
+        assert_eq!(t.load(&id, life).unwrap(), Some(Loaded { data: b"new".to_vec(), version: v }));
+        let c = Connection::open(&path).unwrap();
+        let cols: Vec<String> = c
+            .prepare("SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, '-') FROM pragma_table_info('sessions')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(cols.last().map(String::as_str), Some("version INTEGER 1 0"), "{cols:?}");
+        assert_eq!(cols.len(), 6, "{cols:?}");
     }
 
     #[test]
     fn expired_locks_are_taken_over() {
         let dir = TempDir::new("sqlite-expire");
-        expiring_locks(|| Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>);
+        expiring_locks(|| boxed(&dir));
     }
 
     #[test]
@@ -579,25 +788,26 @@ mod tests {
         let life = Duration::from_secs(60);
         let t = Token::new();
         // Removed between read and write (the directory wiped by a deploy, a cleanup job).
-        let mut s = store(&dir);
-        s.save(&id, b"old", life, None).unwrap();
-        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(Some(b"old".to_vec())));
+        let mut s = boxed(&dir);
+        s.put(&id, b"old", life, None).unwrap();
+        assert_eq!(s.lock(&id, &t, life, life).unwrap(), Got::Locked(Some(b"old".to_vec())));
         std::fs::remove_file(&path).unwrap();
-        let e = s.save(&id, b"new", life, Some(&t)).unwrap_err();
+        let e = s.put(&id, b"new", life, Some(&t)).unwrap_err();
         assert!(format!("{e:#}").contains("was removed or replaced"), "{e:#}");
-        assert!(s.touch(&id, life, Some(&t)).is_err());
+        assert_eq!((e.kind(), e.at()), (ErrorKind::Unavailable, path.display().to_string().as_str()));
+        assert!(s.tch(&id, life, Some(&t)).is_err());
         assert!(s.destroy(&id, Some(&t)).is_err());
         assert!(!s.reusable());
         // Replaced by another database (a restore): the new file is not written through the old handle.
-        let mut s = store(&dir);
-        s.save(&id, b"v1", life, None).unwrap();
+        let mut s = boxed(&dir);
+        s.put(&id, b"v1", life, None).unwrap();
         let other = dir.path().join("other.sqlite");
         let mut o = SqliteStore::open(&SqliteOptions { path: other.clone(), busy_timeout: Duration::from_secs(5), synchronous_full: false, private_dir: false }).unwrap();
-        o.save(&id, b"restored", life, None).unwrap();
+        put(&mut o, &id, b"restored", life).unwrap();
         drop(o);
         std::fs::rename(&other, &path).unwrap();
         let before = std::fs::read(&path).unwrap();
-        assert!(s.save(&id, b"v2", life, None).is_err());
+        assert!(s.put(&id, b"v2", life, None).is_err());
         assert!(s.destroy(&id, None).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), before, "the new file is untouched");
     }
@@ -618,7 +828,7 @@ mod tests {
         tx.commit().unwrap();
         let life = Duration::from_secs(60);
         let keep = SessionId::parse(b"fresh").unwrap();
-        s.save(&keep, b"x", life, None).unwrap();
+        put(&mut s, &keep, b"x", life).unwrap();
         // A second connection that never waits (busy_timeout 0) writes between gc's batches: it would
         // get SQLITE_BUSY if gc held one transaction over all of them.
         let mut other = store(&dir);
@@ -626,18 +836,18 @@ mod tests {
         let writer = SessionId::parse(b"writer").unwrap();
         let mut batches = Vec::new();
         let deleted = s
-            .gc_batches(life, |conn, rows| {
+            .gc_batches(ex(life), |conn, rows| {
                 assert!(conn.is_autocommit(), "no transaction open after batch {}", batches.len());
-                other.save(&writer, format!("{}", batches.len()).as_bytes(), life, None).unwrap();
+                put(&mut other, &writer, format!("{}", batches.len()).as_bytes(), life).unwrap();
                 batches.push(rows);
             })
             .unwrap();
         assert_eq!(deleted, n as u64);
         assert_eq!(batches, [GC_BATCH, GC_BATCH, 7], "batches of {GC_BATCH} rows");
-        assert!(s.exists(&keep, life).unwrap());
-        assert_eq!(s.load(&writer, life).unwrap().as_deref(), Some(&b"2"[..]), "the writer's last write is kept");
+        assert!(s.exists(&keep, ex(life)).unwrap());
+        assert_eq!(s.load(&writer, ex(life)).unwrap().map(|l| l.data).as_deref(), Some(&b"2"[..]), "the writer's last write is kept");
         // gc() is the same deletion.
-        assert_eq!(s.gc(life).unwrap(), 0);
+        assert_eq!(s.collector().expect("SQLite collects").gc(ex(life)).unwrap(), 0);
     }
 
     /// Another connection holding the write lock for `hold`; returns once it has it, and the instant
@@ -669,9 +879,10 @@ mod tests {
         .unwrap();
         let released = hold_write_lock(dir.path().join("s.sqlite"), Duration::from_millis(1500));
         let t0 = Instant::now();
-        let e = s.save(&SessionId::parse(b"busy").unwrap(), b"x", Duration::from_secs(60), None).unwrap_err();
+        let e = put(&mut s, &SessionId::parse(b"busy").unwrap(), b"x", Duration::from_secs(60)).unwrap_err();
         let waited = t0.elapsed();
         assert!(format!("{e:#}").contains("database is locked"), "{e:#}");
+        assert_eq!(e.kind(), ErrorKind::Timeout, "busy past busy_timeout is a timeout");
         // Not before busy_timeout; and it gave up (did not wait for the 1.5 s holder).
         assert!(waited >= Duration::from_millis(200) && waited < Duration::from_millis(1200), "{waited:?}");
         released.recv().unwrap();
@@ -691,7 +902,7 @@ mod tests {
         let mut late = Vec::new();
         for _ in 0..9 {
             let released = hold_write_lock(dir.path().join("s.sqlite"), Duration::from_millis(20));
-            s.save(&id, b"x", Duration::from_secs(60), None).unwrap();
+            put(&mut s, &id, b"x", Duration::from_secs(60)).unwrap();
             let done = Instant::now();
             late.push(done.saturating_duration_since(released.recv().unwrap()));
         }
@@ -708,17 +919,17 @@ mod tests {
         let id = SessionId::parse(b"deadholder").unwrap();
         let (life, expire) = (Duration::from_secs(60), Duration::from_secs(60));
         let (ta, tb) = (Token::new(), Token::new());
-        let mut a = store(&dir);
-        let mut b = store(&dir);
-        a.save(&id, b"before", life, None).unwrap();
-        assert_eq!(a.lock_and_load(&id, &ta, expire, life).unwrap(), Acquire::Locked(Some(b"before".to_vec())));
-        assert_eq!(b.lock_and_load(&id, &tb, expire, life).unwrap(), Acquire::Busy, "a live holder keeps it");
+        let mut a = boxed(&dir);
+        let mut b = boxed(&dir);
+        a.put(&id, b"before", life, None).unwrap();
+        assert_eq!(a.lock(&id, &ta, expire, life).unwrap(), Got::Locked(Some(b"before".to_vec())));
+        assert_eq!(b.lock(&id, &tb, expire, life).unwrap(), Got::Busy, "a live holder keeps it");
         drop(a);
-        assert_eq!(b.lock_and_load(&id, &tb, expire, life).unwrap(), Acquire::Locked(Some(b"before".to_vec())));
-        let mut c = store(&dir);
-        assert_eq!(c.lock_and_load(&id, &Token::new(), expire, life).unwrap(), Acquire::Busy, "b holds it now");
-        assert_eq!(b.save(&id, b"by b", life, Some(&tb)).unwrap(), Saved::Done);
-        assert_eq!(c.load(&id, life).unwrap(), Some(b"by b".to_vec()));
+        assert_eq!(b.lock(&id, &tb, expire, life).unwrap(), Got::Locked(Some(b"before".to_vec())));
+        let mut c = boxed(&dir);
+        assert_eq!(c.lock(&id, &Token::new(), expire, life).unwrap(), Got::Busy, "b holds it now");
+        assert_eq!(b.put(&id, b"by b", life, Some(&tb)).unwrap(), W::Done);
+        assert_eq!(c.get(&id, life).unwrap(), Some(b"by b".to_vec()));
     }
 
     /// A lock row written by an older version (a plain token, no lock byte) can not be told dead:
@@ -737,9 +948,9 @@ mod tests {
             ])
             .unwrap();
         let t = Token::new();
-        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Busy);
+        assert!(matches!(s.lock_and_load(&id, &t, life, ex(life)).unwrap(), Acquire::Busy(_)));
         std::thread::sleep(Duration::from_millis(350));
-        assert_eq!(s.lock_and_load(&id, &t, life, life).unwrap(), Acquire::Locked(None));
+        assert_eq!(s.lock_and_load(&id, &t, life, ex(life)).unwrap(), Acquire::Locked(None));
     }
 
     /// A waiter is woken by the release itself (`woken_at_release`), and no later than the holder's
@@ -749,8 +960,7 @@ mod tests {
         let dir = TempDir::new("sqlite-wake");
         let id = SessionId::parse(b"wakeme").unwrap();
         let life = Duration::from_secs(60);
-        use crate::store::tests::{Got, Ops, W};
-        let open = || Box::new(crate::store::legacy::Legacy(store(&dir))) as Box<dyn crate::store::Store>;
+        let open = || boxed(&dir);
         let (mut a, mut b, tb) = woken_at_release(open(), open(), &id);
         assert_eq!(b.unlock(&id, &tb).unwrap(), ());
         let ta = Token::new();
