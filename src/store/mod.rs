@@ -242,7 +242,7 @@ pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
         Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
         Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
         Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
-        Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
+        Engine::Redis(o) => Ok(Box::new(redis::RedisStore::open(o)?)),
     }
 }
 
