@@ -7,7 +7,8 @@
 //! Versions (the `Store` contract's CAS). A session's version is the pair (nonce, expiry): the nonce
 //! is a random 64-bit number that each of our writes stores in the `_VER` key (same TTL as the data),
 //! and the expiry is the data key's absolute expiry time in ms (`PEXPIRETIME`, Redis >= 7.0). Every
-//! read takes both atomically with the data, and every write checks both in the script that writes.
+//! read takes both with the data (see `read_cmds` for why that needs no transaction), and every
+//! write checks both in the script that writes.
 //! Why not a hash of the value computed by the script (`redis.sha1hex`), which phpredis' writes would
 //! move too: the check would pull the stored value into Lua and hash it on every locked write —
 //! measured (EVAL of GET + sha1hex, on the loaded 2-core test machine) ~1 ms more per 64 KiB and
@@ -23,14 +24,15 @@
 //! like the lock, so all four keys live in one slot while the data key stays phpredis' name.
 //!
 //! Round trips per request (see `tests::round_trips`):
-//! - locking on, standalone/Sentinel: `LOCK` script + `MULTI GET GET PEXPIRETIME EXEC` pipelined in
-//!   one write; `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
+//! - locking on, standalone/Sentinel: `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data
+//!   pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
 //!   session, release) in one write — the data never passes through Lua; `TOUCH` refreshes and
 //!   releases in one script;
 //! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner and version check + write +
 //!   release), one script each;
-//! - locking off: one read (`MULTI` … `EXEC`, or the `READ` script on a cluster), one write (`SET` +
-//!   `COMMIT`, or `SAVE` on a cluster).
+//! - locking off: one read (the same three commands, or the `READ` script on a cluster), one write
+//!   (`MULTI SET SET PEXPIRETIME EXEC`: nothing to check; `SAVE` on a cluster); a touch is
+//!   `MULTI PEXPIRE PEXPIRE EXEC`. Writes with an expectation go through `COMMIT` as locked ones.
 //!
 //! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
 //! the lock's remaining life and the caller's deadline; a lock held by phpredis (which does not
@@ -129,14 +131,14 @@ macro_rules! write_script {
 /// Returns {1, data, n, t} when locked, {0, pttl, foreign} when another owner holds it.
 const ACQUIRE: &str = concat!("\n", take_lock!(), read_version!("4"), "return {1, redis.call('GET', KEYS[1]), n, t}\n");
 
-/// `ACQUIRE` without the read, for standalone servers: the data and its version come from a
-/// `MULTI GET GET PEXPIRETIME EXEC` sent in the same write (pipelined), so a large session never
+/// `ACQUIRE` without the read, for standalone servers: the data and its version come from the
+/// `read_cmds` sent in the same write (pipelined), so a large session never
 /// passes through Lua (which costs the server ~0.2 ms per 64 KiB). That answer is used only when the
 /// lock was ours. Returns {1} or {0, pttl, foreign}.
 const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
 
-/// The data and its version, read atomically (Cluster, where `MULTI` cannot be pipelined through the
-/// router). KEYS: data, version — only the keys it reads, so that while its slot migrates it is
+/// The data and its version in one step (Cluster, where the router sends one command at a time).
+/// KEYS: data, version — only the keys it reads, so that while its slot migrates it is
 /// served by whichever node holds both (a multi-key command naming a missing key gets TRYAGAIN).
 /// Returns {data, n, t}.
 const READ: &str = concat!("\n", read_version!("2"), "return {redis.call('GET', KEYS[1]), n, t}\n");
@@ -800,7 +802,15 @@ impl RedisStore {
         Ok(Some(Loaded { data, version: version(nonce, expiry) }))
     }
 
-    /// The answer of an EXEC of `read_cmds`, or of the READ script: {data, nonce, expiry}.
+    /// The last three answers of a pipeline that ended with `read_cmds`: expiry, nonce, data.
+    fn loaded_from_pipeline(&self, idx: usize, vals: &mut Vec<Value>) -> Result<Option<Loaded>> {
+        match (vals.pop(), vals.pop(), vals.pop()) {
+            (Some(d), Some(n), Some(t)) => self.loaded(idx, d, &n, &t),
+            other => Err(self.unexpected(idx, &other, "a read")),
+        }
+    }
+
+    /// The answer of the READ script: {data, nonce, expiry}.
     fn loaded_from(&self, idx: usize, v: Option<Value>) -> Result<Option<Loaded>> {
         match v {
             Some(Value::Array(items)) if items.len() == 3 => {
@@ -873,15 +883,20 @@ fn new_nonce() -> u64 {
     u64::from_le_bytes(b).max(1)
 }
 
-/// The commands that read a session and its version atomically, in one pipelined write (their EXEC
-/// answers {data, nonce, expiry}).
-fn read_cmds(k: &Keys) -> [[&[u8]; 2]; 5] {
-    [[b"MULTI", b""], [b"GET", &k.data], [b"GET", &k.ver], [b"PEXPIRETIME", &k.data], [b"EXEC", b""]]
+/// The commands that read a session and its version, pipelined in one write: the expiry first, then
+/// the nonce, then the data. Not a transaction, and needs none: every write (ours or phpredis') and
+/// every touch sets a new expiry, so a write that slips in between the three makes the version read
+/// one that no later check can match — a spurious conflict, never a write over data not read — and
+/// without one the three are what one moment stored. (A write in the same millisecond with the
+/// same lifetime keeps the expiry: then our writes still change the nonce; phpredis' is the case
+/// the module documentation concedes.)
+fn read_cmds(k: &Keys) -> [[&[u8]; 2]; 3] {
+    [[b"PEXPIRETIME", &k.data], [b"GET", &k.ver], [b"GET", &k.data]]
 }
 
-/// `read_cmds` as command slices (MULTI and EXEC take no argument).
-fn read_refs<'a>(c: &'a [[&'a [u8]; 2]; 5]) -> [&'a [&'a [u8]]; 5] {
-    [&c[0][..1], &c[1][..], &c[2][..], &c[3][..], &c[4][..1]]
+/// `read_cmds` as command slices.
+fn read_refs<'a>(c: &'a [[&'a [u8]; 2]; 3]) -> [&'a [&'a [u8]]; 3] {
+    [&c[0][..], &c[1][..], &c[2][..]]
 }
 
 impl Pooled for RedisStore {
@@ -905,7 +920,7 @@ impl Store for RedisStore {
         }
         let cmds = read_cmds(&k);
         let mut vals = self.exec_many(idx, Retry::Safe, &read_refs(&cmds)).map_err(|(e, _)| e)?;
-        self.loaded_from(idx, vals.pop())
+        self.loaded_from_pipeline(idx, &mut vals)
     }
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, _exp: Expiry) -> Result<Acquire> {
@@ -914,15 +929,15 @@ impl Store for RedisStore {
         let args: [&[u8]; 2] = [owner.as_str().as_bytes(), &ms(lock_expire)];
         // Safe to retry: the scripts treat a lock already holding our token as ours.
         if self.opts.mode != Mode::Cluster {
-            // Standalone: LOCK, then the atomic read in the same write.
+            // Standalone: LOCK, then the read in the same write.
             let cmds = read_cmds(&k);
             let mut vals = self.pipeline_script(idx, Retry::Safe, &[], &scripts().lock, &[&k.data, &k.lock], &args, &read_refs(&cmds))?;
-            let read = vals.pop();
-            let Some(Value::Array(items)) = vals.into_iter().next() else {
-                return Err(self.unexpected(idx, &read, "the lock script"));
+            let read = self.loaded_from_pipeline(idx, &mut vals);
+            let Some(Value::Array(items)) = vals.pop() else {
+                return Err(self.unexpected(idx, &vals, "the lock script"));
             };
             return match items.first().and_then(as_int) {
-                Some(1) => Ok(Acquire::Locked(self.loaded_from(idx, read)?)),
+                Some(1) => Ok(Acquire::Locked(read?)),
                 Some(0) => Ok(Self::busy(&items)),
                 _ => Err(self.unexpected(idx, &items, "the lock script")),
             };
@@ -1003,6 +1018,24 @@ impl Store for RedisStore {
         // changed, is never sent twice.
         let retry = if owner.is_none() && expect == Expect::Any { Retry::Safe } else { Retry::Never };
         let mut args: Vec<&[u8]> = vec![token, &ttl, &wl, kind, n.as_bytes(), t.as_bytes(), new.as_bytes()];
+        if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
+            // Nothing to check (locking off): the data and the nonce in one transaction, no script.
+            let cmds: [&[&[u8]]; 5] = [
+                &[b"MULTI"],
+                &[b"SET", &k.data, data, b"PX", &ttl],
+                &[b"SET", &k.ver, new.as_bytes(), b"PX", &ttl],
+                &[b"PEXPIRETIME", &k.data],
+                &[b"EXEC"],
+            ];
+            let mut vals = self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
+            return match vals.pop() {
+                Some(Value::Array(items)) if items.len() == 3 => match as_int(&items[2]) {
+                    Some(t) => Ok(Written::Done(version(nonce, t))),
+                    None => Err(self.unexpected(idx, &items, "a write")),
+                },
+                other => Err(self.unexpected(idx, &other, "a write")),
+            };
+        }
         let v = if self.opts.mode != Mode::Cluster {
             // Standalone: SET the data to a scratch key and COMMIT it, in one write.
             let mut scratch = k.data.clone();
@@ -1024,6 +1057,12 @@ impl Store for RedisStore {
         let (ttl, wl) = (ms(exp.lifetime), ms(Duration::from_millis(WAKE_LIFE_MS)));
         let token = owner.map_or(&b""[..], |t| t.as_str().as_bytes());
         let retry = if owner.is_none() { Retry::Safe } else { Retry::Never };
+        if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
+            // No lock to check: both expiries in one transaction, no script.
+            let cmds: [&[&[u8]]; 4] = [&[b"MULTI"], &[b"PEXPIRE", &k.data, &ttl], &[b"PEXPIRE", &k.ver, &ttl], &[b"EXEC"]];
+            self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
+            return Ok(Touched::Done);
+        }
         let v = self.script(idx, retry, &scripts().touch, &k.all(), &[token, &ttl, &wl])?;
         match as_int(&v) {
             Some(1) => Ok(Touched::Done),
