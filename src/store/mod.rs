@@ -253,7 +253,7 @@ pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
         Engine::Sqlite(o) => Ok(Box::new(sqlite::SqliteStore::open(o)?)),
         Engine::Files(o) => Ok(Box::new(files::FilesStore::open(o)?)),
         Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
-        Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
+        Engine::Redis(o) => Ok(Box::new(redis::RedisStore::open(o)?)),
     }
 }
 

@@ -1,30 +1,52 @@
 //! The Redis engine: standalone servers over TCP or a unix socket, in phpredis' key layout.
 //!
 //! Keys (phpredis-compatible): data `<prefix><id>`, lock `<prefix><id>_LOCK` (value: our owner token),
-//! wake-up list `<prefix><id>_WAKE`. Expiry is Redis' own TTL (`session.gc_maxlifetime`), so gc has
-//! nothing to do.
+//! wake-up list `<prefix><id>_WAKE`, version `<prefix><id>_VER`. Expiry is Redis' own TTL
+//! (`session.gc_maxlifetime`), so there is no gc.
+//!
+//! Versions (the `Store` contract's CAS). A session's version is the pair (nonce, expiry): the nonce
+//! is a random 64-bit number that each of our writes stores in the `_VER` key (same TTL as the data),
+//! and the expiry is the data key's absolute expiry time in ms (`PEXPIRETIME`, Redis >= 7.0). Every
+//! read takes both with the data (see `read_cmds` for why that needs no transaction), and every
+//! write checks both in the script that writes.
+//! Why not a hash of the value computed by the script (`redis.sha1hex`), which phpredis' writes would
+//! move too: the check would pull the stored value into Lua and hash it on every locked write —
+//! measured (EVAL of GET + sha1hex, on the loaded 2-core test machine) ~1 ms more per 64 KiB and
+//! ~280 ms per 16 MiB, blocking the server, where the write itself is an O(1) RENAME — and the client
+//! would hash every value it reads and writes. The pair costs one small key per session (~100-150
+//! bytes with its expiry entry) and O(1) per write whatever the size, and still
+//! catches phpredis: its writes (SETEX) and touches (EXPIRE) reset the data key's expiry, which moves
+//! the version even though phpredis never touches `_VER` (only a phpredis write landing in the same
+//! millisecond as ours, with the same lifetime, would go unseen). A random nonce rather than an INCR'd
+//! counter: a counter restarts when the key is destroyed or expires, and a stale version from before
+//! could then match a new session's (ABA). Our own touch moves the version too (allowed: a spurious
+//! change only costs a refused write). Cluster: the `_VER` key takes the data key as its hash tag,
+//! like the lock, so all four keys live in one slot while the data key stays phpredis' name.
 //!
 //! Round trips per request (see `tests::round_trips`):
-//! - locking on, standalone/Sentinel: `LOCK` script + `GET` pipelined in one write; `SET` of a scratch
-//!   key + `COMMIT` script (owner check, RENAME over the session, release) in one write — the data
-//!   never passes through Lua; `TOUCH` refreshes and releases in one script;
-//! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner check + write + release), one
-//!   script each;
-//! - locking off: one `GET`, one `SET … PX`.
+//! - locking on, standalone/Sentinel: `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data
+//!   pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
+//!   session, release) in one write — the data never passes through Lua; `TOUCH` refreshes and
+//!   releases in one script;
+//! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner and version check + write +
+//!   release), one script each;
+//! - locking off: one read (the same three commands, or the `READ` script on a cluster), one write
+//!   (`MULTI SET SET PEXPIRETIME EXEC`: nothing to check; `SAVE` on a cluster); a touch is
+//!   `MULTI PEXPIRE PEXPIRE EXEC`. Writes with an expectation go through `COMMIT` as locked ones.
 //!
 //! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
 //! the lock's remaining life and the caller's deadline; a lock held by phpredis (which does not
-//! push) is polled every 20 ms as phpredis itself does.
+//! push) is polled every 20 ms as phpredis itself does. What the failed attempt saw of the lock
+//! travels in `Busy`, not in the handle.
 
 pub mod dsn;
 mod wire;
 
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use redis::{ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
 
-use super::legacy::{Acquire, Saved, Store};
+use super::{Acquire, Busy, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::lock::Token;
 pub use dsn::RedisOptions;
@@ -49,8 +71,8 @@ end
 }
 
 /// Lua that releases the lock KEYS[2] and wakes one waiter through the list KEYS[3], which lives
-/// ARGV[$wake_ms] ms, then returns 1. The one definition of a release, shared by every script that ends
-/// a lock (COMMIT, SAVE, TOUCH, RELEASE) once it has checked the lock is ours.
+/// ARGV[$wake_ms] ms. The one definition of a release, shared by every script that ends a lock
+/// (COMMIT, SAVE, TOUCH, RELEASE) once it has checked the lock is ours.
 macro_rules! release_and_wake {
     ($wake_ms:literal) => {
         concat!(
@@ -59,62 +81,98 @@ macro_rules! release_and_wake {
             "redis.call('PEXPIRE', KEYS[3], ARGV[",
             $wake_ms,
             "])\n",
-            "return 1\n"
         )
     };
 }
 
-/// Takes the lock (or finds it is already ours) and reads the data in one step.
-/// KEYS: data, lock. ARGV: token, lock expiry in ms.
-/// Returns {1, data?} when locked, {0, pttl, foreign} when another owner holds it.
-const ACQUIRE: &str = concat!(
-    "\n",
-    take_lock!(),
-    r#"local d = redis.call('GET', KEYS[1])
-if d then return {1, d} end
-return {1}
-"#
-);
+/// Lua that reads the version of the session KEYS[1] (nonce in KEYS[$ver], '0' when there is none: a
+/// session phpredis wrote) as the locals `n`, `t`.
+macro_rules! read_version {
+    ($ver:literal) => {
+        concat!("local n = redis.call('GET', KEYS[", $ver, "]) or '0'\nlocal t = redis.call('PEXPIRETIME', KEYS[1])\n")
+    };
+}
 
-/// `ACQUIRE` without the read, for standalone servers: the data comes from a `GET` sent in the same
-/// write (pipelined), so a large session never passes through Lua (which costs the server ~0.2 ms
-/// per 64 KiB). The GET's answer is used only when the lock was ours. Returns {1} or {0, pttl, foreign}.
+/// A write script: checks that the lock KEYS[2] is ARGV[1]'s (ARGV[1] = '': no lock), then the
+/// expectation (ARGV[4]: 'any', 'absent' (no data key: PEXPIRETIME -2) or 'version' = nonce ARGV[5]
+/// and expiry ARGV[6]), then runs `$write`, stores the new nonce ARGV[7] in KEYS[4] for ttl ARGV[2]
+/// ms and releases the lock (waking a waiter through KEYS[3], list life ARGV[3] ms).
+/// Returns {1, new expiry} when written, {0} when the lock is not ours, and {2, data, n, t} (what is
+/// stored now) when the expectation failed — the lock is released then too. `$drop` runs whenever
+/// nothing is written (the scratch key of COMMIT).
+/// KEYS: data, lock, wake, version[, scratch]. ARGV: token, ttl ms, wake ms, expect, nonce, expiry,
+/// new nonce[, data].
+macro_rules! write_script {
+    ($drop:literal, $write:literal) => {
+        concat!(
+            "\nif ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then\n",
+            $drop,
+            "  return {0}\nend\n",
+            read_version!("4"),
+            "if not (ARGV[4] == 'any' or (ARGV[4] == 'absent' and t == -2)\n",
+            "    or (ARGV[4] == 'version' and n == ARGV[5] and t == tonumber(ARGV[6]))) then\n",
+            $drop,
+            "  if ARGV[1] ~= '' then\n",
+            release_and_wake!("3"),
+            "  end\n",
+            "  return {2, redis.call('GET', KEYS[1]), n, t}\nend\n",
+            $write,
+            "redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[2])\n",
+            "if ARGV[1] ~= '' then\n",
+            release_and_wake!("3"),
+            "end\n",
+            "return {1, redis.call('PEXPIRETIME', KEYS[1])}\n"
+        )
+    };
+}
+
+/// Takes the lock (or finds it is already ours) and reads the data and its version in one step
+/// (Cluster). KEYS: data, lock, wake, version. ARGV: token, lock expiry in ms.
+/// Returns {1, data, n, t} when locked, {0, pttl, foreign} when another owner holds it.
+const ACQUIRE: &str = concat!("\n", take_lock!(), read_version!("4"), "return {1, redis.call('GET', KEYS[1]), n, t}\n");
+
+/// `ACQUIRE` without the read, for standalone servers: the data and its version come from the
+/// `read_cmds` sent in the same write (pipelined), so a large session never
+/// passes through Lua (which costs the server ~0.2 ms per 64 KiB). That answer is used only when the
+/// lock was ours. Returns {1} or {0, pttl, foreign}.
 const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
 
-/// `SAVE` for standalone servers: the data was written to a scratch key by a `SET` sent in the same
-/// write (pipelined); under our lock it becomes the session (RENAME, O(1)), otherwise it is dropped.
-/// KEYS: data, lock, wake, scratch. ARGV: token, ttl ms, wake-list life ms.
-const COMMIT: &str = concat!(r#"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  redis.call('DEL', KEYS[4])
-  return 0
-end
-redis.call('RENAME', KEYS[4], KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"#, release_and_wake!("3"));
+/// The data and its version in one step (Cluster, where the router sends one command at a time).
+/// KEYS: data, version — only the keys it reads, so that while its slot migrates it is
+/// served by whichever node holds both (a multi-key command naming a missing key gets TRYAGAIN).
+/// Returns {data, n, t}.
+const READ: &str = concat!("\n", read_version!("2"), "return {redis.call('GET', KEYS[1]), n, t}\n");
+
+/// The write of standalone servers: the data was written to a scratch key (KEYS[5]) by a `SET` sent
+/// in the same write (pipelined); if the lock and the expectation hold it becomes the session
+/// (RENAME, O(1)), otherwise it is dropped.
+const COMMIT: &str = write_script!(
+    "  redis.call('DEL', KEYS[5])\n",
+    "redis.call('RENAME', KEYS[5], KEYS[1])\nredis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+);
 
 /// Life of a scratch key should the COMMIT after it never arrive (a connection lost in between).
 const SCRATCH_LIFE_MS: &[u8] = b"60000";
 
-/// Writes under our lock and releases it, waking one waiter. Nothing is written if the lock is not ours.
-/// KEYS: data, lock, wake. ARGV: token, data, ttl ms, wake-list life ms.
-const SAVE: &str = concat!(r#"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-"#, release_and_wake!("4"));
+/// The write of a cluster: the data is ARGV[8].
+const SAVE: &str = write_script!("", "redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])\n");
 
-/// Refreshes the TTL under our lock and releases it. KEYS: data, lock, wake. ARGV: token, ttl ms, wake ms.
+/// Refreshes the TTL of the data and its version, under our lock (ARGV[1]; '' for none) which it
+/// releases. KEYS: data, lock, wake, version. ARGV: token, ttl ms, wake ms. Returns 1, or 0 when the
+/// lock is not ours.
 const TOUCH: &str = concat!(r#"
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"#, release_and_wake!("3"));
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+if ARGV[1] ~= '' then
+"#, release_and_wake!("3"), "end\nreturn 1\n");
 
-/// Releases our lock (if it still is ours), optionally deleting the data. KEYS: data, lock, wake.
-/// ARGV: token, wake ms, "1" to delete the data.
+/// Releases our lock (if it still is ours), optionally deleting the data and its version.
+/// KEYS: data, lock, wake, version. ARGV: token, wake ms, "1" to delete the data.
 const RELEASE: &str = concat!(r#"
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1], KEYS[4]) end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-"#, release_and_wake!("2"));
+"#, release_and_wake!("2"), "return 1\n");
 
 /// How long a wake-up token waits for a waiter to pop it.
 const WAKE_LIFE_MS: u64 = 2000;
@@ -123,6 +181,9 @@ const FOREIGN_POLL: Duration = Duration::from_millis(20);
 /// Longest single block on the wake-up list: a safety net should a wake-up be lost (a waiter that
 /// popped it died before taking the lock).
 const MAX_BLOCK: Duration = Duration::from_millis(500);
+/// The largest value Redis accepts by default (`proto-max-bulk-len`, 512 MiB): a larger session is
+/// refused before anything is sent.
+const MAX_VALUE: usize = 512 << 20;
 
 struct Script {
     code: &'static str,
@@ -139,6 +200,7 @@ struct Scripts {
     lock: Script,
     commit: Script,
     acquire: Script,
+    read: Script,
     save: Script,
     touch: Script,
     release: Script,
@@ -150,6 +212,7 @@ fn scripts() -> &'static Scripts {
         lock: Script::new(LOCK),
         commit: Script::new(COMMIT),
         acquire: Script::new(ACQUIRE),
+        read: Script::new(READ),
         save: Script::new(SAVE),
         touch: Script::new(TOUCH),
         release: Script::new(RELEASE),
@@ -208,7 +271,7 @@ impl redis::cluster::Connect for NodeConn {
                 let info = info.set_addr(tls_addr(host.clone(), port, node.tls.as_ref().expect("set with TLS only")));
                 let node = Node { addr: Addr::Tcp { host, port }, ..node };
                 tls_client(info, &node)
-                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e:#}"))))?
+                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e}"))))?
             }
             _ => redis::Client::open(info)?,
         };
@@ -288,14 +351,13 @@ struct Conn {
     conn: Option<Link>,
 }
 
+
 pub struct RedisStore {
     opts: RedisOptions,
     conns: Vec<Conn>,
-    /// What the last Busy answer said: the lock's remaining life (ms, <0: none) and whether phpredis holds it.
-    last_busy: Option<(i64, bool)>,
-    /// Requests sent and answered (round trips), for tests and benchmarks.
+    /// Requests sent and answered (round trips), for tests, benchmarks and the metrics layer.
     round_trips: u64,
-    /// The packed command being sent, kept between requests.
+    /// The packed command being sent, kept between requests (a buffer, not session state).
     buf: Vec<u8>,
 }
 
@@ -317,7 +379,37 @@ fn tls_addr(host: String, port: u16, t: &dsn::Tls) -> ConnectionAddr {
     a
 }
 
-fn conn_info(node: &Node) -> anyhow::Result<ConnectionInfo> {
+/// The kind of a redis-rs error, decided where it arises: timeouts, refused or dropped connections
+/// (and failed authentication or TLS set-up: the server cannot be used), malformed answers, and the
+/// server's own error answers.
+fn kind_of(e: &redis::RedisError) -> ErrorKind {
+    use redis::ErrorKind as K;
+    if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
+        ErrorKind::Unavailable
+    } else {
+        match e.kind() {
+            K::AuthenticationFailed | K::InvalidClientConfig | K::ClusterConnectionNotFound | K::MasterNameNotFoundBySentinel | K::Io => {
+                ErrorKind::Unavailable
+            }
+            K::Parse | K::UnexpectedReturnType => ErrorKind::Corrupt,
+            _ => ErrorKind::Backend,
+        }
+    }
+}
+
+/// A redis-rs error at `at`, in the words `detail` gives.
+fn redis_err(at: impl Into<String>, e: &redis::RedisError, detail: String) -> StoreError {
+    StoreError::new(kind_of(e), at, detail)
+}
+
+/// A malformed answer from `at`.
+fn corrupt(at: impl Into<String>, detail: String) -> StoreError {
+    StoreError::new(ErrorKind::Corrupt, at, detail)
+}
+
+fn conn_info(node: &Node) -> Result<ConnectionInfo> {
     let addr = match (&node.addr, &node.tls) {
         (Addr::Tcp { host, port }, None) => ConnectionAddr::Tcp(host.clone(), *port),
         (Addr::Tcp { host, port }, Some(t)) => tls_addr(host.clone(), *port, t),
@@ -332,7 +424,7 @@ fn conn_info(node: &Node) -> anyhow::Result<ConnectionInfo> {
     }
     let info = addr
         .into_connection_info()
-        .map_err(|e| anyhow!("{}: {e}", node.addr))?
+        .map_err(|e| redis_err(node.addr.to_string(), &e, format!("{}: {e}", node.addr)))?
         .set_redis_settings(redis)
         .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
     Ok(info)
@@ -347,10 +439,10 @@ fn explain(e: &redis::RedisError, node: &Node) -> String {
     }
 }
 
-fn connect_cluster(o: &RedisOptions) -> anyhow::Result<redis::cluster::ClusterConnection<NodeConn>> {
+fn connect_cluster(o: &RedisOptions) -> Result<redis::cluster::ClusterConnection<NodeConn>> {
     let seeds = &o.nodes;
     let first = &seeds[0];
-    let infos = seeds.iter().map(conn_info).collect::<anyhow::Result<Vec<_>>>()?;
+    let infos = seeds.iter().map(conn_info).collect::<Result<Vec<_>>>()?;
     let mut b = redis::cluster::ClusterClientBuilder::new(infos)
         .connection_timeout(first.connect_timeout)
         .response_timeout(first.read_timeout)
@@ -373,19 +465,19 @@ fn connect_cluster(o: &RedisOptions) -> anyhow::Result<redis::cluster::ClusterCo
     }
     // Named as the DSN names it: redis-cluster://h:p,… or rediss-cluster://h:p,…
     let what = o.describe();
-    let client = b.build().map_err(|e| anyhow!("{what}: {}", explain(&e, first)))?;
+    let client = b.build().map_err(|e| redis_err(&what, &e, format!("{what}: {}", explain(&e, first))))?;
     let _tls = TlsScope::new(first);
     let c = client
         .get_generic_connection::<NodeConn>()
-        .map_err(|e| anyhow!("{what}: cannot connect: {}", explain(&e, first)))?;
+        .map_err(|e| redis_err(&what, &e, format!("{what}: cannot connect: {}", explain(&e, first))))?;
     let t = Some(first.read_timeout);
-    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("cluster: {e}"))?;
+    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| redis_err(&what, &e, format!("cluster: {e}")))?;
     Ok(c)
 }
 
 /// Asks the Sentinels, in order, for the current master of `name`, and connects to it (over TLS when
 /// the Sentinels are: `rediss-sentinel://`).
-fn connect_via_sentinels(o: &RedisOptions, name: &str) -> anyhow::Result<Link> {
+fn connect_via_sentinels(o: &RedisOptions, name: &str) -> Result<Link> {
     let auth = &o.sentinel_auth;
     let mut why = Vec::new();
     for s in &o.nodes {
@@ -395,29 +487,39 @@ fn connect_via_sentinels(o: &RedisOptions, name: &str) -> anyhow::Result<Link> {
         let addr: redis::RedisResult<Option<(String, u16)>> = match connect(&asked) {
             Ok(mut c) => redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(c.conn()),
             Err(e) => {
-                why.push(format!("Sentinel {e:#}"));
+                why.push(format!("Sentinel {e}"));
                 continue;
             }
         };
         match addr {
             Ok(Some((host, port))) => {
                 let master = Node { addr: Addr::Tcp { host, port }, ..s.clone() };
-                return connect(&master).map_err(|e| anyhow!("master {name:?} (from Sentinel {}): {e:#}", s.addr));
+                // Named as the master, at the master (the kind is the master's failure).
+                return connect(&master).map_err(|e| {
+                    StoreError::new(e.kind(), e.at(), format!("master {name:?} (from Sentinel {}): {e}", s.addr))
+                });
             }
             Ok(None) => why.push(format!("Sentinel {} knows no master {name:?}", s.addr)),
             Err(e) => why.push(format!("Sentinel {}: {}", s.addr, explain(&e, s))),
         }
     }
-    Err(anyhow!("{}: no Sentinel named the master: {}", o.describe(), why.join("; ")))
+    // Every Sentinel failed or knew no such master: the service cannot be reached, at the Sentinels.
+    Err(StoreError::new(
+        ErrorKind::Unavailable,
+        o.describe(),
+        format!("{}: no Sentinel named the master: {}", o.describe(), why.join("; ")),
+    ))
 }
 
 /// A client for `info` with `node`'s TLS files (CA bundle, client certificate), read now so that a
 /// renewed certificate is picked up by the next connection.
-fn tls_client(info: ConnectionInfo, node: &Node) -> anyhow::Result<redis::Client> {
+fn tls_client(info: ConnectionInfo, node: &Node) -> Result<redis::Client> {
     Ok(match &node.tls {
         Some(t) if t.ca.is_some() || t.cert.is_some() => {
             let read = |p: &std::path::PathBuf, what: &str| {
-                std::fs::read(p).map_err(|e| anyhow!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
+                std::fs::read(p).map_err(|e| {
+                    StoreError::io(p.display().to_string(), &e, format!("{}: cannot read the TLS {what} {}: {e}", node.addr, p.display()))
+                })
             };
             let client_tls = match (&t.cert, &t.key) {
                 (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
@@ -428,24 +530,26 @@ fn tls_client(info: ConnectionInfo, node: &Node) -> anyhow::Result<redis::Client
             };
             let root_cert = t.ca.as_ref().map(|c| read(c, "CA bundle (ca)")).transpose()?;
             let client = redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-                .map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?;
+                .map_err(|e| redis_err(node.addr.to_string(), &e, format!("{}: {}", node.addr, explain(&e, node))))?;
             // build_with_tls replaces the address' TLS parameters: verify=ca (no host name check) again.
             let mut info = client.get_connection_info().clone();
             let mut addr = info.addr().clone();
             addr.set_danger_accept_invalid_hostnames(t.verify == Verify::Ca);
             info = info.set_addr(addr);
-            redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?
+            redis::Client::open(info).map_err(|e| redis_err(node.addr.to_string(), &e, format!("{}: {}", node.addr, explain(&e, node))))?
         }
-        _ => redis::Client::open(info).map_err(|e| anyhow!("{}: {}", node.addr, explain(&e, node)))?,
+        _ => redis::Client::open(info).map_err(|e| redis_err(node.addr.to_string(), &e, format!("{}: {}", node.addr, explain(&e, node))))?,
     })
 }
 
-fn connect(node: &Node) -> anyhow::Result<Link> {
+fn connect(node: &Node) -> Result<Link> {
+    let at = node.addr.to_string();
     let connect_error = |e: redis::RedisError| {
         if e.is_timeout() {
-            anyhow!("{}: cannot connect within {:.3} s (timeout)", node.addr, node.connect_timeout.as_secs_f64())
+            let detail = format!("{}: cannot connect within {:.3} s (timeout)", node.addr, node.connect_timeout.as_secs_f64());
+            StoreError::new(ErrorKind::Timeout, &at, detail)
         } else {
-            anyhow!("{}: cannot connect: {}", node.addr, explain(&e, node))
+            redis_err(&at, &e, format!("{}: cannot connect: {}", node.addr, explain(&e, node)))
         }
     };
     if node.tls.is_none() {
@@ -454,7 +558,7 @@ fn connect(node: &Node) -> anyhow::Result<Link> {
     let client = tls_client(conn_info(node)?, node)?;
     let c = client.get_connection_with_timeout(node.connect_timeout).map_err(connect_error)?;
     let t = Some(node.read_timeout);
-    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| anyhow!("{}: {e}", node.addr))?;
+    c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| redis_err(&at, &e, format!("{}: {e}", node.addr)))?;
     Ok(Link::Single(c))
 }
 
@@ -489,37 +593,28 @@ fn as_int(v: &Value) -> Option<i64> {
 impl RedisStore {
     /// Connects to every server of the DSN (one, unless phpredis' server list is used) lazily: the
     /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
-    pub fn open(o: &RedisOptions) -> anyhow::Result<Self> {
+    pub fn open(o: &RedisOptions) -> Result<Self> {
         let conns = match o.mode {
             Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
             // One connection (to the cluster, or to the current master); its `node` stands for the
             // shared options.
             Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None }],
         };
-        let mut s = RedisStore { opts: o.clone(), conns, last_busy: None, round_trips: 0, buf: Vec::new() };
+        let mut s = RedisStore { opts: o.clone(), conns, round_trips: 0, buf: Vec::new() };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
-            let link = s.link()?;
+            let link = s.link_for(0)?;
             s.conns[0].conn = Some(link);
         }
         Ok(s)
     }
 
-    /// Round trips made so far (each a request and its answer).
-    pub fn round_trips(&self) -> u64 {
-        self.round_trips
-    }
-
-    fn link_for(&self, idx: usize) -> anyhow::Result<Link> {
+    fn link_for(&self, idx: usize) -> Result<Link> {
         Ok(match &self.opts.mode {
             Mode::Standalone => connect(&self.conns[idx].node)?,
             Mode::Cluster => Link::Cluster(connect_cluster(&self.opts)?),
             Mode::Sentinel(name) => connect_via_sentinels(&self.opts, name)?,
         })
-    }
-
-    fn link(&self) -> anyhow::Result<Link> {
-        self.link_for(0)
     }
 
     fn node_for(&self, id: &SessionId) -> usize {
@@ -529,27 +624,33 @@ impl RedisStore {
         }
     }
 
-    /// (data, lock, wake-up) keys. Standalone: phpredis' `<key>`, `<key>_LOCK`. Cluster: the data key
-    /// stays phpredis' (RedisCluster's session handler uses the same), and the lock and wake-up keys
-    /// carry the data key as their hash tag — `{<key>}_LOCK` — so all three live in one slot.
-    fn keys(&self, idx: usize, id: &SessionId) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    /// Where an error of server `idx` is: its host:port (or socket); the cluster or the Sentinel
+    /// service as a whole, as the messages name them.
+    fn at(&self, idx: usize) -> String {
+        match self.opts.mode {
+            Mode::Cluster | Mode::Sentinel(_) => self.opts.describe(),
+            Mode::Standalone => self.conns[idx].node.addr.to_string(),
+        }
+    }
+
+    /// The keys of a session. Standalone: phpredis' `<key>`, `<key>_LOCK`, and ours `<key>_WAKE`,
+    /// `<key>_VER`. Cluster: the data key stays phpredis' (RedisCluster's session handler uses the
+    /// same), and the other keys carry the data key as their hash tag — `{<key>}_LOCK` — so all four
+    /// live in one slot.
+    fn keys(&self, idx: usize, id: &SessionId) -> Keys {
         let data = format!("{}{}", self.conns[idx].node.prefix, id.as_str());
         let base = match self.opts.mode {
             Mode::Cluster if !has_hash_tag(&data) => format!("{{{data}}}"),
             _ => data.clone(),
         };
-        (data.into_bytes(), format!("{base}_LOCK").into_bytes(), format!("{base}_WAKE").into_bytes())
+        let key = |suffix: &str| format!("{base}{suffix}").into_bytes();
+        Keys { lock: key("_LOCK"), wake: key("_WAKE"), ver: key("_VER"), data: data.into_bytes() }
     }
 
     /// Runs `f` on server `idx`'s connection, connecting first if needed. A pooled connection found
     /// dead (the server restarted, an idle timeout) is replaced and, for `Retry::Safe`, the command is
     /// sent again once. Any error drops the connection: its state is unknown.
-    fn run<T>(
-        &mut self,
-        idx: usize,
-        retry: Retry,
-        mut f: impl FnMut(&mut Link, &mut u64) -> redis::RedisResult<T>,
-    ) -> anyhow::Result<T> {
+    fn run<T>(&mut self, idx: usize, retry: Retry, mut f: impl FnMut(&mut Link, &mut u64) -> redis::RedisResult<T>) -> Result<T> {
         let mut fresh = false;
         let mut tryagain: Option<(Instant, Duration)> = None;
         loop {
@@ -558,6 +659,7 @@ impl RedisStore {
                 self.conns[idx].conn = Some(link);
                 fresh = true;
             }
+            let at = self.at(idx);
             let c = &mut self.conns[idx];
             let conn = c.conn.as_mut().expect("connected above");
             let _tls = matches!(conn, Link::Cluster(_)).then(|| TlsScope::new(&c.node));
@@ -571,17 +673,14 @@ impl RedisStore {
                 {
                     let (since, step) = tryagain.get_or_insert((Instant::now(), Duration::from_millis(10)));
                     if since.elapsed() >= TRYAGAIN_WAIT {
-                        return Err(anyhow!(
-                            "{}: slot still being migrated after {} s: {e}",
-                            self.opts.describe(),
-                            TRYAGAIN_WAIT.as_secs()
-                        ));
+                        // The slot cannot be served for now.
+                        let detail = format!("{at}: slot still being migrated after {} s: {e}", TRYAGAIN_WAIT.as_secs());
+                        return Err(StoreError::new(ErrorKind::Unavailable, at, detail));
                     }
                     *step = (*step * 2).min(Duration::from_millis(200));
                     std::thread::sleep(*step);
                 }
                 Err(e) => {
-                    let node = c.node.clone();
                     let dropped = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
                     // The server became a replica (a Sentinel failover): nothing was written, since a
                     // script fails at its first write; ask the Sentinels again and retry, even a write.
@@ -592,32 +691,18 @@ impl RedisStore {
                     if ((dropped && !e.is_timeout() && retry == Retry::Safe) || demoted) && !fresh {
                         continue;
                     }
-                    let what = match self.opts.mode {
-                        Mode::Cluster | Mode::Sentinel(_) => self.opts.describe(),
-                        Mode::Standalone => node.addr.to_string(),
-                    };
-                    return Err(anyhow!("{what}: {}", explain(&e, &node)));
+                    let detail = format!("{at}: {}", explain(&e, &c.node));
+                    return Err(redis_err(at, &e, detail));
                 }
             }
         }
     }
 
-    /// Sends one command (its arguments) and returns the answer. Standalone connections get the
-    /// command packed into a buffer the store keeps, so a large session costs no allocation per
-    /// request on the way out.
-    fn exec(&mut self, idx: usize, retry: Retry, args: &[&[u8]]) -> anyhow::Result<Value> {
-        self.exec_noscript(idx, retry, args).map_err(|(e, _)| e)
-    }
-
-    /// `exec`, telling a NOSCRIPT answer apart (the bool).
-    fn exec_noscript(&mut self, idx: usize, retry: Retry, args: &[&[u8]]) -> Result<Value, (anyhow::Error, bool)> {
-        self.exec_many(idx, retry, &[args]).map(|mut v| v.pop().unwrap_or(Value::Nil))
-    }
-
-    /// Sends `cmds` in one write and reads their answers: one round trip. Any error answer fails the
-    /// whole call (the bool: one of them was NOSCRIPT). Pipelines of more than one command are only
-    /// used on standalone connections.
-    fn exec_many(&mut self, idx: usize, retry: Retry, cmds: &[&[&[u8]]]) -> Result<Vec<Value>, (anyhow::Error, bool)> {
+    /// Sends `cmds` in one write and reads their answers: one round trip. Standalone connections get
+    /// the commands packed into a buffer the store keeps, so a large session costs no allocation per
+    /// request on the way out. Any error answer fails the whole call (the bool: one of them was
+    /// NOSCRIPT). Pipelines of more than one command are only used on standalone connections.
+    fn exec_many(&mut self, idx: usize, retry: Retry, cmds: &[&[&[u8]]]) -> std::result::Result<Vec<Value>, (StoreError, bool)> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         for c in cmds {
@@ -649,8 +734,9 @@ impl RedisStore {
         r.map_err(|e| (e, noscript))
     }
 
-    /// Sends `before`, script `s`, then `after` in one write (one round trip); on NOSCRIPT, all once
-    /// more with the script's body. Returns every answer, in order.
+    /// Sends `before`, script `s`, then `after` in one write (one round trip); on NOSCRIPT (the
+    /// server lost its script cache: a restart, SCRIPT FLUSH, a new cluster node), all once more with
+    /// the script's body. Returns every answer, in order.
     #[allow(clippy::too_many_arguments)]
     fn pipeline_script(
         &mut self,
@@ -661,71 +747,162 @@ impl RedisStore {
         keys: &[&[u8]],
         args: &[&[u8]],
         after: &[&[&[u8]]],
-    ) -> anyhow::Result<Vec<Value>> {
+    ) -> Result<Vec<Value>> {
         let n = keys.len().to_string();
         let mut call: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
         call.extend_from_slice(&[b"EVALSHA", s.sha.as_bytes(), n.as_bytes()]);
         call.extend_from_slice(keys);
         call.extend_from_slice(args);
-        let r = {
+        let mut first = true;
+        loop {
             let mut refs: Vec<&[&[u8]]> = before.to_vec();
             refs.push(&call);
             refs.extend_from_slice(after);
-            self.exec_many(idx, retry, &refs)
+            match self.exec_many(idx, retry, &refs) {
+                Err((_, true)) if first => {
+                    call[0] = b"EVAL";
+                    call[1] = s.code.as_bytes();
+                    first = false;
+                }
+                r => return r.map_err(|(e, _)| e),
+            }
+        }
+    }
+
+    /// Runs script `s` alone and returns its answer.
+    fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> Result<Value> {
+        let mut v = self.pipeline_script(idx, retry, &[], s, keys, args, &[])?;
+        Ok(v.pop().unwrap_or(Value::Nil))
+    }
+
+    fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, args: &[&[u8]]) -> Result<T> {
+        let mut v = self.exec_many(idx, Retry::Safe, &[args]).map_err(|(e, _)| e)?;
+        T::from_redis_value(v.pop().unwrap_or(Value::Nil)).map_err(|e| corrupt(self.at(idx), format!("{}: unexpected answer: {e}", self.at(idx))))
+    }
+
+    /// A malformed answer `v` from `what`.
+    fn unexpected(&self, idx: usize, v: &dyn std::fmt::Debug, what: &str) -> StoreError {
+        corrupt(self.at(idx), format!("{}: unexpected answer {v:?} from {what}", self.at(idx)))
+    }
+
+    /// A session as `{data, nonce, expiry}` answers say it (data nil: none).
+    fn loaded(&self, idx: usize, data: Value, n: &Value, t: &Value) -> Result<Option<Loaded>> {
+        let bad = |what: &dyn std::fmt::Debug| self.unexpected(idx, what, "a read");
+        let data = match data {
+            Value::Nil => return Ok(None),
+            Value::BulkString(d) => d,
+            other => return Err(bad(&other)),
         };
-        match r {
-            Ok(v) => Ok(v),
-            Err((_, true)) => {
-                call[0] = b"EVAL";
-                call[1] = s.code.as_bytes();
-                let mut refs: Vec<&[&[u8]]> = before.to_vec();
-                refs.push(&call);
-                refs.extend_from_slice(after);
-                self.exec_many(idx, retry, &refs).map_err(|(e, _)| e)
-            }
-            Err((e, false)) => Err(e),
+        let nonce = match n {
+            Value::Nil => 0,
+            Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| bad(n))?,
+            other => return Err(bad(other)),
+        };
+        let expiry = as_int(t).ok_or_else(|| bad(t))?;
+        Ok(Some(Loaded { data, version: version(nonce, expiry) }))
+    }
+
+    /// The last three answers of a pipeline that ended with `read_cmds`: expiry, nonce, data.
+    fn loaded_from_pipeline(&self, idx: usize, vals: &mut Vec<Value>) -> Result<Option<Loaded>> {
+        match (vals.pop(), vals.pop(), vals.pop()) {
+            (Some(d), Some(n), Some(t)) => self.loaded(idx, d, &n, &t),
+            other => Err(self.unexpected(idx, &other, "a read")),
         }
     }
 
-    fn script(&mut self, idx: usize, retry: Retry, s: &'static Script, keys: &[&[u8]], args: &[&[u8]]) -> anyhow::Result<Value> {
-        let n = keys.len().to_string();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
-        all.extend_from_slice(&[b"EVALSHA", s.sha.as_bytes(), n.as_bytes()]);
-        all.extend_from_slice(keys);
-        all.extend_from_slice(args);
-        match self.exec_noscript(idx, retry, &all) {
-            // The server lost its script cache (restart, SCRIPT FLUSH, a new cluster node): send the body once.
-            Err((_, true)) => {
-                all[0] = b"EVAL";
-                all[1] = s.code.as_bytes();
-                self.exec(idx, retry, &all)
+    /// The answer of the READ script: {data, nonce, expiry}.
+    fn loaded_from(&self, idx: usize, v: Option<Value>) -> Result<Option<Loaded>> {
+        match v {
+            Some(Value::Array(items)) if items.len() == 3 => {
+                let mut it = items.into_iter();
+                let (d, n, t) = (it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil));
+                self.loaded(idx, d, &n, &t)
             }
-            r => r.map_err(|(e, _)| e),
+            other => Err(self.unexpected(idx, &other, "a read")),
         }
     }
 
-    fn simple<T: redis::FromRedisValue>(&mut self, idx: usize, args: &[&[u8]]) -> anyhow::Result<T> {
-        let v = self.exec(idx, Retry::Safe, args)?;
-        T::from_redis_value(v).map_err(|e| anyhow!("unexpected answer: {e}"))
-    }
-
-    /// Notes what a {0, pttl, foreign} answer says, for `wait_for_release`.
-    fn busy(&mut self, items: &[Value]) -> Acquire {
-        let ttl = items.get(1).and_then(as_int).unwrap_or(-1);
+    fn busy(items: &[Value]) -> Acquire {
+        let pttl = items.get(1).and_then(as_int).unwrap_or(-1);
         let foreign = items.get(2).and_then(as_int) == Some(1);
-        self.last_busy = Some((ttl, foreign));
-        Acquire::Busy
+        Acquire::Busy(Busy { expires_in: u64::try_from(pttl).ok().map(Duration::from_millis), foreign })
     }
 
-    fn owned_step(&mut self, s: &'static Script, id: &SessionId, args: &[&[u8]]) -> anyhow::Result<Saved> {
-        let idx = self.node_for(id);
-        let (data, lock, wake) = self.keys(idx, id);
-        let v = self.script(idx, Retry::Never, s, &[&data, &lock, &wake], args)?;
-        match as_int(&v) {
-            Some(1) => Ok(Saved::Done),
-            Some(0) => Ok(Saved::LockLost),
-            _ => Err(anyhow!("unexpected answer {v:?} from the save script")),
+    /// The answer of a write script (see `write_script!`).
+    fn written(&self, idx: usize, nonce: u64, v: Option<Value>) -> Result<Written> {
+        let Some(Value::Array(items)) = v else { return Err(self.unexpected(idx, &v, "the save script")) };
+        match (items.first().and_then(as_int), items.len()) {
+            (Some(1), 2) => match as_int(&items[1]) {
+                Some(t) => Ok(Written::Done(version(nonce, t))),
+                None => Err(self.unexpected(idx, &items, "the save script")),
+            },
+            (Some(0), 1) => Ok(Written::LockLost),
+            (Some(2), 4) => {
+                let mut it = items.into_iter().skip(1);
+                let d = it.next().unwrap_or(Value::Nil);
+                let (n, t) = (it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil));
+                Ok(Written::Conflict(self.loaded(idx, d, &n, &t)?))
+            }
+            _ => Err(self.unexpected(idx, &items, "the save script")),
         }
+    }
+}
+
+/// A session's keys (see `RedisStore::keys`).
+struct Keys {
+    data: Vec<u8>,
+    lock: Vec<u8>,
+    wake: Vec<u8>,
+    ver: Vec<u8>,
+}
+
+impl Keys {
+    fn all(&self) -> [&[u8]; 4] {
+        [&self.data, &self.lock, &self.wake, &self.ver]
+    }
+}
+
+/// A version from its two parts (see the module documentation).
+fn version(nonce: u64, expiry: i64) -> Version {
+    Version::new((u128::from(nonce) << 64) | u128::from(expiry as u64))
+}
+
+/// The two parts of a version: nonce, expiry.
+fn version_parts(v: Version) -> (u64, i64) {
+    ((v.get() >> 64) as u64, v.get() as u64 as i64)
+}
+
+/// A fresh nonce for a write: random, never 0 (0 stands for "no `_VER` key").
+fn new_nonce() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: time and pid still separate writes.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b = ((t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+    }
+    u64::from_le_bytes(b).max(1)
+}
+
+/// The commands that read a session and its version, pipelined in one write: the expiry first, then
+/// the nonce, then the data. Not a transaction, and needs none: every write (ours or phpredis') and
+/// every touch sets a new expiry, so a write that slips in between the three makes the version read
+/// one that no later check can match — a spurious conflict, never a write over data not read — and
+/// without one the three are what one moment stored. (A write in the same millisecond with the
+/// same lifetime keeps the expiry: then our writes still change the nonce; phpredis' is the case
+/// the module documentation concedes.)
+fn read_cmds(k: &Keys) -> [[&[u8]; 2]; 3] {
+    [[b"PEXPIRETIME", &k.data], [b"GET", &k.ver], [b"GET", &k.data]]
+}
+
+/// `read_cmds` as command slices.
+fn read_refs<'a>(c: &'a [[&'a [u8]; 2]; 3]) -> [&'a [&'a [u8]]; 3] {
+    [&c[0][..], &c[1][..], &c[2][..]]
+}
+
+impl Pooled for RedisStore {
+    /// `persistent=0` asks for a connection per request.
+    fn reusable(&self) -> bool {
+        self.opts.persistent
     }
 }
 
@@ -734,72 +911,66 @@ impl Store for RedisStore {
         self.opts.describe()
     }
 
-    fn load(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+    fn load(&mut self, id: &SessionId, _exp: Expiry) -> Result<Option<Loaded>> {
         let idx = self.node_for(id);
-        let (data, _, _) = self.keys(idx, id);
-        self.simple(idx, &[b"GET", &data])
+        let k = self.keys(idx, id);
+        if self.opts.mode == Mode::Cluster {
+            let v = self.script(idx, Retry::Safe, &scripts().read, &[&k.data, &k.ver], &[])?;
+            return self.loaded_from(idx, Some(v));
+        }
+        let cmds = read_cmds(&k);
+        let mut vals = self.exec_many(idx, Retry::Safe, &read_refs(&cmds)).map_err(|(e, _)| e)?;
+        self.loaded_from_pipeline(idx, &mut vals)
     }
 
-    fn lock_and_load(
-        &mut self,
-        id: &SessionId,
-        owner: &Token,
-        expire: Duration,
-        _max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, _exp: Expiry) -> Result<Acquire> {
         let idx = self.node_for(id);
-        let (data, lock, _) = self.keys(idx, id);
-        let args: [&[u8]; 2] = [owner.as_str().as_bytes(), &ms(expire)];
+        let k = self.keys(idx, id);
+        let args: [&[u8]; 2] = [owner.as_str().as_bytes(), &ms(lock_expire)];
         // Safe to retry: the scripts treat a lock already holding our token as ours.
         if self.opts.mode != Mode::Cluster {
-            // Standalone: LOCK, then GET in the same write.
-            let get: &[&[u8]] = &[b"GET", &data];
-            let mut vals = self.pipeline_script(idx, Retry::Safe, &[], &scripts().lock, &[&data, &lock], &args, &[get])?;
-            let (got, v) = match (vals.pop(), vals.pop()) {
-                (Some(got), Some(v)) => (got, v),
-                _ => return Err(anyhow!("missing answers from the lock script")),
+            // Standalone: LOCK, then the read in the same write.
+            let cmds = read_cmds(&k);
+            let mut vals = self.pipeline_script(idx, Retry::Safe, &[], &scripts().lock, &[&k.data, &k.lock], &args, &read_refs(&cmds))?;
+            let read = self.loaded_from_pipeline(idx, &mut vals);
+            let Some(Value::Array(items)) = vals.pop() else {
+                return Err(self.unexpected(idx, &vals, "the lock script"));
             };
-            let Value::Array(items) = v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
-            if items.first().and_then(as_int) == Some(1) {
-                return match got {
-                    Value::Nil => Ok(Acquire::Locked(None)),
-                    Value::BulkString(d) => Ok(Acquire::Locked(Some(d))),
-                    other => Err(anyhow!("unexpected answer {other:?} to GET")),
-                };
-            }
-            return Ok(self.busy(&items));
+            return match items.first().and_then(as_int) {
+                Some(1) => Ok(Acquire::Locked(read?)),
+                Some(0) => Ok(Self::busy(&items)),
+                _ => Err(self.unexpected(idx, &items, "the lock script")),
+            };
         }
-        let v = self.script(idx, Retry::Safe, &scripts().acquire, &[&data, &lock], &args)?;
-        let Value::Array(mut items) = v else { return Err(anyhow!("unexpected answer {v:?} from the lock script")) };
-        if items.len() == 2 && items.first().and_then(as_int) == Some(1) {
-            if let Some(Value::BulkString(d)) = items.pop() {
-                return Ok(Acquire::Locked(Some(d)));
+        let v = self.script(idx, Retry::Safe, &scripts().acquire, &k.all(), &args)?;
+        let Value::Array(items) = v else { return Err(self.unexpected(idx, &v, "the lock script")) };
+        match (items.first().and_then(as_int), items.len()) {
+            (Some(1), 4) => {
+                let mut it = items.into_iter().skip(1);
+                let d = it.next().unwrap_or(Value::Nil);
+                let (n, t) = (it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil));
+                Ok(Acquire::Locked(self.loaded(idx, d, &n, &t)?))
             }
-            return Err(anyhow!("unexpected data type from the lock script"));
-        }
-        match (items.first().and_then(as_int), items.get(1)) {
-            (Some(1), None) => Ok(Acquire::Locked(None)),
-            (Some(0), _) => Ok(self.busy(&items)),
-            _ => Err(anyhow!("unexpected answer {items:?} from the lock script")),
+            (Some(0), _) => Ok(Self::busy(&items)),
+            _ => Err(self.unexpected(idx, &items, "the lock script")),
         }
     }
 
-    fn wait_for_release(&mut self, id: &SessionId, deadline: Instant, _attempt: u32) -> anyhow::Result<()> {
+    fn wait_for_release(&mut self, id: &SessionId, busy: &Busy, deadline: Instant, _attempt: u32) -> Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let (pttl, foreign) = self.last_busy.take().unwrap_or((-1, true));
-        let wait = if foreign || pttl < 0 {
-            FOREIGN_POLL
-        } else {
+        let wait = match busy.expires_in {
             // Until the holder releases (it pushes a wake-up) or its lock expires, whichever is first.
-            Duration::from_millis(pttl as u64 + 1).min(MAX_BLOCK)
+            Some(ttl) if !busy.foreign => (ttl + Duration::from_millis(1)).min(MAX_BLOCK),
+            // phpredis' lock (no wake-up), or one without an expiry: poll.
+            _ => FOREIGN_POLL,
         }
         .min(left);
-        if foreign || pttl < 0 || wait < Duration::from_millis(2) {
+        if busy.foreign || busy.expires_in.is_none() || wait < Duration::from_millis(2) {
             std::thread::sleep(wait);
             return Ok(());
         }
         let idx = self.node_for(id);
-        let (_, _, wake) = self.keys(idx, id);
+        let k = self.keys(idx, id);
         let read_timeout = self.conns[idx].node.read_timeout;
         let secs = format!("{:.3}", wait.as_secs_f64());
         self.run(idx, Retry::Safe, |c, rt| {
@@ -807,7 +978,7 @@ impl Store for RedisStore {
             c.set_read_timeout(Some(wait + read_timeout))?;
             // The answer comes when the holder lets go: no point polling for it.
             c.set_polling(false);
-            let r = redis::cmd("BLPOP").arg(&wake).arg(&secs).query::<Value>(c.conn());
+            let r = redis::cmd("BLPOP").arg(&k.wake).arg(&secs).query::<Value>(c.conn());
             c.set_polling(true);
             c.set_read_timeout(Some(read_timeout))?;
             r
@@ -815,103 +986,125 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        match owner {
-            Some(t) if self.opts.mode != Mode::Cluster => {
-                // Standalone: SET the data to a scratch key and COMMIT it under the lock, in one write.
-                let idx = self.node_for(id);
-                let (key, lock, wake) = self.keys(idx, id);
-                let mut scratch = key.clone();
-                scratch.extend_from_slice(b"_WRITE_");
-                scratch.extend_from_slice(t.as_str().as_bytes());
-                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
-                let set: &[&[u8]] = &[b"SET", &scratch, data, b"PX", SCRATCH_LIFE_MS];
-                let args: [&[u8]; 3] = [t.as_str().as_bytes(), &ttl, &wl];
-                let v = self.pipeline_script(idx, Retry::Never, &[set], &scripts().commit, &[&key, &lock, &wake, &scratch], &args, &[])?;
-                match v.last().and_then(as_int) {
-                    Some(1) => Ok(Saved::Done),
-                    Some(0) => Ok(Saved::LockLost),
-                    _ => Err(anyhow!("unexpected answer {v:?} from the save script")),
-                }
-            }
-            Some(t) => {
-                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
-                self.owned_step(&scripts().save, id, &[t.as_str().as_bytes(), data, &ttl, &wl])
-            }
-            None => {
-                let idx = self.node_for(id);
-                let (key, _, _) = self.keys(idx, id);
-                let () = self.simple(idx, &[b"SET", &key, data, b"PX", &ms(ttl)])?;
-                Ok(Saved::Done)
-            }
-        }
-    }
-
-    fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        match owner {
-            Some(t) => {
-                let (ttl, wl) = (ms(ttl), ms(Duration::from_millis(WAKE_LIFE_MS)));
-                self.owned_step(&scripts().touch, id, &[t.as_str().as_bytes(), &ttl, &wl])
-            }
-            None => {
-                let idx = self.node_for(id);
-                let (key, _, _) = self.keys(idx, id);
-                let _: i64 = self.simple(idx, &[b"PEXPIRE", &key, &ms(ttl)])?;
-                Ok(Saved::Done)
-            }
-        }
-    }
-
-    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
+    fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
         let idx = self.node_for(id);
-        let (data, lock, wake) = self.keys(idx, id);
-        let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
-        self.script(idx, Retry::Safe, &scripts().release, &[&data, &lock, &wake], &[owner.as_str().as_bytes(), &wl, b"0"])?;
-        Ok(())
-    }
-
-    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
-        let idx = self.node_for(id);
-        let (_, lock, _) = self.keys(idx, id);
-        let v: Option<Vec<u8>> = self.simple(idx, &[b"GET", &lock])?;
+        let k = self.keys(idx, id);
+        let v: Option<Vec<u8>> = self.simple(idx, &[b"GET", &k.lock])?;
         // phpredis' "host|pid" values are not tokens: never judged dead (holder_is_dead).
         Ok(v.and_then(|v| String::from_utf8(v).ok()).map(Token::from_stored))
     }
 
-    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
         let idx = self.node_for(id);
-        let (data, lock, wake) = self.keys(idx, id);
+        if data.len() > MAX_VALUE {
+            let at = self.at(idx);
+            let detail = format!("{at}: session of {} bytes is too large (Redis stores at most {MAX_VALUE} bytes)", data.len());
+            return Err(StoreError::TooLarge { at, size: data.len(), limit: MAX_VALUE, detail });
+        }
+        let k = self.keys(idx, id);
+        let (kind, n, t): (&[u8], String, String) = match expect {
+            Expect::Any => (b"any", String::new(), String::new()),
+            Expect::Absent => (b"absent", String::new(), String::new()),
+            Expect::Version(v) => {
+                let (n, t) = version_parts(v);
+                (b"version", n.to_string(), t.to_string())
+            }
+        };
+        let nonce = new_nonce();
+        let new = nonce.to_string();
+        let (ttl, wl) = (ms(exp.lifetime), ms(Duration::from_millis(WAKE_LIFE_MS)));
+        let token = owner.map_or(&b""[..], |t| t.as_str().as_bytes());
+        // A write that releases a lock, or whose expectation a first attempt may already have
+        // changed, is never sent twice.
+        let retry = if owner.is_none() && expect == Expect::Any { Retry::Safe } else { Retry::Never };
+        let mut args: Vec<&[u8]> = vec![token, &ttl, &wl, kind, n.as_bytes(), t.as_bytes(), new.as_bytes()];
+        if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
+            // Nothing to check (locking off): the data and the nonce in one transaction, no script.
+            let cmds: [&[&[u8]]; 5] = [
+                &[b"MULTI"],
+                &[b"SET", &k.data, data, b"PX", &ttl],
+                &[b"SET", &k.ver, new.as_bytes(), b"PX", &ttl],
+                &[b"PEXPIRETIME", &k.data],
+                &[b"EXEC"],
+            ];
+            let mut vals = self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
+            return match vals.pop() {
+                Some(Value::Array(items)) if items.len() == 3 => match as_int(&items[2]) {
+                    Some(t) => Ok(Written::Done(version(nonce, t))),
+                    None => Err(self.unexpected(idx, &items, "a write")),
+                },
+                other => Err(self.unexpected(idx, &other, "a write")),
+            };
+        }
+        let v = if self.opts.mode != Mode::Cluster {
+            // Standalone: SET the data to a scratch key and COMMIT it, in one write.
+            let mut scratch = k.data.clone();
+            scratch.extend_from_slice(b"_WRITE_");
+            scratch.extend_from_slice(new.as_bytes());
+            let set: &[&[u8]] = &[b"SET", &scratch, data, b"PX", SCRATCH_LIFE_MS];
+            let [d, l, w, ver] = k.all();
+            self.pipeline_script(idx, retry, &[set], &scripts().commit, &[d, l, w, ver, &scratch], &args, &[])?.pop()
+        } else {
+            args.push(data);
+            Some(self.script(idx, retry, &scripts().save, &k.all(), &args)?)
+        };
+        self.written(idx, nonce, v)
+    }
+
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
+        let idx = self.node_for(id);
+        let k = self.keys(idx, id);
+        let (ttl, wl) = (ms(exp.lifetime), ms(Duration::from_millis(WAKE_LIFE_MS)));
+        let token = owner.map_or(&b""[..], |t| t.as_str().as_bytes());
+        let retry = if owner.is_none() { Retry::Safe } else { Retry::Never };
+        if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
+            // No lock to check: both expiries in one transaction, no script.
+            let cmds: [&[&[u8]]; 4] = [&[b"MULTI"], &[b"PEXPIRE", &k.data, &ttl], &[b"PEXPIRE", &k.ver, &ttl], &[b"EXEC"]];
+            self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
+            return Ok(Touched::Done);
+        }
+        let v = self.script(idx, retry, &scripts().touch, &k.all(), &[token, &ttl, &wl])?;
+        match as_int(&v) {
+            Some(1) => Ok(Touched::Done),
+            Some(0) => Ok(Touched::LockLost),
+            _ => Err(self.unexpected(idx, &v, "the touch script")),
+        }
+    }
+
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
+        let idx = self.node_for(id);
+        let k = self.keys(idx, id);
+        let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
+        self.script(idx, Retry::Safe, &scripts().release, &k.all(), &[owner.as_str().as_bytes(), &wl, b"0"])?;
+        Ok(())
+    }
+
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
+        let idx = self.node_for(id);
+        let k = self.keys(idx, id);
         match owner {
             Some(t) => {
                 let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
-                self.script(idx, Retry::Safe, &scripts().release, &[&data, &lock, &wake], &[t.as_str().as_bytes(), &wl, b"1"])?;
+                self.script(idx, Retry::Safe, &scripts().release, &k.all(), &[t.as_str().as_bytes(), &wl, b"1"])?;
             }
             None => {
-                let _: i64 = self.simple(idx, &[b"DEL", &data])?;
+                let _: i64 = self.simple(idx, &[b"DEL", &k.data, &k.ver])?;
             }
         }
         Ok(())
     }
 
-    fn exists(&mut self, id: &SessionId, _max_lifetime: Duration) -> anyhow::Result<bool> {
+    fn exists(&mut self, id: &SessionId, _exp: Expiry) -> Result<bool> {
         let idx = self.node_for(id);
-        let (data, _, _) = self.keys(idx, id);
-        let n: i64 = self.simple(idx, &[b"EXISTS", &data])?;
+        let k = self.keys(idx, id);
+        let n: i64 = self.simple(idx, &[b"EXISTS", &k.data])?;
         Ok(n > 0)
     }
 
-    /// Redis expires sessions itself (TTL = session.gc_maxlifetime): nothing to do.
-    fn gc(&mut self, _max_lifetime: Duration) -> anyhow::Result<u64> {
-        Ok(0)
-    }
+    // No `collector`: Redis expires sessions itself (TTL = session.gc_maxlifetime).
 
-    fn collects(&self) -> bool {
-        false
-    }
-
-    /// `persistent=0` asks for a connection per request.
-    fn reusable(&self) -> bool {
-        self.opts.persistent
+    fn round_trips(&self) -> u64 {
+        self.round_trips
     }
 }
 

@@ -6,8 +6,8 @@ use super::dsn::{self, RedisOptions};
 use super::RedisStore;
 use crate::id::SessionId;
 use crate::lock::Token;
-use crate::store::tests::{conformance_ttl, expiring_locks};
-use crate::store::legacy::{Acquire, Saved, Store};
+use crate::store::tests::{conformance_ttl, expiring_locks, Got, Ops, W};
+use crate::store::{Acquire, Busy, ErrorKind, Expect, Expiry, Loaded, Store, Written};
 
 const LIFE: Duration = Duration::from_secs(3600);
 
@@ -28,6 +28,15 @@ fn id(s: &str) -> SessionId {
     SessionId::parse(s.as_bytes()).unwrap()
 }
 
+/// A store on `o`, as the engine serves it.
+fn open(o: &RedisOptions) -> Box<dyn Store> {
+    Box::new(RedisStore::open(o).unwrap())
+}
+
+fn ex() -> Expiry {
+    Expiry::new(LIFE)
+}
+
 fn raw() -> redis::Connection {
     redis::Client::open(format!("redis://127.0.0.1:{}/0", port())).unwrap().get_connection().unwrap()
 }
@@ -35,9 +44,9 @@ fn raw() -> redis::Connection {
 #[test]
 fn conformance_tcp() {
     let o = opts("");
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
     let o = opts("");
-    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    expiring_locks(|| open(&o));
 }
 
 #[test]
@@ -45,10 +54,10 @@ fn conformance_unix_socket() {
     let sock = std::env::var("SP_REDIS_SOCKET").expect("SP_REDIS_SOCKET is not set: run with `make test`");
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("unix://{sock}?db=1&prefix={prefix}")).unwrap();
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
     // db=1 really is another database.
-    let mut s = RedisStore::open(&o).unwrap();
-    s.save(&id("dbcheck"), b"x", LIFE, None).unwrap();
+    let mut s = open(&o);
+    s.put(&id("dbcheck"), b"x", LIFE, None).unwrap();
     let n: i64 = redis::cmd("EXISTS").arg(format!("{prefix}dbcheck")).query(&mut raw()).unwrap();
     assert_eq!(n, 0);
 }
@@ -58,57 +67,60 @@ fn conformance_unix_socket() {
 #[test]
 fn round_trips() {
     let o = opts("");
-    let mut s = RedisStore::open(&o).unwrap();
+    let mut s = open(&o);
     let sid = id("rt");
     let t = Token::new();
     // Connect and load the scripts first.
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(s.touch(&sid, LIFE, Some(&t)).unwrap(), Saved::Done);
-    let trips = |s: &mut RedisStore, cycle: &dyn Fn(&mut RedisStore)| {
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(s.tch(&sid, LIFE, Some(&t)).unwrap(), W::Done);
+    let trips = |s: &mut Box<dyn Store>, cycle: &dyn Fn(&mut Box<dyn Store>)| {
         let before = crate::net::round_trips();
+        let counted = s.round_trips();
         for _ in 0..10 {
             cycle(s);
         }
+        // What the store reports (the metrics layer's figure) is what the socket saw.
+        assert_eq!(s.round_trips() - counted, crate::net::round_trips() - before);
         (crate::net::round_trips() - before) as f64 / 10.0
     };
     let locked = trips(&mut s, &|s| {
-        assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(_)));
-        assert_eq!(s.save(&sid, b"a|i:1;", LIFE, Some(&t)).unwrap(), Saved::Done);
+        assert!(matches!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(_)));
+        assert_eq!(s.put(&sid, b"a|i:1;", LIFE, Some(&t)).unwrap(), W::Done);
     });
     assert_eq!(locked, 2.0, "locked cycle: acquire+read, write+release");
     let lazy = trips(&mut s, &|s| {
-        assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
-        assert_eq!(s.touch(&sid, LIFE, Some(&t)).unwrap(), Saved::Done);
+        assert!(matches!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(_))));
+        assert_eq!(s.tch(&sid, LIFE, Some(&t)).unwrap(), W::Done);
     });
     assert_eq!(lazy, 2.0, "locked lazy cycle");
     let unlocked = trips(&mut s, &|s| {
-        assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:1;"[..]));
-        s.save(&sid, b"a|i:1;", LIFE, None).unwrap();
+        assert_eq!(s.get(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:1;"[..]));
+        s.put(&sid, b"a|i:1;", LIFE, None).unwrap();
     });
     assert_eq!(unlocked, 2.0, "unlocked cycle: GET, SET");
     // After SCRIPT FLUSH the scripts are sent once more (EVALSHA → NOSCRIPT → EVAL), then cached.
     let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut raw()).unwrap();
     let before = crate::net::round_trips();
-    assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(_))));
-    assert_eq!(s.save(&sid, b"a|i:3;", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert!(matches!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(_))));
+    assert_eq!(s.put(&sid, b"a|i:3;", LIFE, Some(&t)).unwrap(), W::Done);
     assert_eq!(crate::net::round_trips() - before, 4);
-    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:3;"[..]));
+    assert_eq!(s.get(&sid, LIFE).unwrap().as_deref(), Some(&b"a|i:3;"[..]));
 }
 
 #[test]
 fn keys_follow_phpredis_layout_and_ttl() {
     let o = opts("");
     let prefix = o.nodes[0].prefix.clone();
-    let mut s = RedisStore::open(&o).unwrap();
+    let mut s = open(&o);
     let sid = id("layout");
     let t = Token::new();
-    s.lock_and_load(&sid, &t, Duration::from_secs(7), LIFE).unwrap();
+    s.lock(&sid, &t, Duration::from_secs(7), LIFE).unwrap();
     let mut r = raw();
     let holder: Option<String> = redis::cmd("GET").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
     assert_eq!(holder.as_deref(), Some(t.as_str()));
     let pttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
     assert!(pttl > 6000 && pttl <= 7000, "{pttl}");
-    s.save(&sid, b"v", Duration::from_secs(100), Some(&t)).unwrap();
+    s.put(&sid, b"v", Duration::from_secs(100), Some(&t)).unwrap();
     let data: Vec<u8> = redis::cmd("GET").arg(format!("{prefix}layout")).query(&mut r).unwrap();
     assert_eq!(data, b"v");
     let ttl: i64 = redis::cmd("TTL").arg(format!("{prefix}layout")).query(&mut r).unwrap();
@@ -117,10 +129,12 @@ fn keys_follow_phpredis_layout_and_ttl() {
     assert_eq!(lock, 0, "the lock is released by the write");
     // A phpredis lock (value "host|pid") excludes us, and we never release it.
     let () = redis::cmd("SET").arg(format!("{prefix}layout_LOCK")).arg("web1|4242").query(&mut r).unwrap();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(7), LIFE).unwrap(), Acquire::Busy);
-    assert_eq!(s.last_busy, Some((-1, true)));
+    // The answer says so (a lock without expiry, phpredis'): the waiter polls it, and is handed
+    // that by value (no state left in the handle).
+    let busy = Busy { expires_in: None, foreign: true };
+    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(7), ex()).unwrap(), Acquire::Busy(busy));
     s.unlock(&sid, &t).unwrap();
-    assert_eq!(s.save(&sid, b"mine", LIFE, Some(&t)).unwrap(), Saved::LockLost);
+    assert_eq!(s.put(&sid, b"mine", LIFE, Some(&t)).unwrap(), W::LockLost);
     let holder: String = redis::cmd("GET").arg(format!("{prefix}layout_LOCK")).query(&mut r).unwrap();
     assert_eq!(holder, "web1|4242");
 }
@@ -131,21 +145,23 @@ fn keys_follow_phpredis_layout_and_ttl() {
 fn waiter_is_woken_by_the_release() {
     let o = opts("");
     let sid = id("wake");
-    let mut a = RedisStore::open(&o).unwrap();
+    let mut a = open(&o);
     let ta = Token::new();
-    assert_eq!(a.lock_and_load(&sid, &ta, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
+    assert_eq!(a.lock(&sid, &ta, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
     let o2 = o.clone();
     let waiter = std::thread::spawn(move || {
-        let mut b = RedisStore::open(&o2).unwrap();
+        let mut b = open(&o2);
         let tb = Token::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut attempt = 0;
         let mut waits = 0;
         loop {
-            match b.lock_and_load(&id("wake"), &tb, Duration::from_secs(30), LIFE).unwrap() {
-                Acquire::Locked(d) => return (d, Instant::now(), waits),
-                Acquire::Busy => {
-                    b.wait_for_release(&id("wake"), deadline, attempt).unwrap();
+            match b.lock_and_load(&id("wake"), &tb, Duration::from_secs(30), ex()).unwrap() {
+                Acquire::Locked(d) => return (d.map(|l| l.data), Instant::now(), waits),
+                Acquire::Busy(busy) => {
+                    // Our own lock with 30 s to go: the waiter blocks on the wake-up list.
+                    assert!(!busy.foreign && busy.expires_in.is_some_and(|t| t > Duration::from_secs(25)), "{busy:?}");
+                    b.wait_for_release(&id("wake"), &busy, deadline, attempt).unwrap();
                     attempt += 1;
                     waits += 1;
                 }
@@ -154,7 +170,7 @@ fn waiter_is_woken_by_the_release() {
     });
     std::thread::sleep(Duration::from_millis(1200));
     let released = Instant::now();
-    assert_eq!(a.save(&sid, b"from-a", LIFE, Some(&ta)).unwrap(), Saved::Done);
+    assert_eq!(a.put(&sid, b"from-a", LIFE, Some(&ta)).unwrap(), W::Done);
     let (data, got, waits) = waiter.join().unwrap();
     assert_eq!(data.as_deref(), Some(&b"from-a"[..]));
     let latency = got.duration_since(released);
@@ -168,27 +184,44 @@ fn dead_server_costs_one_error_naming_it_and_recovery_is_automatic() {
     // Nothing listens on port 1 of the loopback: refused at once.
     let o = dsn::parse("redis://127.0.0.1:1?timeout=0.5").unwrap();
     let t = Instant::now();
-    let e = format!("{:#}", RedisStore::open(&o).err().expect("connection must fail"));
+    let err = RedisStore::open(&o).err().expect("connection must fail");
     assert!(t.elapsed() < Duration::from_millis(600), "{:?}", t.elapsed());
+    let e = err.to_string();
     assert!(e.contains("127.0.0.1:1") && e.to_lowercase().contains("refused"), "{e}");
+    // Typed at the source: unavailable, at the host:port.
+    assert_eq!((err.kind(), err.at()), (ErrorKind::Unavailable, "127.0.0.1:1"));
 
     // A pooled connection killed by the server is replaced transparently for idempotent steps.
     let o = opts("");
     let mut s = RedisStore::open(&o).unwrap();
     let sid = id("reconnect");
-    s.save(&sid, b"x", LIFE, None).unwrap();
+    assert!(matches!(s.save(&sid, b"x", Expect::Any, None, ex()).unwrap(), Written::Done(_)));
     let mut r = raw();
     kill(&mut s, &mut r);
-    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(s.load(&sid, ex()).unwrap().map(|l| l.data).as_deref(), Some(&b"x"[..]));
     kill(&mut s, &mut r);
     let t = Token::new();
-    assert!(matches!(s.lock_and_load(&sid, &t, Duration::from_secs(5), LIFE).unwrap(), Acquire::Locked(Some(_))));
+    let Acquire::Locked(Some(read)) = s.lock_and_load(&sid, &t, Duration::from_secs(5), ex()).unwrap() else { panic!("locks") };
     // A write that releases a lock is never sent twice: a dropped connection there is an error…
     kill(&mut s, &mut r);
-    let e = format!("{:#}", s.save(&sid, b"y", LIFE, Some(&t)).unwrap_err());
+    let err = s.save(&sid, b"y", Expect::Version(read.version), Some(&t), ex()).unwrap_err();
+    let e = err.to_string();
     assert!(e.contains(&format!("127.0.0.1:{}", port())), "{e}");
-    // …and the next step reconnects.
-    assert_eq!(s.save(&sid, b"y", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!((err.kind(), err.at()), (ErrorKind::Unavailable, &*format!("127.0.0.1:{}", port())));
+    // …and the next step reconnects (the version survived the reconnect: it is stored).
+    assert!(matches!(s.save(&sid, b"y", Expect::Version(read.version), Some(&t), ex()).unwrap(), Written::Done(_)));
+}
+
+/// A server that accepts and never answers: the step fails within read_timeout as a Timeout, at the
+/// host:port, in today's words.
+#[test]
+fn timeouts_are_typed() {
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    let o = dsn::parse(&format!("redis://127.0.0.1:{port}?read_timeout=0.2")).unwrap();
+    let e = RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), ex())).unwrap_err();
+    assert_eq!((e.kind(), e.at()), (ErrorKind::Timeout, &*format!("127.0.0.1:{port}")), "{e}");
+    assert_eq!(e.to_string(), format!("127.0.0.1:{port}: no answer within 0.200 s (read_timeout)"));
 }
 
 /// Kills `s`'s own connection from the server side (only its, other tests run in parallel).
@@ -236,13 +269,14 @@ fn slot_owner(slot: i64) -> (u16, Option<u16>) {
 fn cluster_conformance_locking_and_failover() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("redis-cluster://{}?prefix={prefix}", cluster_seeds())).unwrap();
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
-    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
+    expiring_locks(|| open(&o));
 
     // Data, lock and wake-up keys share one slot; the data key is phpredis' own name.
-    let mut s = RedisStore::open(&o).unwrap();
+    let mut s = open(&o);
     let sid = id("clusterfail");
-    let (data, lock, wake) = s.keys(0, &sid);
+    let k = RedisStore::open(&o).unwrap().keys(0, &sid);
+    let (data, lock, wake, ver) = (k.data, k.lock, k.wake, k.ver);
     assert_eq!(data, format!("{prefix}clusterfail").into_bytes());
     assert_eq!(lock, format!("{{{prefix}clusterfail}}_LOCK").into_bytes());
     let slot = |k: &[u8]| -> i64 { redis::cmd("CLUSTER").arg("KEYSLOT").arg(k).query(&mut node_conn(slot_port())).unwrap() };
@@ -251,17 +285,19 @@ fn cluster_conformance_locking_and_failover() {
     }
     assert_eq!(slot(&data), slot(&lock));
     assert_eq!(slot(&data), slot(&wake));
+    assert_eq!(ver, format!("{{{prefix}clusterfail}}_VER").into_bytes());
+    assert_eq!(slot(&data), slot(&ver));
 
     // Locking works in cluster mode, in 2 round trips (once the slot's master has the scripts cached:
     // a node that has not seen them yet answers NOSCRIPT once and gets the body).
     let t = Token::new();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(s.save(&sid, b"warm", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(s.put(&sid, b"warm", LIFE, Some(&t)).unwrap(), W::Done);
     let before = s.round_trips();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(b"warm".to_vec())));
-    let mut other = RedisStore::open(&o).unwrap();
-    assert_eq!(other.lock_and_load(&sid, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Acquire::Busy);
-    assert_eq!(s.save(&sid, b"before failover", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(b"warm".to_vec())));
+    let mut other = open(&o);
+    assert_eq!(other.lock(&sid, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Got::Busy);
+    assert_eq!(s.put(&sid, b"before failover", LIFE, Some(&t)).unwrap(), W::Done);
     assert_eq!(s.round_trips() - before, 2);
 
     // Fail the slot's master over to its replica (CLUSTER FAILOVER on the replica): the same store
@@ -283,11 +319,11 @@ fn cluster_conformance_locking_and_failover() {
     assert_ne!(master, replica);
     let t = Token::new();
     assert_eq!(
-        s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(),
-        Acquire::Locked(Some(b"before failover".to_vec()))
+        s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(),
+        Got::Locked(Some(b"before failover".to_vec()))
     );
-    assert_eq!(s.save(&sid, b"after failover", LIFE, Some(&t)).unwrap(), Saved::Done);
-    assert_eq!(other.load(&sid, LIFE).unwrap().as_deref(), Some(&b"after failover"[..]));
+    assert_eq!(s.put(&sid, b"after failover", LIFE, Some(&t)).unwrap(), W::Done);
+    assert_eq!(other.get(&sid, LIFE).unwrap().as_deref(), Some(&b"after failover"[..]));
 }
 
 #[test]
@@ -296,8 +332,8 @@ fn sentinel_conformance() {
     let name = std::env::var("SP_REDIS_SENTINEL_MASTER").unwrap();
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("redis-sentinel://{s}/{name}?db=2&prefix={prefix}")).unwrap();
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
-    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
+    expiring_locks(|| open(&o));
     // An unknown master name is an error naming the Sentinel.
     let o = dsn::parse(&format!("redis-sentinel://{s}/nosuchmaster")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
@@ -311,15 +347,15 @@ fn tls_conformance_and_verification() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}/0?prefix={prefix}&ca={ca}")).unwrap();
     assert_eq!(o.describe(), format!("rediss://127.0.0.1:{port}/0"));
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
     // Not trusted without the test CA: an error naming host:port and the cause.
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().expect("an untrusted certificate must be refused"));
     assert!(e.contains(&format!("127.0.0.1:{port}")) && e.to_lowercase().contains("certificate"), "{e}");
     // verify=none: encrypted, not authenticated.
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}?verify=none&prefix={prefix}")).unwrap();
-    let mut s = RedisStore::open(&o).unwrap();
-    s.save(&id("tlsnone"), b"x", LIFE, None).unwrap();
+    let mut s = open(&o);
+    s.put(&id("tlsnone"), b"x", LIFE, None).unwrap();
     // A missing CA file is named.
     let o = dsn::parse(&format!("rediss://127.0.0.1:{port}?ca=/nonexistent/ca.pem")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
@@ -327,7 +363,7 @@ fn tls_conformance_and_verification() {
     // Plain redis:// to the TLS port fails within the read timeout instead of hanging.
     let o = dsn::parse(&format!("redis://127.0.0.1:{port}?read_timeout=0.3")).unwrap();
     let t = Instant::now();
-    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), LIFE)).is_err());
+    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), ex())).is_err());
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
@@ -363,15 +399,15 @@ fn tls_cluster_conformance_and_verification() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("rediss-cluster://{seeds}?ca={ca}&prefix={prefix}")).unwrap();
     assert_eq!(o.describe(), format!("rediss-cluster://{seeds}"));
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
-    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
+    expiring_locks(|| open(&o));
     // Sessions spread over the 3 masters: every node was reached over TLS with the CA.
-    let mut s = RedisStore::open(&o).unwrap();
+    let mut s = open(&o);
     for i in 0..30 {
         let sid = id(&format!("spread{i}"));
         let t = Token::new();
-        assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-        assert_eq!(s.save(&sid, format!("v{i}").as_bytes(), LIFE, Some(&t)).unwrap(), Saved::Done);
+        assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+        assert_eq!(s.put(&sid, format!("v{i}").as_bytes(), LIFE, Some(&t)).unwrap(), W::Done);
     }
     let mut on_nodes = 0;
     for port in tls_cluster_ports() {
@@ -384,23 +420,23 @@ fn tls_cluster_conformance_and_verification() {
         "seed[]=tls://{}&stream[cafile]={ca}&prefix={prefix}",
         seeds.split(',').collect::<Vec<_>>().join("&seed[]=tls://")
     );
-    let mut p = RedisStore::open(&dsn::parse(&php).unwrap()).unwrap();
-    assert_eq!(p.load(&id("spread7"), LIFE).unwrap().as_deref(), Some(&b"v7"[..]));
+    let mut p = open(&dsn::parse(&php).unwrap());
+    assert_eq!(p.get(&id("spread7"), LIFE).unwrap().as_deref(), Some(&b"v7"[..]));
     // Without the test CA: refused, naming the cluster and the certificate.
     let o = dsn::parse(&format!("rediss-cluster://{seeds}")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().expect("an untrusted certificate must be refused"));
     assert!(e.contains(&seeds) && e.to_lowercase().contains("certificate"), "{e}");
     // verify=none: encrypted, not authenticated.
     let o = dsn::parse(&format!("rediss-cluster://{seeds}?verify=none&prefix={prefix}")).unwrap();
-    assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread3"), LIFE).unwrap().as_deref(), Some(&b"v3"[..]));
+    assert_eq!(open(&o).get(&id("spread3"), LIFE).unwrap().as_deref(), Some(&b"v3"[..]));
     // verify=ca: the chain is checked, the host name is not ("localhost" is not in the certificate).
     let first_port = tls_cluster_ports()[0];
     let o = dsn::parse(&format!("rediss-cluster://localhost:{first_port}?ca={ca}&verify=ca&prefix={prefix}")).unwrap();
-    assert_eq!(RedisStore::open(&o).unwrap().load(&id("spread4"), LIFE).unwrap().as_deref(), Some(&b"v4"[..]));
+    assert_eq!(open(&o).get(&id("spread4"), LIFE).unwrap().as_deref(), Some(&b"v4"[..]));
     // A plaintext client to the TLS cluster fails within its timeouts.
     let o = dsn::parse(&format!("redis-cluster://{seeds}?timeout=0.3&read_timeout=0.3")).unwrap();
     let t = Instant::now();
-    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), LIFE)).is_err());
+    assert!(RedisStore::open(&o).and_then(|mut s| s.load(&id("x"), ex())).is_err());
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
@@ -414,7 +450,7 @@ fn tls_standalone_verify_ca_skips_only_the_host_name() {
     assert!(e.contains(&format!("localhost:{port}")), "{e}");
     // …verify=ca accepts it (the CA still has to sign it).
     let o = dsn::parse(&format!("rediss://localhost:{port}?ca={ca}&verify=ca")).unwrap();
-    RedisStore::open(&o).unwrap().save(&id("verifyca"), b"x", LIFE, None).unwrap();
+    open(&o).put(&id("verifyca"), b"x", LIFE, None).unwrap();
     let o = dsn::parse(&format!("rediss://localhost:{port}?verify=ca")).unwrap();
     assert!(RedisStore::open(&o).is_err(), "verify=ca still checks the chain");
 }
@@ -433,11 +469,11 @@ fn tls_sentinel_with_its_own_password() {
     };
     let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_password={spw}"));
     assert_eq!(o.describe(), format!("rediss-sentinel://{s}/{name}/3"));
-    conformance_ttl(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
-    expiring_locks(|| Box::new(crate::store::legacy::Legacy(RedisStore::open(&o).unwrap())) as Box<dyn crate::store::Store>);
+    conformance_ttl(|| open(&o));
+    expiring_locks(|| open(&o));
     // With a user name too (the Sentinel's default user).
     let o = dsn_with(&format!(":{mpw}@"), &format!("&sentinel_user=default&sentinel_password={spw}"));
-    RedisStore::open(&o).unwrap().save(&id("withuser"), b"x", LIFE, None).unwrap();
+    open(&o).put(&id("withuser"), b"x", LIFE, None).unwrap();
 
     let no_secret = |e: &str| assert!(!e.contains(&spw) && !e.contains(&mpw), "a password is shown: {e}");
     // No Sentinel password: the Sentinel refuses to answer.
@@ -530,12 +566,12 @@ fn migrate_slot(slot: i64, from: u16, to: u16, during_open: impl FnOnce(), durin
 fn tls_cluster_ask_and_tryagain_during_slot_migration() {
     let prefix = format!("sp-test-{}:", Token::new().as_str());
     let o = dsn::parse(&format!("rediss-cluster://{}?ca={}&prefix={prefix}", tls_cluster_seeds(), tls_ca())).unwrap();
-    let mut s = RedisStore::open(&o).unwrap();
+    let mut s = open(&o);
     let sid = id("migrating");
     let t = Token::new();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(s.save(&sid, b"n|i:1;", LIFE, Some(&t)).unwrap(), Saved::Done);
-    let (data, _, _) = s.keys(0, &sid);
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(s.put(&sid, b"n|i:1;", LIFE, Some(&t)).unwrap(), W::Done);
+    let data = RedisStore::open(&o).unwrap().keys(0, &sid).data;
     let first = tls_cluster_ports()[0];
     let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&data).query(&mut tls_node(first)).unwrap();
     let (masters, source) = tls_masters(slot);
@@ -545,26 +581,26 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
     // slot is open; it reports when it finished.
     let cycle = |o: RedisOptions, from: &'static [u8], to: &'static [u8]| {
         std::thread::spawn(move || {
-            let mut s = RedisStore::open(&o).unwrap();
+            let mut s = open(&o);
             let t = Token::new();
             let started = Instant::now();
-            let got = s.lock_and_load(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
-            assert_eq!(got, Acquire::Locked(Some(from.to_vec())));
-            assert_eq!(s.save(&id("migrating"), to, LIFE, Some(&t)).unwrap(), Saved::Done);
+            let got = s.lock(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
+            assert_eq!(got, Got::Locked(Some(from.to_vec())));
+            assert_eq!(s.put(&id("migrating"), to, LIFE, Some(&t)).unwrap(), W::Done);
             (Instant::now(), started.elapsed())
         })
     };
     let mut during = None;
     let mut assigned = Instant::now();
-    let mut s2 = RedisStore::open(&o).unwrap();
+    let mut s2 = open(&o);
     migrate_slot(
         slot,
         source,
         target,
         || {
             // Open slot, keys on the source: unlocked reads are served at once…
-            assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]));
-            assert!(s.exists(&sid, LIFE).unwrap());
+            assert_eq!(s.get(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]));
+            assert!(s.has(&sid, LIFE).unwrap());
             // …and a locked cycle starts now and waits out the TRYAGAIN answers.
             during = Some(cycle(o.clone(), b"n|i:1;", b"n|i:2;"));
             std::thread::sleep(Duration::from_millis(300));
@@ -574,8 +610,8 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
             assert!(ours_in_slot(source, slot, &prefix).is_empty(), "the keys left the source");
             assert!(ours_in_slot(target, slot, &prefix).contains(&String::from_utf8(data.clone()).unwrap()), "the data key is on the target");
             let t0 = Instant::now();
-            assert_eq!(s2.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]), "GET follows ASK");
-            assert!(s2.exists(&sid, LIFE).unwrap());
+            assert_eq!(s2.get(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:1;"[..]), "GET follows ASK");
+            assert!(s2.has(&sid, LIFE).unwrap());
             assert!(t0.elapsed() < Duration::from_millis(500), "single-key steps do not wait: {:?}", t0.elapsed());
             std::thread::sleep(Duration::from_millis(300));
             assigned = Instant::now();
@@ -589,8 +625,8 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
     assert_eq!(on_target.as_deref(), Some(&b"n|i:2;"[..]));
     // After: the same store (its slot map is stale: MOVED) goes on.
     let t = Token::new();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(Some(b"n|i:2;".to_vec())));
-    assert_eq!(s.save(&sid, b"n|i:3;", LIFE, Some(&t)).unwrap(), Saved::Done);
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(b"n|i:2;".to_vec())));
+    assert_eq!(s.put(&sid, b"n|i:3;", LIFE, Some(&t)).unwrap(), W::Done);
 
     // Move the slot back to its original owner, destroying the session (under its lock) meanwhile.
     let mut destroyer = None;
@@ -601,23 +637,23 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
         || {
             let o = o.clone();
             destroyer = Some(std::thread::spawn(move || {
-                let mut s = RedisStore::open(&o).unwrap();
+                let mut s = open(&o);
                 let t = Token::new();
-                let got = s.lock_and_load(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
-                assert_eq!(got, Acquire::Locked(Some(b"n|i:3;".to_vec())));
+                let got = s.lock(&id("migrating"), &t, Duration::from_secs(30), LIFE).unwrap();
+                assert_eq!(got, Got::Locked(Some(b"n|i:3;".to_vec())));
                 s.destroy(&id("migrating"), Some(&t)).unwrap();
             }));
             std::thread::sleep(Duration::from_millis(200));
         },
         || {
             // Keys back on the original owner, slot still open: the destroy has not happened yet.
-            assert_eq!(s2.load(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:3;"[..]));
+            assert_eq!(s2.get(&sid, LIFE).unwrap().as_deref(), Some(&b"n|i:3;"[..]));
             std::thread::sleep(Duration::from_millis(200));
         },
     );
     destroyer.unwrap().join().expect("destroy during the migration succeeds");
     assert_eq!(tls_masters(slot).1, source, "slot restored to its original owner");
-    assert_eq!(s.load(&sid, LIFE).unwrap(), None, "destroyed");
+    assert_eq!(s.get(&sid, LIFE).unwrap(), None, "destroyed");
     for (_, port) in &masters {
         // (The wake-up list of the release lives on for WAKE_LIFE_MS by design.)
         let left: Vec<String> = ours_in_slot(*port, slot, &prefix).into_iter().filter(|k| !k.ends_with("_WAKE")).collect();
@@ -625,7 +661,148 @@ fn tls_cluster_ask_and_tryagain_during_slot_migration() {
     }
     // A new session in that slot works as before.
     let t = Token::new();
-    assert_eq!(s.lock_and_load(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Acquire::Locked(None));
-    assert_eq!(s.save(&sid, b"again", LIFE, Some(&t)).unwrap(), Saved::Done);
-    assert_eq!(s.load(&sid, LIFE).unwrap().as_deref(), Some(&b"again"[..]));
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(s.put(&sid, b"again", LIFE, Some(&t)).unwrap(), W::Done);
+    assert_eq!(s.get(&sid, LIFE).unwrap().as_deref(), Some(&b"again"[..]));
+}
+
+/// Versions and phpredis, which writes the data key with SETEX and knows nothing of `_VER`: a session
+/// phpredis wrote reads with a version and takes a CAS write at it; a phpredis write or lazy-write
+/// touch (EXPIRE) between our read and our write moves the version (it resets the data key's
+/// expiry), so the stale write is refused with phpredis' data — also under our lock, which a
+/// phpredis with locking off ignores, and the refusal releases that lock.
+#[test]
+fn versions_see_phpredis_writes() {
+    let o = opts("");
+    let key = format!("{}phpv", o.nodes[0].prefix);
+    let mut s = open(&o);
+    let mut r = raw();
+    let sid = id("phpv");
+    // phpredis' own write (seconds TTL). The pauses put each phpredis write in another millisecond
+    // than the step before it: a write in the same millisecond, with the same lifetime, would leave
+    // the expiry (and so the version) as it was — the one case the module documentation concedes.
+    let phpredis_write = |r: &mut redis::Connection, v: &str| {
+        std::thread::sleep(Duration::from_millis(5));
+        let () = redis::cmd("SETEX").arg(&key).arg(3600).arg(v).query(r).unwrap();
+    };
+    phpredis_write(&mut r, "php|1");
+    let read = s.load(&sid, ex()).unwrap().expect("phpredis' session reads");
+    assert_eq!(read.data, b"php|1");
+    phpredis_write(&mut r, "php|2");
+    let Written::Conflict(Some(now)) = s.save(&sid, b"ours", Expect::Version(read.version), None, ex()).unwrap() else {
+        panic!("a write at the version read before phpredis' write must be refused")
+    };
+    assert_eq!(now.data, b"php|2");
+    assert_eq!(s.get(&sid, LIFE).unwrap().as_deref(), Some(&b"php|2"[..]), "nothing stored");
+    let Written::Done(v) = s.save(&sid, b"ours", Expect::Version(now.version), None, ex()).unwrap() else {
+        panic!("a write at the current version wins")
+    };
+    // phpredis' lazy write refreshes the expiry only: the version moves too.
+    std::thread::sleep(Duration::from_millis(5));
+    let _: i64 = redis::cmd("EXPIRE").arg(&key).arg(3600).query(&mut r).unwrap();
+    assert!(matches!(s.save(&sid, b"stale", Expect::Version(v), None, ex()).unwrap(), Written::Conflict(Some(_))));
+    // Under our lock.
+    let t = Token::new();
+    let Acquire::Locked(Some(l)) = s.lock_and_load(&sid, &t, Duration::from_secs(30), ex()).unwrap() else { panic!("locks") };
+    assert_eq!(l.data, b"ours");
+    phpredis_write(&mut r, "php|3");
+    let w = s.save(&sid, b"mine", Expect::Version(l.version), Some(&t), ex()).unwrap();
+    assert!(matches!(&w, Written::Conflict(Some(now)) if now.data == b"php|3"), "{w:?}");
+    assert!(matches!(open(&o).lock(&sid, &Token::new(), Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(_))), "released");
+}
+
+/// The `_VER` key lives and dies with the session: same TTL as the data after a write and a touch,
+/// deleted by a destroy.
+#[test]
+fn version_key_follows_the_data() {
+    let o = opts("");
+    let prefix = o.nodes[0].prefix.clone();
+    let mut s = open(&o);
+    let mut r = raw();
+    let sid = id("verkey");
+    let pttl = |r: &mut redis::Connection, k: &str| -> i64 { redis::cmd("PTTL").arg(format!("{prefix}{k}")).query(r).unwrap() };
+    s.put(&sid, b"x", Duration::from_secs(100), None).unwrap();
+    assert!((95_000..=100_000).contains(&pttl(&mut r, "verkey_VER")), "{}", pttl(&mut r, "verkey_VER"));
+    s.tch(&sid, Duration::from_secs(200), None).unwrap();
+    assert!(pttl(&mut r, "verkey_VER") > 150_000 && pttl(&mut r, "verkey") > 150_000);
+    s.destroy(&sid, None).unwrap();
+    assert_eq!(pttl(&mut r, "verkey_VER"), -2, "destroyed with the data");
+}
+
+/// One writer of `cas_across_processes`, run as a child process of this test binary with the
+/// SP_XPROC_* environment. In an ordinary test run (no such environment) it has nothing to do.
+#[test]
+fn cas_across_processes_child() {
+    let Ok(dsn) = std::env::var("SP_XPROC_DSN") else { return };
+    let var = |k: &str| std::env::var(k).unwrap();
+    let sid = id(&var("SP_XPROC_ID"));
+    let expect = match var("SP_XPROC_EXPECT").as_str() {
+        "absent" => Expect::Absent,
+        v => Expect::Version(crate::store::Version::new(v.parse().unwrap())),
+    };
+    let mut s = RedisStore::open(&dsn::parse(&dsn).unwrap()).unwrap();
+    s.exists(&sid, ex()).unwrap();
+    // All writers go at the same instant (given as Unix ms by the parent).
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(var("SP_XPROC_AT").parse().unwrap());
+    if let Ok(d) = at.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(d);
+    }
+    let me = var("SP_XPROC_ME");
+    let said = match s.save(&sid, me.as_bytes(), expect, None, ex()).unwrap() {
+        Written::Done(_) => "done".to_string(),
+        Written::Conflict(Some(l)) => format!("conflict {}", String::from_utf8_lossy(&l.data)),
+        other => format!("{other:?}"),
+    };
+    println!("XPROC {me} {said}");
+}
+
+/// CAS between processes (what the transitional adapter's in-process mutex could not give): six
+/// processes create the same session at once expecting it absent, then six write at the same
+/// version — each time exactly one wins and every other is told the winner's data.
+#[test]
+fn cas_across_processes() {
+    let prefix = format!("sp-test-{}:", Token::new().as_str());
+    let dsn = format!("redis://127.0.0.1:{}/0?prefix={prefix}", port());
+    let o = dsn::parse(&dsn).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let race = |sid: &str, expect: String| {
+        // Far enough ahead for six test binaries to start on a loaded machine; a late one still
+        // races the others' answers, and the assertions hold however the writes interleave.
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_millis(1500);
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                std::process::Command::new(&exe)
+                    .args(["--exact", "store::redis::tests::cas_across_processes_child", "--nocapture", "--test-threads=1"])
+                    .env("SP_XPROC_DSN", &dsn)
+                    .env("SP_XPROC_ID", sid)
+                    .env("SP_XPROC_EXPECT", &expect)
+                    .env("SP_XPROC_ME", format!("writer{i}"))
+                    .env("SP_XPROC_AT", at.as_millis().to_string())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let said: Vec<String> = children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                assert!(out.status.success(), "a writer failed");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.lines().find_map(|l| l.split_once("XPROC ").map(|(_, said)| said.to_string())).unwrap_or_else(|| panic!("no answer: {text}"))
+            })
+            .collect();
+        let winners: Vec<&str> = said.iter().filter_map(|l| l.strip_suffix(" done")).collect();
+        assert_eq!(winners.len(), 1, "exactly one wins: {said:?}");
+        for l in &said {
+            assert!(l.ends_with(" done") || l.ends_with(&format!(" conflict {}", winners[0])), "{l}: {said:?}");
+        }
+        let stored = open(&o).get(&id(sid), LIFE).unwrap();
+        assert_eq!(stored.as_deref(), Some(winners[0].as_bytes()));
+    };
+    race("xcreate", "absent".into());
+    let mut s = open(&o);
+    let Written::Done(v) = s.save(&id("xstale"), b"base", Expect::Any, None, ex()).unwrap() else { panic!("written") };
+    race("xstale", v.get().to_string());
+    assert_eq!(s.load(&id("xstale"), ex()).unwrap().map(|l: Loaded| l.version == v), Some(false), "the version moved");
 }
