@@ -1003,7 +1003,8 @@ impl Store for RedisStore {
         }
         let k = self.keys(idx, id);
         let (kind, n, t): (&[u8], String, String) = match expect {
-            Expect::Any => (b"any", String::new(), String::new()),
+            // Under our lock the lock decides (Held): a locking-off writer is overwritten, as before.
+            Expect::Any | Expect::Held(_) => (b"any", String::new(), String::new()),
             Expect::Absent => (b"absent", String::new(), String::new()),
             Expect::Version(v) => {
                 let (n, t) = version_parts(v);
