@@ -241,7 +241,7 @@ pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
     match engine {
         Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
         Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),
-        Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
+        Engine::Memcached(o) => Ok(Box::new(memcached::MemcachedStore::open(o)?)),
         Engine::Redis(o) => legacy::boxed(redis::RedisStore::open(o), || "redis".into()),
     }
 }
