@@ -8,8 +8,8 @@
 //! it read, so two waiters cannot both win. Release and write are guarded by the CAS value of *our*
 //! lock item: a lock another request took over has another CAS, so we never delete it or write under
 //! it (php-memcached's plain `delete` does, its issue #364). php-memcached's own lock items (value `1`)
-//! exclude us as ours exclude it; one whose holder never releases it is taken over after our
-//! lock_expire of seeing it unchanged.
+//! exclude us as ours exclude it; one that never expires (or outlives our lock_expire) has its TTL
+//! cut to lock_expire when we first see it, so memcached drops it then (`foreign_lock`).
 //!
 //! Expiry is the item TTL (session.gc_maxlifetime; above 30 days memcached takes it as an absolute
 //! time, so it is sent as one). The TTL an item was written with goes in its client flags, so a read
@@ -645,14 +645,13 @@ impl MemcachedStore {
                 targets.contains(&s).then(|| (s, format!("C{cas}")))
             }
         };
-        let reqs: Vec<Req> = targets
+        let mut reqs: Vec<Req> = targets
             .iter()
             .map(|&s| match &cond {
                 Some((cs, flag)) if *cs == s => (s, format!("{line} {flag}"), data),
                 _ => (s, line.clone(), data),
             })
             .collect();
-        let mut reqs = reqs;
         let lkey = self.lock_key(id);
         let together = matches!(lock, Some((ls, _)) if targets == [ls]);
         if let (true, Some((ls, cas))) = (together, lock) {
