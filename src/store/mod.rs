@@ -248,16 +248,13 @@ pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
 
 /// Opens an engine's store without layers.
 pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
-
     match engine {
         Engine::Sqlite(o) => Ok(Box::new(sqlite::SqliteStore::open(o)?)),
         Engine::Files(o) => Ok(Box::new(files::FilesStore::open(o)?)),
-        Engine::Memcached(o) => legacy::boxed(memcached::MemcachedStore::open(o), || "memcached".into()),
+        Engine::Memcached(o) => Ok(Box::new(memcached::MemcachedStore::open(o)?)),
         Engine::Redis(o) => Ok(Box::new(redis::RedisStore::open(o)?)),
     }
 }
-
-pub(crate) mod legacy;
 
 /// The default wait for a lock's release: sleeps 1 ms doubling to 16 ms, never past `deadline`.
 pub(crate) fn back_off(deadline: Instant, attempt: u32) {

@@ -8,13 +8,18 @@
 //! it read, so two waiters cannot both win. Release and write are guarded by the CAS value of *our*
 //! lock item: a lock another request took over has another CAS, so we never delete it or write under
 //! it (php-memcached's plain `delete` does, its issue #364). php-memcached's own lock items (value `1`)
-//! exclude us as ours exclude it; one whose holder never releases it is taken over after our
-//! lock_expire of seeing it unchanged.
+//! exclude us as ours exclude it; one that never expires (or outlives our lock_expire) has its TTL
+//! cut to lock_expire when we first see it, so memcached drops it then (`foreign_lock`).
 //!
 //! Expiry is the item TTL (session.gc_maxlifetime; above 30 days memcached takes it as an absolute
 //! time, so it is sent as one). The TTL an item was written with goes in its client flags, so a read
 //! can tell its age (written TTL − remaining TTL) and treat data older than max_lifetime as absent even
 //! when gc_maxlifetime was lowered since. php-memcached writes flags 0 and ignores them on read.
+//!
+//! Versions (store contract v2): a session's version is the CAS its data item has on the server it
+//! was read from, with that server's index (`version`); a write expecting it is a compare-and-swap
+//! on that server (`C<cas>`), one expecting no session an add (`ME`), checked by memcached in the same
+//! command as the write. The CAS is memcached's, so it survives reconnects and worker restarts.
 //!
 //! Written on memcached's meta protocol over std sockets rather than the memcache crate: one round trip
 //! must carry an add-with-TTL plus a read, a compare-and-delete, the remaining TTL and flags of an item,
@@ -28,12 +33,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
-
 pub use options::{MemcachedOptions, ServerAddr};
 use proto::{Conn, Flags, Reply};
 
-use super::legacy::{Acquire, Saved, Store};
+use super::{Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::lock::Token;
 
@@ -76,40 +79,91 @@ pub struct MemcachedStore {
     o: MemcachedOptions,
     servers: Vec<Server>,
     ring: ketama::Continuum,
+    /// The locks this handle took, by session id: the lock item's CAS and when it was taken. A cache,
+    /// the one piece of state kept between calls, because the contract has no value to carry it in
+    /// (`save` gets the owner's token only): it lets a write release the lock by its CAS without
+    /// reading it first, and skip confirming a lock taken less than half its expiry ago (no other
+    /// request may take it over before it expires). Correct when empty: the lock is then found by its
+    /// value (one more round trip). Bounded (`HELD_MAX`): a request uses one entry, and releases it.
     held: HashMap<String, Held>,
-    /// Foreign lock items (php-memcached's) by key: the CAS first seen and when.
-    foreign: HashMap<String, (u64, Instant)>,
     /// Servers marked down so far (a failed step is retried on the remaining ones with replicas).
     downs: u64,
-    /// By data key: the server a session was last read from and the CAS it had there (None: absent).
-    /// A locked write is guarded by it (see `store_and_release`).
-    read_cas: HashMap<String, (usize, Option<u64>)>,
+    /// Batches exchanged with the servers (`Store::round_trips`): an `exec` (its requests are written
+    /// to every server involved before any answer is read, so it costs one wait) or a stats/metadump
+    /// command.
+    round_trips: u64,
     /// See `exec_lock_and_read`.
     #[cfg(test)]
     pub(crate) between: Option<Box<dyn FnMut() + Send>>,
     /// Lock commands to let through before `between` runs (1: the take-over after a failed add).
     #[cfg(test)]
     pub(crate) between_after: u32,
-    /// Batches sent by `exec` (round trips), for tests.
-    #[cfg(test)]
-    pub(crate) round_trips: u32,
 }
+
+/// At most this many locks are remembered in `held` (a request takes one or two).
+const HELD_MAX: usize = 64;
 
 /// What `lock_and_read` read with the lock: the first data server's reply and, with the lock on
 /// another server, the version item's.
 struct LockedRead {
-    data: Result<Reply, String>,
-    version: Option<Result<Reply, String>>,
+    data: Result<Reply>,
+    version: Option<Result<Reply>>,
 }
 
 type Req<'a> = (usize, String, Option<&'a [u8]>);
 
+/// What `store_and_release` did.
+enum Stored {
+    /// Written (the new version: the CAS of the first copy a read finds) or touched (None).
+    Done(Option<Version>),
+    LockLost,
+    /// The expectation failed; nothing of this write is left; the session as stored now.
+    Conflict(Option<Loaded>),
+}
+
+/// A session's version: the CAS of its data item on server `server` (the one it was read from or
+/// first written to), and that server's index in the DSN's list.
+fn version(server: usize, cas: u64) -> Version {
+    Version::new(((server as u128) << 64) | u128::from(cas))
+}
+
+/// (server index, CAS) of a version.
+fn unpack(v: Version) -> (usize, u64) {
+    ((v.get() >> 64) as usize, v.get() as u64)
+}
+
+/// The kind of an I/O failure: a reply that does not parse is corrupt, the rest as `StoreError::io`
+/// classifies it (a timeout, an unreachable or refusing server, other).
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        ErrorKind::Corrupt
+    } else {
+        StoreError::io("", e, "").kind()
+    }
+}
+
 /// Whether a failure took a timeout to tell (no answer, or no route to the host) rather than being
 /// refused or cut at once: only those make a server worth skipping for `retry` ms.
-fn costs_a_timeout(cause: &str) -> bool {
-    ["timed out", "timeout", "Resource temporarily unavailable", "unreachable", "No route to host"]
-        .iter()
-        .any(|t| cause.contains(t))
+fn costs_a_timeout(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e.kind(), K::TimedOut | K::WouldBlock | K::HostUnreachable | K::NetworkUnreachable)
+}
+
+/// One error for several servers' failures (every copy failed): the first one's kind, every server
+/// named, every cause given.
+fn joined(mut errors: Vec<StoreError>) -> StoreError {
+    if errors.len() == 1 {
+        return errors.remove(0);
+    }
+    let mut at: Vec<&str> = Vec::new();
+    for e in &errors {
+        if !at.contains(&e.at()) {
+            at.push(e.at());
+        }
+    }
+    let detail: Vec<&str> = errors.iter().map(StoreError::detail).collect();
+    let kind = errors.first().map_or(ErrorKind::Backend, StoreError::kind);
+    StoreError::new(kind, at.join(","), detail.join("; "))
 }
 
 fn unix_ms() -> u64 {
@@ -153,7 +207,7 @@ fn lock_ttl(expire: Duration) -> u64 {
 }
 
 impl MemcachedStore {
-    pub fn open(o: &MemcachedOptions) -> anyhow::Result<Self> {
+    pub fn open(o: &MemcachedOptions) -> Result<Self> {
         let names: Vec<String> = o.servers.iter().map(ServerAddr::ketama_name).collect();
         let ring = ketama::Continuum::new(&names, &o.weights, o.weighted);
         let servers = o
@@ -172,20 +226,22 @@ impl MemcachedStore {
         // Connections are made on first use: a server that is down must not fail requests whose
         // sessions live on the others.
         Ok(MemcachedStore {
-            o: o.clone(), servers, ring, held: HashMap::new(), foreign: HashMap::new(), downs: 0,
-            read_cas: HashMap::new(),
+            o: o.clone(),
+            servers,
+            ring,
+            held: HashMap::new(),
+            downs: 0,
+            round_trips: 0,
             #[cfg(test)]
             between: None,
             #[cfg(test)]
             between_after: 0,
-            #[cfg(test)]
-            round_trips: 0,
         })
     }
 
     /// Runs one step; with replicas, a step that failed because a server just went down is run once
     /// more, on the servers still live.
-    fn retrying<T>(&mut self, mut f: impl FnMut(&mut Self) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    fn retrying<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
         let before = self.downs;
         match f(self) {
             Err(_) if self.o.replicas > 0 && self.downs > before => f(self),
@@ -199,13 +255,17 @@ impl MemcachedStore {
         id.name_within(MAX_KEY.saturating_sub(self.o.prefix.len() + "lock.".len()))
     }
 
-    fn key(&self, id: &SessionId) -> anyhow::Result<String> {
+    fn key(&self, id: &SessionId) -> Result<String> {
         let k = format!("{}{}", self.o.prefix, self.name(id));
         if k.len() + "lock.".len() > MAX_KEY {
-            bail!(
-                "the prefix of {} bytes is too long for memcached keys (prefix + \"lock.\" + session name: at most {MAX_KEY} bytes)",
-                self.o.prefix.len()
-            );
+            return Err(StoreError::new(
+                ErrorKind::Backend,
+                self.describe(),
+                format!(
+                    "the prefix of {} bytes is too long for memcached keys (prefix + \"lock.\" + session name: at most {MAX_KEY} bytes)",
+                    self.o.prefix.len()
+                ),
+            ));
         }
         Ok(k)
     }
@@ -256,27 +316,39 @@ impl MemcachedStore {
     /// Marks server `i` down: skipped for the rest of this request, and for `retry` ms when the
     /// failure cost a timeout; a server that refused or dropped the connection is probed again by the
     /// next request that needs it (`still_valid`), as that costs one local round trip at most.
-    fn fail(&mut self, i: usize, cause: String) -> String {
+    /// (`e` is the I/O error, `kind` what it means here, `cause` it in words.)
+    fn fail(&mut self, i: usize, kind: ErrorKind, e: &std::io::Error, cause: String) -> StoreError {
         self.downs += 1;
         let s = &mut self.servers[i];
         s.conn = None;
         s.item_max = None;
         s.down_until = Some(Instant::now() + self.o.retry);
-        s.probe_next_request = !costs_a_timeout(&cause);
-        s.last_error = cause;
-        format!("memcached server {}: {}", s.label, s.last_error)
+        s.probe_next_request = !costs_a_timeout(e);
+        s.last_error = cause.clone();
+        self.error(i, kind, &cause)
     }
 
-    fn conn(&mut self, i: usize) -> Result<&mut Conn, String> {
+    /// An error of server `s`: named in the words (`memcached server <label>: ...`) and in `at`.
+    fn error(&self, s: usize, kind: ErrorKind, detail: &str) -> StoreError {
+        let label = self.label(s);
+        StoreError::new(kind, label, format!("memcached server {label}: {detail}"))
+    }
+
+    fn conn(&mut self, i: usize) -> Result<&mut Conn> {
         if self.servers[i].conn.is_none() {
             let now = Instant::now();
             if let Some(t) = self.servers[i].down_until.filter(|t| *t > now) {
                 let s = &self.servers[i];
-                return Err(format!(
-                    "memcached server {} is skipped for {} ms more after an error ({})",
-                    s.label,
-                    (t - now).as_millis(),
-                    s.last_error
+                // Not asked: unavailable for now, whatever the error that marked it down.
+                return Err(StoreError::new(
+                    ErrorKind::Unavailable,
+                    s.label.clone(),
+                    format!(
+                        "memcached server {} is skipped for {} ms more after an error ({})",
+                        s.label,
+                        (t - now).as_millis(),
+                        s.last_error
+                    ),
                 ));
             }
             match Conn::connect(&self.servers[i].addr, self.o.timeout, self.o.busy_poll) {
@@ -284,7 +356,11 @@ impl MemcachedStore {
                     self.servers[i].conn = Some(c);
                     self.servers[i].down_until = None;
                 }
-                Err(e) => return Err(self.fail(i, format!("cannot connect: {e}"))),
+                Err(e) => {
+                    // A server we cannot connect to is unavailable, unless it took the timeout to tell.
+                    let kind = if io_kind(&e) == ErrorKind::Timeout { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                    return Err(self.fail(i, kind, &e, format!("cannot connect: {e}")));
+                }
             }
         }
         Ok(self.servers[i].conn.as_mut().expect("connected above"))
@@ -292,12 +368,12 @@ impl MemcachedStore {
 
     /// Sends each request to its server (pipelined per server, one write each) and reads the replies
     /// in order. A server that fails is marked down and its requests get its error.
-    fn exec(&mut self, reqs: &[Req]) -> Vec<Result<Reply, String>> {
-        #[cfg(test)]
-        {
-            self.round_trips += 1;
+    fn exec(&mut self, reqs: &[Req]) -> Vec<Result<Reply>> {
+        if reqs.is_empty() {
+            return Vec::new();
         }
-        let mut failed: HashMap<usize, String> = HashMap::new();
+        self.round_trips += 1;
+        let mut failed: HashMap<usize, StoreError> = HashMap::new();
         let mut order: Vec<usize> = Vec::new();
         for (s, _, _) in reqs {
             if !order.contains(s) {
@@ -305,16 +381,23 @@ impl MemcachedStore {
             }
         }
         for &s in &order {
-            let r = self.conn(s).and_then(|c| {
+            let flushed = self.conn(s).map(|c| {
                 for (t, line, data) in reqs.iter().filter(|r| r.0 == s) {
                     debug_assert_eq!(*t, s);
                     c.queue(line, *data);
                 }
-                c.flush().map_err(|e| e.to_string())
+                c.flush()
             });
-            if let Err(e) = r {
-                let msg = self.write_failed(s, e);
-                failed.insert(s, msg);
+            match flushed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let e = self.io_failed(s, "write failed", &e);
+                    failed.insert(s, e);
+                }
+                // From connecting: names the server already.
+                Err(e) => {
+                    failed.insert(s, e);
+                }
             }
         }
         let mut out = Vec::with_capacity(reqs.len());
@@ -327,37 +410,40 @@ impl MemcachedStore {
             match r {
                 Some(Ok(reply)) => out.push(Ok(reply)),
                 Some(Err(e)) => {
-                    let msg = self.fail(*s, format!("read failed: {}", self.io_cause(&e.to_string())));
-                    failed.insert(*s, msg.clone());
-                    out.push(Err(msg));
+                    let e = self.io_failed(*s, "read failed", &e);
+                    failed.insert(*s, e.clone());
+                    out.push(Err(e));
                 }
-                None => out.push(Err(format!("memcached server {}: not connected", self.servers[*s].label))),
+                None => out.push(Err(self.error(*s, ErrorKind::Unavailable, "not connected"))),
             }
         }
         out
     }
 
-    /// The error of a failed write to `s`: one from connecting (`conn`) already names the server and
-    /// is passed on; an I/O error marks the server down.
-    fn write_failed(&mut self, s: usize, e: String) -> String {
-        if e.starts_with("memcached server") {
-            e
-        } else {
-            let cause = format!("write failed: {}", self.io_cause(&e));
-            self.fail(s, cause)
-        }
+    /// An I/O error on an established connection to `s` (`what`: "read failed", ...): marks it down.
+    fn io_failed(&mut self, s: usize, what: &str, e: &std::io::Error) -> StoreError {
+        let cause = format!("{what}: {}", self.io_cause(e));
+        self.fail(s, io_kind(e), e, cause)
     }
 
-    fn io_cause(&self, e: &str) -> String {
-        if e.contains("Resource temporarily unavailable") || e.contains("timed out") {
+    fn io_cause(&self, e: &std::io::Error) -> String {
+        if io_kind(e) == ErrorKind::Timeout {
             format!("no answer within {} ms (timeout)", self.o.timeout.as_millis())
         } else {
             e.to_string()
         }
     }
 
-    fn one(&mut self, s: usize, line: String, data: Option<&[u8]>) -> anyhow::Result<Reply> {
-        self.exec(&[(s, line, data)]).pop().expect("one reply").map_err(|e| anyhow!(e))
+    fn one(&mut self, s: usize, line: String, data: Option<&[u8]>) -> Result<Reply> {
+        self.exec(&[(s, line, data)]).pop().expect("one reply")
+    }
+
+    /// A reply that is not what the command can answer.
+    fn unexpected(&self, s: usize, what: &str, r: &Reply) -> StoreError {
+        match r {
+            Reply::Error(e) => self.error(s, ErrorKind::Backend, &format!("{what}{e}")),
+            other => self.error(s, ErrorKind::Corrupt, &format!("{what}unexpected reply {other:?}")),
+        }
     }
 
     fn label(&self, s: usize) -> &str {
@@ -369,6 +455,7 @@ impl MemcachedStore {
         if self.servers[s].item_max.is_none() {
             let c = self.conn(s).ok()?;
             let lines = c.lines_until_end("stats settings", 1000);
+            self.round_trips += 1;
             match lines {
                 Ok(lines) => {
                     let v = lines
@@ -377,7 +464,7 @@ impl MemcachedStore {
                     self.servers[s].item_max = v;
                 }
                 Err(e) => {
-                    self.fail(s, format!("stats settings failed: {e}"));
+                    self.fail(s, io_kind(&e), &e, format!("stats settings failed: {e}"));
                 }
             }
         }
@@ -386,14 +473,16 @@ impl MemcachedStore {
 
     /// Reads `key` from the first of `targets` that has it (a miss on one replica is not the last word:
     /// a restarted server comes back empty). `first` is the reply already read from `targets[0]`.
+    /// The version is the item's CAS on the server that answered (`version`); without `value` the
+    /// data is left empty (an existence check).
     fn read_from(
         &mut self,
         key: &str,
         targets: &[usize],
-        first: Option<Result<Reply, String>>,
+        first: Option<Result<Reply>>,
         max_lifetime: Duration,
         value: bool,
-    ) -> anyhow::Result<Option<Vec<u8>>> {
+    ) -> Result<Option<Loaded>> {
         let mut errors = Vec::new();
         let mut missed = false;
         let mut first = first;
@@ -407,54 +496,32 @@ impl MemcachedStore {
                     // Older than today's gc_maxlifetime allows: absent, and removed (unless rewritten since).
                     let cas = f.cas.unwrap_or(0);
                     let _ = self.exec(&[(s, format!("md {key} C{cas}"), None)]);
-                    if value {
-                        self.remember_read(key, s, None);
-                    }
                     return Ok(None);
                 }
-                Ok(Reply::Value(d, f)) => {
-                    self.remember_read(key, s, f.cas);
-                    return Ok(Some(d));
-                }
-                Ok(Reply::Done(_)) => return Ok(Some(Vec::new())),
-                Ok(Reply::Miss) => {
-                    if value && !missed {
-                        self.remember_read(key, s, None);
-                    }
-                    missed = true
-                }
-                Ok(other) => errors.push(format!("memcached server {}: unexpected reply {other:?}", self.label(s))),
+                Ok(Reply::Value(data, f)) => return Ok(Some(Loaded { data, version: version(s, f.cas.unwrap_or(0)) })),
+                Ok(Reply::Done(f)) => return Ok(Some(Loaded { data: Vec::new(), version: version(s, f.cas.unwrap_or(0)) })),
+                Ok(Reply::Miss) => missed = true,
+                Ok(other) => errors.push(self.unexpected(s, "", &other)),
                 Err(e) => errors.push(e),
             }
         }
         if missed {
             Ok(None)
         } else {
-            Err(anyhow!(errors.join("; ")))
+            Err(joined(errors))
         }
     }
 
-    fn remember_read(&mut self, key: &str, s: usize, cas: Option<u64>) {
-        // A pooled store lives as long as its worker: keep these maps small (one request uses one or
-        // two entries; reads without a later write leave theirs behind).
-        if self.read_cas.len() >= 64 {
-            self.read_cas.clear();
-        }
-        if self.foreign.len() >= 64 {
-            self.foreign.clear();
-        }
-        self.read_cas.insert(key.to_string(), (s, cas));
-    }
-
-    fn check_size(&mut self, key: &str, len: usize, targets: &[usize]) -> anyhow::Result<()> {
+    fn check_size(&mut self, key: &str, len: usize, targets: &[usize]) -> Result<()> {
         for &s in targets {
             if let Some(max) = self.item_max(s) {
                 if len + key.len() + ITEM_OVERHEAD > max {
-                    bail!(
-                        "the session ({len} bytes) is too large for memcached server {}: its item size limit is {max} bytes \
-                         (memcached -I); nothing was sent",
-                        self.label(s)
+                    let label = self.label(s).to_string();
+                    let detail = format!(
+                        "the session ({len} bytes) is too large for memcached server {label}: its item size limit is {max} bytes \
+                         (memcached -I); nothing was sent"
                     );
+                    return Err(StoreError::TooLarge { at: label, size: len, limit: max, detail });
                 }
             }
         }
@@ -464,7 +531,7 @@ impl MemcachedStore {
     /// Confirms we still hold `id`'s lock and keeps it ours for a while longer; None when it was taken
     /// over (or is gone). Skips the round trip when the lock was taken less than half its expiry ago:
     /// no other request may take it over before it expires.
-    fn confirm(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<Option<(usize, u64)>> {
+    fn confirm(&mut self, id: &SessionId, owner: &Token) -> Result<Option<(usize, u64)>> {
         let lkey = self.lock_key(id);
         let (server, cas, expire) = match self.held.get(id.as_str()).filter(|h| &h.token == owner) {
             Some(h) if h.at.elapsed() < h.expire / 2 => return Ok(Some((h.server, h.cas))),
@@ -485,26 +552,31 @@ impl MemcachedStore {
         match self.one(server, line, Some(value.as_bytes()))? {
             Reply::Done(f) => {
                 let cas = f.cas.unwrap_or(0);
-                self.held.insert(
-                    id.as_str().to_string(),
-                    Held { token: owner.clone(), server, cas, at: Instant::now(), expire },
-                );
+                self.remember_lock(id, Held { token: owner.clone(), server, cas, at: Instant::now(), expire });
                 Ok(Some((server, cas)))
             }
             Reply::Exists | Reply::NotFound | Reply::NotStored => {
                 self.held.remove(id.as_str());
                 Ok(None)
             }
-            other => bail!("memcached server {}: cannot confirm the lock: {other:?}", self.label(server)),
+            other => Err(self.unexpected(server, "cannot confirm the lock: ", &other)),
         }
     }
 
+    /// Remembers a lock this handle holds (`held`), keeping the cache bounded.
+    fn remember_lock(&mut self, id: &SessionId, h: Held) {
+        if self.held.len() >= HELD_MAX {
+            self.held.clear();
+        }
+        self.held.insert(id.as_str().to_string(), h);
+    }
+
     /// Deletes our lock item if it still carries `cas`.
-    fn release(&mut self, id: &SessionId, server: usize, cas: u64) -> anyhow::Result<()> {
+    fn release(&mut self, id: &SessionId, server: usize, cas: u64) -> Result<()> {
         self.held.remove(id.as_str());
         let lkey = self.lock_key(id);
         match self.one(server, format!("md {lkey} C{cas}"), None)? {
-            Reply::Error(e) => bail!("memcached server {}: {e}", self.label(server)),
+            r @ Reply::Error(_) => Err(self.unexpected(server, "", &r)),
             _ => Ok(()),
         }
     }
@@ -514,19 +586,17 @@ impl MemcachedStore {
     /// could say changes this request's outcome — a taken-over lock is left alone by the CAS either way.
     /// `before` (the version item's update) goes first on the same connection, so whoever takes the
     /// lock next sees it.
-    fn release_unanswered(&mut self, id: &SessionId, server: usize, cas: u64, before: &[(String, Option<String>)]) -> anyhow::Result<()> {
+    fn release_unanswered(&mut self, id: &SessionId, server: usize, cas: u64, before: &[(String, Option<String>)]) -> Result<()> {
         self.held.remove(id.as_str());
         let lkey = self.lock_key(id);
-        let sent = self.conn(server).and_then(|c| {
-            for (line, data) in before {
-                c.queue(line, data.as_deref().map(str::as_bytes));
-            }
-            c.queue(&format!("md {lkey} C{cas}"), None);
-            c.send_unanswered(before.len() + 1).map_err(|e| e.to_string())
-        });
-        match sent {
+        let sent = self.conn(server)?;
+        for (line, data) in before {
+            sent.queue(line, data.as_deref().map(str::as_bytes));
+        }
+        sent.queue(&format!("md {lkey} C{cas}"), None);
+        match sent.send_unanswered(before.len() + 1) {
             Ok(()) => Ok(()),
-            Err(e) => bail!("{}", self.write_failed(server, e)),
+            Err(e) => Err(self.io_failed(server, "write failed", &e)),
         }
     }
 
@@ -534,14 +604,25 @@ impl MemcachedStore {
     /// round trip when the lock and the only copy live on the same server (one connection keeps the
     /// order), else only after the data is stored everywhere, and then without waiting for the answer,
     /// preceded by the version item's update when the lock lives on another server (`proven_current`).
+    ///
+    /// A write that expects something (`expect`) is conditional on the one copy the expectation is
+    /// about, in the same command: a compare-and-swap on the server the version was read from, or an
+    /// add on the first copy for `Absent`. When that server is no longer among the live copies (it went
+    /// down since the read), nothing can check the expectation and the write goes to the live copies
+    /// unconditionally, as it did before versions. The other copies are written unconditionally in
+    /// the same batch; a refused write takes away the copies it left there (each only if still the
+    /// one it wrote), releases the lock and reads the session as stored now, in one more round trip.
+    #[allow(clippy::too_many_arguments)]
     fn store_and_release(
         &mut self,
         id: &SessionId,
         op: &dyn Fn(&str) -> (String, bool),
         data: Option<&[u8]>,
+        expect: Expect,
         owner: Option<&Token>,
-        exp: u64,
-    ) -> anyhow::Result<Saved> {
+        ttl: u64,
+        exp: Expiry,
+    ) -> Result<Stored> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         if let Some(d) = data {
@@ -550,21 +631,31 @@ impl MemcachedStore {
         let lock = match owner {
             Some(o) => match self.confirm(id, o)? {
                 Some(l) => Some(l),
-                None => return Ok(Saved::LockLost),
+                None => return Ok(Stored::LockLost),
             },
             None => None,
         };
         let (line, is_write) = op(&key);
-        // A locked write is conditional on the session being as this request read it: the CAS it had
-        // (or its absence: add). The read is proven current (`proven_current`), so this refuses a
-        // write only when another writer changed the session under our lock (one without locking, or
-        // after our lock expired and was taken over).
-        let read = self.read_cas.remove(&key).filter(|_| lock.is_some() && is_write);
+        // Under our lock the version read is also the owner check (the lock item may live on another
+        // server than the data, so lock check and write are not one step): Held is checked as the
+        // version read, as locked writes always were here.
+        let expect = match expect {
+            Expect::Held(read) => Expect::read_as(read),
+            e => e,
+        };
+        let cond: Option<(usize, String)> = match expect {
+            _ if !is_write => None,
+            Expect::Any | Expect::Held(_) => None,
+            Expect::Absent => Some((targets[0], "ME".to_string())),
+            Expect::Version(v) => {
+                let (s, cas) = unpack(v);
+                targets.contains(&s).then(|| (s, format!("C{cas}")))
+            }
+        };
         let mut reqs: Vec<Req> = targets
             .iter()
-            .map(|&s| match read {
-                Some((rs, Some(cas))) if rs == s => (s, format!("{line} C{cas}"), data),
-                Some((rs, None)) if rs == s => (s, format!("{line} ME"), data),
+            .map(|&s| match &cond {
+                Some((cs, flag)) if *cs == s => (s, format!("{line} {flag}"), data),
                 _ => (s, line.clone(), data),
             })
             .collect();
@@ -575,77 +666,84 @@ impl MemcachedStore {
         }
         let replies = self.exec(&reqs);
         let mut stored = 0;
-        // The servers this write reached (to undo a refused write's other copies), and the CAS each
-        // gave it (for the version item).
-        let mut reached = Vec::new();
+        // The copies this write made, with the CAS each got (to undo a refused write's other copies,
+        // and for the version item), and the new version (the first copy's).
+        let mut written: Vec<(usize, u64)> = Vec::new();
         let mut errors = Vec::new();
-        let mut conflict = Vec::new();
-        let mut written = Vec::new();
-        for (r, &s) in replies.iter().zip(&targets) {
+        let mut conflict = false;
+        for (r, &s) in replies.into_iter().zip(&targets) {
+            let conditional = cond.as_ref().is_some_and(|(cs, _)| *cs == s);
             match r {
-                Ok(Reply::Done(_)) | Ok(Reply::Miss) if !is_write => stored += 1,
+                Ok(Reply::Done(_) | Reply::Miss) if !is_write => stored += 1,
                 Ok(Reply::Done(f)) => {
                     stored += 1;
-                    reached.push(s);
-                    if let Some(cas) = f.cas {
-                        written.push((self.label(s).to_string(), cas));
-                    }
+                    written.push((s, f.cas.unwrap_or(0)));
                 }
-                Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) if is_write => conflict.push(format!(
-                    "the session changed on memcached server {} after this request read it (another request \
-                     wrote it under this request's lock: one without locking, or after this lock expired); \
-                     this request's changes were not saved",
-                    self.label(s)
-                )),
-                Ok(Reply::Error(e)) => errors.push(format!("memcached server {}: {e}", self.label(s))),
-                Ok(other) => errors.push(format!("memcached server {}: unexpected reply {other:?}", self.label(s))),
-                Err(e) => errors.push(e.clone()),
+                Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) if conditional => conflict = true,
+                Ok(other) => errors.push(self.unexpected(s, "", &other)),
+                Err(e) => errors.push(e),
             }
         }
         if together {
             self.held.remove(id.as_str());
         }
-        if let Some(c) = conflict.pop() {
-            // Only the replica the session was read from is written conditionally; the copies this
-            // refused write left on the others would bring back a session destroyed meanwhile (or
-            // outlive the newer write): take them away again.
-            let undo: Vec<Req> = reached.iter().map(|&s| (s, format!("md {key}"), None)).collect();
-            let _ = self.exec(&undo);
-            bail!("{c}");
+        if conflict {
+            return self.refused(id, &key, &targets, &written, if together { None } else { lock }, exp).map(Stored::Conflict);
         }
         if stored == 0 {
             // The lock (if not released in the batch) stays for the session layer to release.
-            bail!("{}", errors.join("; "));
+            return Err(joined(errors));
         }
         if let (false, Some((ls, cas))) = (together, lock) {
             let mut before = Vec::new();
             if Self::split(ls, &targets) {
                 let vkey = self.version_key(id);
                 if is_write {
-                    let v = version_value(&written);
-                    before.push((format!("ms {vkey} {} T{exp}", v.len()), Some(v)));
+                    let entries: Vec<(String, u64)> = written.iter().map(|&(s, c)| (self.label(s).to_string(), c)).collect();
+                    let v = version_value(&entries);
+                    before.push((format!("ms {vkey} {} T{ttl}", v.len()), Some(v)));
                 } else {
-                    before.push((format!("mg {vkey} T{exp}"), None));
+                    before.push((format!("mg {vkey} T{ttl}"), None));
                 }
             }
             self.release_unanswered(id, ls, cas, &before)?;
         }
-        Ok(Saved::Done)
+        Ok(Stored::Done(written.first().map(|&(s, cas)| version(s, cas))))
+    }
+
+    /// After a write refused for its expectation: takes away the copies it made on the other servers
+    /// (those only conditional on their own CAS: a newer write there stays), releases `lock`, and reads
+    /// the session as stored now; one round trip.
+    fn refused(
+        &mut self,
+        id: &SessionId,
+        key: &str,
+        targets: &[usize],
+        written: &[(usize, u64)],
+        lock: Option<(usize, u64)>,
+        exp: Expiry,
+    ) -> Result<Option<Loaded>> {
+        let mut reqs: Vec<Req> = written.iter().map(|&(s, cas)| (s, format!("md {key} C{cas}"), None)).collect();
+        if let Some((ls, cas)) = lock {
+            self.held.remove(id.as_str());
+            reqs.push((ls, format!("md {} C{cas}", self.lock_key(id)), None));
+        }
+        reqs.push((targets[0], format!("mg {key} v t f c"), None));
+        let first = self.exec(&reqs).pop();
+        self.read_from(key, targets, first, exp.lifetime, true)
     }
 
     /// Lists keys with our prefix on every live server (`lru_crawler metadump`).
-    fn dump_keys(&mut self, s: usize) -> anyhow::Result<Vec<String>> {
+    fn dump_keys(&mut self, s: usize) -> Result<Vec<String>> {
         let prefix = self.o.prefix.clone();
         let lock_prefix = format!("{prefix}lock.");
         let version_prefix = format!("{prefix}ver.");
-        let c = self.conn(s).map_err(|e| anyhow!(e))?;
+        let c = self.conn(s)?;
         let lines = c.lines_until_end("lru_crawler metadump all", 2_000_000);
+        self.round_trips += 1;
         let lines = match lines {
             Ok(l) => l,
-            Err(e) => {
-                let msg = self.fail(s, e.to_string());
-                bail!(msg)
-            }
+            Err(e) => return Err(self.fail(s, io_kind(&e), &e, e.to_string())),
         };
         let mut keys = Vec::new();
         for l in lines {
@@ -676,7 +774,7 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl Store for MemcachedStore {
+impl Pooled for MemcachedStore {
     /// Drops pooled connections the server closed while they were idle (it restarted): the request
     /// then connects afresh instead of failing on the stale socket. Not a server failure: the server
     /// is not marked down.
@@ -695,7 +793,9 @@ impl Store for MemcachedStore {
         }
         true
     }
+}
 
+impl Store for MemcachedStore {
     fn describe(&self) -> String {
         let mut s = String::from("memcached://");
         for (i, srv) in self.servers.iter().enumerate() {
@@ -707,49 +807,51 @@ impl Store for MemcachedStore {
         s
     }
 
-    fn load(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
-        self.retrying(|s| s.load_once(id, max_lifetime))
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
+        self.retrying(|s| s.load_once(id, exp.lifetime))
     }
 
-    fn lock_and_load(
-        &mut self,
-        id: &SessionId,
-        owner: &Token,
-        expire: Duration,
-        max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
-        self.retrying(|s| s.lock_and_load_once(id, owner, expire, max_lifetime))
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, expire: Duration, exp: Expiry) -> Result<Acquire> {
+        self.retrying(|s| s.lock_and_load_once(id, owner, expire, exp.lifetime))
     }
 
-    fn wait_for_release(&mut self, _id: &SessionId, deadline: Instant, attempt: u32) -> anyhow::Result<()> {
+    fn wait_for_release(&mut self, _id: &SessionId, _busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
         // A poll is one cheap round trip: 1, 2, then every 3 ms, so a released lock is noticed fast.
         let step = Duration::from_millis((1 + attempt as u64).min(3));
         std::thread::sleep(step.min(deadline.saturating_duration_since(Instant::now())));
         Ok(())
     }
 
-    fn save(&mut self, id: &SessionId, data: &[u8], ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        let (exp, flags) = exptime(ttl);
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
+        let (ttl, flags) = exptime(exp.lifetime);
         let len = data.len();
-        self.retrying(|s| {
-            s.store_and_release(id, &|key: &str| (format!("ms {key} {len} T{exp} F{flags} c"), true), Some(data), owner, exp)
+        let line = |key: &str| (format!("ms {key} {len} T{ttl} F{flags} c"), true);
+        match self.retrying(|s| s.store_and_release(id, &line, Some(data), expect, owner, ttl, exp))? {
+            Stored::Done(Some(v)) => Ok(Written::Done(v)),
+            Stored::Done(None) => Err(StoreError::new(ErrorKind::Corrupt, self.describe(), "memcached stored the session without a CAS")),
+            Stored::LockLost => Ok(Written::LockLost),
+            Stored::Conflict(now) => Ok(Written::Conflict(now)),
+        }
+    }
+
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
+        let (ttl, _) = exptime(exp.lifetime);
+        let line = |key: &str| (format!("mg {key} T{ttl}"), false);
+        Ok(match self.retrying(|s| s.store_and_release(id, &line, None, Expect::Any, owner, ttl, exp))? {
+            Stored::LockLost => Touched::LockLost,
+            Stored::Done(_) | Stored::Conflict(_) => Touched::Done,
         })
     }
 
-    fn touch(&mut self, id: &SessionId, ttl: Duration, owner: Option<&Token>) -> anyhow::Result<Saved> {
-        let (exp, _) = exptime(ttl);
-        self.retrying(|s| s.store_and_release(id, &|key: &str| (format!("mg {key} T{exp}"), false), None, owner, exp))
-    }
-
-    fn unlock(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
         self.retrying(|s| s.unlock_once(id, owner))
     }
 
-    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.retrying(|s| s.destroy_once(id, owner))
     }
 
-    fn lock_holder(&mut self, id: &SessionId) -> anyhow::Result<Option<Token>> {
+    fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
         let lkey = self.lock_key(id);
         let ls = self.lock_server(id);
         Ok(match self.one(ls, format!("mg {lkey} v"), None)? {
@@ -759,14 +861,25 @@ impl Store for MemcachedStore {
         })
     }
 
-    fn exists(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<bool> {
+    fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         self.retrying(|s| {
             let key = s.key(id)?;
             let targets = s.data_targets(id);
-            Ok(s.read_from(&key, &targets, None, max_lifetime, false)?.is_some())
+            Ok(s.read_from(&key, &targets, None, exp.lifetime, false)?.is_some())
         })
     }
-    fn gc(&mut self, max_lifetime: Duration) -> anyhow::Result<u64> {
+
+    fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+}
+
+impl Collect for MemcachedStore {
+    fn gc(&mut self, exp: Expiry) -> Result<u64> {
         // memcached expires sessions itself (TTL = gc_maxlifetime). gc only removes sessions written
         // with a longer TTL than today's gc_maxlifetime, found with the LRU crawler's key dump.
         let mut removed = 0u64;
@@ -777,7 +890,7 @@ impl Store for MemcachedStore {
             let keys = match self.dump_keys(s) {
                 Ok(k) => k,
                 Err(e) => {
-                    errors.push(e.to_string());
+                    errors.push(e);
                     continue;
                 }
             };
@@ -787,7 +900,7 @@ impl Store for MemcachedStore {
                 let mut dels: Vec<Req> = Vec::new();
                 for (k, r) in chunk.iter().zip(replies) {
                     if let Ok(Reply::Done(f)) = r {
-                        if too_old(&f, max_lifetime) {
+                        if too_old(&f, exp.lifetime) {
                             #[cfg(test)]
                             crate::store::tests::gc_window(k);
                             dels.push((s, format!("md {k} C{}", f.cas.unwrap_or(0)), None));
@@ -798,26 +911,20 @@ impl Store for MemcachedStore {
             }
         }
         if removed == 0 && !errors.is_empty() {
-            bail!("{}", errors.join("; "));
+            return Err(joined(errors));
         }
         Ok(removed)
     }
 }
 
 impl MemcachedStore {
-    fn load_once(&mut self, id: &SessionId, max_lifetime: Duration) -> anyhow::Result<Option<Vec<u8>>> {
+    fn load_once(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<Option<Loaded>> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         self.read_from(&key, &targets, None, max_lifetime, true)
     }
 
-    fn lock_and_load_once(
-        &mut self,
-        id: &SessionId,
-        owner: &Token,
-        expire: Duration,
-        max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
+    fn lock_and_load_once(&mut self, id: &SessionId, owner: &Token, expire: Duration, max_lifetime: Duration) -> Result<Acquire> {
         let key = self.key(id)?;
         let lkey = self.lock_key(id);
         let ls = self.lock_server(id);
@@ -825,52 +932,60 @@ impl MemcachedStore {
         let value = lock_value(owner, expire);
         let add = format!("ms {lkey} {} T{} ME c", value.len(), lock_ttl(expire));
         let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets);
-        let cas = match lock_reply {
-            Ok(Reply::Done(f)) => f.cas.unwrap_or(0),
-            Ok(Reply::NotStored) => {
+        let cas = match lock_reply? {
+            Reply::Done(f) => f.cas.unwrap_or(0),
+            Reply::NotStored => {
                 // Held: take it over if it expired.
-                let (cas, takeable) = match self.one(ls, format!("mg {lkey} v c"), None)? {
-                    Reply::Value(v, f) => {
-                        let cas = f.cas.unwrap_or(0);
-                        let takeable = match parse_lock(&v) {
-                            Some((_, deadline)) => unix_ms() > deadline,
-                            None => {
-                                // Not ours (php-memcached's "1"): its TTL governs, but one that
-                                // never expires must not block forever.
-                                let seen = self.foreign.entry(lkey.clone()).or_insert((cas, Instant::now()));
-                                if seen.0 != cas {
-                                    *seen = (cas, Instant::now());
-                                }
-                                seen.1.elapsed() >= expire
+                let cas = match self.one(ls, format!("mg {lkey} v t c"), None)? {
+                    Reply::Value(v, f) => match parse_lock(&v) {
+                        Some((_, deadline)) => {
+                            let now = unix_ms();
+                            if now <= deadline {
+                                let expires_in = Some(Duration::from_millis(deadline - now));
+                                return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
                             }
-                        };
-                        (cas, takeable)
-                    }
-                    _ => return Ok(Acquire::Busy),
+                            f.cas.unwrap_or(0)
+                        }
+                        None => return self.foreign_lock(ls, &lkey, &v, &f, expire).map(Acquire::Busy),
+                    },
+                    // Released meanwhile: the next attempt takes it.
+                    _ => return Ok(Acquire::Busy(Busy::default())),
                 };
-                if !takeable {
-                    return Ok(Acquire::Busy);
-                }
                 // The take-over is read like a fresh lock: the previous holder's write (if it made one
                 // before its lock expired) may reach the data server after this read.
                 let set = format!("ms {lkey} {} T{} C{cas} c", value.len(), lock_ttl(expire));
                 let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets);
-                match lock_reply {
-                    Ok(Reply::Done(f)) => {
-                        self.foreign.remove(&lkey);
+                return match lock_reply? {
+                    Reply::Done(f) => {
                         let cas = f.cas.unwrap_or(0);
-                        return self.locked(id, owner, ls, cas, expire, &key, &targets, read, max_lifetime);
+                        self.locked(id, owner, ls, cas, expire, &key, &targets, read, max_lifetime)
                     }
-                    Ok(Reply::Exists | Reply::NotFound | Reply::NotStored) => return Ok(Acquire::Busy),
-                    Ok(other) => bail!("memcached server {}: cannot take over the lock: {other:?}", self.label(ls)),
-                    Err(e) => bail!(e),
-                }
+                    Reply::Exists | Reply::NotFound | Reply::NotStored => Ok(Acquire::Busy(Busy::default())),
+                    other => Err(self.unexpected(ls, "cannot take over the lock: ", &other)),
+                };
             }
-            Ok(Reply::Error(e)) => bail!("memcached server {}: {e}", self.label(ls)),
-            Ok(other) => bail!("memcached server {}: unexpected reply {other:?}", self.label(ls)),
-            Err(e) => bail!(e),
+            other => return Err(self.unexpected(ls, "", &other)),
         };
         self.locked(id, owner, ls, cas, expire, &key, &targets, read, max_lifetime)
+    }
+
+    /// A lock item of another handler (php-memcached's, value `1`): never taken over, its TTL governs;
+    /// but one that never expires, or outlives our lock_expire, must not block us for longer than
+    /// lock_expire after we first saw it. So at first sight its TTL is cut to that — a compare-and-swap
+    /// of the same value (a lock set again meanwhile is left alone) — and memcached removes it then.
+    /// The first sight is thus kept in the item itself, not in this handle. memcached counts whole
+    /// seconds: an item given `limit` s lives `limit - 1` to `limit` s, so never less than lock_expire.
+    fn foreign_lock(&mut self, ls: usize, lkey: &str, v: &[u8], f: &Flags, expire: Duration) -> Result<Busy> {
+        let limit = expire.as_secs() + u64::from(expire.subsec_nanos() > 0) + 1;
+        let left = f.ttl.unwrap_or(-1);
+        if left >= 0 && left as u64 <= limit {
+            return Ok(Busy { expires_in: Some(Duration::from_secs(left as u64)), foreign: true });
+        }
+        let cut = format!("ms {lkey} {} T{limit} C{}", v.len(), f.cas.unwrap_or(0));
+        match self.one(ls, cut, Some(v))? {
+            r @ Reply::Error(_) => Err(self.unexpected(ls, "", &r)),
+            _ => Ok(Busy { expires_in: Some(Duration::from_secs(limit)), foreign: true }),
+        }
     }
 
     /// One round trip: the lock command (`add` or take-over) on the lock's server and the session's
@@ -885,7 +1000,7 @@ impl MemcachedStore {
         value: &str,
         key: &str,
         targets: &[usize],
-    ) -> (Result<Reply, String>, LockedRead) {
+    ) -> (Result<Reply>, LockedRead) {
         let mut reqs: Vec<Req> = vec![(ls, lock_cmd, Some(value.as_bytes()))];
         let split = Self::split(ls, targets);
         if split {
@@ -899,7 +1014,7 @@ impl MemcachedStore {
     }
 
     #[cfg(not(test))]
-    fn exec_lock_and_read(&mut self, reqs: Vec<Req>) -> Vec<Result<Reply, String>> {
+    fn exec_lock_and_read(&mut self, reqs: Vec<Req>) -> Vec<Result<Reply>> {
         self.exec(&reqs)
     }
 
@@ -907,7 +1022,7 @@ impl MemcachedStore {
     /// write and release) before the lock's server sees the lock command: the interleaving two
     /// servers allow and one connection does not.
     #[cfg(test)]
-    fn exec_lock_and_read(&mut self, mut reqs: Vec<Req>) -> Vec<Result<Reply, String>> {
+    fn exec_lock_and_read(&mut self, mut reqs: Vec<Req>) -> Vec<Result<Reply>> {
         if self.between_after > 0 {
             self.between_after -= 1;
             return self.exec(&reqs);
@@ -925,7 +1040,7 @@ impl MemcachedStore {
         }
     }
 
-    fn unlock_once(&mut self, id: &SessionId, owner: &Token) -> anyhow::Result<()> {
+    fn unlock_once(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
         if let Some(h) = self.held.get(id.as_str()).filter(|h| &h.token == owner) {
             let (s, cas) = (h.server, h.cas);
             return self.release(id, s, cas);
@@ -940,7 +1055,7 @@ impl MemcachedStore {
         Ok(())
     }
 
-    fn destroy_once(&mut self, id: &SessionId, owner: Option<&Token>) -> anyhow::Result<()> {
+    fn destroy_once(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
@@ -952,17 +1067,17 @@ impl MemcachedStore {
         }
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
-        let errors: Vec<String> = replies
+        let errors: Vec<StoreError> = replies
             .into_iter()
             .zip(&targets)
             .filter_map(|(r, &s)| match r {
-                Ok(Reply::Error(e)) => Some(format!("memcached server {}: {e}", self.label(s))),
+                Ok(r @ Reply::Error(_)) => Some(self.unexpected(s, "", &r)),
                 Ok(_) => None,
                 Err(e) => Some(e),
             })
             .collect();
         if errors.len() == targets.len() {
-            bail!("{}", errors.join("; "));
+            return Err(joined(errors));
         }
         if let Some(o) = owner {
             self.unlock_once(id, o)?;
@@ -985,8 +1100,8 @@ impl MemcachedStore {
         targets: &[usize],
         read: LockedRead,
         max_lifetime: Duration,
-    ) -> anyhow::Result<Acquire> {
-        self.held.insert(id.as_str().to_string(), Held { token: owner.clone(), server: ls, cas, at: Instant::now(), expire });
+    ) -> Result<Acquire> {
+        self.remember_lock(id, Held { token: owner.clone(), server: ls, cas, at: Instant::now(), expire });
         let (first, order) = match read.version {
             // The read followed the lock command on one connection: it sees every write the previous
             // holder made before releasing.
@@ -1013,10 +1128,10 @@ impl MemcachedStore {
     /// reached first. Returns the first reply to use (None: read afresh) and the servers to read.
     fn proven_current(
         &self,
-        data: Result<Reply, String>,
-        version: Result<Reply, String>,
+        data: Result<Reply>,
+        version: Result<Reply>,
         targets: &[usize],
-    ) -> (Option<Result<Reply, String>>, Vec<usize>) {
+    ) -> (Option<Result<Reply>>, Vec<usize>) {
         let label = self.label(targets[0]);
         let seen: Option<Option<u64>> = match &data {
             Ok(Reply::Value(_, f)) => f.cas.map(Some),
