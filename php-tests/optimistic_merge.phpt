@@ -61,6 +61,17 @@ foreach (sp_engines('optimistic') as $engine => $dsn) {
         lk_print_errors('A', $ra, $dsn);
         echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
     }
+    // References between keys: the session is one unit, so the two requests' changes conflict and
+    // merge_conflict=last keeps A's whole session (B's change to another key is lost: the README says so).
+    $id = 'optrefs';
+    lk_run('seed', 'session_id($P["id"]); session_start(); $x = [1]; $_SESSION["a"] = &$x; $_SESSION["b"] = &$x; session_write_close(); lk_done([]);',
+        ['id' => $id], ['session.save_path' => $dsn]);
+    [$ra, $rb] = interleave($dsn, $id, '$_SESSION["c"] = "A";', '$_SESSION["d"] = "B";', []);
+    echo "-- references between keys: one unit\n";
+    lk_print_errors('A', $ra, $dsn);
+    $stored = lk_stored($dsn, $id);
+    ksort($stored);
+    echo 'stored: ', json_encode($stored), "\n";
     $id = 'optlogout';
     lk_seed($dsn, $id, ['uid' => 7]);
     [$ra, $rb] = interleave($dsn, $id, '$_SESSION["cart"] = 1;', 'session_destroy(); $_SESSION = [];', []);
@@ -93,6 +104,9 @@ stored: {"k":"A"}
 -- both change k, merge_conflict=first
 A: Notice: session_write_close(): session_proxy: session optcon…: 1 key(s) changed by this request were changed by another request too; the stored values were kept (session_proxy.merge_conflict=first)
 stored: {"k":"B"}
+-- references between keys: one unit
+A: no errors
+stored: {"a":[1],"b":[1],"c":"A"}
 -- B logs out while A is open
 A: Notice: session_write_close(): session_proxy: session optlog… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
 B: no errors
@@ -119,6 +133,9 @@ stored: {"k":"A"}
 -- both change k, merge_conflict=first
 A: Notice: session_write_close(): session_proxy: session optcon…: 1 key(s) changed by this request were changed by another request too; the stored values were kept (session_proxy.merge_conflict=first)
 stored: {"k":"B"}
+-- references between keys: one unit
+A: no errors
+stored: {"a":[1],"b":[1],"c":"A"}
 -- B logs out while A is open
 A: Notice: session_write_close(): session_proxy: session optlog… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
 B: no errors

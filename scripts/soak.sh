@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make soak`: the long checks that `make test` leaves out, each bounded, with one summary at the end.
-# Under 30 minutes on 2 cores with the defaults: fuzz ~10 min (4 targets, 2 at a time: dsn, the
-# slowest, on one core, the three others one after the other on the second), valgrind ~11 min, the
+# Under 30 minutes on 2 cores with the defaults: fuzz ~10 min (5 targets, 2 at a time: dsn, the
+# slowest, on one core, the four others one after the other on the second), valgrind ~11 min, the
 # php-fpm soak ~3.5 min (5 runs of 100 000 requests).
 #
 #   1. fuzz     every target in fuzz/ (cargo-fuzz, libFuzzer) for FUZZ_RUNS executions (default 10^7)

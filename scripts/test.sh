@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs cargo's tests, a type-check of the fuzz targets, the runner's self-test and the phpt suite, then
-# prints one line "N passed, N failed" (their sum). Exit status is non-zero on any failure. A skipped
-# phpt counts as a failure: every test here is about something this project installs, so a skip means
-# something is missing. A test binary that crashes or does not build counts as failed (scripts/count.sh).
+# Runs cargo's tests, a type-check of the fuzz targets, the import check, the runner's self-test and
+# the phpt suite, then prints one line "N passed, N failed" (their sum). Exit status is non-zero on
+# any failure. A skipped phpt counts as a failure: every test here is about something this project
+# installs, so a skip means something is missing. A test binary that crashes or does not build
+# counts as failed (scripts/count.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,10 @@ cargo_tests "$LOG_DIR/cargo.log" --release --no-fail-fast
 # default build, so the suite type-checks them with stable, in a target dir of their own.
 echo "== fuzz targets"
 check_cmd fuzz-check cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir "$PWD/target/fuzz-check"
+
+# The src/ import graph must have no circle (scripts/imports.sh prints one if it does).
+echo "== import check"
+check_cmd imports bash scripts/imports.sh
 
 # A layer (src/store/layer/*.rs) must forward every method of the traits it wraps: each layer file
 # denies clippy::missing_trait_methods, a lint only clippy runs. One counted result; other clippy

@@ -1,8 +1,23 @@
-//! `session.save_path` → engine configuration. Pure parsing: no file system or network access here
-//! (engines check reachability when they connect), so every rule is covered by the table below.
+//! `session.save_path` → engine configuration: the dispatcher. Pure parsing: no file system or
+//! network access here (engines check reachability when they connect), so every rule is covered by
+//! the table below.
+//!
+//! The dispatch is a table, scheme → the engine that parses the rest ([`SCHEMES`]), as object_store's
+//! `parse.rs` maps a URL's scheme to its store; each engine parses its own options
+//! (`store::sqlite::options`, `store::files::options`, `store::memcached::options`,
+//! `store::redis::dsn`) with the one shared grammar, `crate::grammar`. What has no scheme is one of
+//! the documented fallbacks of [`parse`]: empty, a query-only form ([`QUERY_FORMS`]), a bare
+//! absolute directory.
 
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
+
+use crate::grammar::{self, Layout, Reason};
+use crate::store::{files, memcached, redis, sqlite};
+
+pub use crate::settings::SettingError;
+pub use crate::store::files::FilesOptions;
+pub use crate::store::sqlite::SqliteOptions;
+pub use crate::store::Engine;
 
 /// What an operator may write in `session.save_path`; shown in every DSN error.
 pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]\", \
@@ -21,50 +36,11 @@ or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private dir
 /// File name used when save_path names only a directory (or nothing).
 pub const DEFAULT_SQLITE_FILE: &str = "session_proxy.sqlite";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Engine {
-    Sqlite(SqliteOptions),
-    Files(FilesOptions),
-    Memcached(crate::store::memcached::MemcachedOptions),
-    Redis(crate::store::redis::RedisOptions),
-}
-
-impl Engine {
-    pub fn scheme(&self) -> &'static str {
-        match self {
-            Engine::Sqlite(_) => "sqlite",
-            Engine::Files(_) => "files",
-            Engine::Memcached(_) => "memcached",
-            Engine::Redis(_) => "redis",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SqliteOptions {
-    pub path: PathBuf,
-    /// How long one SQLite statement waits for the database write lock (not the session lock).
-    pub busy_timeout: Duration,
-    /// `PRAGMA synchronous`: NORMAL (default, safe in WAL mode) or FULL (fsync every commit).
-    pub synchronous_full: bool,
-    /// The file's directory is the zero-config private one: created 0700 and checked (`private::ensure_private_dir`).
-    pub private_dir: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FilesOptions {
-    pub dir: PathBuf,
-    /// Sub-directory levels, as the `N;` prefix of PHP's files handler: `sess_abc` lives in `dir/a/b/`.
-    pub depth: u8,
-    /// Permission bits of new session files (PHP's default is 0600).
-    pub mode: u32,
-}
-
-/// A parse error; `Display` gives the whole operator-facing message.
+/// A refused save_path; `Display` gives the whole operator-facing message, secrets masked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DsnError {
     pub save_path: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl std::fmt::Display for DsnError {
@@ -74,10 +50,7 @@ impl std::fmt::Display for DsnError {
             "invalid session.save_path \"{}\": {}; {}",
             mask_secrets(&self.save_path).escape_debug(),
             // An engine's reason may quote the input: no control character reaches a log line.
-            hide_secrets(&self.save_path, &self.reason)
-                .chars()
-                .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
-                .collect::<String>(),
+            grammar::escape_controls(&hide_secrets(&self.save_path, &self.reason.to_string())),
             ACCEPTED_FORMS
         )
     }
@@ -85,321 +58,133 @@ impl std::fmt::Display for DsnError {
 
 impl std::error::Error for DsnError {}
 
+/// A configuration error: a refused `session.save_path` or `session_proxy.*` value. Typed here; the
+/// words are made only by `Display` (the messages operators see, secrets masked).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    BadDsn(#[from] DsnError),
+    #[error(transparent)]
+    BadSetting(#[from] SettingError),
+}
+
+/// How one form's text becomes an engine: the whole save_path and what follows `scheme://`.
+type Parser = fn(save_path: &str, rest: &str) -> Result<Engine, Reason>;
+
+/// scheme → engine (the scheme matched case-insensitively). Every engine parses its own options.
+pub const SCHEMES: &[(&str, Parser)] = &[
+    ("sqlite", sqlite_form),
+    ("files", files_form),
+    ("memcached", memcached_form),
+    ("redis", redis_form),
+    ("rediss", redis_form),
+    ("unix", redis_form),
+    ("tcp", redis_form),
+    ("redis-cluster", redis_form),
+    ("rediss-cluster", redis_form),
+    ("redis-sentinel", redis_form),
+    ("rediss-sentinel", redis_form),
+];
+
+/// The query-only forms, without a scheme, by the key that marks them: phpredis' cluster form
+/// `seed[]=host:port&…`. All of such a DSN is a query (for masking too).
+pub const QUERY_FORMS: &[(&str, Parser)] = &[(redis::dsn::PHPREDIS_CLUSTER_KEY, redis_form)];
+
+fn sqlite_form(_: &str, rest: &str) -> Result<Engine, Reason> {
+    let (path, query) = grammar::split_query(rest);
+    sqlite::options::parse(path, grammar::parse_query(query)?).map(Engine::Sqlite)
+}
+
+fn files_form(_: &str, rest: &str) -> Result<Engine, Reason> {
+    let (path, query) = grammar::split_query(rest);
+    files::options::parse(path, grammar::parse_query(query)?).map(Engine::Files)
+}
+
+fn memcached_form(_: &str, rest: &str) -> Result<Engine, Reason> {
+    let (servers, query) = grammar::split_query(rest);
+    memcached::options::parse(servers, grammar::parse_query(query)?).map(Engine::Memcached)
+}
+
+/// The Redis engine reads its whole family itself (phpredis' comma lists, per-server options).
+fn redis_form(save_path: &str, _: &str) -> Result<Engine, Reason> {
+    redis::dsn::parse(save_path).map(Engine::Redis)
+}
+
+/// The query-only form `dsn` is written in, if any.
+fn query_form(dsn: &str) -> Option<Parser> {
+    QUERY_FORMS.iter().find(|(key, _)| grammar::is_query_form(dsn, key)).map(|(_, p)| *p)
+}
+
+fn layout(dsn: &str) -> Layout {
+    if query_form(dsn).is_some() {
+        Layout::Query
+    } else {
+        Layout::Url
+    }
+}
+
 /// Hides credentials in a DSN before it reaches a warning or phpinfo: `user:secret@` and the values of
 /// `auth=`, `password=`, `pass=`, `secret=`, `sentinel_password=`, `passphrase=` query parameters and
 /// their array forms (`auth[]=`, `auth[pass]=`, `stream[passphrase]=`; key matched case-insensitively,
 /// after percent-decoding) become `***`. phpredis' cluster form (`seed[]=…&auth=…`) is all query.
 pub fn mask_secrets(dsn: &str) -> String {
-    split_secrets(dsn).0
+    grammar::mask(dsn, layout(dsn)).0
 }
 
 /// Replaces every secret of `dsn` (as written and percent-decoded) in `text` by `***`: a refusal's
-/// reason may quote the part of the DSN it could not parse. Occurrences are found in `text` as given
-/// and replaced in one pass, so a piece of a secret that looks like the mask (`*`) cannot multiply it
-/// (found by fuzz/mask_secrets: an exponential blow-up).
+/// reason may quote the part of the DSN it could not parse.
 fn hide_secrets(dsn: &str, text: &str) -> String {
-    let mut forms: Vec<String> = Vec::new();
-    for secret in split_secrets(dsn).1 {
-        // A server list (phpredis' tcp://a,tcp://b) is cut at ',' and blanks, a URL at '@' and '/',
-        // wherever they stand: a reason may quote a piece of a secret that held one (found by
-        // fuzz/mask_secrets).
-        let pieces: Vec<String> = secret
-            .split(|c: char| matches!(c, ',' | '@' | '/') || c.is_ascii_whitespace())
-            .filter(|p| !p.is_empty() && p.len() < secret.len())
-            .map(str::to_string)
-            .collect();
-        forms.extend([percent_decode(&secret).unwrap_or_default(), secret]);
-        forms.extend(pieces);
-    }
-    // Every occurrence of every form is marked in `text` before anything is replaced, so the order
-    // does not matter; overlapping forms hide their union.
-    forms.retain(|f| !f.is_empty());
-    forms.sort();
-    forms.dedup();
-    let mut hidden = vec![false; text.len()];
-    for form in &forms {
-        for (i, _) in text.match_indices(form.as_str()) {
-            if !inside_word(text, i, form) {
-                hidden[i..i + form.len()].iter_mut().for_each(|h| *h = true);
-            }
-        }
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut masking = false;
-    for (i, c) in text.char_indices() {
-        if hidden[i] {
-            if !masking {
-                out.push_str("***");
-            }
-        } else {
-            out.push(c);
-        }
-        masking = hidden[i];
-    }
-    out
-}
-
-/// Whether `needle`, found at byte `i` of `hay`, is part of a longer alphanumeric word.
-fn inside_word(hay: &str, i: usize, needle: &str) -> bool {
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
-    let (before, after) = (hay[..i].chars().next_back(), hay[i + needle.len()..].chars().next());
-    (word(before) && word(needle.chars().next())) || (word(after) && word(needle.chars().next_back()))
-}
-
-/// The masked DSN and the secrets it hid.
-fn split_secrets(dsn: &str) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(dsn.len());
-    let mut secrets = Vec::new();
-    // userinfo: between "://" and the last '@' before the query. A password may hold '/' unencoded
-    // (base64), so the path does not end it; a DSN whose part after "://" starts with '/' has no
-    // host, hence no userinfo (sqlite:///dir@x/file).
-    let mut rest = dsn;
-    let query_only = crate::store::redis::dsn::is_phpredis_cluster_form(dsn);
-    if query_only {
-        rest = "";
-    } else if let Some(p) = dsn.find("://") {
-        let (head, tail) = dsn.split_at(p + 3);
-        out.push_str(head);
-        let end = tail.find('?').unwrap_or(tail.len());
-        match tail[..end].rfind('@').filter(|_| !tail.starts_with('/')) {
-            Some(at) => {
-                let userinfo = &tail[..at];
-                // Two '@' (one is in the path, or in an unencoded password): which part is the user
-                // name is a guess, so hide all of it.
-                match userinfo.find(':').filter(|&c| !userinfo[..c].contains('@')) {
-                    Some(c) => {
-                        out.push_str(&userinfo[..c]);
-                        out.push_str(":***");
-                        secrets.push(userinfo[c + 1..].to_string());
-                    }
-                    None => {
-                        out.push_str("***");
-                        secrets.push(userinfo.to_string());
-                    }
-                }
-                rest = &tail[at..];
-            }
-            None => rest = tail,
-        }
-    }
-    let (before, query) = match rest.split_once('?') {
-        _ if query_only => ("", Some(dsn)),
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    out.push_str(before);
-    if let Some(q) = query {
-        if !query_only {
-            out.push('?');
-        }
-        let masked: Vec<String> = q
-            .split('&')
-            .map(|part| match part.split_once('=') {
-                Some((k, v)) if is_secret_key(k) => {
-                    secrets.push(v.to_string());
-                    format!("{k}=***")
-                }
-                // A seed written with credentials (seed[]=user:pw@host:port) is refused, but its
-                // echo must not show them.
-                Some((k, v)) if query_only && v.contains('@') => {
-                    let at = v.rfind('@').unwrap_or(0);
-                    secrets.push(v[..at].to_string());
-                    if let Some((_, pw)) = v[..at].split_once(':') {
-                        secrets.push(pw.to_string());
-                    }
-                    format!("{k}=***{}", &v[at..])
-                }
-                _ => part.to_string(),
-            })
-            .collect();
-        out.push_str(&masked.join("&"));
-    }
-    (out, secrets)
-}
-
-/// Whether a query key names a secret: `auth`, `password`, `pass`, `secret`, `sentinel_password`,
-/// `passphrase`, also as arrays (`auth[]`, `auth[pass]`) or inside one (`stream[passphrase]`).
-fn is_secret_key(k: &str) -> bool {
-    const SECRET: [&str; 6] = ["auth", "password", "pass", "secret", "sentinel_password", "passphrase"];
-    let k = form_decode(k).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase();
-    let (base, inner) = match k.split_once('[') {
-        Some((b, i)) => (b, i.trim_end_matches(']')),
-        None => (k.as_str(), ""),
-    };
-    SECRET.contains(&base) || SECRET.contains(&inner)
+    grammar::hide(text, &grammar::mask(dsn, layout(dsn)).1)
 }
 
 /// Parses `session.save_path`. `temp_dir` is PHP's `sys_get_temp_dir()`, used for an empty save_path.
-pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, DsnError> {
-    let err = |reason: String| DsnError { save_path: save_path.to_string(), reason };
-    let trimmed = save_path.trim();
+///
+/// In this order: empty (blanks only) is the zero-config SQLite file in a private directory of
+/// `temp_dir`; then the raw checks (length, control characters); a query-only form
+/// ([`QUERY_FORMS`]); `scheme://…` through [`SCHEMES`]; without a scheme, PHP's files handler form
+/// `N;[MODE;]/dir` is refused with the files:// spelling, an absolute directory is SQLite's
+/// `session_proxy.sqlite` in it (taken literally, no %-decoding), anything else is refused.
+pub fn parse(save_path: &str, temp_dir: &Path) -> Result<Engine, ConfigError> {
+    engine(save_path.trim(), temp_dir)
+        .map_err(|reason| ConfigError::BadDsn(DsnError { save_path: save_path.to_string(), reason }))
+}
+
+fn engine(trimmed: &str, temp_dir: &Path) -> Result<Engine, Reason> {
     if trimmed.is_empty() {
         // Not the shared temp dir itself, where another user could plant the file: a directory of this
         // user's own inside it.
         let dir = temp_dir.join(format!("session_proxy-{}", crate::private::euid()));
         return Ok(Engine::Sqlite(SqliteOptions { private_dir: true, ..SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE)) }));
     }
-    if trimmed.len() > 4096 {
-        return Err(err(format!("it is {} bytes long (at most 4096)", trimmed.len())));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(err("it contains a control character".into()));
-    }
-    if crate::store::redis::dsn::is_phpredis_cluster_form(trimmed) {
-        // phpredis' `rediscluster` save_path: a query string of seeds and options.
-        return crate::store::redis::dsn::parse(trimmed).map(Engine::Redis).map_err(err);
+    grammar::check_raw(trimmed)?;
+    if let Some(form) = query_form(trimmed) {
+        return form(trimmed, trimmed);
     }
     let Some((scheme, rest)) = trimmed.split_once("://") else {
         if trimmed.contains(';') {
-            return Err(err(
-                "the \"N;[MODE;]/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE"
-                    .into(),
-            ));
+            return Err(
+                "the \"N;[MODE;]/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE".into()
+            );
         }
         if trimmed.starts_with('/') {
             // A plain directory is taken literally, as PHP's files handler takes it (no %-decoding).
-            let dir = check_abs_path(trimmed, false).map_err(err)?;
+            let dir = grammar::abs_path("path", trimmed)?;
             return Ok(Engine::Sqlite(SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE))));
         }
-        return Err(err("it is neither a DSN (scheme://...) nor an absolute directory".into()));
+        return Err("it is neither a DSN (scheme://...) nor an absolute directory".into());
     };
-    if matches!(scheme.to_ascii_lowercase().as_str(), "redis" | "rediss" | "unix" | "tcp" | "redis-cluster" | "rediss-cluster" | "redis-sentinel" | "rediss-sentinel") {
-        // The Redis engine parses its own forms (phpredis' comma lists, per-server options).
-        return crate::store::redis::dsn::parse(trimmed).map(Engine::Redis).map_err(err);
+    let scheme = scheme.to_ascii_lowercase();
+    match SCHEMES.iter().find(|(s, _)| *s == scheme) {
+        Some((_, form)) => form(trimmed, rest),
+        None => Err(Reason::Other(format!("unknown scheme {scheme:?}"))),
     }
-    let (path_part, query) = match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (rest, None),
-    };
-    let params = parse_query(query).map_err(err)?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "sqlite" => {
-            let path = check_abs_path(path_part, true).map_err(err)?;
-            // "/dir/" and "/dir/." (also %2E-escaped) name a directory, whatever the file system says.
-            if path_part.ends_with('/') || path.file_name().is_none() || path.as_os_str().as_encoded_bytes().ends_with(b"/.") {
-                return Err(err(format!("{} names a directory; sqlite:// takes a file path", path.display())));
-            }
-            let mut o = SqliteOptions::at(path);
-            for (k, v) in params {
-                match k.as_str() {
-                    "busy_timeout" => {
-                        o.busy_timeout = Duration::from_millis(parse_int(&k, &v, 0, 600_000).map_err(err)?)
-                    }
-                    "synchronous" => {
-                        o.synchronous_full = match v.to_ascii_lowercase().as_str() {
-                            "normal" => false,
-                            "full" => true,
-                            _ => return Err(err(format!("option synchronous={v:?} must be normal or full"))),
-                        }
-                    }
-                    _ => return Err(err(format!("unknown option {k:?} for sqlite:// (known: busy_timeout, synchronous)"))),
-                }
-            }
-            Ok(Engine::Sqlite(o))
-        }
-        "files" => {
-            let dir = check_abs_path(path_part, true).map_err(err)?;
-            let mut o = FilesOptions { dir, depth: 0, mode: 0o600 };
-            for (k, v) in params {
-                match k.as_str() {
-                    "depth" => o.depth = parse_int(&k, &v, 0, 8).map_err(err)? as u8,
-                    "mode" => {
-                        o.mode = u32::from_str_radix(&v, 8)
-                            .ok()
-                            .filter(|m| *m <= 0o777 && m & 0o600 == 0o600)
-                            .ok_or_else(|| err(format!("option mode={v:?} must be octal permission bits including 0600")))?
-                    }
-                    _ => return Err(err(format!("unknown option {k:?} for files:// (known: depth, mode)"))),
-                }
-            }
-            Ok(Engine::Files(o))
-        }
-        "memcached" => crate::store::memcached::options::parse(path_part, params).map(Engine::Memcached).map_err(err),
-        other => Err(err(format!("unknown scheme {other:?}"))),
-    }
-}
-
-impl SqliteOptions {
-    fn at(path: PathBuf) -> Self {
-        SqliteOptions { path, busy_timeout: Duration::from_millis(5000), synchronous_full: false, private_dir: false }
-    }
-}
-
-pub(crate) fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let Some(q) = query else { return Ok(out) };
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {pair:?} has no value (write key=value)"))?;
-        let k = percent_decode(k)?.to_ascii_lowercase();
-        let v = percent_decode(v)?;
-        if v.is_empty() {
-            return Err(format!("option {k:?} has an empty value"));
-        }
-        if out.iter().any(|(seen, _)| *seen == k) {
-            return Err(format!("option {k:?} is given twice"));
-        }
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-pub(crate) fn parse_int(key: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| format!("option {key}={v:?} must be an integer from {min} to {max}"))
-}
-
-/// `application/x-www-form-urlencoded` decoding, as PHP's `parse_str` does it (phpredis reads its
-/// cluster save_path so): `+` is a space.
-pub(crate) fn form_decode(s: &str) -> Result<String, String> {
-    percent_decode(&s.replace('+', " "))
-}
-
-pub(crate) fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {s:?}"))?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    let out = String::from_utf8(out).map_err(|_| format!("{s:?} decodes to invalid UTF-8"))?;
-    if out.contains('\0') {
-        return Err(format!("{s:?} decodes to a NUL byte"));
-    }
-    // The raw DSN is checked for control characters; an escaped one (%0A) must not slip through
-    // into a file name or a message.
-    if out.chars().any(char::is_control) {
-        return Err(format!("{s:?} decodes to a control character"));
-    }
-    Ok(out)
-}
-
-fn check_abs_path(raw: &str, decode: bool) -> Result<PathBuf, String> {
-    let decoded = if decode { percent_decode(raw)? } else { raw.to_string() };
-    let p = PathBuf::from(&decoded);
-    if decoded.is_empty() || !p.is_absolute() {
-        return Err(format!("path {decoded:?} is not absolute"));
-    }
-    if p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("path {decoded:?} contains \"..\""));
-    }
-    Ok(p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn tmp() -> &'static Path {
         Path::new("/tmp")
@@ -515,6 +300,33 @@ mod tests {
         assert!(e.contains("x\\n.db") && !e.contains('\n'), "control characters are escaped: {e}");
         let huge = format!("sqlite:///{}", "a".repeat(5000));
         assert!(parse(&huge, tmp()).unwrap_err().to_string().contains("at most 4096"));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let reason = |dsn: &str| match parse(dsn, tmp()) {
+            Err(ConfigError::BadDsn(DsnError { save_path, reason })) => {
+                assert_eq!(save_path, dsn);
+                reason
+            }
+            other => panic!("{dsn:?}: {other:?}"),
+        };
+        assert_eq!(reason(" sqlite:///x.db?busy_timeout=abc").to_string(), "option busy_timeout=\"abc\" must be an integer from 0 to 600000");
+        assert!(matches!(reason("sqlite:///x.db?busy_timeout=abc"), Reason::NotInRange { min: 0, max: 600_000, .. }));
+        assert!(matches!(reason("files:///d?x=1"), Reason::UnknownOption { key, .. } if key == "x"));
+        assert!(matches!(reason("memcached://h?timeout=0"), Reason::NotInRange { min: 1, .. }));
+        assert!(matches!(reason("redis://h?persistent=2"), Reason::Invalid { expected: "0 or 1", .. }));
+        assert_eq!(reason("sqlite:///x%zz"), Reason::BadEscape("/x%zz".into()));
+        assert_eq!(reason("a\tb"), Reason::ControlCharacter);
+        // The dispatcher's table knows every scheme; the rest are its documented fallbacks.
+        for (scheme, _) in SCHEMES {
+            let e = parse(&format!("{scheme}://"), tmp()).unwrap_err().to_string();
+            assert!(!e.contains("unknown scheme"), "{scheme}: {e}");
+        }
+        assert!(matches!(parse("seed[]=h:1", tmp()), Ok(Engine::Redis(_))));
+        // A refusal from outside the parser (php/hooks.rs: a save_path that is not UTF-8) reads the same.
+        let e = DsnError { save_path: "x".into(), reason: Reason::NotUtf8 };
+        assert!(e.to_string().starts_with("invalid session.save_path \"x\": it is not valid UTF-8; accepted forms"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `php` is the thin FFI skin (module entry, save-handler hooks, INI, phpinfo).
 
 pub mod dsn;
+pub mod grammar;
 pub mod id;
 pub mod kwait;
 pub mod lock;

@@ -24,8 +24,8 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(1);
 
 /// Parses the DSN option `busy_poll=<µs>` (both network engines): 0 (off) to [`MAX_BUSY_POLL`].
-pub fn parse_busy_poll(key: &str, v: &str) -> Result<Duration, String> {
-    Ok(Duration::from_micros(crate::dsn::parse_int(key, v, 0, MAX_BUSY_POLL.as_micros() as u64)?))
+pub fn parse_busy_poll(key: &str, v: &str) -> Result<Duration, crate::grammar::Reason> {
+    crate::grammar::option_micros(key, v, 0, MAX_BUSY_POLL.as_micros() as u64)
 }
 
 /// Misses in a row (answers later than the budget) after which polling pauses.

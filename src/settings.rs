@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::time::Duration;
 
+use crate::grammar::{self, Bools};
 use crate::serial::{Format, OnConflict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +109,28 @@ pub const DIRECTIVES: &[Directive] = &[
     },
 ];
 
+/// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
+/// `Display` is the INI message; [`SettingError::for_option`] the one for `SessionProxy\Handler`'s
+/// options array.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value \"{}\" for {name}: {expected}; the previous value stays", value.escape_debug())]
+pub struct SettingError {
+    pub name: String,
+    pub value: String,
+    /// What is accepted ("expected On/Off, …"), or that `name` is no directive of ours.
+    pub expected: String,
+}
+
+impl SettingError {
+    /// The message for the same value given as option `key` (the directive without its prefix) of
+    /// `new SessionProxy\Handler($dsn, [key => value])`: no previous value stays there.
+    pub fn for_option(&self, key: &str) -> String {
+        format!("invalid value \"{}\" for option \"{key}\": {}", self.value.escape_debug(), self.expected)
+    }
+}
+
 /// Checks a value for directive `name`; the error says what is accepted.
-pub fn validate(name: &str, value: &str) -> Result<(), String> {
+pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
     let v = value.trim();
     let r = match name {
         LOCKING => parse_locking(v).map(|_| ()),
@@ -119,14 +140,19 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
-    r.map_err(|why| format!("invalid value \"{}\" for {name}: {why}; the previous value stays", value.escape_debug()))
+    r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
 }
 
+/// [`check`], as the INI message.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    check(name, value).map_err(|e| e.to_string())
+}
+
+/// An On/Off directive: PHP's spellings (the grammar's), and empty is Off as in PHP's INI.
 pub fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "on" | "true" | "yes" => Ok(true),
-        "0" | "off" | "false" | "no" | "" => Ok(false),
-        _ => Err("expected On/Off, 1/0, true/false or yes/no".into()),
+    match v {
+        "" => Ok(false),
+        v => grammar::bool(v, Bools::Php).ok_or_else(|| "expected On/Off, 1/0, true/false or yes/no".into()),
     }
 }
 
@@ -141,11 +167,9 @@ pub fn parse_locking(v: &str) -> Result<Locking, String> {
     }
 }
 
+/// A whole number from 0 to `max`.
 pub fn parse_uint(v: &str, max: u64) -> Result<u64, String> {
-    v.parse::<u64>()
-        .ok()
-        .filter(|n| *n <= max)
-        .ok_or_else(|| format!("expected a whole number from 0 to {max}"))
+    grammar::int(v, 0, max).ok_or_else(|| format!("expected a whole number from 0 to {max}"))
 }
 
 pub fn parse_merge_conflict(v: &str) -> Result<OnConflict, String> {
@@ -262,6 +286,23 @@ mod tests {
             let e = validate(k, v).unwrap_err();
             assert!(e.contains(k) && e.contains(want) && e.contains("previous value stays"), "{e}");
         }
+    }
+
+    #[test]
+    fn errors_are_typed_and_worded_for_the_ini_and_the_class() {
+        let e = check(LOCK_WAIT_TIMEOUT, "abc").unwrap_err();
+        assert_eq!(
+            e,
+            SettingError { name: LOCK_WAIT_TIMEOUT.into(), value: "abc".into(), expected: "expected a whole number from 0 to 3600000".into() }
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid value \"abc\" for session_proxy.lock_wait_timeout: expected a whole number from 0 to 3600000; the previous value stays"
+        );
+        // SessionProxy\Handler's options: the option's own name, no previous value (php/class.rs).
+        assert_eq!(e.for_option("lock_wait_timeout"), "invalid value \"abc\" for option \"lock_wait_timeout\": expected a whole number from 0 to 3600000");
+        let e = check(LOCKING, "a\nb").unwrap_err();
+        assert!(e.to_string().contains("\"a\\nb\"") && !e.for_option("locking").contains('\n'), "{e}");
     }
 
     #[test]

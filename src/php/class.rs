@@ -126,8 +126,7 @@ impl Handler {
                 let Some(v) = option_value(value) else {
                     return Err(invalid(format!("option \"{key}\" must be a string, an int or a bool")));
                 };
-                settings::validate(name, &v)
-                    .map_err(|e| invalid(e.replace("; the previous value stays", "").replace(name, &format!("option \"{key}\""))))?;
+                settings::check(name, &v).map_err(|e| invalid(e.for_option(&key)))?;
                 overrides.insert(name, v);
             }
         }

@@ -131,7 +131,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 Err(_) => {
                     let e = dsn::DsnError {
                         save_path: raw.to_string_lossy().into_owned(),
-                        reason: "it is not valid UTF-8".into(),
+                        reason: crate::grammar::Reason::NotUtf8,
                     };
                     php_error(&ErrorType::Warning, &format!("session_proxy: {e}"));
                     return FAILURE;

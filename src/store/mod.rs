@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use crate::id::SessionId;
 use crate::lock::Token;
 
+mod engine;
 pub mod error;
+pub use engine::Engine;
 pub mod files;
 pub mod layer;
 pub mod memcached;
@@ -245,8 +247,8 @@ pub fn open(stack: &layer::Stack) -> Result<Box<dyn Store>> {
 }
 
 /// Opens an engine's store without layers.
-pub fn connect(engine: &crate::dsn::Engine) -> Result<Box<dyn Store>> {
-    use crate::dsn::Engine;
+pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
+
     match engine {
         Engine::Sqlite(o) => legacy::boxed(sqlite::SqliteStore::open(o), || format!("sqlite://{}", o.path.display())),
         Engine::Files(o) => legacy::boxed(files::FilesStore::open(o), || format!("files://{}", o.dir.display())),

@@ -24,6 +24,8 @@
 //! created only to lock a session is marked with an mtime of 0 (the epoch): it reads as absent, so
 //! locking never creates a session, and it is left in place (a PHP request may be waiting on it) for gc.
 
+pub mod options;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context};
 
 use super::legacy::{Acquire, Saved, Store};
-use crate::dsn::FilesOptions;
+pub use options::FilesOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
 use crate::lock::{fnv64, Token};

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use crate::dsn::parse_int as int;
+use crate::grammar::{self, option_int as int, Reason};
 
 /// The key prefix php-memcached uses for sessions (`memcached.sess_prefix`).
 pub const DEFAULT_PREFIX: &str = "memc.sess.key.";
@@ -91,23 +91,20 @@ impl MemcachedOptions {
     }
 }
 
-fn server(entry: &str) -> Result<ServerAddr, String> {
+fn server(entry: &str) -> Result<ServerAddr, Reason> {
     let e = entry.trim();
     if e.is_empty() {
         return Err("the server list has an empty entry".into());
     }
     if e.starts_with('/') {
-        if e.split('/').any(|c| c == "..") {
-            return Err(format!("socket path {e:?} contains \"..\""));
-        }
-        return Ok(ServerAddr::Unix(PathBuf::from(e)));
+        return grammar::abs_path("socket path", e).map(ServerAddr::Unix);
     }
     let (host, port) = if let Some(rest) = e.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| format!("server {e:?}: unclosed '['"))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| Reason::Other(format!("server {e:?}: unclosed '['")))?;
         match after {
             "" => (h, None),
             p if p.starts_with(':') => (h, Some(&p[1..])),
-            _ => return Err(format!("server {e:?}: expected ':port' after ']'")),
+            _ => return Err(Reason::Other(format!("server {e:?}: expected ':port' after ']'"))),
         }
     } else {
         match e.split_once(':') {
@@ -119,7 +116,7 @@ fn server(entry: &str) -> Result<ServerAddr, String> {
         && host.len() <= 253
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
     if !host_ok || (host.contains(':') && !e.starts_with('[')) {
-        return Err(format!("server {e:?}: {host:?} is not a host name or IP address (write [v6]:port for IPv6)"));
+        return Err(Reason::Other(format!("server {e:?}: {host:?} is not a host name or IP address (write [v6]:port for IPv6)")));
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -127,13 +124,13 @@ fn server(entry: &str) -> Result<ServerAddr, String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("server {e:?}: port {p:?} must be an integer from 1 to 65535"))?,
+            .ok_or_else(|| Reason::Other(format!("server {e:?}: port {p:?} must be an integer from 1 to 65535")))?,
     };
     Ok(ServerAddr::Tcp { host: host.to_string(), port })
 }
 
 /// Parses what follows `memcached://` (the server list) and the query options.
-pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<MemcachedOptions, String> {
+pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<MemcachedOptions, Reason> {
     if servers_part.trim().is_empty() {
         return Err("no server given (memcached://host:port)".into());
     }
@@ -145,41 +142,41 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
     for entry in servers_part.split(',') {
         let s = server(entry)?;
         if servers.contains(&s) {
-            return Err(format!("server {} is listed twice", s.label()));
+            return Err(Reason::Other(format!("server {} is listed twice", s.label())));
         }
         servers.push(s);
     }
     if servers.len() > MAX_SERVERS {
-        return Err(format!("{} servers given (at most {MAX_SERVERS})", servers.len()));
+        return Err(Reason::Other(format!("{} servers given (at most {MAX_SERVERS})", servers.len())));
     }
     let mut o = MemcachedOptions::new(servers);
     for (k, v) in params {
         match k.as_str() {
             "prefix" => {
                 if v.len() > 128 || v.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-                    return Err(format!(
+                    return Err(Reason::Other(format!(
                         "option prefix={v:?} must be 1 to 128 printable ASCII characters without spaces"
-                    ));
+                    )));
                 }
                 o.prefix = v;
             }
             "replicas" => {
                 let max = o.servers.len() as u64 - 1;
                 if max == 0 && v != "0" {
-                    return Err(format!("option replicas={v:?} needs more than one server (copies go to the next servers)"));
+                    return Err(Reason::Other(format!("option replicas={v:?} needs more than one server (copies go to the next servers)")));
                 }
                 o.replicas = int(&k, &v, 0, max.min(8))? as u8;
             }
-            "timeout" => o.timeout = Duration::from_millis(int(&k, &v, 1, 60_000)?),
-            "retry" => o.retry = Duration::from_millis(int(&k, &v, 0, 600_000)?),
+            "timeout" => o.timeout = grammar::option_millis(&k, &v, 1, 60_000)?,
+            "retry" => o.retry = grammar::option_millis(&k, &v, 0, 600_000)?,
             "busy_poll" => o.busy_poll = crate::net::parse_busy_poll(&k, &v)?,
             "weights" => {
                 let w: Vec<&str> = v.split(',').collect();
                 if w.len() != o.servers.len() {
-                    return Err(format!(
+                    return Err(Reason::Other(format!(
                         "option weights={v:?} must give one weight per server ({} servers)",
                         o.servers.len()
-                    ));
+                    )));
                 }
                 o.weighted = true;
                 o.weights = w.iter().map(|x| int("weights", x, 1, 1000).map(|n| n as u32)).collect::<Result<_, _>>()?;
@@ -188,13 +185,15 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
                 o.lock_with_session = match v.as_str() {
                     "compat" => false,
                     "session" => true,
-                    _ => return Err(format!("option lock_placement={v:?} must be compat or session")),
+                    _ => return Err(grammar::invalid(&k, &v, "compat or session")),
                 }
             }
             _ => {
-                return Err(format!(
-                    "unknown option {k:?} for memcached:// (known: prefix, replicas, timeout, retry, weights, lock_placement, busy_poll)"
-                ))
+                return Err(Reason::UnknownOption {
+                    key: k,
+                    place: "for memcached://".into(),
+                    known: "prefix, replicas, timeout, retry, weights, lock_placement, busy_poll".into(),
+                })
             }
         }
     }
@@ -273,9 +272,7 @@ mod tests {
             ("a:1", "ttl=5", "unknown option \"ttl\""),
             ("a:1", "lock_placement=x", "compat or session"),
         ];
-        for (servers, query, want) in cases {
-            let e = parse(servers, q(query)).unwrap_err();
-            assert!(e.contains(want), "{servers:?} {query:?}: {e}");
+        for e in crate::grammar::assert_refused(parse, cases) {
             assert!(!e.contains("Zq9"), "a secret quoted: {e}");
         }
     }

@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use crate::dsn::{form_decode, parse_int, parse_query, percent_decode};
+use crate::grammar::{self, parse_query, percent_decode, split_query, Bools, Encoding, Reason};
 use crate::net::parse_busy_poll;
 
 /// phpredis' default key prefix.
@@ -191,19 +191,20 @@ impl RedisOptions {
 }
 
 /// Parses a Redis-family save_path. Errors are the reason only (the caller adds the save_path, masked).
-pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
+/// Each form is parsed directly, in its own words: no form is rewritten into another one.
+pub fn parse(save_path: &str) -> Result<RedisOptions, Reason> {
     if is_phpredis_cluster_form(save_path) {
         return parse_phpredis_cluster(save_path);
     }
-    let scheme = save_path.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+    let (scheme, rest) = save_path.split_once("://").unwrap_or(("", ""));
     let standalone = |nodes, persistent| RedisOptions { mode: Mode::Standalone, nodes, persistent, sentinel_auth: Credentials::default() };
-    match scheme.as_str() {
-        "redis" | "rediss" => {
-            let (node, persistent) = parse_redis_url(save_path)?;
-            Ok(standalone(vec![node], persistent))
-        }
-        "redis-cluster" | "rediss-cluster" => parse_cluster_url(save_path, scheme == "rediss-cluster"),
-        "redis-sentinel" | "rediss-sentinel" => parse_sentinel_url(save_path, scheme == "rediss-sentinel"),
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" => parse_redis_url(rest, &REDIS).map(|(n, p)| standalone(vec![n], p)),
+        "rediss" => parse_redis_url(rest, &REDISS).map(|(n, p)| standalone(vec![n], p)),
+        "redis-cluster" => parse_cluster_url(rest, &REDIS_CLUSTER),
+        "rediss-cluster" => parse_cluster_url(rest, &REDISS_CLUSTER),
+        "redis-sentinel" => parse_sentinel_url(rest, &REDIS_SENTINEL),
+        "rediss-sentinel" => parse_sentinel_url(rest, &REDISS_SENTINEL),
         "tcp" | "unix" => {
             let mut nodes = Vec::new();
             let mut persistent = true;
@@ -216,141 +217,206 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, String> {
                 return Err("no server given".into());
             }
             if nodes.len() > 64 {
-                return Err(format!("{} servers given (at most 64)", nodes.len()));
+                return Err(Reason::Other(format!("{} servers given (at most 64)", nodes.len())));
             }
             Ok(standalone(nodes, persistent))
         }
-        other => Err(format!("unknown scheme {other:?}")),
+        other => Err(Reason::Other(format!("unknown scheme {other:?}"))),
     }
 }
 
-/// `redis[s]-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
-/// (`rediss-cluster://` also takes ca, cert, key, verify).
-fn parse_cluster_url(url: &str, tls: bool) -> Result<RedisOptions, String> {
-    let scheme = if tls { "rediss-cluster://" } else { "redis-cluster://" };
-    let rest = &url[scheme.len()..];
-    let (main, query) = split_query(rest);
-    let main = main.trim_end_matches('/');
-    if main.contains('/') {
-        return Err(format!("{scheme} takes no database (a cluster has only database 0)"));
+/// One of our URL forms: its name in messages and whether it speaks TLS (and so takes ca, cert, key,
+/// verify).
+struct UrlForm {
+    name: &'static str,
+    tls: bool,
+}
+
+const REDIS: UrlForm = UrlForm { name: "redis://", tls: false };
+const REDISS: UrlForm = UrlForm { name: "rediss://", tls: true };
+const REDIS_CLUSTER: UrlForm = UrlForm { name: "redis-cluster://", tls: false };
+const REDISS_CLUSTER: UrlForm = UrlForm { name: "rediss-cluster://", tls: true };
+const REDIS_SENTINEL: UrlForm = UrlForm { name: "redis-sentinel://", tls: false };
+const REDISS_SENTINEL: UrlForm = UrlForm { name: "rediss-sentinel://", tls: true };
+
+/// The options all our URL forms take, and the TLS forms' own.
+const URL_OPTIONS: &str = "prefix, timeout, read_timeout, persistent, busy_poll";
+const TLS_OPTIONS: &str = ", ca, cert, key, verify";
+/// The Sentinel forms' own options, before the others.
+const SENTINEL_OPTIONS: &str = "db, sentinel_user, sentinel_password, ";
+
+/// What the options of a URL form set beyond the node.
+struct UrlOptions {
+    persistent: bool,
+    prefix_given: bool,
+}
+
+/// Applies the options of `form` to `node`. `own` takes the form's own options first (Sentinel's
+/// db and credentials): it answers whether it knew the key; `own_known` lists them for the message.
+fn url_options(
+    node: &mut Node,
+    query: Option<&str>,
+    form: &UrlForm,
+    own_known: &str,
+    mut own: impl FnMut(&str, &str) -> Result<bool, Reason>,
+) -> Result<UrlOptions, Reason> {
+    let mut o = UrlOptions { persistent: true, prefix_given: false };
+    let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
+    for (k, v) in parse_query(query)? {
+        if own(&k, &v)? {
+            continue;
+        }
+        match k.as_str() {
+            "prefix" => {
+                node.prefix = parse_prefix(&v)?;
+                o.prefix_given = true;
+            }
+            "timeout" => node.connect_timeout = grammar::option_secs(&k, &v)?,
+            "read_timeout" => node.read_timeout = grammar::option_secs(&k, &v)?,
+            "persistent" => o.persistent = grammar::option_bool(&k, &v, Bools::Digits)?,
+            "busy_poll" => node.busy_poll = parse_busy_poll(&k, &v)?,
+            "ca" if form.tls => t.ca = Some(parse_file(&k, &v)?),
+            "cert" if form.tls => t.cert = Some(parse_file(&k, &v)?),
+            "key" if form.tls => t.key = Some(parse_file(&k, &v)?),
+            "verify" if form.tls => {
+                t.verify = match v.as_str() {
+                    "full" => Verify::Full,
+                    "ca" => Verify::Ca,
+                    "none" => Verify::None,
+                    _ => return Err(grammar::invalid(&k, &v, "full, ca or none")),
+                }
+            }
+            _ => {
+                let tls = if form.tls { TLS_OPTIONS } else { "" };
+                return Err(Reason::UnknownOption { key: k, place: format!("for {}", form.name), known: format!("{own_known}{URL_OPTIONS}{tls}") });
+            }
+        }
     }
-    let (userinfo, hosts) = match main.rfind('@') {
-        Some(i) => (Some(&main[..i]), &main[i + 1..]),
-        None => (None, main),
-    };
-    // The same URL parser as redis[s]://, once per seed, so every rule is the same.
-    let (mut template, persistent) = parse_redis_url(&format!(
-        "{}{}127.0.0.1{}",
-        if tls { "rediss://" } else { "redis://" },
-        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
-        query.map(|q| format!("?{q}")).unwrap_or_default()
-    ))
-    .map_err(|e| e.replace("rediss://", "rediss-cluster://").replace("redis://", "redis-cluster://"))?;
-    let prefix_given = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("prefix"))));
-    if !prefix_given {
-        template.prefix = DEFAULT_CLUSTER_PREFIX.into();
+    if t.cert.is_some() != t.key.is_some() {
+        return Err("options cert and key go together (a client certificate and its key)".into());
     }
+    if form.tls {
+        node.tls = Some(t);
+    }
+    Ok(o)
+}
+
+/// `[user]:password@` or `password@` (a lone userinfo is the password, as redis-cli and phpredis read it).
+fn userinfo(node: &mut Node, ui: &str) -> Result<(), Reason> {
+    let (user, pass) = ui.split_once(':').unwrap_or(("", ui));
+    if !user.is_empty() {
+        node.username = Some(percent_decode(user)?);
+    }
+    if !pass.is_empty() {
+        node.password = Some(percent_decode(pass)?);
+    }
+    Ok(())
+}
+
+/// `authority` cut at its last '@': the userinfo and the host part.
+fn split_userinfo(authority: &str) -> (Option<&str>, &str) {
+    match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    }
+}
+
+/// `host:port[,host:port…]` of the cluster and Sentinel forms, each a copy of `template`.
+fn node_list(hosts: &str, template: &Node, what: &str) -> Result<Vec<Node>, Reason> {
     let mut nodes = Vec::new();
     for hp in hosts.split(',').map(str::trim) {
         let (host, port) = parse_host_port(hp)?;
         nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
     }
     if nodes.len() > 64 {
-        return Err(format!("{} seeds given (at most 64)", nodes.len()));
+        return Err(Reason::Other(format!("{} {what} given (at most 64)", nodes.len())));
     }
-    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent, sentinel_auth: Credentials::default() })
+    Ok(nodes)
+}
+
+/// `redis[s]://[[user]:password@]host[:port][/db][?…]` (what follows the scheme).
+fn parse_redis_url(rest: &str, form: &UrlForm) -> Result<(Node, bool), Reason> {
+    let (main, query) = split_query(rest);
+    let (authority, path) = main.split_once('/').unwrap_or((main, ""));
+    let (ui, hostport) = split_userinfo(authority);
+    let (host, port) = parse_host_port(hostport)?;
+    let mut node = Node::new(Addr::Tcp { host, port });
+    if let Some(ui) = ui {
+        userinfo(&mut node, ui)?;
+    }
+    let path = path.trim_end_matches('/');
+    if !path.is_empty() {
+        node.db = parse_db(None, path)?;
+    }
+    let o = url_options(&mut node, query, form, "", |_, _| Ok(false))?;
+    Ok((node, o.persistent))
+}
+
+/// `redis[s]-cluster://[[user]:password@]host:port[,host:port…][?prefix=…&timeout=…&read_timeout=…&persistent=…]`
+/// (`rediss-cluster://` also takes ca, cert, key, verify).
+fn parse_cluster_url(rest: &str, form: &UrlForm) -> Result<RedisOptions, Reason> {
+    let (main, query) = split_query(rest);
+    let main = main.trim_end_matches('/');
+    if main.contains('/') {
+        return Err(Reason::Other(format!("{} takes no database (a cluster has only database 0)", form.name)));
+    }
+    let (ui, hosts) = split_userinfo(main);
+    let mut template = Node::new(Addr::Tcp { host: String::new(), port: DEFAULT_PORT });
+    if let Some(ui) = ui {
+        userinfo(&mut template, ui)?;
+    }
+    let o = url_options(&mut template, query, form, "", |_, _| Ok(false))?;
+    if !o.prefix_given {
+        template.prefix = DEFAULT_CLUSTER_PREFIX.into();
+    }
+    let nodes = node_list(hosts, &template, "seeds")?;
+    Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent: o.persistent, sentinel_auth: Credentials::default() })
 }
 
 /// `redis[s]-sentinel://[[user]:password@]host:port[,host:port…]/<master-name>[?db=N&prefix=…&timeout=…&…]`:
 /// the credentials, db and options are for the master; the Sentinels are asked with `sentinel_user=` /
 /// `sentinel_password=` (none by default). `rediss-sentinel://` speaks TLS to the Sentinels and to the
 /// master, with the same ca/cert/key/verify.
-fn parse_sentinel_url(url: &str, tls: bool) -> Result<RedisOptions, String> {
-    let scheme = if tls { "rediss-sentinel://" } else { "redis-sentinel://" };
-    let rest = &url[scheme.len()..];
+fn parse_sentinel_url(rest: &str, form: &UrlForm) -> Result<RedisOptions, Reason> {
     let (main, query) = split_query(rest);
-    let (hostpart, name) = main.split_once('/').ok_or_else(|| format!("{scheme} needs the master name: {scheme}host:port/<master-name>"))?;
+    let (hostpart, name) = main
+        .split_once('/')
+        .ok_or_else(|| Reason::Other(format!("{0} needs the master name: {0}host:port/<master-name>", form.name)))?;
     let name = percent_decode(name.trim_end_matches('/'))?;
     if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_whitespace()) {
-        return Err(format!("master name {name:?} must be one non-empty word"));
+        return Err(Reason::Other(format!("master name {name:?} must be one non-empty word")));
     }
-    let (userinfo, hosts) = match hostpart.rfind('@') {
-        Some(i) => (Some(&hostpart[..i]), &hostpart[i + 1..]),
-        None => (None, hostpart),
-    };
-    let mut db = None;
+    let (ui, hosts) = split_userinfo(hostpart);
+    let mut template = Node::new(Addr::Tcp { host: String::new(), port: DEFAULT_PORT });
+    if let Some(ui) = ui {
+        userinfo(&mut template, ui)?;
+    }
+    let mut db = 0;
     let mut sentinel_auth = Credentials::default();
-    let mut others = Vec::new();
-    for kv in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let key = kv.split('=').next().map(|k| percent_decode(k).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase());
-        let value = || -> Result<String, String> {
-            let v = kv.split_once('=').map(|(_, v)| v).unwrap_or("");
-            let v = percent_decode(v)?;
-            if v.is_empty() {
-                return Err(format!("option {:?} has an empty value", key.as_deref().unwrap_or("")));
-            }
-            Ok(v)
-        };
-        match key.as_deref() {
-            Some("db") => {
-                if db.is_some() {
-                    return Err("option \"db\" is given twice".into());
-                }
-                db = Some(parse_db(Some("db"), &value()?)?)
-            }
-            Some("sentinel_user") => {
-                if sentinel_auth.username.is_some() {
-                    return Err("option \"sentinel_user\" is given twice".into());
-                }
-                sentinel_auth.username = Some(value()?);
-            }
-            Some("sentinel_password") => {
-                if sentinel_auth.password.is_some() {
-                    return Err("option \"sentinel_password\" is given twice".into());
-                }
-                sentinel_auth.password = Some(value()?);
-            }
-            _ => others.push(kv),
+    let o = url_options(&mut template, query, form, SENTINEL_OPTIONS, |k, v| {
+        match k {
+            "db" => db = parse_db(Some(k), v)?,
+            "sentinel_user" => sentinel_auth.username = Some(v.to_string()),
+            "sentinel_password" => sentinel_auth.password = Some(v.to_string()),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if sentinel_auth.username.is_some() && sentinel_auth.password.is_none() {
         return Err("option sentinel_user needs sentinel_password (the Sentinels' password for that user)".into());
     }
-    let (mut template, persistent) = parse_redis_url(&format!(
-        "{}{}127.0.0.1{}",
-        if tls { "rediss://" } else { "redis://" },
-        userinfo.map(|u| format!("{u}@")).unwrap_or_default(),
-        if others.is_empty() { String::new() } else { format!("?{}", others.join("&")) }
-    ))
-    .map_err(|e| {
-        e.replace("rediss://", "rediss-sentinel://")
-            .replace("redis://", "redis-sentinel://")
-            .replace("(known: ", "(known: db, sentinel_user, sentinel_password, ")
-    })?;
-    template.db = db.unwrap_or(0);
-    let mut nodes = Vec::new();
-    for hp in hosts.split(',').map(str::trim) {
-        let (host, port) = parse_host_port(hp)?;
-        nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
-    }
-    if nodes.len() > 64 {
-        return Err(format!("{} Sentinels given (at most 64)", nodes.len()));
-    }
-    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent, sentinel_auth })
+    template.db = db;
+    let nodes = node_list(hosts, &template, "Sentinels")?;
+    Ok(RedisOptions { mode: Mode::Sentinel(name), nodes, persistent: o.persistent, sentinel_auth })
 }
+
+/// The key that marks phpredis' `rediscluster` form (a query string, no `scheme://`).
+pub const PHPREDIS_CLUSTER_KEY: &str = "seed";
 
 /// Whether `save_path` is phpredis' `rediscluster` form: a query string with a `seed[]` key (and no
 /// `scheme://` before it).
 pub fn is_phpredis_cluster_form(save_path: &str) -> bool {
-    let s = save_path.trim_start();
-    if s.split_once("://").is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))) {
-        return false;
-    }
-    s.split('&').any(|kv| {
-        let k = kv.split('=').next().unwrap_or("");
-        let k = form_decode(k).unwrap_or_default().to_ascii_lowercase();
-        k == "seed" || k.starts_with("seed[")
-    })
+    grammar::is_query_form(save_path, PHPREDIS_CLUSTER_KEY)
 }
 
 /// phpredis' `session.save_handler = rediscluster` save_path, verbatim:
@@ -360,7 +426,7 @@ pub fn is_phpredis_cluster_form(save_path: &str) -> bool {
 /// masters, which is at least as fresh. TLS as phpredis takes it: `seed[]=tls://host:port` and
 /// `stream[cafile]=…`, `stream[local_cert]=…`, `stream[local_pk]=…`, `stream[verify_peer]=0|1`,
 /// `stream[verify_peer_name]=0|1`.
-fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
+fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, Reason> {
     const KNOWN: &str = "seed[], timeout, read_timeout, persistent, prefix, auth, failover, stream[cafile], \
         stream[local_cert], stream[local_pk], stream[verify_peer], stream[verify_peer_name]";
     let mut seeds: Vec<String> = Vec::new();
@@ -373,20 +439,17 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
     let mut persistent = true;
     let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
     let mut tls_opt: Option<String> = None;
-    for pair in save_path.trim().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').ok_or_else(|| format!("option {:?} has no value (write key=value)", form_decode(pair).unwrap_or_default()))?;
-        let k = form_decode(k)?.to_ascii_lowercase();
-        let v = form_decode(v)?;
+    for (k, v) in grammar::decode_pairs(save_path.trim(), Encoding::Form)? {
         let is_list = k == "seed[]" || k == "auth[]";
         if !is_list {
             if seen.contains(&k) {
-                return Err(format!("option {k:?} is given twice"));
+                return Err(Reason::GivenTwice(k));
             }
             seen.push(k.clone());
         }
         // phpredis ignores an empty prefix (and keeps its default); other values must be there.
         if v.is_empty() && k != "prefix" {
-            return Err(format!("option {k:?} has an empty value"));
+            return Err(Reason::EmptyValue(k));
         }
         match k.as_str() {
             "seed[]" => seeds.push(v),
@@ -394,11 +457,11 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
                 // phpredis: 0 (or absent) means its default; negative values are refused.
                 let zero = v.parse::<f64>().is_ok_and(|x| x == 0.0);
                 if !zero {
-                    let d = parse_secs(&k, &v)?;
+                    let d = grammar::option_secs(&k, &v)?;
                     if k == "timeout" { node.connect_timeout = d } else { node.read_timeout = d }
                 }
             }
-            "persistent" => persistent = parse_php_bool(&k, &v)?,
+            "persistent" => persistent = grammar::option_bool(&k, &v, Bools::Php)?,
             "prefix" if v.is_empty() => {}
             "prefix" => node.prefix = parse_prefix(&v)?,
             "auth" => auth_pass = Some(v),
@@ -407,14 +470,14 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
             "auth[pass]" | "auth[password]" => auth_pass = Some(v),
             "failover" => {
                 if !["none", "error", "distribute", "distribute_slaves"].contains(&v.to_ascii_lowercase().as_str()) {
-                    return Err(format!("option failover={v:?} must be none, error, distribute or distribute_slaves"));
+                    return Err(grammar::invalid(&k, &v, "none, error, distribute or distribute_slaves"));
                 }
             }
             "stream[cafile]" => { t.ca = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
             "stream[local_cert]" => { t.cert = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
             "stream[local_pk]" => { t.key = Some(parse_file(&k, &v)?); tls_opt = Some(k) }
             "stream[verify_peer]" | "stream[verify_peer_name]" => {
-                if !parse_php_bool(&k, &v)? {
+                if !grammar::option_bool(&k, &v, Bools::Php)? {
                     t.verify = match (k.as_str(), t.verify) {
                         ("stream[verify_peer]", _) | (_, Verify::None) => Verify::None,
                         _ => Verify::Ca,
@@ -423,7 +486,7 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
                 tls_opt = Some(k);
             }
             "seed" => return Err("option \"seed\" must be a list: seed[]=host:port&seed[]=host:port".into()),
-            _ => return Err(format!("unknown option {k:?} in phpredis' cluster save_path (known: {KNOWN})")),
+            _ => return Err(Reason::UnknownOption { key: k, place: "in phpredis' cluster save_path".into(), known: KNOWN.into() }),
         }
     }
     match auth_list.len() {
@@ -444,7 +507,7 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
         return Err("no seed given (write seed[]=host:port&seed[]=host:port)".into());
     }
     if seeds.len() > 64 {
-        return Err(format!("{} seeds given (at most 64)", seeds.len()));
+        return Err(Reason::Other(format!("{} seeds given (at most 64)", seeds.len())));
     }
     let mut nodes = Vec::new();
     let mut tls_seeds = 0;
@@ -455,11 +518,11 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
                 hp
             }
             Some((scheme, hp)) if scheme.eq_ignore_ascii_case("tcp") => hp,
-            Some((scheme, _)) => return Err(format!("seed {seed:?}: scheme {scheme:?} must be tcp or tls")),
+            Some((scheme, _)) => return Err(Reason::Other(format!("seed {seed:?}: scheme {scheme:?} must be tcp or tls"))),
             None => seed.as_str(),
         };
         if hp.contains(',') || hp.contains('/') || hp.contains('@') {
-            return Err(format!("seed {:?} must be host:port", mask(hp)));
+            return Err(Reason::Other(format!("seed {:?} must be host:port", mask(hp))));
         }
         let (host, port) = parse_host_port(hp.trim())?;
         nodes.push(Node { addr: Addr::Tcp { host, port }, ..node.clone() });
@@ -470,107 +533,25 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, String> {
     if tls_seeds > 0 {
         nodes.iter_mut().for_each(|n| n.tls = Some(t.clone()));
     } else if let Some(k) = tls_opt {
-        return Err(format!("option {k} is for TLS: write the seeds as seed[]=tls://host:port"));
+        return Err(Reason::Other(format!("option {k} is for TLS: write the seeds as seed[]=tls://host:port")));
     }
     Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent, sentinel_auth: Credentials::default() })
 }
 
-fn parse_redis_url(url: &str) -> Result<(Node, bool), String> {
-    let tls = url.get(..9).is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
-    let scheme = if tls { "rediss://" } else { "redis://" };
-    let rest = &url[scheme.len()..];
-    let (main, query) = split_query(rest);
-    let (authority, path) = match main.find('/') {
-        Some(i) => (&main[..i], &main[i + 1..]),
-        None => (main, ""),
-    };
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
-    };
-    let (host, port) = parse_host_port(hostport)?;
-    let mut node = Node::new(Addr::Tcp { host, port });
-    if let Some(ui) = userinfo {
-        let (user, pass) = match ui.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            // redis://secret@host: a lone userinfo is the password (as redis-cli and phpredis read it).
-            None => ("", Some(ui)),
-        };
-        if !user.is_empty() {
-            node.username = Some(percent_decode(user)?);
-        }
-        if let Some(p) = pass.filter(|p| !p.is_empty()) {
-            node.password = Some(percent_decode(p)?);
-        }
-    }
-    let path = path.trim_end_matches('/');
-    if !path.is_empty() {
-        node.db = parse_db(None, path)?;
-    }
-    let mut persistent = true;
-    let mut t = Tls { ca: None, cert: None, key: None, verify: Verify::Full };
-    for (k, v) in parse_query(query)? {
-        match k.as_str() {
-            "prefix" => node.prefix = parse_prefix(&v)?,
-            "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
-            "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
-            "persistent" => persistent = parse_bool(&k, &v)?,
-            "busy_poll" => node.busy_poll = parse_busy_poll(&k, &v)?,
-            "ca" if tls => t.ca = Some(parse_file(&k, &v)?),
-            "cert" if tls => t.cert = Some(parse_file(&k, &v)?),
-            "key" if tls => t.key = Some(parse_file(&k, &v)?),
-            "verify" if tls => {
-                t.verify = match v.as_str() {
-                    "full" => Verify::Full,
-                    "ca" => Verify::Ca,
-                    "none" => Verify::None,
-                    _ => return Err(format!("option verify={v:?} must be full, ca or none")),
-                }
-            }
-            _ if tls => {
-                return Err(format!(
-                    "unknown option {k:?} for rediss:// (known: prefix, timeout, read_timeout, persistent, busy_poll, ca, cert, key, verify)"
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "unknown option {k:?} for redis:// (known: prefix, timeout, read_timeout, persistent, busy_poll)"
-                ))
-            }
-        }
-    }
-    if t.cert.is_some() != t.key.is_some() {
-        return Err("options cert and key go together (a client certificate and its key)".into());
-    }
-    if tls {
-        node.tls = Some(t);
-    }
-    Ok((node, persistent))
-}
-
-fn parse_phpredis_url(url: &str) -> Result<(Node, bool), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("{url:?} in the server list is not a URL"))?;
+fn parse_phpredis_url(url: &str) -> Result<(Node, bool), Reason> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Reason::Other(format!("{url:?} in the server list is not a URL")))?;
     let (main, query) = split_query(rest);
     let mut node = match scheme.to_ascii_lowercase().as_str() {
         "tcp" => {
             let hostport = main.trim_end_matches('/');
             if hostport.contains('@') || hostport.contains('/') {
-                return Err(format!("tcp://{} must be host:port (give the password as ?auth=…)", mask(hostport)));
+                return Err(Reason::Other(format!("tcp://{} must be host:port (give the password as ?auth=…)", mask(hostport))));
             }
             let (host, port) = parse_host_port(hostport)?;
             Node::new(Addr::Tcp { host, port })
         }
-        "unix" => {
-            let path = percent_decode(main)?;
-            if !path.starts_with('/') {
-                return Err(format!("unix socket path {path:?} is not absolute"));
-            }
-            if path.split('/').any(|c| c == "..") {
-                return Err(format!("unix socket path {path:?} contains \"..\""));
-            }
-            Node::new(Addr::Unix(PathBuf::from(path)))
-        }
-        other => return Err(format!("{other}:// cannot be mixed into a tcp:// / unix:// server list")),
+        "unix" => Node::new(Addr::Unix(grammar::abs_path("unix socket path", &percent_decode(main)?)?)),
+        other => return Err(Reason::Other(format!("{other}:// cannot be mixed into a tcp:// / unix:// server list"))),
     };
     let mut persistent = true;
     for (k, v) in parse_query(query)? {
@@ -579,18 +560,21 @@ fn parse_phpredis_url(url: &str) -> Result<(Node, bool), String> {
             "user" | "username" => node.username = Some(v),
             "database" | "db" => node.db = parse_db(Some(&k), &v)?,
             "prefix" => node.prefix = parse_prefix(&v)?,
-            "timeout" => node.connect_timeout = parse_secs(&k, &v)?,
-            "read_timeout" => node.read_timeout = parse_secs(&k, &v)?,
-            "persistent" => persistent = parse_bool(&k, &v)?,
+            "timeout" => node.connect_timeout = grammar::option_secs(&k, &v)?,
+            "read_timeout" => node.read_timeout = grammar::option_secs(&k, &v)?,
+            "persistent" => persistent = grammar::option_bool(&k, &v, Bools::Digits)?,
             "busy_poll" => node.busy_poll = parse_busy_poll(&k, &v)?,
-            "weight" => node.weight = parse_int(&k, &v, 1, 1000)? as u32,
+            "weight" => node.weight = grammar::option_int(&k, &v, 1, 1000)? as u32,
             // phpredis connection tuning with no meaning here; accepted so a phpredis save_path works as is.
             "persistent_id" | "retry_interval" => {}
             _ => {
-                return Err(format!(
-                    "unknown option {k:?} for {scheme}:// (known: auth, user, database, db, prefix, timeout, \
-                     read_timeout, persistent, busy_poll, weight, persistent_id, retry_interval)"
-                ))
+                return Err(Reason::UnknownOption {
+                    key: k,
+                    place: format!("for {scheme}://"),
+                    known: "auth, user, database, db, prefix, timeout, read_timeout, persistent, busy_poll, weight, \
+                            persistent_id, retry_interval"
+                        .into(),
+                })
             }
         }
     }
@@ -604,16 +588,9 @@ fn mask(s: &str) -> String {
     }
 }
 
-fn split_query(s: &str) -> (&str, Option<&str>) {
-    match s.split_once('?') {
-        Some((a, q)) => (a, Some(q)),
-        None => (s, None),
-    }
-}
-
-fn parse_host_port(hp: &str) -> Result<(String, u16), String> {
+fn parse_host_port(hp: &str) -> Result<(String, u16), Reason> {
     let (host, port) = if let Some(rest) = hp.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| format!("unclosed '[' in host {hp:?}"))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| Reason::Other(format!("unclosed '[' in host {hp:?}")))?;
         (h, after.strip_prefix(':'))
     } else {
         match hp.rsplit_once(':') {
@@ -625,62 +602,33 @@ fn parse_host_port(hp: &str) -> Result<(String, u16), String> {
         return Err("no host given".into());
     }
     if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
-        return Err(format!("host {host:?} is not a host name or IP address"));
+        return Err(Reason::Other(format!("host {host:?} is not a host name or IP address")));
     }
     let port = match port {
         None | Some("") => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("port {p:?} must be an integer from 1 to 65535"))?,
+        Some(p) => grammar::int(p, 1, 65535)
+            .ok_or_else(|| Reason::Other(format!("port {p:?} must be an integer from 1 to 65535")))? as u16,
     };
     Ok((host.to_string(), port))
 }
 
 /// `key`: the option name, or None for the `/db` path of redis://.
-fn parse_db(key: Option<&str>, v: &str) -> Result<i64, String> {
-    v.parse::<i64>().ok().filter(|n| (0..=65535).contains(n)).ok_or_else(|| match key {
-        Some(k) => format!("option {k}={v:?} must be an integer from 0 to 65535"),
-        None => format!("the database number {v:?} in the path must be an integer from 0 to 65535"),
-    })
-}
-
-fn parse_secs(key: &str, v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.001 && *s <= 3600.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("option {key}={v:?} must be seconds from 0.001 to 3600 (e.g. 0.5)"))
-}
-
-/// A flag in phpredis' cluster save_path, which also takes PHP's spellings (true/false, yes/no, on/off).
-fn parse_php_bool(key: &str, v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("option {key}={v:?} must be 0 or 1")),
+fn parse_db(key: Option<&str>, v: &str) -> Result<i64, Reason> {
+    match key {
+        Some(k) => grammar::option_int(k, v, 0, 65535).map(|n| n as i64),
+        None => grammar::int(v, 0, 65535)
+            .map(|n| n as i64)
+            .ok_or_else(|| Reason::Other(format!("the database number {v:?} in the path must be an integer from 0 to 65535"))),
     }
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "1" => Ok(true),
-        "0" => Ok(false),
-        _ => Err(format!("option {key}={v:?} must be 0 or 1")),
-    }
+fn parse_file(key: &str, v: &str) -> Result<PathBuf, Reason> {
+    grammar::abs_path("file", v).map_err(|_| grammar::invalid(key, v, "an absolute file path without \"..\""))
 }
 
-fn parse_file(key: &str, v: &str) -> Result<PathBuf, String> {
-    if !v.starts_with('/') || v.split('/').any(|c| c == "..") {
-        return Err(format!("option {key}={v:?} must be an absolute file path without \"..\""));
-    }
-    Ok(PathBuf::from(v))
-}
-
-fn parse_prefix(v: &str) -> Result<String, String> {
+fn parse_prefix(v: &str) -> Result<String, Reason> {
     if v.len() > 512 {
-        return Err(format!("option prefix is {} bytes long (at most 512)", v.len()));
+        return Err(Reason::Other(format!("option prefix is {} bytes long (at most 512)", v.len())));
     }
     Ok(v.to_string())
 }
@@ -981,9 +929,14 @@ mod tests {
             ("tcp://h:1?bogus=1", "unknown option \"bogus\""),
             ("tcp://h:1,redis://h:2", "cannot be mixed"),
             ("tcp://h:1,h2:2", "not a URL"),
+            // Each form is parsed in its own words: a value that holds another form's scheme or
+            // words of a message is quoted as given (main rewrote a fake URL's messages, changing them).
+            ("redis-cluster://h:1?timeout=redis://x", "option timeout=\"redis://x\" must be seconds"),
+            ("rediss-sentinel://h:1/m?ca=rediss://x", "option ca=\"rediss://x\" must be an absolute file path"),
+            ("redis-sentinel://h:1/m?read_timeout=(known: 1)", "option read_timeout=\"(known: 1)\" must be seconds"),
         ];
         for (input, want) in cases {
-            let e = parse(input).unwrap_err();
+            let e = parse(input).unwrap_err().to_string();
             assert!(e.contains(want), "{input:?}: {e}");
             assert!(!e.contains("pw"), "{input:?} leaks a password: {e}");
         }
@@ -1006,6 +959,14 @@ mod tests {
         assert_eq!(pick_node(&weighted, &id_for(1)), 0);
         assert_eq!(pick_node(&weighted, &id_for(3)), 0);
         assert_eq!(pick_node(&[tcp("a", 1)], b"x"), 0);
+    }
+
+    #[test]
+    fn reasons_are_typed() {
+        // The options of every URL form are typed reasons, not strings.
+        assert!(matches!(parse("redis-sentinel://h:1/m?db=x"), Err(Reason::NotInRange { min: 0, max: 65535, .. })));
+        assert!(matches!(parse("rediss-cluster://h:1?bogus=1"), Err(Reason::UnknownOption { .. })));
+        assert!(matches!(parse("seed[]=h:1&prefix=a&prefix=b"), Err(Reason::GivenTwice(k)) if k == "prefix"));
     }
 
     #[test]

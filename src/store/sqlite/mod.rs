@@ -12,6 +12,8 @@
 //! `k:<token>`; a lock row of another form (written by an older version) is only taken over once it
 //! has expired.
 
+pub mod options;
+
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
@@ -23,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::legacy::{Acquire, Saved, Store};
 use super::unix_now;
-use crate::dsn::SqliteOptions;
+pub use options::SqliteOptions;
 use crate::id::SessionId;
 use crate::kwait::{self, Kind};
 use crate::lock::Token;
