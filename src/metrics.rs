@@ -38,15 +38,6 @@ impl EngineKind {
             EngineKind::Memcached => "memcached",
         }
     }
-
-    pub fn of(engine: &crate::dsn::Engine) -> Self {
-        match engine {
-            crate::dsn::Engine::Sqlite(_) => EngineKind::Sqlite,
-            crate::dsn::Engine::Files(_) => EngineKind::Files,
-            crate::dsn::Engine::Redis(_) => EngineKind::Redis,
-            crate::dsn::Engine::Memcached(_) => EngineKind::Memcached,
-        }
-    }
 }
 
 /// Plain counters, one of each per engine.
