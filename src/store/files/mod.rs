@@ -176,16 +176,26 @@ fn try_flock(f: &File) -> std::io::Result<bool> {
     }
 }
 
-/// The whole content of `f` from its start (whatever its cursor), `len` bytes expected.
+/// The whole content of `f` from its start (whatever its cursor): `len` bytes (its size when it was
+/// stat'ed), or what it holds by now if a writer that takes no lock of ours changed it since.
 fn read_all(f: &File, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len as usize);
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = f.read_at(&mut chunk, buf.len() as u64)?;
-        if n == 0 {
+    let mut buf = vec![0u8; len as usize];
+    let mut n = 0;
+    while n < buf.len() {
+        let r = f.read_at(&mut buf[n..], n as u64)?;
+        if r == 0 {
+            buf.truncate(n);
             return Ok(buf);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        n += r;
+    }
+    let mut more = [0u8; 4096];
+    loop {
+        let r = f.read_at(&mut more, buf.len() as u64)?;
+        if r == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&more[..r]);
     }
 }
 
@@ -425,16 +435,19 @@ impl FilesStore {
             }
             // Under our flock the lock decides (Held): a locking-off writer is overwritten, as before.
             if !matches!(expect, Expect::Any | Expect::Held(_)) {
-                // What a reader would find now (a killed writer's journal finished first).
+                // The version a reader would find now (a killed writer's journal finished first); the
+                // data is read only for a refusal.
                 Self::recover(path, file)?;
-                let now = Self::read_session(path, file, exp)?;
+                let md = file.metadata()?;
+                let now = Self::is_live(&md, exp.lifetime).then(|| version_of(&md));
                 let ok = match expect {
                     Expect::Absent => now.is_none(),
-                    Expect::Version(v) => now.as_ref().is_some_and(|l| l.version == v),
+                    Expect::Version(v) => now == Some(v),
                     Expect::Any | Expect::Held(_) => true,
                 };
                 if !ok {
-                    return Ok(Wrote::Conflict(now));
+                    let current = now.map(|version| read_all(file, md.len()).map(|data| Loaded { data, version }));
+                    return Ok(Wrote::Conflict(current.transpose()?));
                 }
             }
             let mtime = next_mtime(&file.metadata()?);
