@@ -109,6 +109,8 @@ struct Active {
     original: Vec<u8>,
     /// The version read at open (None: no session): a locked write expects to find it.
     version: Option<Version>,
+    /// Validated as live, then read as absent: it was destroyed in between, and is not written.
+    vanished: bool,
 }
 
 pub struct Request {
@@ -119,6 +121,8 @@ pub struct Request {
     expiry: Expiry,
     token: Token,
     active: Option<Active>,
+    /// The id `exists` last found live (strict mode's validate_sid, before the read).
+    validated: Option<SessionId>,
     diags: Vec<Diag>,
 }
 
@@ -136,6 +140,7 @@ impl Request {
             expiry: Expiry::new(lifetime),
             token: Token::new(),
             active: None,
+            validated: None,
             diags: Vec::new(),
         })
     }
@@ -188,6 +193,9 @@ impl Request {
         let Ok(id) = SessionId::parse(raw) else { return Ok(false) };
         let exp = self.expiry;
         let r = self.store().exists(&id, exp);
+        if r == Ok(true) {
+            self.validated = Some(id.clone());
+        }
         r.map_err(|e| self.storage(Op::Check, Some(&id), e))
     }
 
@@ -211,7 +219,7 @@ impl Request {
         self.release();
         let read = self.load(&id)?;
         let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
-        self.active = Some(Active { id, mode: Mode::Unlocked, original: data.clone(), version });
+        self.active = Some(Active { id, mode: Mode::Unlocked, original: data.clone(), version, vanished: false });
         Ok(data)
     }
 
@@ -232,11 +240,14 @@ impl Request {
                 Locking::On => self.lock_and_load(&id)?,
             }
         };
+        // Validated as live (strict mode), then found absent: destroyed (a logout) or expired in
+        // between. Writing now would bring it back under the id the client chose.
+        let vanished = read.is_none() && self.validated.as_ref() == Some(&id);
         let (data, version) = match read {
             Some(l) => (l.data, Some(l.version)),
             None => (Vec::new(), None),
         };
-        self.active = Some(Active { id, mode, original: data.clone(), version });
+        self.active = Some(Active { id, mode, original: data.clone(), version, vanished });
         Ok(data)
     }
 
@@ -350,6 +361,13 @@ impl Request {
     /// Writes the session (and releases its lock in the same step).
     pub fn write(&mut self, raw: &[u8], data: &[u8]) -> Result<(), Failed> {
         let id = self.parse_id(raw)?;
+        if self.active.as_ref().is_some_and(|a| a.id == id && a.vanished) {
+            // Releases the lock, if held, without writing.
+            self.release();
+            self.refused(Refusal::Conflict);
+            self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+            return Ok(());
+        }
         let owner = match self.owner_for(&id) {
             Ok(o) => o,
             Err(_) => {
@@ -768,6 +786,36 @@ mod tests {
             assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::DestroyedMeanwhile { .. } }]), "{d:?}");
             let mut check = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::Fail), LIFE).unwrap();
             assert_eq!(check.exists(b"gone"), Ok(false), "still destroyed");
+        }
+    }
+
+    /// Strict mode validates the id, then reads: a logout in between must not let this request's write
+    /// bring the session back under the old id, in every locking mode.
+    #[test]
+    fn a_session_destroyed_between_validation_and_read_stays_destroyed() {
+        let dir = TempDir::new("session-vanished");
+        for engine in engines(&dir) {
+            for locking in [Locking::On, Locking::Off, Locking::Optimistic] {
+                let s = Settings { locking, ..settings(1000, TimeoutAction::Fail) };
+                let mut seed = Request::open(Stack::bare(engine.clone()), s.clone(), LIFE).unwrap();
+                seed.read(b"vanish").unwrap();
+                seed.write(b"vanish", b"uid|i:7;").unwrap();
+                seed.close();
+                let mut late = Request::open(Stack::bare(engine.clone()), s.clone(), LIFE).unwrap();
+                assert_eq!(late.exists(b"vanish"), Ok(true));
+                let mut logout = Request::open(Stack::bare(engine.clone()), s.clone(), LIFE).unwrap();
+                logout.read(b"vanish").unwrap();
+                logout.destroy(b"vanish").unwrap();
+                assert!(logout.close().is_empty());
+                assert_eq!(late.read(b"vanish").unwrap(), b"");
+                late.write(b"vanish", b"cart|i:1;").unwrap();
+                let d = late.close();
+                assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::DestroyedMeanwhile { .. } }]), "{locking:?}: {d:?}");
+                let mut check = Request::open(Stack::bare(engine.clone()), s, LIFE).unwrap();
+                assert_eq!(check.exists(b"vanish"), Ok(false), "{locking:?}: still destroyed");
+                // The lock was released: a later request gets it at once.
+                assert_eq!(check.read(b"vanish").unwrap(), b"");
+            }
         }
     }
 
