@@ -81,27 +81,23 @@ impl StoreError {
 
     /// The host, socket or path the error is about (masked: no credentials).
     pub fn at(&self) -> &str {
-        match self {
-            StoreError::Unavailable { at, .. }
-            | StoreError::Timeout { at, .. }
-            | StoreError::TooLarge { at, .. }
-            | StoreError::Conflict { at, .. }
-            | StoreError::Corrupt { at, .. }
-            | StoreError::LockLost { at, .. }
-            | StoreError::Backend { at, .. } => at,
-        }
+        self.parts().0
     }
 
     /// The engine's account of the cause.
     pub fn detail(&self) -> &str {
+        self.parts().1
+    }
+
+    fn parts(&self) -> (&str, &str) {
         match self {
-            StoreError::Unavailable { detail, .. }
-            | StoreError::Timeout { detail, .. }
-            | StoreError::TooLarge { detail, .. }
-            | StoreError::Conflict { detail, .. }
-            | StoreError::Corrupt { detail, .. }
-            | StoreError::LockLost { detail, .. }
-            | StoreError::Backend { detail, .. } => detail,
+            StoreError::Unavailable { at, detail }
+            | StoreError::Timeout { at, detail }
+            | StoreError::TooLarge { at, detail, .. }
+            | StoreError::Conflict { at, detail }
+            | StoreError::Corrupt { at, detail }
+            | StoreError::LockLost { at, detail }
+            | StoreError::Backend { at, detail } => (at, detail),
         }
     }
 
