@@ -218,9 +218,7 @@ impl Request {
         let id = self.parse_id(raw)?;
         self.release();
         let read = self.load(&id)?;
-        let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
-        self.active = Some(Active { id, mode: Mode::Unlocked, original: data.clone(), version, vanished: false });
-        Ok(data)
+        Ok(self.activate(id, Mode::Unlocked, read))
     }
 
     /// Reads the session, taking its lock first when locking is on.
@@ -240,15 +238,17 @@ impl Request {
                 Locking::On => self.lock_and_load(&id)?,
             }
         };
+        Ok(self.activate(id, mode, read))
+    }
+
+    /// Records what a read of `id` found as the request's session, and returns its data.
+    fn activate(&mut self, id: SessionId, mode: Mode, read: Option<crate::store::Loaded>) -> Vec<u8> {
         // Validated as live (strict mode), then found absent: destroyed (a logout) or expired in
         // between. Writing now would bring it back under the id the client chose.
         let vanished = read.is_none() && self.validated.as_ref() == Some(&id);
-        let (data, version) = match read {
-            Some(l) => (l.data, Some(l.version)),
-            None => (Vec::new(), None),
-        };
+        let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
         self.active = Some(Active { id, mode, original: data.clone(), version, vanished });
-        Ok(data)
+        data
     }
 
     fn load(&mut self, id: &SessionId) -> Result<Option<crate::store::Loaded>, Failed> {
