@@ -3,20 +3,23 @@ nginx + php-fpm, session_proxy.locking=optimistic: 16 parallel requests on one c
 --FILE--
 <?php
 require __DIR__ . '/inc/web.inc';
-require_once __DIR__ . '/inc/memcached.inc';
-require_once __DIR__ . '/inc/redis.inc';
+require_once __DIR__ . '/inc/locking.inc';
 
 const N = 16;
 const WORK_MS = 50;
 
-web_url();
-$engines = sp_engines('fpmopt') + [
-    'redis' => 'redis://127.0.0.1:' . rd_port() . '?prefix=' . rd_prefix('fpmopt'),
-    'memcached' => 'memcached://127.0.0.1:' . mc_port(1) . '?prefix=' . rd_prefix('fpmopt'),
-];
+// A pool of its own with a worker for each of the 16 parallel requests: the batch is one wave of
+// 50 ms, not two (the shared pool has 10 workers), so the quarter bound measures the handler only.
+web_private('fpmopt', N + 1);
+$engines = web_all_engines('fpmopt');
+// Production meets these races on a busy machine: one CPU kept busy alongside (bounded, stopped at the end).
+$burner = lk_burner(180);
 $times = [];
 foreach ($engines as $engine => $dsn) {
     echo "== $engine\n";
+    // Every worker opens its connection (SQLite: the database and its schema check) once, before the
+    // batch is timed: the first request of 17 fresh workers at once is not what is measured here.
+    web_parallel(array_fill(0, N + 1, web_app_url('whoami', 'native', $dsn)), null);
     foreach (['optimistic', '1'] as $locking) {
         $first = web_ok('first request', 'hit', 'native', $dsn, null);
         $sid = $first['json']['id'];
@@ -80,6 +83,7 @@ foreach ($engines as $engine => $dsn) {
     // Strict mode: an id the store no longer knows is replaced by a new, empty session.
     echo "the old id is gone afterwards (a new, empty session): ", web_yes(($after['json']['id'] ?? $sid) !== $sid && ($after['json']['data'] ?? null) === [], json_encode($after['json'])), "\n";
 }
+lk_burner_stop($burner);
 echo "optimistic wall times (16 x 50 ms of work): ", implode(', ', array_map(fn ($e, $t) => sprintf('%s %.0f ms', $e, $t * 1000), array_keys($times), $times)), "\n";
 ?>
 --EXPECTF--
@@ -128,6 +132,36 @@ the later writers were told their change was dropped: yes
 -- logout racing 8 late writers
 logout answered: yes
 the old id is gone afterwards (a new, empty session): yes
+== redis-cluster
+every request answered 200 with no PHP errors: yes
+all 16 keys kept: yes
+with locking On the batch takes at least 16 x 50 ms: yes
+optimistic batch under a quarter of that: yes
+-- merge_conflict=last
+all answered 200, no other warning: yes
+kx is one request's value: yes
+-- merge_conflict=first
+all answered 200, no other warning: yes
+kx is a request's value, kept against the later writers: yes
+the later writers were told their change was dropped: yes
+-- logout racing 8 late writers
+logout answered: yes
+the old id is gone afterwards (a new, empty session): yes
+== redis-sentinel
+every request answered 200 with no PHP errors: yes
+all 16 keys kept: yes
+with locking On the batch takes at least 16 x 50 ms: yes
+optimistic batch under a quarter of that: yes
+-- merge_conflict=last
+all answered 200, no other warning: yes
+kx is one request's value: yes
+-- merge_conflict=first
+all answered 200, no other warning: yes
+kx is a request's value, kept against the later writers: yes
+the later writers were told their change was dropped: yes
+-- logout racing 8 late writers
+logout answered: yes
+the old id is gone afterwards (a new, empty session): yes
 == memcached
 every request answered 200 with no PHP errors: yes
 all 16 keys kept: yes
@@ -143,4 +177,19 @@ the later writers were told their change was dropped: yes
 -- logout racing 8 late writers
 logout answered: yes
 the old id is gone afterwards (a new, empty session): yes
-optimistic wall times (16 x 50 ms of work): sqlite %d ms, files %d ms, redis %d ms, memcached %d ms
+== memcached x3
+every request answered 200 with no PHP errors: yes
+all 16 keys kept: yes
+with locking On the batch takes at least 16 x 50 ms: yes
+optimistic batch under a quarter of that: yes
+-- merge_conflict=last
+all answered 200, no other warning: yes
+kx is one request's value: yes
+-- merge_conflict=first
+all answered 200, no other warning: yes
+kx is a request's value, kept against the later writers: yes
+the later writers were told their change was dropped: yes
+-- logout racing 8 late writers
+logout answered: yes
+the old id is gone afterwards (a new, empty session): yes
+optimistic wall times (16 x 50 ms of work): sqlite %d ms, files %d ms, redis %d ms, redis-cluster %d ms, redis-sentinel %d ms, memcached %d ms, memcached x3 %d ms

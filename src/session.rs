@@ -12,9 +12,16 @@ use crate::settings::{Locking, Settings, TimeoutAction};
 use crate::store::layer::Stack;
 use crate::store::{Acquire, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
 
-/// Optimistic writes: how many times a write merges onto a newer session and tries again before it
-/// gives up (each retry means another request wrote in between; 8 in a row is a hot spot, not a race).
-const MERGE_TRIES: u32 = 8;
+/// Optimistic writes: each failed CAS means another request's write got through, so the writers of a
+/// session always make progress, and a writer behind N concurrent ones may need N merges. A write keeps
+/// merging while session_proxy.lock_wait_timeout allows (the time a request may wait for its session in
+/// any mode), and at least MERGE_TRIES_MIN times (also with a lock_wait_timeout of 0), at most
+/// MERGE_TRIES_MAX times (a bound for an engine whose version never matches).
+const MERGE_TRIES_MIN: u32 = 16;
+const MERGE_TRIES_MAX: u32 = 1000;
+/// After the first merges, a short random pause before the next try (up to this, doubling from
+/// 50 µs), so that many writers of one session stop colliding in lockstep.
+const MERGE_PAUSE_MAX: Duration = Duration::from_micros(3200);
 
 /// How often a waiter checks whether the lock's holder, a process of this host, is still alive: a
 /// dead holder's lock is free within this (plus one poll) of its death. One lookup per check.
@@ -60,8 +67,9 @@ pub enum Problem {
     /// Optimistic write: the session was destroyed (or expired) after this request read it; the
     /// write was dropped so that it does not bring the session back.
     DestroyedMeanwhile { id: String },
-    /// Optimistic write: other requests kept writing; `tries` merges later the write gave up.
-    MergeGaveUp { id: String, tries: u32 },
+    /// Optimistic write: other requests kept writing; after `tries` merges in `waited` (bounded by
+    /// session_proxy.lock_wait_timeout) the write gave up.
+    MergeGaveUp { id: String, tries: u32, waited: Duration },
     /// Optimistic write with merge_conflict=first: this request's change to `keys` keys that another
     /// request changed too was dropped.
     MergeKeptStored { id: String, keys: usize },
@@ -382,6 +390,7 @@ impl Request {
         let exp = self.expiry;
         let optimistic = self.active.as_ref().is_some_and(|a| a.id == id && a.mode == Mode::Optimistic);
         let (mut payload, mut merges, mut key_conflicts) = (std::borrow::Cow::Borrowed(data), 0u32, 0usize);
+        let started = Instant::now();
         loop {
             let r = self.store().save(&id, &payload, expect, owner.as_ref(), exp);
             return match r {
@@ -394,10 +403,10 @@ impl Request {
                         self.notice(Problem::DestroyedMeanwhile { id: id.short() });
                         return Ok(());
                     };
-                    if merges == MERGE_TRIES {
+                    if merges >= MERGE_TRIES_MAX || (merges >= MERGE_TRIES_MIN && started.elapsed() >= self.settings.lock_wait) {
                         self.finish(&id);
                         self.refused(Refusal::Conflict);
-                        return Err(self.warn(Problem::MergeGaveUp { id: id.short(), tries: merges }));
+                        return Err(self.warn(Problem::MergeGaveUp { id: id.short(), tries: merges, waited: started.elapsed() }));
                     }
                     // Another request wrote meanwhile: apply this request's key changes onto its data.
                     let original = self.active.as_ref().map(|a| a.original.clone()).unwrap_or_default();
@@ -406,6 +415,9 @@ impl Request {
                     merges += 1;
                     payload = std::borrow::Cow::Owned(m.data);
                     expect = Expect::Version(now.version);
+                    if merges >= 2 {
+                        merge_pause(merges);
+                    }
                     continue;
                 }
                 Ok(Written::Done(_)) => {
@@ -518,6 +530,14 @@ impl Drop for Request {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A random pause of up to 50 µs × 2^(merges-2), at most MERGE_PAUSE_MAX, between two merges.
+fn merge_pause(merges: u32) {
+    let cap = Duration::from_micros(50u64 << (merges - 2).min(6)).min(MERGE_PAUSE_MAX);
+    let mut b = [0u8; 4];
+    let r = if getrandom::fill(&mut b).is_ok() { u32::from_le_bytes(b) } else { std::process::id() };
+    std::thread::sleep(cap.mul_f64(f64::from(r) / f64::from(u32::MAX)));
 }
 
 #[cfg(test)]
@@ -765,6 +785,85 @@ mod tests {
                     ),
                 }
                 assert_eq!(opened(&engine, on, id.as_bytes()).1, want, "{on:?}");
+            }
+        }
+    }
+
+    /// A store that, before each of the next `left` versioned writes, lets "another request" write the
+    /// session first (a key of its own added), so that write's CAS fails: N writers ahead of this one.
+    struct Interfering {
+        inner: Box<dyn Store>,
+        left: u32,
+    }
+    impl crate::store::Pooled for Interfering {}
+    impl Store for Interfering {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn load(&mut self, id: &SessionId, exp: Expiry) -> crate::store::Result<Option<crate::store::Loaded>> {
+            self.inner.load(id, exp)
+        }
+        fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> crate::store::Result<Acquire> {
+            self.inner.lock_and_load(id, owner, lock_expire, exp)
+        }
+        fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> crate::store::Result<Written> {
+            if matches!(expect, Expect::Version(_)) && self.left > 0 {
+                self.left -= 1;
+                let now = self.inner.load(id, exp)?.map(|l| l.data).unwrap_or_default();
+                let other = [now, format!("o{}|i:1;", self.left).into_bytes()].concat();
+                self.inner.save(id, &other, Expect::Any, None, exp)?;
+            }
+            self.inner.save(id, data, expect, owner, exp)
+        }
+        fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> crate::store::Result<crate::store::Touched> {
+            self.inner.touch(id, owner, exp)
+        }
+        fn unlock(&mut self, id: &SessionId, owner: &Token) -> crate::store::Result<()> {
+            self.inner.unlock(id, owner)
+        }
+        fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> crate::store::Result<()> {
+            self.inner.destroy(id, owner)
+        }
+        fn exists(&mut self, id: &SessionId, exp: Expiry) -> crate::store::Result<bool> {
+            self.inner.exists(id, exp)
+        }
+    }
+
+    /// A writer behind many concurrent ones keeps merging until its change is in: each failed CAS
+    /// means another write got through, so giving up after a fixed few would lose this user's change
+    /// (seen with 16 parallel requests through php-fpm on Redis Sentinel, under the old bound of 8).
+    /// A store whose version never matches is given up on, after lock_wait_timeout, with a warning.
+    #[test]
+    fn optimistic_writes_merge_behind_many_writers_and_give_up_only_when_time_is_out() {
+        let dir = TempDir::new("session-optimistic-many");
+        for engine in engines(&dir) {
+            for (left, wait_ms, gives_up) in [(40u32, 5000u64, false), (u32::MAX, 300, true)] {
+                let id = format!("many{left}");
+                let (mut seed, _) = opened(&engine, OnConflict::Last, id.as_bytes());
+                seed.write(id.as_bytes(), b"k|i:0;").unwrap();
+                seed.close();
+                let stack = Stack::bare(engine.clone());
+                let inner = crate::store::open(&stack).unwrap();
+                crate::pool::give(&stack, Box::new(Interfering { inner, left }));
+                let s = Settings { lock_wait: Duration::from_millis(wait_ms), ..optimistic(OnConflict::Last) };
+                let mut r = Request::open(stack, s, LIFE).unwrap();
+                r.read(id.as_bytes()).unwrap();
+                let t = Instant::now();
+                let w = r.write(id.as_bytes(), b"k|i:0;mine|i:1;");
+                let d = r.close();
+                let (_, now) = opened(&engine, OnConflict::Last, id.as_bytes());
+                let now = String::from_utf8(now).unwrap();
+                if gives_up {
+                    assert_eq!(w, Err(Failed));
+                    assert!(matches!(&d[..], [Diag { level: Level::Warning, problem: Problem::MergeGaveUp { tries, .. } }] if *tries >= 16), "{d:?}");
+                    assert!(t.elapsed() < Duration::from_secs(3), "bounded by lock_wait_timeout: {:?}", t.elapsed());
+                    assert!(!now.contains("mine|"), "{now}");
+                } else {
+                    assert_eq!(w, Ok(()), "{d:?}");
+                    assert!(d.is_empty(), "{d:?}");
+                    assert!(now.contains("mine|i:1;"), "this request's key is kept: {now}");
+                    assert!((0..left).all(|n| now.contains(&format!("o{n}|i:1;"))), "and every other writer's: {now}");
+                }
             }
         }
     }

@@ -7,7 +7,13 @@
 //          class  - session_set_save_handler(new SessionProxy\Handler(DSN, opt), true)
 // DSN:     sqlite:///abs/file.sqlite or files:///abs/dir, under sys_get_temp_dir() (each test passes its
 //          own directory, so tests are parallel-safe), or redis://127.0.0.1:PORT?… / memcached://127.0.0.1:PORT?…
-//          (each test passes its own key prefix); anything else is refused.
+//          (each test passes its own key prefix; also several servers, redis-cluster:// and
+//          redis-sentinel://127.0.0.1:PORT/MASTER); anything else is refused.
+// ser:     session.serialize_handler for this request (php, php_serialize, php_binary, igbinary).
+// Interleaving (optimistic tests; each a file name inside the system temp dir, waits bounded by 20 s):
+//          wait_open=PATH waits for PATH before session_start(), sig_open=PATH writes PATH after it;
+//          wait_write=PATH waits for PATH before the session is written, sig_done=PATH writes PATH
+//          after session_write_close().
 // opt:     class mode: the options array (locking, lock_wait_timeout, lock_expire, lock_timeout_action);
 //          native mode: the same names set as session_proxy.* INI values for this request.
 // ACTION:  hit     count++ (anonymous or logged in)
@@ -16,6 +22,8 @@
 //          logout  session_destroy() and the cookie removed
 //          incr    n++ once, replies the value seen before (the race tests)
 //          setkey  k<K> = V (k=K, v=V: default K) after work=MS of work inside the session (optimistic tests)
+//          setref  $_SESSION = [seed => 1, a => &$x, b => &$x] with $x = [1]: two keys sharing a reference
+//          isref   whether a and b are still one reference: appends 9 to a and replies b, unchanged data
 //          hold    n += 1000 (never to be stored), then writes {"pid": worker pid} to the file sig=PATH
 //                  (inside the system temp dir) and sleeps up to 20 s holding the session, to be killed
 //          nap     n++, writes the file sig=PATH (optional) once the session is open, holds it ms=N
@@ -38,9 +46,14 @@ set_error_handler(function (int $no, string $msg): bool {
 
 function reply(array $r, int $status = 200): never
 {
+    $sync = $GLOBALS['sync'] ?? [];
     if (session_status() === PHP_SESSION_ACTIVE) {
+        if ($status === 200) {
+            sync_wait($sync['wait_write'] ?? null);
+        }
         session_write_close();
     }
+    sync_signal($sync['sig_done'] ?? null);
     $r += ['ok' => $status === 200, 'pid' => getmypid(), 'start_ms' => $GLOBALS['start_ms'] ?? null];
     $r['errors'] = $GLOBALS['errors'];
     http_response_code($status);
@@ -60,7 +73,9 @@ function fail(string $msg, int $status = 400): never
  */
 function checked_dsn(string $dsn): string
 {
-    if (preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)) {
+    $hosts = '127\.0\.0\.1:\d{1,5}(,127\.0\.0\.1:\d{1,5})*';
+    if (preg_match("~^(redis|memcached|redis-cluster)://$hosts(\\?[A-Za-z0-9_.:=&%-]*)?$~", $dsn)
+        || preg_match("~^redis-sentinel://$hosts/[A-Za-z0-9_-]+(\\?[A-Za-z0-9_.:=&%-]*)?$~", $dsn)) {
         return $dsn;
     }
     if (!preg_match('~^(sqlite|files)://(/[^?#]*)(\?[^#]*)?$~', $dsn, $m)) {
@@ -107,6 +122,16 @@ foreach ([
     ini_set($k, $v);
 }
 
+$ser = (string) ($_GET['ser'] ?? '');
+if ($ser !== '') {
+    if (!in_array($ser, ['php', 'php_serialize', 'php_binary', 'igbinary'], true)) {
+        fail("ser must be php, php_serialize, php_binary or igbinary, got \"$ser\"");
+    }
+    if (ini_set('session.serialize_handler', $ser) === false) {
+        fail("ini_set(session.serialize_handler, $ser) failed: is the serializer loaded?", 500);
+    }
+}
+
 if ($mode === 'native') {
     if (ini_set('session.save_handler', 'session_proxy') === false) {
         fail('ini_set(session.save_handler, session_proxy) failed: is the extension loaded?', 500);
@@ -133,7 +158,7 @@ if ($mode === 'native') {
     fail("h must be native or class, got \"$mode\"");
 }
 
-if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'setkey', 'nap'], true)) {
+if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'setkey', 'nap', 'setref', 'isref'], true)) {
     fail("unknown action \"$action\"");
 }
 $sig = null;
@@ -145,6 +170,40 @@ if ($action === 'hold' || ($action === 'nap' && isset($_GET['sig']))) {
         fail("sig must be a file name in an existing directory inside $tmp: \"$sig\"");
     }
 }
+/** A file name inside the system temp dir from the query (or null), refused otherwise. */
+function sync_path(string $name): ?string
+{
+    if (!isset($_GET[$name])) {
+        return null;
+    }
+    $p = (string) $_GET[$name];
+    $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
+    $dir = realpath(dirname($p));
+    if ($dir === false || !str_starts_with($dir . '/', $tmp) || !preg_match('~^[A-Za-z0-9._-]+$~', basename($p))) {
+        fail("$name must be a file name in an existing directory inside $tmp: \"$p\"");
+    }
+    return $p;
+}
+function sync_wait(?string $p): void
+{
+    for ($end = microtime(true) + 20; $p !== null && !file_exists($p); usleep(2000)) {
+        if (microtime(true) > $end) {
+            fail("waited 20 s for $p", 500);
+        }
+    }
+}
+function sync_signal(?string $p): void
+{
+    if ($p !== null) {
+        file_put_contents("$p.tmp", (string) getmypid());
+        rename("$p.tmp", $p);
+    }
+}
+$sync = [];
+foreach (['wait_open', 'sig_open', 'wait_write', 'sig_done'] as $name) {
+    $sync[$name] = sync_path($name);
+}
+sync_wait($sync['wait_open']);
 try {
     $t0 = microtime(true);
     $started = session_start();
@@ -155,6 +214,7 @@ try {
 if (!$started) {
     fail('session_start() returned false', 500);
 }
+sync_signal($sync['sig_open']);
 
 switch ($action) {
     case 'hit':
@@ -199,6 +259,18 @@ switch ($action) {
         $_SESSION["k$k"] = (string) ($_GET['v'] ?? $k);
         usleep(1000 * min(2000, max(0, (int) ($_GET['work'] ?? 0))));
         reply(['id' => session_id()]);
+    case 'setref':
+        $x = [1];
+        $_SESSION = ['seed' => 1];
+        $_SESSION['a'] = &$x;
+        $_SESSION['b'] = &$x;
+        reply(['id' => session_id()]);
+    case 'isref':
+        $b = $_SESSION['b'] ?? null;
+        $_SESSION['a'][] = 9;
+        $shared = ($_SESSION['b'] ?? null) !== $b;
+        session_abort();
+        reply(['id' => session_id(), 'shared' => $shared, 'data' => $_SESSION]);
     case 'incr':
         $before = $_SESSION['n'] ?? 0;
         $_SESSION['n'] = $before + 1;

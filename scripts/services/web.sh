@@ -147,9 +147,10 @@ EOF
 
   # php-fpm refuses to run as root without -R (the pool then runs as root too).
   [[ $(id -u) -eq 0 ]] && asroot=(-R)
-  # -n: no php.ini and no conf.d; everything PHP needs is given here.
+  # -n: no php.ini and no conf.d; everything PHP needs is given here. igbinary (scripts/deps.sh installs
+  # it with php-memcached) is loaded for its session serializer: the optimistic tests' unknown format.
   setsid "$FPM_BIN" -F -n "${asroot[@]}" -y "$DIR/php-fpm.conf" -p "$DIR" \
-    -d "extension=$SO" \
+    -d "extension=$SO" -d extension=igbinary \
     -d display_errors=1 -d html_errors=0 -d log_errors=1 -d error_reporting=-1 \
     -d session.gc_probability=0 -d max_execution_time=120 \
     < /dev/null > "$DIR/php-fpm.out" 2>&1 &

@@ -65,10 +65,12 @@ impl fmt::Display for Problem {
                 "session_proxy: session {id} was destroyed by another request after this request read it; its changes \
                  were not saved, so that a logout stays a logout"
             ),
-            Problem::MergeGaveUp { id, tries } => write!(
+            Problem::MergeGaveUp { id, tries, waited } => write!(
                 f,
                 "session_proxy: session {id} kept changing under this request (session_proxy.locking=optimistic): \
-                 {tries} merges onto newer writes did not get through; this request's changes were not saved"
+                 {tries} merges onto newer writes in {} ms did not get through (bounded by \
+                 session_proxy.lock_wait_timeout); this request's changes were not saved",
+                waited.as_millis()
             ),
             Problem::MergeKeptStored { id, keys } => write!(
                 f,
