@@ -1,5 +1,5 @@
 --TEST--
-session_proxy.locking=optimistic, two processes interleaved on one session: neither waits; changes to different keys are both kept (php, php_serialize and php_binary); a key changed by both follows session_proxy.merge_conflict (last, or first with a notice); a request that read the session before a logout does not bring it back
+session_proxy.locking=optimistic, two processes interleaved on one session: neither waits; changes to different keys are both kept (php, php_serialize and php_binary); a key changed by both follows session_proxy.merge_conflict (last, or first with a notice); a request that read the session before a logout does not bring it back; with a CPU burner alongside
 --FILE--
 <?php
 require __DIR__ . '/inc/locking.inc';
@@ -36,6 +36,8 @@ function interleave(string $dsn, string $id, string $a, string $b, array $ini): 
     return [$ra, $rb];
 }
 
+// One CPU kept busy alongside (bounded; stopped at the end): the interleavings must hold on a busy machine.
+$burner = lk_burner(120);
 foreach (sp_engines('optimistic') as $engine => $dsn) {
     echo "== $engine\n";
     foreach (['php', 'php_serialize', 'php_binary'] as $format) {
@@ -80,6 +82,7 @@ foreach (sp_engines('optimistic') as $engine => $dsn) {
     lk_print_errors('B', $rb, $dsn);
     echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 }
+lk_burner_stop($burner);
 ?>
 --EXPECTF--
 == sqlite

@@ -30,6 +30,7 @@
 //                  milliseconds (at most 5000), then writes it
 //          stats   no session: sleeps ms=N (at most 5000), then replies SessionProxy\stats() as "stats"
 //                  (the counters of every worker of this pool); h and dsn are not needed
+// rac=1 starts the session with read_and_close.
 // Every reply also has "start_ms": how long session_start() took (the lock wait).
 // Every reply is JSON: {"ok":..., "id": the session id, "pid": the php-fpm worker, ..., "errors": [...]};
 // "errors" lists every warning/notice PHP raised, including those of the session write (the session is
@@ -206,7 +207,8 @@ foreach (['wait_open', 'sig_open', 'wait_write', 'sig_done'] as $name) {
 sync_wait($sync['wait_open']);
 try {
     $t0 = microtime(true);
-    $started = session_start();
+    // rac=1: session_start(['read_and_close' => true]), the read-only start that never waits.
+    $started = ($_GET['rac'] ?? '') === '1' ? session_start(['read_and_close' => true]) : session_start();
     $GLOBALS['start_ms'] = round((microtime(true) - $t0) * 1000, 1);
 } catch (Throwable $e) {
     fail('session_start() threw ' . get_class($e) . ': ' . $e->getMessage(), 500);
