@@ -1,5 +1,5 @@
 --TEST--
-session_proxy.locking=optimistic, two processes interleaved on one session: neither waits; changes to different keys are both kept (php, php_serialize and php_binary); a key changed by both follows session_proxy.merge_conflict (last, or first with a notice); a request that read the session before a logout does not bring it back; with a CPU burner alongside
+session_proxy.locking=optimistic, two processes interleaved on one session: neither waits; changes to different keys are both kept (php, php_serialize and php_binary); a key changed by both follows session_proxy.merge_conflict (last, or first with a notice); a request that read the session before a logout does not bring it back, also when the id comes back as a new session (no strict mode); with a CPU burner alongside
 --FILE--
 <?php
 require __DIR__ . '/inc/locking.inc';
@@ -81,6 +81,16 @@ foreach (sp_engines('optimistic') as $engine => $dsn) {
     lk_print_errors('A', $ra, $dsn);
     lk_print_errors('B', $rb, $dsn);
     echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
+    // Without strict mode the same id comes back as a new session (B logs out, then starts again with
+    // the old cookie): A's late write must not carry its change into that new session (the tombstone).
+    $id = 'optagain';
+    lk_seed($dsn, $id, ['uid' => 7]);
+    [$ra, $rb] = interleave($dsn, $id, '$_SESSION["admin"] = 1;',
+        'session_destroy(); session_id($P["id"]); session_start(); $_SESSION["visits"] = 1;', ['session.use_strict_mode' => '0']);
+    echo "-- B logs out and starts again under the same id while A is open\n";
+    lk_print_errors('A', $ra, $dsn);
+    lk_print_errors('B', $rb, $dsn);
+    echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
 }
 lk_burner_stop($burner);
 ?>
@@ -114,6 +124,10 @@ stored: {"a":[1],"b":[1],"c":"A"}
 A: Notice: session_write_close(): session_proxy: session optlog… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
 B: no errors
 stored: []
+-- B logs out and starts again under the same id while A is open
+A: Notice: session_write_close(): session_proxy: session optaga… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
+B: no errors
+stored: {"visits":1}
 == files
 -- php
 B did not wait for A (< 1 s): yes
@@ -143,3 +157,7 @@ stored: {"a":[1],"b":[1],"c":"A"}
 A: Notice: session_write_close(): session_proxy: session optlog… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
 B: no errors
 stored: []
+-- B logs out and starts again under the same id while A is open
+A: Notice: session_write_close(): session_proxy: session optaga… was destroyed by another request after this request read it; its changes were not saved, so that a logout stays a logout
+B: no errors
+stored: {"visits":1}

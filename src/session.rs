@@ -119,6 +119,9 @@ struct Active {
     version: Option<Version>,
     /// Validated as live, then read as absent: it was destroyed in between, and is not written.
     vanished: bool,
+    /// When the read began (seconds since the epoch): a tombstone newer than this means the session
+    /// this request read was destroyed after it (optimistic writes).
+    read_at: f64,
 }
 
 pub struct Request {
@@ -131,6 +134,8 @@ pub struct Request {
     active: Option<Active>,
     /// The id `exists` last found live (strict mode's validate_sid, before the read).
     validated: Option<SessionId>,
+    /// When the optimistic read under way began (taken into `Active::read_at`).
+    read_at: f64,
     diags: Vec<Diag>,
 }
 
@@ -149,6 +154,7 @@ impl Request {
             token: Token::new(),
             active: None,
             validated: None,
+            read_at: 0.0,
             diags: Vec::new(),
         })
     }
@@ -242,7 +248,10 @@ impl Request {
         } else {
             match self.settings.locking {
                 Locking::Off => (self.load(&id)?, Mode::Unlocked),
-                Locking::Optimistic => (self.load(&id)?, Mode::Optimistic),
+                Locking::Optimistic => {
+                    self.read_at = crate::store::unix_now();
+                    (self.load(&id)?, Mode::Optimistic)
+                }
                 Locking::On => self.lock_and_load(&id)?,
             }
         };
@@ -255,7 +264,8 @@ impl Request {
         // between. Writing now would bring it back under the id the client chose.
         let vanished = read.is_none() && self.validated.as_ref() == Some(&id);
         let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
-        self.active = Some(Active { id, mode, original: data.clone(), version, vanished });
+        let read_at = std::mem::take(&mut self.read_at);
+        self.active = Some(Active { id, mode, original: data.clone(), version, vanished, read_at });
         data
     }
 
@@ -403,6 +413,15 @@ impl Request {
                         self.notice(Problem::DestroyedMeanwhile { id: id.short() });
                         return Ok(());
                     };
+                    if merges == 0 && self.tombstoned(&id) {
+                        // Destroyed after this request read it, and created again since under the
+                        // same id (without strict mode a client may do that): the late write must
+                        // not carry this request's changes into the new session either.
+                        self.finish(&id);
+                        self.refused(Refusal::Conflict);
+                        self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                        return Ok(());
+                    }
                     if merges >= MERGE_TRIES_MAX || (merges >= MERGE_TRIES_MIN && started.elapsed() >= self.settings.lock_wait) {
                         self.finish(&id);
                         self.refused(Refusal::Conflict);
@@ -478,10 +497,44 @@ impl Request {
         match r {
             Ok(()) => {
                 self.finish(&id);
+                if self.settings.locking == Locking::Optimistic {
+                    self.bury(&id);
+                }
                 Ok(())
             }
             Err(e) => {
                 Err(self.storage(Op::Destroy, Some(&id), e))
+            }
+        }
+    }
+
+    /// Optimistic writes: leaves a tombstone for a destroyed session, a record of its own (`tomb_of`)
+    /// holding the time of the destroy, kept for `TOMBSTONE_LIFE` or lock_expire if longer (how late
+    /// a request that read the session before may still write). A failure to leave it is a warning;
+    /// the session is destroyed all the same.
+    fn bury(&mut self, id: &SessionId) {
+        let tomb = tomb_of(id);
+        let life = Expiry::new(self.settings.lock_expire.max(TOMBSTONE_LIFE));
+        let stamp = format!("{:.6}", crate::store::unix_now());
+        let r = self.store().save(&tomb, stamp.as_bytes(), Expect::Any, None, life);
+        if let Err(e) = r {
+            self.storage(Op::Destroy, Some(id), e);
+        }
+    }
+
+    /// Whether `id` was destroyed after this request's optimistic read (its tombstone is newer).
+    /// One read, only when a write meets a newer session.
+    fn tombstoned(&mut self, id: &SessionId) -> bool {
+        let Some(read_at) = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.read_at) else { return false };
+        let life = Expiry::new(self.settings.lock_expire.max(TOMBSTONE_LIFE));
+        let r = self.store().load(&tomb_of(id), life);
+        match r {
+            Ok(Some(l)) => std::str::from_utf8(&l.data).ok().and_then(|s| s.parse::<f64>().ok()).is_some_and(|t| t >= read_at),
+            Ok(None) => false,
+            Err(e) => {
+                // Unknown: merging is what the request would have done without tombstones.
+                self.storage(Op::Read, Some(id), e);
+                false
             }
         }
     }
@@ -530,6 +583,20 @@ impl Drop for Request {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// How long a destroyed session's tombstone is kept at least (optimistic writes; lock_expire if
+/// longer): a request that read the session before the destroy and writes later than this is not
+/// told apart from a new session created under the same id.
+const TOMBSTONE_LIFE: Duration = Duration::from_secs(300);
+
+/// The id of `id`'s tombstone: "tomb-" and 40 hex digits of SHA-256(id), stored like a session: an id
+/// of a shape PHP's generator does not make in practice (45 characters, a fixed prefix, a '-').
+fn tomb_of(id: &SessionId) -> SessionId {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(id.as_str().as_bytes());
+    let hex: String = h.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    SessionId::parse(format!("tomb-{hex}").as_bytes()).expect("a tomb id is a valid session id")
 }
 
 /// A random pause of up to 50 µs × 2^(merges-2), at most MERGE_PAUSE_MAX, between two merges.
@@ -885,6 +952,40 @@ mod tests {
             assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::DestroyedMeanwhile { .. } }]), "{d:?}");
             let mut check = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::Fail), LIFE).unwrap();
             assert_eq!(check.exists(b"gone"), Ok(false), "still destroyed");
+        }
+    }
+
+    /// Without strict mode a client may create a session again under the id of one just destroyed.
+    /// A request that read the old session before the destroy must not carry its changes into the new
+    /// one (the tombstone); requests of the new session merge with each other as usual.
+    #[test]
+    fn optimistic_late_write_stays_out_of_a_session_created_again_under_the_same_id() {
+        let dir = TempDir::new("session-optimistic-tomb");
+        for engine in engines(&dir) {
+            let (mut seed, _) = opened(&engine, OnConflict::Last, b"again");
+            seed.write(b"again", b"uid|i:7;").unwrap();
+            seed.close();
+            let (mut late, _) = opened(&engine, OnConflict::Last, b"again");
+            let (mut logout, _) = opened(&engine, OnConflict::Last, b"again");
+            logout.destroy(b"again").unwrap();
+            assert!(logout.close().is_empty());
+            // The same cookie comes back (no strict mode): a new, empty session under the old id.
+            let (mut fresh, d) = opened(&engine, OnConflict::Last, b"again");
+            assert_eq!(d, b"");
+            fresh.write(b"again", b"visits|i:1;").unwrap();
+            assert!(fresh.close().is_empty());
+            late.write(b"again", b"uid|i:7;admin|b:1;").unwrap();
+            let d = late.close();
+            assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::DestroyedMeanwhile { .. } }]), "{d:?}");
+            assert_eq!(opened(&engine, OnConflict::Last, b"again").1, b"visits|i:1;", "nothing of the late write");
+            // Two requests of the new session, both after the destroy: merged, not dropped.
+            let (mut a, _) = opened(&engine, OnConflict::Last, b"again");
+            let (mut b, _) = opened(&engine, OnConflict::Last, b"again");
+            b.write(b"again", b"visits|i:1;b|i:1;").unwrap();
+            assert!(b.close().is_empty());
+            a.write(b"again", b"visits|i:1;a|i:1;").unwrap();
+            assert!(a.close().is_empty());
+            assert_eq!(opened(&engine, OnConflict::Last, b"again").1, b"visits|i:1;b|i:1;a|i:1;");
         }
     }
 
