@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use session_proxy::serial::{entries, merge, Format, OnConflict, SerialError};
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex field {s:?}");
+    assert!(s.len().is_multiple_of(2), "odd hex field {s:?}");
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex field")).collect()
 }
 
