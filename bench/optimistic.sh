@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # session_proxy.locking=optimistic against On and Off, same run (issue 12's bench):
-#  1. single-client cycles/s (bench/optimistic.php) on SQLite, files, Redis and Memcached in each mode,
+#  1. single-client cycles/s (bench/cycle.php) on SQLite, files, Redis and Memcached in each mode,
 #     with the round trips per cycle (SessionProxy\stats()), and phpredis in its best unlocked
 #     configuration (persistent, no liveness ECHO) against the same redis-server;
 #  2. the 16-request batch: 16 parallel requests on one cookie, each setting its own key during 50 ms
@@ -40,7 +40,7 @@ run() { # engine bytes locking
   local out=() last
   for _ in $(seq "$REPEAT"); do
     last=$($PIN php -n -d extension="$SO" -d session.save_handler=session_proxy -d "session.save_path=\"${DSN[$1]}\"" \
-      -d session_proxy.locking="$3" bench/optimistic.php "$ITER" "$2")
+      -d session_proxy.locking="$3" bench/cycle.php "$ITER" "$2" trips)
     out+=("${last%% *}")
   done
   echo "$(printf '%s\n' "${out[@]}" | median) ${last##* }"
@@ -50,7 +50,7 @@ phpredis() { # bytes
   for _ in $(seq "$REPEAT"); do
     out+=("$($PIN php -n -d extension=igbinary -d extension=msgpack -d extension=redis -d redis.pconnect.echo_check_liveness=0 \
       -d session.save_handler=redis -d "session.save_path=\"tcp://127.0.0.1:$PORT?persistent=1\"" \
-      -d redis.session.locking_enabled=0 bench/optimistic.php "$ITER" "$1" | cut -d' ' -f1)")
+      -d redis.session.locking_enabled=0 bench/cycle.php "$ITER" "$1" trips | cut -d' ' -f1)")
   done
   printf '%s\n' "${out[@]}" | median
 }
