@@ -1,5 +1,5 @@
 --TEST--
-nginx + php-fpm, session_proxy.locking=optimistic, two requests on one cookie interleaved (A reads, B reads, writes and ends, then A writes): different keys are both kept in php, php_serialize and php_binary; a session holding references, and one in igbinary (a format the merge does not read), are one unit that follows merge_conflict; a logout or a regenerate between A's read and write stays as it is; read_and_close returns the committed data at once next to a lock holder; on every engine form, with a CPU burner alongside
+nginx + php-fpm, session_proxy.locking=optimistic, two requests on one cookie interleaved (A reads, B reads, writes and ends, then A writes): different keys are both kept in php, php_serialize and php_binary, also through SessionProxy\Handler; a session holding references, and one in igbinary (a format the merge does not read), are one unit that follows merge_conflict; a logout or a regenerate between A's read and write stays as it is; read_and_close returns the committed data at once next to a lock holder; on every engine form, with a CPU burner alongside
 --FILE--
 <?php
 require __DIR__ . '/inc/web.inc';
@@ -12,13 +12,13 @@ $burner = lk_burner(180);
  * A and B on $sid: A opens (sig_open), B opens after it, does its action and ends (sig_done), then A
  * writes. Both are sent at once; the signal files order them. Returns [A's reply, B's reply].
  */
-function interleave(string $dsn, string $sid, array $a, array $b): array
+function interleave(string $dsn, string $sid, array $a, array $b, string $h = 'native'): array
 {
     $d = sp_tmpdir('fpmfmt-sig');
     $a += ['a' => 'setkey'];
     $b += ['a' => 'setkey'];
-    $ua = web_app_url($a['a'], 'native', $dsn, ['sig_open' => "$d/a-open", 'wait_write' => "$d/b-done"] + $a);
-    $ub = web_app_url($b['a'], 'native', $dsn, ['wait_open' => "$d/a-open", 'sig_done' => "$d/b-done"] + $b);
+    $ua = web_app_url($a['a'], $h, $dsn, ['sig_open' => "$d/a-open", 'wait_write' => "$d/b-done"] + $a);
+    $ub = web_app_url($b['a'], $h, $dsn, ['wait_open' => "$d/a-open", 'sig_done' => "$d/b-done"] + $b);
     $r = web_parallel([$ua, $ub], $sid, 60.0);
     return [$r[0], $r[1]];
 }
@@ -49,6 +49,10 @@ foreach (web_all_engines('fpmfmt') as $engine => $dsn) {
         [$ra, $rb] = interleave($dsn, $sid, ['k' => 'A', 'ser' => $ser] + $opt(), ['k' => 'B', 'ser' => $ser] + $opt());
         echo "$ser: A ", replied($ra), ", B ", replied($rb), ", stored ", stored($dsn, $sid, $ser), "\n";
     }
+    // The same through SessionProxy\Handler (the class option locking => 'optimistic').
+    $sid = web_ok('first request', 'hit', 'class', $dsn, null)['json']['id'];
+    [$ra, $rb] = interleave($dsn, $sid, ['k' => 'A'] + $opt(), ['k' => 'B'] + $opt(), 'class');
+    echo "class: A ", replied($ra), ", B ", replied($rb), ", stored ", stored($dsn, $sid), "\n";
     // References between keys: one unit. Under "last" A's whole session wins (B's key is lost: the
     // README says so), and the reference is still one.
     $sid = web_ok('first request', 'hit', 'native', $dsn, null)['json']['id'];
@@ -94,6 +98,7 @@ lk_burner_stop($burner);
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -104,6 +109,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -114,6 +120,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -124,6 +131,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -134,6 +142,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -144,6 +153,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
@@ -154,6 +164,7 @@ read_and_close beside a lock holder: B yes, started in under 500 ms: yes, saw {"
 php: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_serialize: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 php_binary: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
+class: A yes, B yes, stored {"count":1,"kA":"A","kB":"B"}
 references: A yes, B yes, stored {"a":[1],"b":[1],"kA":"A","seed":1}, a and b one reference: yes
 igbinary, merge_conflict=last: A yes, B yes, stored {"count":1,"kA":"A"}
 igbinary, merge_conflict=first: A yes, B yes, stored {"count":1,"kB":"B"}
