@@ -171,12 +171,12 @@ fn engine(trimmed: &str, temp_dir: &Path) -> Result<Engine, Reason> {
             let dir = grammar::abs_path("path", trimmed)?;
             return Ok(Engine::Sqlite(SqliteOptions::at(dir.join(DEFAULT_SQLITE_FILE))));
         }
-        return Err("it is neither a DSN (scheme://...) nor an absolute directory".into());
+        return Err(Reason::Rule("it is neither a DSN (scheme://...) nor an absolute directory"));
     };
     let scheme = scheme.to_ascii_lowercase();
     match SCHEMES.iter().find(|(s, _)| *s == scheme) {
         Some((_, form)) => form(trimmed, rest),
-        None => Err(Reason::Other(format!("unknown scheme {scheme:?}"))),
+        None => Err(Reason::UnknownScheme(scheme.to_string())),
     }
 }
 

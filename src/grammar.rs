@@ -49,7 +49,60 @@ pub enum Reason {
     NotAbsolute { what: &'static str, path: String },
     #[error("{what} {path:?} contains \"..\"")]
     DotDot { what: &'static str, path: String },
-    /// An engine's own rule, in its words.
+    /// A fixed rule of one engine's form, in its words ("no server given", "options cert and key go
+    /// together …").
+    #[error("{0}")]
+    Rule(&'static str),
+    #[error("{0} names a directory; sqlite:// takes a file path")]
+    NamesADirectory(String),
+    #[error("unknown scheme {0:?}")]
+    UnknownScheme(String),
+    /// `what`: "servers", "seeds", "Sentinels".
+    #[error("{count} {what} given (at most {max})")]
+    TooMany { what: &'static str, count: usize, max: usize },
+    #[error("host {0:?} is not a host name or IP address")]
+    BadHost(String),
+    #[error("{0:?} is not a host name or IP address (write [v6]:port for IPv6)")]
+    BadHostV6(String),
+    #[error("port {0:?} must be an integer from 1 to 65535")]
+    BadPort(String),
+    #[error("unclosed '[' in host {0:?}")]
+    UnclosedBracket(String),
+    /// One entry of a server list, and what is wrong with it.
+    #[error("server {server:?}: {reason}")]
+    Server { server: String, reason: Box<Reason> },
+    #[error("server {0} is listed twice")]
+    ListedTwice(String),
+    /// The scheme as written ("redis-cluster://").
+    #[error("{0} takes no database (a cluster has only database 0)")]
+    NoDatabase(String),
+    #[error("{0} needs the master name: {0}host:port/<master-name>")]
+    NoMasterName(String),
+    #[error("master name {0:?} must be one non-empty word")]
+    BadMasterName(String),
+    #[error("seed {seed:?}: scheme {scheme:?} must be tcp or tls")]
+    SeedScheme { seed: String, scheme: String },
+    /// The seed, masked.
+    #[error("seed {0:?} must be host:port")]
+    SeedNotHostPort(String),
+    #[error("option {0} is for TLS: write the seeds as seed[]=tls://host:port")]
+    TlsOptionOnPlainSeeds(String),
+    #[error("{0:?} in the server list is not a URL")]
+    NotUrl(String),
+    /// The host:port part, masked.
+    #[error("tcp://{0} must be host:port (give the password as ?auth=…)")]
+    TcpNotHostPort(String),
+    #[error("{0}:// cannot be mixed into a tcp:// / unix:// server list")]
+    MixedScheme(String),
+    #[error("the database number {0:?} in the path must be an integer from 0 to 65535")]
+    BadDatabase(String),
+    #[error("option {key} is {len} bytes long (at most {max})")]
+    OptionTooLong { key: &'static str, len: usize, max: usize },
+    #[error("option {key}={value:?} needs more than one server (copies go to the next servers)")]
+    NeedsServers { key: String, value: String },
+    #[error("option weights={value:?} must give one weight per server ({servers} servers)")]
+    WeightsCount { value: String, servers: usize },
+    /// A rule of an engine that has no variant of its own yet, in its words.
     #[error("{0}")]
     Other(String),
 }

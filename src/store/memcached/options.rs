@@ -91,20 +91,24 @@ impl MemcachedOptions {
     }
 }
 
+fn in_server(entry: &str, reason: Reason) -> Reason {
+    Reason::Server { server: entry.to_string(), reason: Box::new(reason) }
+}
+
 fn server(entry: &str) -> Result<ServerAddr, Reason> {
     let e = entry.trim();
     if e.is_empty() {
-        return Err("the server list has an empty entry".into());
+        return Err(Reason::Rule("the server list has an empty entry"));
     }
     if e.starts_with('/') {
         return grammar::abs_path("socket path", e).map(ServerAddr::Unix);
     }
     let (host, port) = if let Some(rest) = e.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| Reason::Other(format!("server {e:?}: unclosed '['")))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| in_server(e, Reason::Rule("unclosed '['")))?;
         match after {
             "" => (h, None),
             p if p.starts_with(':') => (h, Some(&p[1..])),
-            _ => return Err(Reason::Other(format!("server {e:?}: expected ':port' after ']'"))),
+            _ => return Err(in_server(e, Reason::Rule("expected ':port' after ']'"))),
         }
     } else {
         match e.split_once(':') {
@@ -116,7 +120,7 @@ fn server(entry: &str) -> Result<ServerAddr, Reason> {
         && host.len() <= 253
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
     if !host_ok || (host.contains(':') && !e.starts_with('[')) {
-        return Err(Reason::Other(format!("server {e:?}: {host:?} is not a host name or IP address (write [v6]:port for IPv6)")));
+        return Err(in_server(e, Reason::BadHostV6(host.to_string())));
     }
     let port = match port {
         None => DEFAULT_PORT,
@@ -124,7 +128,7 @@ fn server(entry: &str) -> Result<ServerAddr, Reason> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| Reason::Other(format!("server {e:?}: port {p:?} must be an integer from 1 to 65535")))?,
+            .ok_or_else(|| in_server(e, Reason::BadPort(p.to_string())))?,
     };
     Ok(ServerAddr::Tcp { host: host.to_string(), port })
 }
@@ -132,38 +136,36 @@ fn server(entry: &str) -> Result<ServerAddr, Reason> {
 /// Parses what follows `memcached://` (the server list) and the query options.
 pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<MemcachedOptions, Reason> {
     if servers_part.trim().is_empty() {
-        return Err("no server given (memcached://host:port)".into());
+        return Err(Reason::Rule("no server given (memcached://host:port)"));
     }
     // Refused whole, never quoted: what stands before an '@' may be a password.
     if servers_part.contains('@') {
-        return Err("memcached:// takes no user or password (user:password@host): the meta protocol has no authentication".into());
+        return Err(Reason::Rule("memcached:// takes no user or password (user:password@host): the meta protocol has no authentication"));
     }
     let mut servers = Vec::new();
     for entry in servers_part.split(',') {
         let s = server(entry)?;
         if servers.contains(&s) {
-            return Err(Reason::Other(format!("server {} is listed twice", s.label())));
+            return Err(Reason::ListedTwice(s.label()));
         }
         servers.push(s);
     }
     if servers.len() > MAX_SERVERS {
-        return Err(Reason::Other(format!("{} servers given (at most {MAX_SERVERS})", servers.len())));
+        return Err(Reason::TooMany { what: "servers", count: servers.len(), max: MAX_SERVERS });
     }
     let mut o = MemcachedOptions::new(servers);
     for (k, v) in params {
         match k.as_str() {
             "prefix" => {
                 if v.len() > 128 || v.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-                    return Err(Reason::Other(format!(
-                        "option prefix={v:?} must be 1 to 128 printable ASCII characters without spaces"
-                    )));
+                    return Err(grammar::invalid(&k, &v, "1 to 128 printable ASCII characters without spaces"));
                 }
                 o.prefix = v;
             }
             "replicas" => {
                 let max = o.servers.len() as u64 - 1;
                 if max == 0 && v != "0" {
-                    return Err(Reason::Other(format!("option replicas={v:?} needs more than one server (copies go to the next servers)")));
+                    return Err(Reason::NeedsServers { key: k.clone(), value: v.clone() });
                 }
                 o.replicas = int(&k, &v, 0, max.min(8))? as u8;
             }
@@ -173,10 +175,7 @@ pub fn parse(servers_part: &str, params: Vec<(String, String)>) -> Result<Memcac
             "weights" => {
                 let w: Vec<&str> = v.split(',').collect();
                 if w.len() != o.servers.len() {
-                    return Err(Reason::Other(format!(
-                        "option weights={v:?} must give one weight per server ({} servers)",
-                        o.servers.len()
-                    )));
+                    return Err(Reason::WeightsCount { value: v.clone(), servers: o.servers.len() });
                 }
                 o.weighted = true;
                 o.weights = w.iter().map(|x| int("weights", x, 1, 1000).map(|n| n as u32)).collect::<Result<_, _>>()?;

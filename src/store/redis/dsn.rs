@@ -214,14 +214,14 @@ pub fn parse(save_path: &str) -> Result<RedisOptions, Reason> {
                 nodes.push(node);
             }
             if nodes.is_empty() {
-                return Err("no server given".into());
+                return Err(Reason::Rule("no server given"));
             }
             if nodes.len() > 64 {
-                return Err(Reason::Other(format!("{} servers given (at most 64)", nodes.len())));
+                return Err(Reason::TooMany { what: "servers", count: nodes.len(), max: 64 });
             }
             Ok(standalone(nodes, persistent))
         }
-        other => Err(Reason::Other(format!("unknown scheme {other:?}"))),
+        other => Err(Reason::UnknownScheme(other.to_string())),
     }
 }
 
@@ -293,7 +293,7 @@ fn url_options(
         }
     }
     if t.cert.is_some() != t.key.is_some() {
-        return Err("options cert and key go together (a client certificate and its key)".into());
+        return Err(Reason::Rule("options cert and key go together (a client certificate and its key)"));
     }
     if form.tls {
         node.tls = Some(t);
@@ -322,14 +322,14 @@ fn split_userinfo(authority: &str) -> (Option<&str>, &str) {
 }
 
 /// `host:port[,host:port…]` of the cluster and Sentinel forms, each a copy of `template`.
-fn node_list(hosts: &str, template: &Node, what: &str) -> Result<Vec<Node>, Reason> {
+fn node_list(hosts: &str, template: &Node, what: &'static str) -> Result<Vec<Node>, Reason> {
     let mut nodes = Vec::new();
     for hp in hosts.split(',').map(str::trim) {
         let (host, port) = parse_host_port(hp)?;
         nodes.push(Node { addr: Addr::Tcp { host, port }, ..template.clone() });
     }
     if nodes.len() > 64 {
-        return Err(Reason::Other(format!("{} {what} given (at most 64)", nodes.len())));
+        return Err(Reason::TooMany { what, count: nodes.len(), max: 64 });
     }
     Ok(nodes)
 }
@@ -358,7 +358,7 @@ fn parse_cluster_url(rest: &str, form: &UrlForm) -> Result<RedisOptions, Reason>
     let (main, query) = split_query(rest);
     let main = main.trim_end_matches('/');
     if main.contains('/') {
-        return Err(Reason::Other(format!("{} takes no database (a cluster has only database 0)", form.name)));
+        return Err(Reason::NoDatabase(form.name.to_string()));
     }
     let (ui, hosts) = split_userinfo(main);
     let mut template = Node::new(Addr::Tcp { host: String::new(), port: DEFAULT_PORT });
@@ -381,10 +381,10 @@ fn parse_sentinel_url(rest: &str, form: &UrlForm) -> Result<RedisOptions, Reason
     let (main, query) = split_query(rest);
     let (hostpart, name) = main
         .split_once('/')
-        .ok_or_else(|| Reason::Other(format!("{0} needs the master name: {0}host:port/<master-name>", form.name)))?;
+        .ok_or_else(|| Reason::NoMasterName(form.name.to_string()))?;
     let name = percent_decode(name.trim_end_matches('/'))?;
     if name.is_empty() || name.contains('/') || name.chars().any(|c| c.is_whitespace()) {
-        return Err(Reason::Other(format!("master name {name:?} must be one non-empty word")));
+        return Err(Reason::BadMasterName(name));
     }
     let (ui, hosts) = split_userinfo(hostpart);
     let mut template = Node::new(Addr::Tcp { host: String::new(), port: DEFAULT_PORT });
@@ -403,7 +403,7 @@ fn parse_sentinel_url(rest: &str, form: &UrlForm) -> Result<RedisOptions, Reason
         Ok(true)
     })?;
     if sentinel_auth.username.is_some() && sentinel_auth.password.is_none() {
-        return Err("option sentinel_user needs sentinel_password (the Sentinels' password for that user)".into());
+        return Err(Reason::Rule("option sentinel_user needs sentinel_password (the Sentinels' password for that user)"));
     }
     template.db = db;
     let nodes = node_list(hosts, &template, "Sentinels")?;
@@ -485,7 +485,7 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, Reason> {
                 }
                 tls_opt = Some(k);
             }
-            "seed" => return Err("option \"seed\" must be a list: seed[]=host:port&seed[]=host:port".into()),
+            "seed" => return Err(Reason::Rule("option \"seed\" must be a list: seed[]=host:port&seed[]=host:port")),
             _ => return Err(Reason::UnknownOption { key: k, place: "in phpredis' cluster save_path".into(), known: KNOWN.into() }),
         }
     }
@@ -496,18 +496,18 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, Reason> {
             auth_pass = auth_list.pop();
             auth_user = auth_list.pop();
         }
-        _ => return Err("option auth is given more than once (write auth=password or auth[]=user&auth[]=password)".into()),
+        _ => return Err(Reason::Rule("option auth is given more than once (write auth=password or auth[]=user&auth[]=password)")),
     }
     node.username = auth_user;
     node.password = auth_pass;
     if t.cert.is_some() != t.key.is_some() {
-        return Err("options stream[local_cert] and stream[local_pk] go together (a client certificate and its key)".into());
+        return Err(Reason::Rule("options stream[local_cert] and stream[local_pk] go together (a client certificate and its key)"));
     }
     if seeds.is_empty() {
-        return Err("no seed given (write seed[]=host:port&seed[]=host:port)".into());
+        return Err(Reason::Rule("no seed given (write seed[]=host:port&seed[]=host:port)"));
     }
     if seeds.len() > 64 {
-        return Err(Reason::Other(format!("{} seeds given (at most 64)", seeds.len())));
+        return Err(Reason::TooMany { what: "seeds", count: seeds.len(), max: 64 });
     }
     let mut nodes = Vec::new();
     let mut tls_seeds = 0;
@@ -518,40 +518,40 @@ fn parse_phpredis_cluster(save_path: &str) -> Result<RedisOptions, Reason> {
                 hp
             }
             Some((scheme, hp)) if scheme.eq_ignore_ascii_case("tcp") => hp,
-            Some((scheme, _)) => return Err(Reason::Other(format!("seed {seed:?}: scheme {scheme:?} must be tcp or tls"))),
+            Some((scheme, _)) => return Err(Reason::SeedScheme { seed: seed.to_string(), scheme: scheme.to_string() }),
             None => seed.as_str(),
         };
         if hp.contains(',') || hp.contains('/') || hp.contains('@') {
-            return Err(Reason::Other(format!("seed {:?} must be host:port", mask(hp))));
+            return Err(Reason::SeedNotHostPort(mask(hp)));
         }
         let (host, port) = parse_host_port(hp.trim())?;
         nodes.push(Node { addr: Addr::Tcp { host, port }, ..node.clone() });
     }
     if tls_seeds != 0 && tls_seeds != nodes.len() {
-        return Err("seeds mix tls:// and plain host:port (all or none must be tls://)".into());
+        return Err(Reason::Rule("seeds mix tls:// and plain host:port (all or none must be tls://)"));
     }
     if tls_seeds > 0 {
         nodes.iter_mut().for_each(|n| n.tls = Some(t.clone()));
     } else if let Some(k) = tls_opt {
-        return Err(Reason::Other(format!("option {k} is for TLS: write the seeds as seed[]=tls://host:port")));
+        return Err(Reason::TlsOptionOnPlainSeeds(k.to_string()));
     }
     Ok(RedisOptions { mode: Mode::Cluster, nodes, persistent, sentinel_auth: Credentials::default() })
 }
 
 fn parse_phpredis_url(url: &str) -> Result<(Node, bool), Reason> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| Reason::Other(format!("{url:?} in the server list is not a URL")))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Reason::NotUrl(url.to_string()))?;
     let (main, query) = split_query(rest);
     let mut node = match scheme.to_ascii_lowercase().as_str() {
         "tcp" => {
             let hostport = main.trim_end_matches('/');
             if hostport.contains('@') || hostport.contains('/') {
-                return Err(Reason::Other(format!("tcp://{} must be host:port (give the password as ?auth=…)", mask(hostport))));
+                return Err(Reason::TcpNotHostPort(mask(hostport)));
             }
             let (host, port) = parse_host_port(hostport)?;
             Node::new(Addr::Tcp { host, port })
         }
         "unix" => Node::new(Addr::Unix(grammar::abs_path("unix socket path", &percent_decode(main)?)?)),
-        other => return Err(Reason::Other(format!("{other}:// cannot be mixed into a tcp:// / unix:// server list"))),
+        other => return Err(Reason::MixedScheme(other.to_string())),
     };
     let mut persistent = true;
     for (k, v) in parse_query(query)? {
@@ -590,7 +590,7 @@ fn mask(s: &str) -> String {
 
 fn parse_host_port(hp: &str) -> Result<(String, u16), Reason> {
     let (host, port) = if let Some(rest) = hp.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(|| Reason::Other(format!("unclosed '[' in host {hp:?}")))?;
+        let (h, after) = rest.split_once(']').ok_or_else(|| Reason::UnclosedBracket(hp.to_string()))?;
         (h, after.strip_prefix(':'))
     } else {
         match hp.rsplit_once(':') {
@@ -599,15 +599,15 @@ fn parse_host_port(hp: &str) -> Result<(String, u16), Reason> {
         }
     };
     if host.is_empty() {
-        return Err("no host given".into());
+        return Err(Reason::Rule("no host given"));
     }
     if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
-        return Err(Reason::Other(format!("host {host:?} is not a host name or IP address")));
+        return Err(Reason::BadHost(host.to_string()));
     }
     let port = match port {
         None | Some("") => DEFAULT_PORT,
         Some(p) => grammar::int(p, 1, 65535)
-            .ok_or_else(|| Reason::Other(format!("port {p:?} must be an integer from 1 to 65535")))? as u16,
+            .ok_or_else(|| Reason::BadPort(p.to_string()))? as u16,
     };
     Ok((host.to_string(), port))
 }
@@ -618,7 +618,7 @@ fn parse_db(key: Option<&str>, v: &str) -> Result<i64, Reason> {
         Some(k) => grammar::option_int(k, v, 0, 65535).map(|n| n as i64),
         None => grammar::int(v, 0, 65535)
             .map(|n| n as i64)
-            .ok_or_else(|| Reason::Other(format!("the database number {v:?} in the path must be an integer from 0 to 65535"))),
+            .ok_or_else(|| Reason::BadDatabase(v.to_string())),
     }
 }
 
@@ -628,7 +628,7 @@ fn parse_file(key: &str, v: &str) -> Result<PathBuf, Reason> {
 
 fn parse_prefix(v: &str) -> Result<String, Reason> {
     if v.len() > 512 {
-        return Err(Reason::Other(format!("option prefix is {} bytes long (at most 512)", v.len())));
+        return Err(Reason::OptionTooLong { key: "prefix", len: v.len(), max: 512 });
     }
     Ok(v.to_string())
 }

@@ -29,7 +29,7 @@ pub fn parse(path_part: &str, params: Vec<(String, String)>) -> Result<SqliteOpt
     let path = grammar::abs_path("path", &grammar::percent_decode(path_part)?)?;
     // "/dir/" and "/dir/." (also %2E-escaped) name a directory, whatever the file system says.
     if path_part.ends_with('/') || path.file_name().is_none() || path.as_os_str().as_encoded_bytes().ends_with(b"/.") {
-        return Err(format!("{} names a directory; sqlite:// takes a file path", path.display()).into());
+        return Err(Reason::NamesADirectory(path.display().to_string()));
     }
     let mut o = SqliteOptions::at(path);
     for (k, v) in params {
