@@ -73,8 +73,15 @@ impl Token {
             b[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
             b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
         }
-        let mut s: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        s.push_str(&holder_tag());
+        // Hex by hand: a format! per byte was 16 allocations per request.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let tag = holder_tag();
+        let mut s = String::with_capacity(32 + tag.len());
+        for x in b {
+            s.push(HEX[usize::from(x >> 4)] as char);
+            s.push(HEX[usize::from(x & 15)] as char);
+        }
+        s.push_str(&tag);
         Token(s)
     }
 

@@ -12,9 +12,10 @@
 //! `k:<token>`; a lock row of another form (written by an older version) is only taken over once it
 //! has expired.
 //!
-//! Every row carries a `version`, bumped by every write in the same statement that writes (a new row
-//! starts at a random one, so a session destroyed and created again never comes back at a version a
-//! request read before). A write that expects a version is `UPDATE … WHERE version = ?`, one that
+//! Every row carries a `version`, changed by every write in the same statement that writes: a write
+//! that expects a version makes it that + 1, any other write a fresh random one (so a session
+//! destroyed and created again never comes back at a version a request read before; and the writer
+//! knows the new version without reading it back). A write that expects a version is `UPDATE … WHERE version = ?`, one that
 //! expects no session an INSERT that loses to a live row (an expired row counts as absent), both in
 //! the transaction that checks and releases the writer's lock; a refused write reads what is stored
 //! now in that same transaction. Databases made before the column existed get it at open (every
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at REAL NOT NULL,              -- unix time (s) of the first write
     updated_at REAL NOT NULL,              -- unix time (s) of the last write or timestamp update
     user_id    TEXT,                       -- reserved for a per-user session index; NULL today
-    version    INTEGER NOT NULL DEFAULT 0  -- bumped by every write; a write may expect the one it read
+    version    INTEGER NOT NULL DEFAULT 0  -- changed by every write; a write may expect the one it read
 );
 CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions(updated_at);
 CREATE TABLE IF NOT EXISTS session_locks (
@@ -138,13 +139,27 @@ fn sql_version(v: Version) -> Option<i64> {
 }
 
 /// The version of a new row: random (62 bits, so that +1 per write never overflows), so that a session
-/// destroyed (or collected) and created again never comes back at a version read before.
+/// destroyed (or collected) and created again never comes back at a version read before. Drawn
+/// without a system call per write: a process-wide seed from the OS (once), mixed with a counter and
+/// the clock in ns (processes forked with the same seed and counter still differ by the clock).
 fn fresh_version() -> i64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        b = (unix_now().to_bits() ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    (u64::from_le_bytes(b) >> 2) as i64
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            b = (unix_now().to_bits() ^ u64::from(std::process::id())).to_le_bytes();
+        }
+        u64::from_le_bytes(b)
+    });
+    let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    // splitmix64's finaliser over the seed, the draw and the clock.
+    let mut z = seed ^ ns.rotate_left(32) ^ DRAWS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 2) as i64
 }
 
 /// The stored form of an owner that holds a kernel lock byte.
@@ -307,42 +322,43 @@ impl SqliteStore {
     }
 
     /// Writes `data` in `tx` if the stored session is as `expect` says; the new version, or None.
+    /// No `RETURNING` (SQLite buffers a RETURNING statement's rows in an ephemeral table: a b-tree
+    /// opened, paged and freed per execution, a third of the instructions of a whole bench cycle and
+    /// heap growth trimmed back every cycle): the new version is one the write knows, the expected
+    /// one + 1, or else a fresh random one.
     fn write_in(tx: &Connection, id: &SessionId, data: &[u8], expect: Expect, exp: Expiry, now: f64) -> rusqlite::Result<Option<i64>> {
         let cutoff = now - exp.lifetime.as_secs_f64();
-        let row = |r: &rusqlite::Row<'_>| r.get(0);
-        match expect {
+        let fresh = fresh_version();
+        let n = match expect {
             // Under our lock the lock decides (Held): a locking-off writer is overwritten, as before.
             Expect::Any | Expect::Held(_) => tx
                 .prepare_cached(
                     "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
                      ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at,
-                         version = sessions.version + 1
-                     RETURNING version",
+                         version = excluded.version",
                 )?
-                .query_row(params![id.as_str(), data, now, fresh_version()], row)
-                .optional(),
+                .execute(params![id.as_str(), data, now, fresh])?,
             // An expired row is no session: the create replaces it (a new session, created now).
             Expect::Absent => tx
                 .prepare_cached(
                     "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
                      ON CONFLICT(id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at,
-                         updated_at = excluded.updated_at, version = sessions.version + 1
-                     WHERE sessions.updated_at < ?5
-                     RETURNING version",
+                         updated_at = excluded.updated_at, version = excluded.version
+                     WHERE sessions.updated_at < ?5",
                 )?
-                .query_row(params![id.as_str(), data, now, fresh_version(), cutoff], row)
-                .optional(),
+                .execute(params![id.as_str(), data, now, fresh, cutoff])?,
             Expect::Version(v) => {
                 let Some(v) = sql_version(v) else { return Ok(None) };
-                tx.prepare_cached(
-                    "UPDATE sessions SET data = ?2, updated_at = ?3, version = version + 1
-                     WHERE id = ?1 AND version = ?4 AND updated_at >= ?5
-                     RETURNING version",
-                )?
-                .query_row(params![id.as_str(), data, now, v, cutoff], row)
-                .optional()
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET data = ?2, updated_at = ?3, version = version + 1
+                         WHERE id = ?1 AND version = ?4 AND updated_at >= ?5",
+                    )?
+                    .execute(params![id.as_str(), data, now, v, cutoff])?;
+                return Ok((n == 1).then_some(v.wrapping_add(1)));
             }
-        }
+        };
+        Ok((n == 1).then_some(fresh))
     }
 
     /// Before a change: the path must still name the file this connection opened. A database removed
