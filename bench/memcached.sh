@@ -11,17 +11,24 @@ cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-5000}
-PORTS=(21251 21252 21253)
+. scripts/lib.sh # alive, kill_pid, free_port, wait_port
+# Ports from SP_MEMCACHED_PORT_BASE (default 21251), each replaced by a free one if taken: a previous
+# run's servers may still be exiting (that made a run right after another fail at session_start).
+BASE_PORT=${SP_MEMCACHED_PORT_BASE:-21251}
 DIR=$(mktemp -d /tmp/sp-bench-mc.XXXXXX)
 user_args=(); [[ $(id -u) -eq 0 ]] && user_args=(-u root)
 PIN_PHP=""; PIN_SRV=""
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then PIN_PHP="taskset -c 0"; PIN_SRV="taskset -c 1"; fi
-cleanup() { for f in "$DIR"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$DIR"; }
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill_pid "$pid"; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-for p in "${PORTS[@]}"; do
-  $PIN_SRV memcached -d "${user_args[@]}" -l 127.0.0.1 -p "$p" -U 0 -m 256 -P "$DIR/$p.pid"
+PORTS=()
+for i in 0 1 2; do
+  p=$(free_port $((BASE_PORT + i))) || { echo "bench/memcached.sh: no free port" >&2; exit 1; }
+  $PIN_SRV memcached "${user_args[@]}" -l 127.0.0.1 -p "$p" -U 0 -m 256 >"$DIR/$p.log" 2>&1 &
+  PIDS+=($!); PORTS+=("$p")
+  wait_port "$p" 10 "$!" || { echo "bench/memcached.sh: memcached on port $p did not start" >&2; cat "$DIR/$p.log" >&2; exit 1; }
 done
-sleep 0.5
 servers=$(printf '127.0.0.1:%s,' "${PORTS[@]}"); servers=${servers%,}
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }

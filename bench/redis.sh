@@ -4,14 +4,14 @@
 # floor (a bare GET + SETEX from PHP). session_proxy runs twice: as configured by default, and with
 # busy_poll=0 (reads sleep at once, as phpredis' do), which isolates the effect of fewer round trips.
 # Each figure is the median of $REPEAT runs.
-# Usage: bash bench/redis.sh   (env: REPEAT=5 ITER=10000 PORT=6399 PIN=same|split)
+# Usage: bash bench/redis.sh   (env: REPEAT=5 ITER=10000 PORT=${SP_REDIS_PORT_BASE:-6399} PIN=same|split)
 #   PIN=split (default): PHP on CPU 0, redis-server on CPU 1; PIN=same: both on CPU 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-10000}
-PORT=${PORT:-6399}
+PORT=${PORT:-${SP_REDIS_PORT_BASE:-6399}}
 PIN=${PIN:-split}
 BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-rbench.XXXXXX")
 REDIS_CPU=1; [[ $PIN == same ]] && REDIS_CPU=0
