@@ -139,27 +139,9 @@ fn sql_version(v: Version) -> Option<i64> {
 }
 
 /// The version of a new row: random (62 bits, so that +1 per write never overflows), so that a session
-/// destroyed (or collected) and created again never comes back at a version read before. Drawn
-/// without a system call per write: a process-wide seed from the OS (once), mixed with a counter and
-/// the clock in ns (processes forked with the same seed and counter still differ by the clock).
+/// destroyed (or collected) and created again never comes back at a version read before.
 fn fresh_version() -> i64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static SEED: OnceLock<u64> = OnceLock::new();
-    static DRAWS: AtomicU64 = AtomicU64::new(0);
-    let seed = *SEED.get_or_init(|| {
-        let mut b = [0u8; 8];
-        if getrandom::fill(&mut b).is_err() {
-            b = (unix_now().to_bits() ^ u64::from(std::process::id())).to_le_bytes();
-        }
-        u64::from_le_bytes(b)
-    });
-    let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    // splitmix64's finaliser over the seed, the draw and the clock.
-    let mut z = seed ^ ns.rotate_left(32) ^ DRAWS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 2) as i64
+    (crate::lock::fresh_u64() >> 2) as i64
 }
 
 /// The stored form of an owner that holds a kernel lock byte.
