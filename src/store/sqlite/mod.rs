@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS session_locks (
     id         TEXT PRIMARY KEY NOT NULL,  -- session id
     owner      TEXT NOT NULL,              -- random token of the request holding the lock
     expires_at REAL NOT NULL               -- unix time (s) after which the lock may be taken over
-);
+) WITHOUT ROWID;
 ";
 
 /// What a database made before versions (issue 11) lacks; added at open.
