@@ -379,6 +379,51 @@ impl SqliteStore {
         self.guard(r)
     }
 
+    /// `lock_and_load`'s step inside its write transaction: Busy when a live holder has the lock row,
+    /// else the row taken (with lock byte `at` of our own when we can hold one: `beacon`) and the data.
+    #[allow(clippy::too_many_arguments)]
+    fn take_in_tx(
+        &mut self,
+        id: &SessionId,
+        owner: &Token,
+        with_byte: &str,
+        at: u64,
+        lock_expire: Duration,
+        exp: Expiry,
+        beacon: &mut bool,
+    ) -> Res<Acquire> {
+        let now = unix_now();
+        let held: Option<(String, f64)> = self
+            .conn
+            .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
+            .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let mut dead = String::new();
+        if let Some((o, until)) = held {
+            if o != with_byte && o != owner.as_str() && until > now {
+                if self.holder_alive(id, &o)? {
+                    let expires_in = Some(Duration::from_secs_f64(until - now));
+                    return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
+                }
+                dead = o;
+            }
+        }
+        *beacon = self.take_beacon(at)?;
+        let me = if *beacon { with_byte } else { owner.as_str() };
+        let taken = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
+            )?
+            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
+        if taken == 0 {
+            return Ok(Acquire::Busy(Busy::default()));
+        }
+        Ok(Acquire::Locked(Self::load_in(&self.conn, id, exp, now)?))
+    }
+
     /// gc: deletes idle sessions in batches of GC_BATCH rows, each DELETE its own short transaction
     /// (autocommit), so a writer waits at most for one batch, not for the whole gc. `between` runs
     /// after each batch with the connection and the batch's row count (a no-op outside tests, which
@@ -539,57 +584,33 @@ impl Store for SqliteStore {
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
         let with_byte = row_owner(owner);
+        let at = beacon_at(id, &with_byte);
+        let mut beacon = false;
+        // One write transaction: the holder's check, the take and the read. (A read transaction
+        // before it, to answer "still busy" without the write lock, was one transaction more for
+        // every request; waiters do not poll here, the kernel wakes them: `wait_for_release`.)
         let r = (|| -> Res<Acquire> {
-            let now = unix_now();
-            // Waiters poll here: a plain read (no write lock in WAL mode) answers "still busy" cheaply.
-            let held: Option<(String, f64)> = self
-                .conn
-                .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
-                .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let mut dead = String::new();
-            if let Some((o, until)) = held {
-                if o != with_byte && o != owner.as_str() && until > now {
-                    if self.holder_alive(id, &o)? {
-                        let expires_in = Some(Duration::from_secs_f64(until - now));
-                        return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
-                    }
-                    dead = o;
-                }
-            }
-            let at = beacon_at(id, &with_byte);
-            let me = if self.take_beacon(at)? { with_byte.clone() } else { owner.as_str().to_string() };
-            let beacon = me == with_byte;
-            let r = (|| -> Res<Acquire> {
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let now = unix_now();
-                let taken = tx
-                    .prepare_cached(
-                        "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                         WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
-                    )?
-                    .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
-                if taken == 0 {
-                    return Ok(Acquire::Busy(Busy::default()));
-                }
-                let data = Self::load_in(&tx, id, exp, now)?;
-                tx.commit()?;
-                Ok(Acquire::Locked(data))
-            })();
-            if let Some((f, _)) = &self.locks {
-                let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
-                let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
-                match prev {
-                    Some((_, p)) if p != at => drop(kwait::unlock_byte(f, p)),
-                    _ => {}
-                }
-                if beacon && !keep {
-                    let _ = kwait::unlock_byte(f, at);
-                }
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            let r = self.take_in_tx(id, owner, &with_byte, at, lock_expire, exp, &mut beacon);
+            let end = if matches!(r, Ok(Acquire::Locked(_))) { "COMMIT" } else { "ROLLBACK" };
+            if let Err(e) = self.conn.prepare_cached(end).and_then(|mut st| st.execute([])) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // An error of the step itself says more than that of ending its transaction.
+                return if r.is_err() { r } else { Err(e.into()) };
             }
             r
         })();
+        if let Some((f, _)) = &self.locks {
+            let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
+            let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
+            match prev {
+                Some((_, p)) if p != at => drop(kwait::unlock_byte(f, p)),
+                _ => {}
+            }
+            if beacon && !keep {
+                let _ = kwait::unlock_byte(f, at);
+            }
+        }
         self.guard(r)
     }
 
