@@ -33,7 +33,7 @@ config() { # name dir -> "save_path locking"
 }
 php_args() { # tree save_path locking -> the array CMD
   CMD=(php -n -d "extension=$1/target/release/libsession_proxy.so" -d session.save_handler=session_proxy
-    -d "session.save_path=$2" -d "session_proxy.locking=$3" "$1/bench/cycle.php" "$ITER" "$BYTES")
+    -d "session.save_path=\"$2\"" -d "session_proxy.locking=$3" "$1/bench/cycle.php" "$ITER" "$BYTES")
 }
 cycles=$((ITER + 200))
 echo "per cycle ($BYTES B, $cycles cycles per run): user-space instructions (callgrind) / system calls (strace -c -f)"
