@@ -3,25 +3,32 @@
 # its best configuration: persistent connections, binary protocol, ketama), both against the same 3
 # memcached servers in the same run; locking on and off; 3 payload sizes. Each figure is the median of
 # $REPEAT runs of $ITER cycles (bench/cycle.php), PHP pinned to CPU 0 and the servers to CPU 1.
-# session_proxy also runs with busy_poll=0 (reads sleep at once, as php-memcached's do), which isolates
-# the effect of fewer round trips, and with lock_placement=session.
+# session_proxy runs by default (reads sleep at once, as php-memcached's do: the effect of fewer round
+# trips alone), with busy_poll=50, and with lock_placement=session.
 # Usage: bash bench/memcached.sh   (env: REPEAT=5 ITER=5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-5000}
-PORTS=(21251 21252 21253)
+. scripts/lib.sh # alive, kill_pid, free_port, wait_port
+# Ports from SP_MEMCACHED_PORT_BASE (default 21251), each replaced by a free one if taken: a previous
+# run's servers may still be exiting (that made a run right after another fail at session_start).
+BASE_PORT=${SP_MEMCACHED_PORT_BASE:-21251}
 DIR=$(mktemp -d /tmp/sp-bench-mc.XXXXXX)
 user_args=(); [[ $(id -u) -eq 0 ]] && user_args=(-u root)
 PIN_PHP=""; PIN_SRV=""
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then PIN_PHP="taskset -c 0"; PIN_SRV="taskset -c 1"; fi
-cleanup() { for f in "$DIR"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$DIR"; }
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill_pid "$pid"; done; rm -rf "$DIR"; }
 trap cleanup EXIT
-for p in "${PORTS[@]}"; do
-  $PIN_SRV memcached -d "${user_args[@]}" -l 127.0.0.1 -p "$p" -U 0 -m 256 -P "$DIR/$p.pid"
+PORTS=()
+for i in 0 1 2; do
+  p=$(free_port $((BASE_PORT + i))) || { echo "bench/memcached.sh: no free port" >&2; exit 1; }
+  $PIN_SRV memcached "${user_args[@]}" -l 127.0.0.1 -p "$p" -U 0 -m 256 >"$DIR/$p.log" 2>&1 &
+  PIDS+=($!); PORTS+=("$p")
+  wait_port "$p" 10 "$!" || { echo "bench/memcached.sh: memcached on port $p did not start" >&2; cat "$DIR/$p.log" >&2; exit 1; }
 done
-sleep 0.5
 servers=$(printf '127.0.0.1:%s,' "${PORTS[@]}"); servers=${servers%,}
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -37,14 +44,14 @@ pm1() { # bytes locking
 echo "session cycles/s against 3 local memcached servers, median of $REPEAT runs x $ITER cycles, PHP pinned: ${PIN_PHP:-no}, servers pinned: ${PIN_SRV:-no}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
 echo "three servers ($servers)"
-printf '| payload | locking | php-memcached | session_proxy | ratio | session_proxy busy_poll=0 | ratio | session_proxy lock_placement=session | ratio |\n'
+printf '| payload | locking | php-memcached | session_proxy | ratio | session_proxy busy_poll=50 | ratio | session_proxy lock_placement=session | ratio |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for bytes in 200 4096 65536; do
   for lock in 1 0; do
     # Runs of the handlers alternate, so background load hits them alike.
     A=(); B=(); C=(); Z=()
     for _ in $(seq "$REPEAT"); do
-      A+=("$(pm1 "$bytes" "$lock")"); B+=("$(sp1 "$bytes" "$lock")"); Z+=("$(sp1 "$bytes" "$lock" busy_poll=0)")
+      A+=("$(pm1 "$bytes" "$lock")"); B+=("$(sp1 "$bytes" "$lock")"); Z+=("$(sp1 "$bytes" "$lock" busy_poll=50)")
       [[ $lock = 1 ]] && C+=("$(sp1 "$bytes" "$lock" lock_placement=session)")
     done
     a=$(printf '%s\n' "${A[@]}" | median); b=$(printf '%s\n' "${B[@]}" | median); c=-; rc=-

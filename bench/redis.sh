@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Session cycles/s against one redis-server, same run: session_proxy vs phpredis' session handler (in its
 # best configuration: persistent connection, no ECHO liveness check), locking on and off, plus the
-# floor (a bare GET + SETEX from PHP). session_proxy runs twice: as configured by default, and with
-# busy_poll=0 (reads sleep at once, as phpredis' do), which isolates the effect of fewer round trips.
+# floor (a bare GET + SETEX from PHP). session_proxy runs twice: as configured by default (reads sleep
+# at once, as phpredis' do: the effect of fewer round trips alone), and with busy_poll=50.
 # Each figure is the median of $REPEAT runs.
-# Usage: bash bench/redis.sh   (env: REPEAT=5 ITER=10000 PORT=6399 PIN=same|split)
+# Usage: bash bench/redis.sh   (env: REPEAT=5 ITER=10000 PORT=${SP_REDIS_PORT_BASE:-6399} PIN=same|split)
 #   PIN=split (default): PHP on CPU 0, redis-server on CPU 1; PIN=same: both on CPU 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-10000}
-PORT=${PORT:-6399}
+PORT=${PORT:-${SP_REDIS_PORT_BASE:-6399}}
 PIN=${PIN:-split}
 BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-rbench.XXXXXX")
 REDIS_CPU=1; [[ $PIN == same ]] && REDIS_CPU=0
@@ -36,13 +36,13 @@ phpredis() { # bytes locking
 floor() { taskset -c 0 php -n "${PHPREDIS[@]}" bench/floor.php "$ITER" "$1" "$PORT"; }
 
 echo "Redis session cycles/s, median of $REPEAT runs x $ITER cycles; PHP on CPU 0, redis-server on CPU $REDIS_CPU"
-echo "| payload | floor GET+SETEX | locking | phpredis | session_proxy | ratio | session_proxy busy_poll=0 | ratio |"
+echo "| payload | floor GET+SETEX | locking | phpredis | session_proxy | ratio | session_proxy busy_poll=50 | ratio |"
 echo "|---|---|---|---|---|---|---|---|"
 r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
 for bytes in 200 4096 65536; do
   f=$(rep floor "$bytes")
   for lock in 1 0; do
-    p=$(rep phpredis "$bytes" "$lock"); s=$(rep sp "$bytes" "$lock"); z=$(rep sp "$bytes" "$lock" busy_poll=0)
+    p=$(rep phpredis "$bytes" "$lock"); s=$(rep sp "$bytes" "$lock"); z=$(rep sp "$bytes" "$lock" busy_poll=50)
     echo "| $bytes B | $f | $([[ $lock = 1 ]] && echo on || echo off) | $p | $s | $(r "$s" "$p") | $z | $(r "$z" "$p") |"
   done
 done

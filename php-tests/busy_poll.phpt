@@ -1,5 +1,5 @@
 --TEST--
-busy_poll (Redis and Memcached DSN option): sessions work with polling off (0), at the default and at the maximum (1000 µs), over TCP and unix sockets, with locking and a lock wait; counted with strace, reads poll unless busy_poll=0, never over TLS or Cluster, and never in a Redis lock wait; a bad value gives a warning naming the option
+busy_poll (Redis and Memcached DSN option): sessions work with polling off (0), at the default and at the maximum (1000 µs), over TCP and unix sockets, with locking and a lock wait; counted with strace, reads poll only when busy_poll is set (off by default), never over TLS or Cluster, and never in a Redis lock wait; a bad value gives a warning naming the option
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
@@ -119,31 +119,31 @@ memcached unix lock wait: waiter saw "holder"
 redis tcp busy_poll=0: no errors
 redis tcp busy_poll=0: never polls
 redis tcp default: no errors
-redis tcp default: polls
+redis tcp default: never polls
 redis tcp busy_poll=1000: no errors
 redis tcp busy_poll=1000: polls
 redis unix busy_poll=0: no errors
 redis unix busy_poll=0: never polls
 redis unix default: no errors
-redis unix default: polls
+redis unix default: never polls
 redis unix busy_poll=1000: no errors
 redis unix busy_poll=1000: polls
 phpredis tcp busy_poll=0: no errors
 phpredis tcp busy_poll=0: never polls
 phpredis tcp default: no errors
-phpredis tcp default: polls
+phpredis tcp default: never polls
 phpredis tcp busy_poll=1000: no errors
 phpredis tcp busy_poll=1000: polls
 memcached tcp busy_poll=0: no errors
 memcached tcp busy_poll=0: never polls
 memcached tcp default: no errors
-memcached tcp default: polls
+memcached tcp default: never polls
 memcached tcp busy_poll=1000: no errors
 memcached tcp busy_poll=1000: polls
 memcached unix busy_poll=0: no errors
 memcached unix busy_poll=0: never polls
 memcached unix default: no errors
-memcached unix default: polls
+memcached unix default: never polls
 memcached unix busy_poll=1000: no errors
 memcached unix busy_poll=1000: polls
 redis tls busy_poll=1000: no errors

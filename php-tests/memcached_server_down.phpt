@@ -4,7 +4,10 @@ Memcached engine: a server that goes down gives a warning naming host:port and t
 <?php
 require __DIR__ . '/inc/memcached.inc';
 
-$port = 21231;
+// A free port: a fixed one may be another memcached's on a shared machine (then 'down' never happens).
+$s = stream_socket_server('tcp://127.0.0.1:0');
+$port = (int) substr(strrchr(stream_socket_get_name($s, false), ':'), 1);
+fclose($s);
 $srv = mc_server($port);
 $dsn = mc_dsn([$port], 'timeout=300&retry=200');
 $sig = sp_tmpdir('mc-down-sig');

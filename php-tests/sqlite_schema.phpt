@@ -93,7 +93,6 @@ echo "rows: ", json_encode(array_column(sp_sql($db, 'SELECT id FROM sessions ORD
 --EXPECT--
 schema objects:
   index sessions_updated_at sessions
-  index sqlite_autoindex_session_locks_1 session_locks
   index sqlite_autoindex_sessions_1 sessions
   table session_locks session_locks
   table sessions sessions

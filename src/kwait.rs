@@ -114,7 +114,7 @@ fn pending() -> &'static Mutex<HashMap<Key, Arc<Pending>>> {
 /// removed it.
 pub fn wait_until_free(path: &Path, kind: Kind, deadline: Instant) -> io::Result<bool> {
     // The pid is part of the key: a forked child has none of its parent's threads.
-    let key: Key = (std::process::id(), path.to_path_buf(), kind);
+    let key: Key = (crate::lock::pid(), path.to_path_buf(), kind);
     let p = {
         let mut map = pending().lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&key) {

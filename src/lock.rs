@@ -19,6 +19,53 @@ pub(crate) fn fnv64(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// This process's id without a system call per use (glibc's getpid() is one: it was 3 of ~10 system
+/// calls of a Redis cycle): cached, and forgotten in a forked child by a `pthread_atfork` handler
+/// (php-fpm forks its workers from the master, pcntl_fork forks a request).
+pub(crate) fn pid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Once;
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static AT_FORK: Once = Once::new();
+    extern "C" fn forget() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
+/// 64 fresh bits without a system call per draw (a nonce, a version): a process-wide seed from the OS
+/// (once), mixed with a counter and the clock in ns (processes forked with the same seed and counter
+/// still differ by the clock). Unpredictability is not needed by its users, only uniqueness.
+pub(crate) fn fresh_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            b = (u64::from(std::process::id()) << 40).to_le_bytes();
+        }
+        u64::from_le_bytes(b)
+    });
+    let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    // splitmix64's finaliser over the seed, the draw and the clock.
+    let mut z = seed ^ ns.rotate_left(32) ^ DRAWS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// This host's identity for lock holders: the boot (`/proc/sys/kernel/random/boot_id`) and the pid
 /// namespace (a pid means the same process only inside one). None when /proc does not tell.
 fn host() -> Option<u64> {
@@ -48,7 +95,7 @@ fn proc_stat(pid: u32) -> Option<(u8, u64)> {
 /// was made for, so a forked child — php-fpm forks its workers — makes its own), not once per request.
 fn holder_tag() -> String {
     static TAG: std::sync::Mutex<Option<(u32, String)>> = std::sync::Mutex::new(None);
-    let pid = std::process::id();
+    let pid = pid();
     let mut tag = TAG.lock().unwrap_or_else(|e| e.into_inner());
     match &*tag {
         Some((p, t)) if *p == pid => t.clone(),
@@ -73,8 +120,15 @@ impl Token {
             b[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
             b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
         }
-        let mut s: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        s.push_str(&holder_tag());
+        // Hex by hand: a format! per byte was 16 allocations per request.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let tag = holder_tag();
+        let mut s = String::with_capacity(32 + tag.len());
+        for x in b {
+            s.push(HEX[usize::from(x >> 4)] as char);
+            s.push(HEX[usize::from(x & 15)] as char);
+        }
+        s.push_str(&tag);
         Token(s)
     }
 
@@ -108,7 +162,7 @@ impl Token {
     /// false, and the lock frees at lock_expire as before.
     pub fn holder_is_dead(&self) -> bool {
         let Some((pid, start)) = self.holder() else { return false };
-        if pid == std::process::id() {
+        if pid == self::pid() {
             return false;
         }
         // SAFETY: signal 0 only checks that the process exists (and whether we may signal it).
@@ -137,6 +191,25 @@ impl fmt::Debug for Token {
 
 #[cfg(test)]
 mod tests {
+    /// The cached pid is the child's own after a fork (the atfork handler forgets the parent's).
+    #[test]
+    fn pid_is_the_childs_after_a_fork() {
+        let parent = pid();
+        assert_eq!(parent, std::process::id());
+        // SAFETY: the child only reads the cache, makes two system calls and _exits.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            let ok = pid() == unsafe { libc::getpid() } as u32 && pid() != parent;
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child made above.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child saw the parent's pid");
+        assert_eq!(pid(), parent);
+    }
+
     use super::*;
     use std::collections::HashSet;
 

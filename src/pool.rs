@@ -28,7 +28,7 @@ static ABANDONED: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
 
 fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
     let mut guard = POOL.lock();
-    let pid = std::process::id();
+    let pid = crate::lock::pid();
     if guard.as_ref().is_some_and(|p| p.pid != pid) {
         if let Some(inherited) = guard.take() {
             ABANDONED.lock().push(inherited);

@@ -70,6 +70,10 @@ pub fn check_file(path: &Path, md: &fs::Metadata, allowed: u32) -> io::Result<()
 /// Explains an open that failed: a symlink (ELOOP under O_NOFOLLOW), or a file we may not open (EACCES),
 /// with its owner and mode. Other errors pass unchanged.
 pub fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
+    // Only these errors are explained (a missing file, the common case, costs no stat).
+    if !matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EACCES | libc::EPERM)) {
+        return e;
+    }
     let p = path.display();
     match (e.raw_os_error(), fs::symlink_metadata(path)) {
         (Some(libc::ELOOP), Ok(md)) if md.file_type().is_symlink() => {

@@ -63,6 +63,9 @@ pub struct FilesStore {
     /// in the handle between calls; nothing else of a session is kept here (its version travels in
     /// `Loaded` and `Expect`).
     held: Option<Held>,
+    /// Whether this directory's file system keeps the mtimes we set to the ns (a property of the
+    /// file system, learnt at the first write; see `written_version`).
+    exact_stamps: std::cell::Cell<bool>,
 }
 
 struct Held {
@@ -293,7 +296,7 @@ impl FilesStore {
         if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
             return Err(unavailable(format!("{name}: directory {} is not writable", o.dir.display())));
         }
-        Ok(FilesStore { opts: o.clone(), name, held: None })
+        Ok(FilesStore { opts: o.clone(), name, held: None, exact_stamps: std::cell::Cell::new(false) })
     }
 
     fn dir_for(&self, id: &SessionId) -> PathBuf {
@@ -325,9 +328,12 @@ impl FilesStore {
 
     /// The session an open file holds (None: lock-only or expired), read under its OFD lock, with a
     /// complete journal of a killed writer read as the session.
-    fn read_session(path: &Path, f: &File, exp: Expiry) -> std::io::Result<Option<Loaded>> {
+    /// `recovered`: the caller has just finished or dropped the journal under the same OFD write lock
+    /// (`recover`), so there is none to look for.
+    fn read_session(path: &Path, f: &File, exp: Expiry, recovered: bool) -> std::io::Result<Option<Loaded>> {
         let md = f.metadata()?;
-        if let Journal::Complete(data, jmd) = read_journal(path)? {
+        let journal = if recovered { Journal::None } else { read_journal(path)? };
+        if let Journal::Complete(data, jmd) = journal {
             // At the version the next lock holder gives it when it finishes the journal (`recover`).
             let version = version(&md, data.len() as u64, recovered_mtime(&md, &jmd));
             return Ok(Self::is_live(&jmd, exp.lifetime).then_some(Loaded { data, version }));
@@ -362,10 +368,14 @@ impl FilesStore {
         }
     }
 
-    /// Whether `path` still names the file open as `f`.
-    fn is_current(path: &Path, f: &File) -> std::io::Result<bool> {
+    /// Whether `path` still names the file open as `f`: then `f`'s metadata.
+    fn current(path: &Path, f: &File) -> std::io::Result<Option<fs::Metadata>> {
         let md = f.metadata()?;
-        Ok(matches!(fs::symlink_metadata(path), Ok(cur) if same_file(&cur, &md)))
+        Ok(matches!(fs::symlink_metadata(path), Ok(cur) if same_file(&cur, &md)).then_some(md))
+    }
+
+    fn is_current(path: &Path, f: &File) -> std::io::Result<bool> {
+        Self::current(path, f).map(|md| md.is_some())
     }
 
     /// One attempt to flock the current session file without waiting; None when busy. An error comes
@@ -430,15 +440,13 @@ impl FilesStore {
     fn write_journaled(&self, path: &Path, file: &File, data: &[u8], expect: Expect, exp: Expiry) -> std::io::Result<Wrote> {
         ofd_lock(file, libc::F_WRLCK)?;
         let r = (|| {
-            if !Self::is_current(path, file)? {
-                return Ok(Wrote::Gone);
-            }
+            let Some(mut md) = Self::current(path, file)? else { return Ok(Wrote::Gone) };
             // Under our flock the lock decides (Held): a locking-off writer is overwritten, as before.
             if !matches!(expect, Expect::Any | Expect::Held(_)) {
                 // The version a reader would find now (a killed writer's journal finished first); the
                 // data is read only for a refusal.
                 Self::recover(path, file)?;
-                let md = file.metadata()?;
+                md = file.metadata()?;
                 let now = Self::is_live(&md, exp.lifetime).then(|| version_of(&md));
                 let ok = match expect {
                     Expect::Absent => now.is_none(),
@@ -450,7 +458,7 @@ impl FilesStore {
                     return Ok(Wrote::Conflict(current.transpose()?));
                 }
             }
-            let mtime = next_mtime(&file.metadata()?);
+            let mtime = next_mtime(&md);
             if !data.is_empty() {
                 // SAFETY: a valid descriptor.
                 if unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, data.len() as libc::off_t) } != 0 {
@@ -475,10 +483,24 @@ impl FilesStore {
             // From here the journal holds the session: a failure below is finished by the next request.
             apply(file, data, mtime)?;
             fs::remove_file(&jp)?;
-            Ok(Wrote::Done(version_of(&file.metadata()?)))
+            Ok(Wrote::Done(self.written_version(file, &md, data.len(), mtime)?))
         })();
         let _ = ofd_lock(file, libc::F_UNLCK);
         r
+    }
+
+    /// The version of `file` (metadata `md` before the write) just written with `len` bytes and
+    /// stamped `mtime`: computed when this file system is known to keep our stamps to the ns (learnt
+    /// from the first write, by reading it back), else read back (a coarser clock rounds them).
+    fn written_version(&self, file: &File, md: &fs::Metadata, len: usize, mtime: SystemTime) -> std::io::Result<Version> {
+        let ns = mtime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+        let computed = version(md, len as u64, ns);
+        if self.exact_stamps.get() {
+            return Ok(computed);
+        }
+        let read = version_of(&file.metadata()?);
+        self.exact_stamps.set(read == computed);
+        Ok(read)
     }
 
     /// gc's delete of a file its scan found idle. Between the scan and now a request may have locked
@@ -567,7 +589,7 @@ impl Store for FilesStore {
         // Not while one of our writers is in the middle of a write; and a killed writer's complete
         // journal is the session, whatever the file holds.
         ofd_lock(&f, libc::F_RDLCK).map_err(|e| io_error("cannot lock", &path, &e))?;
-        let r = Self::read_session(&path, &f, exp);
+        let r = Self::read_session(&path, &f, exp, false);
         let _ = ofd_lock(&f, libc::F_UNLCK);
         r.map_err(|e| io_error("cannot read", &path, &e))
     }
@@ -588,7 +610,7 @@ impl Store for FilesStore {
             // and our flock another request may have locked, written and released it. A file nobody
             // wrote is lock-only (mtime 0) and reads as no session below.
             ofd_lock(&file, libc::F_WRLCK)?;
-            let r = Self::recover(&path, &file).and_then(|()| Self::read_session(&path, &file, exp));
+            let r = Self::recover(&path, &file).and_then(|()| Self::read_session(&path, &file, exp, true));
             ofd_lock(&file, libc::F_UNLCK)?;
             r
         })()

@@ -209,7 +209,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let addr = ServerAddr::Tcp { host: "127.0.0.1".into(), port };
-        let mut c = Conn::connect(&addr, Duration::from_secs(1), crate::net::DEFAULT_BUSY_POLL).unwrap();
+        let mut c = Conn::connect(&addr, Duration::from_secs(1), Duration::from_micros(50)).unwrap();
         let (mut server_side, _) = l.accept().unwrap();
         assert!(c.idle_alive(), "an open, quiet connection is usable");
         // The answer to a command sent unanswered is read (and dropped) by the check.
@@ -225,7 +225,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(!c.idle_alive(), "unasked-for bytes: out of step");
 
-        let mut c = Conn::connect(&addr, Duration::from_secs(1), crate::net::DEFAULT_BUSY_POLL).unwrap();
+        let mut c = Conn::connect(&addr, Duration::from_secs(1), Duration::from_micros(50)).unwrap();
         let (server_side, _) = l.accept().unwrap();
         drop(server_side); // the server went away (restart)
         std::thread::sleep(Duration::from_millis(50));

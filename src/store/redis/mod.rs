@@ -874,13 +874,7 @@ fn version_parts(v: Version) -> (u64, i64) {
 
 /// A fresh nonce for a write: random, never 0 (0 stands for "no `_VER` key").
 fn new_nonce() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // No OS randomness: time and pid still separate writes.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        b = ((t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
-    }
-    u64::from_le_bytes(b).max(1)
+    crate::lock::fresh_u64().max(1)
 }
 
 /// The commands that read a session and its version, pipelined in one write: the expiry first, then

@@ -12,9 +12,10 @@
 //! `k:<token>`; a lock row of another form (written by an older version) is only taken over once it
 //! has expired.
 //!
-//! Every row carries a `version`, bumped by every write in the same statement that writes (a new row
-//! starts at a random one, so a session destroyed and created again never comes back at a version a
-//! request read before). A write that expects a version is `UPDATE … WHERE version = ?`, one that
+//! Every row carries a `version`, changed by every write in the same statement that writes: a write
+//! that expects a version makes it that + 1, any other write a fresh random one (so a session
+//! destroyed and created again never comes back at a version a request read before; and the writer
+//! knows the new version without reading it back). A write that expects a version is `UPDATE … WHERE version = ?`, one that
 //! expects no session an INSERT that loses to a live row (an expired row counts as absent), both in
 //! the transaction that checks and releases the writer's lock; a refused write reads what is stored
 //! now in that same transaction. Databases made before the column existed get it at open (every
@@ -48,14 +49,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at REAL NOT NULL,              -- unix time (s) of the first write
     updated_at REAL NOT NULL,              -- unix time (s) of the last write or timestamp update
     user_id    TEXT,                       -- reserved for a per-user session index; NULL today
-    version    INTEGER NOT NULL DEFAULT 0  -- bumped by every write; a write may expect the one it read
+    version    INTEGER NOT NULL DEFAULT 0  -- changed by every write; a write may expect the one it read
 );
 CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions(updated_at);
 CREATE TABLE IF NOT EXISTS session_locks (
     id         TEXT PRIMARY KEY NOT NULL,  -- session id
     owner      TEXT NOT NULL,              -- random token of the request holding the lock
     expires_at REAL NOT NULL               -- unix time (s) after which the lock may be taken over
-);
+) WITHOUT ROWID;
 ";
 
 /// What a database made before versions (issue 11) lacks; added at open.
@@ -140,11 +141,7 @@ fn sql_version(v: Version) -> Option<i64> {
 /// The version of a new row: random (62 bits, so that +1 per write never overflows), so that a session
 /// destroyed (or collected) and created again never comes back at a version read before.
 fn fresh_version() -> i64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        b = (unix_now().to_bits() ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    (u64::from_le_bytes(b) >> 2) as i64
+    (crate::lock::fresh_u64() >> 2) as i64
 }
 
 /// The stored form of an owner that holds a kernel lock byte.
@@ -307,42 +304,43 @@ impl SqliteStore {
     }
 
     /// Writes `data` in `tx` if the stored session is as `expect` says; the new version, or None.
+    /// No `RETURNING` (SQLite buffers a RETURNING statement's rows in an ephemeral table: a b-tree
+    /// opened, paged and freed per execution, a third of the instructions of a whole bench cycle and
+    /// heap growth trimmed back every cycle): the new version is one the write knows, the expected
+    /// one + 1, or else a fresh random one.
     fn write_in(tx: &Connection, id: &SessionId, data: &[u8], expect: Expect, exp: Expiry, now: f64) -> rusqlite::Result<Option<i64>> {
         let cutoff = now - exp.lifetime.as_secs_f64();
-        let row = |r: &rusqlite::Row<'_>| r.get(0);
-        match expect {
+        let fresh = fresh_version();
+        let n = match expect {
             // Under our lock the lock decides (Held): a locking-off writer is overwritten, as before.
             Expect::Any | Expect::Held(_) => tx
                 .prepare_cached(
                     "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
                      ON CONFLICT(id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at,
-                         version = sessions.version + 1
-                     RETURNING version",
+                         version = excluded.version",
                 )?
-                .query_row(params![id.as_str(), data, now, fresh_version()], row)
-                .optional(),
+                .execute(params![id.as_str(), data, now, fresh])?,
             // An expired row is no session: the create replaces it (a new session, created now).
             Expect::Absent => tx
                 .prepare_cached(
                     "INSERT INTO sessions (id, data, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?3, ?4)
                      ON CONFLICT(id) DO UPDATE SET data = excluded.data, created_at = excluded.created_at,
-                         updated_at = excluded.updated_at, version = sessions.version + 1
-                     WHERE sessions.updated_at < ?5
-                     RETURNING version",
+                         updated_at = excluded.updated_at, version = excluded.version
+                     WHERE sessions.updated_at < ?5",
                 )?
-                .query_row(params![id.as_str(), data, now, fresh_version(), cutoff], row)
-                .optional(),
+                .execute(params![id.as_str(), data, now, fresh, cutoff])?,
             Expect::Version(v) => {
                 let Some(v) = sql_version(v) else { return Ok(None) };
-                tx.prepare_cached(
-                    "UPDATE sessions SET data = ?2, updated_at = ?3, version = version + 1
-                     WHERE id = ?1 AND version = ?4 AND updated_at >= ?5
-                     RETURNING version",
-                )?
-                .query_row(params![id.as_str(), data, now, v, cutoff], row)
-                .optional()
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE sessions SET data = ?2, updated_at = ?3, version = version + 1
+                         WHERE id = ?1 AND version = ?4 AND updated_at >= ?5",
+                    )?
+                    .execute(params![id.as_str(), data, now, v, cutoff])?;
+                return Ok((n == 1).then_some(v.wrapping_add(1)));
             }
-        }
+        };
+        Ok((n == 1).then_some(fresh))
     }
 
     /// Before a change: the path must still name the file this connection opened. A database removed
@@ -379,6 +377,51 @@ impl SqliteStore {
             self.drop_beacon(id);
         }
         self.guard(r)
+    }
+
+    /// `lock_and_load`'s step inside its write transaction: Busy when a live holder has the lock row,
+    /// else the row taken (with lock byte `at` of our own when we can hold one: `beacon`) and the data.
+    #[allow(clippy::too_many_arguments)]
+    fn take_in_tx(
+        &mut self,
+        id: &SessionId,
+        owner: &Token,
+        with_byte: &str,
+        at: u64,
+        lock_expire: Duration,
+        exp: Expiry,
+        beacon: &mut bool,
+    ) -> Res<Acquire> {
+        let now = unix_now();
+        let held: Option<(String, f64)> = self
+            .conn
+            .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
+            .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let mut dead = String::new();
+        if let Some((o, until)) = held {
+            if o != with_byte && o != owner.as_str() && until > now {
+                if self.holder_alive(id, &o)? {
+                    let expires_in = Some(Duration::from_secs_f64(until - now));
+                    return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
+                }
+                dead = o;
+            }
+        }
+        *beacon = self.take_beacon(at)?;
+        let me = if *beacon { with_byte } else { owner.as_str() };
+        let taken = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
+            )?
+            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
+        if taken == 0 {
+            return Ok(Acquire::Busy(Busy::default()));
+        }
+        Ok(Acquire::Locked(Self::load_in(&self.conn, id, exp, now)?))
     }
 
     /// gc: deletes idle sessions in batches of GC_BATCH rows, each DELETE its own short transaction
@@ -541,57 +584,33 @@ impl Store for SqliteStore {
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
         let with_byte = row_owner(owner);
+        let at = beacon_at(id, &with_byte);
+        let mut beacon = false;
+        // One write transaction: the holder's check, the take and the read. (A read transaction
+        // before it, to answer "still busy" without the write lock, was one transaction more for
+        // every request; waiters do not poll here, the kernel wakes them: `wait_for_release`.)
         let r = (|| -> Res<Acquire> {
-            let now = unix_now();
-            // Waiters poll here: a plain read (no write lock in WAL mode) answers "still busy" cheaply.
-            let held: Option<(String, f64)> = self
-                .conn
-                .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
-                .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let mut dead = String::new();
-            if let Some((o, until)) = held {
-                if o != with_byte && o != owner.as_str() && until > now {
-                    if self.holder_alive(id, &o)? {
-                        let expires_in = Some(Duration::from_secs_f64(until - now));
-                        return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
-                    }
-                    dead = o;
-                }
-            }
-            let at = beacon_at(id, &with_byte);
-            let me = if self.take_beacon(at)? { with_byte.clone() } else { owner.as_str().to_string() };
-            let beacon = me == with_byte;
-            let r = (|| -> Res<Acquire> {
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let now = unix_now();
-                let taken = tx
-                    .prepare_cached(
-                        "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                         WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
-                    )?
-                    .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
-                if taken == 0 {
-                    return Ok(Acquire::Busy(Busy::default()));
-                }
-                let data = Self::load_in(&tx, id, exp, now)?;
-                tx.commit()?;
-                Ok(Acquire::Locked(data))
-            })();
-            if let Some((f, _)) = &self.locks {
-                let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
-                let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
-                match prev {
-                    Some((_, p)) if p != at => drop(kwait::unlock_byte(f, p)),
-                    _ => {}
-                }
-                if beacon && !keep {
-                    let _ = kwait::unlock_byte(f, at);
-                }
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            let r = self.take_in_tx(id, owner, &with_byte, at, lock_expire, exp, &mut beacon);
+            let end = if matches!(r, Ok(Acquire::Locked(_))) { "COMMIT" } else { "ROLLBACK" };
+            if let Err(e) = self.conn.prepare_cached(end).and_then(|mut st| st.execute([])) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // An error of the step itself says more than that of ending its transaction.
+                return if r.is_err() { r } else { Err(e.into()) };
             }
             r
         })();
+        if let Some((f, _)) = &self.locks {
+            let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
+            let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
+            match prev {
+                Some((_, p)) if p != at => drop(kwait::unlock_byte(f, p)),
+                _ => {}
+            }
+            if beacon && !keep {
+                let _ = kwait::unlock_byte(f, at);
+            }
+        }
         self.guard(r)
     }
 
