@@ -25,10 +25,11 @@ pub enum EngineKind {
     Files,
     Redis,
     Memcached,
+    Pgsql,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached];
+    pub const ALL: [EngineKind; 5] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached, EngineKind::Pgsql];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +37,7 @@ impl EngineKind {
             EngineKind::Files => "files",
             EngineKind::Redis => "redis",
             EngineKind::Memcached => "memcached",
+            EngineKind::Pgsql => "pgsql",
         }
     }
 }
