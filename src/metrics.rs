@@ -504,7 +504,7 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         let s = r.snapshot();
         assert!(!s.shared);
-        let [sqlite, files, redis, memcached] = &s.engines[..] else { panic!() };
+        let [sqlite, files, redis, memcached, _pgsql] = &s.engines[..] else { panic!() };
         assert_eq!(redis.get(Counter::Requests), 80_000);
         assert_eq!(files.get(Counter::BytesWritten), 240_000);
         assert_eq!(sqlite.get(Counter::LockAcquisitions), 80_000);

@@ -77,7 +77,7 @@ EOF
   as "$BIN/psql" -q -h "$dir/run" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -c "CREATE ROLE sp LOGIN PASSWORD 'sp-secret'" -c "CREATE DATABASE sp OWNER sp" >/dev/null
   s=$dir/standby
-  as "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$s" -R -X stream --no-sync > "$dir/basebackup.log" 2>&1 ||
+  as "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$s" -R -X stream -c fast --no-sync > "$dir/basebackup.log" 2>&1 ||
     { echo "pg_basebackup failed"; tail -5 "$dir/basebackup.log"; stop; exit 1; }
   sed -i "s/^port = $PORT\$/port = $SPORT/" "$s/postgresql.conf"
   as "$BIN/pg_ctl" -D "$s" -l "$dir/standby.log" -w -t 30 start >/dev/null || { tail -5 "$dir/standby.log"; stop; exit 1; }
