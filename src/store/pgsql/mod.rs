@@ -115,7 +115,10 @@ BEGIN
     RETURN QUERY SELECT false, NULL::bigint, s.data, s.version FROM (SELECT 1) AS one
         LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= t0 - life;
 END $fn$;
+"#;
 
+/// Waits (bounded by lock_timeout) until the advisory lock `k` is free; true when it was.
+const WAIT_FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION {f}_wait(k bigint, ms int) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
     PERFORM set_config('lock_timeout', greatest(ms, 1)::text, true);
@@ -128,6 +131,82 @@ BEGIN
     END;
 END $fn$;
 "#;
+
+/// Symfony's PdoSessionHandler table (5.4, its `createTable()` for pgsql; the index named per table).
+pub const SYMFONY_DDL: &str = "
+CREATE TABLE IF NOT EXISTS {t} (
+    sess_id       VARCHAR(128) NOT NULL PRIMARY KEY,
+    sess_data     BYTEA NOT NULL,
+    sess_lifetime INTEGER NOT NULL,    -- unix time the session expires (time() + gc_maxlifetime at write)
+    sess_time     INTEGER NOT NULL     -- unix time of the write
+);
+CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (sess_lifetime);
+";
+
+/// The step functions over Symfony's table: the same signatures as the native ones. A session lives
+/// until `sess_lifetime` (Symfony's rule; a value up to MAX_LIFETIME, 315576000, is the legacy relative
+/// form: `sess_time + sess_lifetime`). There is no version column: the version is the first 64 bits
+/// of an MD5 over the row (data, time, lifetime), so it changes whenever the data may have.
+const SYMFONY_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION {f}_lock(k bigint, sid text, life float8)
+RETURNS TABLE (got boolean, d bytea, v bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF NOT pg_try_advisory_lock(k) THEN
+        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, s.sess_data, {ver} FROM (SELECT 1) AS one
+        LEFT JOIN {t} AS s ON s.sess_id = sid AND {live};
+END $fn$;
+
+CREATE OR REPLACE FUNCTION {f}_write(k bigint, rel boolean, op int, sid text, d bytea, want bigint, life float8)
+RETURNS TABLE (ok boolean, nv bigint, cd bytea, cv bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    now0 float8 := extract(epoch FROM clock_timestamp());
+    t0 int := floor(now0)::int;
+    e0 int := floor(now0 + life)::int;
+    r bigint;
+BEGIN
+    IF rel THEN
+        PERFORM pg_advisory_xact_lock(k);
+        PERFORM pg_advisory_unlock(k);
+    END IF;
+    IF op = 0 THEN
+        INSERT INTO {t} AS s (sess_id, sess_data, sess_lifetime, sess_time) VALUES (sid, d, e0, t0)
+            ON CONFLICT (sess_id) DO UPDATE SET sess_data = excluded.sess_data,
+                sess_lifetime = excluded.sess_lifetime, sess_time = excluded.sess_time
+            RETURNING {ver} INTO r;
+    ELSIF op = 1 THEN
+        INSERT INTO {t} AS s (sess_id, sess_data, sess_lifetime, sess_time) VALUES (sid, d, e0, t0)
+            ON CONFLICT (sess_id) DO UPDATE SET sess_data = excluded.sess_data,
+                sess_lifetime = excluded.sess_lifetime, sess_time = excluded.sess_time
+            WHERE NOT ({live})
+            RETURNING {ver} INTO r;
+    ELSIF op = 2 THEN
+        UPDATE {t} AS s SET sess_data = d, sess_lifetime = e0, sess_time = t0
+            WHERE s.sess_id = sid AND {ver} = want AND {live}
+            RETURNING {ver} INTO r;
+    ELSIF op = 3 THEN
+        UPDATE {t} AS s SET sess_lifetime = e0, sess_time = t0 WHERE s.sess_id = sid;
+        RETURN QUERY SELECT true, NULL::bigint, NULL::bytea, NULL::bigint;
+        RETURN;
+    ELSE
+        DELETE FROM {t} AS s WHERE s.sess_id = sid;
+        RETURN QUERY SELECT true, NULL::bigint, NULL::bytea, NULL::bigint;
+        RETURN;
+    END IF;
+    IF r IS NOT NULL THEN
+        RETURN QUERY SELECT true, r, NULL::bytea, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT false, NULL::bigint, s.sess_data, {ver} FROM (SELECT 1) AS one
+        LEFT JOIN {t} AS s ON s.sess_id = sid AND {live};
+END $fn$;
+"#;
+
+/// Symfony's row version and liveness, over the row alias `s`.
+const SYMFONY_VER: &str = "('x' || substr(md5(s.sess_data || int4send(s.sess_time) || int4send(s.sess_lifetime)), 1, 16))::bit(64)::bigint";
+const SYMFONY_LIVE: &str = "(CASE WHEN s.sess_lifetime <= 315576000 THEN s.sess_lifetime + s.sess_time ELSE s.sess_lifetime END) > extract(epoch FROM clock_timestamp())";
 
 /// What a write does (`op` of the write function).
 #[derive(Clone, Copy)]
@@ -166,6 +245,7 @@ pub struct PgsqlStore {
     client: Client,
     prepared: Prepared,
     table: String,
+    schema: Schema,
     /// Hosts (or socket) as errors name them; never credentials.
     at: String,
     name: String,
@@ -265,8 +345,8 @@ impl PgsqlStore {
     pub fn open(o: &PgsqlOptions) -> Result<Self> {
         let at = o.at();
         let name = format!("pgsql://{at}/{}?table={}", o.dbname, o.table);
-        if o.lock != LockMode::Advisory || o.schema != Schema::Native {
-            return Err(StoreError::new(ErrorKind::Backend, &at, format!("{name}: only lock=advisory and schema=native are supported by this build")));
+        if o.lock != LockMode::Advisory {
+            return Err(StoreError::new(ErrorKind::Backend, &at, format!("{name}: only lock=advisory is supported by this build")));
         }
         let label = name.clone();
         // Open errors say which store first (the warning reads "cannot open pgsql://…: cause").
@@ -305,6 +385,7 @@ impl PgsqlStore {
             client,
             prepared: Prepared::default(),
             table: o.table.clone(),
+            schema: o.schema,
             at,
             name,
             held: Vec::new(),
@@ -316,14 +397,32 @@ impl PgsqlStore {
     }
 
     fn prefix(&self) -> String {
-        format!("{}_{FN_TAG}", self.table)
+        match self.schema {
+            Schema::Native => format!("{}_{FN_TAG}", self.table),
+            Schema::Symfony => format!("{}_{FN_TAG}s", self.table),
+        }
+    }
+
+    /// The advisory lock key of `id`: ours, or with Symfony's table Symfony's own (PdoSessionHandler's
+    /// LOCK_ADVISORY on 64-bit PHP: the first 8 bytes of the id, little-endian), so that its requests
+    /// and ours exclude each other while a site switches.
+    fn key(&self, id: &SessionId) -> i64 {
+        match self.schema {
+            Schema::Native => lock_key(&self.table, id),
+            Schema::Symfony => {
+                let mut b = [0u8; 8];
+                let idb = id.as_str().as_bytes();
+                b[..idb.len().min(8)].copy_from_slice(&idb[..idb.len().min(8)]);
+                i64::from_le_bytes(b)
+            }
+        }
     }
 
     /// Creates the table and functions when missing (`create=auto`, serialized by an advisory
     /// transaction lock, so that workers starting at once do not race on the catalog), or names what
     /// is missing (`create=never`). One round trip when everything is there.
     fn ensure_schema(&mut self, create: bool) -> Result<()> {
-        let (t, f) = (self.table.clone(), self.prefix());
+        let (t, f, schema) = (self.table.clone(), self.prefix(), self.schema);
         let missing = |c: &mut Client| -> std::result::Result<Vec<String>, postgres::Error> {
             let row = c.query_one(
                 "SELECT to_regclass($1) IS NOT NULL,
@@ -345,8 +444,19 @@ impl PgsqlStore {
             }
             let mut tx = self.client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('session_proxy ddl'))", &[])?;
-            tx.batch_execute(&NATIVE_DDL.replace("{t}", &t))?;
-            tx.batch_execute(&NATIVE_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
+            match schema {
+                Schema::Native => {
+                    tx.batch_execute(&NATIVE_DDL.replace("{t}", &t))?;
+                    tx.batch_execute(&NATIVE_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
+                    tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
+                }
+                Schema::Symfony => {
+                    tx.batch_execute(&SYMFONY_DDL.replace("{t}", &t))?;
+                    let body = SYMFONY_FUNCTIONS.replace("{ver}", SYMFONY_VER).replace("{live}", SYMFONY_LIVE);
+                    tx.batch_execute(&body.replace("{t}", &t).replace("{f}", &f))?;
+                    tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
+                }
+            }
             tx.commit()?;
             self.trips += 4;
             Ok(Vec::new())
@@ -381,6 +491,15 @@ impl PgsqlStore {
             Which::Write => format!("SELECT ok, nv, cd, cv FROM {f}_write($1, $2, $3, $4, $5, $6, $7)"),
             Which::Wait => format!("SELECT {f}_wait($1, $2)"),
             Which::Unlock => "SELECT pg_advisory_unlock($1)".to_string(),
+            Which::Load | Which::Exists | Which::Gc if self.schema == Schema::Symfony => {
+                let live = SYMFONY_LIVE.replace("s.", "");
+                match w {
+                    // ($2, the reader's lifetime, is not Symfony's rule: the writer's expiry is.)
+                    Which::Load => format!("SELECT sess_data, {} FROM {t} AS s WHERE sess_id = $1 AND {live} AND $2::float8 IS NOT NULL", SYMFONY_VER),
+                    Which::Exists => format!("SELECT 1 FROM {t} WHERE sess_id = $1 AND {live} AND $2::float8 IS NOT NULL"),
+                    _ => format!("DELETE FROM {t} WHERE sess_id IN (SELECT sess_id FROM {t} WHERE NOT ({live}) AND $1::float8 IS NOT NULL LIMIT {GC_BATCH})"),
+                }
+            }
             Which::Load => format!("SELECT data, version FROM {t} WHERE id = $1 AND updated >= extract(epoch FROM clock_timestamp())::float8 - $2::float8"),
             Which::Exists => format!("SELECT 1 FROM {t} WHERE id = $1 AND updated >= extract(epoch FROM clock_timestamp())::float8 - $2::float8"),
             Which::Gc => format!(
@@ -422,7 +541,7 @@ impl PgsqlStore {
             Some(_) => return Ok(None),
             None => false,
         };
-        let key = lock_key(&self.table, id);
+        let key = self.key(id);
         let life = exp.lifetime.as_secs_f64();
         let rows = self.run(Which::Write, &[&key, &release, &(op as i32), &id.as_str(), &data, &want, &life]);
         if release {
@@ -484,7 +603,7 @@ impl Store for PgsqlStore {
             Some(_) => return self.load(id, exp).map(Acquire::Locked),
             None => {}
         }
-        let key = lock_key(&self.table, id);
+        let key = self.key(id);
         let rows = self.run(Which::Lock, &[&key, &id.as_str(), &exp.lifetime.as_secs_f64()])?;
         let row = rows.into_iter().next().ok_or_else(|| StoreError::new(ErrorKind::Corrupt, &self.at, "the lock function answered no row"))?;
         if !row.get::<_, bool>(0) {
@@ -506,7 +625,7 @@ impl Store for PgsqlStore {
         if Instant::now() >= deadline {
             return Ok(());
         }
-        let key = lock_key(&self.table, id);
+        let key = self.key(id);
         self.run(Which::Wait, &[&key, &millis_until(deadline)])?;
         Ok(())
     }
@@ -539,7 +658,7 @@ impl Store for PgsqlStore {
         if self.holds(id) != Some(owner) {
             return Ok(());
         }
-        let key = lock_key(&self.table, id);
+        let key = self.key(id);
         let r = self.run(Which::Unlock, &[&key]);
         self.forget(id);
         r.map(|_| ())

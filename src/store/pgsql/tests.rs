@@ -270,3 +270,39 @@ fn gc_deletes_in_batches_and_keeps_fresh_sessions() {
     assert_eq!(s.gc(Expiry::new(Duration::from_secs(60))).unwrap(), n as u64);
     assert!(b.has(&keep, LIFE).unwrap());
 }
+
+/// Symfony's table (schema=symfony): the contract, with Symfony's expiry rule (the writer's lifetime,
+/// whole seconds) and a version made from the row.
+#[test]
+fn conformance_symfony_table() {
+    let o = opts("&schema=symfony");
+    crate::store::tests::conformance_ttl_collected(|| open(&o));
+}
+
+#[test]
+fn symfony_table_layout_and_lock_key() {
+    let (d, table) = dsn("&schema=symfony");
+    let o = options::parse(&d).unwrap();
+    let mut s = open(&o);
+    s.put(&id("sfabcdefgh1"), b"a|i:1;", Duration::from_secs(100), None).unwrap();
+    let mut c = admin();
+    let cols: Vec<String> = c
+        .query("SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position", &[&table])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(cols, ["sess_id character varying", "sess_data bytea", "sess_lifetime integer", "sess_time integer"]);
+    let r = c.query_one(&format!("SELECT sess_data, sess_lifetime - sess_time FROM {table} WHERE sess_id = 'sfabcdefgh1'"), &[]).unwrap();
+    assert_eq!((r.get::<_, Vec<u8>>(0), r.get::<_, i32>(1)), (b"a|i:1;".to_vec(), 100));
+    // Symfony's legacy rows (sess_lifetime relative) are read too.
+    c.execute(&format!("INSERT INTO {table} VALUES ('legacy1', 'x', 3600, extract(epoch FROM now())::int)"), &[]).unwrap();
+    assert_eq!(s.get(&id("legacy1"), LIFE).unwrap().as_deref(), Some(&b"x"[..]));
+    // The lock key is Symfony's (first 8 bytes, little-endian), so its LOCK_ADVISORY requests wait for ours.
+    let t = Token::new();
+    assert!(matches!(s.lock(&id("sfabcdefgh1"), &t, LIFE, LIFE).unwrap(), Got::Locked(Some(_))));
+    let key = i64::from_le_bytes(*b"sfabcdef");
+    assert!(!c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).unwrap().get::<_, bool>(0));
+    s.unlock(&id("sfabcdefgh1"), &t).unwrap();
+    assert!(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).unwrap().get::<_, bool>(0));
+}
