@@ -134,13 +134,18 @@ END $fn$;
 
 /// Symfony's PdoSessionHandler table (5.4, its `createTable()` for pgsql; the index named per table).
 pub const SYMFONY_DDL: &str = "
-CREATE TABLE IF NOT EXISTS {t} (
-    sess_id       VARCHAR(128) NOT NULL PRIMARY KEY,
-    sess_data     BYTEA NOT NULL,
-    sess_lifetime INTEGER NOT NULL,    -- unix time the session expires (time() + gc_maxlifetime at write)
-    sess_time     INTEGER NOT NULL     -- unix time of the write
-);
-CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (sess_lifetime);
+DO $do$ BEGIN
+    -- Only when Symfony's createTable() did not make it (which also made an index on sess_lifetime).
+    IF to_regclass('{t}') IS NULL THEN
+        CREATE TABLE {t} (
+            sess_id       VARCHAR(128) NOT NULL PRIMARY KEY,
+            sess_data     BYTEA NOT NULL,
+            sess_lifetime INTEGER NOT NULL,    -- unix time the session expires (time() + gc_maxlifetime at write)
+            sess_time     INTEGER NOT NULL     -- unix time of the write
+        );
+        CREATE INDEX {t}_expiry ON {t} (sess_lifetime);
+    END IF;
+END $do$;
 ";
 
 /// The step functions over Symfony's table: the same signatures as the native ones. A session lives
