@@ -132,6 +132,55 @@ BEGIN
 END $fn$;
 "#;
 
+/// `lock=row`: the lock table and the step functions that use it (the data steps are the native
+/// write function's, called with `rel = false`). For connection poolers in transaction mode
+/// (pgBouncer), where a session-level advisory lock is not ours on the next statement: every step is
+/// one statement, its own transaction. The lock row's delete and the write commit together; a waiter's
+/// insert of its lock row waits for that commit, and its read (the next statement) sees the write.
+const ROW_DDL: &str = "
+CREATE TABLE IF NOT EXISTS {t}_locks (
+    id      text PRIMARY KEY,            -- session id
+    owner   text NOT NULL,               -- token of the request holding the lock
+    expires double precision NOT NULL    -- unix time (s, server clock) after which it may be taken over
+);
+";
+
+const ROW_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION {f}_rlock(sid text, life float8, own text, lexp float8)
+RETURNS TABLE (got boolean, d bytea, v bigint, left_s float8) LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    t0 float8 := extract(epoch FROM clock_timestamp());
+    n int;
+BEGIN
+    INSERT INTO {t}_locks AS l (id, owner, expires) VALUES (sid, own, t0 + lexp)
+        ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires = excluded.expires WHERE l.expires < t0;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint, (SELECT l.expires - t0 FROM {t}_locks AS l WHERE l.id = sid);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, s.data, s.version, NULL::float8 FROM (SELECT 1) AS one
+        LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= extract(epoch FROM clock_timestamp()) - life;
+END $fn$;
+
+CREATE OR REPLACE FUNCTION {f}_rwrite(own text, op int, sid text, d bytea, want bigint, life float8)
+RETURNS TABLE (lost boolean, ok boolean, nv bigint, cd bytea, cv bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    n int;
+BEGIN
+    IF own IS NOT NULL THEN
+        DELETE FROM {t}_locks AS l WHERE l.id = sid AND l.owner = own;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        -- A destroy deletes also when the lock is no longer ours (as on the other engines).
+        IF n = 0 AND op <> 4 THEN
+            RETURN QUERY SELECT true, false, NULL::bigint, NULL::bytea, NULL::bigint;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT false, w.ok, w.nv, w.cd, w.cv FROM {f}_write(0, false, op, sid, d, want, life) AS w;
+END $fn$;
+"#;
+
 /// Symfony's PdoSessionHandler table (5.4, its `createTable()` for pgsql; the index named per table).
 pub const SYMFONY_DDL: &str = "
 DO $do$ BEGIN
@@ -230,6 +279,7 @@ struct Prepared {
     write: Option<Statement>,
     wait: Option<Statement>,
     unlock: Option<Statement>,
+    holder: Option<Statement>,
     load: Option<Statement>,
     exists: Option<Statement>,
     gc: Option<Statement>,
@@ -241,6 +291,7 @@ enum Which {
     Write,
     Wait,
     Unlock,
+    Holder,
     Load,
     Exists,
     Gc,
@@ -251,6 +302,7 @@ pub struct PgsqlStore {
     prepared: Prepared,
     table: String,
     schema: Schema,
+    lock: LockMode,
     /// Hosts (or socket) as errors name them; never credentials.
     at: String,
     name: String,
@@ -350,9 +402,6 @@ impl PgsqlStore {
     pub fn open(o: &PgsqlOptions) -> Result<Self> {
         let at = o.at();
         let name = format!("pgsql://{at}/{}?table={}", o.dbname, o.table);
-        if o.lock != LockMode::Advisory {
-            return Err(StoreError::new(ErrorKind::Backend, &at, format!("{name}: only lock=advisory is supported by this build")));
-        }
         let label = name.clone();
         // Open errors say which store first (the warning reads "cannot open pgsql://…: cause").
         let named = |e: StoreError| StoreError::new(e.kind(), e.at(), format!("{label}: {}", e.detail()));
@@ -391,6 +440,7 @@ impl PgsqlStore {
             prepared: Prepared::default(),
             table: o.table.clone(),
             schema: o.schema,
+            lock: o.lock,
             at,
             name,
             held: Vec::new(),
@@ -427,17 +477,25 @@ impl PgsqlStore {
     /// transaction lock, so that workers starting at once do not race on the catalog), or names what
     /// is missing (`create=never`). One round trip when everything is there.
     fn ensure_schema(&mut self, create: bool) -> Result<()> {
-        let (t, f, schema) = (self.table.clone(), self.prefix(), self.schema);
+        let (t, f, schema, row) = (self.table.clone(), self.prefix(), self.schema, self.lock == LockMode::Row);
+        let mut fns = vec![format!("{f}_lock"), format!("{f}_write"), format!("{f}_wait")];
+        if row {
+            fns.extend([format!("{f}_rlock"), format!("{f}_rwrite")]);
+        }
+        let row_mode = row;
         let missing = |c: &mut Client| -> std::result::Result<Vec<String>, postgres::Error> {
             let row = c.query_one(
                 "SELECT to_regclass($1) IS NOT NULL,
                         ARRAY(SELECT n FROM unnest($2::text[]) AS n WHERE NOT EXISTS
                               (SELECT 1 FROM pg_proc p WHERE p.proname = n AND pg_function_is_visible(p.oid)))",
-                &[&t, &vec![format!("{f}_lock"), format!("{f}_write"), format!("{f}_wait")]],
+                &[&t, &fns],
             )?;
             let mut m: Vec<String> = row.get::<_, Vec<String>>(1).into_iter().map(|n| format!("function {n}")).collect();
             if !row.get::<_, bool>(0) {
                 m.insert(0, format!("table {t}"));
+            }
+            if row_mode && !c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{t}_locks")])?.get::<_, bool>(0) {
+                m.push(format!("table {t}_locks"));
             }
             Ok(m)
         };
@@ -454,6 +512,10 @@ impl PgsqlStore {
                     tx.batch_execute(&NATIVE_DDL.replace("{t}", &t))?;
                     tx.batch_execute(&NATIVE_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
                     tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
+                    if row {
+                        tx.batch_execute(&ROW_DDL.replace("{t}", &t))?;
+                        tx.batch_execute(&ROW_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
+                    }
                 }
                 Schema::Symfony => {
                     tx.batch_execute(&SYMFONY_DDL.replace("{t}", &t))?;
@@ -484,6 +546,7 @@ impl PgsqlStore {
             Which::Write => &mut self.prepared.write,
             Which::Wait => &mut self.prepared.wait,
             Which::Unlock => &mut self.prepared.unlock,
+            Which::Holder => &mut self.prepared.holder,
             Which::Load => &mut self.prepared.load,
             Which::Exists => &mut self.prepared.exists,
             Which::Gc => &mut self.prepared.gc,
@@ -491,7 +554,12 @@ impl PgsqlStore {
         if let Some(s) = slot {
             return Ok(s.clone());
         }
+        let row = self.lock == LockMode::Row;
         let sql = match w {
+            Which::Lock if row => format!("SELECT got, d, v, left_s FROM {f}_rlock($1, $2, $3, $4)"),
+            Which::Write if row => format!("SELECT lost, ok, nv, cd, cv FROM {f}_rwrite($1, $2, $3, $4, $5, $6)"),
+            Which::Unlock if row => format!("DELETE FROM {t}_locks WHERE id = $1 AND owner = $2"),
+            Which::Holder => format!("SELECT owner FROM {t}_locks WHERE id = $1 AND expires > extract(epoch FROM clock_timestamp())"),
             Which::Lock => format!("SELECT got, d, v FROM {f}_lock($1, $2, $3)"),
             Which::Write => format!("SELECT ok, nv, cd, cv FROM {f}_write($1, $2, $3, $4, $5, $6, $7)"),
             Which::Wait => format!("SELECT {f}_wait($1, $2)"),
@@ -541,23 +609,33 @@ impl PgsqlStore {
 
     /// One write step; `owner`: only while it holds the lock, which the step releases.
     fn write(&mut self, id: &SessionId, op: Op, data: &[u8], want: i64, owner: Option<&Token>, exp: Expiry) -> Result<Option<(bool, Option<i64>, Option<Loaded>)>> {
-        let release = match owner {
-            Some(t) if self.holds(id) == Some(t) => true,
-            Some(_) => return Ok(None),
-            None => false,
-        };
-        let key = self.key(id);
         let life = exp.lifetime.as_secs_f64();
-        let rows = self.run(Which::Write, &[&key, &release, &(op as i32), &id.as_str(), &data, &want, &life]);
-        if release {
-            self.forget(id);
-        }
+        // The columns (ok, nv, cd, cv) start at `at`; with lock rows the first says whether the lock was lost.
+        let (rows, at) = if self.lock == LockMode::Row {
+            let own = owner.map(Token::as_str);
+            (self.run(Which::Write, &[&own, &(op as i32), &id.as_str(), &data, &want, &life]), 1)
+        } else {
+            let release = match owner {
+                Some(t) if self.holds(id) == Some(t) => true,
+                Some(_) => return Ok(None),
+                None => false,
+            };
+            let key = self.key(id);
+            let rows = self.run(Which::Write, &[&key, &release, &(op as i32), &id.as_str(), &data, &want, &life]);
+            if release {
+                self.forget(id);
+            }
+            (rows, 0)
+        };
         let row = rows?.into_iter().next().ok_or_else(|| StoreError::new(ErrorKind::Corrupt, &self.at, "the write function answered no row"))?;
-        let current = match (row.get::<_, Option<Vec<u8>>>(2), row.get::<_, Option<i64>>(3)) {
+        if at == 1 && row.get::<_, bool>(0) {
+            return Ok(None);
+        }
+        let current = match (row.get::<_, Option<Vec<u8>>>(at + 2), row.get::<_, Option<i64>>(at + 3)) {
             (Some(data), Some(v)) => Some(Loaded { data, version: version_of(v) }),
             _ => None,
         };
-        Ok(Some((row.get(0), row.get(1), current)))
+        Ok(Some((row.get(at), row.get(at + 1), current)))
     }
 }
 
@@ -584,9 +662,18 @@ impl Collect for PgsqlStore {
             })?;
             total += n;
             if n < GC_BATCH as u64 {
-                return Ok(total);
+                break;
             }
         }
+        if self.lock == LockMode::Row {
+            // Lock rows of vanished holders that nobody came back for.
+            let t = self.table.clone();
+            self.trips += 1;
+            self.client
+                .execute(&format!("DELETE FROM {t}_locks WHERE expires < extract(epoch FROM clock_timestamp())"), &[])
+                .map_err(|e| pg_error(&self.at, &e))?;
+        }
+        Ok(total)
     }
 }
 
@@ -600,7 +687,20 @@ impl Store for PgsqlStore {
         Ok(rows.into_iter().next().map(|r| Loaded { data: r.get(0), version: version_of(r.get(1)) }))
     }
 
-    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, _lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
+        if self.lock == LockMode::Row {
+            let params: [&(dyn ToSql + Sync); 4] = [&id.as_str(), &exp.lifetime.as_secs_f64(), &owner.as_str(), &lock_expire.as_secs_f64()];
+            let rows = self.run(Which::Lock, &params)?;
+            let row = rows.into_iter().next().ok_or_else(|| StoreError::new(ErrorKind::Corrupt, &self.at, "the lock function answered no row"))?;
+            if !row.get::<_, bool>(0) {
+                let expires_in = row.get::<_, Option<f64>>(3).map(|s| Duration::from_secs_f64(s.max(0.0)));
+                return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
+            }
+            return Ok(Acquire::Locked(match (row.get::<_, Option<Vec<u8>>>(1), row.get::<_, Option<i64>>(2)) {
+                (Some(data), Some(v)) => Some(Loaded { data, version: version_of(v) }),
+                _ => None,
+            }));
+        }
         match self.holds(id) {
             // This connection holds it for another request (two handles never share a connection,
             // but one handle may be asked twice): busy, as for anyone else.
@@ -623,7 +723,8 @@ impl Store for PgsqlStore {
 
     /// Blocks in the server until the lock is released (or `deadline`): the server wakes us.
     fn wait_for_release(&mut self, id: &SessionId, _busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
-        if self.holds(id).is_some() {
+        // A lock row tells nobody of its release: the default back-off.
+        if self.holds(id).is_some() || self.lock == LockMode::Row {
             super::back_off(deadline, attempt);
             return Ok(());
         }
@@ -660,6 +761,9 @@ impl Store for PgsqlStore {
     }
 
     fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
+        if self.lock == LockMode::Row {
+            return self.run(Which::Unlock, &[&id.as_str(), &owner.as_str()]).map(|_| ());
+        }
         if self.holds(id) != Some(owner) {
             return Ok(());
         }
@@ -669,10 +773,20 @@ impl Store for PgsqlStore {
         r.map(|_| ())
     }
 
+    /// With lock rows, the holder's token (so that a dead holder on this host is broken at once); an
+    /// advisory lock dies with its connection and has none.
+    fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
+        if self.lock != LockMode::Row {
+            return Ok(None);
+        }
+        let rows = self.run(Which::Holder, &[&id.as_str()])?;
+        Ok(rows.into_iter().next().map(|r| Token::from_stored(r.get::<_, String>(0))))
+    }
+
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         // A destroy by a request that lost the lock still deletes (as on the other engines); it
         // releases only a lock that is its own.
-        let owner = owner.filter(|t| self.holds(id) == Some(*t));
+        let owner = owner.filter(|t| self.lock == LockMode::Row || self.holds(id) == Some(*t));
         self.write(id, Op::Destroy, &[], 0, owner, Expiry::new(Duration::ZERO)).map(|_| ())
     }
 

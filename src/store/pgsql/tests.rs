@@ -6,7 +6,7 @@ use super::options::{self, PgsqlOptions};
 use super::PgsqlStore;
 use crate::id::SessionId;
 use crate::lock::Token;
-use crate::store::tests::{conformance, woken_at_release, Got, Ops, W};
+use crate::store::tests::{conformance, dead_holder_locks, expiring_locks, woken_at_release, Got, Ops, W};
 use crate::store::{Acquire, ErrorKind, Expiry, Store};
 
 const LIFE: Duration = Duration::from_secs(3600);
@@ -305,4 +305,37 @@ fn symfony_table_layout_and_lock_key() {
     assert!(!c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).unwrap().get::<_, bool>(0));
     s.unlock(&id("sfabcdefgh1"), &t).unwrap();
     assert!(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).unwrap().get::<_, bool>(0));
+}
+
+/// lock=row (for pgBouncer in transaction mode): lock rows with owner and expiry, as SQLite's.
+#[test]
+fn conformance_lock_rows() {
+    let o = opts("&lock=row");
+    assert!(!conformance(|| open(&o)));
+    let o = opts("&lock=row");
+    expiring_locks(|| open(&o));
+    let o = opts("&lock=row");
+    dead_holder_locks(|| open(&o));
+}
+
+/// With lock rows every step is one statement: no advisory lock and no open transaction is left on
+/// the connection between them (what a transaction-mode pooler needs), and the write and release
+/// commit together (the increments test, with lock rows).
+#[test]
+fn lock_rows_hold_nothing_on_the_connection() {
+    let (d, table) = dsn("&lock=row");
+    let o = options::parse(&d).unwrap();
+    let mut s = PgsqlStore::open(&o).unwrap();
+    let t = Token::new();
+    assert!(matches!(s.lock_and_load(&id("rowlock"), &t, LIFE, ex()).unwrap(), Acquire::Locked(None)));
+    let pid: i32 = s.client.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let r = admin()
+        .query_one("SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1), (SELECT state FROM pg_stat_activity WHERE pid = $1)", &[&pid])
+        .unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, String>(1).as_str()), (0, "idle"), "no advisory lock, no transaction open");
+    let owner: String = admin().query_one(&format!("SELECT owner FROM {table}_locks WHERE id = 'rowlock'"), &[]).unwrap().get(0);
+    assert_eq!(owner, t.as_str());
+    let mut s: Box<dyn Store> = Box::new(s);
+    assert_eq!(s.put(&id("rowlock"), b"x", LIFE, Some(&t)).unwrap(), W::Done);
+    assert_eq!(admin().query_one(&format!("SELECT count(*) FROM {table}_locks"), &[]).unwrap().get::<_, i64>(0), 0);
 }
