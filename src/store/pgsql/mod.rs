@@ -59,17 +59,6 @@ CREATE INDEX IF NOT EXISTS {t}_user_id ON {t} (user_id);
 
 /// The step functions (see the module comment). `{t}` the table, `{f}` the function prefix.
 const NATIVE_FUNCTIONS: &str = r#"
-CREATE OR REPLACE FUNCTION {f}_lock(k bigint, sid text, life float8)
-RETURNS TABLE (got boolean, d bytea, v bigint) LANGUAGE plpgsql VOLATILE AS $fn$
-BEGIN
-    IF NOT pg_try_advisory_lock(k) THEN
-        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint;
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT true, s.data, s.version FROM (SELECT 1) AS one
-        LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= extract(epoch FROM clock_timestamp()) - life;
-END $fn$;
-
 CREATE OR REPLACE FUNCTION {f}_write(k bigint, rel boolean, op int, sid text, d bytea, want bigint, life float8)
 RETURNS TABLE (ok boolean, nv bigint, cd bytea, cv bigint) LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -116,6 +105,25 @@ BEGIN
         LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= t0 - life;
 END $fn$;
 "#;
+
+/// Lock and read (both schemas): `{id}`, `{data}`, `{ver}` and `{live}` name the schema's columns,
+/// its version and its liveness rule over the row alias `s`.
+const LOCK_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION {f}_lock(k bigint, sid text, life float8)
+RETURNS TABLE (got boolean, d bytea, v bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF NOT pg_try_advisory_lock(k) THEN
+        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, s.{data}, {ver} FROM (SELECT 1) AS one
+        LEFT JOIN {t} AS s ON s.{id} = sid AND {live};
+END $fn$;
+"#;
+
+/// The native table's version and liveness (the reader's lifetime `life`), for `LOCK_FUNCTION`.
+const NATIVE_VER: &str = "s.version";
+const NATIVE_LIVE: &str = "s.updated >= extract(epoch FROM clock_timestamp()) - life";
 
 /// Waits (bounded by lock_timeout) until the advisory lock `k` is free; true when it was.
 const WAIT_FUNCTION: &str = r#"
@@ -202,17 +210,6 @@ END $do$;
 /// form: `sess_time + sess_lifetime`). There is no version column: the version is the first 64 bits
 /// of an MD5 over the row (data, time, lifetime), so it changes whenever the data may have.
 const SYMFONY_FUNCTIONS: &str = r#"
-CREATE OR REPLACE FUNCTION {f}_lock(k bigint, sid text, life float8)
-RETURNS TABLE (got boolean, d bytea, v bigint) LANGUAGE plpgsql VOLATILE AS $fn$
-BEGIN
-    IF NOT pg_try_advisory_lock(k) THEN
-        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint;
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT true, s.sess_data, {ver} FROM (SELECT 1) AS one
-        LEFT JOIN {t} AS s ON s.sess_id = sid AND {live};
-END $fn$;
-
 CREATE OR REPLACE FUNCTION {f}_write(k bigint, rel boolean, op int, sid text, d bytea, want bigint, life float8)
 RETURNS TABLE (ok boolean, nv bigint, cd bytea, cv bigint) LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -511,6 +508,8 @@ impl PgsqlStore {
                 Schema::Native => {
                     tx.batch_execute(&NATIVE_DDL.replace("{t}", &t))?;
                     tx.batch_execute(&NATIVE_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
+                    let lock = LOCK_FUNCTION.replace("{id}", "id").replace("{data}", "data");
+                    tx.batch_execute(&lock.replace("{ver}", NATIVE_VER).replace("{live}", NATIVE_LIVE).replace("{t}", &t).replace("{f}", &f))?;
                     tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
                     if row {
                         tx.batch_execute(&ROW_DDL.replace("{t}", &t))?;
@@ -519,7 +518,8 @@ impl PgsqlStore {
                 }
                 Schema::Symfony => {
                     tx.batch_execute(&SYMFONY_DDL.replace("{t}", &t))?;
-                    let body = SYMFONY_FUNCTIONS.replace("{ver}", SYMFONY_VER).replace("{live}", SYMFONY_LIVE);
+                    let lock = LOCK_FUNCTION.replace("{id}", "sess_id").replace("{data}", "sess_data");
+                    let body = [SYMFONY_FUNCTIONS, &lock].concat().replace("{ver}", SYMFONY_VER).replace("{live}", SYMFONY_LIVE);
                     tx.batch_execute(&body.replace("{t}", &t).replace("{f}", &f))?;
                     tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
                 }
