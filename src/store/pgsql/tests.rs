@@ -57,6 +57,15 @@ fn admin() -> postgres::Client {
         .unwrap()
 }
 
+/// "name type" of each column of `table`, in order.
+fn columns(c: &mut postgres::Client, table: &str) -> Vec<String> {
+    c.query("SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position", &[&table])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 #[test]
 fn conformance_tcp() {
     let o = opts("");
@@ -197,12 +206,7 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
     s.put(&id("x"), b"y", LIFE, None).unwrap();
     // The columns and indexes of the README's DDL.
     let mut c = admin();
-    let cols: Vec<String> = c
-        .query("SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position", &[&table])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let cols = columns(&mut c, &table);
     assert_eq!(cols, [
         "id text",
         "data bytea",
@@ -286,12 +290,7 @@ fn symfony_table_layout_and_lock_key() {
     let mut s = open(&o);
     s.put(&id("sfabcdefgh1"), b"a|i:1;", Duration::from_secs(100), None).unwrap();
     let mut c = admin();
-    let cols: Vec<String> = c
-        .query("SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position", &[&table])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let cols = columns(&mut c, &table);
     assert_eq!(cols, ["sess_id character varying", "sess_data bytea", "sess_lifetime integer", "sess_time integer"]);
     let r = c.query_one(&format!("SELECT sess_data, sess_lifetime - sess_time FROM {table} WHERE sess_id = 'sfabcdefgh1'"), &[]).unwrap();
     assert_eq!((r.get::<_, Vec<u8>>(0), r.get::<_, i32>(1)), (b"a|i:1;".to_vec(), 100));
