@@ -269,6 +269,10 @@ enum Op {
     Destroy = 4,
 }
 
+/// What a write step answered: whether it was applied, the new version, and (refused) what is stored
+/// now. None from `write`: the lock was not ours.
+type Step = (bool, Option<i64>, Option<Loaded>);
+
 /// The prepared statements of one connection, prepared on first use.
 #[derive(Default)]
 struct Prepared {
@@ -608,7 +612,7 @@ impl PgsqlStore {
     }
 
     /// One write step; `owner`: only while it holds the lock, which the step releases.
-    fn write(&mut self, id: &SessionId, op: Op, data: &[u8], want: i64, owner: Option<&Token>, exp: Expiry) -> Result<Option<(bool, Option<i64>, Option<Loaded>)>> {
+    fn write(&mut self, id: &SessionId, op: Op, data: &[u8], want: i64, owner: Option<&Token>, exp: Expiry) -> Result<Option<Step>> {
         let life = exp.lifetime.as_secs_f64();
         // The columns (ok, nv, cd, cv) start at `at`; with lock rows the first says whether the lock was lost.
         let (rows, at) = if self.lock == LockMode::Row {
