@@ -14,7 +14,8 @@ const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=
     . '"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", '
     . '"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), '
     . 'phpredis\' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", '
-    . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
+    . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", '
+    . '"pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)';
 
 $d = sp_tmpdir('baddsn');

@@ -9,6 +9,9 @@ set -euo pipefail
 # php8.2-fpm/nginx: the web service (scripts/services/web.sh) behind php-tests/fpm_*.phpt;
 # php-symfony-http-foundation (5.4), php-laravel-framework (8.x): the framework tests (symfony_*.phpt, laravel_*.phpt).
 # memcached: test servers for the memcached engine; php8.2-memcached (+ igbinary, msgpack it loads first): the peer the compatibility tests and bench compare with.
+# postgresql, mariadb-server: the SQL engines' test servers (scripts/services/pgsql.sh, mariadb.sh; their system
+# services are not started, see policy-rc.d below); php8.2-pgsql, php8.2-mysql: pdo_pgsql/pdo_mysql for Symfony's
+# PdoSessionHandler, compared against in tests and bench/sql.sh.
 # strace: busy_poll.phpt counts a child's polled socket reads (recv with MSG_DONTWAIT).
 PACKAGES=(
   php8.2-cli php8.2-dev php8.2-sqlite3
@@ -19,6 +22,7 @@ PACKAGES=(
   php-symfony-http-foundation php-laravel-framework
   memcached php8.2-memcached php8.2-igbinary php8.2-msgpack
   strace
+  postgresql mariadb-server php8.2-pgsql php8.2-mysql
 )
 
 missing=()

@@ -25,10 +25,11 @@ pub enum EngineKind {
     Files,
     Redis,
     Memcached,
+    Pgsql,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 4] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached];
+    pub const ALL: [EngineKind; 5] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached, EngineKind::Pgsql];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +37,7 @@ impl EngineKind {
             EngineKind::Files => "files",
             EngineKind::Redis => "redis",
             EngineKind::Memcached => "memcached",
+            EngineKind::Pgsql => "pgsql",
         }
     }
 }
@@ -502,7 +504,7 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         let s = r.snapshot();
         assert!(!s.shared);
-        let [sqlite, files, redis, memcached] = &s.engines[..] else { panic!() };
+        let [sqlite, files, redis, memcached, _pgsql] = &s.engines[..] else { panic!() };
         assert_eq!(redis.get(Counter::Requests), 80_000);
         assert_eq!(files.get(Counter::BytesWritten), 240_000);
         assert_eq!(sqlite.get(Counter::LockAcquisitions), 80_000);

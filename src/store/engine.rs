@@ -6,6 +6,7 @@ use super::files::FilesOptions;
 use super::memcached::MemcachedOptions;
 use super::redis::RedisOptions;
 use super::sqlite::SqliteOptions;
+use super::pgsql::PgsqlOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Engine {
@@ -13,6 +14,7 @@ pub enum Engine {
     Files(FilesOptions),
     Memcached(MemcachedOptions),
     Redis(RedisOptions),
+    Pgsql(PgsqlOptions),
 }
 
 impl Engine {
@@ -22,6 +24,7 @@ impl Engine {
             Engine::Files(_) => "files",
             Engine::Memcached(_) => "memcached",
             Engine::Redis(_) => "redis",
+            Engine::Pgsql(_) => "pgsql",
         }
     }
 }

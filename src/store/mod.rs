@@ -27,6 +27,8 @@ pub mod layer;
 pub mod memcached;
 pub mod redis;
 pub mod sqlite;
+pub mod sqlopts;
+pub mod pgsql;
 
 pub use error::{ErrorKind, StoreError};
 
@@ -253,6 +255,7 @@ pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
         Engine::Files(o) => Ok(Box::new(files::FilesStore::open(o)?)),
         Engine::Memcached(o) => Ok(Box::new(memcached::MemcachedStore::open(o)?)),
         Engine::Redis(o) => Ok(Box::new(redis::RedisStore::open(o)?)),
+        Engine::Pgsql(o) => Ok(Box::new(pgsql::PgsqlStore::open(o)?)),
     }
 }
 

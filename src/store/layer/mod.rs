@@ -23,6 +23,7 @@ fn kind_of(engine: &Engine) -> EngineKind {
         Engine::Files(_) => EngineKind::Files,
         Engine::Redis(_) => EngineKind::Redis,
         Engine::Memcached(_) => EngineKind::Memcached,
+        Engine::Pgsql(_) => EngineKind::Pgsql,
     }
 }
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Session cycles/s against one PostgreSQL server (scripts/services/pgsql.sh on its own port, fsync off),
+# same run: session_proxy's pgsql engine (lock=advisory, the default; and locking off) vs Symfony's
+# PdoSessionHandler 5.4 (Debian's) through pdo_pgsql on one PDO connection for the run (its best case), in its default lock mode (LOCK_TRANSACTIONAL: a
+# transaction with SELECT … FOR UPDATE held for the whole request) and LOCK_NONE. A cycle is
+# bench/cycle.php's: session_start, change, session_write_close over 100 rotating sessions.
+# Each figure is the median of $REPEAT runs.
+# Usage: bash bench/sql.sh   (env: REPEAT=5 ITER=5000 PORT=15482)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SO="$PWD/target/release/libsession_proxy.so"
+REPEAT=${REPEAT:-5}
+ITER=${ITER:-5000}
+PORT=${PORT:-15482}
+BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-sqlbench.XXXXXX")
+chmod 755 "$BASE"
+trap 'bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1; rm -rf "$BASE"' EXIT
+: > "$BASE/env"
+SP_PG_PORT=$PORT bash scripts/services/pgsql.sh start "$BASE" >/dev/null
+set -a; . "$BASE/env"; set +a
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+rep() { local out=(); for _ in $(seq "$REPEAT"); do out+=("$("$@")"); done; printf '%s\n' "${out[@]}" | median; }
+
+sp() { # bytes locking
+  php -n -d extension="$SO" -d session.save_handler=session_proxy \
+    -d "session.save_path=\"pgsql://$SP_PG_USER:$SP_PG_PASSWORD@127.0.0.1:$PORT/$SP_PG_DB?table=sp_bench&sslmode=disable\"" \
+    -d session_proxy.locking="$2" bench/cycle.php "$ITER" "$1"
+}
+symfony() { # bytes lock_mode
+  php -n -d extension=pdo -d extension=pdo_pgsql bench/sql_symfony.php "$ITER" "$1" \
+    "pgsql:host=127.0.0.1;port=$PORT;dbname=$SP_PG_DB" "$SP_PG_USER" "$SP_PG_PASSWORD" "$2" "sf_bench_$2"
+}
+
+echo "PostgreSQL $("$SP_PG_BIN/postgres" --version | awk '{print $3}') session cycles/s, median of $REPEAT runs x $ITER cycles (one PHP process, server on the same host)"
+echo "| payload | session_proxy lock=advisory | PdoSessionHandler LOCK_TRANSACTIONAL (its default) | ratio | session_proxy locking off | PdoSessionHandler LOCK_NONE | ratio |"
+echo "|---|---|---|---|---|---|---|"
+r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
+for bytes in 200 4096; do
+  s=$(rep sp "$bytes" 1); t=$(rep symfony "$bytes" transactional)
+  s0=$(rep sp "$bytes" 0); n=$(rep symfony "$bytes" none)
+  echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
+done
