@@ -27,6 +27,7 @@ pub mod layer;
 pub mod memcached;
 pub mod redis;
 pub mod sqlite;
+pub mod users;
 
 pub use error::{ErrorKind, StoreError};
 
@@ -227,6 +228,11 @@ pub trait Store: Pooled + Send {
 
     /// The store's garbage collector, if it needs one.
     fn collector(&mut self) -> Option<&mut dyn Collect> {
+        None
+    }
+
+    /// The store's per-user session index, if it keeps one (`users::Users`; issue 13).
+    fn users(&mut self) -> Option<&mut dyn users::Users> {
         None
     }
 
