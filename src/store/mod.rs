@@ -278,3 +278,5 @@ pub(crate) fn unix_now() -> f64 {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+pub(crate) mod users_tests;

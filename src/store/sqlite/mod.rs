@@ -21,6 +21,7 @@
 //! old row at version 0).
 
 pub mod options;
+mod users;
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
@@ -80,6 +81,8 @@ pub struct SqliteStore {
     /// descriptor of the lock file (it IS the lock, like the files engine's flocked descriptor), not
     /// session state; everything else a request needs travels in the values (`Loaded`, `Expect`, `Busy`).
     beacon: Option<(SessionId, u64)>,
+    /// The per-user index's schema was made (or found) by this connection (`users.rs`).
+    users_ready: bool,
 }
 
 /// Why an operation failed, before it is named (`SqliteStore::named`).
@@ -201,6 +204,7 @@ impl SqliteStore {
             locks_path,
             locks_identity,
             beacon: None,
+            users_ready: false,
         })
     }
 
@@ -686,6 +690,10 @@ impl Store for SqliteStore {
     fn collector(&mut self) -> Option<&mut dyn Collect> {
         Some(self)
     }
+
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -720,6 +728,20 @@ mod tests {
     fn conforms() {
         let dir = TempDir::new("sqlite-conf");
         assert!(!conformance(|| boxed(&dir)), "gc deletes in one statement: no window to race");
+    }
+
+    #[test]
+    fn keeps_a_user_index() {
+        let dir = TempDir::new("sqlite-users");
+        crate::store::users_tests::users_conformance(|| boxed(&dir), "sq", true);
+        // Through the metrics layer too.
+        let engine = crate::dsn::Engine::Sqlite(SqliteOptions {
+            path: dir.path().join("s.sqlite"),
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: false,
+            private_dir: false,
+        });
+        crate::store::users_tests::users_conformance(|| crate::store::open(&crate::store::layer::Stack::new(engine.clone())).unwrap(), "sqm", true);
     }
 
     /// The schema of the version before issue 11: no `version` column.
