@@ -783,6 +783,10 @@ impl Drop for Request {
 }
 
 #[cfg(test)]
+#[path = "session_users_tests.rs"]
+mod users_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::dsn::{Engine, FilesOptions, SqliteOptions};
