@@ -213,10 +213,11 @@ impl Handler {
     }
 
     /// Ends `$user`'s sessions (but this handler's current one with `$keep_current`); how many.
-    pub fn destroy_user_sessions(&mut self, user: BinarySlice<u8>, keep_current: Option<bool>) -> Zval {
+    #[php(defaults(keep_current = false))]
+    pub fn destroy_user_sessions(&mut self, user: BinarySlice<u8>, keep_current: bool) -> Zval {
         guard(Zval::new(), || match self.request() {
             Some(r) => {
-                let out = super::users::ops::destroy_user_sessions(r, &user, keep_current.unwrap_or(false));
+                let out = super::users::ops::destroy_user_sessions(r, &user, keep_current);
                 raise(r.take_diags());
                 out
             }

@@ -200,8 +200,9 @@ pub fn user_sessions(user: ext_php_rs::binary_slice::BinarySlice<u8>) -> Zval {
 /// Ends all of `$user`'s sessions (but the current one with `$keep_current`); how many.
 #[php_function]
 #[php(name = "SessionProxy\\destroy_user_sessions")]
-pub fn destroy_user_sessions(user: ext_php_rs::binary_slice::BinarySlice<u8>, keep_current: Option<bool>) -> Zval {
-    guard(Zval::new(), || with_request(false_zval(), |r| ops::destroy_user_sessions(r, &user, keep_current.unwrap_or(false))))
+#[php(defaults(keep_current = false))]
+pub fn destroy_user_sessions(user: ext_php_rs::binary_slice::BinarySlice<u8>, keep_current: bool) -> Zval {
+    guard(Zval::new(), || with_request(false_zval(), |r| ops::destroy_user_sessions(r, &user, keep_current)))
 }
 
 /// Ends the session a handle from user_sessions() names; false when it names no live session.
