@@ -584,6 +584,15 @@ impl Request {
         if self.user.explicit.is_none() && from_key.is_none() && self.user.inherited.is_none() {
             return;
         }
+        if self.user.explicit.is_none() && self.user.inherited.is_none() {
+            // user_key alone: the binding follows the key's value, which this request read with the
+            // data. Unchanged value, unchanged binding: the engine is not asked.
+            let read = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.original.as_slice()).unwrap_or_default();
+            let key = self.settings.user_key.as_deref().unwrap_or_default();
+            if from_key == Some(users::user_in_data(self.settings.format, read, key)) {
+                return;
+            }
+        }
         if self.store().users().is_none() {
             return;
         }
