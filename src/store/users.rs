@@ -73,7 +73,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The bytes of lower-case or upper-case hex; None if it is not hex.
 pub fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect()
@@ -84,6 +84,28 @@ pub fn unhex(s: &[u8]) -> Option<Vec<u8>> {
 pub struct Client {
     pub ip: String,
     pub agent: String,
+}
+
+/// A session's user record as the network engines store it beside the session:
+/// `u:<hex user>[\n<hex ip>\n<hex agent>]` (Redis' `_USER` key, Memcached's `user.` item).
+pub fn encode_record(user: &User, client: Option<&Client>) -> Vec<u8> {
+    let mut v = format!("u:{}", hex(user.as_bytes()));
+    if let Some(c) = client {
+        v.push_str(&format!("\n{}\n{}", hex(c.ip.as_bytes()), hex(c.agent.as_bytes())));
+    }
+    v.into_bytes()
+}
+
+/// `encode_record` read back; None for anything else.
+pub fn decode_record(v: &[u8]) -> Option<(User, Option<Client>)> {
+    let mut parts = v.strip_prefix(b"u:")?.split(|&b| b == b'\n');
+    let user = User::new(&unhex(parts.next()?)?).ok()?;
+    let text = |p: Option<&[u8]>| p.and_then(unhex).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let client = match (text(parts.next()), text(parts.next())) {
+        (Some(ip), Some(agent)) => Some(Client { ip, agent }),
+        _ => None,
+    };
+    Some((user, client))
 }
 
 /// One live session of a user, as the index knows it.

@@ -245,6 +245,18 @@ mod tests {
         })
     }
 
+    /// The per-user index through the layer (forwarded, its round trips counted).
+    #[test]
+    fn forwards_the_user_index() {
+        let dir = TempDir::new("metrics-users");
+        let engine = sqlite(&dir);
+        crate::store::users_tests::users_conformance(
+            || Box::new(Metrics::new(crate::store::connect(&engine).unwrap(), EngineKind::Sqlite, registry())),
+            "mu",
+            true,
+        );
+    }
+
     fn registry() -> &'static Registry {
         Box::leak(Box::new(Registry::local()))
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::proto::Reply;
 use super::{too_old, MemcachedStore};
 use crate::id::SessionId;
-use crate::store::users::{hex, unhex, Client, Count, Listed, User, Users};
+use crate::store::users::{decode_record as decode, encode_record as encode, hex, unhex, Client, Count, Listed, User, Users};
 use crate::store::{unix_now, ErrorKind, Expiry, Result, Store, StoreError};
 
 /// The most lines an index item keeps (~280 bytes each at most).
@@ -29,24 +29,6 @@ const MAX_ENTRIES: usize = 2000;
 /// CAS retries of an index update racing other updates of the same user.
 const CAS_TRIES: usize = 50;
 
-fn encode(user: &User, client: Option<&Client>) -> Vec<u8> {
-    let mut v = format!("u:{}", hex(user.as_bytes()));
-    if let Some(c) = client {
-        v.push_str(&format!("\n{}\n{}", hex(c.ip.as_bytes()), hex(c.agent.as_bytes())));
-    }
-    v.into_bytes()
-}
-
-fn decode(v: &[u8]) -> Option<(User, Option<Client>)> {
-    let mut parts = v.strip_prefix(b"u:")?.split(|&b| b == b'\n');
-    let user = User::new(&unhex(parts.next()?)?).ok()?;
-    let text = |p: Option<&[u8]>| p.and_then(unhex).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let client = match (text(parts.next()), text(parts.next())) {
-        (Some(ip), Some(agent)) => Some(Client { ip, agent }),
-        _ => None,
-    };
-    Some((user, client))
-}
 
 impl MemcachedStore {
     pub(super) fn user_key(&self, id: &SessionId) -> String {

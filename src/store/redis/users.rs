@@ -27,7 +27,7 @@ use redis::Value;
 
 use super::{dsn, ms, Mode, RedisStore, Retry, WAKE_LIFE_MS};
 use crate::id::SessionId;
-use crate::store::users::{hex, unhex, Client, Count, Listed, User, Users};
+use crate::store::users::{decode_record as decode, encode_record as encode, hex, unhex, Client, Count, Listed, User, Users};
 use crate::store::{unix_now, Expiry, Result};
 
 /// How much longer than its session the `_USER` key lives after a read: covers the request between
@@ -42,26 +42,6 @@ pub(super) fn user_key_ms(exp: Expiry) -> Vec<u8> {
     ms(exp.lifetime + USER_KEY_MARGIN)
 }
 
-/// `_USER`'s value: `u:<hex user>[\n<hex ip>\n<hex agent>]`.
-fn encode(user: &User, client: Option<&Client>) -> Vec<u8> {
-    let mut v = format!("u:{}", hex(user.as_bytes()));
-    if let Some(c) = client {
-        v.push_str(&format!("\n{}\n{}", hex(c.ip.as_bytes()), hex(c.agent.as_bytes())));
-    }
-    v.into_bytes()
-}
-
-fn decode(v: &[u8]) -> Option<(User, Option<Client>)> {
-    let rest = v.strip_prefix(b"u:")?;
-    let mut parts = rest.split(|&b| b == b'\n');
-    let user = User::new(&unhex(parts.next()?)?).ok()?;
-    let text = |p: Option<&[u8]>| p.and_then(unhex).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let client = match (text(parts.next()), text(parts.next())) {
-        (Some(ip), Some(agent)) => Some(Client { ip, agent }),
-        _ => None,
-    };
-    Some((user, client))
-}
 
 fn bulk(v: Option<Value>) -> Option<Vec<u8>> {
     match v {

@@ -734,14 +734,6 @@ mod tests {
     fn keeps_a_user_index() {
         let dir = TempDir::new("sqlite-users");
         crate::store::users_tests::users_conformance(|| boxed(&dir), "sq", true);
-        // Through the metrics layer too.
-        let engine = crate::dsn::Engine::Sqlite(SqliteOptions {
-            path: dir.path().join("s.sqlite"),
-            busy_timeout: Duration::from_secs(5),
-            synchronous_full: false,
-            private_dir: false,
-        });
-        crate::store::users_tests::users_conformance(|| crate::store::open(&crate::store::layer::Stack::new(engine.clone())).unwrap(), "sqm", true);
     }
 
     /// The schema of the version before issue 11: no `version` column.
