@@ -637,8 +637,11 @@ impl Store for FilesStore {
                 Wrote::Done(v) => return Ok(Written::Done(v)),
                 Wrote::Conflict(now) => return Ok(Written::Conflict(now)),
                 // The session this lock read was removed under it (ended by destroy_user_sessions, or
-                // a logout through PHP's handler): a late write never brings it back.
-                Wrote::Gone if owner.is_some() && matches!(expect, Expect::Held(Some(_))) => return Ok(Written::LockLost),
+                // a logout through PHP's handler): a late write never brings it back. (Its whole
+                // directory gone is a storage fault: the write below says so.)
+                Wrote::Gone if owner.is_some() && matches!(expect, Expect::Held(Some(_))) && path.parent().is_some_and(Path::is_dir) => {
+                    return Ok(Written::LockLost)
+                }
                 // Our file was removed under the lock (gc of an expired or lock-only file, a destroy by
                 // PHP's handler): lock the current one, unless another request holds it by now.
                 Wrote::Gone => {

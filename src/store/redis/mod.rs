@@ -24,8 +24,8 @@
 //! like the lock, so all four keys live in one slot while the data key stays phpredis' name.
 //!
 //! Round trips per request (see `tests::round_trips`):
-//! - locking on, standalone/Sentinel: `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data
-//!   pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
+//! - locking on, standalone/Sentinel: `GETEX` of the per-user index's `_USER` key (users.rs) +
+//!   `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
 //!   session, release) in one write — the data never passes through Lua; `TOUCH` refreshes and
 //!   releases in one script;
 //! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner and version check + write +
