@@ -89,7 +89,7 @@ array(2) {
   string(8) "Required"
 }
 reflection version: true
-INI entries: array(5) {
+INI entries: array(7) {
   ["session_proxy.lock_expire"]=>
   string(1) "0"
   ["session_proxy.lock_timeout_action"]=>
@@ -100,6 +100,10 @@ INI entries: array(5) {
   string(1) "1"
   ["session_proxy.merge_conflict"]=>
   string(4) "last"
+  ["session_proxy.track_client"]=>
+  string(1) "0"
+  ["session_proxy.user_key"]=>
+  string(0) ""
 }
 ini_set returned previous value: 'files'
 session.save_handler now: session_proxy
@@ -147,6 +151,8 @@ session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
 session_proxy.locking => On => On
 session_proxy.merge_conflict => last => last
+session_proxy.track_client => Off => Off
+session_proxy.user_key => no value => no value
 locking=Off: session_proxy.locking => Off => Off
 locking=0: session_proxy.locking => Off => Off
 locking=On: session_proxy.locking => On => On

@@ -65,7 +65,7 @@ if ($loadedFunctions !== $stubFunctions) {
 echo implode("\n", array_map(fn($k, $v) => "$k($v)", array_keys($loadedFunctions), $loadedFunctions)), "\n";
 
 // INI directives: the stub's @ini lines against ini_get_all().
-preg_match_all('/@ini (\S+) = (\S+)/', file_get_contents($stub), $m, PREG_SET_ORDER);
+preg_match_all('/@ini (\S+) =[ \t]*(\S*)/', file_get_contents($stub), $m, PREG_SET_ORDER);
 $stubIni = [];
 foreach ($m as [, $name, $default]) {
     $stubIni[$name] = $default;
@@ -85,8 +85,13 @@ echo get_class($e), ' ', $e->getMessage(), ' ', $e->getCode(), ' ', var_export($
 --EXPECT--
 classes and methods agree: true
 functions agree: true
+SessionProxy\count_active(int $seconds : mixed)
+SessionProxy\destroy_session_handle(string $handle : bool)
+SessionProxy\destroy_user_sessions(string $user, bool $keep_current : mixed)
+SessionProxy\set_user(string $user : void)
 SessionProxy\stats( : array)
 SessionProxy\stats_prometheus( : string)
+SessionProxy\user_sessions(string $user : mixed)
 INI directives agree: true
-10 Handler methods, 0 Exception methods, 5 directives
+15 Handler methods, 0 Exception methods, 7 directives
 SessionProxy\Exception m 7 true

@@ -16,6 +16,7 @@ pub mod serial;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod users;
 
 #[cfg(all(feature = "php", not(test)))]
 mod php;

@@ -10,7 +10,9 @@ use crate::pool;
 use crate::serial::{self, OnConflict};
 use crate::settings::{Locking, Settings, TimeoutAction};
 use crate::store::layer::Stack;
+use crate::store::users::{Client, Count, User, UserError};
 use crate::store::{Acquire, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
+use crate::users;
 
 /// Optimistic writes: each failed CAS means another request's write got through, so the writers of a
 /// session always make progress, and a writer behind N concurrent ones may need N merges. A write keeps
@@ -73,6 +75,16 @@ pub enum Problem {
     /// Optimistic write with merge_conflict=first: this request's change to `keys` keys that another
     /// request changed too was dropped.
     MergeKeptStored { id: String, keys: usize },
+    /// A user name given to the per-user index was refused (`what`: the function that got it).
+    BadUser { what: &'static str, why: UserError },
+    /// A session handle that is no handle of ours (malformed, or of no session of that user).
+    BadHandle,
+    /// The engine keeps no per-user index (`at`: where the store lives).
+    NoUserIndex { at: String },
+    /// count_active on an engine that would have to read every session to answer.
+    CountNeedsScan { at: String },
+    /// set_user without an active session.
+    NoActiveSession { what: &'static str },
 }
 
 /// The store operation a `Problem::Storage` is about.
@@ -89,6 +101,8 @@ pub enum Op {
     Destroy,
     Gc,
     Release,
+    /// The per-user index: binding, listing or ending sessions, counting.
+    Index,
 }
 
 /// The call failed; its reason is in the diagnostics.
@@ -136,7 +150,34 @@ pub struct Request {
     validated: Option<SessionId>,
     /// When the optimistic read under way began (taken into `Active::read_at`).
     read_at: f64,
+    /// The per-user binding of the active session (issue 13).
+    user: UserState,
     diags: Vec<Diag>,
+}
+
+/// What the request knows of its session's user (see `crate::users` for the rules).
+#[derive(Default)]
+struct UserState {
+    /// `set_user` in this request: bound with the next write or timestamp update.
+    explicit: Option<User>,
+    /// The user of the session this one replaces (session_regenerate_id), for a session created here.
+    inherited: Option<User>,
+    /// The engine's binding of the active session, once asked (Some(None): unbound).
+    before: Option<(SessionId, Option<User>)>,
+    /// Where the request comes from (session_proxy.track_client = On).
+    client: Option<Client>,
+}
+
+/// One session in a user's list, as `user_sessions` returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSession {
+    /// Opaque: names the session for `end_handle`, never its id (`users::handle`).
+    pub handle: String,
+    pub created: f64,
+    pub last_active: f64,
+    /// This request's own session.
+    pub current: bool,
+    pub client: Option<Client>,
 }
 
 impl Request {
@@ -155,6 +196,7 @@ impl Request {
             active: None,
             validated: None,
             read_at: 0.0,
+            user: UserState::default(),
             diags: Vec::new(),
         })
     }
@@ -264,6 +306,9 @@ impl Request {
         // between. Writing now would bring it back under the id the client chose.
         let vanished = read.is_none() && self.validated.as_ref() == Some(&id);
         let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
+        if self.user.before.as_ref().is_some_and(|(b, _)| b != &id) {
+            self.user.before = None;
+        }
         let read_at = std::mem::take(&mut self.read_at);
         self.active = Some(Active { id, mode, original: data.clone(), version, vanished, read_at });
         data
@@ -441,6 +486,7 @@ impl Request {
                 }
                 Ok(Written::Done(_)) => {
                     self.finish(&id);
+                    self.bind_after(&id, &payload);
                     if merges > 0 {
                         self.store().event(&Event::Merged { conflicts: key_conflicts });
                     }
@@ -449,10 +495,24 @@ impl Request {
                     }
                     Ok(())
                 }
+            Ok(Written::LockLost) if self.ended_meanwhile(&id) => {
+                self.finish(&id);
+                self.refused(Refusal::LockLost);
+                self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                Ok(())
+            }
             Ok(Written::LockLost) => {
                 self.finish(&id);
                 self.refused(Refusal::LockLost);
                 Err(self.lock_lost(&id))
+            }
+            // Read under our lock, gone now: ended by destroy_user_sessions (or a destroy that
+            // ignored our lock). A late write never brings it back.
+            Ok(Written::Conflict(None)) if self.active.as_ref().is_some_and(|a| a.id == id && a.version.is_some()) => {
+                self.finish(&id);
+                self.refused(Refusal::Conflict);
+                self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                Ok(())
             }
             Ok(Written::Conflict(_)) => {
                 self.finish(&id);
@@ -476,8 +536,12 @@ impl Request {
         let r = self.store().touch(&id, owner.as_ref(), exp);
         match r {
             // Nothing changed, so a lost lock loses nothing: the newer holder's data stands.
-            Ok(_) => {
+            Ok(t) => {
                 self.finish(&id);
+                if t == crate::store::Touched::Done {
+                    let original = self.active.as_ref().filter(|a| a.id == id).map(|a| a.original.clone()).unwrap_or_default();
+                    self.bind_after(&id, &original);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -550,6 +614,213 @@ impl Request {
         r.map_err(|e| self.storage(Op::Gc, None, e))
     }
 
+    /// A write under our lock found the lock gone: whether the session it read (it existed) is gone
+    /// too, i.e. it was ended (destroy_user_sessions breaks the lock with the session) rather than
+    /// taken over after lock_expire. One more step, on this failure path only.
+    fn ended_meanwhile(&mut self, id: &SessionId) -> bool {
+        if !self.active.as_ref().is_some_and(|a| &a.id == id && a.version.is_some()) {
+            return false;
+        }
+        let exp = self.expiry;
+        self.store().exists(id, exp) == Ok(false)
+    }
+
+    /// The engine's binding of `id`, asked once per session (engines answer from their read where
+    /// they can: SQLite reads the user with the data).
+    fn before(&mut self, id: &SessionId) -> Result<Option<User>, Failed> {
+        if let Some((b, u)) = &self.user.before {
+            if b == id {
+                return Ok(u.clone());
+            }
+        }
+        let exp = self.expiry;
+        let Some(index) = self.store().users() else { return Ok(None) };
+        let r = index.bound(id, exp);
+        let u = r.map_err(|e| self.storage(Op::Index, Some(id), e))?;
+        self.user.before = Some((id.clone(), u.clone()));
+        Ok(u)
+    }
+
+    /// After a write (or timestamp update) of `data`: binds the session anew when its binding changed
+    /// (`users::binding_after`); nothing at all when nothing could have changed it. A failure is a
+    /// warning; the session itself is written.
+    fn bind_after(&mut self, id: &SessionId, data: &[u8]) {
+        let from_key = self.settings.user_key.as_deref().map(|k| users::user_in_data(self.settings.format, data, k));
+        if self.user.explicit.is_none() && from_key.is_none() && self.user.inherited.is_none() {
+            return;
+        }
+        if self.user.explicit.is_none() && self.user.inherited.is_none() {
+            // user_key alone: the binding follows the key's value, which this request read with the
+            // data. Unchanged value, unchanged binding: the engine is not asked.
+            let read = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.original.as_slice()).unwrap_or_default();
+            let key = self.settings.user_key.as_deref().unwrap_or_default();
+            if from_key == Some(users::user_in_data(self.settings.format, read, key)) {
+                return;
+            }
+        }
+        if self.store().users().is_none() {
+            return;
+        }
+        let Ok(before) = self.before(id) else { return };
+        let base = before.clone().or_else(|| self.user.inherited.clone());
+        let target = users::binding_after(base.as_ref(), self.user.explicit.as_ref(), from_key);
+        if target == before {
+            return;
+        }
+        let (exp, client) = (self.expiry, self.user.client.clone());
+        let r = match self.store().users() {
+            Some(index) => index.bind(id, target.as_ref(), client.as_ref(), exp),
+            None => Ok(()),
+        };
+        match r {
+            Ok(()) => self.user.before = Some((id.clone(), target)),
+            Err(e) => {
+                self.storage(Op::Index, Some(id), e);
+            }
+        }
+    }
+
+    /// `SessionProxy\set_user`: binds the active session to `user` with its next write.
+    pub fn set_user(&mut self, user: &[u8]) -> Result<(), Failed> {
+        let user = User::new(user).map_err(|why| self.warn(Problem::BadUser { what: "set_user", why }))?;
+        self.user.explicit = Some(user);
+        Ok(())
+    }
+
+    /// Where this request comes from, recorded with a binding (session_proxy.track_client = On).
+    pub fn set_client(&mut self, client: Option<Client>) {
+        self.user.client = client;
+    }
+
+    /// The binding a session replacing this one keeps (session_regenerate_id): asked of the engine
+    /// before the old session is destroyed or closed.
+    pub fn binding_to_carry(&mut self) -> Option<User> {
+        if let Some(u) = &self.user.explicit {
+            return Some(u.clone());
+        }
+        let a = self.active.as_ref()?;
+        let (id, data) = (a.id.clone(), a.original.clone());
+        if let Some(k) = self.settings.user_key.as_deref() {
+            if let Some(u) = users::user_in_data(self.settings.format, &data, k) {
+                return Some(u);
+            }
+        }
+        self.before(&id).ok().flatten().or_else(|| self.user.inherited.clone())
+    }
+
+    /// The binding of the session this request replaces (see `binding_to_carry`).
+    pub fn inherit(&mut self, user: Option<User>) {
+        self.user.inherited = user;
+    }
+
+    fn user_arg(&mut self, what: &'static str, user: &[u8]) -> Result<User, Failed> {
+        User::new(user).map_err(|why| self.warn(Problem::BadUser { what, why }))
+    }
+
+    /// The engine's index, or a warning that it keeps none.
+    fn index_or_warn(&mut self) -> Result<(), Failed> {
+        if self.store().users().is_some() {
+            return Ok(());
+        }
+        let at = self.where_();
+        Err(self.warn(Problem::NoUserIndex { at }))
+    }
+
+    fn index_secret(&mut self) -> Result<[u8; 32], Failed> {
+        let r = match self.store().users() {
+            Some(index) => index.secret(),
+            None => Ok([0; 32]),
+        };
+        r.map_err(|e| self.storage(Op::Index, None, e))
+    }
+
+    fn listed(&mut self, user: &User) -> Result<Vec<crate::store::users::Listed>, Failed> {
+        self.index_or_warn()?;
+        let exp = self.expiry;
+        let r = match self.store().users() {
+            Some(index) => index.list(user, exp),
+            None => Ok(Vec::new()),
+        };
+        r.map_err(|e| self.storage(Op::Index, None, e))
+    }
+
+    fn current_id(&self) -> Option<&SessionId> {
+        self.active.as_ref().map(|a| &a.id)
+    }
+
+    /// `SessionProxy\user_sessions`: `user`'s live sessions, with handles and the current flag.
+    pub fn user_sessions(&mut self, user: &[u8]) -> Result<Vec<UserSession>, Failed> {
+        let user = self.user_arg("user_sessions", user)?;
+        let listed = self.listed(&user)?;
+        let secret = self.index_secret()?;
+        let current = self.current_id().cloned();
+        Ok(listed
+            .into_iter()
+            .map(|l| UserSession {
+                handle: users::handle(&secret, &user, &l.id),
+                created: l.created,
+                last_active: l.last_active,
+                current: current.as_ref() == Some(&l.id),
+                client: l.client,
+            })
+            .collect())
+    }
+
+    /// Ends `id` through the index (session, index entry and lock together).
+    fn end(&mut self, id: &SessionId) -> Result<bool, Failed> {
+        let exp = self.expiry;
+        let r = match self.store().users() {
+            Some(index) => index.end(id, exp),
+            None => Ok(false),
+        };
+        r.map_err(|e| self.storage(Op::Index, Some(id), e))
+    }
+
+    /// `SessionProxy\destroy_user_sessions`: ends all of `user`'s sessions (but this request's own
+    /// with `keep_current`); how many were ended.
+    pub fn destroy_user_sessions(&mut self, user: &[u8], keep_current: bool) -> Result<u64, Failed> {
+        let user = self.user_arg("destroy_user_sessions", user)?;
+        let keep = if keep_current { self.current_id().cloned() } else { None };
+        let mut n = 0;
+        for l in self.listed(&user)? {
+            if keep.as_ref() != Some(&l.id) && self.end(&l.id)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// `SessionProxy\destroy_session_handle`: ends the session a handle of `user_sessions` names.
+    /// False (with a notice) when it names no live session.
+    pub fn destroy_session_handle(&mut self, handle: &[u8]) -> Result<bool, Failed> {
+        let Some((user, tag)) = users::parse_handle(handle) else {
+            return Err(self.warn(Problem::BadHandle));
+        };
+        let listed = self.listed(&user)?;
+        let secret = self.index_secret()?;
+        match listed.into_iter().find(|l| users::tag_names(&secret, &l.id, &tag)) {
+            Some(l) => self.end(&l.id),
+            None => Ok(false),
+        }
+    }
+
+    /// `SessionProxy\count_active`: sessions written or touched in the last `within`, on engines
+    /// that can tell without reading every session (a warning names the others).
+    pub fn count_active(&mut self, within: Duration) -> Result<u64, Failed> {
+        self.index_or_warn()?;
+        let r = match self.store().users() {
+            Some(index) => index.count_active(within),
+            None => Ok(Count::NeedsScan),
+        };
+        match r.map_err(|e| self.storage(Op::Index, None, e))? {
+            Count::Sessions(n) => Ok(n),
+            Count::NeedsScan => {
+                let at = self.where_();
+                Err(self.warn(Problem::CountNeedsScan { at }))
+            }
+        }
+    }
+
     /// Releases a lock still held (read_and_close, session_abort, a failed write).
     fn release(&mut self) {
         if let Some(a) = self.active.take() {
@@ -606,6 +877,10 @@ fn merge_pause(merges: u32) {
     let r = if getrandom::fill(&mut b).is_ok() { u32::from_le_bytes(b) } else { std::process::id() };
     std::thread::sleep(cap.mul_f64(f64::from(r) / f64::from(u32::MAX)));
 }
+
+#[cfg(test)]
+#[path = "session_users_tests.rs"]
+mod users_tests;
 
 #[cfg(test)]
 mod tests {

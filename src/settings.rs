@@ -40,6 +40,11 @@ pub struct Settings {
     /// Optimistic mode: the format of the session data (`session.serialize_handler`; None: one we
     /// cannot take apart, merged as one unit).
     pub format: Option<Format>,
+    /// `session_proxy.user_key`: the top-level `$_SESSION` key whose value binds the session to a
+    /// user in the per-user index (None: only `SessionProxy\set_user` binds).
+    pub user_key: Option<String>,
+    /// `session_proxy.track_client`: record the client's IP address and user agent with a binding.
+    pub track_client: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +56,8 @@ impl Default for Settings {
             on_timeout: TimeoutAction::Fail,
             merge_conflict: OnConflict::Last,
             format: Some(Format::Php),
+            user_key: None,
+            track_client: false,
         }
     }
 }
@@ -69,6 +76,8 @@ pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
 pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
 pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
 pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
+pub const USER_KEY: &str = "session_proxy.user_key";
+pub const TRACK_CLIENT: &str = "session_proxy.track_client";
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -107,6 +116,18 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "locking=optimistic, a key changed by two requests at once: last (this request's value wins) or first (the stored value wins, with a notice)",
         boolean: false,
     },
+    Directive {
+        name: c"session_proxy.user_key",
+        default: c"",
+        help: "The top-level $_SESSION key whose value (a string or an int) binds the session to a user in the per-user index; empty: only SessionProxy\\set_user() binds",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.track_client",
+        default: c"0",
+        help: "Record the client's IP address and user agent with a session's user binding (listed by SessionProxy\\user_sessions()); Off by default: personal data",
+        boolean: true,
+    },
 ];
 
 /// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
@@ -138,6 +159,8 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         LOCK_EXPIRE => parse_uint(v, MAX_LOCK_EXPIRE_S).map(|_| ()),
         LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
+        USER_KEY => parse_user_key(v).map(|_| ()),
+        TRACK_CLIENT => parse_bool(v).map(|_| ()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
@@ -180,6 +203,17 @@ pub fn parse_merge_conflict(v: &str) -> Result<OnConflict, String> {
     }
 }
 
+/// A top-level session key (empty: none): letters, digits and `_ . : -`, at most 127 bytes (the
+/// php_binary serializer's limit; PHP's own serializer cannot store a key with `|` or `!`).
+pub fn parse_user_key(v: &str) -> Result<Option<String>, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"_.:-".contains(&b);
+    match v {
+        "" => Ok(None),
+        v if v.len() <= 127 && v.bytes().all(ok) => Ok(Some(v.to_string())),
+        _ => Err("expected a session key of at most 127 letters, digits, '_', '.', ':' or '-' (empty: none)".into()),
+    }
+}
+
 pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
     match v.to_ascii_lowercase().as_str() {
         "fail" => Ok(TimeoutAction::Fail),
@@ -198,6 +232,8 @@ pub struct RawSettings {
     pub lock_timeout_action: String,
     pub merge_conflict: String,
     pub max_execution_time: i64,
+    pub user_key: String,
+    pub track_client: String,
 }
 
 impl RawSettings {
@@ -210,6 +246,8 @@ impl RawSettings {
             lock_timeout_action: value(LOCK_TIMEOUT_ACTION),
             merge_conflict: value(MERGE_CONFLICT),
             max_execution_time,
+            user_key: value(USER_KEY),
+            track_client: value(TRACK_CLIENT),
         }
     }
 }
@@ -226,6 +264,8 @@ impl Settings {
             lock_expire: Duration::from_secs(effective_lock_expire(expire, raw.max_execution_time)),
             on_timeout: parse_action(raw.lock_timeout_action.trim()).unwrap_or(d.on_timeout),
             merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
+            user_key: parse_user_key(raw.user_key.trim()).unwrap_or(None),
+            track_client: parse_bool(raw.track_client.trim()).unwrap_or(false),
             ..d
         }
     }
@@ -265,6 +305,9 @@ mod tests {
             (LOCK_TIMEOUT_ACTION, "readonly"),
             (LOCK_TIMEOUT_ACTION, "FAIL"),
             (MERGE_CONFLICT, "First"),
+            (USER_KEY, "uid"),
+            (USER_KEY, ""),
+            (TRACK_CLIENT, "Off"),
         ];
         for (k, v) in ok {
             assert_eq!(validate(k, v), Ok(()), "{k}={v}");
@@ -281,6 +324,9 @@ mod tests {
             (LOCK_TIMEOUT_ACTION, "wait", "fail or readonly"),
             (LOCK_TIMEOUT_ACTION, "", "fail or readonly"),
             (MERGE_CONFLICT, "both", "last or first"),
+            (USER_KEY, "a|b", "at most 127 letters"),
+            (USER_KEY, "a\nb", "at most 127 letters"),
+            (TRACK_CLIENT, "sometimes", "On/Off"),
         ];
         for (k, v, want) in bad {
             let e = validate(k, v).unwrap_err();
@@ -308,7 +354,7 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT]);
+        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, USER_KEY, TRACK_CLIENT]);
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -330,7 +376,15 @@ mod tests {
 
     #[test]
     fn from_raw() {
-        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first")];
+        let values = [
+            (LOCKING, "off"),
+            (LOCK_WAIT_TIMEOUT, "250"),
+            (LOCK_EXPIRE, "0"),
+            (LOCK_TIMEOUT_ACTION, "readonly"),
+            (MERGE_CONFLICT, "first"),
+            (USER_KEY, "uid"),
+            (TRACK_CLIENT, "on"),
+        ];
         let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
@@ -342,6 +396,8 @@ mod tests {
                 lock_expire: Duration::from_secs(30),
                 on_timeout: TimeoutAction::ReadOnly,
                 merge_conflict: OnConflict::First,
+                user_key: Some("uid".into()),
+                track_client: true,
                 ..Settings::default()
             }
         );

@@ -45,6 +45,12 @@
  * @ini session_proxy.merge_conflict = last
  *      locking=optimistic, a top-level key changed by two requests at once: last (this request's value wins) or
  *      first (the stored value wins; this request's change to it is dropped with a notice).
+ * @ini session_proxy.user_key =
+ *      The top-level $_SESSION key whose value (a string, or an int as its digits) binds the session to a user
+ *      in the per-user index (letters, digits, _ . : -; at most 127 bytes). Empty: only set_user() binds.
+ * @ini session_proxy.track_client = 0
+ *      Record the client's IP address (REMOTE_ADDR) and user agent with a session's binding, listed by
+ *      user_sessions(). Off by default: they are personal data, kept only where the site needs them.
  */
 
 namespace SessionProxy;
@@ -109,7 +115,69 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
 
     /** lazy_write: refreshes the expiry of unchanged data without rewriting it, and releases the lock. */
     public function updateTimestamp(string $id, string $data): bool {}
+
+    /** Binds this handler's session to $user in the per-user index; it persists with the next write. */
+    public function setUser(string $user): void {}
+
+    /**
+     * $user's live sessions (see \SessionProxy\user_sessions()); "current" is this handler's session.
+     * @return array<int, array{handle: string, created: int, last_active: int, current: bool, ip?: string, user_agent?: string}>|false
+     */
+    public function userSessions(string $user): mixed {}
+
+    /**
+     * Ends all of $user's sessions (but this handler's current one with $keep_current).
+     * @return int|false how many were ended, or false with a warning
+     */
+    public function destroyUserSessions(string $user, bool $keep_current = false): mixed {}
+
+    /** Ends the session a handle from userSessions() names; false when it names no live session. */
+    public function destroySessionHandle(string $handle): bool {}
+
+    /**
+     * Sessions written or touched in the last $seconds (SQLite only; the other engines warn and return false).
+     * @return int|false
+     */
+    public function countActive(int $seconds): mixed {}
 }
+
+/**
+ * Binds the active session to $user in the per-user index (issue 13); it persists with the session's next
+ * write (or timestamp update). A user is 1..1024 bytes, any bytes. Call it at login; an unchanged binding
+ * costs nothing, a changed one one more step. A warning without an active session, or for an empty or
+ * too long name.
+ */
+function set_user(string $user): void {}
+
+/**
+ * $user's live sessions, oldest first:
+ *
+ *     [['handle' => '616c696365.9f…', 'created' => 1764590000, 'last_active' => 1764593600, 'current' => true,
+ *       'ip' => '192.0.2.7', 'user_agent' => 'Mozilla/5.0 …'],   // ip and user_agent only with track_client = On
+ *      …]
+ *
+ * The handle names the session for destroy_session_handle(); it is never the session id (a keyed hash under
+ * a per-installation secret). Works on the active session's storage, or on session.save_path's.
+ * @return array<int, array{handle: string, created: int, last_active: int, current: bool, ip?: string, user_agent?: string}>|false
+ */
+function user_sessions(string $user): mixed {}
+
+/**
+ * Ends all of $user's sessions ("log out everywhere"; with $keep_current, but the current one): each is
+ * deleted with its lock, so that a request inside it cannot bring it back with its late write.
+ * @return int|false how many were ended, or false with a warning
+ */
+function destroy_user_sessions(string $user, bool $keep_current = false): mixed {}
+
+/** Ends the session a handle from user_sessions() names; false when it names no live session. */
+function destroy_session_handle(string $handle): bool {}
+
+/**
+ * How many sessions were written or touched in the last $seconds ("who is online"), on engines that can
+ * tell without reading every session (SQLite); the others warn and return false.
+ * @return int|false
+ */
+function count_active(int $seconds): mixed {}
 
 /**
  * The counters of every engine (sqlite, files, redis, memcached), summed over every process that shares

@@ -45,6 +45,12 @@ fn invalid(msg: String) -> PhpException {
     }
 }
 
+fn false_zval() -> Zval {
+    let mut z = Zval::new();
+    z.set_bool(false);
+    z
+}
+
 #[php_class]
 #[php(name = "SessionProxy\\Handler")]
 pub struct Handler {
@@ -85,8 +91,13 @@ impl Handler {
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(Stack::new(self.engine.clone()), self.settings(), ini_max_lifetime()) {
-                Ok(r) => self.request = Some(r),
+            let settings = self.settings();
+            let track_client = settings.track_client;
+            match Request::open(Stack::new(self.engine.clone()), settings, ini_max_lifetime()) {
+                Ok(mut r) => {
+                    super::users::opened(&mut r, track_client);
+                    self.request = Some(r)
+                }
                 Err(problem) => {
                     php_error(&ErrorType::Warning, &problem.to_string());
                     return None;
@@ -145,7 +156,8 @@ impl Handler {
     }
 
     pub fn close(&mut self) -> bool {
-        if let Some(r) = self.request.take() {
+        if let Some(mut r) = self.request.take() {
+            super::users::before_end(&mut r);
             raise(r.close());
         }
         true
@@ -175,7 +187,59 @@ impl Handler {
     }
 
     pub fn destroy(&mut self, id: BinarySlice<u8>) -> bool {
-        self.with(false, |r| r.destroy(&id).is_ok())
+        self.with(false, |r| {
+            super::users::before_end(r);
+            r.destroy(&id).is_ok()
+        })
+    }
+
+    /// Binds this handler's session to `$user` with its next write (the per-user index).
+    pub fn set_user(&mut self, user: BinarySlice<u8>) {
+        self.with((), |r| {
+            let _ = r.set_user(&user);
+        })
+    }
+
+    /// `$user`'s live sessions (see SessionProxy\user_sessions), or false with a warning.
+    pub fn user_sessions(&mut self, user: BinarySlice<u8>) -> Zval {
+        guard(Zval::new(), || match self.request() {
+            Some(r) => {
+                let out = super::users::ops::user_sessions(r, &user);
+                raise(r.take_diags());
+                out
+            }
+            None => false_zval(),
+        })
+    }
+
+    /// Ends `$user`'s sessions (but this handler's current one with `$keep_current`); how many.
+    #[php(defaults(keep_current = false))]
+    pub fn destroy_user_sessions(&mut self, user: BinarySlice<u8>, keep_current: bool) -> Zval {
+        guard(Zval::new(), || match self.request() {
+            Some(r) => {
+                let out = super::users::ops::destroy_user_sessions(r, &user, keep_current);
+                raise(r.take_diags());
+                out
+            }
+            None => false_zval(),
+        })
+    }
+
+    /// Ends the session a handle from user_sessions() names.
+    pub fn destroy_session_handle(&mut self, handle: BinarySlice<u8>) -> bool {
+        self.with(false, |r| r.destroy_session_handle(&handle).unwrap_or(false))
+    }
+
+    /// Sessions active in the last `$seconds` (SQLite), or false with a warning.
+    pub fn count_active(&mut self, seconds: i64) -> Zval {
+        guard(Zval::new(), || match self.request() {
+            Some(r) => {
+                let out = super::users::ops::count_active(r, seconds);
+                raise(r.take_diags());
+                out
+            }
+            None => false_zval(),
+        })
     }
 
     /// Returns the number of deleted sessions, or false with a warning.

@@ -145,6 +145,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
             r.set_settings(settings, ini_max_lifetime());
             return SUCCESS;
         }
+        let track_client = settings.track_client;
         let engine = match dsn::parse(&path, &ffi::temp_dir()) {
             Ok(e) => e,
             Err(e) => {
@@ -153,9 +154,12 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
             }
         };
         match Request::open(Stack::new(engine), settings, ini_max_lifetime()) {
-            Ok(r) => {
+            Ok(mut r) => {
+                super::users::opened(&mut r, track_client);
+                let r = Box::into_raw(Box::new(r));
+                super::users::set_current(r);
                 // SAFETY: mod_data is valid for writing.
-                unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };
+                unsafe { *mod_data = r.cast() };
                 SUCCESS
             }
             Err(problem) => {
@@ -172,8 +176,10 @@ unsafe extern "C" fn sp_close(mod_data: ModData) -> c_int {
             return SUCCESS;
         }
         // SAFETY: set by sp_open from Box::into_raw; cleared right after so it is freed once.
-        let r = unsafe { Box::from_raw((*mod_data).cast::<Request>()) };
+        let mut r = unsafe { Box::from_raw((*mod_data).cast::<Request>()) };
         unsafe { *mod_data = std::ptr::null_mut() };
+        super::users::set_current(std::ptr::null_mut());
+        super::users::before_end(&mut r);
         raise(r.close());
         SUCCESS
     })
@@ -223,7 +229,12 @@ unsafe extern "C" fn sp_update_timestamp(
 }
 
 unsafe extern "C" fn sp_destroy(mod_data: ModData, key: *mut zend_string) -> c_int {
-    unsafe { with_request(mod_data, FAILURE, |r| result(r.destroy(zstr_bytes(key)).is_ok())) }
+    unsafe {
+        with_request(mod_data, FAILURE, |r| {
+            super::users::before_end(r);
+            result(r.destroy(zstr_bytes(key)).is_ok())
+        })
+    }
 }
 
 unsafe extern "C" fn sp_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *mut zend_long) -> zend_long {

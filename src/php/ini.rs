@@ -24,7 +24,7 @@ const fn entry(i: usize) -> IniEntryDef {
 }
 
 pub static ENTRIES: IniEntryDefs<{ DIRECTIVES.len() + 1 }> =
-    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), IniEntryDef::end()]);
+    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), entry(5), entry(6), IniEntryDef::end()]);
 
 /// phpinfo and `php --ri` for an On/Off directive: PHP's own On/Off for a boolean value, the value as
 /// written otherwise (`session_proxy.locking = optimistic`, which PHP's displayer would show as Off).

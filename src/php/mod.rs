@@ -7,6 +7,7 @@ mod hooks;
 mod ini;
 mod readclose;
 mod stats;
+mod users;
 mod words;
 
 use std::os::raw::c_int;
@@ -41,6 +42,7 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
             .info_function(minfo)
             .class::<class::Handler>();
         let builder = stats::functions(builder);
+        let builder = users::functions(builder);
         let (mut entry, startup, owned) = builder.try_into().expect("the module definition is static and valid");
         entry.deps = DEPS.0.as_ptr().cast();
         STARTUP.lock().replace(startup);
@@ -71,6 +73,11 @@ extern "C" fn minit(ty: c_int, module_number: c_int) -> c_int {
         // SAFETY: MINIT.
         if !unsafe { readclose::install() } {
             php_error(&ErrorType::CoreWarning, "session_proxy: cannot find session_start() to wrap for read_and_close");
+            return ffi::FAILURE;
+        }
+        // SAFETY: MINIT.
+        if !unsafe { users::install() } {
+            php_error(&ErrorType::CoreWarning, "session_proxy: cannot find session_regenerate_id() to wrap for the user index");
             return ffi::FAILURE;
         }
         implement_session_interfaces()

@@ -16,7 +16,7 @@ use ext_php_rs::ffi::{
 };
 use ext_php_rs::types::Zval;
 
-type Handler = unsafe extern "C" fn(*mut zend_execute_data, *mut zval);
+pub type Handler = unsafe extern "C" fn(*mut zend_execute_data, *mut zval);
 
 /// PHP's own `session_start`, once wrapped.
 static ORIGINAL: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
@@ -35,6 +35,16 @@ pub fn active() -> bool {
 /// # Safety
 /// MINIT only: the function table is not yet shared with any request.
 pub unsafe fn install() -> bool {
+    // SAFETY: forwarded (MINIT).
+    unsafe { wrap(c"session_start", session_start, &ORIGINAL) }
+}
+
+/// Wraps the internal function `name` with `wrapper`, keeping PHP's own handler in `original` (also
+/// used for session_regenerate_id, php/users.rs); false if it is not there.
+///
+/// # Safety
+/// MINIT only: the function table is not yet shared with any request.
+pub unsafe fn wrap(name: &std::ffi::CStr, wrapper: Handler, original_slot: &AtomicPtr<()>) -> bool {
     // The compiler's function table: the executor's (what zend_fetch_function_str looks in) is only
     // set up per request under php-fpm, and is NULL at MINIT.
     // SAFETY: MINIT, single-threaded; the globals and their table exist from zend_startup on.
@@ -43,7 +53,7 @@ pub unsafe fn install() -> bool {
         if cg.is_null() || (*cg).function_table.is_null() {
             return false;
         }
-        zend_hash_str_find_ptr_lc((*cg).function_table, c"session_start".as_ptr(), "session_start".len()).cast::<zend_function>()
+        zend_hash_str_find_ptr_lc((*cg).function_table, name.as_ptr(), name.to_bytes().len()).cast::<zend_function>()
     };
     if f.is_null() {
         return false;
@@ -55,9 +65,9 @@ pub unsafe fn install() -> bool {
         }
         let Some(original) = (*f).internal_function.handler else { return false };
         // A second MINIT (a module reloaded in the same process) must not wrap the wrapper.
-        if original as usize != session_start as Handler as usize {
-            ORIGINAL.store(original as *mut (), Ordering::Release);
-            (*f).internal_function.handler = Some(session_start);
+        if original as usize != wrapper as usize {
+            original_slot.store(original as *mut (), Ordering::Release);
+            (*f).internal_function.handler = Some(wrapper);
         }
     }
     true
@@ -105,13 +115,22 @@ unsafe extern "C" fn session_start(ex: *mut zend_execute_data, rv: *mut zval) {
     // SAFETY: PHP calls this as session_start's handler, with its frame.
     let flag = super::hooks::guard(false, || unsafe { read_and_close(ex) });
     let previous = READ_AND_CLOSE.with(|c| c.replace(flag));
-    let original = ORIGINAL.load(Ordering::Acquire);
+    // SAFETY: forwarded as PHP gave it. (PHP errors here unwind by longjmp, as through PHP's own
+    // frames; the note is then left set until the next session_start, which resets it.)
+    unsafe { call_original(&ORIGINAL, ex, rv) };
+    READ_AND_CLOSE.with(|c| c.set(previous));
+}
+
+/// Calls the PHP handler `wrap` kept in `original_slot`.
+///
+/// # Safety
+/// `ex` and `rv` as PHP gave them to the wrapper.
+pub unsafe fn call_original(original_slot: &AtomicPtr<()>, ex: *mut zend_execute_data, rv: *mut zval) {
+    let original = original_slot.load(Ordering::Acquire);
     if !original.is_null() {
-        // SAFETY: stored from the function's own handler in `install`.
+        // SAFETY: stored from the function's own handler in `wrap`.
         let original: Handler = unsafe { std::mem::transmute::<*mut (), Handler>(original) };
-        // SAFETY: forwarded as PHP gave it. (PHP errors here unwind by longjmp, as through PHP's own
-        // frames; the note is then left set until the next session_start, which resets it.)
+        // SAFETY: forwarded.
         unsafe { original(ex, rv) };
     }
-    READ_AND_CLOSE.with(|c| c.set(previous));
 }

@@ -26,6 +26,8 @@ impl fmt::Display for Problem {
                     Op::Destroy => write!(f, "session_proxy: cannot destroy session {id} in {at}: {err}"),
                     Op::Gc => write!(f, "session_proxy: garbage collection in {at} failed: {err}"),
                     Op::Release => write!(f, "session_proxy: cannot release the lock on session {id} in {at}: {err}"),
+                    Op::Index if id.is_empty() => write!(f, "session_proxy: the per-user session index in {at} failed: {err}"),
+                    Op::Index => write!(f, "session_proxy: the per-user session index in {at} failed for session {id}: {err}"),
                 }
             }
             Problem::LockTimeout { id, at, waited, readonly } => {
@@ -77,6 +79,16 @@ impl fmt::Display for Problem {
                 "session_proxy: session {id}: {keys} key(s) changed by this request were changed by another request \
                  too; the stored values were kept (session_proxy.merge_conflict=first)"
             ),
+            // PHP names the function before the message (`SessionProxy\set_user(): …`).
+            Problem::BadUser { what: _, why } => write!(f, "session_proxy: invalid user name: {why}"),
+            Problem::BadHandle => f.write_str("session_proxy: not a session handle (use one from SessionProxy\\user_sessions())"),
+            Problem::NoUserIndex { at } => write!(f, "session_proxy: {at} keeps no per-user session index"),
+            Problem::CountNeedsScan { at } => write!(
+                f,
+                "session_proxy: SessionProxy\\count_active() is not available on {at}: it would have to read every session \
+                 (only the SQLite engine counts from an index)"
+            ),
+            Problem::NoActiveSession { what: _ } => f.write_str("session_proxy: no active session (call session_start() first)"),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
             }

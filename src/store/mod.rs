@@ -29,6 +29,7 @@ pub mod redis;
 pub mod sqlite;
 pub mod sqlopts;
 pub mod pgsql;
+pub mod users;
 
 pub use error::{ErrorKind, StoreError};
 
@@ -232,6 +233,11 @@ pub trait Store: Pooled + Send {
         None
     }
 
+    /// The store's per-user session index, if it keeps one (`users::Users`; issue 13).
+    fn users(&mut self) -> Option<&mut dyn users::Users> {
+        None
+    }
+
     /// Network round trips this handle made since it was opened (0 for local engines): the metrics
     /// layer counts the difference across each call.
     fn round_trips(&self) -> u64 {
@@ -275,3 +281,5 @@ pub(crate) fn unix_now() -> f64 {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+pub(crate) mod users_tests;

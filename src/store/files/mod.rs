@@ -35,6 +35,7 @@
 //! the write: under the request's lock, or, without one (locking off), under a flock taken for it.
 
 pub mod options;
+mod users;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -570,6 +571,7 @@ impl Collect for FilesStore {
         let dir = &self.opts.dir;
         walk(dir, self.opts.depth, exp.lifetime, &mut n)
             .map_err(|e| StoreError::io(dir.display().to_string(), &e, format!("gc cannot scan the directory: {e}")))?;
+        self.sweep(exp);
         Ok(n)
     }
 }
@@ -656,6 +658,12 @@ impl Store for FilesStore {
             match self.write_journaled(&path, &file, data, expect, exp).map_err(|e| io_error("cannot write", &path, &e))? {
                 Wrote::Done(v) => return Ok(Written::Done(v)),
                 Wrote::Conflict(now) => return Ok(Written::Conflict(now)),
+                // The session this lock read was removed under it (ended by destroy_user_sessions, or
+                // a logout through PHP's handler): a late write never brings it back. (Its whole
+                // directory gone is a storage fault: the write below says so.)
+                Wrote::Gone if owner.is_some() && matches!(expect, Expect::Held(Some(_))) && path.parent().is_some_and(Path::is_dir) => {
+                    return Ok(Written::LockLost)
+                }
                 // Our file was removed under the lock (gc of an expired or lock-only file, a destroy by
                 // PHP's handler): lock the current one, unless another request holds it by now.
                 Wrote::Gone => {
@@ -725,6 +733,7 @@ impl Store for FilesStore {
                 Err(e) => return Err(io_error("cannot delete", p, &e)),
             }
         }
+        self.forget_binding(id);
         Ok(())
     }
 
@@ -736,6 +745,10 @@ impl Store for FilesStore {
     }
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
         Some(self)
     }
 }
@@ -756,6 +769,14 @@ mod tests {
     /// Writes a file as PHP's handler creates them: 0600 (fs::write would give 0644 under umask 022).
     fn write_0600(p: &Path, data: &[u8]) {
         OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p).unwrap().write_all(data).unwrap();
+    }
+
+    #[test]
+    fn keeps_a_user_index() {
+        for depth in [0u8, 2] {
+            let dir = crate::store::tests::TempDir::new("files-users");
+            crate::store::users_tests::users_conformance(|| boxed(dir.path(), depth), "fi", false);
+        }
     }
 
     #[test]

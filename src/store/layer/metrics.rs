@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::metrics::{self, Counter, EngineKind, Registry};
+use crate::store::users::{Client, Count, Listed, User, Users};
 use crate::store::{Acquire, Busy, Collect, Event, Expect, Expiry, Loaded, Pooled, Refusal, Result, Store, StoreError, Touched, Written};
 
 pub struct Metrics {
@@ -81,6 +82,45 @@ impl Collect for Metrics {
     fn gc(&mut self, exp: Expiry) -> Result<u64> {
         // Only reached through `collector`, which answers Some only when the inner store collects.
         let r = self.inner.collector().map_or(Ok(0), |c| c.gc(exp));
+        self.counted(r)
+    }
+}
+
+/// The per-user index, forwarded with its round trips and errors counted.
+impl Users for Metrics {
+    fn bound(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<User>> {
+        let r = self.inner.users().map_or(Ok(None), |u| u.bound(id, exp));
+        self.counted(r)
+    }
+
+    fn bind(&mut self, id: &SessionId, user: Option<&User>, client: Option<&Client>, exp: Expiry) -> Result<()> {
+        let r = self.inner.users().map_or(Ok(()), |u| u.bind(id, user, client, exp));
+        self.counted(r)
+    }
+
+    fn list(&mut self, user: &User, exp: Expiry) -> Result<Vec<Listed>> {
+        let r = self.inner.users().map_or(Ok(Vec::new()), |u| u.list(user, exp));
+        self.counted(r)
+    }
+
+    fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        let r = self.inner.users().map_or(Ok(false), |u| u.end(id, exp));
+        if let Ok(true) = r {
+            self.add(Counter::Destroys, 1);
+        }
+        self.counted(r)
+    }
+
+    fn count_active(&mut self, within: Duration) -> Result<Count> {
+        let r = self.inner.users().map_or(Ok(Count::NeedsScan), |u| u.count_active(within));
+        self.counted(r)
+    }
+
+    fn secret(&mut self) -> Result<[u8; 32]> {
+        let r = match self.inner.users() {
+            Some(u) => u.secret(),
+            None => Ok([0; 32]),
+        };
         self.counted(r)
     }
 }
@@ -159,6 +199,14 @@ impl Store for Metrics {
         }
     }
 
+    fn users(&mut self) -> Option<&mut dyn Users> {
+        if self.inner.users().is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+
     fn round_trips(&self) -> u64 {
         self.inner.round_trips()
     }
@@ -195,6 +243,18 @@ mod tests {
             synchronous_full: false,
             private_dir: false,
         })
+    }
+
+    /// The per-user index through the layer (forwarded, its round trips counted).
+    #[test]
+    fn forwards_the_user_index() {
+        let dir = TempDir::new("metrics-users");
+        let engine = sqlite(&dir);
+        crate::store::users_tests::users_conformance(
+            || Box::new(Metrics::new(crate::store::connect(&engine).unwrap(), EngineKind::Sqlite, registry())),
+            "mu",
+            true,
+        );
     }
 
     fn registry() -> &'static Registry {

@@ -28,6 +28,7 @@
 pub mod ketama;
 pub mod options;
 mod proto;
+mod users;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -873,6 +874,10 @@ impl Store for MemcachedStore {
         Some(self)
     }
 
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
     fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -1059,12 +1064,15 @@ impl MemcachedStore {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
+        // The per-user index's record of the session goes with it (users.rs).
+        let ukey = self.user_key(id);
         let ls = self.lock_server(id);
         if Self::split(ls, &targets) {
             // Acknowledged before the lock is released below: the next holder finds no version, so a
             // read of ours served before the deletes is not taken for current (`proven_current`).
             reqs.push((ls, format!("md {}", self.version_key(id)), None));
         }
+        reqs.push((targets[0], format!("md {ukey}"), None));
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
         let errors: Vec<StoreError> = replies

@@ -61,6 +61,14 @@ impl Ops for MemcachedStore {
 }
 
 #[test]
+fn keeps_a_user_index() {
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    crate::store::users_tests::users_conformance(opener(o), "m1", false);
+    let o = MemcachedOptions { replicas: 1, ..opts(three()) };
+    crate::store::users_tests::users_conformance(opener(o), "m3", false);
+}
+
+#[test]
 fn conformance_single_server() {
     let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
     assert!(conformance(opener(o.clone())), "gc raced between its read and its delete");

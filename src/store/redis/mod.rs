@@ -24,8 +24,8 @@
 //! like the lock, so all four keys live in one slot while the data key stays phpredis' name.
 //!
 //! Round trips per request (see `tests::round_trips`):
-//! - locking on, standalone/Sentinel: `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data
-//!   pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
+//! - locking on, standalone/Sentinel: `GETEX` of the per-user index's `_USER` key (users.rs) +
+//!   `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
 //!   session, release) in one write — the data never passes through Lua; `TOUCH` refreshes and
 //!   releases in one script;
 //! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner and version check + write +
@@ -40,6 +40,7 @@
 //! travels in `Busy`, not in the handle.
 
 pub mod dsn;
+mod users;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -129,7 +130,13 @@ macro_rules! write_script {
 /// Takes the lock (or finds it is already ours) and reads the data and its version in one step
 /// (Cluster). KEYS: data, lock, wake, version. ARGV: token, lock expiry in ms.
 /// Returns {1, data, n, t} when locked, {0, pttl, foreign} when another owner holds it.
-const ACQUIRE: &str = concat!("\n", take_lock!(), read_version!("4"), "return {1, redis.call('GET', KEYS[1]), n, t}\n");
+/// KEYS[5]: the session's user key (per-user index), read and kept alive for ARGV[3] ms (`GETEX`).
+const ACQUIRE: &str = concat!(
+    "\n",
+    take_lock!(),
+    read_version!("4"),
+    "return {1, redis.call('GET', KEYS[1]), n, t, redis.call('GETEX', KEYS[5], 'PX', ARGV[3])}\n"
+);
 
 /// `ACQUIRE` without the read, for standalone servers: the data and its version come from the
 /// `read_cmds` sent in the same write (pipelined), so a large session never
@@ -141,6 +148,7 @@ const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
 /// KEYS: data, version — only the keys it reads, so that while its slot migrates it is
 /// served by whichever node holds both (a multi-key command naming a missing key gets TRYAGAIN).
 /// Returns {data, n, t}.
+/// (Not the user key: a key that does not exist yet would make it a TRYAGAIN during a migration.)
 const READ: &str = concat!("\n", read_version!("2"), "return {redis.call('GET', KEYS[1]), n, t}\n");
 
 /// The write of standalone servers: the data was written to a scratch key (KEYS[5]) by a `SET` sent
@@ -355,6 +363,9 @@ struct Conn {
 pub struct RedisStore {
     opts: RedisOptions,
     conns: Vec<Conn>,
+    /// The user key's value as the last read of a session found it (per-user index, `users.rs`):
+    /// `bound` answers from it without a round trip. A read cache, replaced by every read.
+    last_user: Option<(SessionId, Option<Vec<u8>>)>,
     /// Requests sent and answered (round trips), for tests, benchmarks and the metrics layer.
     round_trips: u64,
     /// The packed command being sent, kept between requests (a buffer, not session state).
@@ -600,7 +611,7 @@ impl RedisStore {
             // shared options.
             Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None }],
         };
-        let mut s = RedisStore { opts: o.clone(), conns, round_trips: 0, buf: Vec::new() };
+        let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new() };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
             let link = s.link_for(0)?;
@@ -644,7 +655,7 @@ impl RedisStore {
             _ => data.clone(),
         };
         let key = |suffix: &str| format!("{base}{suffix}").into_bytes();
-        Keys { lock: key("_LOCK"), wake: key("_WAKE"), ver: key("_VER"), data: data.into_bytes() }
+        Keys { lock: key("_LOCK"), wake: key("_WAKE"), ver: key("_VER"), user: key("_USER"), data: data.into_bytes() }
     }
 
     /// Runs `f` on server `idx`'s connection, connecting first if needed. A pooled connection found
@@ -811,7 +822,7 @@ impl RedisStore {
     }
 
     /// The answer of the READ script: {data, nonce, expiry}.
-    fn loaded_from(&self, idx: usize, v: Option<Value>) -> Result<Option<Loaded>> {
+    fn loaded_from(&mut self, idx: usize, v: Option<Value>) -> Result<Option<Loaded>> {
         match v {
             Some(Value::Array(items)) if items.len() == 3 => {
                 let mut it = items.into_iter();
@@ -854,6 +865,8 @@ struct Keys {
     lock: Vec<u8>,
     wake: Vec<u8>,
     ver: Vec<u8>,
+    /// The per-user index's record of the session's user (`users.rs`).
+    user: Vec<u8>,
 }
 
 impl Keys {
@@ -905,44 +918,57 @@ impl Store for RedisStore {
         self.opts.describe()
     }
 
-    fn load(&mut self, id: &SessionId, _exp: Expiry) -> Result<Option<Loaded>> {
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
         let idx = self.node_for(id);
         let k = self.keys(idx, id);
+        let user_ms = users::user_key_ms(exp);
         if self.opts.mode == Mode::Cluster {
+            // The user key is asked for when needed (`users::bound`), see READ.
+            self.last_user = None;
             let v = self.script(idx, Retry::Safe, &scripts().read, &[&k.data, &k.ver], &[])?;
             return self.loaded_from(idx, Some(v));
         }
         let cmds = read_cmds(&k);
-        let mut vals = self.exec_many(idx, Retry::Safe, &read_refs(&cmds)).map_err(|(e, _)| e)?;
-        self.loaded_from_pipeline(idx, &mut vals)
+        let [a, b, c] = read_refs(&cmds);
+        let getex: &[&[u8]] = &[b"GETEX", &k.user, b"PX", &user_ms];
+        let mut vals = self.exec_many(idx, Retry::Safe, &[getex, a, b, c]).map_err(|(e, _)| e)?;
+        let read = self.loaded_from_pipeline(idx, &mut vals);
+        self.saw_user(id, vals.pop());
+        read
     }
 
-    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, _exp: Expiry) -> Result<Acquire> {
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
         let idx = self.node_for(id);
         let k = self.keys(idx, id);
-        let args: [&[u8]; 2] = [owner.as_str().as_bytes(), &ms(lock_expire)];
+        let user_ms = users::user_key_ms(exp);
+        let args: [&[u8]; 3] = [owner.as_str().as_bytes(), &ms(lock_expire), &user_ms];
         // Safe to retry: the scripts treat a lock already holding our token as ours.
         if self.opts.mode != Mode::Cluster {
             // Standalone: LOCK, then the read in the same write.
             let cmds = read_cmds(&k);
-            let mut vals = self.pipeline_script(idx, Retry::Safe, &[], &scripts().lock, &[&k.data, &k.lock], &args, &read_refs(&cmds))?;
+            let getex: &[&[u8]] = &[b"GETEX", &k.user, b"PX", &user_ms];
+            let mut vals =
+                self.pipeline_script(idx, Retry::Safe, &[getex], &scripts().lock, &[&k.data, &k.lock], &args[..2], &read_refs(&cmds))?;
             let read = self.loaded_from_pipeline(idx, &mut vals);
             let Some(Value::Array(items)) = vals.pop() else {
                 return Err(self.unexpected(idx, &vals, "the lock script"));
             };
+            self.saw_user(id, vals.pop());
             return match items.first().and_then(as_int) {
                 Some(1) => Ok(Acquire::Locked(read?)),
                 Some(0) => Ok(Self::busy(&items)),
                 _ => Err(self.unexpected(idx, &items, "the lock script")),
             };
         }
-        let v = self.script(idx, Retry::Safe, &scripts().acquire, &k.all(), &args)?;
+        let [d, l, w, ver] = k.all();
+        let v = self.script(idx, Retry::Safe, &scripts().acquire, &[d, l, w, ver, &k.user], &args)?;
         let Value::Array(items) = v else { return Err(self.unexpected(idx, &v, "the lock script")) };
         match (items.first().and_then(as_int), items.len()) {
-            (Some(1), 4) => {
+            (Some(1), 5) => {
                 let mut it = items.into_iter().skip(1);
                 let d = it.next().unwrap_or(Value::Nil);
                 let (n, t) = (it.next().unwrap_or(Value::Nil), it.next().unwrap_or(Value::Nil));
+                self.saw_user(id, it.next());
                 Ok(Acquire::Locked(self.loaded(idx, d, &n, &t)?))
             }
             (Some(0), _) => Ok(Self::busy(&items)),
@@ -1077,13 +1103,22 @@ impl Store for RedisStore {
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         let idx = self.node_for(id);
         let k = self.keys(idx, id);
+        // The user key goes with the session (its user's index entry is pruned by the next list).
+        self.last_user = None;
         match owner {
             Some(t) => {
                 let wl = ms(Duration::from_millis(WAKE_LIFE_MS));
-                self.script(idx, Retry::Safe, &scripts().release, &k.all(), &[t.as_str().as_bytes(), &wl, b"1"])?;
+                let args: [&[u8]; 3] = [t.as_str().as_bytes(), &wl, b"1"];
+                if self.opts.mode == Mode::Cluster {
+                    self.script(idx, Retry::Safe, &scripts().release, &k.all(), &args)?;
+                    let _: i64 = self.simple(idx, &[b"DEL", &k.user])?;
+                } else {
+                    let del: &[&[u8]] = &[b"DEL", &k.user];
+                    self.pipeline_script(idx, Retry::Safe, &[del], &scripts().release, &k.all(), &args, &[])?;
+                }
             }
             None => {
-                let _: i64 = self.simple(idx, &[b"DEL", &k.data, &k.ver])?;
+                let _: i64 = self.simple(idx, &[b"DEL", &k.data, &k.ver, &k.user])?;
             }
         }
         Ok(())
@@ -1098,6 +1133,10 @@ impl Store for RedisStore {
 
     // No `collector`: Redis expires sessions itself (TTL = session.gc_maxlifetime).
 
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
     fn round_trips(&self) -> u64 {
         self.round_trips
     }
@@ -1105,3 +1144,5 @@ impl Store for RedisStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod users_tests;

@@ -22,6 +22,7 @@
 //! old row at version 0).
 
 pub mod options;
+mod users;
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
@@ -81,6 +82,8 @@ pub struct SqliteStore {
     /// descriptor of the lock file (it IS the lock, like the files engine's flocked descriptor), not
     /// session state; everything else a request needs travels in the values (`Loaded`, `Expect`, `Busy`).
     beacon: Option<(SessionId, u64)>,
+    /// The per-user index's schema was made (or found) by this connection (`users.rs`).
+    users_ready: bool,
 }
 
 /// Why an operation failed, before it is named (`SqliteStore::named`).
@@ -198,6 +201,7 @@ impl SqliteStore {
             locks_path,
             locks_identity,
             beacon: None,
+            users_ready: false,
         })
     }
 
@@ -705,6 +709,10 @@ impl Store for SqliteStore {
     fn collector(&mut self) -> Option<&mut dyn Collect> {
         Some(self)
     }
+
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -739,6 +747,12 @@ mod tests {
     fn conforms() {
         let dir = TempDir::new("sqlite-conf");
         assert!(!conformance(|| boxed(&dir)), "gc deletes in one statement: no window to race");
+    }
+
+    #[test]
+    fn keeps_a_user_index() {
+        let dir = TempDir::new("sqlite-users");
+        crate::store::users_tests::users_conformance(|| boxed(&dir), "sq", true);
     }
 
     /// The schema of the version before issue 11: no `version` column.

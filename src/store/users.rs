@@ -1,0 +1,150 @@
+//! The optional per-user session index of an engine (issue 13): which sessions a user is logged in
+//! with, so that they can be listed and ended ("log out everywhere"). An engine that keeps one
+//! answers `Store::users()`; the rules of when a binding changes are the session layer's
+//! (`crate::users`, `session::Request`), the engine only stores and answers.
+//!
+//! Every method takes the id as the engine sees it (`&SessionId`, the storage key: a hashed-id layer
+//! hands down its hashed id), and a user as opaque bytes (`User`). The index lives beside the sessions,
+//! never inside their bytes, so phpredis, php-memcached and PHP's files handler still read them.
+//!
+//! Consistency rule, on every engine: the index may hold entries of sessions that are gone (expired,
+//! collected, destroyed by another handler, or on another Cluster slot that moved on); `list`
+//! answers live sessions only and prunes what it found gone. A live session bound to a user is
+//! always in that user's index: binding writes the index entry before (or in the same step as) the
+//! session's own record of its user.
+
+use std::time::Duration;
+
+use super::{Expiry, Result};
+use crate::id::SessionId;
+
+/// The longest user name accepted, in bytes (an e-mail address is at most 254; a 1 MiB name is a
+/// mistake or an attack, refused with a clear error rather than stored).
+pub const MAX_USER_LEN: usize = 1024;
+
+/// Why a user name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("the user name is empty")]
+    Empty,
+    #[error("the user name is {len} bytes long (at most {MAX_USER_LEN})")]
+    TooLong { len: usize },
+}
+
+/// A user name: 1..=MAX_USER_LEN bytes, any bytes (binary, `../`, `*`, key-shaped: engines never put
+/// it into a key or a file name as such, only its SHA-256).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct User(Vec<u8>);
+
+impl User {
+    pub fn new(raw: &[u8]) -> std::result::Result<Self, UserError> {
+        match raw.len() {
+            0 => Err(UserError::Empty),
+            n if n > MAX_USER_LEN => Err(UserError::TooLong { len: n }),
+            _ => Ok(User(raw.to_vec())),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// SHA-256 of the name in hex: what names the user's index in a key or a file name.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex(&Sha256::digest(&self.0))
+    }
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User({:?})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The bytes of lower-case or upper-case hex; None if it is not hex.
+pub fn unhex(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect()
+}
+
+/// Where a session was used from (only with `session_proxy.track_client = On`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Client {
+    pub ip: String,
+    pub agent: String,
+}
+
+/// A session's user record as the network engines store it beside the session:
+/// `u:<hex user>[\n<hex ip>\n<hex agent>]` (Redis' `_USER` key, Memcached's `user.` item).
+pub fn encode_record(user: &User, client: Option<&Client>) -> Vec<u8> {
+    let mut v = format!("u:{}", hex(user.as_bytes()));
+    if let Some(c) = client {
+        v.push_str(&format!("\n{}\n{}", hex(c.ip.as_bytes()), hex(c.agent.as_bytes())));
+    }
+    v.into_bytes()
+}
+
+/// `encode_record` read back; None for anything else.
+pub fn decode_record(v: &[u8]) -> Option<(User, Option<Client>)> {
+    let mut parts = v.strip_prefix(b"u:")?.split(|&b| b == b'\n');
+    let user = User::new(&unhex(parts.next()?)?).ok()?;
+    let text = |p: Option<&[u8]>| p.and_then(unhex).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let client = match (text(parts.next()), text(parts.next())) {
+        (Some(ip), Some(agent)) => Some(Client { ip, agent }),
+        _ => None,
+    };
+    Some((user, client))
+}
+
+/// One live session of a user, as the index knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub id: SessionId,
+    /// Unix times (s): first bound or written, and last written or touched.
+    pub created: f64,
+    pub last_active: f64,
+    pub client: Option<Client>,
+}
+
+/// The answer of `count_active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Sessions(u64),
+    /// The engine would have to read every session to answer (files, Redis, Memcached).
+    NeedsScan,
+}
+
+pub trait Users {
+    /// The user `id` is bound to (None: unbound, or no such session).
+    fn bound(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<User>>;
+
+    /// Binds `id` to `user` (None: unbinds it), recording `client` when given. Called after the
+    /// session's write; one more step at most (pipelined where the engine can).
+    fn bind(&mut self, id: &SessionId, user: Option<&User>, client: Option<&Client>, exp: Expiry) -> Result<()>;
+
+    /// `user`'s live sessions (stale index entries are pruned on the way).
+    fn list(&mut self, user: &User, exp: Expiry) -> Result<Vec<Listed>>;
+
+    /// Ends `id` whatever holds it: deletes the session, its index entry and its lock, so that a
+    /// request inside it (locked or not) cannot bring it back with its late write. False: it was gone.
+    fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool>;
+
+    /// How many sessions were active (written or touched) in the last `within`.
+    fn count_active(&mut self, within: Duration) -> Result<Count>;
+
+    /// This installation's secret for session handles (32 random bytes, created on first use and
+    /// kept in the engine's storage, so every worker and host of one store agrees on it).
+    fn secret(&mut self) -> Result<[u8; 32]>;
+}
