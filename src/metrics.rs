@@ -55,9 +55,11 @@ pub enum Counter {
     BytesWritten,
     Merges,
     MergeConflicts,
+    OldStoreReads,
+    Migrated,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 14;
 
 impl Counter {
     pub const ALL: [Counter; COUNTERS] = [
@@ -73,6 +75,8 @@ impl Counter {
         Counter::BytesWritten,
         Counter::Merges,
         Counter::MergeConflicts,
+        Counter::OldStoreReads,
+        Counter::Migrated,
     ];
 
     /// The key in `SessionProxy\stats()` and the stem of the Prometheus name.
@@ -90,6 +94,8 @@ impl Counter {
             Counter::BytesWritten => "written_bytes",
             Counter::Merges => "merges",
             Counter::MergeConflicts => "merge_conflicts",
+            Counter::OldStoreReads => "old_store_reads",
+            Counter::Migrated => "migrated",
         }
     }
 
@@ -107,6 +113,8 @@ impl Counter {
             Counter::BytesWritten => "Bytes of session data written.",
             Counter::Merges => "Optimistic writes merged onto another request's newer write.",
             Counter::MergeConflicts => "Keys changed by both requests of a merge (settled by session_proxy.merge_conflict).",
+            Counter::OldStoreReads => "Sessions read from the old store (session_proxy.migrate_from) because this one lacked them.",
+            Counter::Migrated => "Sessions moved from the old store (session_proxy.migrate_from) into this one.",
         }
     }
 }

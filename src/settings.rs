@@ -40,6 +40,9 @@ pub struct Settings {
     /// Optimistic mode: the format of the session data (`session.serialize_handler`; None: one we
     /// cannot take apart, merged as one unit).
     pub format: Option<Format>,
+    /// `session_proxy.migrate_from`: the old store's DSN (None: no migration). Parsed by the skin
+    /// (`crate::dsn`, which this leaf module cannot use).
+    pub migrate_from: Option<String>,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             on_timeout: TimeoutAction::Fail,
             merge_conflict: OnConflict::Last,
             format: Some(Format::Php),
+            migrate_from: None,
         }
     }
 }
@@ -69,6 +73,7 @@ pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
 pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
 pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
 pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
+pub const MIGRATE_FROM: &str = "session_proxy.migrate_from";
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -107,6 +112,12 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "locking=optimistic, a key changed by two requests at once: last (this request's value wins) or first (the stored value wins, with a notice)",
         boolean: false,
     },
+    Directive {
+        name: c"session_proxy.migrate_from",
+        default: c"",
+        help: "Read-through migration: the old store's DSN (any session.save_path form); sessions the store lacks are read from it and moved at their first write; empty: off",
+        boolean: false,
+    },
 ];
 
 /// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
@@ -138,6 +149,8 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         LOCK_EXPIRE => parse_uint(v, MAX_LOCK_EXPIRE_S).map(|_| ()),
         LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
+        // A DSN: checked by the skin with `crate::dsn::parse` (this module is a leaf).
+        MIGRATE_FROM => Ok(()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
@@ -198,6 +211,7 @@ pub struct RawSettings {
     pub lock_timeout_action: String,
     pub merge_conflict: String,
     pub max_execution_time: i64,
+    pub migrate_from: String,
 }
 
 impl RawSettings {
@@ -210,6 +224,7 @@ impl RawSettings {
             lock_timeout_action: value(LOCK_TIMEOUT_ACTION),
             merge_conflict: value(MERGE_CONFLICT),
             max_execution_time,
+            migrate_from: value(MIGRATE_FROM),
         }
     }
 }
@@ -226,6 +241,7 @@ impl Settings {
             lock_expire: Duration::from_secs(effective_lock_expire(expire, raw.max_execution_time)),
             on_timeout: parse_action(raw.lock_timeout_action.trim()).unwrap_or(d.on_timeout),
             merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
+            migrate_from: Some(raw.migrate_from.trim()).filter(|v| !v.is_empty()).map(str::to_string),
             ..d
         }
     }
@@ -308,7 +324,7 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT]);
+        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, MIGRATE_FROM]);
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -330,7 +346,7 @@ mod tests {
 
     #[test]
     fn from_raw() {
-        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first")];
+        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first"), (MIGRATE_FROM, " files:///old ")];
         let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
@@ -342,11 +358,13 @@ mod tests {
                 lock_expire: Duration::from_secs(30),
                 on_timeout: TimeoutAction::ReadOnly,
                 merge_conflict: OnConflict::First,
+                migrate_from: Some("files:///old".into()),
                 ..Settings::default()
             }
         );
         let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
-        assert_eq!(Settings::from_raw(&garbage), Settings::default());
+        // The old store's DSN is parsed by the skin at open (a bad one fails the open, naming the directive).
+        assert_eq!(Settings::from_raw(&garbage), Settings { migrate_from: Some(format!("garbage for {MIGRATE_FROM}")), ..Settings::default() });
         let raw = RawSettings { lock_expire: "7".into(), ..garbage };
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
         let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };

@@ -75,6 +75,12 @@ impl fmt::Display for Problem {
                 "session_proxy: session {id}: {keys} key(s) changed by this request were changed by another request \
                  too; the stored values were kept (session_proxy.merge_conflict=first)"
             ),
+            Problem::OldStoreSkipped { at, err } => write!(
+                f,
+                "session_proxy: the old store of session_proxy.migrate_from ({}) failed: {err}; this request goes on \
+                 with {at} alone",
+                err.at()
+            ),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
             }

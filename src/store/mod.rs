@@ -238,6 +238,12 @@ pub trait Store: Pooled + Send {
 
     /// A request-level fact from the session layer (see `Event`). Engines ignore it.
     fn event(&mut self, _e: &Event) {}
+
+    /// Failures a layer got past without failing the call (the migrate layer's old store being down),
+    /// taken once; the session layer reports each as a warning. Engines have none.
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        Vec::new()
+    }
 }
 
 /// Opens the store for an engine with its layers. Errors name the path or host and the cause.

@@ -176,6 +176,10 @@ impl Store for Metrics {
         }
         self.inner.event(e);
     }
+
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        self.inner.take_warnings()
+    }
 }
 
 #[cfg(test)]
@@ -359,6 +363,8 @@ mod tests {
                 (BytesWritten, 10),
                 (Merges, 2),
                 (MergeConflicts, 3),
+                (OldStoreReads, 0),
+                (Migrated, 0),
             ]
         );
         assert_eq!(e.lock_wait.count(), 1);
