@@ -89,7 +89,7 @@ array(2) {
   string(8) "Required"
 }
 reflection version: true
-INI entries: array(5) {
+INI entries: array(6) {
   ["session_proxy.lock_expire"]=>
   string(1) "0"
   ["session_proxy.lock_timeout_action"]=>
@@ -100,6 +100,8 @@ INI entries: array(5) {
   string(1) "1"
   ["session_proxy.merge_conflict"]=>
   string(4) "last"
+  ["session_proxy.migrate_from"]=>
+  string(0) ""
 }
 ini_set returned previous value: 'files'
 session.save_handler now: session_proxy
@@ -133,6 +135,8 @@ read_bytes => 0 => 0 => 0 => 0
 written_bytes => 0 => 0 => 0 => 0
 merges => 0 => 0 => 0 => 0
 merge_conflicts => 0 => 0 => 0 => 0
+old_store_reads => 0 => 0 => 0 => 0
+migrated => 0 => 0 => 0 => 0
 lock_wait_ms le 1/5/10/50/100/500/1000/5000/+Inf => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0
 lock_wait_ms sum => 0.000 => 0.000 => 0.000 => 0.000
 writes_refused lock_lost => 0 => 0 => 0 => 0
@@ -147,6 +151,7 @@ session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
 session_proxy.locking => On => On
 session_proxy.merge_conflict => last => last
+session_proxy.migrate_from => no value => no value
 locking=Off: session_proxy.locking => Off => Off
 locking=0: session_proxy.locking => Off => Off
 locking=On: session_proxy.locking => On => On

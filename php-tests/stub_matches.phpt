@@ -65,10 +65,11 @@ if ($loadedFunctions !== $stubFunctions) {
 echo implode("\n", array_map(fn($k, $v) => "$k($v)", array_keys($loadedFunctions), $loadedFunctions)), "\n";
 
 // INI directives: the stub's @ini lines against ini_get_all().
+// An empty default is written as "" in the stub.
 preg_match_all('/@ini (\S+) = (\S+)/', file_get_contents($stub), $m, PREG_SET_ORDER);
 $stubIni = [];
 foreach ($m as [, $name, $default]) {
-    $stubIni[$name] = $default;
+    $stubIni[$name] = $default === '""' ? '' : $default;
 }
 $extIni = array_map(fn($e) => $e['global_value'], ini_get_all('session_proxy'));
 ksort($stubIni);
@@ -88,5 +89,5 @@ functions agree: true
 SessionProxy\stats( : array)
 SessionProxy\stats_prometheus( : string)
 INI directives agree: true
-10 Handler methods, 0 Exception methods, 5 directives
+10 Handler methods, 0 Exception methods, 6 directives
 SessionProxy\Exception m 7 true

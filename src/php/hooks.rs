@@ -74,14 +74,15 @@ pub fn test_panic(place: &str) {
 pub fn test_panic(_place: &str) {}
 
 /// The old store named by `session_proxy.migrate_from` (None: empty, no migration); the error is
-/// the warning's words, naming the directive (passwords masked).
+/// the warning's words (without the "session_proxy: " every warning starts with), naming the
+/// directive (passwords masked).
 pub fn old_store(dsn: &str) -> Result<Option<dsn::Engine>, String> {
     if dsn.trim().is_empty() {
         return Ok(None);
     }
     dsn::parse(dsn.trim(), &ffi::temp_dir()).map(Some).map_err(|e| match e {
-        dsn::ConfigError::BadDsn(e) => format!("session_proxy: {}", e.for_directive(crate::settings::MIGRATE_FROM)),
-        e => format!("session_proxy: {e}"),
+        dsn::ConfigError::BadDsn(e) => e.for_directive(crate::settings::MIGRATE_FROM),
+        e => e.to_string(),
     })
 }
 
@@ -174,7 +175,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
         let stack = match stack_for(engine, &settings) {
             Ok(s) => s,
             Err(msg) => {
-                php_error(&ErrorType::Warning, &msg);
+                php_error(&ErrorType::Warning, &format!("session_proxy: {msg}"));
                 return FAILURE;
             }
         };

@@ -77,9 +77,8 @@ impl fmt::Display for Problem {
             ),
             Problem::OldStoreSkipped { at, err } => write!(
                 f,
-                "session_proxy: the old store of session_proxy.migrate_from ({}) failed: {err}; this request goes on \
-                 with {at} alone",
-                err.at()
+                "session_proxy: the old store of session_proxy.migrate_from failed: {err}; this request goes on with \
+                 {at} alone"
             ),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
