@@ -35,6 +35,7 @@
 //! the write: under the request's lock, or, without one (locking off), under a flock taken for it.
 
 pub mod options;
+mod scan;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -714,6 +715,10 @@ impl Store for FilesStore {
     }
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 }

@@ -180,6 +180,11 @@ impl Store for Metrics {
     fn take_warnings(&mut self) -> Vec<StoreError> {
         self.inner.take_warnings()
     }
+
+    // Listing is the tools' business, not a request's: not counted.
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        self.inner.scanner()
+    }
 }
 
 #[cfg(test)]

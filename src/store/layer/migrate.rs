@@ -286,6 +286,10 @@ impl Store for Migrate {
         Some(self)
     }
 
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        self.new.scanner()
+    }
+
     fn round_trips(&self) -> u64 {
         self.new.round_trips() + self.old.as_ref().map_or(0, |o| o.round_trips())
     }

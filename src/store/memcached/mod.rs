@@ -28,6 +28,7 @@
 pub mod ketama;
 pub mod options;
 mod proto;
+mod scan;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -870,6 +871,10 @@ impl Store for MemcachedStore {
     }
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 

@@ -40,6 +40,7 @@
 //! travels in `Busy`, not in the handle.
 
 pub mod dsn;
+mod scan;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -1103,6 +1104,10 @@ impl Store for RedisStore {
     }
 
     // No `collector`: Redis expires sessions itself (TTL = session.gc_maxlifetime).
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
+        Some(self)
+    }
 
     fn round_trips(&self) -> u64 {
         self.round_trips

@@ -21,6 +21,7 @@
 //! old row at version 0).
 
 pub mod options;
+mod scan;
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
@@ -684,6 +685,10 @@ impl Store for SqliteStore {
     }
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 }
