@@ -128,7 +128,7 @@ pub fn parse(what: &str, dsn: &str) -> Result<Engine, Failure> {
 
 /// Opens `engine` without layers (the tool counts nothing into a pool's counters).
 pub fn open(engine: &Engine) -> Result<Box<dyn Store>, Failure> {
-    store::connect(engine).map_err(|e| Failure::store(format!("cannot open {}: {e}", dsn::mask_secrets(&e.at().to_string()))))
+    store::connect(engine).map_err(|e| Failure::store(format!("cannot open the store: {e}")))
 }
 
 /// What a listed session has left, given the site's lifetime (None: expired).
