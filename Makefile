@@ -13,6 +13,7 @@ deps:
 
 build: deps
 	cargo build --release
+	cargo build --release -p session-proxy-cli
 
 test: build
 	@bash scripts/test.sh

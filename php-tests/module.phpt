@@ -89,7 +89,7 @@ array(2) {
   string(8) "Required"
 }
 reflection version: true
-INI entries: array(7) {
+INI entries: array(8) {
   ["session_proxy.lock_expire"]=>
   string(1) "0"
   ["session_proxy.lock_timeout_action"]=>
@@ -100,6 +100,7 @@ INI entries: array(7) {
   string(1) "1"
   ["session_proxy.merge_conflict"]=>
   string(4) "last"
+  ["session_proxy.migrate_from"]=>
   ["session_proxy.track_client"]=>
   string(1) "0"
   ["session_proxy.user_key"]=>
@@ -137,6 +138,8 @@ read_bytes => 0 => 0 => 0 => 0 => 0
 written_bytes => 0 => 0 => 0 => 0 => 0
 merges => 0 => 0 => 0 => 0 => 0
 merge_conflicts => 0 => 0 => 0 => 0 => 0
+old_store_reads => 0 => 0 => 0 => 0 => 0
+migrated => 0 => 0 => 0 => 0 => 0
 lock_wait_ms le 1/5/10/50/100/500/1000/5000/+Inf => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0
 lock_wait_ms sum => 0.000 => 0.000 => 0.000 => 0.000 => 0.000
 writes_refused lock_lost => 0 => 0 => 0 => 0 => 0
@@ -151,6 +154,7 @@ session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000
 session_proxy.locking => On => On
 session_proxy.merge_conflict => last => last
+session_proxy.migrate_from => no value => no value
 session_proxy.track_client => Off => Off
 session_proxy.user_key => no value => no value
 locking=Off: session_proxy.locking => Off => Off

@@ -139,7 +139,7 @@ echo 'samples: ', count($samples), "\n";
 ?>
 --EXPECT--
 engines: sqlite, files, redis, memcached, pgsql
-keys: requests, reads, writes, touches, destroys, lock_acquisitions, lock_timeouts, round_trips, read_bytes, written_bytes, merges, merge_conflicts, lock_wait_ms, writes_refused, storage_errors
+keys: requests, reads, writes, touches, destroys, lock_acquisitions, lock_timeouts, round_trips, read_bytes, written_bytes, merges, merge_conflicts, old_store_reads, migrated, lock_wait_ms, writes_refused, storage_errors
 lock_wait_ms: buckets, sum_ms, count; buckets: 1, 5, 10, 50, 100, 500, 1000, 5000, +Inf
 writes_refused: lock_lost, conflict, too_large, storage_error
 all zero at start: true
@@ -162,7 +162,7 @@ session_start() on a missing directory: false
 storage errors: 1
 kind: unavailable, count: 1, at the path: true
 lines that are neither: []
-families: 15, of them histograms: session_proxy_lock_wait_seconds
+families: 17, of them histograms: session_proxy_lock_wait_seconds
 requests_total{engine="sqlite"}: 4
 requests_total{engine="redis"}: 0
 writes_total{engine="sqlite"}: 2
@@ -172,4 +172,4 @@ lock_wait_seconds_bucket{engine="sqlite",le="1"}: 4
 writes_refused_total{engine="sqlite",cause="lock_lost"}: 0
 storage_errors_total with the path parsed back: 1
 the path escaped in the text: true
-samples: 136
+samples: 146

@@ -44,6 +44,11 @@ set -a; . "$SERVICES_DIR/env"; set +a
 echo "== cargo test"
 cargo_tests "$LOG_DIR/cargo.log" --release --no-fail-fast
 
+# The session-proxy tool (cli/, a workspace member built without the php feature): its tests run the
+# binary (target/release/session-proxy, which the phpt tests use too) against the same servers.
+echo "== cargo test (session-proxy tool)"
+cargo_tests "$LOG_DIR/cargo-cli.log" --release --no-fail-fast -p session-proxy-cli
+
 # The fuzz targets (fuzz/, its own workspace) must keep compiling: cargo-fuzz needs nightly for its
 # default build, so the suite type-checks them with stable, in a target dir of their own.
 echo "== fuzz targets"

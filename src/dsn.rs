@@ -58,6 +58,15 @@ impl std::fmt::Display for DsnError {
 
 impl std::error::Error for DsnError {}
 
+impl DsnError {
+    /// The message for the same DSN given in another directive (`session_proxy.migrate_from`).
+    pub fn for_directive(&self, name: &str) -> String {
+        let whole = self.to_string();
+        let rest = whole.strip_prefix("invalid session.save_path").unwrap_or(&whole);
+        format!("invalid {name}{rest}")
+    }
+}
+
 /// A configuration error: a refused `session.save_path` or `session_proxy.*` value. Typed here; the
 /// words are made only by `Display` (the messages operators see, secrets masked).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

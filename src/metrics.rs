@@ -57,9 +57,11 @@ pub enum Counter {
     BytesWritten,
     Merges,
     MergeConflicts,
+    OldStoreReads,
+    Migrated,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 14;
 
 impl Counter {
     pub const ALL: [Counter; COUNTERS] = [
@@ -75,6 +77,8 @@ impl Counter {
         Counter::BytesWritten,
         Counter::Merges,
         Counter::MergeConflicts,
+        Counter::OldStoreReads,
+        Counter::Migrated,
     ];
 
     /// The key in `SessionProxy\stats()` and the stem of the Prometheus name.
@@ -92,6 +96,8 @@ impl Counter {
             Counter::BytesWritten => "written_bytes",
             Counter::Merges => "merges",
             Counter::MergeConflicts => "merge_conflicts",
+            Counter::OldStoreReads => "old_store_reads",
+            Counter::Migrated => "migrated",
         }
     }
 
@@ -109,6 +115,8 @@ impl Counter {
             Counter::BytesWritten => "Bytes of session data written.",
             Counter::Merges => "Optimistic writes merged onto another request's newer write.",
             Counter::MergeConflicts => "Keys changed by both requests of a merge (settled by session_proxy.merge_conflict).",
+            Counter::OldStoreReads => "Sessions read from the old store (session_proxy.migrate_from) because this one lacked them.",
+            Counter::Migrated => "Sessions moved from the old store (session_proxy.migrate_from) into this one.",
         }
     }
 }
@@ -212,13 +220,114 @@ pub struct Registry {
     shared: bool,
     /// Why the block is process-local, when the shared mapping failed.
     local_because: Option<String>,
+    /// The file the block is mapped from (another process can read it: `session-proxy stats`), and
+    /// the pid that made it (the only one that removes it).
+    file: Option<(std::path::PathBuf, u32)>,
+}
+
+/// Where the counters of the process group set up by `pid` can be read by another process:
+/// `/dev/shm/session_proxy-<uid>-<pid>.stats` (0600, the user's own), made at startup by php-fpm's
+/// master (or a CLI run) and removed by it at shutdown.
+pub fn shared_path(pid: u32) -> std::path::PathBuf {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::path::PathBuf::from(format!("{SHM_DIR}/{SHM_STEM}{uid}-{pid}.stats"))
+}
+
+/// The directory and name stem of the counters' files.
+pub const SHM_DIR: &str = "/dev/shm";
+pub const SHM_STEM: &str = "session_proxy-";
+
+/// The pids whose counters' files this user has in `SHM_DIR` (alive or not: the caller checks).
+pub fn shared_pids() -> Vec<u32> {
+    // SAFETY: getuid cannot fail.
+    let stem = format!("{SHM_STEM}{}-", unsafe { libc::getuid() });
+    let mut pids: Vec<u32> = std::fs::read_dir(SHM_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix(&stem)?.strip_suffix(".stats")?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 impl Registry {
     /// A block shared with the children this process forks from now on; process-local when the
     /// mapping fails.
     pub fn new() -> Self {
-        Self::shared().unwrap_or_else(|e| Registry { local_because: Some(format!("mmap failed: {e}")), ..Self::local() })
+        let pid = std::process::id();
+        Self::named(&shared_path(pid))
+            .or_else(|_| Self::shared())
+            .unwrap_or_else(|e| Registry { local_because: Some(format!("mmap failed: {e}")), ..Self::local() })
+    }
+
+    /// A block shared with the children this process forks, mapped from a new file at `path` (0600)
+    /// that other processes of this user can map too (`open_file`). `remove_file` removes it.
+    pub fn named(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let size = std::mem::size_of::<Block>();
+        // A file left by a process of the same pid that died without removing it.
+        let _ = std::fs::remove_file(path);
+        let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)?;
+        let mapped = f.set_len(size as u64).and_then(|()| {
+            // SAFETY: a fresh shared mapping of a file of `size` bytes; no existing memory is touched.
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+            if p == libc::MAP_FAILED { Err(std::io::Error::last_os_error()) } else { Ok(p) }
+        });
+        let p = match mapped {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        // SAFETY: page-aligned, zero-filled (a new file), `size` bytes, never unmapped.
+        let block = unsafe { &*p.cast::<Block>() };
+        Ok(Registry { block, shared: true, local_because: None, file: Some((path.to_path_buf(), std::process::id())) })
+    }
+
+    /// The counters another process group keeps in the file at `path` (`named`), read-only.
+    pub fn open_file(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        use std::os::unix::io::AsRawFd;
+        let size = std::mem::size_of::<Block>();
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+        let md = f.metadata()?;
+        // SAFETY: getuid cannot fail.
+        if md.uid() != unsafe { libc::getuid() } {
+            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the counters' file belongs to another user"));
+        }
+        if md.len() != size as u64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the counters' file has {} bytes, this build's counters {size}: another version of session_proxy made it", md.len()),
+            ));
+        }
+        // SAFETY: a read-only shared mapping of the whole file, never unmapped; only atomic loads read it.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        let block = unsafe { &*p.cast::<Block>() };
+        Ok(Registry { block, shared: true, local_because: None, file: None })
+    }
+
+    /// The file other processes read the counters from, if any.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Removes the counters' file, when this process made it (php-fpm's workers, forked from the
+    /// master, share the registry but leave the file to it); the mapping stays valid.
+    pub fn remove_file(&self) {
+        if let Some((path, pid)) = &self.file {
+            if *pid == std::process::id() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 
     /// An anonymous shared mapping for the table (never unmapped: it lives as long as the process).
@@ -233,14 +342,14 @@ impl Registry {
         }
         // SAFETY: page-aligned, zero-filled, `size` bytes, never unmapped; zeroed atomics are valid.
         let block = unsafe { &*p.cast::<Block>() };
-        Ok(Registry { block, shared: true, local_because: None })
+        Ok(Registry { block, shared: true, local_because: None, file: None })
     }
 
     /// Counters of this process only.
     pub fn local() -> Self {
         // SAFETY: all-zero bytes are valid AtomicU64s.
         let block = unsafe { Box::<Block>::new_zeroed().assume_init() };
-        Registry { block: Box::leak(block), shared: false, local_because: None }
+        Registry { block: Box::leak(block), shared: false, local_because: None, file: None }
     }
 
     /// Whether the counters are shared with forked children (all php-fpm workers of a pool).
@@ -782,5 +891,35 @@ mod tests {
     fn escaping() {
         assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
         assert_eq!(escape_label("plain:/x?y=1"), "plain:/x?y=1");
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn a_named_block_is_read_by_another_mapping_and_removed_by_its_maker() {
+        let path = std::env::temp_dir().join(format!("sp-test-metrics-{}-{}.stats", std::process::id(), crate::lock::Token::new().as_str()));
+        let r = Registry::named(&path).unwrap();
+        assert!(r.is_shared() && r.file() == Some(path.as_path()));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let reader = Registry::open_file(&path).unwrap();
+        r.add(EngineKind::Redis, Counter::Migrated, 3);
+        r.storage_error(EngineKind::Files, "unavailable", "/srv/sessions");
+        let s = reader.snapshot();
+        assert_eq!(s.engines[EngineKind::Redis as usize].get(Counter::Migrated), 3);
+        assert_eq!(s.engines[EngineKind::Files as usize].errors[0].at, "/srv/sessions");
+        // A file of another size (another build) is refused, not misread.
+        let other = path.with_extension("short");
+        std::fs::write(&other, b"x").unwrap();
+        assert_eq!(Registry::open_file(&other).err().map(|e| e.kind()), Some(std::io::ErrorKind::InvalidData));
+        let _ = std::fs::remove_file(&other);
+        r.remove_file();
+        assert!(!path.exists());
+        // The mapping outlives the file.
+        r.add(EngineKind::Redis, Counter::Migrated, 1);
+        assert_eq!(reader.snapshot().engines[EngineKind::Redis as usize].get(Counter::Migrated), 4);
     }
 }

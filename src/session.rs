@@ -85,6 +85,8 @@ pub enum Problem {
     CountNeedsScan { at: String },
     /// set_user without an active session.
     NoActiveSession { what: &'static str },
+    /// The old store of session_proxy.migrate_from failed; the request went on with the new store `at`.
+    OldStoreSkipped { at: String, err: StoreError },
 }
 
 /// The store operation a `Problem::Storage` is about.
@@ -213,7 +215,18 @@ impl Request {
     }
 
     pub fn take_diags(&mut self) -> Vec<Diag> {
+        self.collect_warnings();
         std::mem::take(&mut self.diags)
+    }
+
+    /// What the layers got past (an old store that is down), as warnings.
+    fn collect_warnings(&mut self) {
+        if let Some(s) = self.store.as_deref_mut() {
+            let at = s.describe();
+            for err in s.take_warnings() {
+                self.diags.push(Diag { level: Level::Warning, problem: Problem::OldStoreSkipped { at: at.clone(), err } });
+            }
+        }
     }
 
     fn warn(&mut self, problem: Problem) -> Failed {
@@ -842,6 +855,7 @@ impl Request {
     fn shutdown(&mut self) {
         if self.store.is_some() {
             self.release();
+            self.collect_warnings();
             if let Some(s) = self.store.take() {
                 pool::give(&self.stack, s);
             }

@@ -45,6 +45,9 @@ pub struct Settings {
     pub user_key: Option<String>,
     /// `session_proxy.track_client`: record the client's IP address and user agent with a binding.
     pub track_client: bool,
+    /// `session_proxy.migrate_from`: the old store's DSN (None: no migration). Parsed by the skin
+    /// (`crate::dsn`, which this leaf module cannot use).
+    pub migrate_from: Option<String>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             format: Some(Format::Php),
             user_key: None,
             track_client: false,
+            migrate_from: None,
         }
     }
 }
@@ -78,6 +82,7 @@ pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
 pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
 pub const USER_KEY: &str = "session_proxy.user_key";
 pub const TRACK_CLIENT: &str = "session_proxy.track_client";
+pub const MIGRATE_FROM: &str = "session_proxy.migrate_from";
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -128,6 +133,12 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "Record the client's IP address and user agent with a session's user binding (listed by SessionProxy\\user_sessions()); Off by default: personal data",
         boolean: true,
     },
+    Directive {
+        name: c"session_proxy.migrate_from",
+        default: c"",
+        help: "Read-through migration: the old store's DSN (any session.save_path form); sessions the store lacks are read from it and moved at their first write; empty: off",
+        boolean: false,
+    },
 ];
 
 /// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
@@ -161,6 +172,8 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
         USER_KEY => parse_user_key(v).map(|_| ()),
         TRACK_CLIENT => parse_bool(v).map(|_| ()),
+        // A DSN: checked by the skin with `crate::dsn::parse` (this module is a leaf).
+        MIGRATE_FROM => Ok(()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
@@ -234,6 +247,7 @@ pub struct RawSettings {
     pub max_execution_time: i64,
     pub user_key: String,
     pub track_client: String,
+    pub migrate_from: String,
 }
 
 impl RawSettings {
@@ -248,6 +262,7 @@ impl RawSettings {
             max_execution_time,
             user_key: value(USER_KEY),
             track_client: value(TRACK_CLIENT),
+            migrate_from: value(MIGRATE_FROM),
         }
     }
 }
@@ -266,6 +281,7 @@ impl Settings {
             merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
             user_key: parse_user_key(raw.user_key.trim()).unwrap_or(None),
             track_client: parse_bool(raw.track_client.trim()).unwrap_or(false),
+            migrate_from: Some(raw.migrate_from.trim()).filter(|v| !v.is_empty()).map(str::to_string),
             ..d
         }
     }
@@ -354,7 +370,7 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, USER_KEY, TRACK_CLIENT]);
+        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, USER_KEY, TRACK_CLIENT, MIGRATE_FROM]);
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -385,6 +401,7 @@ mod tests {
             (USER_KEY, "uid"),
             (TRACK_CLIENT, "on"),
         ];
+        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first"), (MIGRATE_FROM, " files:///old ")];
         let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
@@ -398,11 +415,13 @@ mod tests {
                 merge_conflict: OnConflict::First,
                 user_key: Some("uid".into()),
                 track_client: true,
+                migrate_from: Some("files:///old".into()),
                 ..Settings::default()
             }
         );
         let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
-        assert_eq!(Settings::from_raw(&garbage), Settings::default());
+        // The old store's DSN is parsed by the skin at open (a bad one fails the open, naming the directive).
+        assert_eq!(Settings::from_raw(&garbage), Settings { migrate_from: Some(format!("garbage for {MIGRATE_FROM}")), ..Settings::default() });
         let raw = RawSettings { lock_expire: "7".into(), ..garbage };
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
         let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };

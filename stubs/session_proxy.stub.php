@@ -51,6 +51,11 @@
  * @ini session_proxy.track_client = 0
  *      Record the client's IP address (REMOTE_ADDR) and user agent with a session's binding, listed by
  *      user_sessions(). Off by default: they are personal data, kept only where the site needs them.
+ * @ini session_proxy.migrate_from =
+ *      Read-through migration: the old store's DSN (any session.save_path form). A session the store lacks is read
+ *      from it and moved at its first write (or unchanged request); strict mode accepts ids of either store;
+ *      destroy removes both; the lock is taken in both. An old store that fails costs one warning per request.
+ *      Empty: off.
  */
 
 namespace SessionProxy;
@@ -79,7 +84,7 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
      * @param string $dsn A session.save_path DSN (see above).
      * @param array|null $options session_proxy.* directives without the prefix: locking (bool or
      *     "optimistic"), lock_wait_timeout (int ms), lock_expire (int s), lock_timeout_action ("fail"|"readonly"),
-     *     merge_conflict ("last"|"first").
+     *     merge_conflict ("last"|"first"), migrate_from (a DSN).
      *     Options not given follow the INI values in force when the session is opened.
      * @throws Exception for a malformed DSN, an unknown option or an invalid value.
      */
@@ -187,6 +192,7 @@ function count_active(int $seconds): mixed {}
  *     ['redis' => ['requests' => 12, 'reads' => 12, 'writes' => 11, 'touches' => 1, 'destroys' => 0,
  *                  'lock_acquisitions' => 12, 'lock_timeouts' => 0, 'round_trips' => 24,
  *                  'read_bytes' => 4096, 'written_bytes' => 4000, 'merges' => 0, 'merge_conflicts' => 0,
+ *                  'old_store_reads' => 0, 'migrated' => 0,
  *                  'lock_wait_ms' => ['buckets' => [1 => 11, 5 => 11, 10 => 11, 50 => 11, 100 => 11,
  *                                                   500 => 12, 1000 => 12, 5000 => 12, '+Inf' => 12],
  *                                     'sum_ms' => 201.5, 'count' => 12],

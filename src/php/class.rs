@@ -20,7 +20,6 @@ use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use super::ffi;
 use super::hooks::{create_id, guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
-use crate::store::layer::Stack;
 use crate::session::Request;
 use crate::settings::{self, Directive, RawSettings, Settings, DIRECTIVES};
 
@@ -93,7 +92,14 @@ impl Handler {
         if self.request.is_none() {
             let settings = self.settings();
             let track_client = settings.track_client;
-            match Request::open(Stack::new(self.engine.clone()), settings, ini_max_lifetime()) {
+            let stack = match super::hooks::stack_for(self.engine.clone(), &settings) {
+                Ok(s) => s,
+                Err(msg) => {
+                    php_error(&ErrorType::Warning, &format!("session_proxy: {msg}"));
+                    return None;
+                }
+            };
+            match Request::open(stack, settings, ini_max_lifetime()) {
                 Ok(mut r) => {
                     super::users::opened(&mut r, track_client);
                     self.request = Some(r)

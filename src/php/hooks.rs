@@ -73,6 +73,26 @@ pub fn test_panic(place: &str) {
 #[inline(always)]
 pub fn test_panic(_place: &str) {}
 
+/// The old store named by `session_proxy.migrate_from` (None: empty, no migration); the error is
+/// the warning's words (without the "session_proxy: " every warning starts with), naming the
+/// directive (passwords masked).
+pub fn old_store(dsn: &str) -> Result<Option<dsn::Engine>, String> {
+    if dsn.trim().is_empty() {
+        return Ok(None);
+    }
+    dsn::parse(dsn.trim(), &ffi::temp_dir()).map(Some).map_err(|e| match e {
+        dsn::ConfigError::BadDsn(e) => e.for_directive(crate::settings::MIGRATE_FROM),
+        e => e.to_string(),
+    })
+}
+
+/// A request's stack: the engine, the default layers, and the migration from the old store if set.
+pub fn stack_for(engine: dsn::Engine, settings: &Settings) -> Result<Stack, String> {
+    let mut stack = Stack::new(engine);
+    stack.layers.migrate_from = old_store(settings.migrate_from.as_deref().unwrap_or_default())?.map(Box::new);
+    Ok(stack)
+}
+
 /// Settings for this request from the `session_proxy.*` directives and max_execution_time.
 pub fn current_settings() -> Settings {
     Settings::from_raw(&RawSettings::read(ffi::ini_string, ffi::ini_long("max_execution_time")))
@@ -153,7 +173,14 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(Stack::new(engine), settings, ini_max_lifetime()) {
+        let stack = match stack_for(engine, &settings) {
+            Ok(s) => s,
+            Err(msg) => {
+                php_error(&ErrorType::Warning, &format!("session_proxy: {msg}"));
+                return FAILURE;
+            }
+        };
+        match Request::open(stack, settings, ini_max_lifetime()) {
             Ok(mut r) => {
                 super::users::opened(&mut r, track_client);
                 let r = Box::into_raw(Box::new(r));

@@ -24,7 +24,7 @@ const fn entry(i: usize) -> IniEntryDef {
 }
 
 pub static ENTRIES: IniEntryDefs<{ DIRECTIVES.len() + 1 }> =
-    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), entry(5), entry(6), IniEntryDef::end()]);
+    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), entry(5), entry(6), entry(7), IniEntryDef::end()]);
 
 /// phpinfo and `php --ri` for an On/Off directive: PHP's own On/Off for a boolean value, the value as
 /// written otherwise (`session_proxy.locking = optimistic`, which PHP's displayer would show as Off).
@@ -60,7 +60,11 @@ unsafe extern "C" fn on_modify(
         let (name, value) = unsafe { (zstr_bytes((*entry).name), zstr_bytes(new_value)) };
         let name = String::from_utf8_lossy(name);
         let value = String::from_utf8_lossy(value);
-        match settings::validate(&name, &value) {
+        let checked = match settings::validate(&name, &value) {
+            Ok(()) if name == settings::MIGRATE_FROM => super::hooks::old_store(&value).map(|_| ()),
+            r => r,
+        };
+        match checked {
             Ok(()) => SUCCESS,
             Err(msg) => {
                 // Restoring the original value at request end is never worth a warning.

@@ -89,6 +89,11 @@ impl fmt::Display for Problem {
                  (only the SQLite engine counts from an index)"
             ),
             Problem::NoActiveSession { what: _ } => f.write_str("session_proxy: no active session (call session_start() first)"),
+            Problem::OldStoreSkipped { at, err } => write!(
+                f,
+                "session_proxy: the old store of session_proxy.migrate_from failed: {err}; this request goes on with \
+                 {at} alone"
+            ),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
             }

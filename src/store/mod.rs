@@ -182,6 +182,45 @@ pub trait Collect {
     fn gc(&mut self, exp: Expiry) -> Result<u64>;
 }
 
+/// How long a listed session has left, as its engine keeps expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// A TTL engine (Redis, Memcached): the time to live left.
+    Ttl(Duration),
+    /// An engine that judges age at read (SQLite, files): idle for this long.
+    Idle(Duration),
+    /// Stored without an expiry.
+    Unbounded,
+}
+
+/// One stored session as an enumeration lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: SessionId,
+    pub left: Left,
+}
+
+/// One page of an enumeration: the sessions, and where the next page starts (None: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub sessions: Vec<Listed>,
+    pub next: Option<String>,
+}
+
+/// The optional capability of listing the stored sessions page by page (the `session-proxy` tool's
+/// copy, ls), in bounded memory whatever the store's size.
+pub trait Scan {
+    /// About `count` sessions from `cursor` on ("" starts; a page's `next` continues). A cursor is
+    /// plain text, so that a copy can write it down and resume; stores whose enumeration is a
+    /// stream (Memcached's LRU crawler) cannot resume and start over from "" (see the engine).
+    /// Names that are no session id (a hashed long id, another application's keys) are left out.
+    fn scan(&mut self, cursor: &str, count: usize) -> Result<Page>;
+
+    /// Marks the session as last written `idle` ago, for engines that judge age at read (a copy keeps
+    /// each session's remaining lifetime with it); TTL engines set the TTL at write and do nothing.
+    fn set_idle(&mut self, id: &SessionId, idle: Duration) -> Result<()>;
+}
+
 pub trait Store: Pooled + Send {
     /// Where this store lives, for messages (`sqlite:///path`, `files:///dir`); never contains secrets.
     fn describe(&self) -> String;
@@ -238,6 +277,11 @@ pub trait Store: Pooled + Send {
         None
     }
 
+    /// The store's enumeration, if it has one (see `Scan`).
+    fn scanner(&mut self) -> Option<&mut dyn Scan> {
+        None
+    }
+
     /// Network round trips this handle made since it was opened (0 for local engines): the metrics
     /// layer counts the difference across each call.
     fn round_trips(&self) -> u64 {
@@ -246,6 +290,12 @@ pub trait Store: Pooled + Send {
 
     /// A request-level fact from the session layer (see `Event`). Engines ignore it.
     fn event(&mut self, _e: &Event) {}
+
+    /// Failures a layer got past without failing the call (the migrate layer's old store being down),
+    /// taken once; the session layer reports each as a warning. Engines have none.
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        Vec::new()
+    }
 }
 
 /// Opens the store for an engine with its layers. Errors name the path or host and the cause.
@@ -283,3 +333,5 @@ pub(crate) fn unix_now() -> f64 {
 pub(crate) mod tests;
 #[cfg(test)]
 pub(crate) mod users_tests;
+#[cfg(test)]
+mod scan_tests;

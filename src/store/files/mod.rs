@@ -36,6 +36,7 @@
 
 pub mod options;
 mod users;
+mod scan;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -749,6 +750,10 @@ impl Store for FilesStore {
     }
 
     fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 }

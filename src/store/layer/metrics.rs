@@ -224,6 +224,15 @@ impl Store for Metrics {
         }
         self.inner.event(e);
     }
+
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        self.inner.take_warnings()
+    }
+
+    // Listing is the tools' business, not a request's: not counted.
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        self.inner.scanner()
+    }
 }
 
 #[cfg(test)]
@@ -419,6 +428,8 @@ mod tests {
                 (BytesWritten, 10),
                 (Merges, 2),
                 (MergeConflicts, 3),
+                (OldStoreReads, 0),
+                (Migrated, 0),
             ]
         );
         assert_eq!(e.lock_wait.count(), 1);

@@ -12,6 +12,7 @@
 //! configured with other layers.
 
 pub mod metrics;
+pub mod migrate;
 
 use super::{Engine, Store, StoreError};
 use crate::metrics::EngineKind;
@@ -32,25 +33,34 @@ fn kind_of(engine: &Engine) -> EngineKind {
 pub struct Layers {
     /// Count into the process group's shared counters (`crate::metrics::global()`).
     pub metrics: bool,
+    /// Read-through migration from this old store (`session_proxy.migrate_from`), outermost.
+    pub migrate_from: Option<Box<Engine>>,
 }
 
 impl Default for Layers {
     /// The layers a request gets: metrics on.
     fn default() -> Self {
-        Layers { metrics: true }
+        Layers { metrics: true, migrate_from: None }
     }
 }
 
 impl Layers {
     /// No layer at all.
-    pub const NONE: Layers = Layers { metrics: false };
+    pub const NONE: Layers = Layers { metrics: false, migrate_from: None };
 
     /// Wraps an engine's store in the configured layers.
     pub fn wrap(&self, engine: &Engine, store: Box<dyn Store>) -> Box<dyn Store> {
-        if self.metrics {
+        let store: Box<dyn Store> = if self.metrics {
             Box::new(metrics::Metrics::new(store, kind_of(engine), crate::metrics::global()))
         } else {
             store
+        };
+        match &self.migrate_from {
+            Some(old) => {
+                let counters = self.metrics.then(|| (crate::metrics::global(), kind_of(engine)));
+                Box::new(migrate::Migrate::new(store, (**old).clone(), counters))
+            }
+            None => store,
         }
     }
 

@@ -29,6 +29,7 @@ pub mod ketama;
 pub mod options;
 mod proto;
 mod users;
+mod scan;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -875,6 +876,10 @@ impl Store for MemcachedStore {
     }
 
     fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 

@@ -41,6 +41,7 @@
 
 pub mod dsn;
 mod users;
+mod scan;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -1134,6 +1135,10 @@ impl Store for RedisStore {
     // No `collector`: Redis expires sessions itself (TTL = session.gc_maxlifetime).
 
     fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 

@@ -23,6 +23,7 @@
 
 pub mod options;
 mod users;
+mod scan;
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
@@ -711,6 +712,10 @@ impl Store for SqliteStore {
     }
 
     fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
     }
 }

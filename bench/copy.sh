@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# session-proxy copy: sessions/s between each pair of SQLite, files (on $BENCH_DIR: say which file
+# system), Redis and Memcached on this machine; N sessions of ~200 bytes, each copied into a fresh
+# target (no session present: every one is read, written, and aged or given its TTL). One run per
+# pair (the copy of N sessions is itself the average). Also the peak RSS of each copy.
+# Usage: bash bench/copy.sh   (env: N=20000 REDIS_PORT=6398 MC_PORT=21298 BENCH_DIR=/tmp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SO="$PWD/target/release/libsession_proxy.so"
+BIN="$PWD/target/release/session-proxy"
+N=${N:-20000}
+RPORT=${REDIS_PORT:-6398}
+MPORT=${MC_PORT:-21298}
+BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-cbench.XXXXXX")
+redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize yes \
+  --dir "$BASE" --pidfile "$BASE/r.pid" --logfile "$BASE/r.log" >/dev/null
+memcached -l 127.0.0.1 -p "$MPORT" -U 0 -m 512 -d -P "$BASE/m.pid" $( [[ $(id -u) == 0 ]] && echo -u root )
+cleanup() {
+  redis-cli -h 127.0.0.1 -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+  [[ -f $BASE/m.pid ]] && kill "$(cat "$BASE/m.pid")" 2>/dev/null || true
+  rm -rf "$BASE"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+
+dsn() { # kind n
+  case $1 in
+    sqlite) echo "sqlite://$BASE/s$2.sqlite" ;;
+    files) mkdir -p "$BASE/f$2"; echo "files://$BASE/f$2" ;;
+    redis) echo "redis://127.0.0.1:$RPORT/0?prefix=b$2:" ;;
+    memcached) echo "memcached://127.0.0.1:$MPORT?prefix=b$2." ;;
+  esac
+}
+
+# The sessions: written by PHP through the extension into SQLite, then copied once into each kind.
+php -n -d extension="$SO" -r '
+  $h = new SessionProxy\Handler($argv[1]);
+  $h->open("", "PHPSESSID");
+  for ($i = 0; $i < (int) $argv[2]; $i++) {
+    $h->write("bench$i", "user|s:5:\"bench\";data|s:160:\"" . str_repeat("x", 160) . "\";n|i:$i;");
+  }
+  $h->close();
+' "$(dsn sqlite 0)" "$N"
+declare -A SRC=([sqlite]="$(dsn sqlite 0)")
+for k in files redis memcached; do
+  SRC[$k]=$(dsn "$k" 0)
+  "$BIN" copy --quiet "${SRC[sqlite]}" "${SRC[$k]}"
+done
+
+echo "session-proxy copy, $N sessions of ~200 B into an empty target, $(nproc) CPUs, files on $(df -T "$BASE" | awk 'NR==2 {print $2}')"
+echo "| from \\ to | sqlite | files | redis | memcached |"
+echo "|---|---|---|---|---|"
+n=1
+for from in sqlite files redis memcached; do
+  row="| $from |"
+  for to in sqlite files redis memcached; do
+    if [[ $from == "$to" ]]; then row+=" – |"; continue; fi
+    n=$((n + 1))
+    out=$(/usr/bin/time -f '%M' "$BIN" copy --quiet --json "${SRC[$from]}" "$(dsn "$to" "$n")" 2>"$BASE/time")
+    rate=$(sed -E 's/.*"sessions_per_second":([0-9.]+).*/\1/' <<<"$out")
+    copied=$(sed -E 's/.*"copied":([0-9]+).*/\1/' <<<"$out")
+    [[ $copied == "$N" ]] || { echo "copy $from -> $to copied $copied of $N" >&2; exit 1; }
+    row+=" ${rate%.*}/s ($(tail -1 "$BASE/time") KiB) |"
+  done
+  echo "$row"
+done

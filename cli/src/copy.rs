@@ -1,0 +1,157 @@
+//! `session-proxy copy FROM TO`: every live session of FROM into TO with its remaining lifetime.
+//!
+//! - Streams: the source's `Scan` pages (SQLite keyset pages, a files directory walk, Redis SCAN on
+//!   every server or Cluster master, Memcached's LRU crawler per server); one page in memory.
+//! - Never overwrites: each session is created in TO with `Expect::Absent`, so one TO already has
+//!   (copied before, or written since by a request under read-through migration: newer) stays.
+//! - Resumable by that rule: run again after an interruption, it copies only what is missing (the
+//!   sessions already copied are read again from FROM and skipped, no write). No checkpoint file.
+//! - Lifetimes: a TTL engine's remaining TTL, or (SQLite, files) --lifetime minus the idle time, is the
+//!   TTL written into a TTL engine; an age engine as TTO gets the session's idle time back (`set_idle`).
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use session_proxy::store::{Expect, Expiry, Written};
+
+use super::{open, parse, remaining, Failure};
+
+pub struct Args {
+    pub from: String,
+    pub to: String,
+    pub delete_source: bool,
+    pub dry_run: bool,
+    pub quiet: bool,
+    pub json: bool,
+    pub lifetime: Duration,
+    pub page: usize,
+}
+
+/// Consecutive failed sessions after which the copy stops (a store that went down).
+const MAX_FAILURES_IN_A_ROW: u32 = 20;
+
+#[derive(Default)]
+struct Counts {
+    listed: u64,
+    copied: u64,
+    present: u64,
+    expired: u64,
+    vanished: u64,
+    deleted: u64,
+    failed: u64,
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let (from, to) = (parse("FROM", &a.from)?, parse("TO", &a.to)?);
+    let mut src = open(&from)?;
+    let mut dst = open(&to)?;
+    let (src_at, dst_at) = (src.describe(), dst.describe());
+    // SQLite and files keep only the time of the last write: a session's age is set after its write.
+    let age_target = matches!(to.scheme(), "sqlite" | "files");
+    if src.scanner().is_none() {
+        return Err(Failure::store(format!("{src_at} cannot list its sessions")));
+    }
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} sessions listed, {msg} [{elapsed_precise}, {per_sec}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let started = Instant::now();
+    let read_life = Expiry::new(a.lifetime);
+    let mut c = Counts::default();
+    let (mut cursor, mut in_a_row, mut first_error) = (String::new(), 0u32, None::<String>);
+    loop {
+        let page = src
+            .scanner()
+            .expect("checked above")
+            .scan(&cursor, a.page)
+            .map_err(|e| Failure::store(format!("cannot list {src_at}: {e}")))?;
+        for l in page.sessions {
+            c.listed += 1;
+            bar.inc(1);
+            let Some(left) = remaining(l.left, a.lifetime) else {
+                c.expired += 1;
+                continue;
+            };
+            let r = (|| -> Result<(), session_proxy::store::StoreError> {
+                let Some(data) = src.load(&l.id, read_life)? else {
+                    c.vanished += 1;
+                    return Ok(());
+                };
+                if a.dry_run {
+                    c.copied += 1;
+                    return Ok(());
+                }
+                // An age engine judges "absent" by the site's lifetime; a TTL engine gets the time left.
+                let write_life = if age_target { read_life } else { Expiry::new(left) };
+                match dst.save(&l.id, &data.data, Expect::Absent, None, write_life)? {
+                    Written::Done(_) => {
+                        if age_target {
+                            if let Some(s) = dst.scanner() {
+                                s.set_idle(&l.id, a.lifetime.saturating_sub(left))?;
+                            }
+                        }
+                        c.copied += 1;
+                    }
+                    Written::Conflict(_) | Written::LockLost => c.present += 1,
+                }
+                if a.delete_source {
+                    src.destroy(&l.id, None)?;
+                    c.deleted += 1;
+                }
+                Ok(())
+            })();
+            match r {
+                Ok(()) => in_a_row = 0,
+                Err(e) => {
+                    c.failed += 1;
+                    in_a_row += 1;
+                    first_error.get_or_insert_with(|| format!("session {}: {e}", l.id.short()));
+                    if in_a_row >= MAX_FAILURES_IN_A_ROW {
+                        bar.finish_and_clear();
+                        return Err(Failure::store(format!(
+                            "stopped after {in_a_row} failed sessions in a row ({} copied so far; run again to go on): {}",
+                            c.copied,
+                            first_error.unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            bar.set_message(format!("{} copied, {} already there", c.copied, c.present));
+        }
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { c.listed as f64 / secs } else { 0.0 };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "from": src_at, "to": dst_at, "dry_run": a.dry_run,
+                "listed": c.listed, "copied": c.copied, "already_present": c.present, "expired": c.expired,
+                "vanished": c.vanished, "deleted": c.deleted, "failed": c.failed,
+                "seconds": (secs * 1000.0).round() / 1000.0, "sessions_per_second": rate.round(),
+            })
+        );
+    } else if !a.quiet {
+        eprintln!(
+            "{} sessions listed in {src_at}: {} {}copied to {dst_at}, {} already there, {} expired, {} gone meanwhile, {} failed{} ({secs:.1} s, {rate:.0}/s)",
+            c.listed,
+            c.copied,
+            if a.dry_run { "would be " } else { "" },
+            c.present,
+            c.expired,
+            c.vanished,
+            c.failed,
+            if a.delete_source { format!(", {} deleted from the source", c.deleted) } else { String::new() },
+        );
+    }
+    match first_error {
+        Some(e) => Err(Failure::store(format!("{} sessions failed; the first: {e}", c.failed))),
+        None => Ok(()),
+    }
+}

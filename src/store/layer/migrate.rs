@@ -1,0 +1,502 @@
+#![deny(clippy::missing_trait_methods)]
+//! Read-through migration (`session_proxy.migrate_from`): wraps the new store and holds the old one.
+//!
+//! - Reads (`load`, `lock_and_load`) ask the new store first; a session it lacks is read from the old
+//!   store. Its version is the old store's, so the first write of such a session is a create in the
+//!   new store (`Expect::Absent`, or `Held(None)` under the lock), then a delete from the old one.
+//!   A lazy-write refresh (`touch`) of such a session moves it the same way, with the data read.
+//! - `exists` (strict mode) answers true when either store holds the session; `destroy` removes it
+//!   from both.
+//! - Locking: the lock is taken in the new store, then in the old one, each with the engine's own
+//!   lock, so the old handler still running on servers not yet switched excludes this request where
+//!   the engines lock alike (PHP files' flock = our files engine's; phpredis' `<key>_LOCK` = our
+//!   Redis engine's; php-memcached's `lock.<key>` = our Memcached engine's with the default
+//!   lock_placement). When the old lock is busy, the new one is released and the attempt answers
+//!   Busy; the wait is then the old store's.
+//! - An old store that fails (down, timeout, anything) is dropped for the rest of the request after
+//!   one warning (`take_warnings`); the request goes on with the new store alone. The next request
+//!   (`Event::Started`) tries again.
+//! - The metrics registry counts `old_store_reads` (sessions served from the old store) and
+//!   `migrated` (sessions moved into the new store), in the new engine's row.
+
+use std::time::{Duration, Instant};
+
+use crate::id::SessionId;
+use crate::lock::Token;
+use crate::metrics::{Counter, EngineKind, Registry};
+use crate::store::{Acquire, Busy, Collect, Engine, Event, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
+
+/// A session read from the old store and not yet moved.
+struct FromOld {
+    id: SessionId,
+    version: Version,
+    data: Vec<u8>,
+}
+
+pub struct Migrate {
+    new: Box<dyn Store>,
+    /// The old store's engine (opened lazily, once per request at most when it fails).
+    from: Engine,
+    old: Option<Box<dyn Store>>,
+    /// The old store failed or could not be opened in this request: not tried again until the next.
+    old_down: bool,
+    /// The session whose lock this handle holds in the old store, with its owner.
+    old_locked: Option<(SessionId, Token)>,
+    /// The last lock attempt was refused by the old store (so the wait is the old store's).
+    busy_in_old: bool,
+    from_old: Option<FromOld>,
+    warnings: Vec<StoreError>,
+    counters: Option<(&'static Registry, EngineKind)>,
+}
+
+impl Migrate {
+    pub fn new(new: Box<dyn Store>, from: Engine, counters: Option<(&'static Registry, EngineKind)>) -> Self {
+        Migrate {
+            new,
+            from,
+            old: None,
+            old_down: false,
+            old_locked: None,
+            busy_in_old: false,
+            from_old: None,
+            warnings: Vec::new(),
+            counters,
+        }
+    }
+
+    fn count(&self, c: Counter) {
+        if let Some((r, e)) = self.counters {
+            r.add(e, c, 1);
+        }
+    }
+
+    /// The old store, opened if needed; None when it is down for this request.
+    fn old(&mut self) -> Option<&mut Box<dyn Store>> {
+        if self.old.is_none() && !self.old_down {
+            match crate::store::connect(&self.from) {
+                Ok(s) => self.old = Some(s),
+                Err(e) => self.fail_old(e),
+            }
+        }
+        self.old.as_mut()
+    }
+
+    /// The old store failed: one warning, then the request goes on without it.
+    fn fail_old(&mut self, e: StoreError) {
+        self.warnings.push(e);
+        self.old = None;
+        self.old_down = true;
+        self.old_locked = None;
+    }
+
+    /// Runs `f` on the old store; None when it is down or `f` failed (then it is dropped).
+    fn on_old<T>(&mut self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Option<T> {
+        let old = self.old()?;
+        match f(old.as_mut()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail_old(e);
+                None
+            }
+        }
+    }
+
+    /// A session the new store lacks, read from the old one (remembered for its first write).
+    fn read_old(&mut self, id: &SessionId, loaded: Option<Loaded>) -> Option<Loaded> {
+        if let Some(l) = &loaded {
+            self.count(Counter::OldStoreReads);
+            self.from_old = Some(FromOld { id: id.clone(), version: l.version, data: l.data.clone() });
+        }
+        loaded
+    }
+
+    /// Releases the old store's lock on `id` if this handle holds it; `delete`: the session too.
+    fn release_old(&mut self, id: &SessionId, delete: bool) {
+        let held = self.old_locked.take_if(|(held, _)| held == id);
+        match (held, delete) {
+            (Some((_, owner)), true) => {
+                self.on_old(|o| o.destroy(id, Some(&owner)));
+            }
+            (None, true) => {
+                self.on_old(|o| o.destroy(id, None));
+            }
+            (Some((_, owner)), false) => {
+                self.on_old(|o| o.unlock(id, &owner));
+            }
+            (None, false) => {}
+        }
+    }
+
+    /// The session `id` read from the old store at `expect`, if that is what the write refers to.
+    fn moving(&mut self, id: &SessionId, expect: Expect) -> bool {
+        let Some(f) = self.from_old.as_ref().filter(|f| &f.id == id) else { return false };
+        match expect {
+            Expect::Version(v) | Expect::Held(Some(v)) => v == f.version,
+            Expect::Any => true,
+            Expect::Absent | Expect::Held(None) => false,
+        }
+    }
+}
+
+impl Pooled for Migrate {
+    fn reusable(&self) -> bool {
+        self.new.reusable()
+    }
+
+    fn still_valid(&mut self) -> bool {
+        if let Some(old) = self.old.as_mut() {
+            if !old.still_valid() || !old.reusable() {
+                self.old = None;
+            }
+        }
+        self.new.still_valid()
+    }
+}
+
+impl Collect for Migrate {
+    fn gc(&mut self, exp: Expiry) -> Result<u64> {
+        let n = self.new.collector().map_or(Ok(0), |c| c.gc(exp))?;
+        let old = self.on_old(|o| o.collector().map_or(Ok(0), |c| c.gc(exp))).unwrap_or(0);
+        Ok(n + old)
+    }
+}
+
+impl Store for Migrate {
+    fn describe(&self) -> String {
+        self.new.describe()
+    }
+
+    fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
+        if let Some(l) = self.new.load(id, exp)? {
+            self.from_old = None;
+            return Ok(Some(l));
+        }
+        let old = self.on_old(|o| o.load(id, exp)).flatten();
+        Ok(self.read_old(id, old))
+    }
+
+    fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
+        self.busy_in_old = false;
+        let data = match self.new.lock_and_load(id, owner, lock_expire, exp)? {
+            Acquire::Busy(b) => return Ok(Acquire::Busy(b)),
+            Acquire::Locked(data) => data,
+        };
+        if self.old_locked.as_ref().is_some_and(|(held, _)| held == id) {
+            // session_reset(): still ours in the old store too.
+            let old = if data.is_none() { self.on_old(|o| o.load(id, exp)).flatten() } else { None };
+            return Ok(Acquire::Locked(data.or_else(|| self.read_old(id, old))));
+        }
+        match self.on_old(|o| o.lock_and_load(id, owner, lock_expire, exp)) {
+            Some(Acquire::Busy(b)) => {
+                // The old handler (or one of ours not yet switched) holds it: wait for it, holding nothing.
+                self.new.unlock(id, owner)?;
+                self.busy_in_old = true;
+                Ok(Acquire::Busy(b))
+            }
+            Some(Acquire::Locked(old)) => {
+                self.old_locked = Some((id.clone(), owner.clone()));
+                match data {
+                    Some(l) => {
+                        self.from_old = None;
+                        Ok(Acquire::Locked(Some(l)))
+                    }
+                    None => Ok(Acquire::Locked(self.read_old(id, old))),
+                }
+            }
+            None => Ok(Acquire::Locked(data)),
+        }
+    }
+
+    fn wait_for_release(&mut self, id: &SessionId, busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
+        if self.busy_in_old {
+            // An old store down since: the next attempt goes on without it.
+            self.on_old(|o| o.wait_for_release(id, busy, deadline, attempt));
+            return Ok(());
+        }
+        self.new.wait_for_release(id, busy, deadline, attempt)
+    }
+
+    fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
+        if self.busy_in_old {
+            return Ok(self.on_old(|o| o.lock_holder(id)).flatten());
+        }
+        self.new.lock_holder(id)
+    }
+
+    fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
+        let moving = self.moving(id, expect);
+        let expect = match expect {
+            // The version read is the old store's: the write creates the session in the new one.
+            Expect::Version(_) if moving => Expect::Absent,
+            Expect::Held(_) if moving => Expect::Held(None),
+            e => e,
+        };
+        let r = self.new.save(id, data, expect, owner, exp);
+        let done = matches!(r, Ok(Written::Done(_)));
+        if done && moving {
+            self.from_old = None;
+            self.count(Counter::Migrated);
+        }
+        // Moved (or written anew while the old store still had it): the old copy goes, with our lock.
+        self.release_old(id, done && moving);
+        r
+    }
+
+    fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
+        if let Some(f) = self.from_old.take_if(|f| &f.id == id) {
+            // Unchanged data read from the old store: moved now, so it does not stay behind.
+            let expect = if owner.is_some() { Expect::Held(Some(f.version)) } else { Expect::Version(f.version) };
+            self.from_old = Some(FromOld { id: f.id, version: f.version, data: Vec::new() });
+            return match self.save(id, &f.data, expect, owner, exp)? {
+                Written::Done(_) | Written::Conflict(_) => Ok(Touched::Done),
+                Written::LockLost => Ok(Touched::LockLost),
+            };
+        }
+        let r = self.new.touch(id, owner, exp);
+        self.release_old(id, false);
+        r
+    }
+
+    fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
+        let r = self.new.unlock(id, owner);
+        if self.old_locked.as_ref().is_some_and(|(held, _)| held == id) {
+            self.release_old(id, false);
+        } else if self.busy_in_old {
+            // Breaking a dead holder's lock in the old store (`lock_holder` asked it).
+            self.on_old(|o| o.unlock(id, owner));
+        }
+        r
+    }
+
+    fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
+        self.from_old = None;
+        let r = self.new.destroy(id, owner);
+        self.release_old(id, true);
+        r
+    }
+
+    fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        if self.new.exists(id, exp)? {
+            return Ok(true);
+        }
+        Ok(self.on_old(|o| o.exists(id, exp)).unwrap_or(false))
+    }
+
+    fn collector(&mut self) -> Option<&mut dyn Collect> {
+        Some(self)
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        self.new.scanner()
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.new.round_trips() + self.old.as_ref().map_or(0, |o| o.round_trips())
+    }
+
+    fn event(&mut self, e: &Event) {
+        if *e == Event::Started {
+            // A new request: an old store that was down is tried again, and nothing is remembered.
+            self.old_down = false;
+            self.from_old = None;
+            self.old_locked = None;
+            self.busy_in_old = false;
+        }
+        self.new.event(e);
+    }
+
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.extend(self.new.take_warnings());
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsn::{FilesOptions, SqliteOptions};
+    use crate::store::tests::{conformance, id, TempDir};
+
+    const LIFE: Expiry = Expiry::new(Duration::from_secs(600));
+    const EXPIRE: Duration = Duration::from_secs(30);
+
+    fn sqlite(dir: &TempDir) -> Engine {
+        Engine::Sqlite(SqliteOptions {
+            path: dir.path().join("new.sqlite"),
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: false,
+            private_dir: false,
+        })
+    }
+
+    fn files(dir: &TempDir) -> Engine {
+        let d = dir.path().join("old");
+        std::fs::create_dir_all(&d).unwrap();
+        Engine::Files(FilesOptions { dir: d, depth: 0, mode: 0o600 })
+    }
+
+    fn registry() -> &'static Registry {
+        Box::leak(Box::new(Registry::local()))
+    }
+
+    fn layered(new: &Engine, old: &Engine, counters: &'static Registry) -> Migrate {
+        let m = Migrate::new(crate::store::connect(new).unwrap(), old.clone(), Some((counters, EngineKind::Sqlite)));
+        let mut m = m;
+        m.event(&Event::Started);
+        m
+    }
+
+    fn put(s: &mut dyn Store, sid: &SessionId, data: &[u8]) {
+        assert!(matches!(s.save(sid, data, Expect::Any, None, LIFE).unwrap(), Written::Done(_)));
+    }
+
+    fn data(s: &mut dyn Store, sid: &SessionId) -> Option<Vec<u8>> {
+        s.load(sid, LIFE).unwrap().map(|l| l.data)
+    }
+
+    fn counted(r: &Registry, c: Counter) -> u64 {
+        r.snapshot().engines[EngineKind::Sqlite as usize].get(c)
+    }
+
+    #[test]
+    fn conformance_over_sqlite_migrating_from_files() {
+        let dir = TempDir::new("layer-migrate-conformance");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let open = || Box::new(layered(&new, &old, registry())) as Box<dyn Store>;
+        // gc of SQLite: one statement (the layer adds the old store's, on an empty directory).
+        assert!(!conformance(open));
+    }
+
+    #[test]
+    fn locked_read_falls_back_and_the_first_write_moves_the_session() {
+        let dir = TempDir::new("layer-migrate-move");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let mut before = crate::store::connect(&old).unwrap();
+        let (a, b) = (id("userA"), id("userB"));
+        put(before.as_mut(), &a, b"user|s:1:\"a\";");
+        put(before.as_mut(), &b, b"user|s:1:\"b\";");
+        let r = registry();
+        let mut m = layered(&new, &old, r);
+        let t = Token::new();
+        let Acquire::Locked(Some(l)) = m.lock_and_load(&a, &t, EXPIRE, LIFE).unwrap() else { panic!("not read from the old store") };
+        assert_eq!(l.data, b"user|s:1:\"a\";");
+        assert_eq!(counted(r, Counter::OldStoreReads), 1);
+        // Not moved by the read alone.
+        assert_eq!(data(before.as_mut(), &a).as_deref(), Some(&b"user|s:1:\"a\";"[..]));
+        let w = m.save(&a, b"user|s:1:\"a\";n|i:1;", Expect::Held(Some(l.version)), Some(&t), LIFE).unwrap();
+        assert!(matches!(w, Written::Done(_)), "{w:?}");
+        assert_eq!(counted(r, Counter::Migrated), 1);
+        assert_eq!(data(before.as_mut(), &a), None, "deleted from the old store");
+        let mut after = crate::store::connect(&new).unwrap();
+        assert_eq!(data(after.as_mut(), &a).as_deref(), Some(&b"user|s:1:\"a\";n|i:1;"[..]));
+        // Both locks were released by the write: another request takes them at once.
+        let mut other = layered(&new, &old, r);
+        let t2 = Token::new();
+        assert!(matches!(other.lock_and_load(&a, &t2, EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+        other.unlock(&a, &t2).unwrap();
+
+        // Unlocked reads (locking off / optimistic): the version read is the old store's.
+        m.event(&Event::Started);
+        let l = m.load(&b, LIFE).unwrap().expect("from the old store");
+        assert!(matches!(m.save(&b, b"n|i:2;", Expect::Version(l.version), None, LIFE).unwrap(), Written::Done(_)));
+        assert_eq!(data(before.as_mut(), &b), None);
+        assert_eq!(data(after.as_mut(), &b).as_deref(), Some(&b"n|i:2;"[..]));
+        assert_eq!((counted(r, Counter::OldStoreReads), counted(r, Counter::Migrated)), (2, 2));
+        assert!(m.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn touch_moves_an_unchanged_session() {
+        let dir = TempDir::new("layer-migrate-touch");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let mut before = crate::store::connect(&old).unwrap();
+        let a = id("lazy1");
+        put(before.as_mut(), &a, b"k|i:7;");
+        let r = registry();
+        let mut m = layered(&new, &old, r);
+        let t = Token::new();
+        assert!(matches!(m.lock_and_load(&a, &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+        assert_eq!(m.touch(&a, Some(&t), LIFE).unwrap(), Touched::Done);
+        assert_eq!(data(before.as_mut(), &a), None);
+        assert_eq!(data(crate::store::connect(&new).unwrap().as_mut(), &a).as_deref(), Some(&b"k|i:7;"[..]));
+        assert_eq!(counted(r, Counter::Migrated), 1);
+    }
+
+    #[test]
+    fn exists_in_either_and_destroy_removes_both() {
+        let dir = TempDir::new("layer-migrate-destroy");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let mut before = crate::store::connect(&old).unwrap();
+        let mut after = crate::store::connect(&new).unwrap();
+        let (a, b, c) = (id("inold"), id("innew"), id("nowhere"));
+        put(before.as_mut(), &a, b"x");
+        put(after.as_mut(), &b, b"y");
+        put(before.as_mut(), &b, b"stale copy");
+        let mut m = layered(&new, &old, registry());
+        assert!(m.exists(&a, LIFE).unwrap() && m.exists(&b, LIFE).unwrap());
+        assert!(!m.exists(&c, LIFE).unwrap());
+        // The new store's copy wins over the old one's.
+        assert_eq!(data(&mut m, &b).as_deref(), Some(&b"y"[..]));
+        m.destroy(&a, None).unwrap();
+        m.destroy(&b, None).unwrap();
+        assert_eq!((data(before.as_mut(), &a), data(before.as_mut(), &b), data(after.as_mut(), &b)), (None, None, None));
+        assert!(!m.exists(&a, LIFE).unwrap());
+    }
+
+    #[test]
+    fn the_old_stores_lock_excludes_and_is_waited_for() {
+        let dir = TempDir::new("layer-migrate-lock");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let mut holder = crate::store::connect(&old).unwrap();
+        let a = id("heldold");
+        put(holder.as_mut(), &a, b"v|i:1;");
+        let th = Token::new();
+        assert!(matches!(holder.lock_and_load(&a, &th, EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+        let mut m = layered(&new, &old, registry());
+        let t = Token::new();
+        let Acquire::Busy(busy) = m.lock_and_load(&a, &t, EXPIRE, LIFE).unwrap() else { panic!("the old lock did not exclude") };
+        // The new store's lock was let go while waiting: another client of the new store gets it.
+        let mut plain = crate::store::connect(&new).unwrap();
+        let tp = Token::new();
+        assert!(matches!(plain.lock_and_load(&a, &tp, EXPIRE, LIFE).unwrap(), Acquire::Locked(None)));
+        plain.unlock(&a, &tp).unwrap();
+        // The wait is the old store's (files: woken by the kernel when the flock goes).
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.unlock(&a, &th).unwrap();
+        });
+        let started = Instant::now();
+        m.wait_for_release(&id("heldold"), &busy, started + Duration::from_secs(5), 0).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "waited to the deadline");
+        released.join().unwrap();
+        assert!(matches!(m.lock_and_load(&id("heldold"), &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+        // Ours now excludes the old handler's side.
+        let mut later = crate::store::connect(&old).unwrap();
+        assert!(matches!(later.lock_and_load(&id("heldold"), &Token::new(), EXPIRE, LIFE).unwrap(), Acquire::Busy(_)));
+        m.unlock(&id("heldold"), &t).unwrap();
+        assert!(matches!(later.lock_and_load(&id("heldold"), &Token::new(), EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+    }
+
+    #[test]
+    fn an_old_store_that_is_down_costs_one_warning_per_request() {
+        let dir = TempDir::new("layer-migrate-down");
+        let new = sqlite(&dir);
+        // Nothing listens on port 1 of loopback: refused at once.
+        let old = crate::dsn::parse("redis://127.0.0.1:1/0?timeout=0.5", dir.path()).unwrap();
+        let mut m = layered(&new, &old, registry());
+        let (a, t) = (id("down1"), Token::new());
+        assert!(matches!(m.lock_and_load(&a, &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(None)));
+        assert!(matches!(m.save(&a, b"z", Expect::Held(None), Some(&t), LIFE).unwrap(), Written::Done(_)));
+        assert!(m.exists(&a, LIFE).unwrap());
+        let w = m.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].kind(), crate::store::ErrorKind::Unavailable);
+        assert!(w[0].at().contains("127.0.0.1:1"), "{:?}", w[0]);
+        // The next request tries again (once).
+        m.event(&Event::Started);
+        assert_eq!(m.exists(&id("other"), LIFE), Ok(false));
+        assert_eq!(m.load(&id("other"), LIFE), Ok(None));
+        assert_eq!(m.take_warnings().len(), 1);
+    }
+}
