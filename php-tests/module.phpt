@@ -101,6 +101,7 @@ INI entries: array(8) {
   ["session_proxy.merge_conflict"]=>
   string(4) "last"
   ["session_proxy.migrate_from"]=>
+  string(0) ""
   ["session_proxy.track_client"]=>
   string(1) "0"
   ["session_proxy.user_key"]=>
