@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::grammar::{self, Bools};
 use crate::serial::{Format, OnConflict};
+use crate::store::layer::envelope::{Codec, MAX_DATA_LEN};
+use crate::store::layer::{keys, AtRest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutAction {
@@ -40,6 +42,8 @@ pub struct Settings {
     /// Optimistic mode: the format of the session data (`session.serialize_handler`; None: one we
     /// cannot take apart, merged as one unit).
     pub format: Option<Format>,
+    /// The at-rest layers' directives, as given (keys are read at open: `Layers::at_rest`).
+    pub at_rest: AtRest,
 }
 
 impl Default for Settings {
@@ -51,6 +55,7 @@ impl Default for Settings {
             on_timeout: TimeoutAction::Fail,
             merge_conflict: OnConflict::Last,
             format: Some(Format::Php),
+            at_rest: AtRest { compression_threshold: DEFAULT_COMPRESSION_THRESHOLD, ..AtRest::default() },
         }
     }
 }
@@ -69,6 +74,13 @@ pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
 pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
 pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
 pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
+pub const ENCRYPTION_KEY: &str = crate::store::layer::ENCRYPTION_KEY;
+pub const ENCRYPTION_KEYS_OLD: &str = crate::store::layer::ENCRYPTION_KEYS_OLD;
+pub const HASH_IDS: &str = "session_proxy.hash_ids";
+pub const HASH_KEY: &str = crate::store::layer::HASH_KEY;
+pub const COMPRESSION: &str = "session_proxy.compression";
+pub const COMPRESSION_THRESHOLD: &str = "session_proxy.compression_threshold";
+pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 1024;
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -107,6 +119,42 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "locking=optimistic, a key changed by two requests at once: last (this request's value wins) or first (the stored value wins, with a notice)",
         boolean: false,
     },
+    Directive {
+        name: c"session_proxy.encryption_key",
+        default: c"",
+        help: "Encrypt sessions at rest (XChaCha20-Poly1305) with the 32-byte key in this file (absolute path) or environment variable (env:NAME): 32 raw bytes or 64 hex digits; never the key itself. Empty: off",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.encryption_keys_old",
+        default: c"",
+        help: "Comma-separated old keys (same forms as encryption_key) still accepted for reading; sessions are re-encrypted with encryption_key at their next write",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.hash_ids",
+        default: c"0",
+        help: "On: engines store and lock sessions under HMAC-SHA256(key, id), never the id; sessions stored under the id are moved at their first read",
+        boolean: true,
+    },
+    Directive {
+        name: c"session_proxy.hash_key",
+        default: c"",
+        help: "The hash_ids key (same forms as encryption_key); empty: derived from encryption_key by HKDF-SHA256",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.compression",
+        default: c"off",
+        help: "Compress sessions at rest: off, zstd or lz4 (sessions of at least compression_threshold bytes that shrink)",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.compression_threshold",
+        default: c"1024",
+        help: "Sessions shorter than this many bytes are stored uncompressed (0 to 268435456)",
+        boolean: false,
+    },
 ];
 
 /// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
@@ -138,6 +186,11 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         LOCK_EXPIRE => parse_uint(v, MAX_LOCK_EXPIRE_S).map(|_| ()),
         LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
+        ENCRYPTION_KEY | HASH_KEY => parse_key_source(name, v),
+        ENCRYPTION_KEYS_OLD => keys::sources(ENCRYPTION_KEYS_OLD, v).map(|_| ()).map_err(|_| KEY_FORMS.to_string()),
+        HASH_IDS => parse_bool(v).map(|_| ()),
+        COMPRESSION => parse_compression(v).map(|_| ()),
+        COMPRESSION_THRESHOLD => parse_uint(v, MAX_DATA_LEN as u64).map(|_| ()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
@@ -188,6 +241,32 @@ pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
     }
 }
 
+/// A key directive whose php.ini value is refused at startup is still set (not left at its empty
+/// default): opening a session then fails naming it, instead of running without the encryption or
+/// hashing it asked for.
+pub fn kept_when_invalid(name: &str) -> bool {
+    matches!(name, ENCRYPTION_KEY | ENCRYPTION_KEYS_OLD | HASH_KEY)
+}
+
+const KEY_FORMS: &str = "expected an absolute file path or env:NAME (the key itself never goes into php.ini)";
+
+/// A key directive: empty (off) or one source.
+fn parse_key_source(name: &str, v: &str) -> Result<(), String> {
+    match v {
+        "" => Ok(()),
+        v => keys::source("", v).map(|_| ()).map_err(|_| if name == ENCRYPTION_KEY && v.contains(',') { format!("{KEY_FORMS}; one key (old ones go into {ENCRYPTION_KEYS_OLD})") } else { KEY_FORMS.to_string() }),
+    }
+}
+
+pub fn parse_compression(v: &str) -> Result<Option<Codec>, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "off" | "0" | "none" => Ok(None),
+        "zstd" => Ok(Some(Codec::Zstd)),
+        "lz4" => Ok(Some(Codec::Lz4)),
+        _ => Err("expected off, zstd or lz4".into()),
+    }
+}
+
 /// The raw values of the directives for one request, by name (from the INI, or from a Handler's
 /// options over the INI), plus PHP's max_execution_time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,6 +277,12 @@ pub struct RawSettings {
     pub lock_timeout_action: String,
     pub merge_conflict: String,
     pub max_execution_time: i64,
+    pub encryption_key: String,
+    pub encryption_keys_old: String,
+    pub hash_ids: String,
+    pub hash_key: String,
+    pub compression: String,
+    pub compression_threshold: String,
 }
 
 impl RawSettings {
@@ -210,6 +295,12 @@ impl RawSettings {
             lock_timeout_action: value(LOCK_TIMEOUT_ACTION),
             merge_conflict: value(MERGE_CONFLICT),
             max_execution_time,
+            encryption_key: value(ENCRYPTION_KEY),
+            encryption_keys_old: value(ENCRYPTION_KEYS_OLD),
+            hash_ids: value(HASH_IDS),
+            hash_key: value(HASH_KEY),
+            compression: value(COMPRESSION),
+            compression_threshold: value(COMPRESSION_THRESHOLD),
         }
     }
 }
@@ -226,6 +317,15 @@ impl Settings {
             lock_expire: Duration::from_secs(effective_lock_expire(expire, raw.max_execution_time)),
             on_timeout: parse_action(raw.lock_timeout_action.trim()).unwrap_or(d.on_timeout),
             merge_conflict: parse_merge_conflict(raw.merge_conflict.trim()).unwrap_or(d.merge_conflict),
+            at_rest: AtRest {
+                encryption_key: raw.encryption_key.trim().to_string(),
+                encryption_keys_old: raw.encryption_keys_old.trim().to_string(),
+                hash_ids: parse_bool(raw.hash_ids.trim()).unwrap_or(false),
+                hash_key: raw.hash_key.trim().to_string(),
+                compression: parse_compression(raw.compression.trim()).unwrap_or(None),
+                compression_threshold: parse_uint(raw.compression_threshold.trim(), MAX_DATA_LEN as u64)
+                    .map_or(DEFAULT_COMPRESSION_THRESHOLD, |n| n as usize),
+            },
             ..d
         }
     }
@@ -265,6 +365,15 @@ mod tests {
             (LOCK_TIMEOUT_ACTION, "readonly"),
             (LOCK_TIMEOUT_ACTION, "FAIL"),
             (MERGE_CONFLICT, "First"),
+            (ENCRYPTION_KEY, ""),
+            (ENCRYPTION_KEY, "/etc/php/session.key"),
+            (ENCRYPTION_KEY, "env:SESSION_KEY"),
+            (ENCRYPTION_KEYS_OLD, "/k1, env:OLD_KEY"),
+            (HASH_IDS, "On"),
+            (HASH_KEY, "env:H"),
+            (COMPRESSION, "ZSTD"),
+            (COMPRESSION, "lz4"),
+            (COMPRESSION_THRESHOLD, "0"),
         ];
         for (k, v) in ok {
             assert_eq!(validate(k, v), Ok(()), "{k}={v}");
@@ -281,6 +390,14 @@ mod tests {
             (LOCK_TIMEOUT_ACTION, "wait", "fail or readonly"),
             (LOCK_TIMEOUT_ACTION, "", "fail or readonly"),
             (MERGE_CONFLICT, "both", "last or first"),
+            (ENCRYPTION_KEY, "0123456789abcdef0123456789abcdef", "env:NAME"),
+            (ENCRYPTION_KEY, "relative.key", "absolute file path"),
+            (ENCRYPTION_KEY, "env:A,/b", "encryption_keys_old"),
+            (ENCRYPTION_KEYS_OLD, "/a, raw", "env:NAME"),
+            (HASH_IDS, "sometimes", "On/Off"),
+            (HASH_KEY, "env:", "env:NAME"),
+            (COMPRESSION, "gzip", "off, zstd or lz4"),
+            (COMPRESSION_THRESHOLD, "-1", "whole number"),
         ];
         for (k, v, want) in bad {
             let e = validate(k, v).unwrap_err();
@@ -308,7 +425,22 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT]);
+        assert_eq!(
+            names,
+            [
+                LOCKING,
+                LOCK_WAIT_TIMEOUT,
+                LOCK_EXPIRE,
+                LOCK_TIMEOUT_ACTION,
+                MERGE_CONFLICT,
+                ENCRYPTION_KEY,
+                ENCRYPTION_KEYS_OLD,
+                HASH_IDS,
+                HASH_KEY,
+                COMPRESSION,
+                COMPRESSION_THRESHOLD
+            ]
+        );
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -331,7 +463,7 @@ mod tests {
     #[test]
     fn from_raw() {
         let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first")];
-        let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
+        let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).map_or("", |v| v.1).to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
         assert_eq!(
@@ -346,7 +478,12 @@ mod tests {
             }
         );
         let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
-        assert_eq!(Settings::from_raw(&garbage), Settings::default());
+        // A key source is kept as given: opening fails on it, naming the directive, rather than
+        // running without the encryption it asked for.
+        let mut parsed = Settings::from_raw(&garbage);
+        assert_eq!(parsed.at_rest.encryption_key, "garbage for session_proxy.encryption_key");
+        parsed.at_rest = AtRest { compression_threshold: DEFAULT_COMPRESSION_THRESHOLD, ..AtRest::default() };
+        assert_eq!(parsed, Settings::default());
         let raw = RawSettings { lock_expire: "7".into(), ..garbage };
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
         let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };

@@ -20,7 +20,6 @@ use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use super::ffi;
 use super::hooks::{create_id, guard, ini_max_lifetime, raise, test_panic};
 use crate::dsn::{self, Engine};
-use crate::store::layer::Stack;
 use crate::session::Request;
 use crate::settings::{self, Directive, RawSettings, Settings, DIRECTIVES};
 
@@ -85,7 +84,15 @@ impl Handler {
     /// The open request, opening one if the caller did not (Laravel calls read/write without open).
     fn request(&mut self) -> Option<&mut Request> {
         if self.request.is_none() {
-            match Request::open(Stack::new(self.engine.clone()), self.settings(), ini_max_lifetime()) {
+            let settings = self.settings();
+            let stack = match super::atrest::stack(self.engine.clone(), &settings) {
+                Ok(s) => s,
+                Err(msg) => {
+                    php_error(&ErrorType::Warning, &msg);
+                    return None;
+                }
+            };
+            match Request::open(stack, settings, ini_max_lifetime()) {
                 Ok(r) => self.request = Some(r),
                 Err(problem) => {
                     php_error(&ErrorType::Warning, &problem.to_string());

@@ -16,7 +16,6 @@ use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
 use crate::session::{Diag, Level, Problem, Request};
 use crate::settings::{RawSettings, Settings};
-use crate::store::layer::Stack;
 
 pub static MODULE: PsModule = PsModule {
     name: c"session_proxy".as_ptr(),
@@ -152,7 +151,14 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
                 return FAILURE;
             }
         };
-        match Request::open(Stack::new(engine), settings, ini_max_lifetime()) {
+        let stack = match super::atrest::stack(engine, &settings) {
+            Ok(s) => s,
+            Err(msg) => {
+                php_error(&ErrorType::Warning, &msg);
+                return FAILURE;
+            }
+        };
+        match Request::open(stack, settings, ini_max_lifetime()) {
             Ok(r) => {
                 // SAFETY: mod_data is valid for writing.
                 unsafe { *mod_data = Box::into_raw(Box::new(r)).cast() };

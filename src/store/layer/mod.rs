@@ -105,6 +105,15 @@ impl Layers {
         })
     }
 
+    /// The session as messages name it: a short prefix of the id (`SessionId::short`), or with
+    /// hash_ids on, of its hash (`#` and 8 hex digits), so that the id never reaches a log.
+    pub fn shown(&self, id: &crate::id::SessionId) -> String {
+        match &self.hash_ids {
+            Some(k) => format!("#{}…", &hashid::hashed(k, id).as_str()[..8]),
+            None => id.short(),
+        }
+    }
+
     /// Whether any layer changes what is stored (then data cannot be read by other handlers).
     pub fn any_at_rest(&self) -> bool {
         self.hash_ids.is_some() || self.compression.codec.is_some() || self.encryption.is_some()
@@ -147,6 +156,11 @@ impl Stack {
     /// An engine with the default layers (what a PHP request opens).
     pub fn new(engine: Engine) -> Self {
         Stack { engine, layers: Layers::default() }
+    }
+
+    /// An engine with these layers.
+    pub fn with(engine: Engine, layers: Layers) -> Self {
+        Stack { engine, layers }
     }
 
     /// An engine without layers.
