@@ -68,7 +68,7 @@ echo implode("\n", array_map(fn($k, $v) => "$k($v)", array_keys($loadedFunctions
 preg_match_all('/@ini (\S+) = (\S+)/', file_get_contents($stub), $m, PREG_SET_ORDER);
 $stubIni = [];
 foreach ($m as [, $name, $default]) {
-    $stubIni[$name] = $default;
+    $stubIni[$name] = $default === "''" ? '' : $default;
 }
 $extIni = array_map(fn($e) => $e['global_value'], ini_get_all('session_proxy'));
 ksort($stubIni);
@@ -88,5 +88,5 @@ functions agree: true
 SessionProxy\stats( : array)
 SessionProxy\stats_prometheus( : string)
 INI directives agree: true
-10 Handler methods, 0 Exception methods, 5 directives
+10 Handler methods, 0 Exception methods, 11 directives
 SessionProxy\Exception m 7 true

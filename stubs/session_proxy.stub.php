@@ -45,14 +45,14 @@
  * @ini session_proxy.merge_conflict = last
  *      locking=optimistic, a top-level key changed by two requests at once: last (this request's value wins) or
  *      first (the stored value wins; this request's change to it is dropped with a notice).
- * @ini session_proxy.encryption_key =
+ * @ini session_proxy.encryption_key = ''
  *      Encrypt sessions at rest (XChaCha20-Poly1305): an absolute path of a key file, or env:NAME; the key is 32
  *      raw bytes or 64 hex digits. Never the key itself. Empty: off. A key that cannot be read refuses sessions.
- * @ini session_proxy.encryption_keys_old =
+ * @ini session_proxy.encryption_keys_old = ''
  *      Comma-separated old keys (same forms), still read; re-encrypted under encryption_key at the next write.
  * @ini session_proxy.hash_ids = 0
  *      On: engines store and lock under HMAC-SHA256(key, id), never the id.
- * @ini session_proxy.hash_key =
+ * @ini session_proxy.hash_key = ''
  *      The hash_ids key (same forms as encryption_key); empty: derived from encryption_key by HKDF-SHA256.
  * @ini session_proxy.compression = off
  *      off, zstd or lz4, for sessions of at least compression_threshold bytes.
