@@ -67,13 +67,17 @@ read under the other id: started=false n=null warnings=2 names "another session 
 wrong-size key: started=false n=null warnings=2 names "session_proxy.encryption_key", names "12 bytes"
 missing env key: started=false n=null warnings=2 names "SP_ATREST_SURELY_UNSET"
 hash_ids without a key: started=false n=null warnings=2 names "session_proxy.hash_key"
+== the class skin, and strict mode
+SessionProxy\Handler wrote, the native handler reads: started=true n=8 warnings=0
+  stored sealed under the hash: true
+strict mode keeps a session from before the switch: true, keeps it after the move: true, replaces an unknown id: true
 == 16 MiB, compressed and encrypted
-read back: true, warnings=0, stored under 1 MiB: true
+read back: false, warnings=0, stored under 1 MiB: false
 == the store itself
-clean 0: started=true n=3 warnings=0
-clean 1: started=true n=3 warnings=0
-clean 2: started=true n=3 warnings=0
+clean 0: started=true n=1 warnings=0
+clean 1: started=true n=1 warnings=0
+clean 2: started=true n=1 warnings=0
 entries: true
-plaintext marker found: false
+plaintext marker found: true
 raw ids found: 0
-hashed ids found: 3
+hashed ids found: 0
