@@ -61,12 +61,12 @@ SessionProxy\Handler wrote, the native handler reads: started=true n=8 warnings=
   stored sealed under the hash: true
 strict mode keeps a session from before the switch: true, keeps it after the move: true, replaces an unknown id: true
 == 16 MiB, compressed and encrypted
-read back: false, warnings=0, stored under 1 MiB: false
+read back: true, warnings=0, stored under 1 MiB: true
 == the store itself
-clean 0: started=true n=1 warnings=0
-clean 1: started=true n=1 warnings=0
-clean 2: started=true n=1 warnings=0
+clean 0: started=true n=2 warnings=0
+clean 1: started=true n=2 warnings=0
+clean 2: started=true n=2 warnings=0
 entries: true
 plaintext marker found: false
 raw ids found: 0
-hashed ids found: 0
+hashed ids found: 3
