@@ -40,15 +40,15 @@ new key only (re-encrypted at the last write): started=true n=3 warnings=0
 the retired key alone: started=false n=null warnings=2 names "encryption_keys_old"
 == damage: a clear warning, and nothing written over the blob
 wrong key: started=false n=null warnings=2 names "neither session_proxy.encryption_key"
-  stored blob unchanged: true
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
 truncated: started=false n=null warnings=2 names "truncated"
-  stored blob unchanged: true
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
 truncated tag: started=false n=null warnings=2 names "fails authentication"
-  stored blob unchanged: true
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
 flipped bit: started=false n=null warnings=2 names "fails authentication"
-  stored blob unchanged: true
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
 flipped magic bit: started=false n=null warnings=2 names "damaged"
-  stored blob unchanged: true
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
 encrypted, read with encryption off: started=false n=null warnings=2 names "session_proxy.encryption_key is not set"
 == a blob copied to another id
 read under the other id: started=false n=null warnings=2 names "another session id"
