@@ -28,38 +28,48 @@ layer_ini() {
     all) echo "-d session_proxy.encryption_key=$BASE/key -d session_proxy.hash_ids=1 -d session_proxy.compression=zstd" ;;
   esac
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 one() { # engine-dsn bytes config
   # shellcheck disable=SC2046
   taskset -c 0 php -n -d extension="$SO" -d session.save_handler=session_proxy -d "session.save_path=\"$1\"" \
     $(layer_ini "$3") bench/layers.php cycles "$ITER" "$2"
 }
 
-echo "session cycles/s with each layer, median of $REPEAT runs x $ITER cycles (configurations interleaved); PHP on CPU 0, redis-server on CPU 1"
+echo "session cycles/s with each layer, and the PHP process's CPU µs per cycle (change vs none in brackets),"
+echo "median of $REPEAT runs x $ITER cycles (configurations interleaved); PHP on CPU 0, redis-server on CPU 1"
 for engine in redis sqlite; do
   echo
   echo "$engine:"
   printf '| payload |'; for c in "${CONFIGS[@]}"; do printf ' %s |' "$c"; done; echo
   printf '|---|'; for _ in "${CONFIGS[@]}"; do printf -- '---|'; done; echo
   for bytes in 200 4096 65536; do
-    declare -A got=()
+    declare -A got=() cpu=()
     for r in $(seq "$REPEAT"); do
       for c in "${CONFIGS[@]}"; do
         case $engine in
           redis) dsn="redis://127.0.0.1:$PORT/0?prefix=b$bytes$c:" ;;
           sqlite) dsn="sqlite://$BASE/$bytes-$c.sqlite" ;;
         esac
-        got[$c]+="$(one "$dsn" "$bytes" "$c") "
+        read -r cps us < <(one "$dsn" "$bytes" "$c")
+        got[$c]+="$cps "
+        cpu[$c]+="$us "
       done
     done
-    base=$(echo "${got[none]}" | tr ' ' '\n' | grep . | median)
+    med() { echo "$1" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+    base=$(med "${got[none]}")
+    base_us=$(med "${cpu[none]}")
     printf '| %s B |' "$bytes"
     for c in "${CONFIGS[@]}"; do
-      m=$(echo "${got[$c]}" | tr ' ' '\n' | grep . | median)
-      if [[ $c == none ]]; then printf ' %s |' "$m"; else printf ' %s (%+.1f%%) |' "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {print (a/b-1)*100}')"; fi
+      m=$(med "${got[$c]}")
+      u=$(med "${cpu[$c]}")
+      if [[ $c == none ]]; then
+        printf ' %s/s, %s µs |' "$m" "$u"
+      else
+        printf ' %s/s (%+.1f%%), %s µs (%+.1f%%) |' "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {print (a/b-1)*100}')" \
+          "$u" "$(awk -v a="$u" -v b="$base_us" 'BEGIN {print (a/b-1)*100}')"
+      fi
     done
     echo
-    unset got
+    unset got cpu
   done
 done
 
