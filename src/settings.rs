@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use crate::grammar::{self, Bools};
 use crate::serial::{Format, OnConflict};
-use crate::store::layer::envelope::{Codec, MAX_DATA_LEN};
-use crate::store::layer::{keys, AtRest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutAction {
@@ -74,10 +72,56 @@ pub const LOCK_WAIT_TIMEOUT: &str = "session_proxy.lock_wait_timeout";
 pub const LOCK_EXPIRE: &str = "session_proxy.lock_expire";
 pub const LOCK_TIMEOUT_ACTION: &str = "session_proxy.lock_timeout_action";
 pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
-pub const ENCRYPTION_KEY: &str = crate::store::layer::ENCRYPTION_KEY;
-pub const ENCRYPTION_KEYS_OLD: &str = crate::store::layer::ENCRYPTION_KEYS_OLD;
+pub const ENCRYPTION_KEY: &str = "session_proxy.encryption_key";
+pub const ENCRYPTION_KEYS_OLD: &str = "session_proxy.encryption_keys_old";
 pub const HASH_IDS: &str = "session_proxy.hash_ids";
-pub const HASH_KEY: &str = crate::store::layer::HASH_KEY;
+pub const HASH_KEY: &str = "session_proxy.hash_key";
+/// The largest compression_threshold (and the largest session the compression layer compresses).
+pub const MAX_DATA_LEN: usize = 256 << 20;
+
+/// A compression codec (`session_proxy.compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Zstd,
+    Lz4,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Where a key is read from: an absolute file path, or an environment variable (`env:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+/// One key source, as written in a key directive; None: neither form.
+pub fn key_source(v: &str) -> Option<KeySource> {
+    let v = v.trim();
+    if let Some(name) = v.strip_prefix("env:") {
+        (!name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')).then(|| KeySource::Env(name.to_string()))
+    } else {
+        v.starts_with('/').then(|| KeySource::File(v.into()))
+    }
+}
+
+/// The at-rest layers' directives, as given (the keys are read at open, `Layers::at_rest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AtRest {
+    pub encryption_key: String,
+    pub encryption_keys_old: String,
+    pub hash_ids: bool,
+    pub hash_key: String,
+    pub compression: Option<Codec>,
+    pub compression_threshold: usize,
+}
 pub const COMPRESSION: &str = "session_proxy.compression";
 pub const COMPRESSION_THRESHOLD: &str = "session_proxy.compression_threshold";
 pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 1024;
@@ -187,7 +231,7 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         LOCK_TIMEOUT_ACTION => parse_action(v).map(|_| ()),
         MERGE_CONFLICT => parse_merge_conflict(v).map(|_| ()),
         ENCRYPTION_KEY | HASH_KEY => parse_key_source(name, v),
-        ENCRYPTION_KEYS_OLD => keys::sources(ENCRYPTION_KEYS_OLD, v).map(|_| ()).map_err(|_| KEY_FORMS.to_string()),
+        ENCRYPTION_KEYS_OLD => v.split(',').map(str::trim).filter(|s| !s.is_empty()).try_for_each(|s| key_source(s).map(|_| ()).ok_or(KEY_FORMS.to_string())),
         HASH_IDS => parse_bool(v).map(|_| ()),
         COMPRESSION => parse_compression(v).map(|_| ()),
         COMPRESSION_THRESHOLD => parse_uint(v, MAX_DATA_LEN as u64).map(|_| ()),
@@ -254,7 +298,7 @@ const KEY_FORMS: &str = "expected an absolute file path or env:NAME (the key its
 fn parse_key_source(name: &str, v: &str) -> Result<(), String> {
     match v {
         "" => Ok(()),
-        v => keys::source("", v).map(|_| ()).map_err(|_| if name == ENCRYPTION_KEY && v.contains(',') { format!("{KEY_FORMS}; one key (old ones go into {ENCRYPTION_KEYS_OLD})") } else { KEY_FORMS.to_string() }),
+        v => key_source(v).map(|_| ()).ok_or_else(|| if name == ENCRYPTION_KEY && v.contains(',') { format!("{KEY_FORMS}; one key (old ones go into {ENCRYPTION_KEYS_OLD})") } else { KEY_FORMS.to_string() }),
     }
 }
 

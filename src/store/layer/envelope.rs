@@ -28,28 +28,14 @@ pub const TAG_LEN: usize = 16;
 pub const SEALED_HEADER_LEN: usize = PREFIX_LEN + KEY_ID_LEN + NONCE_LEN;
 /// The largest data a compressed envelope may claim to hold (so a corrupt length cannot make a read
 /// allocate without bound). Sessions larger than this are stored uncompressed.
-pub const MAX_DATA_LEN: usize = 256 << 20;
+pub const MAX_DATA_LEN: usize = crate::settings::MAX_DATA_LEN;
 
 const KIND_RAW: u8 = 0;
 const KIND_ZSTD: u8 = 1;
 const KIND_LZ4: u8 = 2;
 const KIND_SEALED: u8 = 3;
 
-/// A compression codec (`session_proxy.compression`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    Zstd,
-    Lz4,
-}
-
-impl Codec {
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Zstd => "zstd",
-            Codec::Lz4 => "lz4",
-        }
-    }
-}
+pub use crate::settings::Codec;
 
 /// A parsed envelope, borrowing from the stored bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

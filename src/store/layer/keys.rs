@@ -65,12 +65,7 @@ pub fn hex(b: &[u8]) -> String {
     s
 }
 
-/// Where a key is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    File(std::path::PathBuf),
-    Env(String),
-}
+pub use crate::settings::KeySource as Source;
 
 /// Why a key could not be had. `directive` is the one that named it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,15 +84,7 @@ pub enum KeyError {
 
 /// Parses one key source: an absolute path, or `env:NAME` with NAME of [A-Za-z0-9_].
 pub fn source(directive: &'static str, v: &str) -> Result<Source, KeyError> {
-    let v = v.trim();
-    if let Some(name) = v.strip_prefix("env:") {
-        if !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-            return Ok(Source::Env(name.to_string()));
-        }
-    } else if v.starts_with('/') {
-        return Ok(Source::File(v.into()));
-    }
-    Err(KeyError::BadSource { directive, value: v.to_string() })
+    crate::settings::key_source(v).ok_or_else(|| KeyError::BadSource { directive, value: v.trim().to_string() })
 }
 
 /// A list of key sources, separated by commas (`session_proxy.encryption_keys_old`).

@@ -57,20 +57,9 @@ impl Default for Layers {
     }
 }
 
-/// The at-rest directives' values as given (`session_proxy.encryption_key`, …), for `Layers::at_rest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AtRest {
-    pub encryption_key: String,
-    pub encryption_keys_old: String,
-    pub hash_ids: bool,
-    pub hash_key: String,
-    pub compression: Option<envelope::Codec>,
-    pub compression_threshold: usize,
-}
+pub use crate::settings::AtRest;
 
-pub const ENCRYPTION_KEY: &str = "session_proxy.encryption_key";
-pub const ENCRYPTION_KEYS_OLD: &str = "session_proxy.encryption_keys_old";
-pub const HASH_KEY: &str = "session_proxy.hash_key";
+use crate::settings::{ENCRYPTION_KEY, ENCRYPTION_KEYS_OLD, HASH_KEY};
 
 impl Layers {
     /// No layer at all.
