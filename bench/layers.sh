@@ -90,3 +90,7 @@ for bytes in 4096 65536; do
   done
   echo "${line/B |/B | $plain |}"
 done
+
+echo
+echo "each layer's own CPU work per cycle (one write's encode + one read's decode; no engine), examples/layer_cost.rs"
+cargo run --quiet --release --example layer_cost
