@@ -55,7 +55,7 @@ SessionProxy\Exception is InvalidArgumentException: true, same text as native: t
 SessionProxy\Exception is InvalidArgumentException: true, same text as native: true, password hidden: true
 SessionProxy\Exception is InvalidArgumentException: true, same text as native: true, password hidden: true
 SessionProxy\Exception is InvalidArgumentException: true, same text as native: true, password hidden: true
-session_proxy: unknown option "nope" (known: locking, lock_wait_timeout, lock_expire, lock_timeout_action, merge_conflict, user_key, track_client, migrate_from)
+session_proxy: unknown option "nope" (known: locking, lock_wait_timeout, lock_expire, lock_timeout_action, merge_conflict, user_key, track_client, migrate_from, encryption_key, encryption_keys_old, hash_ids, hash_key, compression, compression_threshold)
 session_proxy: invalid value "-1" for option "lock_wait_timeout": expected a whole number from 0 to 3600000
 session_proxy: invalid value "wait" for option "lock_timeout_action": expected fail or readonly
 session_proxy: option "locking" must be a string, an int or a bool

@@ -89,7 +89,19 @@ array(2) {
   string(8) "Required"
 }
 reflection version: true
-INI entries: array(8) {
+INI entries: array(14) {
+  ["session_proxy.compression"]=>
+  string(3) "off"
+  ["session_proxy.compression_threshold"]=>
+  string(4) "1024"
+  ["session_proxy.encryption_key"]=>
+  string(0) ""
+  ["session_proxy.encryption_keys_old"]=>
+  string(0) ""
+  ["session_proxy.hash_ids"]=>
+  string(1) "0"
+  ["session_proxy.hash_key"]=>
+  string(0) ""
   ["session_proxy.lock_expire"]=>
   string(1) "0"
   ["session_proxy.lock_timeout_action"]=>
@@ -125,6 +137,9 @@ SQLite library => (sqlite version)
 DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", "rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), phpredis' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", "pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)
 Pooled connections (this process) => 0
 Counters => shared by this process and every process forked after startup (all php-fpm workers of a pool)
+Encryption at rest => off
+Hashed ids => off
+Compression => off
 
 Counter => sqlite => files => redis => memcached => pgsql
 requests => 0 => 0 => 0 => 0 => 0
@@ -150,6 +165,12 @@ writes_refused storage_error => 0 => 0 => 0 => 0 => 0
 storage_errors => 0 => 0 => 0 => 0 => 0
 
 Directive => Local Value => Master Value
+session_proxy.compression => off => off
+session_proxy.compression_threshold => 1024 => 1024
+session_proxy.encryption_key => no value => no value
+session_proxy.encryption_keys_old => no value => no value
+session_proxy.hash_ids => Off => Off
+session_proxy.hash_key => no value => no value
 session_proxy.lock_expire => 0 => 0
 session_proxy.lock_timeout_action => fail => fail
 session_proxy.lock_wait_timeout => 30000 => 30000

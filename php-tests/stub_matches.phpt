@@ -68,7 +68,7 @@ echo implode("\n", array_map(fn($k, $v) => "$k($v)", array_keys($loadedFunctions
 preg_match_all('/@ini (\S+) =[ \t]*(\S*)/', file_get_contents($stub), $m, PREG_SET_ORDER);
 $stubIni = [];
 foreach ($m as [, $name, $default]) {
-    $stubIni[$name] = $default === '""' ? '' : $default;
+    $stubIni[$name] = in_array($default, ['""', "''"], true) ? '' : $default;
 }
 $extIni = array_map(fn($e) => $e['global_value'], ini_get_all('session_proxy'));
 ksort($stubIni);
@@ -93,5 +93,5 @@ SessionProxy\stats( : array)
 SessionProxy\stats_prometheus( : string)
 SessionProxy\user_sessions(string $user : mixed)
 INI directives agree: true
-15 Handler methods, 0 Exception methods, 8 directives
+15 Handler methods, 0 Exception methods, 14 directives
 SessionProxy\Exception m 7 true

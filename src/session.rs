@@ -45,7 +45,7 @@ pub struct Diag {
     pub problem: Problem,
 }
 
-/// What went wrong, typed. `id` is the log-safe short form of the session id (`SessionId::short`),
+/// What went wrong, typed. `id` is the log-safe short form of the session id (`Layers::shown`: `SessionId::short`, or a prefix of its hash with hash_ids on),
 /// `at` where the store lives (`Store::describe`, no secrets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -241,7 +241,7 @@ impl Request {
     /// A failed store call `op` on session `id`.
     fn storage(&mut self, op: Op, id: Option<&SessionId>, err: StoreError) -> Failed {
         let at = self.where_();
-        self.warn(Problem::Storage { op, id: id.map(SessionId::short), at, err })
+        self.warn(Problem::Storage { op, id: id.map(|i| self.stack.layers.shown(i)), at, err })
     }
 
     fn store(&mut self) -> &mut dyn Store {
@@ -378,7 +378,7 @@ impl Request {
                 Ok(Acquire::Busy(_)) => {
                     let waited = started.elapsed();
                     self.store().event(&Event::LockTimedOut { waited });
-                    let (id_, at) = (id.short(), self.where_());
+                    let (id_, at) = (self.stack.layers.shown(id), self.where_());
                     let timeout = |readonly| Problem::LockTimeout { id: id_, at, waited: lock_wait, readonly };
                     return match on_timeout {
                         TimeoutAction::Fail => Err(self.warn(timeout(false))),
@@ -431,7 +431,7 @@ impl Request {
 
     fn lock_lost(&mut self, id: &SessionId) -> Failed {
         let lock_expire = self.settings.lock_expire;
-        self.warn(Problem::LockLost { id: id.short(), lock_expire })
+        self.warn(Problem::LockLost { id: self.stack.layers.shown(id), lock_expire })
     }
 
     /// Writes the session (and releases its lock in the same step).
@@ -441,7 +441,7 @@ impl Request {
             // Releases the lock, if held, without writing.
             self.release();
             self.refused(Refusal::Conflict);
-            self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+            self.notice(Problem::DestroyedMeanwhile { id: self.stack.layers.shown(&id) });
             return Ok(());
         }
         let owner = match self.owner_for(&id) {
@@ -449,7 +449,7 @@ impl Request {
             Err(_) => {
                 let unchanged = self.active.as_ref().is_some_and(|a| a.original == data);
                 if !unchanged {
-                    self.notice(Problem::ReadOnlyNotSaved { id: id.short() });
+                    self.notice(Problem::ReadOnlyNotSaved { id: self.stack.layers.shown(&id) });
                 }
                 return Ok(());
             }
@@ -468,7 +468,7 @@ impl Request {
                         // expired. A late write never brings it back.
                         self.finish(&id);
                         self.refused(Refusal::Conflict);
-                        self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                        self.notice(Problem::DestroyedMeanwhile { id: self.stack.layers.shown(&id) });
                         return Ok(());
                     };
                     if merges == 0 && self.tombstoned(&id) {
@@ -477,13 +477,13 @@ impl Request {
                         // not carry this request's changes into the new session either.
                         self.finish(&id);
                         self.refused(Refusal::Conflict);
-                        self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                        self.notice(Problem::DestroyedMeanwhile { id: self.stack.layers.shown(&id) });
                         return Ok(());
                     }
                     if merges >= MERGE_TRIES_MAX || (merges >= MERGE_TRIES_MIN && started.elapsed() >= self.settings.lock_wait) {
                         self.finish(&id);
                         self.refused(Refusal::Conflict);
-                        return Err(self.warn(Problem::MergeGaveUp { id: id.short(), tries: merges, waited: started.elapsed() }));
+                        return Err(self.warn(Problem::MergeGaveUp { id: self.stack.layers.shown(&id), tries: merges, waited: started.elapsed() }));
                     }
                     // Another request wrote meanwhile: apply this request's key changes onto its data.
                     let original = self.active.as_ref().map(|a| a.original.clone()).unwrap_or_default();
@@ -504,14 +504,14 @@ impl Request {
                         self.store().event(&Event::Merged { conflicts: key_conflicts });
                     }
                     if key_conflicts > 0 && self.settings.merge_conflict == OnConflict::First {
-                        self.notice(Problem::MergeKeptStored { id: id.short(), keys: key_conflicts });
+                        self.notice(Problem::MergeKeptStored { id: self.stack.layers.shown(&id), keys: key_conflicts });
                     }
                     Ok(())
                 }
             Ok(Written::LockLost) if self.ended_meanwhile(&id) => {
                 self.finish(&id);
                 self.refused(Refusal::LockLost);
-                self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                self.notice(Problem::DestroyedMeanwhile { id: self.stack.layers.shown(&id) });
                 Ok(())
             }
             Ok(Written::LockLost) => {
@@ -524,14 +524,14 @@ impl Request {
             Ok(Written::Conflict(None)) if self.active.as_ref().is_some_and(|a| a.id == id && a.version.is_some()) => {
                 self.finish(&id);
                 self.refused(Refusal::Conflict);
-                self.notice(Problem::DestroyedMeanwhile { id: id.short() });
+                self.notice(Problem::DestroyedMeanwhile { id: self.stack.layers.shown(&id) });
                 Ok(())
             }
             Ok(Written::Conflict(_)) => {
                 self.finish(&id);
                 self.refused(Refusal::Conflict);
                 let at = self.where_();
-                Err(self.warn(Problem::Conflict { id: id.short(), at }))
+                Err(self.warn(Problem::Conflict { id: self.stack.layers.shown(&id), at }))
             }
             Err(e) => {
                 self.refused(Self::refusal(&e));
@@ -568,7 +568,7 @@ impl Request {
         // A read-only session must not delete what the lock holder is working on. Refusing loudly
         // matters here: a logout that silently did nothing would leave the session usable.
         let Ok((owner, _)) = self.owner_for(&id) else {
-            return Err(self.warn(Problem::ReadOnlyNotDestroyed { id: id.short() }));
+            return Err(self.warn(Problem::ReadOnlyNotDestroyed { id: self.stack.layers.shown(&id) }));
         };
         let r = self.store().destroy(&id, owner.as_ref());
         match r {

@@ -48,6 +48,8 @@ pub struct Settings {
     /// `session_proxy.migrate_from`: the old store's DSN (None: no migration). Parsed by the skin
     /// (`crate::dsn`, which this leaf module cannot use).
     pub migrate_from: Option<String>,
+    /// The at-rest layers' directives, as given (keys are read at open: `Layers::at_rest`).
+    pub at_rest: AtRest,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             user_key: None,
             track_client: false,
             migrate_from: None,
+            at_rest: AtRest { compression_threshold: DEFAULT_COMPRESSION_THRESHOLD, ..AtRest::default() },
         }
     }
 }
@@ -83,6 +86,59 @@ pub const MERGE_CONFLICT: &str = "session_proxy.merge_conflict";
 pub const USER_KEY: &str = "session_proxy.user_key";
 pub const TRACK_CLIENT: &str = "session_proxy.track_client";
 pub const MIGRATE_FROM: &str = "session_proxy.migrate_from";
+pub const ENCRYPTION_KEY: &str = "session_proxy.encryption_key";
+pub const ENCRYPTION_KEYS_OLD: &str = "session_proxy.encryption_keys_old";
+pub const HASH_IDS: &str = "session_proxy.hash_ids";
+pub const HASH_KEY: &str = "session_proxy.hash_key";
+/// The largest compression_threshold (and the largest session the compression layer compresses).
+pub const MAX_DATA_LEN: usize = 256 << 20;
+
+/// A compression codec (`session_proxy.compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Zstd,
+    Lz4,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+        }
+    }
+}
+
+/// Where a key is read from: an absolute file path, or an environment variable (`env:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+/// One key source, as written in a key directive; None: neither form.
+pub fn key_source(v: &str) -> Option<KeySource> {
+    let v = v.trim();
+    if let Some(name) = v.strip_prefix("env:") {
+        (!name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')).then(|| KeySource::Env(name.to_string()))
+    } else {
+        v.starts_with('/').then(|| KeySource::File(v.into()))
+    }
+}
+
+/// The at-rest layers' directives, as given (the keys are read at open, `Layers::at_rest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AtRest {
+    pub encryption_key: String,
+    pub encryption_keys_old: String,
+    pub hash_ids: bool,
+    pub hash_key: String,
+    pub compression: Option<Codec>,
+    pub compression_threshold: usize,
+}
+pub const COMPRESSION: &str = "session_proxy.compression";
+pub const COMPRESSION_THRESHOLD: &str = "session_proxy.compression_threshold";
+pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 1024;
 
 /// Upper bounds, so that a typo cannot make a wait effectively unbounded.
 pub const MAX_LOCK_WAIT_MS: u64 = 3_600_000;
@@ -139,6 +195,42 @@ pub const DIRECTIVES: &[Directive] = &[
         help: "Read-through migration: the old store's DSN (any session.save_path form); sessions the store lacks are read from it and moved at their first write; empty: off",
         boolean: false,
     },
+    Directive {
+        name: c"session_proxy.encryption_key",
+        default: c"",
+        help: "Encrypt sessions at rest (XChaCha20-Poly1305) with the 32-byte key in this file (absolute path) or environment variable (env:NAME): 32 raw bytes or 64 hex digits; never the key itself. Empty: off",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.encryption_keys_old",
+        default: c"",
+        help: "Comma-separated old keys (same forms as encryption_key) still accepted for reading; sessions are re-encrypted with encryption_key at their next write",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.hash_ids",
+        default: c"0",
+        help: "On: engines store and lock sessions under HMAC-SHA256(key, id), never the id; sessions stored under the id are moved at their first read",
+        boolean: true,
+    },
+    Directive {
+        name: c"session_proxy.hash_key",
+        default: c"",
+        help: "The hash_ids key (same forms as encryption_key); empty: derived from encryption_key by HKDF-SHA256",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.compression",
+        default: c"off",
+        help: "Compress sessions at rest: off, zstd or lz4 (sessions of at least compression_threshold bytes that shrink)",
+        boolean: false,
+    },
+    Directive {
+        name: c"session_proxy.compression_threshold",
+        default: c"1024",
+        help: "Sessions shorter than this many bytes are stored uncompressed (0 to 268435456)",
+        boolean: false,
+    },
 ];
 
 /// A refused `session_proxy.*` value: the directive, the value as given, and what is accepted.
@@ -174,6 +266,11 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingError> {
         TRACK_CLIENT => parse_bool(v).map(|_| ()),
         // A DSN: checked by the skin with `crate::dsn::parse` (this module is a leaf).
         MIGRATE_FROM => Ok(()),
+        ENCRYPTION_KEY | HASH_KEY => parse_key_source(name, v),
+        ENCRYPTION_KEYS_OLD => v.split(',').map(str::trim).filter(|s| !s.is_empty()).try_for_each(|s| key_source(s).map(|_| ()).ok_or(KEY_FORMS.to_string())),
+        HASH_IDS => parse_bool(v).map(|_| ()),
+        COMPRESSION => parse_compression(v).map(|_| ()),
+        COMPRESSION_THRESHOLD => parse_uint(v, MAX_DATA_LEN as u64).map(|_| ()),
         _ => Err("is not a session_proxy directive".to_string()),
     };
     r.map_err(|expected| SettingError { name: name.to_string(), value: value.to_string(), expected })
@@ -235,6 +332,32 @@ pub fn parse_action(v: &str) -> Result<TimeoutAction, String> {
     }
 }
 
+/// A key directive whose php.ini value is refused at startup is still set (not left at its empty
+/// default): opening a session then fails naming it, instead of running without the encryption or
+/// hashing it asked for.
+pub fn kept_when_invalid(name: &str) -> bool {
+    matches!(name, ENCRYPTION_KEY | ENCRYPTION_KEYS_OLD | HASH_KEY)
+}
+
+const KEY_FORMS: &str = "expected an absolute file path or env:NAME (the key itself never goes into php.ini)";
+
+/// A key directive: empty (off) or one source.
+fn parse_key_source(name: &str, v: &str) -> Result<(), String> {
+    match v {
+        "" => Ok(()),
+        v => key_source(v).map(|_| ()).ok_or_else(|| if name == ENCRYPTION_KEY && v.contains(',') { format!("{KEY_FORMS}; one key (old ones go into {ENCRYPTION_KEYS_OLD})") } else { KEY_FORMS.to_string() }),
+    }
+}
+
+pub fn parse_compression(v: &str) -> Result<Option<Codec>, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "off" | "0" | "none" => Ok(None),
+        "zstd" => Ok(Some(Codec::Zstd)),
+        "lz4" => Ok(Some(Codec::Lz4)),
+        _ => Err("expected off, zstd or lz4".into()),
+    }
+}
+
 /// The raw values of the directives for one request, by name (from the INI, or from a Handler's
 /// options over the INI), plus PHP's max_execution_time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,6 +371,12 @@ pub struct RawSettings {
     pub user_key: String,
     pub track_client: String,
     pub migrate_from: String,
+    pub encryption_key: String,
+    pub encryption_keys_old: String,
+    pub hash_ids: String,
+    pub hash_key: String,
+    pub compression: String,
+    pub compression_threshold: String,
 }
 
 impl RawSettings {
@@ -263,6 +392,12 @@ impl RawSettings {
             user_key: value(USER_KEY),
             track_client: value(TRACK_CLIENT),
             migrate_from: value(MIGRATE_FROM),
+            encryption_key: value(ENCRYPTION_KEY),
+            encryption_keys_old: value(ENCRYPTION_KEYS_OLD),
+            hash_ids: value(HASH_IDS),
+            hash_key: value(HASH_KEY),
+            compression: value(COMPRESSION),
+            compression_threshold: value(COMPRESSION_THRESHOLD),
         }
     }
 }
@@ -282,6 +417,15 @@ impl Settings {
             user_key: parse_user_key(raw.user_key.trim()).unwrap_or(None),
             track_client: parse_bool(raw.track_client.trim()).unwrap_or(false),
             migrate_from: Some(raw.migrate_from.trim()).filter(|v| !v.is_empty()).map(str::to_string),
+            at_rest: AtRest {
+                encryption_key: raw.encryption_key.trim().to_string(),
+                encryption_keys_old: raw.encryption_keys_old.trim().to_string(),
+                hash_ids: parse_bool(raw.hash_ids.trim()).unwrap_or(false),
+                hash_key: raw.hash_key.trim().to_string(),
+                compression: parse_compression(raw.compression.trim()).unwrap_or(None),
+                compression_threshold: parse_uint(raw.compression_threshold.trim(), MAX_DATA_LEN as u64)
+                    .map_or(DEFAULT_COMPRESSION_THRESHOLD, |n| n as usize),
+            },
             ..d
         }
     }
@@ -324,6 +468,15 @@ mod tests {
             (USER_KEY, "uid"),
             (USER_KEY, ""),
             (TRACK_CLIENT, "Off"),
+            (ENCRYPTION_KEY, ""),
+            (ENCRYPTION_KEY, "/etc/php/session.key"),
+            (ENCRYPTION_KEY, "env:SESSION_KEY"),
+            (ENCRYPTION_KEYS_OLD, "/k1, env:OLD_KEY"),
+            (HASH_IDS, "On"),
+            (HASH_KEY, "env:H"),
+            (COMPRESSION, "ZSTD"),
+            (COMPRESSION, "lz4"),
+            (COMPRESSION_THRESHOLD, "0"),
         ];
         for (k, v) in ok {
             assert_eq!(validate(k, v), Ok(()), "{k}={v}");
@@ -343,6 +496,14 @@ mod tests {
             (USER_KEY, "a|b", "at most 127 letters"),
             (USER_KEY, "a\nb", "at most 127 letters"),
             (TRACK_CLIENT, "sometimes", "On/Off"),
+            (ENCRYPTION_KEY, "0123456789abcdef0123456789abcdef", "env:NAME"),
+            (ENCRYPTION_KEY, "relative.key", "absolute file path"),
+            (ENCRYPTION_KEY, "env:A,/b", "encryption_keys_old"),
+            (ENCRYPTION_KEYS_OLD, "/a, raw", "env:NAME"),
+            (HASH_IDS, "sometimes", "On/Off"),
+            (HASH_KEY, "env:", "env:NAME"),
+            (COMPRESSION, "gzip", "off, zstd or lz4"),
+            (COMPRESSION_THRESHOLD, "-1", "whole number"),
         ];
         for (k, v, want) in bad {
             let e = validate(k, v).unwrap_err();
@@ -370,7 +531,25 @@ mod tests {
     #[test]
     fn directive_table_matches_the_names_and_defaults() {
         let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name.to_str().unwrap()).collect();
-        assert_eq!(names, [LOCKING, LOCK_WAIT_TIMEOUT, LOCK_EXPIRE, LOCK_TIMEOUT_ACTION, MERGE_CONFLICT, USER_KEY, TRACK_CLIENT, MIGRATE_FROM]);
+        assert_eq!(
+            names,
+            [
+                LOCKING,
+                LOCK_WAIT_TIMEOUT,
+                LOCK_EXPIRE,
+                LOCK_TIMEOUT_ACTION,
+                MERGE_CONFLICT,
+                USER_KEY,
+                TRACK_CLIENT,
+                MIGRATE_FROM,
+                ENCRYPTION_KEY,
+                ENCRYPTION_KEYS_OLD,
+                HASH_IDS,
+                HASH_KEY,
+                COMPRESSION,
+                COMPRESSION_THRESHOLD,
+            ]
+        );
         for d in DIRECTIVES {
             let (name, default) = (d.name.to_str().unwrap(), d.default.to_str().unwrap());
             assert_eq!(validate(name, default), Ok(()), "{name}");
@@ -400,9 +579,9 @@ mod tests {
             (MERGE_CONFLICT, "first"),
             (USER_KEY, "uid"),
             (TRACK_CLIENT, "on"),
+            (MIGRATE_FROM, " files:///old "),
         ];
-        let values = [(LOCKING, "off"), (LOCK_WAIT_TIMEOUT, "250"), (LOCK_EXPIRE, "0"), (LOCK_TIMEOUT_ACTION, "readonly"), (MERGE_CONFLICT, "first"), (MIGRATE_FROM, " files:///old ")];
-        let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).unwrap().1.to_string(), 0);
+        let raw = RawSettings::read(|name| values.iter().find(|(n, _)| *n == name).map_or("", |v| v.1).to_string(), 0);
         assert_eq!(raw.lock_wait_timeout, "250");
         let s = Settings::from_raw(&raw);
         assert_eq!(
@@ -420,8 +599,15 @@ mod tests {
             }
         );
         let garbage = RawSettings::read(|name| format!("garbage for {name}"), 0);
-        // The old store's DSN is parsed by the skin at open (a bad one fails the open, naming the directive).
-        assert_eq!(Settings::from_raw(&garbage), Settings { migrate_from: Some(format!("garbage for {MIGRATE_FROM}")), ..Settings::default() });
+        // The old store's DSN is parsed by the skin at open (a bad one fails the open, naming the
+        // directive); a key source is kept as given: opening fails on it, naming the directive,
+        // rather than running without the encryption it asked for.
+        let mut parsed = Settings::from_raw(&garbage);
+        assert_eq!(parsed.migrate_from, Some(format!("garbage for {MIGRATE_FROM}")));
+        assert_eq!(parsed.at_rest.encryption_key, "garbage for session_proxy.encryption_key");
+        parsed.migrate_from = None;
+        parsed.at_rest = AtRest { compression_threshold: DEFAULT_COMPRESSION_THRESHOLD, ..AtRest::default() };
+        assert_eq!(parsed, Settings::default());
         let raw = RawSettings { lock_expire: "7".into(), ..garbage };
         assert_eq!(Settings::from_raw(&raw).lock_expire, Duration::from_secs(7));
         let raw = RawSettings { lock_expire: "0".into(), max_execution_time: 12, ..raw };

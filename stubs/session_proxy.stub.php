@@ -56,6 +56,19 @@
  *      from it and moved at its first write (or unchanged request); strict mode accepts ids of either store;
  *      destroy removes both; the lock is taken in both. An old store that fails costs one warning per request.
  *      Empty: off.
+ * @ini session_proxy.encryption_key = ''
+ *      Encrypt sessions at rest (XChaCha20-Poly1305): an absolute path of a key file, or env:NAME; the key is 32
+ *      raw bytes or 64 hex digits. Never the key itself. Empty: off. A key that cannot be read refuses sessions.
+ * @ini session_proxy.encryption_keys_old = ''
+ *      Comma-separated old keys (same forms), still read; re-encrypted under encryption_key at the next write.
+ * @ini session_proxy.hash_ids = 0
+ *      On: engines store and lock under HMAC-SHA256(key, id), never the id.
+ * @ini session_proxy.hash_key = ''
+ *      The hash_ids key (same forms as encryption_key); empty: derived from encryption_key by HKDF-SHA256.
+ * @ini session_proxy.compression = off
+ *      off, zstd or lz4, for sessions of at least compression_threshold bytes.
+ * @ini session_proxy.compression_threshold = 1024
+ *      Sessions shorter than this many bytes are stored uncompressed.
  */
 
 namespace SessionProxy;
@@ -84,7 +97,8 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
      * @param string $dsn A session.save_path DSN (see above).
      * @param array|null $options session_proxy.* directives without the prefix: locking (bool or
      *     "optimistic"), lock_wait_timeout (int ms), lock_expire (int s), lock_timeout_action ("fail"|"readonly"),
-     *     merge_conflict ("last"|"first"), migrate_from (a DSN).
+     *     merge_conflict ("last"|"first"), migrate_from (a DSN), encryption_key, encryption_keys_old, hash_ids (bool),
+     *     hash_key, compression ("off"|"zstd"|"lz4"), compression_threshold (int bytes).
      *     Options not given follow the INI values in force when the session is opened.
      * @throws Exception for a malformed DSN, an unknown option or an invalid value.
      */

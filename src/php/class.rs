@@ -95,7 +95,7 @@ impl Handler {
             let stack = match super::hooks::stack_for(self.engine.clone(), &settings) {
                 Ok(s) => s,
                 Err(msg) => {
-                    php_error(&ErrorType::Warning, &format!("session_proxy: {msg}"));
+                    php_error(&ErrorType::Warning, &msg);
                     return None;
                 }
             };

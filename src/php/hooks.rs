@@ -16,7 +16,6 @@ use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
 use crate::session::{Diag, Level, Problem, Request};
 use crate::settings::{RawSettings, Settings};
-use crate::store::layer::Stack;
 
 pub static MODULE: PsModule = PsModule {
     name: c"session_proxy".as_ptr(),
@@ -87,9 +86,11 @@ pub fn old_store(dsn: &str) -> Result<Option<dsn::Engine>, String> {
 }
 
 /// A request's stack: the engine, the default layers, and the migration from the old store if set.
+/// Err: the whole warning.
 pub fn stack_for(engine: dsn::Engine, settings: &Settings) -> Result<Stack, String> {
-    let mut stack = Stack::new(engine);
-    stack.layers.migrate_from = old_store(settings.migrate_from.as_deref().unwrap_or_default())?.map(Box::new);
+    let mut stack = super::atrest::stack(engine, settings)?;
+    stack.layers.migrate_from =
+        old_store(settings.migrate_from.as_deref().unwrap_or_default()).map_err(|m| format!("session_proxy: {m}"))?.map(Box::new);
     Ok(stack)
 }
 
@@ -176,7 +177,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
         let stack = match stack_for(engine, &settings) {
             Ok(s) => s,
             Err(msg) => {
-                php_error(&ErrorType::Warning, &format!("session_proxy: {msg}"));
+                php_error(&ErrorType::Warning, &msg);
                 return FAILURE;
             }
         };

@@ -13,6 +13,9 @@ use super::ffi::{zstr_bytes, FAILURE, SUCCESS, ZEND_INI_STAGE_DEACTIVATE};
 use super::hooks::guard;
 use crate::settings::{self, DIRECTIVES};
 
+/// PHP's ZEND_INI_STAGE_STARTUP: php.ini's values, registered in MINIT.
+const ZEND_INI_STAGE_STARTUP: c_int = 1;
+
 const fn entry(i: usize) -> IniEntryDef {
     let d = &DIRECTIVES[i];
     let mut e = IniEntryDef::new(d.name, d.default, IniEntryPermission::All);
@@ -24,7 +27,23 @@ const fn entry(i: usize) -> IniEntryDef {
 }
 
 pub static ENTRIES: IniEntryDefs<{ DIRECTIVES.len() + 1 }> =
-    IniEntryDefs::new([entry(0), entry(1), entry(2), entry(3), entry(4), entry(5), entry(6), entry(7), IniEntryDef::end()]);
+    IniEntryDefs::new([
+        entry(0),
+        entry(1),
+        entry(2),
+        entry(3),
+        entry(4),
+        entry(5),
+        entry(6),
+        entry(7),
+        entry(8),
+        entry(9),
+        entry(10),
+        entry(11),
+        entry(12),
+        entry(13),
+        IniEntryDef::end(),
+    ]);
 
 /// phpinfo and `php --ri` for an On/Off directive: PHP's own On/Off for a boolean value, the value as
 /// written otherwise (`session_proxy.locking = optimistic`, which PHP's displayer would show as Off).
@@ -66,6 +85,8 @@ unsafe extern "C" fn on_modify(
         };
         match checked {
             Ok(()) => SUCCESS,
+            // php.ini's own value of a key directive: kept, so that session_start() refuses it.
+            Err(_) if stage == ZEND_INI_STAGE_STARTUP && settings::kept_when_invalid(&name) => SUCCESS,
             Err(msg) => {
                 // Restoring the original value at request end is never worth a warning.
                 if stage != ZEND_INI_STAGE_DEACTIVATE {

@@ -1,6 +1,7 @@
 //! The Zend skin: module entry, MINIT/MSHUTDOWN/MINFO, INI registration and the save handler hooks.
 //! Nothing here decides behaviour; it translates to and from the plain-Rust core.
 
+mod atrest;
 mod class;
 mod ffi;
 mod hooks;
@@ -129,6 +130,9 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);
         info_table_row!("Pooled connections (this process)", crate::pool::idle_count().to_string());
         info_table_row!("Counters", stats::sharing());
+        for (name, value) in atrest::info_rows() {
+            info_table_row!(name, value);
+        }
         info_table_end!();
         stats::info_table();
         // SAFETY: PHP passes our own module entry.

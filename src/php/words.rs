@@ -100,3 +100,9 @@ impl fmt::Display for Problem {
         }
     }
 }
+
+/// A key of the at-rest layers could not be had: the session does not start (never without the
+/// encryption or hashing asked for).
+pub fn key_refused(e: &crate::store::layer::keys::KeyError) -> String {
+    format!("session_proxy: sessions are refused until this is fixed: {e}")
+}

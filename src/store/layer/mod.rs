@@ -11,8 +11,17 @@
 //! keys on the engine and the layers together (`Stack`), so a pooled handle never serves a request
 //! configured with other layers.
 
+pub mod compress;
+pub mod encrypt;
+pub mod envelope;
+pub mod hashid;
+pub mod keys;
 pub mod metrics;
 pub mod migrate;
+pub mod transform;
+
+#[cfg(test)]
+mod atrest_tests;
 
 use super::{Engine, Store, StoreError};
 use crate::metrics::EngineKind;
@@ -28,28 +37,98 @@ fn kind_of(engine: &Engine) -> EngineKind {
     }
 }
 
-/// Which layers wrap the engine, in stacking order (outermost first).
+/// Which layers wrap the engine, in stacking order (outermost first): metrics (so it counts the
+/// bytes PHP reads and writes), hashed ids, compression, encryption, then the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Layers {
     /// Count into the process group's shared counters (`crate::metrics::global()`).
     pub metrics: bool,
     /// Read-through migration from this old store (`session_proxy.migrate_from`), outermost.
     pub migrate_from: Option<Box<Engine>>,
+    /// Store and lock under HMAC-SHA256(key, id) (`session_proxy.hash_ids`).
+    pub hash_ids: Option<keys::Secret>,
+    /// `session_proxy.compression` and its threshold. The layer stands in the stack whenever any
+    /// at-rest layer is on (`at_rest`), with no codec as the reader of envelopes.
+    pub compression: compress::Compress,
+    /// Seal every write (`session_proxy.encryption_key`, `session_proxy.encryption_keys_old`).
+    pub encryption: Option<encrypt::KeyRing>,
 }
 
 impl Default for Layers {
-    /// The layers a request gets: metrics on.
+    /// The layers a request gets without at-rest directives: metrics on.
     fn default() -> Self {
-        Layers { metrics: true, migrate_from: None }
+        Layers { metrics: true, ..Layers::NONE }
     }
 }
 
+pub use crate::settings::AtRest;
+
+use crate::settings::{ENCRYPTION_KEY, ENCRYPTION_KEYS_OLD, HASH_KEY};
+
 impl Layers {
     /// No layer at all.
-    pub const NONE: Layers = Layers { metrics: false, migrate_from: None };
+    pub const NONE: Layers =
+        Layers {
+        metrics: false,
+        migrate_from: None,
+        hash_ids: None,
+        compression: compress::Compress { codec: None, threshold: 0 },
+        encryption: None,
+    };
+
+    /// The default layers with the at-rest ones configured: reads the keys (a missing, unreadable
+    /// or wrong-size key is an error naming its directive; never a silent fallback to plaintext).
+    pub fn at_rest(a: &AtRest) -> Result<Layers, keys::KeyError> {
+        let load_all = |directive, v: &str| -> Result<Vec<keys::Secret>, keys::KeyError> {
+            keys::sources(directive, v)?.iter().map(|s| keys::load(directive, s)).collect()
+        };
+        let encryption = match load_all(ENCRYPTION_KEY, &a.encryption_key)?.as_slice() {
+            [] if !a.encryption_keys_old.trim().is_empty() => {
+                return Err(keys::KeyError::Missing { directive: ENCRYPTION_KEY, needed_by: ENCRYPTION_KEYS_OLD })
+            }
+            [] => None,
+            [k] => Some(encrypt::KeyRing { current: k.clone(), old: load_all(ENCRYPTION_KEYS_OLD, &a.encryption_keys_old)? }),
+            _ => return Err(keys::KeyError::BadSource { directive: ENCRYPTION_KEY, value: a.encryption_key.clone() }),
+        };
+        let hash_ids = match (a.hash_ids, load_all(HASH_KEY, &a.hash_key)?.pop(), &encryption) {
+            (false, ..) => None,
+            (true, Some(k), _) => Some(k),
+            (true, None, Some(ring)) => Some(ring.current.derive_hash_key()),
+            (true, None, None) => return Err(keys::KeyError::Missing { directive: HASH_KEY, needed_by: "session_proxy.hash_ids" }),
+        };
+        Ok(Layers {
+            hash_ids,
+            compression: compress::Compress { codec: a.compression, threshold: a.compression_threshold },
+            encryption,
+            ..Layers::default()
+        })
+    }
+
+    /// The session as messages name it: a short prefix of the id (`SessionId::short`), or with
+    /// hash_ids on, of its hash (`#` and 8 hex digits), so that the id never reaches a log.
+    pub fn shown(&self, id: &crate::id::SessionId) -> String {
+        match &self.hash_ids {
+            Some(k) => format!("#{}…", &hashid::hashed(k, id).as_str()[..8]),
+            None => id.short(),
+        }
+    }
+
+    /// Whether any layer changes what is stored (then data cannot be read by other handlers).
+    pub fn any_at_rest(&self) -> bool {
+        self.hash_ids.is_some() || self.compression.codec.is_some() || self.encryption.is_some()
+    }
 
     /// Wraps an engine's store in the configured layers.
-    pub fn wrap(&self, engine: &Engine, store: Box<dyn Store>) -> Box<dyn Store> {
+    pub fn wrap(&self, engine: &Engine, mut store: Box<dyn Store>) -> Box<dyn Store> {
+        if let Some(keys) = &self.encryption {
+            store = Box::new(encrypt::EncryptLayer::new(store, encrypt::Encrypt { keys: keys.clone() }));
+        }
+        if self.any_at_rest() {
+            store = Box::new(compress::CompressLayer::new(store, self.compression));
+        }
+        if let Some(key) = &self.hash_ids {
+            store = Box::new(hashid::HashIds::new(store, key.clone()));
+        }
         let store: Box<dyn Store> = if self.metrics {
             Box::new(metrics::Metrics::new(store, kind_of(engine), crate::metrics::global()))
         } else {
@@ -83,6 +162,11 @@ impl Stack {
     /// An engine with the default layers (what a PHP request opens).
     pub fn new(engine: Engine) -> Self {
         Stack { engine, layers: Layers::default() }
+    }
+
+    /// An engine with these layers.
+    pub fn with(engine: Engine, layers: Layers) -> Self {
+        Stack { engine, layers }
     }
 
     /// An engine without layers.

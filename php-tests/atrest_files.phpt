@@ -1,0 +1,72 @@
+--TEST--
+Sessions at rest on the files engine: each layer round trips, data from before the switch reads (and moves), rotation, wrong key / truncation / flipped bits warn and write nothing, a copied blob fails, a bad key refuses sessions, 16 MiB compressed+encrypted, and no file name or content holds a raw id or the plaintext marker
+--FILE--
+<?php
+require __DIR__ . '/inc/atrest.inc';
+$d = sp_tmpdir('atrest-files');
+mkdir("$d/s");
+mkdir("$d/clean");
+// Every file name and its bytes.
+$dump = function () use ($d) {
+    $out = [];
+    foreach (new RecursiveIteratorIterator(new RecursiveDirectoryIterator("$d/clean", FilesystemIterator::SKIP_DOTS)) as $path => $info) {
+        $out[$path] = file_get_contents($path);
+    }
+    return $out;
+};
+ar_run("files://$d/s", "files://$d/clean", $dump);
+sp_rmrf($d);
+?>
+--EXPECT--
+== round trip with each layer
+encryption: started=true n=2 warnings=0
+encryption (hex key): started=true n=2 warnings=0
+hash_ids: started=true n=2 warnings=0
+zstd: started=true n=2 warnings=0
+lz4: started=true n=2 warnings=0
+all three: started=true n=2 warnings=0
+all three, lz4: started=true n=2 warnings=0
+== written before the layers were on
+encryption, first read: started=true n=2 warnings=0
+encryption, then: started=true n=3 warnings=0
+hash_ids, first read: started=true n=2 warnings=0
+hash_ids, then: started=true n=3 warnings=0
+all three, first read: started=true n=2 warnings=0
+all three, then: started=true n=3 warnings=0
+hash_ids moved the session: raw id empty=true, hashed id holds it=true
+== key rotation
+new key, old one listed: started=true n=2 warnings=0
+new key only (re-encrypted at the last write): started=true n=3 warnings=0
+the retired key alone: started=false n=null warnings=2 names "encryption_keys_old"
+== damage: a clear warning, and nothing written over the blob
+wrong key: started=false n=null warnings=2 names "neither session_proxy.encryption_key"
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
+truncated: started=false n=null warnings=2 names "truncated"
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
+truncated tag: started=false n=null warnings=2 names "fails authentication"
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
+flipped bit: started=false n=null warnings=2 names "fails authentication"
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
+flipped magic bit: started=false n=null warnings=2 names "damaged"
+  stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
+encrypted, read with encryption off: started=false n=null warnings=2 names "session_proxy.encryption_key is not set"
+== a blob copied to another id
+read under the other id: started=false n=null warnings=2 names "another session id"
+== a bad key refuses sessions
+wrong-size key: started=false n=null warnings=2 names "session_proxy.encryption_key", names "12 bytes"
+missing env key: started=false n=null warnings=2 names "SP_ATREST_SURELY_UNSET"
+hash_ids without a key: started=false n=null warnings=2 names "session_proxy.hash_key"
+== the class skin, and strict mode
+SessionProxy\Handler wrote, the native handler reads: started=true n=8 warnings=0
+  stored sealed under the hash: true
+strict mode keeps a session from before the switch: true, keeps it after the move: true, replaces an unknown id: true
+== 16 MiB, compressed and encrypted
+read back: true, warnings=0, stored under 1 MiB: true
+== the store itself
+clean 0: started=true n=3 warnings=0
+clean 1: started=true n=3 warnings=0
+clean 2: started=true n=3 warnings=0
+entries: true
+plaintext marker found: false
+raw ids found: 0
+hashed ids found: 3
