@@ -87,7 +87,7 @@ pub fn old_store(dsn: &str) -> Result<Option<dsn::Engine>, String> {
 
 /// A request's stack: the engine, the default layers, and the migration from the old store if set.
 /// Err: the whole warning.
-pub fn stack_for(engine: dsn::Engine, settings: &Settings) -> Result<Stack, String> {
+pub fn stack_for(engine: dsn::Engine, settings: &Settings) -> Result<crate::store::layer::Stack, String> {
     let mut stack = super::atrest::stack(engine, settings)?;
     stack.layers.migrate_from =
         old_store(settings.migrate_from.as_deref().unwrap_or_default()).map_err(|m| format!("session_proxy: {m}"))?.map(Box::new);
