@@ -41,6 +41,7 @@ fn memcached() -> Engine {
 fn layers(hash: bool, codec: Option<Codec>, encrypt: bool) -> Layers {
     Layers {
         metrics: false,
+        migrate_from: None,
         hash_ids: hash.then(|| Secret::new([7; 32])),
         compression: Compress { codec, threshold: 0 },
         encryption: encrypt.then(|| KeyRing { current: Secret::new([8; 32]), old: vec![Secret::new([9; 32])] }),

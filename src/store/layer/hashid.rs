@@ -156,4 +156,21 @@ impl Store for HashIds {
     fn event(&mut self, e: &Event) {
         self.inner.event(e)
     }
+
+    /// None: the engine's per-user index would be handed the session ids to record (the index keeps
+    /// the ids it is given), and lists the hashed ones; neither may cross this layer. The per-user
+    /// functions say that the store keeps no index when hash_ids is on (README).
+    fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
+        None
+    }
+
+    /// None: the engine lists hashed ids, which name no session above this layer (the command-line
+    /// tool copies such a store through an engine without the layer).
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        None
+    }
+
+    fn take_warnings(&mut self) -> Vec<crate::store::StoreError> {
+        self.inner.take_warnings()
+    }
 }

@@ -290,6 +290,11 @@ impl Store for Migrate {
         self.new.scanner()
     }
 
+    /// The per-user index of the new store (bindings are written with the sessions, into it).
+    fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
+        self.new.users()
+    }
+
     fn round_trips(&self) -> u64 {
         self.new.round_trips() + self.old.as_ref().map_or(0, |o| o.round_trips())
     }

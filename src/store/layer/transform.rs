@@ -134,4 +134,18 @@ impl<T: Transcode> Store for Transformed<T> {
     fn event(&mut self, e: &Event) {
         self.inner.event(e)
     }
+
+    /// The index holds ids and bindings, never session data: this layer does not change them.
+    fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
+        self.inner.users()
+    }
+
+    /// Ids and lifetimes only, no data: as the engine lists them.
+    fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
+        self.inner.scanner()
+    }
+
+    fn take_warnings(&mut self) -> Vec<StoreError> {
+        self.inner.take_warnings()
+    }
 }
