@@ -50,7 +50,7 @@ $s = $j['engines']['sqlite'];
 echo "sqlite: requests {$s['requests']}, writes {$s['writes']}, old_store_reads {$s['old_store_reads']}, migrated {$s['migrated']}\n";
 
 exec(escapeshellarg($bin) . " stats --pid $pid 2>&1", $table, $rc);
-echo "table: rc $rc, ", preg_match('/^migrated\s+1\s+0\s+0\s+0$/m', implode("\n", $table)) ? 'migrated row 1 0 0 0' : implode("\n", $table), "\n";
+echo "table: rc $rc, ", preg_match('/^migrated\s+1(\s+0)+$/m', implode("\n", $table)) ? 'migrated row 1, then 0 for every other engine' : implode("\n", $table), "\n";
 
 lk_signal_parent("$sig/exit");
 lk_result('child', sp_wait($h));
@@ -64,6 +64,6 @@ file: true, mode 600
 json: rc 0, pid true
 equal to the process's own stats(): true
 sqlite: requests 3, writes 3, old_store_reads 1, migrated 1
-table: rc 0, migrated row 1 0 0 0
+table: rc 0, migrated row 1, then 0 for every other engine
 file removed at exit: true
 after exit: rc 1, cannot read

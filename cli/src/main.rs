@@ -84,7 +84,8 @@ enum Cmd {
     Ls {
         /// The store (a session.save_path DSN).
         dsn: String,
-        /// Only the sessions of this user (needs the per-user index, not in this build).
+        /// Only the sessions bound to this user (SessionProxy\set_user or session_proxy.user_key), from
+        /// the engine's per-user index, oldest first.
         #[arg(long)]
         user: Option<String>,
         /// At most this many sessions.
@@ -155,12 +156,12 @@ fn gc(dsn: &str, lifetime: u64) -> Result<(), Failure> {
 }
 
 fn ls(dsn: &str, user: Option<String>, limit: Option<u64>, lifetime: u64, json: bool) -> Result<(), Failure> {
-    if user.is_some() {
-        return Err(Failure::usage("--user is not available: it needs the per-user session index, which this build does not have".into()));
-    }
     let engine = parse("DSN", dsn)?;
     let mut s = open(&engine)?;
     let at = s.describe();
+    if let Some(user) = user {
+        return ls_user(&mut *s, &at, &user, limit, lifetime, json);
+    }
     let Some(scan) = s.scanner() else { return Err(Failure::store(format!("{at} cannot list its sessions"))) };
     let life = Duration::from_secs(lifetime);
     let (mut cursor, mut n) = (String::new(), 0u64);
@@ -183,6 +184,24 @@ fn ls(dsn: &str, user: Option<String>, limit: Option<u64>, lifetime: u64, json: 
             None => return Ok(()),
         }
     }
+}
+
+/// `ls --user`: the user's live sessions from the per-user index, ids masked, with their times.
+fn ls_user(s: &mut dyn session_proxy::store::Store, at: &str, user: &str, limit: Option<u64>, lifetime: u64, json: bool) -> Result<(), Failure> {
+    use session_proxy::store::users::User;
+    let user = User::new(user.as_bytes()).map_err(|e| Failure::usage(format!("--user: {e}")))?;
+    let Some(index) = s.users() else { return Err(Failure::store(format!("{at} keeps no per-user session index"))) };
+    let listed = index
+        .list(&user, Expiry::new(Duration::from_secs(lifetime)))
+        .map_err(|e| Failure::store(format!("cannot list the user's sessions in {at}: {e}")))?;
+    for l in listed.iter().take(limit.map_or(usize::MAX, |n| n as usize)) {
+        if json {
+            println!("{}", serde_json::json!({"id": l.id.short(), "created": l.created, "last_active": l.last_active}));
+        } else {
+            println!("{:<8} created {:.0}, last active {:.0}", l.id.short(), l.created, l.last_active);
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

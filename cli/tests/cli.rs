@@ -142,9 +142,35 @@ fn usage_errors_and_help() {
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
     assert!(t.contains("invalid FROM \"redis://:***@127.0.0.1:6379/x\"") && !t.contains("hunter2"), "{t}");
-    let o = run(&["ls", "sqlite:///tmp/b.sqlite", "--user", "42"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("--user is not available"), "{}", text(&o));
+    // A user name the index refuses: a usage error naming the argument.
+    let o = run(&["ls", "sqlite:///tmp/b.sqlite", "--user", ""]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--user:"), "{}", text(&o));
+}
+
+/// `ls --user`: the sessions bound to that user, from the engine's per-user index, ids masked.
+#[test]
+fn ls_user_lists_the_users_sessions_from_the_index() {
+    use session_proxy::store::users::User;
+    let dir = Dir::new("lsuser");
+    let src = fresh("sqlite", dir.path(), 1);
+    seed(&src, "boundsession", 3, 1440, |_| 1000);
+    let mut s = open(&src);
+    let exp = Expiry::new(Duration::from_secs(1440));
+    let index = s.users().expect("SQLite keeps a per-user index");
+    let (alice, bob) = (User::new(b"alice").unwrap(), User::new(b"bob").unwrap());
+    for (n, who) in [(0, &alice), (1, &bob), (2, &alice)] {
+        let id = SessionId::parse(format!("boundsession{n}").as_bytes()).unwrap();
+        index.bind(&id, Some(who), None, exp).unwrap();
+    }
+    drop(s);
+    let o = run(&["ls", &src, "--user", "alice"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.lines().count(), 2, "alice's two sessions: {t}");
+    assert!(t.lines().all(|l| l.starts_with("bounds…")) && !t.contains("boundsession"), "ids masked: {t}");
+    let o = run(&["ls", &src, "--user", "carol"]);
+    assert!(o.status.success() && text(&o).trim().is_empty(), "{}", text(&o));
 }
 
 /// A listener that accepts and never answers: a store that does not reply in time.

@@ -810,11 +810,14 @@ mod tests {
             (w, Instant::now())
         });
         std::thread::sleep(Duration::from_millis(100));
+        // Taken before the holder's write: the waiter may return before the holder's save does (the
+        // flock is released inside it), but never before the write began.
+        let writing = Instant::now();
         let Written::Done(v1) = a.save(&id, b"holder", Expect::Version(v0), Some(&ta), exp).unwrap() else { panic!("the holder writes") };
-        let written = Instant::now();
         let (w, returned) = other.join().unwrap();
+        // Had it not waited, its write at v0 would have been Done.
         assert_eq!(w, Written::Conflict(Some(Loaded { data: b"holder".to_vec(), version: v1 })));
-        assert!(returned >= written, "the unlocked write waited for the holder");
+        assert!(returned >= writing, "the unlocked write waited for the holder");
     }
 
     /// Writes of one size in quick succession (within one tick of the kernel's clock) each move the

@@ -568,10 +568,73 @@ fn connect(node: &Node) -> Result<Link> {
         return wire::Wire::connect(node).map(Link::Plain).map_err(connect_error);
     }
     let client = tls_client(conn_info(node)?, node)?;
-    let c = client.get_connection_with_timeout(node.connect_timeout).map_err(connect_error)?;
+    let c = match tls_connect(client, node.connect_timeout) {
+        Ok(r) => r.map_err(connect_error)?,
+        Err(stuck) => {
+            let detail = match stuck {
+                Stuck::Now => format!(
+                    "{}: the TLS handshake did not finish within {:.3} s (timeout; is this a TLS port? a plain Redis never answers one)",
+                    node.addr,
+                    (2 * node.connect_timeout).as_secs_f64()
+                ),
+                Stuck::Before => format!(
+                    "{}: earlier TLS handshakes of this process never finished (is this a TLS port? a plain Redis never answers one); not tried again",
+                    node.addr
+                ),
+            };
+            return Err(StoreError::new(ErrorKind::Timeout, &at, detail));
+        }
+    };
     let t = Some(node.read_timeout);
     c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| redis_err(&at, &e, format!("{}: {e}", node.addr)))?;
     Ok(Link::Single(c))
+}
+
+/// TLS handshakes of this process still running after their deadline. redis-rs bounds the TCP connect
+/// by the timeout but not the handshake after it, and a plain Redis port that gets a ClientHello
+/// waits for the end of a command that never comes: a `rediss://` DSN naming a plain port would hang
+/// the request for good. So the connect runs in a thread of its own and the request waits for it at
+/// most twice the connect timeout (the TCP connect, then the handshake). A thread left behind ends
+/// when the server closes the connection; past `MAX_STUCK` of them the engine fails at once.
+static STUCK_HANDSHAKES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_STUCK: usize = 4;
+
+enum Stuck {
+    /// This handshake ran out of time.
+    Now,
+    /// Too many earlier ones are still stuck; this one was not tried.
+    Before,
+}
+
+fn tls_connect(client: redis::Client, timeout: Duration) -> std::result::Result<redis::RedisResult<redis::Connection>, Stuck> {
+    use std::sync::atomic::Ordering::SeqCst;
+    if STUCK_HANDSHAKES.load(SeqCst) >= MAX_STUCK {
+        return Err(Stuck::Before);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("sp-tls-connect".into()).spawn(move || {
+        if tx.send(client.get_connection_with_timeout(timeout)).is_err() {
+            // The request gave up on this handshake and counted it as stuck: it has ended now.
+            STUCK_HANDSHAKES.fetch_sub(1, SeqCst);
+        }
+    });
+    if let Err(e) = spawned {
+        return Ok(Err(redis::RedisError::from(e)));
+    }
+    match rx.recv_timeout(2 * timeout) {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            STUCK_HANDSHAKES.fetch_add(1, SeqCst);
+            // It may have finished just now (then it has sent, and will not decrement).
+            match rx.try_recv() {
+                Ok(r) => {
+                    STUCK_HANDSHAKES.fetch_sub(1, SeqCst);
+                    Ok(r)
+                }
+                Err(_) => Err(Stuck::Now),
+            }
+        }
+    }
 }
 
 /// Whether a key has a Redis Cluster hash tag: a `{` followed later by a `}` with something between.

@@ -367,6 +367,27 @@ fn tls_conformance_and_verification() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
+/// rediss:// naming a plain Redis port: redis-rs bounds the TCP connect but not the TLS handshake,
+/// and the plain server waits for the end of a command that never comes. The open must fail within
+/// twice the connect timeout, as a timeout naming host:port; it used to hang for good (the test runs
+/// it in a thread so that a hang is a failure, not a stuck suite).
+#[test]
+fn tls_to_a_plain_port_times_out_instead_of_hanging() {
+    let o = dsn::parse(&format!("rediss://127.0.0.1:{}?verify=none&timeout=0.3", port())).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        let r = RedisStore::open(&o).and_then(|mut s| s.load(&id("tlsplain"), ex()).map(|_| ()));
+        let _ = tx.send(r.map_err(|e| (e.kind(), format!("{e:#}"))));
+    });
+    let r = rx.recv_timeout(Duration::from_secs(20)).expect("the open hung: no answer within 20 s");
+    let (kind, e) = r.expect_err("a TLS handshake with a plain port cannot succeed");
+    assert_eq!(kind, ErrorKind::Timeout, "{e}");
+    assert!(e.contains(&format!("127.0.0.1:{}", port())) && e.contains("TLS handshake"), "{e}");
+    // 2 x 0.3 s, plus a loaded machine's scheduling.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
 fn tls_ca() -> String {
     std::env::var("SP_REDIS_TLS_CA").expect("SP_REDIS_TLS_CA is not set: run with `make test`")
 }
