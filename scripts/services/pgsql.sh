@@ -7,8 +7,13 @@
 # Role sp (password sp-secret) owns database sp; TCP logins need the password (scram-sha-256).
 # Writes SP_PG_PORT, SP_PG_STANDBY_PORT, SP_PG_USER, SP_PG_PASSWORD, SP_PG_DB, SP_PG_CA,
 # SP_PG_DATA, SP_PG_STANDBY_DATA, SP_PG_BIN, SP_PG_RUNAS to STATE_DIR/env.
+# A build tree that the postgres user cannot enter (a clone inside root's 0700 home) gets its data
+# directories in a private directory of the system temp dir instead, linked from STATE_DIR/pgsql;
+# stop removes it. Every path given to the servers is the real one (the link's path is not theirs).
 set -euo pipefail
-cmd=$1 dir=$2/pgsql
+cmd=$1 state=$2
+link=$state/pgsql
+dir=$(readlink -f "$link" 2>/dev/null || echo "$link")
 PORT=${SP_PG_PORT:-15432}
 SPORT=$((PORT + 1))
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -36,7 +41,14 @@ case $cmd in
 start)
   [[ -n $BIN && -x $BIN/postgres ]] || { echo "postgresql not installed (scripts/deps.sh)" >&2; exit 1; }
   stop
-  rm -rf "$dir"; mkdir -p "$dir/run" "$dir/tls"
+  [[ -L $link ]] && rm -rf "$dir"
+  rm -rf "$link"; mkdir -p "$state"
+  dir=$link
+  if [[ $(id -u) -eq 0 ]] && ! runuser -u "$RUNAS" -- test -x "$state" 2>/dev/null; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/sp-pgsql.XXXXXX")
+    ln -s "$dir" "$link"
+  fi
+  mkdir -p "$dir/run" "$dir/tls"
   tls=$dir/tls
   {
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 -subj "/CN=session_proxy pgsql test CA" &&
@@ -93,8 +105,11 @@ EOF
     echo "SP_PG_STANDBY_DATA=$s"
     echo "SP_PG_BIN=$BIN"
     echo "SP_PG_RUNAS=$RUNAS"
-  } >> "$2/env"
+  } >> "$state/env"
   ;;
-stop) stop ;;
+stop)
+  stop
+  if [[ -L $link ]]; then rm -rf "$dir"; rm -f "$link"; fi
+  ;;
 *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
 esac
