@@ -47,7 +47,9 @@ fn check(engine: &Engine, ttl_engine: bool) {
         assert_eq!(ids.len(), N, "each listed once (page {page})");
         for (i, left) in &got {
             match (ttl_engine, left) {
-                (true, Left::Ttl(d)) => assert!(*d <= Duration::from_secs(600) && *d > Duration::from_secs(500), "{i}: {d:?}"),
+                // Memcached keeps expiry times in whole seconds of its own clock, so a 600 s session
+                // may read as 601 s left (seen in a clean-clone run).
+                (true, Left::Ttl(d)) => assert!(*d <= Duration::from_secs(601) && *d > Duration::from_secs(500), "{i}: {d:?}"),
                 (false, Left::Idle(d)) => assert!(*d < Duration::from_secs(100), "{i}: {d:?}"),
                 other => panic!("{i}: {other:?}"),
             }
