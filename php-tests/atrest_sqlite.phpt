@@ -37,21 +37,31 @@ hash_ids moved the session: raw id empty=true, hashed id holds it=true
 == key rotation
 new key, old one listed: started=true n=2 warnings=0
 new key only (re-encrypted at the last write): started=true n=3 warnings=0
-the retired key alone: started=false n=null warnings=2 names "encryption_keys_old"
-== damage: a clear warning, and nothing written over the blob
-wrong key: started=false n=null warnings=2 names "neither session_proxy.encryption_key"
+the retired key alone: started=true n=1 warnings=2 names "encryption_keys_old"
+== damage: a clear warning, an empty session, and nothing written over the blob
+wrong key: started=true n=1 warnings=2 names "neither session_proxy.encryption_key"
   stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
-truncated: started=false n=null warnings=2 names "truncated"
+  read: says "starts an empty session", write: says "changes were not saved"
+truncated: started=true n=1 warnings=2 names "truncated"
   stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
-truncated tag: started=false n=null warnings=2 names "fails authentication"
+  read: says "starts an empty session", write: says "changes were not saved"
+truncated tag: started=true n=1 warnings=2 names "fails authentication"
   stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
-flipped bit: started=false n=null warnings=2 names "fails authentication"
+  read: says "starts an empty session", write: says "changes were not saved"
+flipped bit: started=true n=1 warnings=2 names "fails authentication"
   stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
-flipped magic bit: started=false n=null warnings=2 names "damaged"
+  read: says "starts an empty session", write: says "changes were not saved"
+flipped magic bit: started=true n=1 warnings=2 names "damaged"
   stored blob unchanged: true, warning names the hash prefix: true, and no part of the id: true
-encrypted, read with encryption off: started=false n=null warnings=2 names "session_proxy.encryption_key is not set"
+  read: says "starts an empty session", write: says "changes were not saved"
+damaged, then session_regenerate_id(): started=true n=41 warnings=1 names "fails authentication"
+  the new id: started=true n=42 warnings=0
+  the damaged blob is kept: true
+damaged, then session_destroy(): started=true n=null warnings=1 names "fails authentication"
+  the blob is gone: true
+encrypted, read with encryption off: started=true n=1 warnings=2 names "session_proxy.encryption_key is not set"
 == a blob copied to another id
-read under the other id: started=false n=null warnings=2 names "another session id"
+read under the other id: started=true n=1 warnings=2 names "another session id"
 == a bad key refuses sessions
 wrong-size key: started=false n=null warnings=2 names "session_proxy.encryption_key", names "12 bytes"
 missing env key: started=false n=null warnings=2 names "SP_ATREST_SURELY_UNSET"

@@ -87,6 +87,11 @@ pub enum Problem {
     NoActiveSession { what: &'static str },
     /// The old store of session_proxy.migrate_from failed; the request went on with the new store `at`.
     OldStoreSkipped { at: String, err: StoreError },
+    /// The stored session could not be read (a blob no key opens, damaged bytes): the request goes
+    /// on with an empty session, and the stored one is kept, never written over.
+    Unreadable { id: String, at: String, err: StoreError },
+    /// A change to a session that could not be read was not saved (the stored one is kept).
+    UnreadableNotSaved { id: String },
 }
 
 /// The store operation a `Problem::Storage` is about.
@@ -122,6 +127,9 @@ enum Mode {
     Locked,
     /// Lock wait timed out with lock_timeout_action=readonly: changes are refused.
     ReadOnly,
+    /// The stored session could not be read: the request sees an empty session, its changes are
+    /// refused (nothing is written over what is stored), a destroy is allowed (a logout clears it).
+    Unreadable,
     /// Written, destroyed or unlocked: nothing is held.
     Done,
 }
@@ -152,6 +160,8 @@ pub struct Request {
     validated: Option<SessionId>,
     /// When the optimistic read under way began (taken into `Active::read_at`).
     read_at: f64,
+    /// The read under way found the stored session unreadable (taken into `Active::mode`).
+    unreadable: bool,
     /// The per-user binding of the active session (issue 13).
     user: UserState,
     diags: Vec<Diag>,
@@ -198,6 +208,7 @@ impl Request {
             active: None,
             validated: None,
             read_at: 0.0,
+            unreadable: false,
             user: UserState::default(),
             diags: Vec::new(),
         })
@@ -310,14 +321,21 @@ impl Request {
                 Locking::On => self.lock_and_load(&id)?,
             }
         };
+        if self.unreadable && mode == Mode::Locked {
+            // session_reset() under our lock found it unreadable: nothing will be written, so the
+            // lock goes now rather than at lock_expire.
+            let token = self.token.clone();
+            let _ = self.store().unlock(&id, &token);
+        }
         Ok(self.activate(id, mode, read))
     }
 
     /// Records what a read of `id` found as the request's session, and returns its data.
     fn activate(&mut self, id: SessionId, mode: Mode, read: Option<crate::store::Loaded>) -> Vec<u8> {
+        let mode = if std::mem::take(&mut self.unreadable) { Mode::Unreadable } else { mode };
         // Validated as live (strict mode), then found absent: destroyed (a logout) or expired in
         // between. Writing now would bring it back under the id the client chose.
-        let vanished = read.is_none() && self.validated.as_ref() == Some(&id);
+        let vanished = read.is_none() && mode != Mode::Unreadable && self.validated.as_ref() == Some(&id);
         let (data, version) = read.map_or((Vec::new(), None), |l| (l.data, Some(l.version)));
         if self.user.before.as_ref().is_some_and(|(b, _)| b != &id) {
             self.user.before = None;
@@ -330,7 +348,23 @@ impl Request {
     fn load(&mut self, id: &SessionId) -> Result<Option<crate::store::Loaded>, Failed> {
         let exp = self.expiry;
         let r = self.store().load(id, exp);
-        r.map_err(|e| self.storage(Op::Read, Some(id), e))
+        match r {
+            Err(e) if e.kind() == ErrorKind::Unreadable => {
+                self.unreadable_read(id, e);
+                Ok(None)
+            }
+            r => r.map_err(|e| self.storage(Op::Read, Some(id), e)),
+        }
+    }
+
+    /// A read found the stored session unreadable (a blob no key opens, damaged bytes): a warning,
+    /// then the request goes on with an empty session (`Mode::Unreadable`) rather than failing, and
+    /// never hands the bytes to PHP's decoder. Whatever lock the read took is already released (the
+    /// layer that could not decode releases it).
+    fn unreadable_read(&mut self, id: &SessionId, err: StoreError) {
+        let at = self.where_();
+        self.warn(Problem::Unreadable { id: self.stack.layers.shown(id), at, err });
+        self.unreadable = true;
     }
 
     fn lock_and_load(&mut self, id: &SessionId) -> Result<(Option<crate::store::Loaded>, Mode), Failed> {
@@ -390,6 +424,10 @@ impl Request {
                         }
                     };
                 }
+                Err(e) if e.kind() == ErrorKind::Unreadable => {
+                    self.unreadable_read(id, e);
+                    return Ok((None, Mode::Unreadable));
+                }
                 Err(e) => return Err(self.storage(Op::Lock, Some(id), e)),
             }
         }
@@ -404,6 +442,7 @@ impl Request {
                 Mode::Locked => Ok((Some(self.token.clone()), Expect::Held(a.version))),
                 Mode::Optimistic => Ok((None, Expect::read_as(a.version))),
                 Mode::ReadOnly => Err(Mode::ReadOnly),
+                Mode::Unreadable => Err(Mode::Unreadable),
                 Mode::Unlocked | Mode::Done => Ok((None, Expect::Any)),
             },
             _ => Ok((None, Expect::Any)),
@@ -446,10 +485,11 @@ impl Request {
         }
         let owner = match self.owner_for(&id) {
             Ok(o) => o,
-            Err(_) => {
+            Err(mode) => {
                 let unchanged = self.active.as_ref().is_some_and(|a| a.original == data);
                 if !unchanged {
-                    self.notice(Problem::ReadOnlyNotSaved { id: self.stack.layers.shown(&id) });
+                    let id = self.stack.layers.shown(&id);
+                    self.notice(if mode == Mode::Unreadable { Problem::UnreadableNotSaved { id } } else { Problem::ReadOnlyNotSaved { id } });
                 }
                 return Ok(());
             }
@@ -567,8 +607,11 @@ impl Request {
         let id = self.parse_id(raw)?;
         // A read-only session must not delete what the lock holder is working on. Refusing loudly
         // matters here: a logout that silently did nothing would leave the session usable.
-        let Ok((owner, _)) = self.owner_for(&id) else {
-            return Err(self.warn(Problem::ReadOnlyNotDestroyed { id: self.stack.layers.shown(&id) }));
+        let owner = match self.owner_for(&id) {
+            Ok((owner, _)) => owner,
+            // Nothing is held, and a logout must be able to clear a session nobody can read.
+            Err(Mode::Unreadable) => None,
+            Err(_) => return Err(self.warn(Problem::ReadOnlyNotDestroyed { id: self.stack.layers.shown(&id) })),
         };
         let r = self.store().destroy(&id, owner.as_ref());
         match r {
@@ -1182,6 +1225,63 @@ mod tests {
         }
         fn exists(&mut self, id: &SessionId, exp: Expiry) -> crate::store::Result<bool> {
             self.inner.exists(id, exp)
+        }
+    }
+
+    /// A stored session no key opens (or damaged bytes) is a warning and an empty session in every
+    /// locking mode: never a failed start (the user gets a working page), never the bytes handed to
+    /// PHP, never written over (the operator may still bring the right key), no lock left behind; a
+    /// destroy clears it, and a fresh id saves.
+    #[test]
+    fn an_unreadable_session_starts_empty_is_not_written_over_and_can_be_destroyed() {
+        use crate::store::layer::{encrypt::KeyRing, keys::Secret, Layers};
+        let dir = TempDir::new("session-unreadable");
+        let keyed = |k: u8| Layers { encryption: Some(KeyRing { current: Secret::new([k; 32]), old: vec![] }), ..Layers::NONE };
+        for engine in engines(&dir) {
+            for locking in [Locking::On, Locking::Off, Locking::Optimistic] {
+                let s = Settings { locking, ..settings(200, TimeoutAction::Fail) };
+                let sid = format!("unread{locking:?}");
+                let sid = sid.as_bytes();
+                let mut w = Request::open(Stack { engine: engine.clone(), layers: keyed(1) }, s.clone(), LIFE).unwrap();
+                w.read(sid).unwrap();
+                w.write(sid, b"secret|i:1;").unwrap();
+                assert!(w.close().is_empty());
+                let raw = || {
+                    let mut r = Request::open(Stack::bare(engine.clone()), settings(200, TimeoutAction::Fail), LIFE).unwrap();
+                    let d = r.read_and_close(sid).unwrap();
+                    r.close();
+                    d
+                };
+                let sealed = raw();
+                assert!(!sealed.is_empty() && !sealed.windows(6).any(|w| w == b"secret"));
+
+                // Read under another key: a warning naming the cause, an empty session.
+                let mut r = Request::open(Stack { engine: engine.clone(), layers: keyed(2) }, s.clone(), LIFE).unwrap();
+                assert_eq!(r.read(sid).unwrap(), b"", "{locking:?}");
+                let d = r.take_diags();
+                assert!(
+                    matches!(&d[..], [Diag { level: Level::Warning, problem: Problem::Unreadable { err, .. } }]
+                        if err.kind() == ErrorKind::Unreadable && err.to_string().contains("encryption_key")),
+                    "{locking:?}: {d:?}"
+                );
+                // No lock is left: another request (with the right key) reads at once.
+                let mut right = Request::open(Stack { engine: engine.clone(), layers: keyed(1) }, s.clone(), LIFE).unwrap();
+                assert_eq!(right.read(sid).unwrap(), b"secret|i:1;", "{locking:?}");
+                drop(right);
+                // Its change is refused with a notice, and the stored blob is kept as it was.
+                assert_eq!(r.write(sid, b"secret|i:2;"), Ok(()));
+                let d = r.take_diags();
+                assert!(matches!(&d[..], [Diag { level: Level::Notice, problem: Problem::UnreadableNotSaved { .. } }]), "{locking:?}: {d:?}");
+                assert_eq!(raw(), sealed, "{locking:?}: written over");
+                // An unchanged (empty) session says nothing more; update_timestamp writes nothing.
+                assert_eq!(r.update_timestamp(sid), Ok(()));
+                assert!(r.take_diags().is_empty());
+                assert_eq!(raw(), sealed);
+                // A destroy (a logout) clears it.
+                assert_eq!(r.destroy(sid), Ok(()), "{:?}", r.take_diags());
+                r.close();
+                assert_eq!(raw(), b"", "{locking:?}: destroyed");
+            }
         }
     }
 

@@ -94,6 +94,17 @@ impl fmt::Display for Problem {
                 "session_proxy: the old store of session_proxy.migrate_from failed: {err}; this request goes on with \
                  {at} alone"
             ),
+            Problem::Unreadable { id, at, err } => write!(
+                f,
+                "session_proxy: cannot read session {id} from {at}: {err}; this request starts an empty session, and \
+                 the stored one is kept as it is (not written over; session_regenerate_id() or session_destroy() \
+                 moves on from it)"
+            ),
+            Problem::UnreadableNotSaved { id } => write!(
+                f,
+                "session_proxy: session {id} could not be read, so its changes were not saved over the stored one \
+                 (session_regenerate_id() gives a session that saves)"
+            ),
             Problem::NoUnusedId { tries } => {
                 write!(f, "session_proxy: could not create an unused session id in {tries} tries")
             }

@@ -12,10 +12,13 @@ pub enum ErrorKind {
     Corrupt,
     LockLost,
     Backend,
+    /// The stored session's bytes cannot be decoded: no configured key opens them, or they are
+    /// damaged (the at-rest layers). The session layer starts an empty session and keeps the bytes.
+    Unreadable,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Unavailable,
         ErrorKind::Timeout,
         ErrorKind::TooLarge,
@@ -23,6 +26,7 @@ impl ErrorKind {
         ErrorKind::Corrupt,
         ErrorKind::LockLost,
         ErrorKind::Backend,
+        ErrorKind::Unreadable,
     ];
 
     /// A stable lower-case name (metrics labels).
@@ -35,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::LockLost => "lock_lost",
             ErrorKind::Backend => "backend",
+            ErrorKind::Unreadable => "unreadable",
         }
     }
 }
@@ -64,6 +69,9 @@ pub enum StoreError {
     /// Any other failure the storage reported.
     #[error("{detail}")]
     Backend { at: String, detail: String },
+    /// The stored session's bytes cannot be decoded (no key opens them, damaged): `ErrorKind::Unreadable`.
+    #[error("{detail}")]
+    Unreadable { at: String, detail: String },
 }
 
 impl StoreError {
@@ -76,6 +84,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => ErrorKind::Corrupt,
             StoreError::LockLost { .. } => ErrorKind::LockLost,
             StoreError::Backend { .. } => ErrorKind::Backend,
+            StoreError::Unreadable { .. } => ErrorKind::Unreadable,
         }
     }
 
@@ -97,7 +106,8 @@ impl StoreError {
             | StoreError::Conflict { at, detail }
             | StoreError::Corrupt { at, detail }
             | StoreError::LockLost { at, detail }
-            | StoreError::Backend { at, detail } => (at, detail),
+            | StoreError::Backend { at, detail }
+            | StoreError::Unreadable { at, detail } => (at, detail),
         }
     }
 
@@ -112,6 +122,7 @@ impl StoreError {
             ErrorKind::Corrupt => StoreError::Corrupt { at, detail },
             ErrorKind::LockLost => StoreError::LockLost { at, detail },
             ErrorKind::Backend => StoreError::Backend { at, detail },
+            ErrorKind::Unreadable => StoreError::Unreadable { at, detail },
         }
     }
 

@@ -194,7 +194,7 @@ mod tests {
 }
 
 /// Why the at-rest layers could not turn stored bytes back into the session (or a session into
-/// stored bytes). Reported as `StoreError::Corrupt` with these words as the detail.
+/// stored bytes). Reported as `StoreError::Unreadable` with these words as the detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AtRestError {
     #[error("{0}")]

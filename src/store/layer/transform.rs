@@ -4,7 +4,7 @@
 //! on save) and on the way up (`decode`, on every read, including the stored session a refused
 //! write answers with).
 //!
-//! A read that cannot be decoded is a `StoreError::Corrupt` naming the cause, never bytes handed to
+//! A read that cannot be decoded is a `StoreError::Unreadable` naming the cause, never bytes handed to
 //! PHP; when it was read under a new lock, the lock is released first, and nothing is written over
 //! the stored session.
 
@@ -33,7 +33,7 @@ impl<T: Transcode> Transformed<T> {
     }
 
     fn corrupt(&self, e: AtRestError) -> StoreError {
-        StoreError::new(crate::store::ErrorKind::Corrupt, self.inner.describe(), e.to_string())
+        StoreError::new(crate::store::ErrorKind::Unreadable, self.inner.describe(), e.to_string())
     }
 
     fn decoded(&self, id: &SessionId, l: Option<Loaded>) -> Result<Option<Loaded>> {
