@@ -72,6 +72,11 @@ SessionProxy\Handler wrote, the native handler reads: started=true n=8 warnings=
 strict mode keeps a session from before the switch: true, keeps it after the move: true, replaces an unknown id: true
 == 16 MiB, compressed and encrypted
 read back: true, warnings=0, stored under 1 MiB: true
+== the per-user index under hashed ids
+listed and logged out from z1: started=true n=1 warnings=0
+  listed: 2, current: 1, handles name no id: true, ended: 1
+  z2 next: started=true n=null warnings=0
+  z1 next: started=true n=1 warnings=0
 == the store itself
 clean 0: started=true n=3 warnings=0
 clean 1: started=true n=3 warnings=0

@@ -690,8 +690,9 @@ impl Request {
             }
         }
         let exp = self.expiry;
+        let sid = self.store().storage_id(id);
         let Some(index) = self.store().users() else { return Ok(None) };
-        let r = index.bound(id, exp);
+        let r = index.bound(&sid, exp);
         let u = r.map_err(|e| self.storage(Op::Index, Some(id), e))?;
         self.user.before = Some((id.clone(), u.clone()));
         Ok(u)
@@ -724,8 +725,9 @@ impl Request {
             return;
         }
         let (exp, client) = (self.expiry, self.user.client.clone());
+        let sid = self.store().storage_id(id);
         let r = match self.store().users() {
-            Some(index) => index.bind(id, target.as_ref(), client.as_ref(), exp),
+            Some(index) => index.bind(&sid, target.as_ref(), client.as_ref(), exp),
             None => Ok(()),
         };
         match r {
@@ -800,8 +802,10 @@ impl Request {
         r.map_err(|e| self.storage(Op::Index, None, e))
     }
 
-    fn current_id(&self) -> Option<&SessionId> {
-        self.active.as_ref().map(|a| &a.id)
+    /// The active session's id as the index lists it (`Store::storage_id`).
+    fn current_id(&self) -> Option<SessionId> {
+        let a = self.active.as_ref()?;
+        self.store.as_ref().map(|s| s.storage_id(&a.id))
     }
 
     /// `SessionProxy\user_sessions`: `user`'s live sessions, with handles and the current flag.
@@ -809,7 +813,7 @@ impl Request {
         let user = self.user_arg("user_sessions", user)?;
         let listed = self.listed(&user)?;
         let secret = self.index_secret()?;
-        let current = self.current_id().cloned();
+        let current = self.current_id();
         Ok(listed
             .into_iter()
             .map(|l| UserSession {
@@ -836,7 +840,7 @@ impl Request {
     /// with `keep_current`); how many were ended.
     pub fn destroy_user_sessions(&mut self, user: &[u8], keep_current: bool) -> Result<u64, Failed> {
         let user = self.user_arg("destroy_user_sessions", user)?;
-        let keep = if keep_current { self.current_id().cloned() } else { None };
+        let keep = if keep_current { self.current_id() } else { None };
         let mut n = 0;
         for l in self.listed(&user)? {
             if keep.as_ref() != Some(&l.id) && self.end(&l.id)? {

@@ -261,3 +261,69 @@ fn count_active_answers_where_an_index_can() {
     assert_eq!(r.count_active(Duration::from_secs(60)), Err(Failed));
     assert!(matches!(&r.take_diags()[..], [Diag { problem: Problem::CountNeedsScan { .. }, .. }]));
 }
+
+/// With hash_ids on, the index keeps working on hashed ids only: listed with the current flag,
+/// ended from another request (and a late write inside one does not revive it), and a session
+/// bound before the switch keeps its binding when it is moved under its hash. The engine's index
+/// itself (read without the layer) holds no raw id.
+#[test]
+fn the_index_works_under_hashed_ids_and_holds_none_of_the_ids() {
+    use crate::store::layer::{keys::Secret, Layers};
+    let dir = TempDir::new("users-hashed");
+    let hashed = Layers { hash_ids: Some(Secret::new([5; 32])), ..Layers::NONE };
+    let key = Secret::new([5; 32]);
+    for engine in engines(&dir) {
+        for locking in [Locking::On, Locking::Optimistic] {
+            let s = settings(locking);
+            let tag = format!("{locking:?}").to_lowercase();
+            let open_h = || Request::open(Stack { engine: engine.clone(), layers: hashed.clone() }, s.clone(), LIFE).unwrap();
+            let visit_h = |id: &str, user: Option<&str>| {
+                let mut r = open_h();
+                r.read(id.as_bytes()).unwrap();
+                if let Some(u) = user {
+                    r.set_user(u.as_bytes()).unwrap();
+                }
+                r.write(id.as_bytes(), b"n|i:1;").unwrap();
+                let d = r.close();
+                assert!(d.is_empty(), "{d:?}");
+            };
+            let ivy = format!("ivy{tag}");
+            let (j1, j2, j3, old) = (format!("hj1{tag}"), format!("hj2{tag}"), format!("hj3{tag}"), format!("hjold{tag}"));
+            // Bound before hash_ids was turned on, under its raw id.
+            visit(&engine, &s, &old, Some(&ivy), b"n|i:1;");
+            // Read (and moved) after the switch, by a request that does not bind.
+            visit_h(&old, None);
+            for j in [&j1, &j2, &j3] {
+                visit_h(j, Some(&ivy));
+            }
+            // The engine's own index, without the layer: hashed ids only.
+            let mut bare = crate::store::open(&Stack::bare(engine.clone())).unwrap();
+            let mut raw_listed: Vec<String> =
+                bare.users().unwrap().list(&User::new(ivy.as_bytes()).unwrap(), Expiry::new(LIFE)).unwrap().into_iter().map(|l| l.id.as_str().to_string()).collect();
+            raw_listed.sort();
+            let mut want: Vec<String> = [&j1, &j2, &j3, &old].iter().map(|j| crate::store::layer::hashid::hashed(&key, &SessionId::parse(j.as_bytes()).unwrap()).as_str().to_string()).collect();
+            want.sort();
+            assert_eq!(raw_listed, want, "{locking:?}: the moved session kept its binding, and no raw id is indexed");
+            drop(bare);
+            // Listed from j2: four, j2 current.
+            let mut r = open_h();
+            r.read(j2.as_bytes()).unwrap();
+            let l = r.user_sessions(ivy.as_bytes()).unwrap();
+            assert_eq!((l.len(), l.iter().filter(|x| x.current).count()), (4, 1), "{locking:?}: {l:?}");
+            // j3 is inside a request while its user is logged out elsewhere.
+            let mut inside = open_h();
+            assert_eq!(inside.read(j3.as_bytes()).unwrap(), b"n|i:1;");
+            assert_eq!(r.destroy_user_sessions(ivy.as_bytes(), true).unwrap(), 3, "{locking:?}");
+            r.write(j2.as_bytes(), b"n|i:2;").unwrap();
+            assert!(r.close().is_empty());
+            inside.write(j3.as_bytes(), b"n|i:9;").unwrap();
+            let d = inside.close();
+            assert!(matches!(&d[..], [Diag { problem: Problem::DestroyedMeanwhile { .. }, .. }]), "{locking:?}: {d:?}");
+            for (j, want) in [(&j1, &b""[..]), (&j3, b""), (&old, b""), (&j2, b"n|i:2;")] {
+                let mut r = open_h();
+                assert_eq!(r.read(j.as_bytes()).unwrap(), want, "{locking:?}: {j}");
+                r.close();
+            }
+        }
+    }
+}

@@ -277,6 +277,12 @@ pub trait Store: Pooled + Send {
         None
     }
 
+    /// The id the engine keeps `id` under, which the per-user index takes and lists (`users()`): `id`
+    /// itself, but under a hashed-id layer its hash, so that the index never holds a raw id.
+    fn storage_id(&self, id: &SessionId) -> SessionId {
+        id.clone()
+    }
+
     /// The store's enumeration, if it has one (see `Scan`).
     fn scanner(&mut self) -> Option<&mut dyn Scan> {
         None

@@ -40,11 +40,28 @@ impl HashIds {
         let Some(old) = self.inner.load(raw, exp)? else { return Ok(None) };
         match self.inner.save(to, &old.data, Expect::Absent, None, exp)? {
             Written::Done(version) => {
+                self.carry_binding(raw, to, exp)?;
                 self.inner.destroy(raw, None)?;
                 Ok(Some(Loaded { data: old.data, version }))
             }
             _ => Ok(None),
         }
+    }
+
+    /// A session moved from its raw id to `to` keeps its user: bound under `to` before the raw one
+    /// goes, so that it never drops out of its user's list ("log out everywhere" must find it). If
+    /// that fails, the moved copy is removed again and the raw one stays, for the next request to
+    /// move; the error is the caller's.
+    fn carry_binding(&mut self, raw: &SessionId, to: &SessionId, exp: Expiry) -> Result<()> {
+        let Some(index) = self.inner.users() else { return Ok(()) };
+        let r = match index.bound(raw, exp) {
+            Ok(Some(user)) => index.bind(to, Some(&user), None, exp),
+            other => other.map(|_| ()),
+        };
+        if r.is_err() {
+            let _ = self.inner.destroy(to, None);
+        }
+        r
     }
 }
 
@@ -99,6 +116,7 @@ impl Store for HashIds {
         // write while holding the lock that every engine takes. Another request may take the lock
         // in between; then this attempt is Busy and the next one reads the moved session.
         if let Written::Done(_) = self.inner.save(&h, &old.data, Expect::Held(None), Some(owner), exp)? {
+            self.carry_binding(id, &h, exp)?;
             self.inner.destroy(id, None)?;
         }
         self.inner.lock_and_load(&h, owner, lock_expire, exp)
@@ -157,11 +175,15 @@ impl Store for HashIds {
         self.inner.event(e)
     }
 
-    /// None: the engine's per-user index would be handed the session ids to record (the index keeps
-    /// the ids it is given), and lists the hashed ones; neither may cross this layer. The per-user
-    /// functions say that the store keeps no index when hash_ids is on (README).
+    fn storage_id(&self, id: &SessionId) -> SessionId {
+        self.inner.storage_id(&self.h(id))
+    }
+
+    /// The engine's per-user index, which records and lists hashed ids only: the session layer
+    /// hands it `storage_id`s, and a session moved from its raw id keeps its binding
+    /// (`carry_binding`). Handles are keyed hashes of the hashed id.
     fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
-        None
+        self.inner.users()
     }
 
     /// None: the engine lists hashed ids, which name no session above this layer (the command-line

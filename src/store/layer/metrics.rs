@@ -199,6 +199,10 @@ impl Store for Metrics {
         }
     }
 
+    fn storage_id(&self, id: &SessionId) -> SessionId {
+        self.inner.storage_id(id)
+    }
+
     fn users(&mut self) -> Option<&mut dyn Users> {
         if self.inner.users().is_some() {
             Some(self)

@@ -290,6 +290,10 @@ impl Store for Migrate {
         self.new.scanner()
     }
 
+    fn storage_id(&self, id: &SessionId) -> SessionId {
+        self.new.storage_id(id)
+    }
+
     /// The per-user index of the new store (bindings are written with the sessions, into it).
     fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
         self.new.users()

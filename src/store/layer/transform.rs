@@ -135,6 +135,10 @@ impl<T: Transcode> Store for Transformed<T> {
         self.inner.event(e)
     }
 
+    fn storage_id(&self, id: &SessionId) -> SessionId {
+        self.inner.storage_id(id)
+    }
+
     /// The index holds ids and bindings, never session data: this layer does not change them.
     fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
         self.inner.users()
