@@ -90,6 +90,16 @@ fn conformance_of_the_stack_on_redis() {
     conformance_ttl(opener(&redis(), &all()));
 }
 
+/// Cluster (the session, its lock and its sidecar keys on their slots) and Sentinel (the master
+/// found through the sentinel) under all three layers.
+#[test]
+fn conformance_of_the_stack_on_redis_cluster_and_sentinel() {
+    let prefix = || format!("sp-atrest-{}:", Token::new().as_str());
+    conformance_ttl(opener(&engine(&format!("redis-cluster://{}?prefix={}", env("SP_REDIS_CLUSTER"), prefix())), &all()));
+    let sentinel = format!("redis-sentinel://{}/{}?db=3&prefix={}", env("SP_REDIS_SENTINEL"), env("SP_REDIS_SENTINEL_MASTER"), prefix());
+    conformance_ttl(opener(&engine(&sentinel), &all()));
+}
+
 #[test]
 fn conformance_of_the_stack_on_memcached() {
     assert!(conformance(opener(&memcached(), &layers(false, Some(Codec::Lz4), true))), "gc raced between its read and its delete");
