@@ -6,6 +6,7 @@
 #
 #   bash bench/counts.sh [TREE ...]    (default: this tree; e.g. bash bench/counts.sh /work/wt-before .)
 #   env: ITER=1000 BYTES=200 CONFIGS="sqlite files sqlite-nolock redis redis-nolock memcached memcached-nolock"
+#        (and redis-encrypted, sqlite-encrypted: the same with session_proxy.encryption_key set)
 #        REDIS_PORT=6379 MEMCACHED_PORT=11211 (servers to use for the network engines: not started here)
 #
 # Each run does 200 warm-up cycles plus ITER; the figures are divided by ITER + 200 (start-up, about
@@ -18,6 +19,7 @@ CONFIGS=${CONFIGS:-sqlite files sqlite-nolock}
 TREES=("$@"); ((${#TREES[@]})) || TREES=("$PWD")
 WORK=$(mktemp -d /tmp/sp-counts.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+head -c 32 /dev/urandom > "$WORK/key"
 
 config() { # name dir -> "save_path locking"
   case $1 in
@@ -25,15 +27,19 @@ config() { # name dir -> "save_path locking"
     sqlite-nolock) echo "sqlite://$2/s.sqlite 0" ;;
     files) echo "files://$2 1" ;;
     redis) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 1" ;;
+    redis-encrypted) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 1 encrypted" ;;
+    sqlite-encrypted) echo "sqlite://$2/s.sqlite 1 encrypted" ;;
     redis-nolock) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 0" ;;
     memcached) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 1" ;;
     memcached-nolock) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 0" ;;
     *) echo "bench/counts.sh: unknown config $1" >&2; exit 2 ;;
   esac
 }
-php_args() { # tree save_path locking -> the array CMD
+php_args() { # tree save_path locking [encrypted] -> the array CMD
   CMD=(php -n -d "extension=$1/target/release/libsession_proxy.so" -d session.save_handler=session_proxy
-    -d "session.save_path=\"$2\"" -d "session_proxy.locking=$3" "$1/bench/cycle.php" "$ITER" "$BYTES")
+    -d "session.save_path=\"$2\"" -d "session_proxy.locking=$3")
+  [[ ${4:-} == encrypted ]] && CMD+=(-d "session_proxy.encryption_key=$WORK/key")
+  CMD+=("$1/bench/cycle.php" "$ITER" "$BYTES")
 }
 cycles=$((ITER + 200))
 echo "per cycle ($BYTES B, $cycles cycles per run): user-space instructions (callgrind) / system calls (strace -c -f)"
@@ -43,12 +49,12 @@ for c in $CONFIGS; do
   row="| $c |"
   for t in "${TREES[@]}"; do
     d=$(mktemp -d "$WORK/d.XXXX")
-    read -r path lock <<<"$(config "$c" "$d")"
-    php_args "$t" "$path" "$lock"
+    read -r path lock enc <<<"$(config "$c" "$d")"
+    php_args "$t" "$path" "$lock" "$enc"
     ir=$(valgrind --tool=callgrind --callgrind-out-file="$d/cg" "${CMD[@]}" 2>&1 >/dev/null |
       awk '/Collected/ {print $4}')
-    rm -rf "$d"; d=$(mktemp -d "$WORK/d.XXXX"); read -r path lock <<<"$(config "$c" "$d")"
-    php_args "$t" "$path" "$lock"
+    rm -rf "$d"; d=$(mktemp -d "$WORK/d.XXXX"); read -r path lock enc <<<"$(config "$c" "$d")"
+    php_args "$t" "$path" "$lock" "$enc"
     strace -c -f -o "$d/st" "${CMD[@]}" >/dev/null
     sc=$(awk '$NF == "total" {print $4}' "$d/st")
     rm -rf "$d"

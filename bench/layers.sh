@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session cycles/s with each at-rest layer vs none, same run (configurations interleaved within each
 # repetition), at 200 B, 4 KiB and 64 KiB, on Redis and SQLite; then the stored size with and without
-# compression of the realistic payload of bench/layers.php (a Laravel-style session with a cart).
+# compression of the realistic payload of bench/payload.php (a Laravel-style session with a cart).
 # Each figure is the median of $REPEAT runs. PHP on CPU 0, redis-server on CPU 1.
 # Usage: bash bench/layers.sh   (env: REPEAT=5 ITER=3000 PORT=6419)
 set -euo pipefail
@@ -31,7 +31,7 @@ layer_ini() {
 one() { # engine-dsn bytes config
   # shellcheck disable=SC2046
   taskset -c 0 php -n -d extension="$SO" -d session.save_handler=session_proxy -d "session.save_path=\"$1\"" \
-    $(layer_ini "$3") bench/layers.php cycles "$ITER" "$2"
+    $(layer_ini "$3") bench/cycle.php "$ITER" "$2" framework,cpu
 }
 
 echo "session cycles/s with each layer, and the PHP process's CPU µs per cycle (change vs none in brackets),"
@@ -74,7 +74,7 @@ for engine in redis sqlite; do
 done
 
 echo
-echo "stored size of the payload (bench/layers.php: a Laravel-style session with a cart), files engine"
+echo "stored size of the payload (bench/payload.php: a Laravel-style session with a cart), files engine"
 echo "| payload | serialized | zstd | ratio | lz4 | ratio | zstd + encryption | ratio |"
 echo "|---|---|---|---|---|---|---|---|"
 for bytes in 4096 65536; do
