@@ -327,3 +327,45 @@ fn the_index_works_under_hashed_ids_and_holds_none_of_the_ids() {
         }
     }
 }
+
+/// During a switch (`migrate_from`), a user's sessions not yet moved are bound in the old store's
+/// index: they are listed and ended with the rest ("log out everywhere" must not leave one to be
+/// read through later), and a session moved by its first write keeps its binding.
+#[test]
+fn the_index_covers_both_stores_during_a_migration() {
+    use crate::store::layer::Layers;
+    let dir = TempDir::new("users-migrate");
+    let [new, old] = <[Engine; 2]>::try_from(engines(&dir)).unwrap();
+    let s = settings(Locking::On);
+    let switched = Stack { engine: new.clone(), layers: Layers { migrate_from: Some(Box::new(old.clone())), ..Layers::NONE } };
+    let req = || Request::open(switched.clone(), s.clone(), LIFE).unwrap();
+    // Logged in on the old store, twice.
+    visit(&old, &s, "mig1", Some("maya"), b"n|i:1;");
+    visit(&old, &s, "mig2", Some("maya"), b"n|i:1;");
+    // After the switch: mig1 has a request (moved by its write, without set_user), mig3 logs in.
+    let mut r = req();
+    assert_eq!(r.read(b"mig1").unwrap(), b"n|i:1;");
+    r.write(b"mig1", b"n|i:2;").unwrap();
+    assert!(r.close().is_empty());
+    assert_eq!(data_of(&old, "mig1"), b"", "moved out of the old store");
+    assert_eq!(listed(&new, "maya").len(), 1, "the moved session kept its binding in the new store");
+    let mut r = req();
+    r.read(b"mig3").unwrap();
+    r.set_user(b"maya").unwrap();
+    r.write(b"mig3", b"n|i:1;").unwrap();
+    r.close();
+    // Listed from mig3: all three, mig3 current; logging out the others ends mig2 in the old store.
+    let mut r = req();
+    r.read(b"mig3").unwrap();
+    let l = r.user_sessions(b"maya").unwrap();
+    assert_eq!((l.len(), l.iter().filter(|x| x.current).count()), (3, 1), "{l:?}");
+    assert_eq!(r.destroy_user_sessions(b"maya", true).unwrap(), 2);
+    r.write(b"mig3", b"n|i:2;").unwrap();
+    assert!(r.close().is_empty());
+    assert_eq!(data_of(&old, "mig2"), b"", "not left in the old store to be read through");
+    let mut r = req();
+    assert_eq!(r.read(b"mig2").unwrap(), b"");
+    assert_eq!(r.read(b"mig1").unwrap(), b"");
+    r.close();
+    assert_eq!(listed(&new, "maya").len(), 1);
+}

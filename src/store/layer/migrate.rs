@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::metrics::{Counter, EngineKind, Registry};
+use crate::store::users::{Client, Count, Listed, User, Users};
 use crate::store::{Acquire, Busy, Collect, Engine, Event, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 
 /// A session read from the old store and not yet moved.
@@ -124,6 +125,17 @@ impl Migrate {
                 self.on_old(|o| o.unlock(id, &owner));
             }
             (None, false) => {}
+        }
+    }
+
+    /// A session moved into the new store keeps its user: the old store's binding (if its engine
+    /// keeps an index) is written into the new store's index before the old copy goes, so that "log
+    /// out everywhere" still finds it. A failure is a warning, as any binding's is.
+    fn carry_binding(&mut self, id: &SessionId, exp: Expiry) {
+        let Some(user) = self.on_old(|o| o.users().map_or(Ok(None), |u| u.bound(id, exp))).flatten() else { return };
+        let sid = self.new.storage_id(id);
+        if let Some(Err(e)) = self.new.users().map(|u| u.bind(&sid, Some(&user), None, exp)) {
+            self.warnings.push(e);
         }
     }
 
@@ -236,6 +248,7 @@ impl Store for Migrate {
         if done && moving {
             self.from_old = None;
             self.count(Counter::Migrated);
+            self.carry_binding(id, exp);
         }
         // Moved (or written anew while the old store still had it): the old copy goes, with our lock.
         self.release_old(id, done && moving);
@@ -294,9 +307,14 @@ impl Store for Migrate {
         self.new.storage_id(id)
     }
 
-    /// The per-user index of the new store (bindings are written with the sessions, into it).
-    fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
-        self.new.users()
+    /// The new store's per-user index, with the old store's (if its engine keeps one) read beside
+    /// it during the switch: see `impl Users for Migrate`.
+    fn users(&mut self) -> Option<&mut dyn Users> {
+        if self.new.users().is_some() {
+            Some(self)
+        } else {
+            None
+        }
     }
 
     fn round_trips(&self) -> u64 {
@@ -318,6 +336,48 @@ impl Store for Migrate {
         let mut w = std::mem::take(&mut self.warnings);
         w.extend(self.new.take_warnings());
         w
+    }
+}
+
+/// During the switch a user's sessions are in two indexes: those not yet moved are bound in the old
+/// store's. Bindings are written into the new store's; lists and ends cover both, so that "log out
+/// everywhere" also ends the sessions that would otherwise be read through later. An old store that
+/// is down is skipped with its one warning (as for reads).
+impl Users for Migrate {
+    fn bound(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<User>> {
+        if let Some(u) = self.new.users().map_or(Ok(None), |u| u.bound(id, exp))? {
+            return Ok(Some(u));
+        }
+        Ok(self.on_old(|o| o.users().map_or(Ok(None), |u| u.bound(id, exp))).flatten())
+    }
+
+    fn bind(&mut self, id: &SessionId, user: Option<&User>, client: Option<&Client>, exp: Expiry) -> Result<()> {
+        self.new.users().map_or(Ok(()), |u| u.bind(id, user, client, exp))
+    }
+
+    fn list(&mut self, user: &User, exp: Expiry) -> Result<Vec<Listed>> {
+        let mut listed = self.new.users().map_or(Ok(Vec::new()), |u| u.list(user, exp))?;
+        let old = self.on_old(|o| o.users().map_or(Ok(Vec::new()), |u| u.list(user, exp))).unwrap_or_default();
+        for l in old {
+            if !listed.iter().any(|n| n.id == l.id) {
+                listed.push(l);
+            }
+        }
+        Ok(listed)
+    }
+
+    fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        let in_new = self.new.users().map_or(Ok(false), |u| u.end(id, exp))?;
+        let in_old = self.on_old(|o| o.users().map_or(Ok(false), |u| u.end(id, exp))).unwrap_or(false);
+        Ok(in_new || in_old)
+    }
+
+    fn count_active(&mut self, within: Duration) -> Result<Count> {
+        self.new.users().map_or(Ok(Count::NeedsScan), |u| u.count_active(within))
+    }
+
+    fn secret(&mut self) -> Result<[u8; 32]> {
+        self.new.users().map_or(Ok([0; 32]), |u| u.secret())
     }
 }
 
