@@ -3,7 +3,8 @@
 # repetition), at 200 B, 4 KiB and 64 KiB, on Redis and SQLite; then the stored size with and without
 # compression of the realistic payload of bench/payload.php (a Laravel-style session with a cart).
 # Each figure is the median of $REPEAT runs. PHP on CPU 0, redis-server on CPU 1.
-# Usage: bash bench/layers.sh   (env: REPEAT=5 ITER=3000 PORT=6419)
+# Usage: bash bench/layers.sh   (env: REPEAT=5 ITER=3000 PORT=6419; CONFIGS="none encryption ..." ENGINES="redis sqlite"
+#        SIZES="200 4096 65536" SIZE_TABLE=0 to leave out the stored-size table and the per-layer cost)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
@@ -17,7 +18,9 @@ taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly
 trap 'redis-cli -h 127.0.0.1 -p $PORT shutdown nosave >/dev/null 2>&1; rm -rf "$BASE"' EXIT
 for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
 
-CONFIGS=(none encryption hash_ids zstd lz4 all)
+read -r -a CONFIGS <<<"${CONFIGS:-none encryption hash_ids zstd lz4 all}"
+read -r -a ENGINES <<<"${ENGINES:-redis sqlite}"
+read -r -a SIZES <<<"${SIZES:-200 4096 65536}"
 layer_ini() {
   case $1 in
     none) ;;
@@ -36,12 +39,12 @@ one() { # engine-dsn bytes config
 
 echo "session cycles/s with each layer, and the PHP process's CPU µs per cycle (change vs none in brackets),"
 echo "median of $REPEAT runs x $ITER cycles (configurations interleaved); PHP on CPU 0, redis-server on CPU 1"
-for engine in redis sqlite; do
+for engine in "${ENGINES[@]}"; do
   echo
   echo "$engine:"
   printf '| payload |'; for c in "${CONFIGS[@]}"; do printf ' %s |' "$c"; done; echo
   printf '|---|'; for _ in "${CONFIGS[@]}"; do printf -- '---|'; done; echo
-  for bytes in 200 4096 65536; do
+  for bytes in "${SIZES[@]}"; do
     declare -A got=() cpu=()
     for r in $(seq "$REPEAT"); do
       for c in "${CONFIGS[@]}"; do
@@ -73,6 +76,7 @@ for engine in redis sqlite; do
   done
 done
 
+[[ ${SIZE_TABLE:-1} == 0 ]] && exit 0
 echo
 echo "stored size of the payload (bench/payload.php: a Laravel-style session with a cart), files engine"
 echo "| payload | serialized | zstd | ratio | lz4 | ratio | zstd + encryption | ratio |"

@@ -18,6 +18,9 @@ use crate::store::{Acquire, Busy, Collect, Event, Expect, Expiry, Loaded, Pooled
 pub struct HashIds {
     inner: Box<dyn Store>,
     key: Secret,
+    /// The last id hashed and its hash: a request's calls all name one session, and an HMAC is the
+    /// layer's whole cost.
+    last: Option<(SessionId, SessionId)>,
 }
 
 /// The storage id of `id` under `key`.
@@ -27,11 +30,18 @@ pub fn hashed(key: &Secret, id: &SessionId) -> SessionId {
 
 impl HashIds {
     pub fn new(inner: Box<dyn Store>, key: Secret) -> Self {
-        HashIds { inner, key }
+        HashIds { inner, key, last: None }
     }
 
-    fn h(&self, id: &SessionId) -> SessionId {
-        hashed(&self.key, id)
+    fn h(&mut self, id: &SessionId) -> SessionId {
+        match &self.last {
+            Some((raw, h)) if raw == id => h.clone(),
+            _ => {
+                let h = hashed(&self.key, id);
+                self.last = Some((id.clone(), h.clone()));
+                h
+            }
+        }
     }
 
     /// The session under the raw id, moved under `to` (the hashed id). None: there is none, or
@@ -176,7 +186,11 @@ impl Store for HashIds {
     }
 
     fn storage_id(&self, id: &SessionId) -> SessionId {
-        self.inner.storage_id(&self.h(id))
+        let h = match &self.last {
+            Some((raw, h)) if raw == id => h.clone(),
+            _ => hashed(&self.key, id),
+        };
+        self.inner.storage_id(&h)
     }
 
     /// The engine's per-user index, which records and lists hashed ids only: the session layer

@@ -11,9 +11,13 @@ use sha2::Sha256;
 
 pub const KEY_LEN: usize = 32;
 
-/// A 32-byte key. Its Debug shows the key id only.
+/// A 32-byte key, with its public id (computed once: every sealed write and read names it). Its
+/// Debug shows the key id only.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret([u8; KEY_LEN]);
+pub struct Secret {
+    key: [u8; KEY_LEN],
+    id: [u8; 4],
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,26 +26,24 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    pub fn new(bytes: [u8; KEY_LEN]) -> Self {
-        Secret(bytes)
+    pub fn new(key: [u8; KEY_LEN]) -> Self {
+        let m = mac(&key, b"session_proxy key id");
+        Secret { key, id: [m[0], m[1], m[2], m[3]] }
     }
 
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.key
     }
 
     /// HMAC-SHA256 of `data` under this key.
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        m.update(data);
-        m.finalize().into_bytes().into()
+        mac(&self.key, data)
     }
 
     /// The key's public id: the first 4 bytes of HMAC(key, "session_proxy key id"). Stored in each
     /// sealed envelope and shown by `php --ri`; reveals nothing of the key.
     pub fn id(&self) -> [u8; 4] {
-        let m = self.mac(b"session_proxy key id");
-        [m[0], m[1], m[2], m[3]]
+        self.id
     }
 
     pub fn id_hex(&self) -> String {
@@ -52,9 +54,15 @@ impl Secret {
     /// HKDF-SHA256, no salt, info "session_proxy hash_ids v1".
     pub fn derive_hash_key(&self) -> Secret {
         let mut okm = [0u8; KEY_LEN];
-        Hkdf::<Sha256>::new(None, &self.0).expand(b"session_proxy hash_ids v1", &mut okm).expect("32 bytes is a valid HKDF length");
-        Secret(okm)
+        Hkdf::<Sha256>::new(None, &self.key).expand(b"session_proxy hash_ids v1", &mut okm).expect("32 bytes is a valid HKDF length");
+        Secret::new(okm)
     }
+}
+
+fn mac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data);
+    m.finalize().into_bytes().into()
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -92,25 +100,66 @@ pub fn sources(directive: &'static str, v: &str) -> Result<Vec<Source>, KeyError
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| source(directive, s)).collect()
 }
 
+/// What identifies one version of a key file: a file replaced or rewritten (a rotation) differs in
+/// one of these.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp { dev: m.dev(), ino: m.ino(), size: m.size(), mtime_ns: ns(m.mtime(), m.mtime_nsec()), ctime_ns: ns(m.ctime(), m.ctime_nsec()) }
+    }
+}
+
+/// Key files read by this process, by path: a request costs one stat of each file (which sees a
+/// replaced or rewritten key file at once) instead of open, read and close. A file is read again
+/// at least every FILE_KEY_FRESH all the same: file times are coarse (a rewrite within the same
+/// clock tick, with the same size, keeps its stamp).
+static FILE_KEYS: parking_lot::Mutex<Vec<(std::path::PathBuf, Stamp, std::time::Instant, Secret)>> = parking_lot::Mutex::new(Vec::new());
+const FILE_KEY_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn read_file_key(directive: &'static str, p: &std::path::Path) -> Result<Secret, KeyError> {
+    let unreadable = |e: std::io::Error| KeyError::Unreadable { directive, path: p.display().to_string(), why: e.to_string() };
+    let stamp = Stamp::of(&std::fs::metadata(p).map_err(unreadable)?);
+    if let Some((_, _, _, k)) = FILE_KEYS.lock().iter().find(|(q, s, t, _)| q == p && *s == stamp && t.elapsed() < FILE_KEY_FRESH) {
+        return Ok(k.clone());
+    }
+    let mut f = std::fs::File::open(p).map_err(unreadable)?;
+    // The stamp of what is read (the path may have been replaced since the stat above).
+    let stamp = Stamp::of(&f.metadata().map_err(unreadable)?);
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut b).map_err(unreadable)?;
+    let k = decode(&b).ok_or(KeyError::WrongSize { directive, from: p.display().to_string(), len: b.len() })?;
+    let mut cache = FILE_KEYS.lock();
+    cache.retain(|(q, ..)| q != p);
+    cache.push((p.to_path_buf(), stamp, std::time::Instant::now(), k.clone()));
+    Ok(k)
+}
+
 /// Reads the key a source names.
 pub fn load(directive: &'static str, src: &Source) -> Result<Secret, KeyError> {
-    let (bytes, from) = match src {
-        Source::File(p) => {
-            let b = std::fs::read(p).map_err(|e| KeyError::Unreadable { directive, path: p.display().to_string(), why: e.to_string() })?;
-            (b, p.display().to_string())
-        }
+    match src {
+        Source::File(p) => read_file_key(directive, p),
         Source::Env(name) => {
             let v = std::env::var_os(name).ok_or_else(|| KeyError::NoEnv { directive, name: name.clone() })?;
-            (std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec(), format!("env:{name}"))
+            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str());
+            decode(bytes).ok_or(KeyError::WrongSize { directive, from: format!("env:{name}"), len: bytes.len() })
         }
-    };
-    decode(&bytes).ok_or(KeyError::WrongSize { directive, from, len: bytes.len() })
+    }
 }
 
 /// 32 raw bytes, or 64 hex digits with optional surrounding whitespace.
 fn decode(b: &[u8]) -> Option<Secret> {
     if let Ok(raw) = <[u8; KEY_LEN]>::try_from(b) {
-        return Some(Secret(raw));
+        return Some(Secret::new(raw));
     }
     let t = b.trim_ascii();
     if t.len() != 2 * KEY_LEN {
@@ -121,12 +170,38 @@ fn decode(b: &[u8]) -> Option<Secret> {
         let s = std::str::from_utf8(pair).ok()?;
         out[i] = u8::from_str_radix(s, 16).ok()?;
     }
-    Some(Secret(out))
+    Some(Secret::new(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key file is read once and then only stat'ed; a rewritten, replaced or removed file is
+    /// seen at the next request (a rotation needs no restart).
+    #[test]
+    fn key_files_are_cached_until_they_change() {
+        let dir = crate::store::tests::TempDir::new("keys-cache");
+        let p = dir.path().join("k");
+        let src = Source::File(p.clone());
+        std::fs::write(&p, [1u8; 32]).unwrap();
+        assert_eq!(load("d", &src).unwrap(), Secret::new([1; 32]));
+        // Rewritten in place (same inode, same size): seen, by its times or at most FILE_KEY_FRESH later.
+        std::fs::write(&p, [2u8; 32]).unwrap();
+        let t = std::time::Instant::now();
+        while load("d", &src).unwrap() != Secret::new([2; 32]) {
+            assert!(t.elapsed() < FILE_KEY_FRESH * 3, "a rewritten key file was not read again");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Replaced by a rename (another inode): seen at once.
+        let q = dir.path().join("k.new");
+        std::fs::write(&q, format!("{}\n", "33".repeat(32))).unwrap();
+        std::fs::rename(&q, &p).unwrap();
+        assert_eq!(load("d", &src).unwrap(), Secret::new([0x33; 32]));
+        // Removed: an error naming the file, not the cached key.
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(load("d", &src), Err(KeyError::Unreadable { .. })));
+    }
 
     #[test]
     fn sources_and_forms() {
