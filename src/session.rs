@@ -634,7 +634,7 @@ impl Request {
     /// the session is destroyed all the same.
     fn bury(&mut self, id: &SessionId) {
         let tomb = tomb_of(id);
-        let life = Expiry::new(self.settings.lock_expire.max(TOMBSTONE_LIFE));
+        let life = self.tomb_life();
         let stamp = format!("{:.6}", crate::store::unix_now());
         let r = self.store().save(&tomb, stamp.as_bytes(), Expect::Any, None, life);
         if let Err(e) = r {
@@ -642,11 +642,16 @@ impl Request {
         }
     }
 
+    /// How long a tombstone is kept: TOMBSTONE_LIFE, or lock_expire if longer.
+    fn tomb_life(&self) -> Expiry {
+        Expiry::new(self.settings.lock_expire.max(TOMBSTONE_LIFE))
+    }
+
     /// Whether `id` was destroyed after this request's optimistic read (its tombstone is newer).
     /// One read, only when a write meets a newer session.
     fn tombstoned(&mut self, id: &SessionId) -> bool {
         let Some(read_at) = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.read_at) else { return false };
-        let life = Expiry::new(self.settings.lock_expire.max(TOMBSTONE_LIFE));
+        let life = self.tomb_life();
         let r = self.store().load(&tomb_of(id), life);
         match r {
             Ok(Some(l)) => std::str::from_utf8(&l.data).ok().and_then(|s| s.parse::<f64>().ok()).is_some_and(|t| t >= read_at),
