@@ -275,18 +275,25 @@ impl redis::cluster::Connect for NodeConn {
     fn connect<T: IntoConnectionInfo>(info: T, timeout: Option<Duration>) -> redis::RedisResult<Self> {
         let info = info.into_connection_info()?;
         let template = CLUSTER_TLS.with(|t| t.borrow().clone());
-        let client = match (template, info.addr().clone()) {
+        let (client, tls_node) = match (template, info.addr().clone()) {
             (Some(node), ConnectionAddr::TcpTls { host, port, .. }) | (Some(node), ConnectionAddr::Tcp(host, port)) => {
                 let info = info.set_addr(tls_addr(host.clone(), port, node.tls.as_ref().expect("set with TLS only")));
                 let node = Node { addr: Addr::Tcp { host, port }, ..node };
-                tls_client(info, &node)
-                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e}"))))?
+                let client = tls_client(info, &node)
+                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS", format!("{e}"))))?;
+                (client, Some(node))
             }
-            _ => redis::Client::open(info)?,
+            _ => (redis::Client::open(info)?, None),
         };
-        let c = match timeout {
-            Some(t) => client.get_connection_with_timeout(t)?,
-            None => client.get_connection()?,
+        let c = match (timeout, tls_node) {
+            // Every node of a TLS cluster (the seeds, and nodes found later) is connected with the
+            // handshake bounded, as a standalone TLS connection is (`tls_connect`).
+            (Some(t), Some(node)) => match tls_connect(client, t) {
+                Ok(r) => r?,
+                Err(stuck) => return Err(redis::RedisError::from((redis::ErrorKind::Io, "TLS handshake", stuck.detail(&node.addr, t)))),
+            },
+            (Some(t), None) => client.get_connection_with_timeout(t)?,
+            (None, _) => client.get_connection()?,
         };
         Ok(NodeConn(c))
     }
@@ -570,20 +577,7 @@ fn connect(node: &Node) -> Result<Link> {
     let client = tls_client(conn_info(node)?, node)?;
     let c = match tls_connect(client, node.connect_timeout) {
         Ok(r) => r.map_err(connect_error)?,
-        Err(stuck) => {
-            let detail = match stuck {
-                Stuck::Now => format!(
-                    "{}: the TLS handshake did not finish within {:.3} s (timeout; is this a TLS port? a plain Redis never answers one)",
-                    node.addr,
-                    (2 * node.connect_timeout).as_secs_f64()
-                ),
-                Stuck::Before => format!(
-                    "{}: earlier TLS handshakes of this process never finished (is this a TLS port? a plain Redis never answers one); not tried again",
-                    node.addr
-                ),
-            };
-            return Err(StoreError::new(ErrorKind::Timeout, &at, detail));
-        }
+        Err(stuck) => return Err(StoreError::new(ErrorKind::Timeout, &at, stuck.detail(&node.addr, node.connect_timeout))),
     };
     let t = Some(node.read_timeout);
     c.set_read_timeout(t).and_then(|_| c.set_write_timeout(t)).map_err(|e| redis_err(&at, &e, format!("{}: {e}", node.addr)))?;
@@ -604,6 +598,21 @@ enum Stuck {
     Now,
     /// Too many earlier ones are still stuck; this one was not tried.
     Before,
+}
+
+impl Stuck {
+    /// What went wrong with the handshake to `addr` (connect timeout `timeout`).
+    fn detail(&self, addr: &impl std::fmt::Display, timeout: Duration) -> String {
+        match self {
+            Stuck::Now => format!(
+                "{addr}: the TLS handshake did not finish within {:.3} s (timeout; is this a TLS port? a plain Redis never answers one)",
+                (2 * timeout).as_secs_f64()
+            ),
+            Stuck::Before => format!(
+                "{addr}: earlier TLS handshakes of this process never finished (is this a TLS port? a plain Redis never answers one); not tried again"
+            ),
+        }
+    }
 }
 
 fn tls_connect(client: redis::Client, timeout: Duration) -> std::result::Result<redis::RedisResult<redis::Connection>, Stuck> {

@@ -388,6 +388,25 @@ fn tls_to_a_plain_port_times_out_instead_of_hanging() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
+/// The same for a TLS Cluster whose seeds are plain Redis Cluster ports: every node connect of the
+/// cluster client goes through the bounded handshake.
+#[test]
+fn tls_cluster_to_plain_ports_times_out_instead_of_hanging() {
+    let seeds = std::env::var("SP_REDIS_CLUSTER").expect("SP_REDIS_CLUSTER is not set: run the tests with `make test`");
+    let o = dsn::parse(&format!("rediss-cluster://{seeds}?verify=none&timeout=0.3")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        let r = RedisStore::open(&o).and_then(|mut s| s.load(&id("tlsplainc"), ex()).map(|_| ()));
+        let _ = tx.send(r.map_err(|e| format!("{e:#}")));
+    });
+    let r = rx.recv_timeout(Duration::from_secs(30)).expect("the cluster open hung: no answer within 30 s");
+    let e = r.expect_err("a TLS handshake with a plain port cannot succeed");
+    assert!(e.contains("TLS handshake"), "{e}");
+    // Each of 3 seeds (and redis-rs' retries) bounded by 2 x 0.3 s, plus a loaded machine's scheduling.
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
 fn tls_ca() -> String {
     std::env::var("SP_REDIS_TLS_CA").expect("SP_REDIS_TLS_CA is not set: run with `make test`")
 }
