@@ -618,7 +618,13 @@ impl PgsqlStore {
 
     /// Runs prepared statement `w`: its rows. Any error marks the connection not reusable.
     fn run(&mut self, w: Which, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
-        let r = self.statement(w).and_then(|s| {
+        let prepared = self.statement(w);
+        self.query(prepared, params)
+    }
+
+    /// Runs a statement just prepared (or the error preparing it): its rows.
+    fn query(&mut self, prepared: std::result::Result<Statement, postgres::Error>, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        let r = prepared.and_then(|s| {
             self.trips += 1;
             self.client.query(&s, params)
         });
@@ -641,15 +647,7 @@ impl PgsqlStore {
                 self.client.prepare(&text).inspect(|s| self.more.push((key, s.clone())))
             }
         };
-        let r = prepared.and_then(|s| {
-            self.trips += 1;
-            self.client.query(&s, params)
-        });
-        r.map_err(|e| {
-            self.broken = true;
-            self.held.clear();
-            pg_error(&self.at, &e)
-        })
+        self.query(prepared, params)
     }
 
     fn holds(&self, id: &SessionId) -> Option<&Token> {
