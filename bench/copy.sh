@@ -3,6 +3,7 @@
 # system), Redis and Memcached on this machine; N sessions of ~200 bytes, each copied into a fresh
 # target (no session present: every one is read, written, and aged or given its TTL). One run per
 # pair (the copy of N sessions is itself the average). Also the peak RSS of each copy.
+# With SP_PG_PORT etc. set (the env of scripts/services/pgsql.sh), PostgreSQL too (a table per copy).
 # Usage: bash bench/copy.sh   (env: N=20000 REDIS_PORT=6398 MC_PORT=21298 BENCH_DIR=/tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,12 @@ dsn() { # kind n
     files) mkdir -p "$BASE/f$2"; echo "files://$BASE/f$2" ;;
     redis) echo "redis://127.0.0.1:$RPORT/0?prefix=b$2:" ;;
     memcached) echo "memcached://127.0.0.1:$MPORT?prefix=b$2." ;;
+    pgsql) echo "pgsql://$SP_PG_USER:$SP_PG_PASSWORD@127.0.0.1:$SP_PG_PORT/$SP_PG_DB?sslmode=disable&table=cbench_${PGTAG}_$2" ;;
   esac
 }
+KINDS="sqlite files redis memcached"
+PGTAG=$(tr "A-Z" "a-z" <<<"${BASE##*.}" | tr -dc "a-z0-9")
+[[ -n ${SP_PG_PORT:-} ]] && KINDS+=" pgsql"
 
 # The sessions: written by PHP through the extension into SQLite, then copied once into each kind.
 php -n -d extension="$SO" -r '
@@ -42,18 +47,18 @@ php -n -d extension="$SO" -r '
   $h->close();
 ' "$(dsn sqlite 0)" "$N"
 declare -A SRC=([sqlite]="$(dsn sqlite 0)")
-for k in files redis memcached; do
+for k in ${KINDS#sqlite }; do
   SRC[$k]=$(dsn "$k" 0)
   "$BIN" copy --quiet "${SRC[sqlite]}" "${SRC[$k]}"
 done
 
 echo "session-proxy copy, $N sessions of ~200 B into an empty target, $(nproc) CPUs, files on $(df -T "$BASE" | awk 'NR==2 {print $2}')"
-echo "| from \\ to | sqlite | files | redis | memcached |"
-echo "|---|---|---|---|---|"
+echo "| from \\ to | ${KINDS// / | } |"
+echo "|---$(printf '|---%.0s' $KINDS)|"
 n=1
-for from in sqlite files redis memcached; do
+for from in $KINDS; do
   row="| $from |"
-  for to in sqlite files redis memcached; do
+  for to in $KINDS; do
     if [[ $from == "$to" ]]; then row+=" – |"; continue; fi
     n=$((n + 1))
     out=$(/usr/bin/time -f '%M' "$BIN" copy --quiet --json "${SRC[$from]}" "$(dsn "$to" "$n")" 2>"$BASE/time")

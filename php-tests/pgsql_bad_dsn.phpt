@@ -96,6 +96,6 @@ wrong password: false, password shown: false
 no such database: false, password shown: false
   session_start(): session_proxy: cannot open pgsql://127.0.0.1:PORT/nosuchdb?table=TABLE: db error: FATAL: database "nosuchdb" does not exist (SQLSTATE 3D000)
 create=never, no table: false, password shown: false
-  session_start(): session_proxy: cannot open pgsql://127.0.0.1:PORT/sp?table=TABLE: create=never and the database lacks table TABLE, function TABLE_sp1_lock, function TABLE_sp1_write, function TABLE_sp1_wait (create it with the DDL in the README, or use create=auto)
+  session_start(): session_proxy: cannot open pgsql://127.0.0.1:PORT/sp?table=TABLE: create=never and the database lacks table TABLE, function TABLE_sp2_lock, function TABLE_sp2_write, function TABLE_sp2_wait (create it with the DDL in the README, or use create=auto)
 verify-full without the CA: false, password shown: false
   session_start(): session_proxy: cannot open pgsql://127.0.0.1:PORT/sp?table=TABLE: error performing TLS handshake: %scertificate verify failed%s

@@ -64,12 +64,19 @@ fn fresh(kind: &str, dir: &Path, n: usize) -> String {
         }
         "redis" => format!("redis://127.0.0.1:{}/0?prefix=spcli{tag}:", env("SP_REDIS_PORT")),
         "memcached" => format!("memcached://127.0.0.1:{},127.0.0.1:{}?prefix=spc{tag}.", env("SP_MEMCACHED_PORT1"), env("SP_MEMCACHED_PORT2")),
+        // A table of its own in the test server's database (scripts/services/pgsql.sh).
+        "pgsql" | "pgsql-symfony" => {
+            let table = format!("cli_{}_{n}", tag.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+            let schema = if kind == "pgsql-symfony" { "&schema=symfony" } else { "" };
+            let (user, pw, port, db) = (env("SP_PG_USER"), env("SP_PG_PASSWORD"), env("SP_PG_PORT"), env("SP_PG_DB"));
+            format!("pgsql://{user}:{pw}@127.0.0.1:{port}/{db}?sslmode=disable&table={table}{schema}")
+        }
         _ => unreachable!(),
     }
 }
 
 fn is_age(dsn: &str) -> bool {
-    dsn.starts_with("sqlite:") || dsn.starts_with("files:")
+    dsn.starts_with("sqlite:") || dsn.starts_with("files:") || (dsn.starts_with("pgsql:") && !dsn.contains("schema=symfony"))
 }
 
 /// Stores `n` sessions `<tag><i>` with data naming them, each with `life_s(i)` seconds left out of
@@ -151,13 +158,17 @@ fn usage_errors_and_help() {
 /// `ls --user`: the sessions bound to that user, from the engine's per-user index, ids masked.
 #[test]
 fn ls_user_lists_the_users_sessions_from_the_index() {
+    ls_user_on("sqlite");
+}
+
+fn ls_user_on(kind: &str) {
     use session_proxy::store::users::User;
     let dir = Dir::new("lsuser");
-    let src = fresh("sqlite", dir.path(), 1);
+    let src = fresh(kind, dir.path(), 1);
     seed(&src, "boundsession", 3, 1440, |_| 1000);
     let mut s = open(&src);
     let exp = Expiry::new(Duration::from_secs(1440));
-    let index = s.users().expect("SQLite keeps a per-user index");
+    let index = s.users().unwrap_or_else(|| panic!("{kind} keeps a per-user index"));
     let (alice, bob) = (User::new(b"alice").unwrap(), User::new(b"bob").unwrap());
     for (n, who) in [(0, &alice), (1, &bob), (2, &alice)] {
         let id = SessionId::parse(format!("boundsession{n}").as_bytes()).unwrap();
@@ -250,7 +261,6 @@ const KINDS: [&str; 4] = ["sqlite", "files", "redis", "memcached"];
 #[test]
 fn copy_between_each_pair_keeps_data_and_lifetimes() {
     let dir = Dir::new("pairs");
-    let lifetime = 1440;
     let mut n = 0;
     for from in KINDS {
         for to in KINDS {
@@ -258,39 +268,83 @@ fn copy_between_each_pair_keeps_data_and_lifetimes() {
                 continue;
             }
             n += 2;
-            let (src, dst) = (fresh(from, dir.path(), n), fresh(to, dir.path(), n + 1));
-            // 120 sessions with 100..1300 s left, and 5 expired ones (age engines only: a TTL engine has dropped them).
-            seed(&src, "pair", 120, lifetime, |i| 100 + 10 * i as u64);
-            if is_age(&src) {
-                let mut s = open(&src);
-                for i in 0..5 {
-                    let id = SessionId::parse(format!("gone{i}").as_bytes()).unwrap();
-                    s.save(&id, b"x|i:1;", Expect::Any, None, Expiry::new(Duration::from_secs(lifetime))).unwrap();
-                    s.scanner().unwrap().set_idle(&id, Duration::from_secs(lifetime + 60)).unwrap();
-                }
-            }
-            // One session already in the target, newer: it stays.
-            let mut t = open(&dst);
-            let kept = SessionId::parse(b"pair7").unwrap();
-            t.save(&kept, b"user|s:5:\"newer\";", Expect::Any, None, Expiry::new(Duration::from_secs(lifetime))).unwrap();
-            let o = run(&["copy", "--quiet", "--json", "--lifetime", "1440", &src, &dst]);
-            assert!(o.status.success(), "{from} -> {to}: {}", text(&o));
-            let j = json(&o);
-            assert_eq!((j["copied"].as_u64(), j["already_present"].as_u64(), j["failed"].as_u64()), (Some(119), Some(1), Some(0)), "{from} -> {to}: {j}");
-            let want = contents(&src, lifetime);
-            let got = contents(&dst, lifetime);
-            assert_eq!(got.len(), 120, "{from} -> {to}: {:?}", got.keys().collect::<Vec<_>>());
-            for (id, (data, left)) in &want {
-                let (gdata, gleft) = &got[id];
-                if id == "pair7" {
-                    assert_eq!(gdata, b"user|s:5:\"newer\";", "{from} -> {to}: the newer session was overwritten");
-                    continue;
-                }
-                assert_eq!(gdata, data, "{from} -> {to}: {id}");
-                // Lifetimes kept: within the seconds the copy and the clocks' rounding take.
-                assert!(gleft.abs_diff(*left) <= 3, "{from} -> {to}: {id}: {left} s left in the source, {gleft} s in the target");
-            }
+            copy_pair(&dir, from, to, n);
         }
+    }
+}
+
+/// PostgreSQL (its native table, an age engine, and Symfony's, which keeps expiry times) to and from
+/// each other kind, and the two tables to each other.
+#[test]
+fn copy_pairs_with_pgsql_keep_data_and_lifetimes() {
+    let dir = Dir::new("pgpairs");
+    let mut n = 0;
+    let mut pairs: Vec<(&str, &str)> = KINDS.iter().flat_map(|k| [("pgsql", *k), (*k, "pgsql")]).collect();
+    pairs.extend([("pgsql-symfony", "sqlite"), ("redis", "pgsql-symfony"), ("pgsql", "pgsql-symfony"), ("pgsql-symfony", "pgsql")]);
+    for (from, to) in pairs {
+        n += 2;
+        copy_pair(&dir, from, to, n);
+    }
+}
+
+/// `ls --user`, `ls` and `gc` on PostgreSQL; Symfony's table keeps no per-user index and says so.
+#[test]
+fn ls_and_gc_on_pgsql() {
+    ls_user_on("pgsql");
+    let dir = Dir::new("pgls");
+    let src = fresh("pgsql", dir.path(), 1);
+    seed(&src, "secretsessionid", 3, 1440, |i| if i == 0 { 10 } else { 1000 });
+    let o = run(&["ls", "--json", &src]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut left: Vec<u64> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["left_s"].as_u64().unwrap()).collect();
+    left.sort();
+    assert!(left.len() == 3 && left[0].abs_diff(10) <= 2 && left[2].abs_diff(1000) <= 2, "{left:?}");
+    let o = run(&["gc", "--lifetime", "1000", &src]);
+    assert!(o.status.success() && text(&o).contains(" 1 sessions idle"), "{}", text(&o));
+    assert_eq!(contents(&src, 1440).len(), 2);
+    let sf = fresh("pgsql-symfony", dir.path(), 2);
+    seed(&sf, "sf", 2, 1440, |_| 1000);
+    let o = run(&["ls", &sf]);
+    assert!(o.status.success() && text(&o).lines().count() == 2, "{}", text(&o));
+    let o = run(&["ls", &sf, "--user", "alice"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("keeps no per-user session index"), "{}", text(&o));
+}
+
+/// 120 sessions of `from` copied into `to` (a fresh store of each), one already there and newer.
+fn copy_pair(dir: &Dir, from: &str, to: &str, n: usize) {
+    let lifetime = 1440;
+    let (src, dst) = (fresh(from, dir.path(), n), fresh(to, dir.path(), n + 1));
+    // 120 sessions with 100..1300 s left, and 5 expired ones (age engines only: a TTL engine has dropped them).
+    seed(&src, "pair", 120, lifetime, |i| 100 + 10 * i as u64);
+    if is_age(&src) {
+        let mut s = open(&src);
+        for i in 0..5 {
+            let id = SessionId::parse(format!("gone{i}").as_bytes()).unwrap();
+            s.save(&id, b"x|i:1;", Expect::Any, None, Expiry::new(Duration::from_secs(lifetime))).unwrap();
+            s.scanner().unwrap().set_idle(&id, Duration::from_secs(lifetime + 60)).unwrap();
+        }
+    }
+    // One session already in the target, newer: it stays.
+    let mut t = open(&dst);
+    let kept = SessionId::parse(b"pair7").unwrap();
+    t.save(&kept, b"user|s:5:\"newer\";", Expect::Any, None, Expiry::new(Duration::from_secs(lifetime))).unwrap();
+    let o = run(&["copy", "--quiet", "--json", "--lifetime", "1440", &src, &dst]);
+    assert!(o.status.success(), "{from} -> {to}: {}", text(&o));
+    let j = json(&o);
+    assert_eq!((j["copied"].as_u64(), j["already_present"].as_u64(), j["failed"].as_u64()), (Some(119), Some(1), Some(0)), "{from} -> {to}: {j}");
+    let want = contents(&src, lifetime);
+    let got = contents(&dst, lifetime);
+    assert_eq!(got.len(), 120, "{from} -> {to}: {:?}", got.keys().collect::<Vec<_>>());
+    for (id, (data, left)) in &want {
+        let (gdata, gleft) = &got[id];
+        if id == "pair7" {
+            assert_eq!(gdata, b"user|s:5:\"newer\";", "{from} -> {to}: the newer session was overwritten");
+            continue;
+        }
+        assert_eq!(gdata, data, "{from} -> {to}: {id}");
+        // Lifetimes kept: within the seconds the copy and the clocks' rounding take.
+        assert!(gleft.abs_diff(*left) <= 3, "{from} -> {to}: {id}: {left} s left in the source, {gleft} s in the target");
     }
 }
 

@@ -86,7 +86,7 @@ impl fmt::Display for Problem {
             Problem::CountNeedsScan { at } => write!(
                 f,
                 "session_proxy: SessionProxy\\count_active() is not available on {at}: it would have to read every session \
-                 (only the SQLite engine counts from an index)"
+                 (SQLite and PostgreSQL count from an index)"
             ),
             Problem::NoActiveSession { what: _ } => f.write_str("session_proxy: no active session (call session_start() first)"),
             Problem::OldStoreSkipped { at, err } => write!(

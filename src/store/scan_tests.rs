@@ -96,3 +96,13 @@ fn memcached() {
     let prefix = format!("sps{}.", &Token::new().as_str()[..8]);
     check(&crate::dsn::parse(&format!("memcached://127.0.0.1:{p1},127.0.0.1:{p2}?prefix={prefix}"), std::path::Path::new("/tmp")).unwrap(), true);
 }
+
+#[test]
+fn pgsql_native_and_symfony() {
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the tests with `make test`"));
+    let base = format!("pgsql://{}:{}@127.0.0.1:{}/{}?sslmode=disable", env("SP_PG_USER"), env("SP_PG_PASSWORD"), env("SP_PG_PORT"), env("SP_PG_DB"));
+    for (q, ttl) in [("", false), ("&lock=row", false), ("&schema=symfony", true)] {
+        let table = format!("scan_{}", Token::new().as_str().to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_").chars().take(30).collect::<String>());
+        check(&crate::dsn::parse(&format!("{base}&table={table}{q}"), std::path::Path::new("/tmp")).unwrap(), ttl);
+    }
+}

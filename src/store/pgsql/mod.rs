@@ -21,6 +21,8 @@
 //! Times are the server's clock (`clock_timestamp()`), so web servers with skewed clocks agree.
 
 pub mod options;
+mod scan;
+mod users;
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +41,7 @@ pub const GC_BATCH: i64 = 500;
 
 /// Suffix of the helper functions' names; bumped when their code changes, so that an old deployment's
 /// functions are never called with new arguments.
-const FN_TAG: &str = "sp1";
+const FN_TAG: &str = "sp2";
 
 /// The DDL of the native table; `{t}` is the table name (README: "PostgreSQL").
 pub const NATIVE_DDL: &str = "
@@ -74,14 +76,24 @@ BEGIN
         INSERT INTO {t} AS s (id, data, created, updated, expiry, version)
             VALUES (sid, d, t0, t0, t0 + life, (random() * 4e18)::bigint)
             ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated = excluded.updated,
-                expiry = excluded.expiry, version = s.version + 1
+                expiry = excluded.expiry, version = s.version + 1,
+                -- An expired row overwritten is a new session: created now, bound to nobody.
+                created = CASE WHEN s.updated < t0 - life THEN excluded.created ELSE s.created END,
+                user_id = CASE WHEN s.updated < t0 - life THEN NULL ELSE s.user_id END
             RETURNING s.version INTO r;
-    ELSIF op = 1 THEN   -- absent: an expired row counts as absent
+    ELSIF op = 1 THEN   -- absent: an expired row counts as absent (and its binding goes with it)
         INSERT INTO {t} AS s (id, data, created, updated, expiry, version)
             VALUES (sid, d, t0, t0, t0 + life, (random() * 4e18)::bigint)
             ON CONFLICT (id) DO UPDATE SET data = excluded.data, created = excluded.created,
-                updated = excluded.updated, expiry = excluded.expiry, version = s.version + 1
+                updated = excluded.updated, expiry = excluded.expiry, version = s.version + 1,
+                user_id = NULL
             WHERE s.updated < t0 - life
+            RETURNING s.version INTO r;
+    ELSIF op = 5 THEN   -- under our lock, the session read present: only while its row is still there
+        -- (ended meanwhile by destroy_user_sessions, which cannot take our advisory lock: refused,
+        -- so that the late write does not bring it back)
+        UPDATE {t} AS s SET data = d, updated = t0, expiry = t0 + life, version = s.version + 1
+            WHERE s.id = sid
             RETURNING s.version INTO r;
     ELSIF op = 2 THEN   -- this version
         UPDATE {t} AS s SET data = d, updated = t0, expiry = t0 + life, version = s.version + 1
@@ -110,13 +122,13 @@ END $fn$;
 /// its version and its liveness rule over the row alias `s`.
 const LOCK_FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION {f}_lock(k bigint, sid text, life float8)
-RETURNS TABLE (got boolean, d bytea, v bigint) LANGUAGE plpgsql VOLATILE AS $fn$
+RETURNS TABLE (got boolean, d bytea, v bigint, u text) LANGUAGE plpgsql VOLATILE AS $fn$
 BEGIN
     IF NOT pg_try_advisory_lock(k) THEN
-        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint;
+        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint, NULL::text;
         RETURN;
     END IF;
-    RETURN QUERY SELECT true, s.{data}, {ver} FROM (SELECT 1) AS one
+    RETURN QUERY SELECT true, s.{data}, {ver}, {user} FROM (SELECT 1) AS one
         LEFT JOIN {t} AS s ON s.{id} = sid AND {live};
 END $fn$;
 "#;
@@ -155,7 +167,7 @@ CREATE TABLE IF NOT EXISTS {t}_locks (
 
 const ROW_FUNCTIONS: &str = r#"
 CREATE OR REPLACE FUNCTION {f}_rlock(sid text, life float8, own text, lexp float8)
-RETURNS TABLE (got boolean, d bytea, v bigint, left_s float8) LANGUAGE plpgsql VOLATILE AS $fn$
+RETURNS TABLE (got boolean, d bytea, v bigint, left_s float8, u text) LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     t0 float8 := extract(epoch FROM clock_timestamp());
     n int;
@@ -164,10 +176,10 @@ BEGIN
         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires = excluded.expires WHERE l.expires < t0;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
-        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint, (SELECT l.expires - t0 FROM {t}_locks AS l WHERE l.id = sid);
+        RETURN QUERY SELECT false, NULL::bytea, NULL::bigint, (SELECT l.expires - t0 FROM {t}_locks AS l WHERE l.id = sid), NULL::text;
         RETURN;
     END IF;
-    RETURN QUERY SELECT true, s.data, s.version, NULL::float8 FROM (SELECT 1) AS one
+    RETURN QUERY SELECT true, s.data, s.version, NULL::float8, s.user_id FROM (SELECT 1) AS one
         LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= extract(epoch FROM clock_timestamp()) - life;
 END $fn$;
 
@@ -267,6 +279,8 @@ enum Op {
     AtVersion = 2,
     Touch = 3,
     Destroy = 4,
+    /// Under our lock, read present: refused when the row is gone (ended meanwhile). Native only.
+    HeldPresent = 5,
 }
 
 /// What a write step answered: whether it was applied, the new version, and (refused) what is stored
@@ -311,6 +325,15 @@ pub struct PgsqlStore {
     held: Vec<(SessionId, Token)>,
     broken: bool,
     trips: u64,
+    /// `create=auto`: the per-user index's columns and table are made at its first use.
+    create: bool,
+    /// The per-user index's columns and meta table are there (checked once per connection).
+    users_ready: bool,
+    /// The `user_id` the last read of a session found (None inside: unbound or absent): `bound`
+    /// answers from it without a round trip (`users.rs`).
+    read_user: Option<(SessionId, Option<String>)>,
+    /// The statements of the index and the scan, prepared on first use (`prepared_sql`).
+    more: Vec<(&'static str, Statement)>,
 }
 
 /// The advisory lock key of `id` in `table`: the first 8 bytes of an MD5 (stable across versions and
@@ -447,6 +470,10 @@ impl PgsqlStore {
             held: Vec::new(),
             broken: false,
             trips: 1,
+            create: o.create,
+            users_ready: false,
+            read_user: None,
+            more: Vec::new(),
         };
         s.ensure_schema(o.create).map_err(named)?;
         Ok(s)
@@ -512,7 +539,7 @@ impl PgsqlStore {
                 Schema::Native => {
                     tx.batch_execute(&NATIVE_DDL.replace("{t}", &t))?;
                     tx.batch_execute(&NATIVE_FUNCTIONS.replace("{t}", &t).replace("{f}", &f))?;
-                    let lock = LOCK_FUNCTION.replace("{id}", "id").replace("{data}", "data");
+                    let lock = LOCK_FUNCTION.replace("{id}", "id").replace("{data}", "data").replace("{user}", "s.user_id");
                     tx.batch_execute(&lock.replace("{ver}", NATIVE_VER).replace("{live}", NATIVE_LIVE).replace("{t}", &t).replace("{f}", &f))?;
                     tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
                     if row {
@@ -522,7 +549,7 @@ impl PgsqlStore {
                 }
                 Schema::Symfony => {
                     tx.batch_execute(&SYMFONY_DDL.replace("{t}", &t))?;
-                    let lock = LOCK_FUNCTION.replace("{id}", "sess_id").replace("{data}", "sess_data");
+                    let lock = LOCK_FUNCTION.replace("{id}", "sess_id").replace("{data}", "sess_data").replace("{user}", "NULL::text");
                     let body = [SYMFONY_FUNCTIONS, &lock].concat().replace("{ver}", SYMFONY_VER).replace("{live}", SYMFONY_LIVE);
                     tx.batch_execute(&body.replace("{t}", &t).replace("{f}", &f))?;
                     tx.batch_execute(&WAIT_FUNCTION.replace("{f}", &f))?;
@@ -560,11 +587,11 @@ impl PgsqlStore {
         }
         let row = self.lock == LockMode::Row;
         let sql = match w {
-            Which::Lock if row => format!("SELECT got, d, v, left_s FROM {f}_rlock($1, $2, $3, $4)"),
+            Which::Lock if row => format!("SELECT got, d, v, left_s, u FROM {f}_rlock($1, $2, $3, $4)"),
             Which::Write if row => format!("SELECT lost, ok, nv, cd, cv FROM {f}_rwrite($1, $2, $3, $4, $5, $6)"),
             Which::Unlock if row => format!("DELETE FROM {t}_locks WHERE id = $1 AND owner = $2"),
             Which::Holder => format!("SELECT owner FROM {t}_locks WHERE id = $1 AND expires > extract(epoch FROM clock_timestamp())"),
-            Which::Lock => format!("SELECT got, d, v FROM {f}_lock($1, $2, $3)"),
+            Which::Lock => format!("SELECT got, d, v, u FROM {f}_lock($1, $2, $3)"),
             Which::Write => format!("SELECT ok, nv, cd, cv FROM {f}_write($1, $2, $3, $4, $5, $6, $7)"),
             Which::Wait => format!("SELECT {f}_wait($1, $2)"),
             Which::Unlock => "SELECT pg_advisory_unlock($1)".to_string(),
@@ -572,12 +599,12 @@ impl PgsqlStore {
                 let live = SYMFONY_LIVE.replace("s.", "");
                 match w {
                     // ($2, the reader's lifetime, is not Symfony's rule: the writer's expiry is.)
-                    Which::Load => format!("SELECT sess_data, {} FROM {t} AS s WHERE sess_id = $1 AND {live} AND $2::float8 IS NOT NULL", SYMFONY_VER),
+                    Which::Load => format!("SELECT sess_data, {}, NULL::text FROM {t} AS s WHERE sess_id = $1 AND {live} AND $2::float8 IS NOT NULL", SYMFONY_VER),
                     Which::Exists => format!("SELECT 1 FROM {t} WHERE sess_id = $1 AND {live} AND $2::float8 IS NOT NULL"),
                     _ => format!("DELETE FROM {t} WHERE sess_id IN (SELECT sess_id FROM {t} WHERE NOT ({live}) AND $1::float8 IS NOT NULL LIMIT {GC_BATCH})"),
                 }
             }
-            Which::Load => format!("SELECT data, version FROM {t} WHERE id = $1 AND updated >= extract(epoch FROM clock_timestamp())::float8 - $2::float8"),
+            Which::Load => format!("SELECT data, version, user_id FROM {t} WHERE id = $1 AND updated >= extract(epoch FROM clock_timestamp())::float8 - $2::float8"),
             Which::Exists => format!("SELECT 1 FROM {t} WHERE id = $1 AND updated >= extract(epoch FROM clock_timestamp())::float8 - $2::float8"),
             Which::Gc => format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE updated < extract(epoch FROM clock_timestamp())::float8 - $1::float8 LIMIT {GC_BATCH})"
@@ -591,7 +618,13 @@ impl PgsqlStore {
 
     /// Runs prepared statement `w`: its rows. Any error marks the connection not reusable.
     fn run(&mut self, w: Which, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
-        let r = self.statement(w).and_then(|s| {
+        let prepared = self.statement(w);
+        self.query(prepared, params)
+    }
+
+    /// Runs a statement just prepared (or the error preparing it): its rows.
+    fn query(&mut self, prepared: std::result::Result<Statement, postgres::Error>, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        let r = prepared.and_then(|s| {
             self.trips += 1;
             self.client.query(&s, params)
         });
@@ -601,6 +634,20 @@ impl PgsqlStore {
             self.held.clear();
             pg_error(&self.at, &e)
         })
+    }
+
+    /// Runs the statement named `key` (its SQL made by `sql` from the table name on first use, then
+    /// kept prepared): its rows. Errors as `run`'s.
+    fn run_sql(&mut self, key: &'static str, sql: impl FnOnce(&str) -> String, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        let prepared = match self.more.iter().find(|(k, _)| *k == key) {
+            Some((_, s)) => Ok(s.clone()),
+            None => {
+                self.trips += 1;
+                let text = sql(&self.table);
+                self.client.prepare(&text).inspect(|s| self.more.push((key, s.clone())))
+            }
+        };
+        self.query(prepared, params)
     }
 
     fn holds(&self, id: &SessionId) -> Option<&Token> {
@@ -688,7 +735,9 @@ impl Store for PgsqlStore {
 
     fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
         let rows = self.run(Which::Load, &[&id.as_str(), &exp.lifetime.as_secs_f64()])?;
-        Ok(rows.into_iter().next().map(|r| Loaded { data: r.get(0), version: version_of(r.get(1)) }))
+        let row = rows.into_iter().next();
+        self.read_user = Some((id.clone(), row.as_ref().and_then(|r| r.get(2))));
+        Ok(row.map(|r| Loaded { data: r.get(0), version: version_of(r.get(1)) }))
     }
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
@@ -700,6 +749,7 @@ impl Store for PgsqlStore {
                 let expires_in = row.get::<_, Option<f64>>(3).map(|s| Duration::from_secs_f64(s.max(0.0)));
                 return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
             }
+            self.read_user = Some((id.clone(), row.get(4)));
             return Ok(Acquire::Locked(match (row.get::<_, Option<Vec<u8>>>(1), row.get::<_, Option<i64>>(2)) {
                 (Some(data), Some(v)) => Some(Loaded { data, version: version_of(v) }),
                 _ => None,
@@ -719,6 +769,7 @@ impl Store for PgsqlStore {
             return Ok(Acquire::Busy(Busy::default()));
         }
         self.held.push((id.clone(), owner.clone()));
+        self.read_user = Some((id.clone(), row.get(3)));
         Ok(Acquire::Locked(match (row.get::<_, Option<Vec<u8>>>(1), row.get::<_, Option<i64>>(2)) {
             (Some(data), Some(v)) => Some(Loaded { data, version: version_of(v) }),
             _ => None,
@@ -742,6 +793,8 @@ impl Store for PgsqlStore {
 
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
         let (op, want) = match expect {
+            // Read under our lock: written only while the row is there (ended meanwhile: refused).
+            Expect::Held(Some(_)) if self.schema == Schema::Native => (Op::HeldPresent, 0),
             Expect::Any | Expect::Held(_) => (Op::Put, 0),
             Expect::Absent => (Op::Create, 0),
             Expect::Version(v) => match sql_version(v) {
@@ -791,6 +844,7 @@ impl Store for PgsqlStore {
         // A destroy by a request that lost the lock still deletes (as on the other engines); it
         // releases only a lock that is its own.
         let owner = owner.filter(|t| self.lock == LockMode::Row || self.holds(id) == Some(*t));
+        self.read_user = None;
         self.write(id, Op::Destroy, &[], 0, owner, Expiry::new(Duration::ZERO)).map(|_| ())
     }
 
@@ -800,6 +854,26 @@ impl Store for PgsqlStore {
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
         Some(self)
+    }
+
+    /// Native schema only: Symfony's table has no user column, so it keeps no index (the session
+    /// layer then says the store keeps no per-user session index).
+    fn users(&mut self) -> Option<&mut dyn super::users::Users> {
+        match self.schema {
+            Schema::Native => Some(self),
+            Schema::Symfony => None,
+        }
+    }
+
+    fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
+        Some(self)
+    }
+
+    /// A new request reads its session afresh: what an earlier one read is not its binding.
+    fn event(&mut self, e: &super::Event) {
+        if *e == super::Event::Started {
+            self.read_user = None;
+        }
     }
 
     fn round_trips(&self) -> u64 {

@@ -198,7 +198,7 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
     let e = PgsqlStore::open(&options::parse(&d).unwrap()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     let msg = e.to_string();
-    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("function {table}_sp1_lock")), "{msg}");
+    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("function {table}_sp2_lock")), "{msg}");
     assert!(!msg.contains(&env("SP_PG_PASSWORD")), "{msg}");
     // create=auto makes all of it; then create=never is content.
     drop(open(&options::parse(&d.replace("&create=never", "")).unwrap()));
@@ -219,9 +219,9 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
     let idx: Vec<String> = c.query("SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY 1", &[&table]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(idx, [format!("{table}_expiry"), format!("{table}_pkey"), format!("{table}_updated"), format!("{table}_user_id")]);
     // A function dropped behind our back is named too.
-    c.batch_execute(&format!("DROP FUNCTION {table}_sp1_wait")).unwrap();
+    c.batch_execute(&format!("DROP FUNCTION {table}_sp2_wait")).unwrap();
     let e = PgsqlStore::open(&options::parse(&d).unwrap()).err().unwrap().to_string();
-    assert!(e.contains(&format!("function {table}_sp1_wait")) && !e.contains("table "), "{e}");
+    assert!(e.contains(&format!("function {table}_sp2_wait")) && !e.contains("table "), "{e}");
 }
 
 /// Workers starting at once on an empty database all get the table (DDL serialized).
@@ -337,4 +337,95 @@ fn lock_rows_hold_nothing_on_the_connection() {
     let mut s: Box<dyn Store> = Box::new(s);
     assert_eq!(s.put(&id("rowlock"), b"x", LIFE, Some(&t)).unwrap(), W::Done);
     assert_eq!(admin().query_one(&format!("SELECT count(*) FROM {table}_locks"), &[]).unwrap().get::<_, i64>(0), 0);
+}
+
+/// The per-user index (issue 13) on the native table, with advisory locks and with lock rows: the
+/// engine's `end` leaves a session ended also while another connection holds its lock.
+#[test]
+fn users_conformance_advisory_and_lock_rows() {
+    let o = opts("");
+    crate::store::users_tests::users_conformance(|| open(&o), "pa", true);
+    let o = opts("&lock=row");
+    crate::store::users_tests::users_conformance(|| open(&o), "pr", true);
+}
+
+/// Symfony's table has no user column: no index (the session layer warns that the store keeps none).
+#[test]
+fn symfony_table_keeps_no_user_index() {
+    let mut s = open(&opts("&schema=symfony"));
+    assert!(s.users().is_none());
+}
+
+/// A request whose binding does not change makes no round trip for it: the read brought the
+/// binding (`bound` answers from it); a binding is one round trip.
+#[test]
+fn bound_comes_with_the_read_and_a_bind_is_one_round_trip() {
+    use crate::store::users::User;
+    for q in ["", "&lock=row"] {
+        let o = opts(q);
+        let (mut a, mut b) = (open(&o), open(&o));
+        let (s, alice) = (id("boundread"), User::new(b"alice").unwrap());
+        a.put(&s, b"x|i:1;", LIFE, None).unwrap();
+        a.users().unwrap().bind(&s, Some(&alice), None, ex()).unwrap();
+        // A fresh handle: the index's first use checked its columns; then a bind is one trip.
+        b.users().unwrap().bound(&id("other"), ex()).unwrap();
+        b.users().unwrap().bind(&id("other"), None, None, ex()).unwrap();
+        let t0 = b.round_trips();
+        b.users().unwrap().bind(&id("other"), None, None, ex()).unwrap();
+        assert_eq!(b.round_trips() - t0, 1, "a bind is one round trip ({q})");
+        b.event(&crate::store::Event::Started);
+        let t = Token::new();
+        assert!(matches!(b.lock_and_load(&s, &t, LIFE, ex()).unwrap(), Acquire::Locked(Some(_))));
+        let t0 = b.round_trips();
+        assert_eq!(b.users().unwrap().bound(&s, ex()).unwrap(), Some(alice.clone()), "{q}");
+        assert_eq!(b.round_trips(), t0, "bound answered from the locked read ({q})");
+        b.unlock(&s, &t).unwrap();
+        b.event(&crate::store::Event::Started);
+        b.load(&s, ex()).unwrap();
+        let t0 = b.round_trips();
+        assert_eq!(b.users().unwrap().bound(&s, ex()).unwrap(), Some(alice.clone()));
+        assert_eq!(b.round_trips(), t0, "bound answered from the unlocked read ({q})");
+        // Rebound elsewhere since: a new request reads it again and sees the new binding.
+        a.users().unwrap().bind(&s, None, None, ex()).unwrap();
+        b.event(&crate::store::Event::Started);
+        b.load(&s, ex()).unwrap();
+        assert_eq!(b.users().unwrap().bound(&s, ex()).unwrap(), None, "{q}");
+    }
+}
+
+/// An expired row that a write replaces is a new session: bound to nobody, created now.
+#[test]
+fn an_expired_session_written_again_is_unbound() {
+    use crate::store::users::User;
+    let o = opts("");
+    let mut a = open(&o);
+    let alice = User::new(b"alice").unwrap();
+    let short = Expiry::new(Duration::from_secs(1));
+    for (n, expect) in [("exp1", crate::store::Expect::Any), ("exp2", crate::store::Expect::Absent)] {
+        let s = id(n);
+        a.save(&s, b"x|i:1;", crate::store::Expect::Any, None, short).unwrap();
+        a.users().unwrap().bind(&s, Some(&alice), None, short).unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(matches!(a.save(&s, b"y|i:2;", expect, None, short).unwrap(), crate::store::Written::Done(_)));
+        a.event(&crate::store::Event::Started);
+        assert_eq!(a.users().unwrap().bound(&s, short).unwrap(), None, "{n}");
+        assert!(a.users().unwrap().list(&alice, short).unwrap().is_empty(), "{n}");
+    }
+}
+
+/// create=never: the index's columns and table are named when missing, never made.
+#[test]
+fn create_never_names_what_the_index_lacks() {
+    use crate::store::users::User;
+    let (d, table) = dsn("");
+    drop(open(&options::parse(&d).unwrap()));
+    let mut s = open(&options::parse(&format!("{d}&create=never")).unwrap());
+    let e = s.users().unwrap().list(&User::new(b"alice").unwrap(), ex()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("column {table}.client_ip")) && msg.contains(&format!("table {table}_meta")), "{msg}");
+    assert!(!columns(&mut admin(), &table).iter().any(|c| c.starts_with("client_ip")), "nothing made");
+    // create=auto adds them to the existing table.
+    let mut s = open(&options::parse(&d).unwrap());
+    assert!(s.users().unwrap().list(&User::new(b"alice").unwrap(), ex()).unwrap().is_empty());
+    assert!(columns(&mut admin(), &table).ends_with(&["client_ip text".to_string(), "user_agent text".to_string()]));
 }
