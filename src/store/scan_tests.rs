@@ -96,3 +96,9 @@ fn memcached() {
     let prefix = format!("sps{}.", &Token::new().as_str()[..8]);
     check(&crate::dsn::parse(&format!("memcached://127.0.0.1:{p1},127.0.0.1:{p2}?prefix={prefix}"), std::path::Path::new("/tmp")).unwrap(), true);
 }
+
+#[test]
+fn mysql() {
+    let (d, _) = super::mysql::tests::dsn("");
+    check(&crate::dsn::parse(&format!("mysql://{d}"), std::path::Path::new("/tmp")).unwrap(), false);
+}

@@ -30,7 +30,8 @@ use postgres::{Client, NoTls, Statement};
 pub use options::PgsqlOptions;
 use super::sqlopts::{LockMode, Schema, SslMode};
 use super::{Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError};
-use super::{Touched, Version, Written};
+use super::{Touched, Written};
+use super::sqlshared::{sql_version, version_of};
 use crate::id::SessionId;
 use crate::lock::Token;
 
@@ -369,14 +370,6 @@ pub fn pg_error(at: &str, e: &postgres::Error) -> StoreError {
     StoreError::new(kind, at, detail)
 }
 
-fn version_of(v: i64) -> Version {
-    Version::new(v as u64 as u128)
-}
-
-fn sql_version(v: Version) -> Option<i64> {
-    u64::try_from(v.get()).ok().map(|u| u as i64)
-}
-
 /// Milliseconds until `deadline`, at least 1 (PostgreSQL's lock_timeout 0 means no limit).
 fn millis_until(deadline: Instant) -> i32 {
     deadline.saturating_duration_since(Instant::now()).as_millis().clamp(1, i32::MAX as u128) as i32
@@ -388,10 +381,7 @@ fn tls(o: &PgsqlOptions, at: &str) -> Result<native_tls::TlsConnector> {
     let mut b = native_tls::TlsConnector::builder();
     if o.sslmode == SslMode::VerifyFull {
         if let Some(p) = &o.sslrootcert {
-            let pem = std::fs::read(p).map_err(|e| StoreError::io(p.display().to_string(), &e, format!("cannot read sslrootcert {}: {e}", p.display())))?;
-            let cert = native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| StoreError::new(ErrorKind::Unavailable, p.display().to_string(), format!("sslrootcert {} is not a PEM certificate: {e}", p.display())))?;
-            b.add_root_certificate(cert);
+            b.add_root_certificate(super::sqlshared::read_root_cert(p)?.1);
         }
     } else {
         b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
