@@ -172,4 +172,4 @@ lock_wait_seconds_bucket{engine="sqlite",le="1"}: 4
 writes_refused_total{engine="sqlite",cause="lock_lost"}: 0
 storage_errors_total with the path parsed back: 1
 the path escaped in the text: true
-samples: 146
+samples: 175
