@@ -28,7 +28,7 @@ use mysql::{Conn, OptsBuilder, Params, Row, SslOpts, Value};
 
 pub use options::MysqlOptions;
 use super::sqlopts::{LockMode, Schema, SslMode};
-use super::sqlshared::{loaded, op_of, version_of, Op, Step};
+use super::sqlshared::{loaded, op_of, Op, Step};
 use super::{Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError};
 use super::{Touched, Written};
 use crate::id::SessionId;
