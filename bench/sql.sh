@@ -39,15 +39,19 @@ symfony() { # bytes lock_mode
 }
 
 r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
+rows() { # session_proxy-function symfony-function: the table's rows, one per payload
+  local s t s0 n bytes
+  for bytes in 200 4096; do
+    s=$(rep "$1" "$bytes" 1); t=$(rep "$2" "$bytes" transactional)
+    s0=$(rep "$1" "$bytes" 0); n=$(rep "$2" "$bytes" none)
+    echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
+  done
+}
 if want pgsql; then
 echo "PostgreSQL $("$SP_PG_BIN/postgres" --version | awk '{print $3}') session cycles/s, median of $REPEAT runs x $ITER cycles (one PHP process, server on the same host)"
 echo "| payload | session_proxy lock=advisory | PdoSessionHandler LOCK_TRANSACTIONAL (its default) | ratio | session_proxy locking off | PdoSessionHandler LOCK_NONE | ratio |"
 echo "|---|---|---|---|---|---|---|"
-for bytes in 200 4096; do
-  s=$(rep sp "$bytes" 1); t=$(rep symfony "$bytes" transactional)
-  s0=$(rep sp "$bytes" 0); n=$(rep symfony "$bytes" none)
-  echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
-done
+rows sp symfony
 fi
 
 mysp() { # bytes locking
@@ -63,9 +67,5 @@ if want mysql; then
 echo "MariaDB $(mariadbd --version | awk '{print $3}') session cycles/s, median of $REPEAT runs x $ITER cycles (one PHP process, server on the same host)"
 echo "| payload | session_proxy lock=advisory (GET_LOCK) | PdoSessionHandler LOCK_TRANSACTIONAL (its default) | ratio | session_proxy locking off | PdoSessionHandler LOCK_NONE | ratio |"
 echo "|---|---|---|---|---|---|---|"
-for bytes in 200 4096; do
-  s=$(rep mysp "$bytes" 1); t=$(rep mysymfony "$bytes" transactional)
-  s0=$(rep mysp "$bytes" 0); n=$(rep mysymfony "$bytes" none)
-  echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
-done
+rows mysp mysymfony
 fi

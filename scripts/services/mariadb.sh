@@ -11,6 +11,7 @@
 # directory in a private directory of the system temp dir instead, linked from STATE_DIR/mariadb (as
 # pgsql.sh does); stop removes it. Every path given to the server is the real one.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cmd=$1 state=$2
 link=$state/mariadb
 dir=$(readlink -f "$link" 2>/dev/null || echo "$link")
@@ -19,14 +20,8 @@ RUNAS=$(id -un)
 if [[ $(id -u) -eq 0 ]]; then RUNAS=mysql; id -u mysql >/dev/null 2>&1 || RUNAS=root; fi
 
 stop() {
-  local pid
-  [[ -f $dir/mariadbd.pid ]] || return 0
-  pid=$(cat "$dir/mariadbd.pid" 2>/dev/null) || return 0
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  # A clean shutdown with fsync off takes well under a second; bounded at 20 s, then killed.
-  for _ in $(seq 400); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
-  kill -KILL "$pid" 2>/dev/null || true
+  # A clean shutdown with flushes off takes well under a second; kill_pid kills it after 5 s.
+  [[ -f $dir/mariadbd.pid ]] && kill_pid "$(cat "$dir/mariadbd.pid" 2>/dev/null)" || true
   return 0
 }
 
@@ -45,14 +40,7 @@ start)
   dir=$(readlink -f "$dir")
   mkdir -p "$dir/tls"
   tls=$dir/tls
-  {
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 -subj "/CN=session_proxy mariadb test CA" &&
-      openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=127.0.0.1" &&
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/ext.cnf" &&
-      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-        -out "$tls/server.pem" -days 2 -extfile "$tls/ext.cnf"
-  } > "$tls/openssl.log" 2>&1 || { echo "openssl could not make the test certificates"; tail -5 "$tls/openssl.log"; exit 1; }
-  chmod 600 "$tls/server.key"
+  test_certs "$tls" "session_proxy mariadb test CA" || exit 1
   cat > "$dir/my.cnf" <<EOF
 [mariadbd]
 datadir = $dir/data

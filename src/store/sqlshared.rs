@@ -76,3 +76,26 @@ pub fn loaded(data: Option<Vec<u8>>, version: Option<i64>) -> Option<Loaded> {
         _ => None,
     }
 }
+
+/// The prefix of a table's helper functions or procedures: `<table>_<tag>`, `<table>_<tag>s` over
+/// Symfony's table.
+pub fn fn_prefix(table: &str, schema: super::sqlopts::Schema, tag: &str) -> String {
+    match schema {
+        super::sqlopts::Schema::Native => format!("{table}_{tag}"),
+        super::sqlopts::Schema::Symfony => format!("{table}_{tag}s"),
+    }
+}
+
+/// The schema check's answer: Ok when nothing is `missing`, else the error naming it (`created`:
+/// after create=auto made what it could).
+pub fn schema_checked(at: &str, missing: Vec<String>, created: bool) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let when = if created { "after creating the schema," } else { "create=never and" };
+    Err(StoreError::new(
+        ErrorKind::Unavailable,
+        at,
+        format!("{when} the database lacks {} (create it with the DDL in the README, or use create=auto)", missing.join(", ")),
+    ))
+}

@@ -210,10 +210,7 @@ impl MysqlStore {
     }
 
     fn prefix(&self) -> String {
-        match self.schema {
-            Schema::Native => format!("{}_{FN_TAG}", self.table),
-            Schema::Symfony => format!("{}_{FN_TAG}s", self.table),
-        }
+        super::sqlshared::fn_prefix(&self.table, self.schema, FN_TAG)
     }
 
     /// The lock name of `id`: ours, or with Symfony's table Symfony's own (PdoSessionHandler's
@@ -287,16 +284,7 @@ impl MysqlStore {
             done
         })();
         match r {
-            Ok(m) if m.is_empty() => Ok(()),
-            Ok(m) => Err(StoreError::new(
-                ErrorKind::Unavailable,
-                &self.at,
-                format!(
-                    "{} the database lacks {} (create it with the DDL in the README, or use create=auto)",
-                    if create { "after creating the schema," } else { "create=never and" },
-                    m.join(", ")
-                ),
-            )),
+            Ok(m) => super::sqlshared::schema_checked(&self.at, m, create),
             Err(e) => Err(my_error(&self.at, &e)),
         }
     }

@@ -443,10 +443,7 @@ impl PgsqlStore {
     }
 
     fn prefix(&self) -> String {
-        match self.schema {
-            Schema::Native => format!("{}_{FN_TAG}", self.table),
-            Schema::Symfony => format!("{}_{FN_TAG}s", self.table),
-        }
+        super::sqlshared::fn_prefix(&self.table, self.schema, FN_TAG)
     }
 
     /// The advisory lock key of `id`: ours, or with Symfony's table Symfony's own (PdoSessionHandler's
@@ -523,12 +520,7 @@ impl PgsqlStore {
             Ok(Vec::new())
         })();
         match r {
-            Ok(m) if m.is_empty() => Ok(()),
-            Ok(m) => Err(StoreError::new(
-                ErrorKind::Unavailable,
-                &self.at,
-                format!("create=never and the database lacks {} (create it with the DDL in the README, or use create=auto)", m.join(", ")),
-            )),
+            Ok(m) => super::sqlshared::schema_checked(&self.at, m, false),
             Err(e) => Err(pg_error(&self.at, &e)),
         }
     }
