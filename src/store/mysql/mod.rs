@@ -236,11 +236,19 @@ impl MysqlStore {
         }
         let f = self.prefix();
         let procs: Vec<String> = sql::procedures(native, row).into_iter().map(|(n, _)| format!("{f}_{n}")).collect();
-        let have_t: Vec<String> =
-            self.conn.exec("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()", ())?;
+        // By name: information_schema then looks at these only, not at every table of the database.
+        let marks = |n: usize| vec!["?"; n].join(", ");
+        let names = |v: &[String]| Params::Positional(v.iter().map(|n| Value::from(n.as_str())).collect());
+        let have_t: Vec<String> = self.conn.exec(
+            format!("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ({})", marks(tables.len())),
+            names(&tables),
+        )?;
         let have_p: Vec<String> = self.conn.exec(
-            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_type = 'PROCEDURE'",
-            (),
+            format!(
+                "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_type = 'PROCEDURE' AND routine_name IN ({})",
+                marks(procs.len())
+            ),
+            names(&procs),
         )?;
         let mut m: Vec<String> = tables.into_iter().filter(|n| !have_t.contains(n)).map(|n| format!("table {n}")).collect();
         m.extend(procs.into_iter().filter(|n| !have_p.contains(n)).map(|n| format!("procedure {n}")));
