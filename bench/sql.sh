@@ -5,18 +5,24 @@
 # transaction with SELECT … FOR UPDATE held for the whole request) and LOCK_NONE. A cycle is
 # bench/cycle.php's: session_start, change, session_write_close over 100 rotating sessions.
 # Each figure is the median of $REPEAT runs.
-# Usage: bash bench/sql.sh   (env: REPEAT=5 ITER=5000 PORT=15482)
+# The same against one MariaDB of its own (scripts/services/mariadb.sh, flushes off): the mysql engine
+# (GET_LOCK, the default; locking off) vs PdoSessionHandler through pdo_mysql (LOCK_TRANSACTIONAL, LOCK_NONE).
+# Usage: bash bench/sql.sh   (env: REPEAT=5 ITER=5000 PORT=15482 MYPORT=13386 ENGINES="pgsql mysql")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-5000}
 PORT=${PORT:-15482}
+MYPORT=${MYPORT:-13386}
+ENGINES=${ENGINES:-pgsql mysql}
+want() { [[ " $ENGINES " == *" $1 "* ]]; }
 BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-sqlbench.XXXXXX")
 chmod 755 "$BASE"
-trap 'bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1; rm -rf "$BASE"' EXIT
+trap 'bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1; bash scripts/services/mariadb.sh stop "$BASE" >/dev/null 2>&1; rm -rf "$BASE"' EXIT
 : > "$BASE/env"
-SP_PG_PORT=$PORT bash scripts/services/pgsql.sh start "$BASE" >/dev/null
+if want pgsql; then SP_PG_PORT=$PORT bash scripts/services/pgsql.sh start "$BASE" >/dev/null; fi
+if want mysql; then SP_MYSQL_PORT=$MYPORT bash scripts/services/mariadb.sh start "$BASE" >/dev/null; fi
 set -a; . "$BASE/env"; set +a
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -32,12 +38,34 @@ symfony() { # bytes lock_mode
     "pgsql:host=127.0.0.1;port=$PORT;dbname=$SP_PG_DB" "$SP_PG_USER" "$SP_PG_PASSWORD" "$2" "sf_bench_$2"
 }
 
+r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
+rows() { # session_proxy-function symfony-function: the table's rows, one per payload
+  local s t s0 n bytes
+  for bytes in 200 4096; do
+    s=$(rep "$1" "$bytes" 1); t=$(rep "$2" "$bytes" transactional)
+    s0=$(rep "$1" "$bytes" 0); n=$(rep "$2" "$bytes" none)
+    echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
+  done
+}
+if want pgsql; then
 echo "PostgreSQL $("$SP_PG_BIN/postgres" --version | awk '{print $3}') session cycles/s, median of $REPEAT runs x $ITER cycles (one PHP process, server on the same host)"
 echo "| payload | session_proxy lock=advisory | PdoSessionHandler LOCK_TRANSACTIONAL (its default) | ratio | session_proxy locking off | PdoSessionHandler LOCK_NONE | ratio |"
 echo "|---|---|---|---|---|---|---|"
-r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
-for bytes in 200 4096; do
-  s=$(rep sp "$bytes" 1); t=$(rep symfony "$bytes" transactional)
-  s0=$(rep sp "$bytes" 0); n=$(rep symfony "$bytes" none)
-  echo "| $bytes B | $s | $t | $(r "$s" "$t") | $s0 | $n | $(r "$s0" "$n") |"
-done
+rows sp symfony
+fi
+
+mysp() { # bytes locking
+  php -n -d extension="$SO" -d session.save_handler=session_proxy \
+    -d "session.save_path=\"mysql://$SP_MYSQL_USER:$SP_MYSQL_PASSWORD@127.0.0.1:$MYPORT/$SP_MYSQL_DB?table=sp_bench&sslmode=disable\"" \
+    -d session_proxy.locking="$2" bench/cycle.php "$ITER" "$1"
+}
+mysymfony() { # bytes lock_mode
+  php -n -d extension=pdo -d extension=mysqlnd -d extension=pdo_mysql bench/sql_symfony.php "$ITER" "$1" \
+    "mysql:host=127.0.0.1;port=$MYPORT;dbname=$SP_MYSQL_DB" "$SP_MYSQL_USER" "$SP_MYSQL_PASSWORD" "$2" "sf_bench_$2"
+}
+if want mysql; then
+echo "MariaDB $(mariadbd --version | awk '{print $3}') session cycles/s, median of $REPEAT runs x $ITER cycles (one PHP process, server on the same host)"
+echo "| payload | session_proxy lock=advisory (GET_LOCK) | PdoSessionHandler LOCK_TRANSACTIONAL (its default) | ratio | session_proxy locking off | PdoSessionHandler LOCK_NONE | ratio |"
+echo "|---|---|---|---|---|---|---|"
+rows mysp mysymfony
+fi

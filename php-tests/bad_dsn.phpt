@@ -15,7 +15,7 @@ const ACCEPTED = 'accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=
     . '"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), '
     . 'phpredis\' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", '
     . '"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", '
-    . '"pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
+    . '"pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", "mysql://[user[:password]@]host[:port]/dbname[?…same options as pgsql…]", "mysql:///dbname?socket=/run/mysqld/mysqld.sock[&…]", an absolute directory (SQLite file session_proxy.sqlite inside it), '
     . 'or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)';
 
 $d = sp_tmpdir('baddsn');
@@ -26,7 +26,7 @@ $long = 'sqlite://' . $d . '/' . str_repeat('a', 5000) . '.sqlite';
 // label => save_path ("DIR" stands for the test's own directory).
 $cases = [
     'unknown scheme' => 'ftp://host/x',
-    'unknown scheme with password' => 'mysql://root:hunter2@db/sessions',
+    'unknown scheme with password' => 'mssql://root:hunter2@db/sessions',
     'relative name' => 'sessions',
     'relative directory' => 'var/lib/php/sessions',
     'scheme typo (one slash)' => 'sqlite:DIR/s.sqlite',
@@ -126,8 +126,8 @@ unknown scheme: start=false active=false
   value:  ftp://host/x
   reason: unknown scheme "ftp"
 unknown scheme with password: start=false active=false
-  value:  mysql://root:***@db/sessions
-  reason: unknown scheme "mysql"
+  value:  mssql://root:***@db/sessions
+  reason: unknown scheme "mssql"
   password in our warning: false
 relative name: start=false active=false
   value:  sessions

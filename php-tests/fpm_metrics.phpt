@@ -138,7 +138,7 @@ reads: 40 (40 requests sent)
 writes: 40 (40 requests sent)
 lock_acquisitions: 40 (40 requests sent)
 written bytes counted: yes
-other engines: {"files":0,"redis":0,"memcached":0,"pgsql":0}
+other engines: {"files":0,"redis":0,"memcached":0,"pgsql":0,"mysql":0}
 == a lock wait
 holder done without errors: yes
 the waiter waited (start_ms > 100): yes

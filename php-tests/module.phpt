@@ -132,37 +132,37 @@ session_proxy support => enabled
 Version => (Cargo.toml version)
 Save handler => session_proxy
 Class => SessionProxy\Handler
-Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS)
+Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS), mysql (MySQL/MariaDB: GET_LOCK or lock rows, TCP or unix socket, TLS)
 SQLite library => (sqlite version)
-DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", "rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), phpredis' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", "pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)
+DSN forms => accepted forms: "sqlite:///abs/path/file.sqlite[?busy_timeout=MS&synchronous=normal|full]", "files:///abs/dir[?depth=N&mode=0600]", "redis://[[user]:password@]host[:port][/db][?prefix=…&timeout=S&read_timeout=S&persistent=0|1&busy_poll=µS]", "rediss://…[?ca=/ca.pem&cert=/c.pem&key=/k.pem&verify=full|ca|none]" (TLS), "unix:///path/redis.sock[?db=N&prefix=…]", phpredis' "tcp://host:port[?auth=…&database=N&prefix=…&timeout=S&weight=N]" (or a comma list of them), "redis-cluster://host:port[,host:port…][?prefix=…]", "rediss-cluster://…[?ca=…&cert=…&key=…&verify=…]" (TLS), "redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]", "rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]" (TLS), phpredis' cluster "seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]", "memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]", "pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]", "mysql://[user[:password]@]host[:port]/dbname[?…same options as pgsql…]", "mysql:///dbname?socket=/run/mysqld/mysqld.sock[&…]", an absolute directory (SQLite file session_proxy.sqlite inside it), or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)
 Pooled connections (this process) => 0
 Counters => shared by this process and every process forked after startup (all php-fpm workers of a pool)
 Encryption at rest => off
 Hashed ids => off
 Compression => off
 
-Counter => sqlite => files => redis => memcached => pgsql
-requests => 0 => 0 => 0 => 0 => 0
-reads => 0 => 0 => 0 => 0 => 0
-writes => 0 => 0 => 0 => 0 => 0
-touches => 0 => 0 => 0 => 0 => 0
-destroys => 0 => 0 => 0 => 0 => 0
-lock_acquisitions => 0 => 0 => 0 => 0 => 0
-lock_timeouts => 0 => 0 => 0 => 0 => 0
-round_trips => 0 => 0 => 0 => 0 => 0
-read_bytes => 0 => 0 => 0 => 0 => 0
-written_bytes => 0 => 0 => 0 => 0 => 0
-merges => 0 => 0 => 0 => 0 => 0
-merge_conflicts => 0 => 0 => 0 => 0 => 0
-old_store_reads => 0 => 0 => 0 => 0 => 0
-migrated => 0 => 0 => 0 => 0 => 0
-lock_wait_ms le 1/5/10/50/100/500/1000/5000/+Inf => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0
-lock_wait_ms sum => 0.000 => 0.000 => 0.000 => 0.000 => 0.000
-writes_refused lock_lost => 0 => 0 => 0 => 0 => 0
-writes_refused conflict => 0 => 0 => 0 => 0 => 0
-writes_refused too_large => 0 => 0 => 0 => 0 => 0
-writes_refused storage_error => 0 => 0 => 0 => 0 => 0
-storage_errors => 0 => 0 => 0 => 0 => 0
+Counter => sqlite => files => redis => memcached => pgsql => mysql
+requests => 0 => 0 => 0 => 0 => 0 => 0
+reads => 0 => 0 => 0 => 0 => 0 => 0
+writes => 0 => 0 => 0 => 0 => 0 => 0
+touches => 0 => 0 => 0 => 0 => 0 => 0
+destroys => 0 => 0 => 0 => 0 => 0 => 0
+lock_acquisitions => 0 => 0 => 0 => 0 => 0 => 0
+lock_timeouts => 0 => 0 => 0 => 0 => 0 => 0
+round_trips => 0 => 0 => 0 => 0 => 0 => 0
+read_bytes => 0 => 0 => 0 => 0 => 0 => 0
+written_bytes => 0 => 0 => 0 => 0 => 0 => 0
+merges => 0 => 0 => 0 => 0 => 0 => 0
+merge_conflicts => 0 => 0 => 0 => 0 => 0 => 0
+old_store_reads => 0 => 0 => 0 => 0 => 0 => 0
+migrated => 0 => 0 => 0 => 0 => 0 => 0
+lock_wait_ms le 1/5/10/50/100/500/1000/5000/+Inf => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0 => 0/0/0/0/0/0/0/0/0
+lock_wait_ms sum => 0.000 => 0.000 => 0.000 => 0.000 => 0.000 => 0.000
+writes_refused lock_lost => 0 => 0 => 0 => 0 => 0 => 0
+writes_refused conflict => 0 => 0 => 0 => 0 => 0 => 0
+writes_refused too_large => 0 => 0 => 0 => 0 => 0 => 0
+writes_refused storage_error => 0 => 0 => 0 => 0 => 0 => 0
+storage_errors => 0 => 0 => 0 => 0 => 0 => 0
 
 Directive => Local Value => Master Value
 session_proxy.compression => off => off

@@ -159,5 +159,5 @@ start=false
   session_start(): session_proxy: cannot open 127.0.0.1:PORT: cannot connect: Password authentication failed - AuthenticationFailed
   password shown: false
 == phpinfo
-Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS)
+Engines => sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS), mysql (MySQL/MariaDB: GET_LOCK or lock rows, TCP or unix socket, TLS)
 session_proxy section mentions hunter2: false

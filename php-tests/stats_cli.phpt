@@ -138,7 +138,7 @@ echo 'the path escaped in the text: ', var_export(str_contains($text, 'at="' . s
 echo 'samples: ', count($samples), "\n";
 ?>
 --EXPECT--
-engines: sqlite, files, redis, memcached, pgsql
+engines: sqlite, files, redis, memcached, pgsql, mysql
 keys: requests, reads, writes, touches, destroys, lock_acquisitions, lock_timeouts, round_trips, read_bytes, written_bytes, merges, merge_conflicts, old_store_reads, migrated, lock_wait_ms, writes_refused, storage_errors
 lock_wait_ms: buckets, sum_ms, count; buckets: 1, 5, 10, 50, 100, 500, 1000, 5000, +Inf
 writes_refused: lock_lost, conflict, too_large, storage_error
@@ -172,4 +172,4 @@ lock_wait_seconds_bucket{engine="sqlite",le="1"}: 4
 writes_refused_total{engine="sqlite",cause="lock_lost"}: 0
 storage_errors_total with the path parsed back: 1
 the path escaped in the text: true
-samples: 146
+samples: 175

@@ -43,3 +43,17 @@ wait_port() {
   done
   return 1
 }
+
+# A test CA and a server certificate it signed for 127.0.0.1 and localhost, in DIR (ca.pem, ca.key,
+# server.pem, server.key; openssl's output in DIR/openssl.log): the TLS servers of pgsql.sh, mariadb.sh.
+test_certs() { # DIR CA-COMMON-NAME
+  local tls=$1
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 -subj "/CN=$2" &&
+      openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=127.0.0.1" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/ext.cnf" &&
+      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -out "$tls/server.pem" -days 2 -extfile "$tls/ext.cnf"
+  } > "$tls/openssl.log" 2>&1 || { echo "openssl could not make the test certificates"; tail -5 "$tls/openssl.log"; return 1; }
+  chmod 600 "$tls/server.key"
+}

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use crate::grammar::{self, Layout, Reason};
-use crate::store::{files, memcached, pgsql, redis, sqlite};
+use crate::store::{files, memcached, mysql, pgsql, redis, sqlite};
 
 pub use crate::settings::SettingError;
 pub use crate::store::files::FilesOptions;
@@ -30,7 +30,7 @@ pub const ACCEPTED_FORMS: &str = "accepted forms: \"sqlite:///abs/path/file.sqli
 \"redis-sentinel://host:port[,host:port…]/<master-name>[?db=N&prefix=…&sentinel_user=…&sentinel_password=…]\", \
 \"rediss-sentinel://…/<master-name>[?ca=…&cert=…&key=…&verify=…]\" (TLS), \
 phpredis' cluster \"seed[]=host:port&seed[]=host:port[&auth=…&prefix=…&timeout=S&read_timeout=S&persistent=0|1&failover=…]\", \
-\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]\", \"pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
+\"memcached://host[:port][,host[:port]|,/unix.sock...][?prefix=P&replicas=N&timeout=MS&retry=MS&weights=W,...&lock_placement=compat|session&busy_poll=µS]\", \"pgsql://[user[:password]@]host[:port][,host[:port]…]/dbname[?table=…&sslmode=disable|prefer|require|verify-full&sslrootcert=…&connect_timeout=S&lock=advisory|row&schema=native|symfony&create=auto|never]\", \"mysql://[user[:password]@]host[:port]/dbname[?…same options as pgsql…]\", \"mysql:///dbname?socket=/run/mysqld/mysqld.sock[&…]\", an absolute directory (SQLite file session_proxy.sqlite inside it), \
 or empty (SQLite file session_proxy.sqlite in session_proxy-<uid>, a private directory of the system temp dir)";
 
 /// File name used when save_path names only a directory (or nothing).
@@ -94,6 +94,7 @@ pub const SCHEMES: &[(&str, Parser)] = &[
     ("redis-sentinel", redis_form),
     ("rediss-sentinel", redis_form),
     ("pgsql", pgsql_form),
+    ("mysql", mysql_form),
 ];
 
 /// The query-only forms, without a scheme, by the key that marks them: phpredis' cluster form
@@ -117,6 +118,10 @@ fn memcached_form(_: &str, rest: &str) -> Result<Engine, Reason> {
 
 fn pgsql_form(_: &str, rest: &str) -> Result<Engine, Reason> {
     pgsql::options::parse(rest).map(Engine::Pgsql)
+}
+
+fn mysql_form(_: &str, rest: &str) -> Result<Engine, Reason> {
+    mysql::options::parse(rest).map(Engine::Mysql)
 }
 
 /// The Redis engine reads its whole family itself (phpredis' comma lists, per-server options).

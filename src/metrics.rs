@@ -26,10 +26,11 @@ pub enum EngineKind {
     Redis,
     Memcached,
     Pgsql,
+    Mysql,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 5] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached, EngineKind::Pgsql];
+    pub const ALL: [EngineKind; 6] = [EngineKind::Sqlite, EngineKind::Files, EngineKind::Redis, EngineKind::Memcached, EngineKind::Pgsql, EngineKind::Mysql];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +39,7 @@ impl EngineKind {
             EngineKind::Redis => "redis",
             EngineKind::Memcached => "memcached",
             EngineKind::Pgsql => "pgsql",
+            EngineKind::Mysql => "mysql",
         }
     }
 }
@@ -613,7 +615,7 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         let s = r.snapshot();
         assert!(!s.shared);
-        let [sqlite, files, redis, memcached, _pgsql] = &s.engines[..] else { panic!() };
+        let [sqlite, files, redis, memcached, _pgsql, _mysql] = &s.engines[..] else { panic!() };
         assert_eq!(redis.get(Counter::Requests), 80_000);
         assert_eq!(files.get(Counter::BytesWritten), 240_000);
         assert_eq!(sqlite.get(Counter::LockAcquisitions), 80_000);

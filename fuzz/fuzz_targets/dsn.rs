@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         }
         // The network engines' options are checked by their own table-driven tests; here the
         // property is that their parsers never panic on any input and that a refusal reads well.
-        Ok(dsn::Engine::Redis(_)) | Ok(dsn::Engine::Memcached(_)) | Ok(dsn::Engine::Pgsql(_)) => {}
+        Ok(dsn::Engine::Redis(_)) | Ok(dsn::Engine::Memcached(_)) | Ok(dsn::Engine::Pgsql(_)) | Ok(dsn::Engine::Mysql(_)) => {}
         Err(e) => {
             let msg = e.to_string();
             assert!(!msg.chars().any(|c| c.is_control()), "{input:?}: message has a control character: {msg:?}");

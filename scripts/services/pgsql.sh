@@ -11,6 +11,7 @@
 # directories in a private directory of the system temp dir instead, linked from STATE_DIR/pgsql;
 # stop removes it. Every path given to the servers is the real one (the link's path is not theirs).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cmd=$1 state=$2
 link=$state/pgsql
 dir=$(readlink -f "$link" 2>/dev/null || echo "$link")
@@ -50,14 +51,7 @@ start)
   fi
   mkdir -p "$dir/run" "$dir/tls"
   tls=$dir/tls
-  {
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 -subj "/CN=session_proxy pgsql test CA" &&
-      openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=127.0.0.1" &&
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/ext.cnf" &&
-      openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
-        -out "$tls/server.pem" -days 2 -extfile "$tls/ext.cnf"
-  } > "$tls/openssl.log" 2>&1 || { echo "openssl could not make the test certificates"; tail -5 "$tls/openssl.log"; exit 1; }
-  chmod 600 "$tls/server.key"
+  test_certs "$tls" "session_proxy pgsql test CA" || exit 1
   chown -R "$RUNAS" "$dir"
   chmod 755 "$dir" "$tls"; chmod 644 "$tls/ca.pem"
   p=$dir/primary

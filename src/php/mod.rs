@@ -125,7 +125,7 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("Version", crate::VERSION);
         info_table_row!("Save handler", "session_proxy");
         info_table_row!("Class", "SessionProxy\\Handler");
-        info_table_row!("Engines", "sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS)");
+        info_table_row!("Engines", "sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS), mysql (MySQL/MariaDB: GET_LOCK or lock rows, TCP or unix socket, TLS)");
         info_table_row!("SQLite library", rusqlite::version());
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);
         info_table_row!("Pooled connections (this process)", crate::pool::idle_count().to_string());

@@ -93,11 +93,11 @@ pub fn info_table() {
     let s = metrics::global().snapshot();
     let row = |label: &str, f: &dyn Fn(&EngineStats) -> String| {
         let cells: Vec<String> = s.engines.iter().map(f).collect();
-        info_table_row!(label, cells[0].as_str(), cells[1].as_str(), cells[2].as_str(), cells[3].as_str(), cells[4].as_str());
+        info_table_row!(label, cells[0].as_str(), cells[1].as_str(), cells[2].as_str(), cells[3].as_str(), cells[4].as_str(), cells[5].as_str());
     };
     info_table_start!();
     let names: Vec<&str> = s.engines.iter().map(|e| e.engine.name()).collect();
-    info_table_header!("Counter", names[0], names[1], names[2], names[3], names[4]);
+    info_table_header!("Counter", names[0], names[1], names[2], names[3], names[4], names[5]);
     for c in Counter::ALL {
         row(c.name(), &|e| e.get(c).to_string());
     }

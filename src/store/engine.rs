@@ -7,6 +7,7 @@ use super::memcached::MemcachedOptions;
 use super::redis::RedisOptions;
 use super::sqlite::SqliteOptions;
 use super::pgsql::PgsqlOptions;
+use super::mysql::MysqlOptions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Engine {
@@ -15,6 +16,7 @@ pub enum Engine {
     Memcached(MemcachedOptions),
     Redis(RedisOptions),
     Pgsql(PgsqlOptions),
+    Mysql(MysqlOptions),
 }
 
 impl Engine {
@@ -25,6 +27,7 @@ impl Engine {
             Engine::Memcached(_) => "memcached",
             Engine::Redis(_) => "redis",
             Engine::Pgsql(_) => "pgsql",
+            Engine::Mysql(_) => "mysql",
         }
     }
 }

@@ -29,6 +29,8 @@ pub mod redis;
 pub mod sqlite;
 pub mod sqlopts;
 pub mod pgsql;
+pub mod mysql;
+pub mod sqlshared;
 pub mod users;
 
 pub use error::{ErrorKind, StoreError};
@@ -318,6 +320,7 @@ pub fn connect(engine: &Engine) -> Result<Box<dyn Store>> {
         Engine::Memcached(o) => Ok(Box::new(memcached::MemcachedStore::open(o)?)),
         Engine::Redis(o) => Ok(Box::new(redis::RedisStore::open(o)?)),
         Engine::Pgsql(o) => Ok(Box::new(pgsql::PgsqlStore::open(o)?)),
+        Engine::Mysql(o) => Ok(Box::new(mysql::MysqlStore::open(o)?)),
     }
 }
 

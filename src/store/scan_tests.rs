@@ -106,3 +106,9 @@ fn pgsql_native_and_symfony() {
         check(&crate::dsn::parse(&format!("{base}&table={table}{q}"), std::path::Path::new("/tmp")).unwrap(), ttl);
     }
 }
+
+#[test]
+fn mysql() {
+    let (d, _) = super::mysql::tests::dsn("");
+    check(&crate::dsn::parse(&format!("mysql://{d}"), std::path::Path::new("/tmp")).unwrap(), false);
+}

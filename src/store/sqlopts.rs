@@ -216,6 +216,15 @@ pub fn parse(
     Ok(o)
 }
 
+/// Lock rows live in a table of ours beside the native one: Symfony's table has none (its requests
+/// lock with advisory locks), so `lock=row` needs `schema=native`.
+pub fn row_needs_native(o: &SqlOptions) -> Result<(), Reason> {
+    if o.lock == LockMode::Row && o.schema == Schema::Symfony {
+        return Err("lock=row works with schema=native only (Symfony's table has no lock table; its requests lock with advisory locks)".into());
+    }
+    Ok(())
+}
+
 /// `host[:port]` or `[v6]:port`.
 fn host_port(scheme: &str, h: &str, default_port: u16) -> Result<(String, u16), Reason> {
     let bad = || Reason::Other(format!("server {h:?} is not host[:port]; write {scheme}://host[:port][,host[:port]]/dbname"));

@@ -555,3 +555,70 @@ fn concurrent_creates(open: &dyn Fn() -> Box<dyn Store>) {
         check.destroy(&s, None).unwrap();
     }
 }
+
+/// Engines whose locks live in a server connection (the SQL engines' advisory locks): a wait bounded
+/// by the deadline ends close to it, without an error, and the holder keeps the lock.
+pub fn wait_ends_at_the_deadline(open: impl Fn() -> Box<dyn Store>) {
+    let s = id("waitdeadline");
+    let (mut a, mut b) = (open(), open());
+    assert!(matches!(a.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Locked(None)));
+    let Acquire::Busy(busy) = b.lock_and_load(&s, &Token::new(), LIFE, ex(LIFE)).unwrap() else { panic!("a holds it") };
+    let t0 = Instant::now();
+    b.wait_for_release(&s, &busy, t0 + Duration::from_millis(300), 0).unwrap();
+    let waited = t0.elapsed();
+    // Not before the deadline (less the server's rounding to whole ms); and it gave up (the holder
+    // stays): 300 ms plus a round trip, with a second's room for a loaded machine.
+    assert!(waited >= Duration::from_millis(290) && waited < Duration::from_millis(1300), "{waited:?}");
+    assert!(b.reusable(), "a wait that timed out is no error");
+    assert_eq!(b.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Busy);
+}
+
+/// A holder whose connection closed (a killed worker) leaves no lock behind: another takes it within
+/// 5 s (at once on a server that frees a closed connection's locks) and reads the data.
+pub fn closed_connection_frees_its_lock(open: impl Fn() -> Box<dyn Store>) {
+    let s = id("killedholder");
+    let (mut a, mut b) = (open(), open());
+    a.put(&s, b"kept", LIFE, None).unwrap();
+    assert!(matches!(a.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Locked(_)));
+    assert_eq!(b.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Busy);
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let t = Token::new();
+    loop {
+        match b.lock(&s, &t, LIFE, LIFE).unwrap() {
+            Got::Locked(d) => break assert_eq!(d.as_deref(), Some(&b"kept"[..])),
+            Got::Busy if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Got::Busy => panic!("the closed connection's lock is still held"),
+        }
+    }
+}
+
+/// The write and the release are one step, and the next holder reads that write (not the data before
+/// it): 4 threads x 100 increments of a counter, each under the lock, waiting with `wait_for_release`.
+pub fn increments_under_the_lock_are_never_lost(open: impl Fn() -> Box<dyn Store> + Clone + Send + 'static) {
+    let s = id("counter");
+    open().put(&s, b"0", LIFE, None).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (open, s) = (open.clone(), s.clone());
+            std::thread::spawn(move || {
+                let mut st = open();
+                for _ in 0..100 {
+                    let t = Token::new();
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let n: u64 = loop {
+                        match st.lock_and_load(&s, &t, LIFE, ex(LIFE)).unwrap() {
+                            Acquire::Locked(l) => break String::from_utf8(l.unwrap().data).unwrap().parse().unwrap(),
+                            Acquire::Busy(b) => st.wait_for_release(&s, &b, deadline, 0).unwrap(),
+                        }
+                    };
+                    assert_eq!(st.put(&s, (n + 1).to_string().as_bytes(), LIFE, Some(&t)).unwrap(), W::Done);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(open().get(&s, LIFE).unwrap().as_deref(), Some(&b"400"[..]));
+}

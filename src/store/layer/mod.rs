@@ -34,6 +34,7 @@ fn kind_of(engine: &Engine) -> EngineKind {
         Engine::Redis(_) => EngineKind::Redis,
         Engine::Memcached(_) => EngineKind::Memcached,
         Engine::Pgsql(_) => EngineKind::Pgsql,
+        Engine::Mysql(_) => EngineKind::Mysql,
     }
 }
 

@@ -32,7 +32,8 @@ use postgres::{Client, NoTls, Statement};
 pub use options::PgsqlOptions;
 use super::sqlopts::{LockMode, Schema, SslMode};
 use super::{Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError};
-use super::{Touched, Version, Written};
+use super::{Touched, Written};
+use super::sqlshared::{sql_version, version_of};
 use crate::id::SessionId;
 use crate::lock::Token;
 
@@ -392,14 +393,6 @@ pub fn pg_error(at: &str, e: &postgres::Error) -> StoreError {
     StoreError::new(kind, at, detail)
 }
 
-fn version_of(v: i64) -> Version {
-    Version::new(v as u64 as u128)
-}
-
-fn sql_version(v: Version) -> Option<i64> {
-    u64::try_from(v.get()).ok().map(|u| u as i64)
-}
-
 /// Milliseconds until `deadline`, at least 1 (PostgreSQL's lock_timeout 0 means no limit).
 fn millis_until(deadline: Instant) -> i32 {
     deadline.saturating_duration_since(Instant::now()).as_millis().clamp(1, i32::MAX as u128) as i32
@@ -411,10 +404,7 @@ fn tls(o: &PgsqlOptions, at: &str) -> Result<native_tls::TlsConnector> {
     let mut b = native_tls::TlsConnector::builder();
     if o.sslmode == SslMode::VerifyFull {
         if let Some(p) = &o.sslrootcert {
-            let pem = std::fs::read(p).map_err(|e| StoreError::io(p.display().to_string(), &e, format!("cannot read sslrootcert {}: {e}", p.display())))?;
-            let cert = native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| StoreError::new(ErrorKind::Unavailable, p.display().to_string(), format!("sslrootcert {} is not a PEM certificate: {e}", p.display())))?;
-            b.add_root_certificate(cert);
+            b.add_root_certificate(super::sqlshared::read_root_cert(p)?.1);
         }
     } else {
         b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
@@ -480,10 +470,7 @@ impl PgsqlStore {
     }
 
     fn prefix(&self) -> String {
-        match self.schema {
-            Schema::Native => format!("{}_{FN_TAG}", self.table),
-            Schema::Symfony => format!("{}_{FN_TAG}s", self.table),
-        }
+        super::sqlshared::fn_prefix(&self.table, self.schema, FN_TAG)
     }
 
     /// The advisory lock key of `id`: ours, or with Symfony's table Symfony's own (PdoSessionHandler's
@@ -560,12 +547,7 @@ impl PgsqlStore {
             Ok(Vec::new())
         })();
         match r {
-            Ok(m) if m.is_empty() => Ok(()),
-            Ok(m) => Err(StoreError::new(
-                ErrorKind::Unavailable,
-                &self.at,
-                format!("create=never and the database lacks {} (create it with the DDL in the README, or use create=auto)", m.join(", ")),
-            )),
+            Ok(m) => super::sqlshared::schema_checked(&self.at, m, false),
             Err(e) => Err(pg_error(&self.at, &e)),
         }
     }

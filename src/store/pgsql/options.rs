@@ -13,9 +13,7 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// Parses what follows `pgsql://` (query included).
 pub fn parse(rest: &str) -> Result<PgsqlOptions, Reason> {
     let o = crate::store::sqlopts::parse("pgsql", rest, DEFAULT_PORT, "", |_, _, _| Ok(false))?;
-    if o.lock == LockMode::Row && o.schema == Schema::Symfony {
-        return Err("lock=row works with schema=native only (Symfony's table has no lock table; its requests lock with advisory locks)".into());
-    }
+    crate::store::sqlopts::row_needs_native(&o)?;
     Ok(o)
 }
 

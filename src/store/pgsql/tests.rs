@@ -1,6 +1,6 @@
 //! Against the live PostgreSQL that scripts/services/pgsql.sh starts (SP_PG_PORT, SP_PG_USER, …).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::options::{self, PgsqlOptions};
 use super::PgsqlStore;
@@ -124,40 +124,14 @@ fn waiter_is_woken_at_the_release() {
 #[test]
 fn wait_ends_at_the_deadline() {
     let o = opts("");
-    let s = id("waitdeadline");
-    let (mut a, mut b) = (open(&o), open(&o));
-    assert!(matches!(a.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Locked(None)));
-    let Acquire::Busy(busy) = b.lock_and_load(&s, &Token::new(), LIFE, ex()).unwrap() else { panic!("a holds it") };
-    let t0 = Instant::now();
-    b.wait_for_release(&s, &busy, t0 + Duration::from_millis(300), 0).unwrap();
-    let waited = t0.elapsed();
-    // Not before the deadline (lock_timeout is the time left, in whole ms); and it gave up (the holder
-    // stays): 300 ms plus a round trip, with a second's room for a loaded machine.
-    assert!(waited >= Duration::from_millis(295) && waited < Duration::from_millis(1300), "{waited:?}");
-    assert!(b.reusable(), "a wait that timed out is no error");
-    assert_eq!(b.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Busy);
+    crate::store::tests::wait_ends_at_the_deadline(|| open(&o));
 }
 
 /// A holder whose connection closed (a killed worker) leaves no lock behind.
 #[test]
 fn a_closed_connection_frees_its_lock() {
     let o = opts("");
-    let s = id("killedholder");
-    let mut a = open(&o);
-    let mut b = open(&o);
-    a.put(&s, b"kept", LIFE, None).unwrap();
-    assert!(matches!(a.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Locked(_)));
-    assert_eq!(b.lock(&s, &Token::new(), LIFE, LIFE).unwrap(), Got::Busy);
-    drop(a);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let t = Token::new();
-    loop {
-        match b.lock(&s, &t, LIFE, LIFE).unwrap() {
-            Got::Locked(d) => break assert_eq!(d.as_deref(), Some(&b"kept"[..])),
-            Got::Busy if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Got::Busy => panic!("the closed connection's lock is still held"),
-        }
-    }
+    crate::store::tests::closed_connection_frees_its_lock(|| open(&o));
 }
 
 /// The write and the release are one step, and the next holder reads that write (not the data before
@@ -165,31 +139,7 @@ fn a_closed_connection_frees_its_lock() {
 #[test]
 fn increments_under_the_lock_are_never_lost() {
     let o = opts("");
-    let s = id("counter");
-    open(&o).put(&s, b"0", LIFE, None).unwrap();
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
-            let (o, s) = (o.clone(), s.clone());
-            std::thread::spawn(move || {
-                let mut st = open(&o);
-                for _ in 0..100 {
-                    let t = Token::new();
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    let n: u64 = loop {
-                        match st.lock_and_load(&s, &t, LIFE, ex()).unwrap() {
-                            Acquire::Locked(l) => break String::from_utf8(l.unwrap().data).unwrap().parse().unwrap(),
-                            Acquire::Busy(b) => st.wait_for_release(&s, &b, deadline, 0).unwrap(),
-                        }
-                    };
-                    assert_eq!(st.put(&s, (n + 1).to_string().as_bytes(), LIFE, Some(&t)).unwrap(), W::Done);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(open(&o).get(&s, LIFE).unwrap().as_deref(), Some(&b"400"[..]));
+    crate::store::tests::increments_under_the_lock_are_never_lost(move || open(&o));
 }
 
 #[test]
