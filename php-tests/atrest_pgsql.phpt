@@ -9,8 +9,8 @@ require __DIR__ . '/inc/atrest.inc';
 // are (encode 'escape'), and the user column.
 $dump = function () use ($clean) {
     $out = [];
-    foreach (pg_psql("SELECT id, encode(data, 'escape'), coalesce(user_id, '') FROM $clean") as [$id, $data, $user]) {
-        $out[$id] = "$data\n$user";
+    foreach (pg_psql("SELECT id, encode(data, 'escape'), coalesce(user_id, '') FROM $clean") as $i => $fields) {
+        $out[$fields[0] . "#$i"] = implode("\t", array_slice($fields, 1));
     }
     return $out;
 };
@@ -78,9 +78,9 @@ listed and logged out from z1: started=true n=1 warnings=0
   z2 next: started=true n=null warnings=0
   z1 next: started=true n=1 warnings=0
 == the store itself
-clean 0: started=true n=2 warnings=0
-clean 1: started=true n=2 warnings=0
-clean 2: started=true n=2 warnings=0
+clean 0: started=true n=3 warnings=0
+clean 1: started=true n=3 warnings=0
+clean 2: started=true n=3 warnings=0
 entries: true
 plaintext marker found: false
 raw ids found: 0

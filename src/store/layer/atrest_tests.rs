@@ -105,6 +105,13 @@ fn conformance_of_the_stack_on_pgsql() {
     assert!(!conformance(opener(&engine(&dsn), &all())), "gc deletes in one statement: no window between reading and deleting");
 }
 
+/// MySQL/MariaDB (its native table, GET_LOCK) under all three layers.
+#[test]
+fn conformance_of_the_stack_on_mysql() {
+    let (d, _) = crate::store::mysql::tests::dsn("");
+    assert!(!conformance(opener(&engine(&format!("mysql://{d}")), &all())), "gc deletes in one statement: no window between reading and deleting");
+}
+
 /// Cluster (the session, its lock and its sidecar keys on their slots) and Sentinel (the master
 /// found through the sentinel) under all three layers.
 #[test]
