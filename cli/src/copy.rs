@@ -16,12 +16,63 @@ use session_proxy::store::{Expect, Expiry, Written};
 
 use super::{open, parse, remaining, Failure};
 
+/// The progress display on a terminal: with an estimate, a bar with the ETA; without, a spinner with
+/// the count and rate.
+fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = match total {
+        Some(_) => "{bar:30} {human_pos}/~{human_len} sessions listed, {msg} [{elapsed_precise}, {per_sec}, ETA {eta}]",
+        None => "{spinner} {human_pos} sessions listed, {msg} [{elapsed_precise}, {per_sec}]",
+    };
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar
+}
+
+/// `--progress`: plain lines on stderr for logs (where no terminal shows the bar): after the first
+/// page, then at most one a second.
+struct Lines {
+    total: Option<u64>,
+    last: Option<Instant>,
+}
+
+impl Lines {
+    fn new(src_at: &str, total: Option<u64>) -> Self {
+        match total {
+            Some(n) => eprintln!("listing {src_at}: about {n} sessions"),
+            None => eprintln!("listing {src_at}: size unknown"),
+        }
+        Lines { total, last: None }
+    }
+
+    fn page_done(&mut self, c: &Counts, started: Instant) {
+        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let secs = started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { c.listed as f64 / secs } else { 0.0 };
+        let done = format!("{} listed, {} copied, {} already there, {rate:.0}/s", c.listed, c.copied, c.present);
+        match self.total {
+            Some(n) => {
+                let left = n.saturating_sub(c.listed) as f64;
+                let eta = if rate > 0.0 { format!("{:.0} s", left / rate) } else { "unknown".into() };
+                eprintln!("{done}, of about {n}: ETA {eta}");
+            }
+            None => eprintln!("{done}"),
+        }
+    }
+}
+
 pub struct Args {
     pub from: String,
     pub to: String,
     pub delete_source: bool,
     pub dry_run: bool,
     pub quiet: bool,
+    pub progress: bool,
     pub json: bool,
     pub lifetime: Duration,
     pub page: usize,
@@ -51,11 +102,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
     if src.scanner().is_none() {
         return Err(Failure::store(format!("{src_at} cannot list its sessions")));
     }
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()) };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} sessions listed, {msg} [{elapsed_precise}, {per_sec}]")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    // The source's size, when it can tell cheaply (an upper bound on Redis and Memcached, which count
+    // every key): the bar then shows an ETA; a failed estimate only costs the ETA.
+    let total = src.scanner().expect("checked above").estimate().ok().flatten();
+    let bar = progress_bar(a.quiet, total);
+    let mut lines = a.progress.then(|| Lines::new(&src_at, total));
     let started = Instant::now();
     let read_life = Expiry::new(a.lifetime);
     let mut c = Counts::default();
@@ -69,6 +120,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
         for l in page.sessions {
             c.listed += 1;
             bar.inc(1);
+            if bar.length().is_some_and(|n| c.listed > n) {
+                // More than estimated (written meanwhile): the bar's end moves.
+                bar.set_length(c.listed);
+            }
             let Some(left) = remaining(l.left, a.lifetime) else {
                 c.expired += 1;
                 continue;
@@ -119,6 +174,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
             }
             bar.set_message(format!("{} copied, {} already there", c.copied, c.present));
         }
+        if let Some(l) = lines.as_mut() {
+            l.page_done(&c, started);
+        }
         match page.next {
             Some(next) => cursor = next,
             None => break,
@@ -135,6 +193,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 "listed": c.listed, "copied": c.copied, "already_present": c.present, "expired": c.expired,
                 "vanished": c.vanished, "deleted": c.deleted, "failed": c.failed,
                 "seconds": (secs * 1000.0).round() / 1000.0, "sessions_per_second": rate.round(),
+                "estimated_total": total,
             })
         );
     } else if !a.quiet {

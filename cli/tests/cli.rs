@@ -277,6 +277,14 @@ fn copy_between_each_pair_keeps_data_and_lifetimes() {
             assert!(o.status.success(), "{from} -> {to}: {}", text(&o));
             let j = json(&o);
             assert_eq!((j["copied"].as_u64(), j["already_present"].as_u64(), j["failed"].as_u64()), (Some(119), Some(1), Some(0)), "{from} -> {to}: {j}");
+            // The source's size as estimated before the listing: exact on SQLite and files (expired
+            // ones included, as they are listed), an upper bound on Redis and Memcached (every key).
+            let (est, listed) = (j["estimated_total"].as_u64(), j["listed"].as_u64().unwrap());
+            if is_age(&src) {
+                assert_eq!(est, Some(listed), "{from} -> {to}: {j}");
+            } else {
+                assert!(est.is_some_and(|e| e >= listed), "{from} -> {to}: {j}");
+            }
             let want = contents(&src, lifetime);
             let got = contents(&dst, lifetime);
             assert_eq!(got.len(), 120, "{from} -> {to}: {:?}", got.keys().collect::<Vec<_>>());
@@ -291,6 +299,34 @@ fn copy_between_each_pair_keeps_data_and_lifetimes() {
                 assert!(gleft.abs_diff(*left) <= 3, "{from} -> {to}: {id}: {left} s left in the source, {gleft} s in the target");
             }
         }
+    }
+}
+
+/// `--progress` (no terminal: plain lines): the estimated total first, then count, rate and ETA.
+#[test]
+fn progress_lines_show_the_estimate_and_an_eta() {
+    let dir = Dir::new("progress");
+    for (n, kind) in KINDS.into_iter().enumerate() {
+        let (src, dst) = (fresh(kind, dir.path(), 2 * n), fresh("sqlite", dir.path(), 2 * n + 1));
+        seed(&src, "prog", 130, 1440, |_| 1000);
+        let o = run(&["copy", "--progress", "--page", "50", &src, &dst]);
+        let t = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{kind}: {t}");
+        let mut lines = t.lines();
+        let first = lines.next().unwrap_or("");
+        let total: u64 = first
+            .split_once(": about ")
+            .and_then(|(_, r)| r.strip_suffix(" sessions")?.parse().ok())
+            .unwrap_or_else(|| panic!("{kind}: no estimate in {first:?}"));
+        if is_age(&src) {
+            assert_eq!(total, 130, "{kind}: {t}");
+        } else {
+            assert!(total >= 130, "{kind}: {t}");
+        }
+        // After the first page: a count, and the ETA of the rest against the estimate.
+        let second = lines.next().unwrap_or("");
+        assert!(second.contains(" listed, ") && second.contains(&format!(", of about {total}: ETA ")), "{kind}: {t}");
+        assert!(t.contains("130 sessions listed in "), "{kind}: the summary: {t}");
     }
 }
 

@@ -219,6 +219,15 @@ pub trait Scan {
     /// Marks the session as last written `idle` ago, for engines that judge age at read (a copy keeps
     /// each session's remaining lifetime with it); TTL engines set the TTL at write and do nothing.
     fn set_idle(&mut self, id: &SessionId, idle: Duration) -> Result<()>;
+
+    /// About how many sessions a full scan lists, when the engine can tell cheaply (the tool's
+    /// progress shows an ETA with it), else None. Not exact: SQLite counts expired rows not yet
+    /// collected, files the `sess_` entries, Redis every key of the database (`DBSIZE`: other
+    /// prefixes, lock and version keys too) and Memcached every item (`curr_items`): for the TTL
+    /// engines an upper bound.
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 pub trait Store: Pooled + Send {

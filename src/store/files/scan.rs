@@ -45,6 +45,26 @@ fn walk(dir: &Path, depth: u8, cursor: &str, count: usize, best: &mut BinaryHeap
     Ok(())
 }
 
+/// The `sess_<id>` names under `dir` (and its `depth` levels): readdir only, no stat.
+fn count(dir: &Path, depth: u8) -> std::io::Result<u64> {
+    let mut n = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if depth > 0 && name.len() == 1 {
+            if entry.file_type()?.is_dir() {
+                n += count(&entry.path(), depth - 1)?;
+            }
+            continue;
+        }
+        if name.strip_prefix("sess_").is_some_and(|id| SessionId::parse(id.as_bytes()).is_ok()) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 impl Scan for FilesStore {
     fn scan(&mut self, cursor: &str, count: usize) -> Result<Page> {
         let count = count.max(1);
@@ -70,5 +90,12 @@ impl Scan for FilesStore {
             f.set_modified(t).map_err(|e| io_error("cannot update the time of", &path, &e))?;
         }
         Ok(())
+    }
+
+    /// The session files' names (one directory walk, as a page costs): lock-only files of sessions
+    /// never written count too.
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        let dir = self.opts.dir.clone();
+        count(&dir, self.opts.depth).map(Some).map_err(|e| io_error("cannot list", &dir, &e))
     }
 }
