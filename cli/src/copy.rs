@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use session_proxy::store::{Expect, Expiry, Written};
+use session_proxy::id::SessionId;
+use session_proxy::store::{Expect, Expiry, Loaded, Store, StoreError, Written};
 
 use super::{open, parse, remaining, Failure};
 
@@ -81,6 +82,72 @@ pub struct Args {
 /// Consecutive failed sessions after which the copy stops (a store that went down).
 const MAX_FAILURES_IN_A_ROW: u32 = 20;
 
+/// Sessions read and created per batch: one pipeline per server where the engine has them (`Bulk`).
+/// Enough to spread a round trip over many sessions, few enough that a batch's data stays small in
+/// memory (a page may hold a whole Memcached server's ids).
+const BATCH: usize = 200;
+
+/// Copies one batch of live sessions (id, time left): reads them from `src` and creates them in
+/// `dst` with `Expect::Absent` (never over a session `dst` has), batched where each store can;
+/// counts into `c` and answers each session's outcome (an error: that session failed).
+fn copy_batch(src: &mut dyn Store, dst: &mut dyn Store, live: &[(&SessionId, Duration)], a: &Args, age_target: bool, c: &mut Counts) -> Vec<Result<(), StoreError>> {
+    let read_life = Expiry::new(a.lifetime);
+    let ids: Vec<SessionId> = live.iter().map(|(id, _)| (*id).clone()).collect();
+    let loaded: Vec<Result<Option<Loaded>, StoreError>> = match src.bulk() {
+        Some(b) => match b.load_many(&ids, read_life) {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
+        },
+        None => ids.iter().map(|id| src.load(id, read_life)).collect(),
+    };
+    let mut out: Vec<Result<(), StoreError>> = Vec::with_capacity(live.len());
+    // The sessions read: their index in `live`, data and the lifetime to write them with (an age
+    // engine judges "absent" by the site's lifetime; a TTL engine gets the time left).
+    let mut todo: Vec<(usize, Vec<u8>, Expiry)> = Vec::new();
+    for (k, r) in loaded.into_iter().enumerate() {
+        match r {
+            Ok(Some(d)) => todo.push((k, d.data, if age_target { read_life } else { Expiry::new(live[k].1) })),
+            Ok(None) => c.vanished += 1,
+            Err(e) => {
+                out.push(Err(e));
+                continue;
+            }
+        }
+        out.push(Ok(()));
+    }
+    if a.dry_run {
+        c.copied += todo.len() as u64;
+        return out;
+    }
+    let items: Vec<(&SessionId, &[u8], Expiry)> = todo.iter().map(|(k, data, e)| (&ids[*k], &data[..], *e)).collect();
+    let created: Vec<Result<bool, StoreError>> = match dst.bulk() {
+        Some(b) => b.create_many(&items),
+        None => items.iter().map(|(id, d, e)| dst.save(id, d, Expect::Absent, None, *e).map(|w| matches!(w, Written::Done(_)))).collect(),
+    };
+    for ((k, _, _), r) in todo.iter().zip(created) {
+        let (id, left) = live[*k];
+        let r = r.and_then(|fresh| {
+            if fresh {
+                if age_target {
+                    if let Some(s) = dst.scanner() {
+                        s.set_idle(id, a.lifetime.saturating_sub(left))?;
+                    }
+                }
+                c.copied += 1;
+            } else {
+                c.present += 1;
+            }
+            if a.delete_source {
+                src.destroy(id, None)?;
+                c.deleted += 1;
+            }
+            Ok(())
+        });
+        out[*k] = r;
+    }
+    out
+}
+
 #[derive(Default)]
 struct Counts {
     listed: u64,
@@ -108,7 +175,6 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let bar = progress_bar(a.quiet, total);
     let mut lines = a.progress.then(|| Lines::new(&src_at, total));
     let started = Instant::now();
-    let read_life = Expiry::new(a.lifetime);
     let mut c = Counts::default();
     let (mut cursor, mut in_a_row, mut first_error) = (String::new(), 0u32, None::<String>);
     loop {
@@ -117,58 +183,38 @@ pub fn run(a: Args) -> Result<(), Failure> {
             .expect("checked above")
             .scan(&cursor, a.page)
             .map_err(|e| Failure::store(format!("cannot list {src_at}: {e}")))?;
-        for l in page.sessions {
-            c.listed += 1;
-            bar.inc(1);
-            if bar.length().is_some_and(|n| c.listed > n) {
-                // More than estimated (written meanwhile): the bar's end moves.
-                bar.set_length(c.listed);
+        for batch in page.sessions.chunks(BATCH) {
+            // The live sessions of the batch (expired ones are counted and skipped) and what became
+            // of each, in listing order.
+            let mut live: Vec<(&SessionId, Duration)> = Vec::with_capacity(batch.len());
+            for l in batch {
+                c.listed += 1;
+                bar.inc(1);
+                if bar.length().is_some_and(|n| c.listed > n) {
+                    // More than estimated (written meanwhile): the bar's end moves.
+                    bar.set_length(c.listed);
+                }
+                match remaining(l.left, a.lifetime) {
+                    Some(left) => live.push((&l.id, left)),
+                    None => c.expired += 1,
+                }
             }
-            let Some(left) = remaining(l.left, a.lifetime) else {
-                c.expired += 1;
-                continue;
-            };
-            let r = (|| -> Result<(), session_proxy::store::StoreError> {
-                let Some(data) = src.load(&l.id, read_life)? else {
-                    c.vanished += 1;
-                    return Ok(());
-                };
-                if a.dry_run {
-                    c.copied += 1;
-                    return Ok(());
-                }
-                // An age engine judges "absent" by the site's lifetime; a TTL engine gets the time left.
-                let write_life = if age_target { read_life } else { Expiry::new(left) };
-                match dst.save(&l.id, &data.data, Expect::Absent, None, write_life)? {
-                    Written::Done(_) => {
-                        if age_target {
-                            if let Some(s) = dst.scanner() {
-                                s.set_idle(&l.id, a.lifetime.saturating_sub(left))?;
-                            }
+            let outcomes = copy_batch(&mut *src, &mut *dst, &live, &a, age_target, &mut c);
+            for ((id, _), r) in live.iter().zip(outcomes) {
+                match r {
+                    Ok(()) => in_a_row = 0,
+                    Err(e) => {
+                        c.failed += 1;
+                        in_a_row += 1;
+                        first_error.get_or_insert_with(|| format!("session {}: {e}", id.short()));
+                        if in_a_row >= MAX_FAILURES_IN_A_ROW {
+                            bar.finish_and_clear();
+                            return Err(Failure::store(format!(
+                                "stopped after {in_a_row} failed sessions in a row ({} copied so far; run again to go on): {}",
+                                c.copied,
+                                first_error.unwrap_or_default()
+                            )));
                         }
-                        c.copied += 1;
-                    }
-                    Written::Conflict(_) | Written::LockLost => c.present += 1,
-                }
-                if a.delete_source {
-                    src.destroy(&l.id, None)?;
-                    c.deleted += 1;
-                }
-                Ok(())
-            })();
-            match r {
-                Ok(()) => in_a_row = 0,
-                Err(e) => {
-                    c.failed += 1;
-                    in_a_row += 1;
-                    first_error.get_or_insert_with(|| format!("session {}: {e}", l.id.short()));
-                    if in_a_row >= MAX_FAILURES_IN_A_ROW {
-                        bar.finish_and_clear();
-                        return Err(Failure::store(format!(
-                            "stopped after {in_a_row} failed sessions in a row ({} copied so far; run again to go on): {}",
-                            c.copied,
-                            first_error.unwrap_or_default()
-                        )));
                     }
                 }
             }

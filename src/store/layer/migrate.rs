@@ -290,6 +290,11 @@ impl Store for Migrate {
         self.new.scanner()
     }
 
+    /// None: a read must fall back to the old store and a create move the session, one by one.
+    fn bulk(&mut self) -> Option<&mut dyn crate::store::Bulk> {
+        None
+    }
+
     /// The per-user index of the new store (bindings are written with the sessions, into it).
     fn users(&mut self) -> Option<&mut dyn crate::store::users::Users> {
         self.new.users()
