@@ -5,6 +5,9 @@
 # pair (the copy of N sessions is itself the average). Also the peak RSS of each copy.
 # With SP_PG_PORT etc. set (the env of scripts/services/pgsql.sh), PostgreSQL too (a table per copy).
 # Usage: bash bench/copy.sh   (env: N=20000 REDIS_PORT=6398 MC_PORT=21298 BENCH_DIR=/tmp)
+# RUNS=3: each cell copied that many times (each into a fresh target), the median rate shown.
+# BINS="old=/path/to/session-proxy new=target/release/session-proxy": the same cells for each
+# binary in turn, in the same sitting (a before/after comparison), one table per binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
@@ -52,20 +55,50 @@ for k in ${KINDS#sqlite }; do
   "$BIN" copy --quiet "${SRC[sqlite]}" "${SRC[$k]}"
 done
 
-echo "session-proxy copy, $N sessions of ~200 B into an empty target, $(nproc) CPUs, files on $(df -T "$BASE" | awk 'NR==2 {print $2}')"
-echo "| from \\ to | ${KINDS// / | } |"
-echo "|---$(printf '|---%.0s' $KINDS)|"
+RUNS=${RUNS:-1}
+# PAIRS="sqlite:redis redis:memcached": only these cells (the others show ·); default every pair.
+PAIRS=${PAIRS:-}
 n=1
-for from in $KINDS; do
-  row="| $from |"
-  for to in $KINDS; do
-    if [[ $from == "$to" ]]; then row+=" – |"; continue; fi
+declare -A CELL
+# Cell from -> to for binary $2 (label $1): the median of RUNS copies, with the peak RSS.
+cell() {
+  local label=$1 bin=$2 from=$3 to=$4 r rates=() out rate copied rss=0 med
+  for ((r = 0; r < RUNS; r++)); do
     n=$((n + 1))
-    out=$(/usr/bin/time -f '%M' "$BIN" copy --quiet --json "${SRC[$from]}" "$(dsn "$to" "$n")" 2>"$BASE/time")
+    out=$(/usr/bin/time -f '%M' "$bin" copy --quiet --json "${SRC[$from]}" "$(dsn "$to" "$n")" 2>"$BASE/time")
     rate=$(sed -E 's/.*"sessions_per_second":([0-9.]+).*/\1/' <<<"$out")
     copied=$(sed -E 's/.*"copied":([0-9]+).*/\1/' <<<"$out")
     [[ $copied == "$N" ]] || { echo "copy $from -> $to copied $copied of $N" >&2; exit 1; }
-    row+=" ${rate%.*}/s ($(tail -1 "$BASE/time") KiB) |"
+    rates+=("${rate%.*}")
+    (( $(tail -1 "$BASE/time") > rss )) && rss=$(tail -1 "$BASE/time")
+    # The target is dropped again (a cell's runs would otherwise fill the servers' memory).
+    case $to in
+      redis) redis-cli -h 127.0.0.1 -p "$RPORT" --scan --pattern "b$n:*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p "$RPORT" del >/dev/null ;;
+      sqlite) rm -f "$BASE/s$n.sqlite"* ;;
+      files) rm -rf "$BASE/f$n" ;;
+    esac
   done
-  echo "$row"
+  med=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  CELL[$label:$from:$to]="${med}/s ($rss KiB)"
+}
+BINS=${BINS:-"new=$BIN"}
+# Cell by cell, every binary in turn (a before/after comparison sees the same load).
+for from in $KINDS; do
+  for to in $KINDS; do
+    [[ $from != "$to" ]] || continue
+    [[ -z $PAIRS || " $PAIRS " == *" $from:$to "* ]] || continue
+    for b in $BINS; do cell "${b%%=*}" "${b#*=}" "$from" "$to"; done
+  done
+done
+for b in $BINS; do
+  echo "session-proxy copy (${b%%=*}: ${b#*=}), $N sessions of ~200 B into an empty target, median of $RUNS, $(nproc) CPUs, files on $(df -T "$BASE" | awk 'NR==2 {print $2}')"
+  echo "| from \\ to | ${KINDS// / | } |"
+  echo "|---$(printf '|---%.0s' $KINDS)|"
+  for from in $KINDS; do
+    row="| $from |"
+    for to in $KINDS; do
+      if [[ $from == "$to" ]]; then row+=" – |"; else row+=" ${CELL[${b%%=*}:$from:$to]:-·} |"; fi
+    done
+    echo "$row"
+  done
 done

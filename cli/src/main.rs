@@ -40,6 +40,10 @@ enum Cmd {
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
+        /// Progress as plain lines on stderr (for logs: the bar shows on a terminal only): the
+        /// estimated total, then the count, rate and ETA after the first page and once a second.
+        #[arg(long, conflicts_with = "quiet")]
+        progress: bool,
         /// Print a JSON summary on stdout.
         #[arg(long)]
         json: bool,
@@ -207,12 +211,13 @@ fn ls_user(s: &mut dyn session_proxy::store::Store, at: &str, user: &str, limit:
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Copy { from, to, delete_source, dry_run, quiet, json, lifetime, page } => copy::run(copy::Args {
+        Cmd::Copy { from, to, delete_source, dry_run, quiet, progress, json, lifetime, page } => copy::run(copy::Args {
             from,
             to,
             delete_source,
             dry_run,
             quiet,
+            progress,
             json,
             lifetime: Duration::from_secs(lifetime),
             page: page as usize,

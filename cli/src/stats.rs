@@ -8,7 +8,18 @@ use super::Failure;
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists (EPERM: it exists, another user's).
     let r = unsafe { libc::kill(pid as i32, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A zombie (ended, not yet reaped by the parent it was handed to, as a php-fpm master started in
+    // the background is) runs no more.
+    exists && !zombie(pid)
+}
+
+/// Whether /proc says `pid` is a zombie (its state, the field after the parenthesized name, is Z).
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 fn json(s: &Snapshot, pid: u32) -> serde_json::Value {
@@ -63,6 +74,12 @@ fn table(s: &Snapshot, pid: u32) {
 
 pub fn run(pid: Option<u32>, as_json: bool) -> Result<(), Failure> {
     let pid = match pid {
+        // A pool that ended: said so, also when its file was left behind (a killed master).
+        Some(p) if !alive(p) => {
+            let left = metrics::shared_path(p);
+            let note = if left.exists() { format!(" (its counters' file {} was left behind)", left.display()) } else { String::new() };
+            return Err(Failure::store(format!("cannot read the counters of pid {p}: no process {p} is running{note}")));
+        }
         Some(p) => p,
         None => {
             let live: Vec<u32> = metrics::shared_pids().into_iter().filter(|&p| alive(p)).collect();

@@ -221,6 +221,30 @@ pub trait Scan {
     /// Marks the session as last written `idle` ago, for engines that judge age at read (a copy keeps
     /// each session's remaining lifetime with it); TTL engines set the TTL at write and do nothing.
     fn set_idle(&mut self, id: &SessionId, idle: Duration) -> Result<()>;
+
+    /// About how many sessions a full scan lists, when the engine can tell cheaply (the tool's
+    /// progress shows an ETA with it), else None. Not exact: SQLite counts expired rows not yet
+    /// collected, files the `sess_` entries, Redis every key of the database (`DBSIZE`: other
+    /// prefixes, lock and version keys too) and Memcached every item (`curr_items`): for the TTL
+    /// engines an upper bound.
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// The optional capability of reading and creating many sessions per round trip (the tool's copy,
+/// whose rate a network engine otherwise bounds at one round trip per session). Engines offer it
+/// where a pipeline is one write and one wait (Redis standalone or Sentinel, Memcached without
+/// replicas); a layer that changes data or ids offers none (it would be bypassed).
+pub trait Bulk {
+    /// Reads each of `ids` without locking, as `Store::load` does (None: no live session), in one
+    /// round trip per server. A failure of the round trip fails the whole batch.
+    fn load_many(&mut self, ids: &[SessionId], exp: Expiry) -> Result<Vec<Option<Loaded>>>;
+
+    /// Creates each session where none is live, as `Store::save` with `Expect::Absent` and no owner
+    /// does: `Ok(true)` created, `Ok(false)` one was there and is kept (never overwritten). One round
+    /// trip per server for the batch; each item gets its own answer (a session too large fails alone).
+    fn create_many(&mut self, items: &[(&SessionId, &[u8], Expiry)]) -> Vec<Result<bool>>;
 }
 
 pub trait Store: Pooled + Send {
@@ -290,6 +314,11 @@ pub trait Store: Pooled + Send {
         None
     }
 
+    /// The store's batched reads and creates, if it has them (see `Bulk`).
+    fn bulk(&mut self) -> Option<&mut dyn Bulk> {
+        None
+    }
+
     /// Network round trips this handle made since it was opened (0 for local engines): the metrics
     /// layer counts the difference across each call.
     fn round_trips(&self) -> u64 {
@@ -344,3 +373,5 @@ pub(crate) mod tests;
 pub(crate) mod users_tests;
 #[cfg(test)]
 mod scan_tests;
+#[cfg(test)]
+mod bulk_tests;

@@ -39,6 +39,14 @@ fn check(engine: &Engine, ttl_engine: bool) {
     let t = Token::new();
     let locked = id("scanlockonly");
     s.lock_and_load(&locked, &t, Duration::from_secs(30), life).unwrap();
+    // The estimate: exact on SQLite, and on files but for the lock-only file; on the TTL engines an
+    // upper bound (every key or item of the server).
+    let est = s.scanner().unwrap().estimate().unwrap().expect("an estimate");
+    match (ttl_engine, engine) {
+        (false, Engine::Sqlite(_)) => assert_eq!(est, N as u64),
+        (false, _) => assert_eq!(est, N as u64 + 1, "the sessions and the lock-only file"),
+        (true, _) => assert!(est >= N as u64, "{est}"),
+    }
     for page in [7, 100, 1000] {
         let got = list_all(s.as_mut(), page);
         let ids: Vec<&String> = got.iter().map(|(i, _)| i).collect();

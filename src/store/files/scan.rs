@@ -13,36 +13,53 @@ use super::{io_error, lock_only, FilesStore};
 use crate::id::SessionId;
 use crate::store::{Left, Listed, Page, Result, Scan};
 
-fn walk(dir: &Path, depth: u8, cursor: &str, count: usize, best: &mut BinaryHeap<(String, Duration)>) -> std::io::Result<()> {
-    let now = SystemTime::now();
+/// Calls `f` with each `sess_<id>` entry under `dir` (and its `depth` levels of one-letter
+/// subdirectories) whose id is a valid session id.
+fn each_session(dir: &Path, depth: u8, f: &mut dyn FnMut(&str, &fs::DirEntry)) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if depth > 0 && name.len() == 1 {
             if entry.file_type()?.is_dir() {
-                walk(&entry.path(), depth - 1, cursor, count, best)?;
+                each_session(&entry.path(), depth - 1, f)?;
             }
             continue;
         }
-        let Some(id) = name.strip_prefix("sess_") else { continue };
-        if id <= cursor || SessionId::parse(id.as_bytes()).is_err() {
-            continue;
+        match name.strip_prefix("sess_") {
+            Some(id) if SessionId::parse(id.as_bytes()).is_ok() => f(id, &entry),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path, depth: u8, cursor: &str, count: usize, best: &mut BinaryHeap<(String, Duration)>) -> std::io::Result<()> {
+    let now = SystemTime::now();
+    each_session(dir, depth, &mut |id, entry| {
+        if id <= cursor {
+            return;
         }
         if best.len() >= count && best.peek().is_some_and(|(top, _)| id >= top.as_str()) {
-            continue;
+            return;
         }
-        let Ok(md) = entry.metadata() else { continue };
+        let Ok(md) = entry.metadata() else { return };
         if !md.is_file() || lock_only(&md) {
-            continue;
+            return;
         }
         let idle = md.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
         best.push((id.to_string(), idle));
         if best.len() > count {
             best.pop();
         }
-    }
-    Ok(())
+    })
+}
+
+/// The `sess_<id>` names under `dir` (and its `depth` levels): readdir only, no stat.
+fn count(dir: &Path, depth: u8) -> std::io::Result<u64> {
+    let mut n = 0;
+    each_session(dir, depth, &mut |_, _| n += 1)?;
+    Ok(n)
 }
 
 impl Scan for FilesStore {
@@ -70,5 +87,12 @@ impl Scan for FilesStore {
             f.set_modified(t).map_err(|e| io_error("cannot update the time of", &path, &e))?;
         }
         Ok(())
+    }
+
+    /// The session files' names (one directory walk, as a page costs): lock-only files of sessions
+    /// never written count too.
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        let dir = self.opts.dir.clone();
+        count(&dir, self.opts.depth).map(Some).map_err(|e| io_error("cannot list", &dir, &e))
     }
 }

@@ -206,6 +206,11 @@ impl Store for HashIds {
         None
     }
 
+    /// None: the engine's batches take stored (hashed) ids, which only this layer may make.
+    fn bulk(&mut self) -> Option<&mut dyn crate::store::Bulk> {
+        None
+    }
+
     fn take_warnings(&mut self) -> Vec<crate::store::StoreError> {
         self.inner.take_warnings()
     }

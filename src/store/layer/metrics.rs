@@ -237,6 +237,11 @@ impl Store for Metrics {
     fn scanner(&mut self) -> Option<&mut dyn crate::store::Scan> {
         self.inner.scanner()
     }
+
+    // Batches are the tool's business (copy), not a request's: not counted.
+    fn bulk(&mut self) -> Option<&mut dyn crate::store::Bulk> {
+        self.inner.bulk()
+    }
 }
 
 #[cfg(test)]

@@ -303,6 +303,11 @@ impl Store for Migrate {
         self.new.scanner()
     }
 
+    /// None: a read must fall back to the old store and a create move the session, one by one.
+    fn bulk(&mut self) -> Option<&mut dyn crate::store::Bulk> {
+        None
+    }
+
     fn storage_id(&self, id: &SessionId) -> SessionId {
         self.new.storage_id(id)
     }

@@ -149,6 +149,11 @@ impl<T: Transcode> Store for Transformed<T> {
         self.inner.scanner()
     }
 
+    /// None: the engine's batches carry the stored bytes, which this layer must transform.
+    fn bulk(&mut self) -> Option<&mut dyn crate::store::Bulk> {
+        None
+    }
+
     fn take_warnings(&mut self) -> Vec<StoreError> {
         self.inner.take_warnings()
     }

@@ -30,6 +30,7 @@ pub mod options;
 mod proto;
 mod users;
 mod scan;
+mod bulk;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -881,6 +882,14 @@ impl Store for MemcachedStore {
 
     fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
+    }
+
+    fn bulk(&mut self) -> Option<&mut dyn super::Bulk> {
+        if self.batches() {
+            Some(self)
+        } else {
+            None
+        }
     }
 
     fn round_trips(&self) -> u64 {

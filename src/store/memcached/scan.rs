@@ -56,6 +56,25 @@ impl Scan for MemcachedStore {
         // The TTL, set at write, is the session's remaining lifetime.
         Ok(())
     }
+
+    /// `stats` `curr_items` summed over the servers: every item (other prefixes, lock and version
+    /// items too), an upper bound of what the scan lists (which, with replicas, lists a session once
+    /// per server holding it, as this counts it).
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        let mut total = 0;
+        for s in 0..self.servers.len() {
+            let c = self.conn(s)?;
+            let lines = c.lines_until_end("stats", 1000);
+            self.round_trips += 1;
+            let lines = lines.map_err(|e| self.fail(s, io_kind(&e), &e, format!("stats failed: {e}")))?;
+            let n = lines.iter().find_map(|l| l.strip_prefix("STAT curr_items ").and_then(|v| v.trim().parse::<u64>().ok()));
+            match n {
+                Some(n) => total += n,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(total))
+    }
 }
 
 #[cfg(test)]

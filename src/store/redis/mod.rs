@@ -43,6 +43,7 @@ pub mod dsn;
 mod users;
 mod scan;
 mod wire;
+mod bulk;
 
 use std::time::{Duration, Instant};
 
@@ -1212,6 +1213,14 @@ impl Store for RedisStore {
 
     fn scanner(&mut self) -> Option<&mut dyn super::Scan> {
         Some(self)
+    }
+
+    fn bulk(&mut self) -> Option<&mut dyn super::Bulk> {
+        if self.batches() {
+            Some(self)
+        } else {
+            None
+        }
     }
 
     fn round_trips(&self) -> u64 {

@@ -129,6 +129,30 @@ impl Scan for RedisStore {
         // The TTL, set at write, is the session's remaining lifetime.
         Ok(())
     }
+
+    /// `DBSIZE` summed over the servers of a list, or the masters of a Cluster: every key of the
+    /// database (other prefixes, and our `_VER`, `_LOCK`, `_USER` keys too), an upper bound.
+    fn estimate(&mut self) -> Result<Option<u64>> {
+        if self.opts.mode != Mode::Cluster {
+            let mut total = 0u64;
+            for idx in 0..self.conns.len() {
+                total += self.simple::<u64>(idx, &[b"DBSIZE"])?;
+            }
+            return Ok(Some(total));
+        }
+        self.run(0, Retry::Safe, |l, rt| {
+            let Link::Cluster(conn) = l else { unreachable!("a cluster store holds a cluster link") };
+            *rt += 1;
+            let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(conn)?;
+            let mut total = 0u64;
+            for (host, port) in masters(&nodes) {
+                *rt += 1;
+                let v = conn.route_command(&redis::cmd("DBSIZE"), RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }))?;
+                total += redis::from_redis_value::<u64>(v)?;
+            }
+            Ok(Some(total))
+        })
+    }
 }
 
 #[cfg(test)]
