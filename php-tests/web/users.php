@@ -5,6 +5,7 @@
 //   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&life=S][&ms=N&sig=PATH]
 //
 // ACTION:  login   session_regenerate_id(true), SessionProxy\set_user(user), n = 1
+//          plain   session_regenerate_id(true), n = 1 (not bound)
 //          whoami  the session's data, unchanged
 //          list    SessionProxy\user_sessions(user) from this request's session
 //          others  SessionProxy\destroy_user_sessions(user, true): log out the other devices
@@ -33,7 +34,7 @@ function reply(array $r): never
 }
 
 $dsn = (string) ($_GET['dsn'] ?? '');
-$ok = preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)
+$ok = preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(,127\.0\.0\.1:\d{1,5})*(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)
     || (preg_match('~^(sqlite|files)://(/[^?#]*)$~', $dsn, $m) && !str_contains($m[2], '..')
         && str_starts_with(realpath($m[1] === 'sqlite' ? dirname($m[2]) : $m[2]) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/'));
 if (!$ok) {
@@ -61,6 +62,10 @@ switch ($action) {
     case 'login':
         session_regenerate_id(true);
         SessionProxy\set_user($user);
+        $_SESSION['n'] = 1;
+        reply(['id' => session_id()]);
+    case 'plain':
+        session_regenerate_id(true);
         $_SESSION['n'] = 1;
         reply(['id' => session_id()]);
     case 'whoami':
