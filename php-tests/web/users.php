@@ -2,7 +2,7 @@
 // Test app of the per-user session index (php-tests/fpm_users.phpt), served by nginx + php-fpm beside
 // app.php, whose DSN checks and settings it shares (native save handler only):
 //
-//   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&life=S][&ms=N&sig=PATH]
+//   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&opt[track_client]=0|1][&life=S][&ms=N&sig=PATH]
 //
 // ACTION:  login   session_regenerate_id(true), SessionProxy\set_user(user), n = 1
 //          plain   session_regenerate_id(true), n = 1 (not bound)
@@ -51,7 +51,7 @@ if (isset($_GET['life'])) {
     ini_set('session.gc_maxlifetime', (string) max(1, (int) $_GET['life']));
 }
 foreach ((array) ($_GET['opt'] ?? []) as $k => $v) {
-    if ($k !== 'locking' || ini_set('session_proxy.locking', (string) $v) === false) {
+    if (!in_array($k, ['locking', 'track_client'], true) || ini_set("session_proxy.$k", (string) $v) === false) {
         reply(['ok' => false, 'error' => "bad option $k"]);
     }
 }
