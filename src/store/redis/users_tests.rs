@@ -75,7 +75,7 @@ fn user_key_lives_with_writes(dsn: &str) {
         }
         std::thread::sleep(Duration::from_millis(500));
         let listed: Vec<_> = b.users().unwrap().list(&alice, e).unwrap().into_iter().map(|l| l.id).collect();
-        assert_eq!(listed, [sid.clone()], "{dsn}: {step}: the session is still listed");
+        assert_eq!(listed, std::slice::from_ref(&sid), "{dsn}: {step}: the session is still listed");
     }
     s.destroy(&sid, None).unwrap();
 }
