@@ -1,5 +1,5 @@
 --TEST--
-Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips (GETEX of the per-user index's user key + LOCK script + PEXPIRETIME, GET version, GET data — the data and its version — in one write; SET to a scratch key + COMMIT script in one write), without locking 2 (the same read, with the GETEX; MULTI SET SET PEXPIRETIME EXEC, or MULTI PEXPIRE PEXPIRE EXEC for lazy_write)
+Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips (GETEX of the per-user index's user key + LOCK script + PEXPIRETIME, GET version, GET data — the data and its version — in one write; SET to a scratch key + PEXPIRE of the user key + COMMIT script in one write), without locking 2 (the same read, with the GETEX; PEXPIRE of the user key + MULTI SET SET PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE EXEC for lazy_write)
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
@@ -41,11 +41,11 @@ foreach (['locking on' => '1', 'locking off' => '0'] as $label => $locking) {
 }
 ?>
 --EXPECT--
-locking on, write: {"del":10,"evalsha":20,"get":40,"getex":10,"pexpire":20,"pexpiretime":30,"rename":10,"rpush":10,"set":30}
+locking on, write: {"del":10,"evalsha":20,"get":40,"getex":10,"pexpire":30,"pexpiretime":30,"rename":10,"rpush":10,"set":30}
   round trips per cycle: 2
-locking on, unchanged (lazy_write): {"del":10,"evalsha":20,"get":30,"getex":10,"pexpire":30,"pexpiretime":10,"rpush":10,"set":10}
+locking on, unchanged (lazy_write): {"del":10,"evalsha":20,"get":30,"getex":10,"pexpire":40,"pexpiretime":10,"rpush":10,"set":10}
   round trips per cycle: 2
-locking off, write: {"exec":10,"get":20,"getex":10,"multi":10,"pexpiretime":20,"set":20}
+locking off, write: {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":10,"pexpiretime":20,"set":20}
   round trips per cycle: 2
-locking off, unchanged (lazy_write): {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":20,"pexpiretime":10}
+locking off, unchanged (lazy_write): {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":30,"pexpiretime":10}
   round trips per cycle: 2

@@ -2,9 +2,10 @@
 // Test app of the per-user session index (php-tests/fpm_users.phpt), served by nginx + php-fpm beside
 // app.php, whose DSN checks and settings it shares (native save handler only):
 //
-//   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&life=S][&ms=N&sig=PATH]
+//   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&opt[track_client]=0|1][&life=S][&ms=N&sig=PATH]
 //
 // ACTION:  login   session_regenerate_id(true), SessionProxy\set_user(user), n = 1
+//          plain   session_regenerate_id(true), n = 1 (not bound)
 //          whoami  the session's data, unchanged
 //          list    SessionProxy\user_sessions(user) from this request's session
 //          others  SessionProxy\destroy_user_sessions(user, true): log out the other devices
@@ -33,7 +34,7 @@ function reply(array $r): never
 }
 
 $dsn = (string) ($_GET['dsn'] ?? '');
-$ok = preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)
+$ok = preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(,127\.0\.0\.1:\d{1,5})*(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)
     || (preg_match('~^(sqlite|files)://(/[^?#]*)$~', $dsn, $m) && !str_contains($m[2], '..')
         && str_starts_with(realpath($m[1] === 'sqlite' ? dirname($m[2]) : $m[2]) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/'))
     || preg_match('~^pgsql://[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?@127\.0\.0\.1:\d{1,5}/[A-Za-z0-9_]+(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn);
@@ -51,7 +52,7 @@ if (isset($_GET['life'])) {
     ini_set('session.gc_maxlifetime', (string) max(1, (int) $_GET['life']));
 }
 foreach ((array) ($_GET['opt'] ?? []) as $k => $v) {
-    if ($k !== 'locking' || ini_set('session_proxy.locking', (string) $v) === false) {
+    if (!in_array($k, ['locking', 'track_client'], true) || ini_set("session_proxy.$k", (string) $v) === false) {
         reply(['ok' => false, 'error' => "bad option $k"]);
     }
 }
@@ -62,6 +63,10 @@ switch ($action) {
     case 'login':
         session_regenerate_id(true);
         SessionProxy\set_user($user);
+        $_SESSION['n'] = 1;
+        reply(['id' => session_id()]);
+    case 'plain':
+        session_regenerate_id(true);
         $_SESSION['n'] = 1;
         reply(['id' => session_id()]);
     case 'whoami':

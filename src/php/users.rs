@@ -83,12 +83,13 @@ pub fn opened(r: &mut Request, track_client: bool) {
 fn client() -> Option<Client> {
     let globals = ProcessGlobals::get();
     let server = globals.http_server_vars()?;
-    let get = |k: &str| server.get(k).and_then(Zval::string);
+    // The raw bytes (a user agent need not be UTF-8), bounded (`Client::bounded`).
+    let get = |k: &str| server.get(k).and_then(|z| z.zend_str()).map(|s| s.as_bytes().to_vec());
     let (ip, agent) = (get("REMOTE_ADDR"), get("HTTP_USER_AGENT"));
     if ip.is_none() && agent.is_none() {
         return None;
     }
-    Some(Client { ip: ip.unwrap_or_default(), agent: agent.unwrap_or_default() })
+    Some(Client::bounded(&ip.unwrap_or_default(), &agent.unwrap_or_default()))
 }
 
 /// Runs `f` on the native handler's request, or on one opened from session.save_path for the call;

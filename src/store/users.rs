@@ -86,6 +86,21 @@ pub struct Client {
     pub agent: String,
 }
 
+/// The most bytes of a client's IP address and of its user agent recorded (`Client::bounded`): a
+/// real user agent is a few hundred bytes; a hostile one (1 MiB, binary) is cut, not stored whole.
+pub const MAX_CLIENT_IP: usize = 64;
+pub const MAX_CLIENT_AGENT: usize = 512;
+
+impl Client {
+    /// A client from the raw bytes of REMOTE_ADDR and HTTP_USER_AGENT, each cut to its bound
+    /// (`MAX_CLIENT_IP`, `MAX_CLIENT_AGENT` bytes) and made text (bytes that are not UTF-8, and a
+    /// character the cut split, become U+FFFD).
+    pub fn bounded(ip: &[u8], agent: &[u8]) -> Client {
+        let text = |b: &[u8], max: usize| String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned();
+        Client { ip: text(ip, MAX_CLIENT_IP), agent: text(agent, MAX_CLIENT_AGENT) }
+    }
+}
+
 /// A session's user record as the network engines store it beside the session:
 /// `u:<hex user>[\n<hex ip>\n<hex agent>]` (Redis' `_USER` key, Memcached's `user.` item).
 pub fn encode_record(user: &User, client: Option<&Client>) -> Vec<u8> {
@@ -147,4 +162,25 @@ pub trait Users {
     /// This installation's secret for session handles (32 random bytes, created on first use and
     /// kept in the engine's storage, so every worker and host of one store agrees on it).
     fn secret(&mut self) -> Result<[u8; 32]>;
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_client_is_cut_to_its_bounds_and_made_text() {
+        let huge = vec![b'A'; 1 << 20];
+        let c = Client::bounded(&huge, &huge);
+        assert_eq!((c.ip.len(), c.agent.len()), (MAX_CLIENT_IP, MAX_CLIENT_AGENT));
+        let binary: Vec<u8> = (0u8..=255).cycle().take(4000).collect();
+        let c = Client::bounded(b"192.0.2.1", &binary);
+        assert_eq!(c.ip, "192.0.2.1");
+        assert!(c.agent.chars().count() <= MAX_CLIENT_AGENT && c.agent.contains(char::REPLACEMENT_CHARACTER), "{}", c.agent.len());
+        // It goes through the record and back as it was cut.
+        let u = User::new(b"alice").unwrap();
+        assert_eq!(decode_record(&encode_record(&u, Some(&c))), Some((u, Some(c))));
+        let plain = Client::bounded(b"::1", "Mozilla/5.0 (X11; Linux) é".as_bytes());
+        assert_eq!(plain.agent, "Mozilla/5.0 (X11; Linux) é");
+    }
 }

@@ -91,6 +91,10 @@ pub struct MemcachedStore {
     held: HashMap<String, Held>,
     /// Servers marked down so far (a failed step is retried on the remaining ones with replicas).
     downs: u64,
+    /// The session's `user.` record as the last read of it found it, with the index epoch it was
+    /// added under (per-user index, users.rs): `bound` answers from it, and a write of a bound
+    /// session checks its index by it. A read cache, replaced by every read.
+    last_user: Option<(SessionId, Option<users::Record>)>,
     /// Batches exchanged with the servers (`Store::round_trips`): an `exec` (its requests are written
     /// to every server involved before any answer is read, so it costs one wait) or a stats/metadump
     /// command.
@@ -234,6 +238,7 @@ impl MemcachedStore {
             ring,
             held: HashMap::new(),
             downs: 0,
+            last_user: None,
             round_trips: 0,
             #[cfg(test)]
             between: None,
@@ -667,7 +672,13 @@ impl MemcachedStore {
         if let (true, Some((ls, cas))) = (together, lock) {
             reqs.push((ls, format!("md {lkey} C{cas}"), None));
         }
-        let replies = self.exec(&reqs);
+        // A bound session checks that its user's index still holds it, in the same batch (users.rs).
+        let probe = self.index_probe(id);
+        if let Some((s, line, _)) = &probe {
+            reqs.push((*s, line.clone(), None));
+        }
+        let mut replies = self.exec(&reqs);
+        let probed = probe.map(|p| (p, replies.pop().expect("the probe's reply")));
         let mut stored = 0;
         // The copies this write made, with the CAS each got (to undo a refused write's other copies,
         // and for the version item), and the new version (the first copy's).
@@ -710,6 +721,9 @@ impl MemcachedStore {
                 }
             }
             self.release_unanswered(id, ls, cas, &before)?;
+        }
+        if let Some((p, reply)) = probed {
+            self.repair_if_lost(id, p, reply);
         }
         Ok(Stored::Done(written.first().map(|&(s, cas)| version(s, cas))))
     }
@@ -782,6 +796,8 @@ impl Pooled for MemcachedStore {
     /// then connects afresh instead of failing on the stale socket. Not a server failure: the server
     /// is not marked down.
     fn still_valid(&mut self) -> bool {
+        // A new request reads its session's user record afresh.
+        self.last_user = None;
         for s in &mut self.servers {
             // A new request: a server that refused or dropped us is asked again (a restarted one
             // serves this request), one that timed out stays skipped for `retry`.
@@ -940,7 +956,12 @@ impl MemcachedStore {
     fn load_once(&mut self, id: &SessionId, max_lifetime: Duration) -> Result<Option<Loaded>> {
         let key = self.key(id)?;
         let targets = self.data_targets(id);
-        self.read_from(&key, &targets, None, max_lifetime, true)
+        // The session's user record comes with the read (same server, same round trip).
+        let reqs: [Req; 2] = [(targets[0], self.user_read(id), None), (targets[0], format!("mg {key} v t f c"), None)];
+        let mut replies = self.exec(&reqs);
+        let data = replies.pop().expect("two replies");
+        self.saw_user(id, replies.pop().expect("two replies"), &data, max_lifetime);
+        self.read_from(&key, &targets, Some(data), max_lifetime, true)
     }
 
     fn lock_and_load_once(&mut self, id: &SessionId, owner: &Token, expire: Duration, max_lifetime: Duration) -> Result<Acquire> {
@@ -950,7 +971,7 @@ impl MemcachedStore {
         let targets = self.data_targets(id);
         let value = lock_value(owner, expire);
         let add = format!("ms {lkey} {} T{} ME c", value.len(), lock_ttl(expire));
-        let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets);
+        let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets, max_lifetime);
         let cas = match lock_reply? {
             Reply::Done(f) => f.cas.unwrap_or(0),
             Reply::NotStored => {
@@ -973,7 +994,7 @@ impl MemcachedStore {
                 // The take-over is read like a fresh lock: the previous holder's write (if it made one
                 // before its lock expired) may reach the data server after this read.
                 let set = format!("ms {lkey} {} T{} C{cas} c", value.len(), lock_ttl(expire));
-                let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets);
+                let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets, max_lifetime);
                 return match lock_reply? {
                     Reply::Done(f) => {
                         let cas = f.cas.unwrap_or(0);
@@ -1011,6 +1032,7 @@ impl MemcachedStore {
     /// read on its first data server, pipelined; with the lock on another server, also the version
     /// item, read on the lock's connection right after the lock command. Returns the lock's reply and
     /// the read (the data reply, and the version reply when split).
+    #[allow(clippy::too_many_arguments)]
     fn lock_and_read(
         &mut self,
         id: &SessionId,
@@ -1019,15 +1041,20 @@ impl MemcachedStore {
         value: &str,
         key: &str,
         targets: &[usize],
+        max_lifetime: Duration,
     ) -> (Result<Reply>, LockedRead) {
         let mut reqs: Vec<Req> = vec![(ls, lock_cmd, Some(value.as_bytes()))];
         let split = Self::split(ls, targets);
         if split {
             reqs.push((ls, format!("mg {} v", self.version_key(id)), None));
         }
+        // The session's user record comes with the read (its first data server, same round trip).
+        reqs.push((targets[0], self.user_read(id), None));
         reqs.push((targets[0], format!("mg {key} v t f c"), None));
         let mut replies = self.exec_lock_and_read(reqs);
         let data = replies.pop().expect("data reply");
+        let user = replies.pop().expect("user record reply");
+        self.saw_user(id, user, &data, max_lifetime);
         let version = if split { Some(replies.pop().expect("version reply")) } else { None };
         (replies.pop().expect("lock reply"), LockedRead { data, version })
     }
@@ -1075,6 +1102,7 @@ impl MemcachedStore {
     }
 
     fn destroy_once(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
+        self.last_user = None;
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();

@@ -588,3 +588,74 @@ fn cas_child(arg: &str) {
         barrier(&format!("{round}.done"));
     }
 }
+
+/// Issue 13, "rebuilt on loss": a user's index item lost behind the engine's back (evicted, flushed,
+/// its server restarted) is made whole again by the next request of each of its live sessions, at a
+/// cost only on that request (the repair's CAS: 3 round trips); while the index is intact a bound
+/// session's request costs what it did before it was bound (the probe rides in the write's batch).
+#[test]
+fn user_index_rebuilt_by_each_sessions_next_request() {
+    use crate::store::users::User;
+    for (tag, servers) in [("one", vec![tcp("SP_MEMCACHED_PORT1")]), ("three", three())] {
+        let o = opts(servers);
+        let (mut a, mut b) = (MemcachedStore::open(&o).unwrap(), MemcachedStore::open(&o).unwrap());
+        let e = ex(Duration::from_secs(3600));
+        let alice = User::new(format!("alice-{tag}").as_bytes()).unwrap();
+        let ids: Vec<SessionId> = (0..3).map(|i| SessionId::parse(format!("rebuilt{tag}{i}").as_bytes()).unwrap()).collect();
+        // One request of each kind (locked, locking off, lazy_write's touch); its round trips.
+        let cycle = |s: &mut MemcachedStore, sid: &SessionId| -> u64 {
+            let before = s.round_trips();
+            let t = Token::new();
+            let Acquire::Locked(l) = s.lock_and_load(sid, &t, Duration::from_secs(30), e).unwrap() else { panic!("locks") };
+            let w = s.save(sid, b"n|i:2;", Expect::Held(l.map(|l| l.version)), Some(&t), e).unwrap();
+            assert!(matches!(w, Written::Done(_)), "{w:?}");
+            let l = s.load(sid, e).unwrap();
+            let w = s.save(sid, b"n|i:3;", Expect::Any, None, e).unwrap();
+            assert!(l.is_some() && matches!(w, Written::Done(_)), "{w:?}");
+            s.load(sid, e).unwrap();
+            assert_eq!(s.touch(sid, None, e).unwrap(), Touched::Done);
+            s.round_trips() - before
+        };
+        let mut unbound = Vec::new();
+        // A handle's first write to a server asks its item size limit (stats settings): not part of a cycle.
+        for sid in &ids {
+            b.save(sid, b"n|i:1;", Expect::Any, None, e).unwrap();
+        }
+        for sid in &ids {
+            a.save(sid, b"n|i:1;", Expect::Any, None, e).unwrap();
+            cycle(&mut a, sid);
+            unbound.push(cycle(&mut a, sid));
+        }
+        for sid in &ids {
+            a.users().unwrap().bind(sid, Some(&alice), None, e).unwrap();
+            cycle(&mut a, sid);
+        }
+        let listed = |s: &mut MemcachedStore| s.users().unwrap().list(&alice, e).unwrap().len();
+        assert_eq!(listed(&mut b), 3);
+        for (i, sid) in ids.iter().enumerate() {
+            assert_eq!(cycle(&mut a, sid), unbound[i], "{tag}: bound, index intact: no extra round trip");
+        }
+        // The index item goes, behind the engine's back: nobody is listed (logout-everywhere would
+        // miss them all).
+        let (key, s) = a.index_of(&alice).unwrap();
+        assert!(matches!(a.one(s, format!("md {key}"), None).unwrap(), Reply::Done(_)));
+        assert_eq!(listed(&mut b), 0, "{tag}: the index is lost");
+        // Each session's next request puts it back (3 round trips more, on that request only).
+        assert_eq!(cycle(&mut a, &ids[1]), unbound[1] + 3, "{tag}: the repair");
+        assert_eq!(listed(&mut b), 1, "{tag}: the session that had a request is listed again");
+        for (i, sid) in ids.iter().enumerate() {
+            let extra = if i == 1 { 0 } else { 3 };
+            assert_eq!(cycle(&mut b, sid), unbound[i] + extra, "{tag}: {i} repaired once (another handle)");
+        }
+        assert_eq!(listed(&mut a), 3, "{tag}: whole again");
+        for (i, sid) in ids.iter().enumerate() {
+            assert_eq!(cycle(&mut a, sid), unbound[i], "{tag}: intact again: no extra round trip");
+        }
+        // ... and "log out everywhere" reaches every one of them.
+        let ended = b.users().unwrap().list(&alice, e).unwrap().into_iter().filter(|l| b.users().unwrap().end(&l.id, e).unwrap()).count();
+        assert_eq!(ended, 3, "{tag}");
+        for sid in &ids {
+            assert_eq!(a.load(sid, e).unwrap(), None);
+        }
+    }
+}

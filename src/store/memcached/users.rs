@@ -12,9 +12,19 @@
 //!
 //! Consistency rule: a binding adds the index line before it writes `user.`; `list` trusts a line only
 //! while its session item is there and its `user.` item names this user, and prunes the others (one
-//! CAS). Rebuilt on loss: an index item evicted or lost with its server is made again by the next
-//! binding of that user (every bind adds its line with a CAS, creating the item when missing); until
-//! then, sessions bound before the loss are not listed (README, Memcached).
+//! CAS).
+//!
+//! Rebuilt on loss, by every live session. An index item is made with a random nonzero *epoch* in
+//! its client flags, kept by every CAS update; a session's `user.` item carries, in its own client
+//! flags, the epoch of the index item its line was added to. Every read of a session fetches its
+//! `user.` item in the same round trip (`saw_user`), and every write or touch of a bound session asks
+//! for the index item's flags (`mg … f`, no value) in the same batch as the write (`index_probe`):
+//! the epoch it finds is the one recorded, so the line is there. An index item evicted, flushed or
+//! lost with a restarted server answers a miss, and one made again since (by another session's
+//! repair or binding) another epoch: then, and only then, the session adds its line back by CAS and
+//! records the new epoch (`repair_if_lost`, two round trips more). So the item is whole again once
+//! each of its live sessions has had a request; a session with no request since the loss is not
+//! listed until its next one (README, Memcached).
 
 use std::time::Duration;
 
@@ -29,14 +39,84 @@ const MAX_ENTRIES: usize = 2000;
 /// CAS retries of an index update racing other updates of the same user.
 const CAS_TRIES: usize = 50;
 
+/// A session's `user.` item as read: its value (`encode_record`) and the epoch of the index item its
+/// line was added to (its client flags; 0: none recorded, from before epochs).
+pub(super) type Record = (Vec<u8>, u32);
+
+/// A probe of an index item: its server, the command, and the epoch the session recorded.
+pub(super) type Probe = (usize, String, (User, Record));
+
+/// A fresh epoch for a new index item: random, never 0.
+fn fresh_epoch() -> u32 {
+    (crate::lock::fresh_u64() as u32).max(1)
+}
+
 
 impl MemcachedStore {
     pub(super) fn user_key(&self, id: &SessionId) -> String {
         format!("{}user.{}", self.o.prefix, self.name(id))
     }
 
+    /// The read of the session's `user.` item (value and client flags), sent with every read.
+    pub(super) fn user_read(&self, id: &SessionId) -> String {
+        format!("mg {} v f", self.user_key(id))
+    }
+
+    /// Keeps what a read found in the session's `user.` item (for `bound` and `index_probe`): the
+    /// record only while the session item `data` (read in the same batch) is live.
+    pub(super) fn saw_user(&mut self, id: &SessionId, user: Result<Reply>, data: &Result<Reply>, max_lifetime: Duration) {
+        let live = matches!(data, Ok(Reply::Done(f) | Reply::Value(_, f)) if !too_old(f, max_lifetime));
+        let rec = match user {
+            Ok(Reply::Value(v, f)) if live => Some((v, f.client_flags.unwrap_or(0))),
+            _ => None,
+        };
+        self.last_user = Some((id.clone(), rec));
+    }
+
+    /// For a write or touch of `id`: when the last read found it bound, the probe of its user's index
+    /// item to send in the write's batch.
+    pub(super) fn index_probe(&self, id: &SessionId) -> Option<Probe> {
+        let (seen, Some(rec)) = self.last_user.as_ref()? else { return None };
+        if seen != id {
+            return None;
+        }
+        let (user, _) = decode(&rec.0)?;
+        let (key, s) = self.index_of(&user).ok()?;
+        Some((s, format!("mg {key} f"), (user, rec.clone())))
+    }
+
+    /// After a write or touch whose probe found the index item missing (lost) or of another epoch
+    /// (made again since): adds the session's line back and records the item's epoch in its `user.`
+    /// item. Nothing when the probe found the epoch recorded, or could not tell (a server error: the
+    /// next request probes again). A failure leaves the session's write done; its next request
+    /// tries again.
+    pub(super) fn repair_if_lost(&mut self, id: &SessionId, probe: Probe, reply: Result<Reply>) {
+        let (_, _, (user, (value, epoch))) = probe;
+        match reply {
+            Ok(Reply::Done(f)) if epoch != 0 && f.client_flags == Some(epoch) => return,
+            Ok(Reply::Done(_) | Reply::Value(..) | Reply::Miss) => {}
+            _ => return,
+        }
+        let sid = id.as_str().to_string();
+        let now = unix_now();
+        let Ok(epoch) = self.edit_index(&user, |lines| {
+            if lines.iter().any(|(i, _)| i == &sid) {
+                return false;
+            }
+            lines.push((sid.clone(), now));
+            true
+        }) else {
+            return;
+        };
+        let s = self.data_targets(id)[0];
+        let line = format!("ms {} {} T0 F{epoch}", self.user_key(id), value.len());
+        if let Ok(Reply::Done(_)) = self.one(s, line, Some(&value)) {
+            self.last_user = Some((id.clone(), Some((value, epoch))));
+        }
+    }
+
     /// The index item of `user` and its server.
-    fn index_of(&self, user: &User) -> Result<(String, usize)> {
+    pub(super) fn index_of(&self, user: &User) -> Result<(String, usize)> {
         let key = format!("{}users.{}", self.o.prefix, user.digest());
         if key.len() > 250 {
             return Err(StoreError::new(ErrorKind::Backend, self.describe(), "the prefix is too long for the per-user index's keys"));
@@ -46,26 +126,29 @@ impl MemcachedStore {
     }
 
     /// Changes `user`'s index item by compare-and-swap: `f` gets its lines and answers whether it
-    /// changed them.
-    fn edit_index(&mut self, user: &User, mut f: impl FnMut(&mut Vec<(String, f64)>) -> bool) -> Result<()> {
+    /// changed them. Returns the item's epoch (its client flags, kept by every update; a new item,
+    /// or one from before epochs, gets a fresh one); 0 when there is no item and nothing to add.
+    fn edit_index(&mut self, user: &User, mut f: impl FnMut(&mut Vec<(String, f64)>) -> bool) -> Result<u32> {
         let (key, s) = self.index_of(user)?;
         for _ in 0..CAS_TRIES {
-            let (mut lines, cas) = match self.one(s, format!("mg {key} v c"), None)? {
-                Reply::Value(v, fl) => (parse_index(&v), fl.cas),
-                Reply::Miss => (Vec::new(), None),
+            let (mut lines, cas, epoch) = match self.one(s, format!("mg {key} v c f"), None)? {
+                Reply::Value(v, fl) => (parse_index(&v), fl.cas, fl.client_flags.unwrap_or(0)),
+                Reply::Miss => (Vec::new(), None, 0),
                 other => return Err(self.unexpected(s, "the user index: ", &other)),
             };
-            if !f(&mut lines) {
-                return Ok(());
+            let changed = f(&mut lines);
+            if !changed && (epoch != 0 || cas.is_none()) {
+                return Ok(epoch);
             }
+            let epoch = if epoch == 0 { fresh_epoch() } else { epoch };
             if lines.len() > MAX_ENTRIES {
                 lines.sort_by(|a, b| a.1.total_cmp(&b.1));
                 lines.drain(..lines.len() - MAX_ENTRIES);
             }
             let body: String = lines.iter().map(|(id, t)| format!("{id} {t:.3}\n")).collect();
             let mode = cas.map_or_else(|| "ME".to_string(), |c| format!("C{c}"));
-            match self.one(s, format!("ms {key} {} {mode} T0", body.len()), Some(body.as_bytes()))? {
-                Reply::Done(_) => return Ok(()),
+            match self.one(s, format!("ms {key} {} {mode} T0 F{epoch}", body.len()), Some(body.as_bytes()))? {
+                Reply::Done(_) => return Ok(epoch),
                 Reply::Exists | Reply::NotStored | Reply::NotFound => continue,
                 other => return Err(self.unexpected(s, "the user index: ", &other)),
             }
@@ -73,18 +156,24 @@ impl MemcachedStore {
         Err(StoreError::new(ErrorKind::Conflict, self.label(s).to_string(), format!("the user index kept changing ({CAS_TRIES} tries)")))
     }
 
-    /// The session's user record, read with its data item's presence (one round trip).
+    /// The session's user record: as the last read of the session found it, else read with its data
+    /// item's presence (one round trip).
     fn record(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<(User, Option<Client>)>> {
+        if let Some((seen, rec)) = &self.last_user {
+            if seen == id {
+                return Ok(rec.as_ref().and_then(|(v, _)| decode(v)));
+            }
+        }
         let key = self.key(id)?;
         let s = self.data_targets(id)[0];
-        let mut r = self.exec(&[(s, format!("mg {} v", self.user_key(id)), None), (s, format!("mg {key} t f"), None)]);
-        let data = r.pop().expect("two replies")?;
-        let user = r.pop().expect("two replies")?;
-        let live = matches!(&data, Reply::Done(f) | Reply::Value(_, f) if !too_old(f, exp.lifetime));
-        Ok(match user {
-            Reply::Value(v, _) if live => decode(&v),
-            _ => None,
-        })
+        let mut r = self.exec(&[(s, self.user_read(id), None), (s, format!("mg {key} t f"), None)]);
+        let data = r.pop().expect("two replies");
+        let user = r.pop().expect("two replies");
+        if let Err(e) = data.as_ref().and(user.as_ref()) {
+            return Err(e.clone());
+        }
+        self.saw_user(id, user, &data, exp.lifetime);
+        self.record(id, exp)
     }
 }
 
@@ -117,10 +206,11 @@ impl Users for MemcachedStore {
         let ukey = self.user_key(id);
         let Some(user) = user else {
             self.one(s, format!("md {ukey}"), None)?;
+            self.last_user = Some((id.clone(), None));
             return Ok(());
         };
         let now = unix_now();
-        self.edit_index(user, |lines| {
+        let epoch = self.edit_index(user, |lines| {
             if lines.iter().any(|(i, _)| i == &sid) {
                 return false;
             }
@@ -128,8 +218,11 @@ impl Users for MemcachedStore {
             true
         })?;
         let v = encode(user, client);
-        match self.one(s, format!("ms {ukey} {} T0", v.len()), Some(&v))? {
-            Reply::Done(_) => Ok(()),
+        match self.one(s, format!("ms {ukey} {} T0 F{epoch}", v.len()), Some(&v))? {
+            Reply::Done(_) => {
+                self.last_user = Some((id.clone(), Some((v, epoch))));
+                Ok(())
+            }
             other => Err(self.unexpected(s, "the session's user: ", &other)),
         }
     }
@@ -190,7 +283,9 @@ impl Users for MemcachedStore {
     /// Deletes the session's items (every copy), its lock and version items and its user record,
     /// then its index line: a holder's late write finds its lock gone and is refused.
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        self.last_user = None;
         let rec = self.record(id, exp)?;
+        self.last_user = None;
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         let ls = self.lock_server(id);

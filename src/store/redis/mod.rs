@@ -25,7 +25,7 @@
 //!
 //! Round trips per request (see `tests::round_trips`):
 //! - locking on, standalone/Sentinel: `GETEX` of the per-user index's `_USER` key (users.rs) +
-//!   `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data pipelined in one write (see `read_cmds`); `SET` of a scratch key + `COMMIT` script (owner and version check, RENAME over the
+//!   `LOCK` script + `PEXPIRETIME`, `GET` version, `GET` data pipelined in one write (see `read_cmds`); `SET` of a scratch key + `PEXPIRE` of `_USER` + `COMMIT` script (owner and version check, RENAME over the
 //!   session, release) in one write — the data never passes through Lua; `TOUCH` refreshes and
 //!   releases in one script;
 //! - locking on, Cluster: `ACQUIRE` (lock + read) and `SAVE` (owner and version check + write +
@@ -33,6 +33,9 @@
 //! - locking off: one read (the same three commands, or the `READ` script on a cluster), one write
 //!   (`MULTI SET SET PEXPIRETIME EXEC`: nothing to check; `SAVE` on a cluster); a touch is
 //!   `MULTI PEXPIRE PEXPIRE EXEC`. Writes with an expectation go through `COMMIT` as locked ones.
+//! - every write and touch also keeps the per-user index's `_USER` key alive (`PEXPIRE`, pipelined
+//!   before it; inside `SAVE`/`TOUCH` on a cluster), so a session written without a read that
+//!   refreshed it (a Cluster's unlocked read) never outlives its binding (users.rs).
 //!
 //! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
 //! the lock's remaining life and the caller's deadline; a lock held by phpredis (which does not
@@ -164,16 +167,21 @@ const COMMIT: &str = write_script!(
 /// Life of a scratch key should the COMMIT after it never arrive (a connection lost in between).
 const SCRATCH_LIFE_MS: &[u8] = b"60000";
 
-/// The write of a cluster: the data is ARGV[8].
-const SAVE: &str = write_script!("", "redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])\n");
+/// The write of a cluster: the data is ARGV[8]. A written session's user key (KEYS[5], per-user
+/// index, in the session's slot) is kept alive for ARGV[9] ms (`users::user_key_ms`): a Cluster's
+/// unlocked read does not name it, so without this a session written with locking off or optimistic
+/// would outlive its `_USER` and drop out of its user's list.
+const SAVE: &str = write_script!("", "redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])\nredis.call('PEXPIRE', KEYS[5], ARGV[9])\n");
 
 /// Refreshes the TTL of the data and its version, under our lock (ARGV[1]; '' for none) which it
-/// releases. KEYS: data, lock, wake, version. ARGV: token, ttl ms, wake ms. Returns 1, or 0 when the
-/// lock is not ours.
+/// releases, and keeps the session's user key (KEYS[5], per-user index) alive for ARGV[4] ms.
+/// KEYS: data, lock, wake, version, user. ARGV: token, ttl ms, wake ms, user key ms. Returns 1, or 0
+/// when the lock is not ours.
 const TOUCH: &str = concat!(r#"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
 if ARGV[1] ~= '' then
 "#, release_and_wake!("3"), "end\nreturn 1\n");
 
@@ -1108,6 +1116,10 @@ impl Store for RedisStore {
         let nonce = new_nonce();
         let new = nonce.to_string();
         let (ttl, wl) = (ms(exp.lifetime), ms(Duration::from_millis(WAKE_LIFE_MS)));
+        // Every write keeps the session's user key (per-user index) alive with it, in the same
+        // round trip: a no-op for an unbound session (users.rs).
+        let user_ms = users::user_key_ms(exp);
+        let keep_user: &[&[u8]] = &[b"PEXPIRE", &k.user, &user_ms];
         let token = owner.map_or(&b""[..], |t| t.as_str().as_bytes());
         // A write that releases a lock, or whose expectation a first attempt may already have
         // changed, is never sent twice.
@@ -1115,7 +1127,8 @@ impl Store for RedisStore {
         let mut args: Vec<&[u8]> = vec![token, &ttl, &wl, kind, n.as_bytes(), t.as_bytes(), new.as_bytes()];
         if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
             // Nothing to check (locking off): the data and the nonce in one transaction, no script.
-            let cmds: [&[&[u8]]; 5] = [
+            let cmds: [&[&[u8]]; 6] = [
+                keep_user,
                 &[b"MULTI"],
                 &[b"SET", &k.data, data, b"PX", &ttl],
                 &[b"SET", &k.ver, new.as_bytes(), b"PX", &ttl],
@@ -1138,10 +1151,12 @@ impl Store for RedisStore {
             scratch.extend_from_slice(new.as_bytes());
             let set: &[&[u8]] = &[b"SET", &scratch, data, b"PX", SCRATCH_LIFE_MS];
             let [d, l, w, ver] = k.all();
-            self.pipeline_script(idx, retry, &[set], &scripts().commit, &[d, l, w, ver, &scratch], &args, &[])?.pop()
+            self.pipeline_script(idx, retry, &[set, keep_user], &scripts().commit, &[d, l, w, ver, &scratch], &args, &[])?.pop()
         } else {
             args.push(data);
-            Some(self.script(idx, retry, &scripts().save, &k.all(), &args)?)
+            args.push(&user_ms);
+            let [d, l, w, ver] = k.all();
+            Some(self.script(idx, retry, &scripts().save, &[d, l, w, ver, &k.user], &args)?)
         };
         self.written(idx, nonce, v)
     }
@@ -1152,13 +1167,22 @@ impl Store for RedisStore {
         let (ttl, wl) = (ms(exp.lifetime), ms(Duration::from_millis(WAKE_LIFE_MS)));
         let token = owner.map_or(&b""[..], |t| t.as_str().as_bytes());
         let retry = if owner.is_none() { Retry::Safe } else { Retry::Never };
+        // The session's user key (per-user index) lives on with it, as at a write.
+        let user_ms = users::user_key_ms(exp);
         if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
             // No lock to check: both expiries in one transaction, no script.
-            let cmds: [&[&[u8]]; 4] = [&[b"MULTI"], &[b"PEXPIRE", &k.data, &ttl], &[b"PEXPIRE", &k.ver, &ttl], &[b"EXEC"]];
+            let cmds: [&[&[u8]]; 5] = [
+                &[b"PEXPIRE", &k.user, &user_ms],
+                &[b"MULTI"],
+                &[b"PEXPIRE", &k.data, &ttl],
+                &[b"PEXPIRE", &k.ver, &ttl],
+                &[b"EXEC"],
+            ];
             self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
             return Ok(Touched::Done);
         }
-        let v = self.script(idx, retry, &scripts().touch, &k.all(), &[token, &ttl, &wl])?;
+        let [d, l, w, ver] = k.all();
+        let v = self.script(idx, retry, &scripts().touch, &[d, l, w, ver, &k.user], &[token, &ttl, &wl, &user_ms])?;
         match as_int(&v) {
             Some(1) => Ok(Touched::Done),
             Some(0) => Ok(Touched::LockLost),
