@@ -6,6 +6,7 @@
 #
 #   bash bench/counts.sh [TREE ...]    (default: this tree; e.g. bash bench/counts.sh /work/wt-before .)
 #   env: ITER=1000 BYTES=200 CONFIGS="sqlite files sqlite-nolock redis redis-nolock memcached memcached-nolock"
+#        (also redis-optimistic: session_proxy.locking=optimistic)
 #        REDIS_PORT=6379 MEMCACHED_PORT=11211 (servers to use for the network engines: not started here)
 #
 # Each run does 200 warm-up cycles plus ITER; the figures are divided by ITER + 200 (start-up, about
@@ -26,6 +27,7 @@ config() { # name dir -> "save_path locking"
     files) echo "files://$2 1" ;;
     redis) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 1" ;;
     redis-nolock) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 0" ;;
+    redis-optimistic) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: optimistic" ;;
     memcached) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 1" ;;
     memcached-nolock) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 0" ;;
     *) echo "bench/counts.sh: unknown config $1" >&2; exit 2 ;;
