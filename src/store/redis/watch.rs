@@ -22,7 +22,9 @@
 //! - it never leaks into another write: a transaction sent on a link that may hold a WATCH
 //!   (`Conn::watching`, never false while the server may hold one, errors included) is preceded by
 //!   an UNWATCH in the same write (`exec_batch`), whichever request or step sends it;
-//! - a write after a lost link is never retried (`Retry::Never`), and a new link holds no WATCH.
+//! - a transaction is never sent again (`Retry::Watched`): not after a lost link (it may have run),
+//!   and not on the new master after a failover (the demoted master refused it, and a new link
+//!   holds no WATCH): then the script decides.
 //!
 //! A Cluster keeps its scripts: redis-rs routes every command on its own and a MULTI names no key.
 
@@ -171,7 +173,8 @@ impl RedisStore {
                     expiry,
                     &[b"EXEC"],
                 ];
-                let v = self.exec_batch(idx, Retry::Never, &cmds, true).map_err(|(e, _)| e)?.pop();
+                let Some(mut v) = self.watched_batch(idx, &cmds)? else { return Ok(None) };
+                let v = v.pop();
                 match v {
                     Some(Value::Array(items)) if items.len() == 6 => match as_int(&items[5]) {
                         Some(t) => Ok(Some(Written::Done(version(nonce, t)))),
@@ -192,7 +195,8 @@ impl RedisStore {
                         return Ok(None);
                     }
                     let cmds: [&[&[u8]]; 5] = [&[b"MULTI"], set_data, set_ver, expiry, &[b"EXEC"]];
-                    let v = self.exec_batch(idx, Retry::Never, &cmds, true).map_err(|(e, _)| e)?.pop();
+                    let Some(mut v) = self.watched_batch(idx, &cmds)? else { return Ok(None) };
+                let v = v.pop();
                     match v {
                         Some(Value::Array(items)) if items.len() == 3 => {
                             return match as_int(&items[2]) {
@@ -216,6 +220,17 @@ impl RedisStore {
         }
     }
 
+    /// Sends a transaction on a WATCH (`exec_batch`, never retried). None: a master demoted by a
+    /// failover refused it, nothing ran (the WATCH went with the link): the scripts decide.
+    fn watched_batch(&mut self, idx: usize, cmds: &[&[&[u8]]]) -> Result<Option<Vec<Value>>> {
+        self.demoted = false;
+        match self.exec_batch(idx, Retry::Watched, cmds, true) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if std::mem::take(&mut self.demoted) => Ok(None),
+            Err((e, _)) => Err(e),
+        }
+    }
+
     /// `touch` under our lock in a transaction, when the lock's WATCH holds; None: the script decides.
     pub(super) fn touch_watched(&mut self, idx: usize, id: &SessionId, k: &Keys, owner: &Token, ttl: &[u8], wake_ms: &[u8]) -> Result<Option<Touched>> {
         if !self.watch_holds(idx, id, &Watched::Lock(owner.clone())) {
@@ -230,7 +245,8 @@ impl RedisStore {
             &[b"PEXPIRE", &k.wake, wake_ms],
             &[b"EXEC"],
         ];
-        match self.exec_batch(idx, Retry::Never, &cmds, true).map_err(|(e, _)| e)?.pop() {
+        let Some(mut v) = self.watched_batch(idx, &cmds)? else { return Ok(None) };
+        match v.pop() {
             Some(Value::Array(items)) if items.len() == 5 => Ok(Some(Touched::Done)),
             Some(Value::Nil) => Ok(None),
             other => Err(self.unexpected(idx, &other, "a touch")),

@@ -286,3 +286,15 @@ fn every_waiter_of_a_queue_is_woken_by_a_release() {
         prev = *rel;
     }
 }
+
+/// The hand-written RESP encoding is redis-rs' own, byte for byte (lengths of 0, 1, 2 and 5 digits).
+#[test]
+fn commands_are_packed_as_redis_rs_packs_them() {
+    let big = vec![b'x'; 12345];
+    let args: [&[u8]; 4] = [b"SET", b"", &big, b"0123456789"];
+    let mut buf = Vec::new();
+    super::pack_more(&mut buf, &args);
+    let mut c = redis::cmd("SET");
+    c.arg(&b""[..]).arg(&big[..]).arg(&b"0123456789"[..]);
+    assert_eq!(buf, c.get_packed_command());
+}
