@@ -236,8 +236,9 @@ fn no_wake_up_when_nobody_waits() {
 /// three requests wait on one lock, each holder keeps it 300 ms. The blocks last 500 ms
 /// (`MAX_BLOCK`), so a waiter that no release woke would be late by up to that.
 /// Bound: the hand-over latency (release to the next holder's lock), measured on the loaded 2-core
-/// test machine (load 5-7, a release build and five other test runs alongside), 20 runs: worst 9 ms,
-/// typically 1-3 ms; set at 150 ms, over 15x that worst and well under the 500 ms a missed wake-up costs.
+/// test machine (load 8-10 from five other helpers' builds and tests, plus a busy-loop burner of our
+/// own), 20 runs = 60 hand-overs: worst 19.9 ms, most under 1 ms; set at 150 ms, 7.5x that worst and
+/// well under the 500 ms a missed wake-up can cost.
 #[test]
 fn every_waiter_of_a_queue_is_woken_by_a_release() {
     let o = opts();
