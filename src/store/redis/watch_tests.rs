@@ -274,7 +274,8 @@ fn every_waiter_of_a_queue_is_woken_by_a_release() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(400));
+    // Early in the waiters' first block: a release that woke nobody would cost ~400 ms here.
+    std::thread::sleep(Duration::from_millis(100));
     let released = Instant::now();
     assert_eq!(put(&mut first, &sid, b"first", LIFE, Some(&t0)), W::Done);
     let mut turns: Vec<(Instant, Instant)> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
