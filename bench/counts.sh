@@ -7,6 +7,7 @@
 #   bash bench/counts.sh [TREE ...]    (default: this tree; e.g. bash bench/counts.sh /work/wt-before .)
 #   env: ITER=1000 BYTES=200 CONFIGS="sqlite files sqlite-nolock redis redis-nolock memcached memcached-nolock"
 #        (and redis-encrypted, sqlite-encrypted: the same with session_proxy.encryption_key set)
+#        (also redis-optimistic: session_proxy.locking=optimistic)
 #        REDIS_PORT=6379 MEMCACHED_PORT=11211 (servers to use for the network engines: not started here)
 #
 # Each run does 200 warm-up cycles plus ITER; the figures are divided by ITER + 200 (start-up, about
@@ -30,6 +31,7 @@ config() { # name dir -> "save_path locking"
     redis-encrypted) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 1 encrypted" ;;
     sqlite-encrypted) echo "sqlite://$2/s.sqlite 1 encrypted" ;;
     redis-nolock) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: 0" ;;
+    redis-optimistic) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: optimistic" ;;
     memcached) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 1" ;;
     memcached-nolock) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 0" ;;
     *) echo "bench/counts.sh: unknown config $1" >&2; exit 2 ;;

@@ -1,5 +1,5 @@
 --TEST--
-Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips (GETEX of the per-user index's user key + LOCK script + PEXPIRETIME, GET version, GET data — the data and its version — in one write; SET to a scratch key + PEXPIRE of the user key + COMMIT script in one write), without locking 2 (the same read, with the GETEX; PEXPIRE of the user key + MULTI SET SET PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE EXEC for lazy_write)
+Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips and runs no script (GETEX of the per-user index's user key + SET NX GET of the lock, WATCH of it, GET and PTTL of it + PEXPIRETIME, GET version, GET data — the data and its version — in one write; PEXPIRE of the user key + MULTI SET SET DEL LMOVE PEXPIRE PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE DEL LMOVE PEXPIRE EXEC for lazy_write: no wake-up pushed, nobody waits), without locking 2 (the same read, with the GETEX; PEXPIRE of the user key + MULTI SET SET PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE EXEC for lazy_write), optimistic 2 (the read with a WATCH of the data and version keys first; the write as without locking; lazy_write as without locking, after an UNWATCH in the same write)
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
@@ -14,7 +14,7 @@ set_error_handler(function ($no, $msg) { echo "error: $msg\n"; return true; });
 
 $dsn = "redis://127.0.0.1:$port";
 const CYCLES = 10;
-foreach (['locking on' => '1', 'locking off' => '0'] as $label => $locking) {
+foreach (['locking on' => '1', 'locking off' => '0', 'optimistic' => 'optimistic'] as $label => $locking) {
     foreach (['write' => fn () => $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1, 'unchanged (lazy_write)' => null] as $kind => $change) {
         // Warm up: the first cycles of a worker connect and load the scripts (write, then unchanged).
         sp_cycle($dsn, 'rtid', fn () => $_SESSION['n'] = 0, ['session_proxy.locking' => $locking]);
@@ -26,26 +26,29 @@ foreach (['locking on' => '1', 'locking off' => '0'] as $label => $locking) {
         $stats = rd_commandstats($port);
         unset($stats['config|resetstat'], $stats['info']);
         ksort($stats);
-        // Commands a script ran count too; the client sent only the top-level ones.
-        // With locking each round trip carries one script call (plus, pipelined in the same write, the
-        // read after the lock script or the SET of the scratch key before the commit script), so the
-        // script calls count the round trips. Without locking a read is one write of PEXPIRETIME and
-        // two GETs (the version, the data: so GETs / 2 count the reads) and a write or touch is one
-        // MULTI … EXEC.
-        $trips = $locking === '1'
-            ? ($stats['evalsha'] ?? 0) + ($stats['eval'] ?? 0)
-            : intdiv($stats['get'] ?? 0, 2) + ($stats['exec'] ?? 0);
+        // Commands a script or a transaction ran count too; the client sent them in these writes.
+        // With locking, or optimistic, each read carries one WATCH and each write or touch is one
+        // MULTI … EXEC (a script call, were there one, would be a round trip of its own). Without
+        // locking a read is one write of PEXPIRETIME and two GETs (the version, the data: so GETs / 2
+        // count the reads) and a write or touch is one MULTI … EXEC.
+        $trips = $locking === '0'
+            ? intdiv($stats['get'] ?? 0, 2) + ($stats['exec'] ?? 0)
+            : ($stats['watch'] ?? 0) + ($stats['exec'] ?? 0) + ($stats['evalsha'] ?? 0) + ($stats['eval'] ?? 0);
         echo "$label, $kind: ", json_encode($stats), "\n";
         echo "  round trips per cycle: ", $trips / CYCLES, "\n";
     }
 }
 ?>
 --EXPECT--
-locking on, write: {"del":10,"evalsha":20,"get":40,"getex":10,"pexpire":30,"pexpiretime":30,"rename":10,"rpush":10,"set":30}
+locking on, write: {"del":10,"exec":10,"get":30,"getex":10,"lmove":10,"multi":10,"pexpire":20,"pexpiretime":20,"pttl":10,"set":30,"watch":10}
   round trips per cycle: 2
-locking on, unchanged (lazy_write): {"del":10,"evalsha":20,"get":30,"getex":10,"pexpire":40,"pexpiretime":10,"rpush":10,"set":10}
+locking on, unchanged (lazy_write): {"del":10,"exec":10,"get":30,"getex":10,"lmove":10,"multi":10,"pexpire":40,"pexpiretime":10,"pttl":10,"set":10,"watch":10}
   round trips per cycle: 2
 locking off, write: {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":10,"pexpiretime":20,"set":20}
   round trips per cycle: 2
 locking off, unchanged (lazy_write): {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":30,"pexpiretime":10}
+  round trips per cycle: 2
+optimistic, write: {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":10,"pexpiretime":20,"set":20,"watch":10}
+  round trips per cycle: 2
+optimistic, unchanged (lazy_write): {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":30,"pexpiretime":10,"unwatch":10,"watch":10}
   round trips per cycle: 2

@@ -316,6 +316,7 @@ impl Request {
                 Locking::Off => (self.load(&id)?, Mode::Unlocked),
                 Locking::Optimistic => {
                     self.read_at = crate::store::unix_now();
+                    self.store().event(&Event::OptimisticRead);
                     (self.load(&id)?, Mode::Optimistic)
                 }
                 Locking::On => self.lock_and_load(&id)?,

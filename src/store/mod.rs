@@ -161,6 +161,10 @@ pub enum Event {
     /// An optimistic write was merged onto another request's newer write; `conflicts` keys were
     /// changed by both (settled by session_proxy.merge_conflict).
     Merged { conflicts: usize },
+    /// The next `load` is an optimistic read (session_proxy.locking=optimistic): the write that
+    /// follows expects the version it returns. An engine may prepare that write (Redis WATCHes the
+    /// session's keys, so that the write is a transaction and no script).
+    OptimisticRead,
 }
 
 /// The pool's side of a store: whether an idle handle may serve another request.

@@ -225,6 +225,7 @@ impl Store for Metrics {
                 self.add(Counter::Merges, 1);
                 self.add(Counter::MergeConflicts, conflicts as u64);
             }
+            Event::OptimisticRead => {}
         }
         self.inner.event(e);
     }

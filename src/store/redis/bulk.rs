@@ -93,10 +93,10 @@ impl Bulk for RedisStore {
             let mut cmds: Vec<Vec<&[u8]>> = vec![vec![b"SCRIPT", b"LOAD", s.code.as_bytes()]];
             for (c, &i) in creates.iter().zip(&members) {
                 cmds.push(vec![b"SET", &c.scratch, items[i].1, b"PX", SCRATCH_LIFE_MS]);
-                let [d, l, w, ver] = c.keys.all();
-                // `save`'s arguments for Expect::Absent without an owner: token, ttl, wake ms, kind,
-                // expected nonce and expiry (none), the new nonce.
-                cmds.push(vec![b"EVALSHA", s.sha.as_bytes(), b"5", d, l, w, ver, &c.scratch, b"", &c.ttl, &wl, b"absent", b"", b"", c.new.as_bytes()]);
+                let [d, l, w, ver, wait] = c.keys.all();
+                // `save`'s keys and arguments for Expect::Absent without an owner: token, ttl, wake
+                // ms, kind, expected nonce and expiry (none), the new nonce.
+                cmds.push(vec![b"EVALSHA", s.sha.as_bytes(), b"6", d, l, w, ver, wait, &c.scratch, b"", &c.ttl, &wl, b"absent", b"", b"", c.new.as_bytes()]);
             }
             let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| &c[..]).collect();
             // Never sent twice: a create that reached the server may have been applied.

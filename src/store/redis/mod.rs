@@ -45,6 +45,7 @@
 pub mod dsn;
 mod users;
 mod scan;
+mod watch;
 mod wire;
 mod bulk;
 
@@ -52,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo, Value};
 
-use super::{Acquire, Busy, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
+use super::{Acquire, Busy, ErrorKind, Event, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::lock::Token;
 pub use dsn::RedisOptions;
@@ -76,17 +77,19 @@ end
     };
 }
 
-/// Lua that releases the lock KEYS[2] and wakes one waiter through the list KEYS[3], which lives
-/// ARGV[$wake_ms] ms. The one definition of a release, shared by every script that ends a lock
-/// (COMMIT, SAVE, TOUCH, RELEASE) once it has checked the lock is ours.
+/// Lua that releases the lock KEYS[2] and wakes one waiter, if one waits: a waiter registers in the
+/// list KEYS[5] (`REGISTER`), and a release moves one registration to the wake-up list KEYS[3] the
+/// waiters block on, which then lives ARGV[$wake_ms] ms. Nobody registered: nothing is pushed. The
+/// one definition of a release in Lua, shared by every script that ends a lock (COMMIT, SAVE,
+/// TOUCH, RELEASE) once it has checked the lock is ours; `watch.rs` sends the same commands in a
+/// transaction.
 macro_rules! release_and_wake {
     ($wake_ms:literal) => {
         concat!(
-            "redis.call('DEL', KEYS[2], KEYS[3])\n",
-            "redis.call('RPUSH', KEYS[3], 1)\n",
-            "redis.call('PEXPIRE', KEYS[3], ARGV[",
+            "redis.call('DEL', KEYS[2])\n",
+            "if redis.call('LMOVE', KEYS[5], KEYS[3], 'LEFT', 'RIGHT') then redis.call('PEXPIRE', KEYS[3], ARGV[",
             $wake_ms,
-            "])\n",
+            "]) end\n",
         )
     };
 }
@@ -100,28 +103,29 @@ macro_rules! read_version {
 }
 
 /// A write script: checks that the lock KEYS[2] is ARGV[1]'s (ARGV[1] = '': no lock), then the
-/// expectation (ARGV[4]: 'any', 'absent' (no data key: PEXPIRETIME -2) or 'version' = nonce ARGV[5]
-/// and expiry ARGV[6]), then runs `$write`, stores the new nonce ARGV[7] in KEYS[4] for ttl ARGV[2]
-/// ms and releases the lock (waking a waiter through KEYS[3], list life ARGV[3] ms).
+/// expectation (ARGV[4]: 'any' (nothing read), 'absent' (no data key: PEXPIRETIME -2) or 'version'
+/// = nonce ARGV[5] and expiry ARGV[6]), then runs `$write`, stores the new nonce ARGV[7] in KEYS[4]
+/// for ttl ARGV[2] ms and releases the lock (waking a registered waiter, see `release_and_wake!`).
 /// Returns {1, new expiry} when written, {0} when the lock is not ours, and {2, data, n, t} (what is
 /// stored now) when the expectation failed — the lock is released then too. `$drop` runs whenever
 /// nothing is written (the scratch key of COMMIT).
-/// KEYS: data, lock, wake, version[, scratch]. ARGV: token, ttl ms, wake ms, expect, nonce, expiry,
-/// new nonce[, data].
+/// KEYS: data, lock, wake, version, waiters[, scratch]. ARGV: token, ttl ms, wake ms, expect, nonce,
+/// expiry, new nonce[, data].
 macro_rules! write_script {
     ($drop:literal, $write:literal) => {
         concat!(
             "\nif ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then\n",
             $drop,
             "  return {0}\nend\n",
+            "if ARGV[4] ~= 'any' then\n",
             read_version!("4"),
-            "if not (ARGV[4] == 'any' or (ARGV[4] == 'absent' and t == -2)\n",
+            "if not ((ARGV[4] == 'absent' and t == -2)\n",
             "    or (ARGV[4] == 'version' and n == ARGV[5] and t == tonumber(ARGV[6]))) then\n",
             $drop,
             "  if ARGV[1] ~= '' then\n",
             release_and_wake!("3"),
             "  end\n",
-            "  return {2, redis.call('GET', KEYS[1]), n, t}\nend\n",
+            "  return {2, redis.call('GET', KEYS[1]), n, t}\nend\nend\n",
             $write,
             "redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[2])\n",
             "if ARGV[1] ~= '' then\n",
@@ -143,12 +147,6 @@ const ACQUIRE: &str = concat!(
     "return {1, redis.call('GET', KEYS[1]), n, t, redis.call('GETEX', KEYS[5], 'PX', ARGV[3])}\n"
 );
 
-/// `ACQUIRE` without the read, for standalone servers: the data and its version come from the
-/// `read_cmds` sent in the same write (pipelined), so a large session never
-/// passes through Lua (which costs the server ~0.2 ms per 64 KiB). That answer is used only when the
-/// lock was ours. Returns {1} or {0, pttl, foreign}.
-const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
-
 /// The data and its version in one step (Cluster, where the router sends one command at a time).
 /// KEYS: data, version — only the keys it reads, so that while its slot migrates it is
 /// served by whichever node holds both (a multi-key command naming a missing key gets TRYAGAIN).
@@ -156,41 +154,57 @@ const LOCK: &str = concat!("\n", take_lock!(), "return {1}\n");
 /// (Not the user key: a key that does not exist yet would make it a TRYAGAIN during a migration.)
 const READ: &str = concat!("\n", read_version!("2"), "return {redis.call('GET', KEYS[1]), n, t}\n");
 
-/// The write of standalone servers: the data was written to a scratch key (KEYS[5]) by a `SET` sent
-/// in the same write (pipelined); if the lock and the expectation hold it becomes the session
-/// (RENAME, O(1)), otherwise it is dropped.
+/// The write of standalone servers when no WATCH holds for it (`watch.rs`): the data was written to
+/// a scratch key (KEYS[6]) by a `SET` sent in the same write (pipelined); if the lock and the
+/// expectation hold it becomes the session (RENAME, O(1)), otherwise it is dropped.
 const COMMIT: &str = write_script!(
-    "  redis.call('DEL', KEYS[5])\n",
-    "redis.call('RENAME', KEYS[5], KEYS[1])\nredis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  redis.call('DEL', KEYS[6])\n",
+    "redis.call('RENAME', KEYS[6], KEYS[1])\nredis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
 );
 
 /// Life of a scratch key should the COMMIT after it never arrive (a connection lost in between).
 const SCRATCH_LIFE_MS: &[u8] = b"60000";
 
-/// The write of a cluster: the data is ARGV[8]. A written session's user key (KEYS[5], per-user
+/// The write of a cluster: the data is ARGV[8]. A written session's user key (KEYS[6], per-user
 /// index, in the session's slot) is kept alive for ARGV[9] ms (`users::user_key_ms`): a Cluster's
 /// unlocked read does not name it, so without this a session written with locking off or optimistic
 /// would outlive its `_USER` and drop out of its user's list.
-const SAVE: &str = write_script!("", "redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])\nredis.call('PEXPIRE', KEYS[5], ARGV[9])\n");
+const SAVE: &str = write_script!("", "redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])\nredis.call('PEXPIRE', KEYS[6], ARGV[9])\n");
 
 /// Refreshes the TTL of the data and its version, under our lock (ARGV[1]; '' for none) which it
-/// releases, and keeps the session's user key (KEYS[5], per-user index) alive for ARGV[4] ms.
-/// KEYS: data, lock, wake, version, user. ARGV: token, ttl ms, wake ms, user key ms. Returns 1, or 0
-/// when the lock is not ours.
+/// releases, and keeps the session's user key (KEYS[6], per-user index) alive for ARGV[4] ms.
+/// KEYS: data, lock, wake, version, waiters, user. ARGV: token, ttl ms, wake ms, user key ms.
+/// Returns 1, or 0 when the lock is not ours.
 const TOUCH: &str = concat!(r#"
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
-redis.call('PEXPIRE', KEYS[5], ARGV[4])
+redis.call('PEXPIRE', KEYS[6], ARGV[4])
 if ARGV[1] ~= '' then
 "#, release_and_wake!("3"), "end\nreturn 1\n");
 
 /// Releases our lock (if it still is ours), optionally deleting the data and its version.
-/// KEYS: data, lock, wake, version. ARGV: token, wake ms, "1" to delete the data.
+/// KEYS: data, lock, wake, version, waiters. ARGV: token, wake ms, "1" to delete the data.
 const RELEASE: &str = concat!(r#"
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1], KEYS[4]) end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 "#, release_and_wake!("2"), "return 1\n");
+
+/// A waiter's registration before it blocks on the wake-up list (sent with `EVAL`, so that it never
+/// meets NOSCRIPT in front of the blocking BLPOP): one entry in KEYS[2] (at most 64 kept), which a
+/// release moves to the wake-up list KEYS[3] (`release_and_wake!`); if the lock KEYS[1] is gone
+/// already (released between the failed attempt and now) a wake-up is pushed at once, so that the
+/// BLPOP sent behind this returns. Entries and wake-ups live ARGV[1] ms (longer than one block).
+const REGISTER: &str = r#"
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('LTRIM', KEYS[2], -64, -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('RPUSH', KEYS[3], 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[1])
+end
+return 1
+"#;
 
 /// How long a wake-up token waits for a waiter to pop it.
 const WAKE_LIFE_MS: u64 = 2000;
@@ -215,7 +229,6 @@ impl Script {
 }
 
 struct Scripts {
-    lock: Script,
     commit: Script,
     acquire: Script,
     read: Script,
@@ -227,7 +240,6 @@ struct Scripts {
 fn scripts() -> &'static Scripts {
     static S: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
     S.get_or_init(|| Scripts {
-        lock: Script::new(LOCK),
         commit: Script::new(COMMIT),
         acquire: Script::new(ACQUIRE),
         read: Script::new(READ),
@@ -374,6 +386,11 @@ impl Link {
 struct Conn {
     node: Node,
     conn: Option<Link>,
+    /// Counts the links made: a WATCH (`watch.rs`) is known to hold only on the link it was sent on.
+    gen: u64,
+    /// The server may hold a WATCH of ours on this link: a WATCH was sent and no EXEC, UNWATCH or
+    /// DISCARD since (never false while one is held; see `exec_batch`).
+    watching: bool,
 }
 
 
@@ -387,6 +404,12 @@ pub struct RedisStore {
     round_trips: u64,
     /// The packed command being sent, kept between requests (a buffer, not session state).
     buf: Vec<u8>,
+    /// What a WATCH sent by this store's last read or lock covers, while it holds (`watch.rs`).
+    watch: Option<watch::Watch>,
+    /// The next `load` is an optimistic read (`Event::OptimisticRead`): it WATCHes the session.
+    cas_read: bool,
+    /// The last `Retry::Watched` call met a demoted master (READONLY): nothing was run.
+    demoted: bool,
 }
 
 /// What a command needs to be retried safely on a fresh connection after a dropped one.
@@ -396,6 +419,9 @@ enum Retry {
     Safe,
     /// Not idempotent (a write under a lock that releases it): never run twice.
     Never,
+    /// A transaction on what a WATCH covers (watch.rs): never run twice, not even after a failover
+    /// (on another link it would check nothing); the caller falls back to a script (`demoted`).
+    Watched,
 }
 
 /// A TLS address checked as `t.verify` says.
@@ -663,13 +689,30 @@ fn has_hash_tag(key: &str) -> bool {
 
 /// RESP encoding of one command, appended to `buf`.
 fn pack_more(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    use std::io::Write;
-    let _ = write!(buf, "*{}\r\n", args.len());
+    push_header(buf, b'*', args.len());
     for a in args {
-        let _ = write!(buf, "${}\r\n", a.len());
+        push_header(buf, b'$', a.len());
         buf.extend_from_slice(a);
         buf.extend_from_slice(b"\r\n");
     }
+}
+
+/// `<kind><n>\r\n`: the digits written by hand, not by `write!` (core::fmt was the largest single
+/// cost of packing a cycle's commands in callgrind: ~40 instructions per digit string).
+fn push_header(buf: &mut Vec<u8>, kind: u8, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.push(kind);
+    buf.extend_from_slice(&digits[i..]);
+    buf.extend_from_slice(b"\r\n");
 }
 
 fn ms(d: Duration) -> Vec<u8> {
@@ -688,12 +731,12 @@ impl RedisStore {
     /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
     pub fn open(o: &RedisOptions) -> Result<Self> {
         let conns = match o.mode {
-            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None }).collect(),
+            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None, gen: 0, watching: false }).collect(),
             // One connection (to the cluster, or to the current master); its `node` stands for the
             // shared options.
-            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None }],
+            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None, gen: 0, watching: false }],
         };
-        let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new() };
+        let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new(), watch: None, cas_read: false, demoted: false };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
             let link = s.link_for(0)?;
@@ -737,7 +780,7 @@ impl RedisStore {
             _ => data.clone(),
         };
         let key = |suffix: &str| format!("{base}{suffix}").into_bytes();
-        Keys { lock: key("_LOCK"), wake: key("_WAKE"), ver: key("_VER"), user: key("_USER"), data: data.into_bytes() }
+        Keys { lock: key("_LOCK"), wake: key("_WAKE"), ver: key("_VER"), wait: key("_WAIT"), user: key("_USER"), data: data.into_bytes() }
     }
 
     /// Runs `f` on server `idx`'s connection, connecting first if needed. A pooled connection found
@@ -750,6 +793,8 @@ impl RedisStore {
             if self.conns[idx].conn.is_none() {
                 let link = self.link_for(idx)?;
                 self.conns[idx].conn = Some(link);
+                self.conns[idx].gen += 1;
+                self.conns[idx].watching = false;
                 fresh = true;
             }
             let at = self.at(idx);
@@ -781,7 +826,10 @@ impl RedisStore {
                     if dropped || demoted || e.is_timeout() {
                         c.conn = None;
                     }
-                    if ((dropped && !e.is_timeout() && retry == Retry::Safe) || demoted) && !fresh {
+                    if demoted && retry == Retry::Watched {
+                        // Nothing ran (a replica refuses the transaction's writes: EXECABORT).
+                        self.demoted = true;
+                    } else if ((dropped && !e.is_timeout() && retry == Retry::Safe) || demoted) && !fresh {
                         continue;
                     }
                     let detail = format!("{at}: {}", explain(&e, &c.node));
@@ -796,16 +844,39 @@ impl RedisStore {
     /// request on the way out. Any error answer fails the whole call (the bool: one of them was
     /// NOSCRIPT). Pipelines of more than one command are only used on standalone connections.
     fn exec_many(&mut self, idx: usize, retry: Retry, cmds: &[&[&[u8]]]) -> std::result::Result<Vec<Value>, (StoreError, bool)> {
+        self.exec_batch(idx, retry, cmds, false)
+    }
+
+    /// `exec_many`, keeping track of WATCH (see `watch.rs`): a transaction (MULTI) sent on a link that
+    /// may hold a WATCH is preceded by an UNWATCH in the same write, unless `watched` (the write that
+    /// the WATCH was for), so that a WATCH never spoils another request's or another step's write.
+    fn exec_batch(&mut self, idx: usize, retry: Retry, cmds: &[&[&[u8]]], watched: bool) -> std::result::Result<Vec<Value>, (StoreError, bool)> {
+        let was_watching = self.conns[idx].watching;
+        let unwatch = !watched && was_watching && cmds.iter().any(|c| c.first() == Some(&&b"MULTI"[..]));
+        // The last command of the batch that changes what the server watches.
+        let last = cmds.iter().rev().find_map(|c| match c.first().copied() {
+            Some(b"WATCH") => Some(true),
+            Some(b"EXEC" | b"UNWATCH" | b"DISCARD") => Some(false),
+            _ => None,
+        });
+        if unwatch || last.is_some() {
+            // Whatever the store knew to be watched is not any more (a new WATCH is recorded by its sender).
+            self.watch = None;
+        }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
+        if unwatch {
+            pack_more(&mut buf, &[b"UNWATCH"]);
+        }
         for c in cmds {
             pack_more(&mut buf, c);
         }
+        let offset = usize::from(unwatch);
         let mut noscript = false;
         let r = self.run(idx, retry, |c, rt| {
             *rt += 1;
             let r = match c {
-                Link::Plain(_) | Link::Single(_) => c.conn().req_packed_commands(&buf, 0, cmds.len()).and_then(|vs| {
+                Link::Plain(_) | Link::Single(_) => c.conn().req_packed_commands(&buf, offset, cmds.len()).and_then(|vs| {
                     vs.into_iter().map(Value::extract_error).collect::<redis::RedisResult<Vec<Value>>>()
                 }),
                 Link::Cluster(conn) => {
@@ -820,6 +891,13 @@ impl RedisStore {
             noscript = matches!(&r, Err(e) if e.code() == Some("NOSCRIPT"));
             r
         });
+        // Never false while the server may hold a WATCH: after a failure, a WATCH of the batch may
+        // have run (a dropped link starts again from false in `run`).
+        self.conns[idx].watching = match (&r, last) {
+            (Ok(_), Some(w)) => w,
+            (Ok(_), None) => was_watching && !unwatch,
+            (Err(_), _) => was_watching || last.is_some() || cmds.iter().any(|c| c.first() == Some(&&b"WATCH"[..])),
+        };
         // Keep the buffer for the next request, unless a huge session made it huge.
         if buf.capacity() <= 4 << 20 {
             self.buf = buf;
@@ -947,13 +1025,15 @@ struct Keys {
     lock: Vec<u8>,
     wake: Vec<u8>,
     ver: Vec<u8>,
+    /// Waiters' registrations (`REGISTER`): a release wakes someone only when this is not empty.
+    wait: Vec<u8>,
     /// The per-user index's record of the session's user (`users.rs`).
     user: Vec<u8>,
 }
 
 impl Keys {
-    fn all(&self) -> [&[u8]; 4] {
-        [&self.data, &self.lock, &self.wake, &self.ver]
+    fn all(&self) -> [&[u8]; 5] {
+        [&self.data, &self.lock, &self.wake, &self.ver, &self.wait]
     }
 }
 
@@ -1010,9 +1090,15 @@ impl Store for RedisStore {
             let v = self.script(idx, Retry::Safe, &scripts().read, &[&k.data, &k.ver], &[])?;
             return self.loaded_from(idx, Some(v));
         }
+        let getex: &[&[u8]] = &[b"GETEX", &k.user, b"PX", &user_ms];
+        if std::mem::take(&mut self.cas_read) {
+            // An optimistic read: its write is a transaction on what this WATCHes (watch.rs).
+            let (mut vals, read) = self.read_watched(idx, id, &k, &[getex])?;
+            self.saw_user(id, vals.pop());
+            return Ok(read);
+        }
         let cmds = read_cmds(&k);
         let [a, b, c] = read_refs(&cmds);
-        let getex: &[&[u8]] = &[b"GETEX", &k.user, b"PX", &user_ms];
         let mut vals = self.exec_many(idx, Retry::Safe, &[getex, a, b, c]).map_err(|(e, _)| e)?;
         let read = self.loaded_from_pipeline(idx, &mut vals);
         self.saw_user(id, vals.pop());
@@ -1024,25 +1110,12 @@ impl Store for RedisStore {
         let k = self.keys(idx, id);
         let user_ms = users::user_key_ms(exp);
         let args: [&[u8]; 3] = [owner.as_str().as_bytes(), &ms(lock_expire), &user_ms];
-        // Safe to retry: the scripts treat a lock already holding our token as ours.
         if self.opts.mode != Mode::Cluster {
-            // Standalone: LOCK, then the read in the same write.
-            let cmds = read_cmds(&k);
-            let getex: &[&[u8]] = &[b"GETEX", &k.user, b"PX", &user_ms];
-            let mut vals =
-                self.pipeline_script(idx, Retry::Safe, &[getex], &scripts().lock, &[&k.data, &k.lock], &args[..2], &read_refs(&cmds))?;
-            let read = self.loaded_from_pipeline(idx, &mut vals);
-            let Some(Value::Array(items)) = vals.pop() else {
-                return Err(self.unexpected(idx, &vals, "the lock script"));
-            };
-            self.saw_user(id, vals.pop());
-            return match items.first().and_then(as_int) {
-                Some(1) => Ok(Acquire::Locked(read?)),
-                Some(0) => Ok(Self::busy(&items)),
-                _ => Err(self.unexpected(idx, &items, "the lock script")),
-            };
+            // Standalone: SET NX, WATCH and the read in one write, no script (watch.rs).
+            return self.lock_watched(idx, id, &k, owner, args[1], &user_ms);
         }
-        let [d, l, w, ver] = k.all();
+        // Safe to retry: the script treats a lock already holding our token as ours.
+        let [d, l, w, ver, _] = k.all();
         let v = self.script(idx, Retry::Safe, &scripts().acquire, &[d, l, w, ver, &k.user], &args)?;
         let Value::Array(items) = v else { return Err(self.unexpected(idx, &v, "the lock script")) };
         match (items.first().and_then(as_int), items.len()) {
@@ -1075,12 +1148,21 @@ impl Store for RedisStore {
         let k = self.keys(idx, id);
         let read_timeout = self.conns[idx].node.read_timeout;
         let secs = format!("{:.3}", wait.as_secs_f64());
+        let life = ms(Duration::from_millis(WAKE_LIFE_MS));
+        // Registered first (a release wakes only registered waiters), in the same write.
+        let mut register = redis::cmd("EVAL");
+        register.arg(REGISTER).arg(3).arg(&k.lock).arg(&k.wait).arg(&k.wake).arg(&life);
+        let mut blpop = redis::cmd("BLPOP");
+        blpop.arg(&k.wake).arg(&secs);
         self.run(idx, Retry::Safe, |c, rt| {
             *rt += 1;
             c.set_read_timeout(Some(wait + read_timeout))?;
             // The answer comes when the holder lets go: no point polling for it.
             c.set_polling(false);
-            let r = redis::cmd("BLPOP").arg(&k.wake).arg(&secs).query::<Value>(c.conn());
+            let r = match c {
+                Link::Cluster(conn) => register.query::<Value>(conn).and_then(|_| blpop.query::<Value>(conn)),
+                _ => redis::pipe().add_command(register.clone()).add_command(blpop.clone()).query::<Vec<Value>>(c.conn()).map(|_| Value::Nil),
+            };
             c.set_polling(true);
             c.set_read_timeout(Some(read_timeout))?;
             r
@@ -1124,6 +1206,9 @@ impl Store for RedisStore {
         // A write that releases a lock, or whose expectation a first attempt may already have
         // changed, is never sent twice.
         let retry = if owner.is_none() && expect == Expect::Any { Retry::Safe } else { Retry::Never };
+        if let Some(w) = self.save_watched(idx, id, &k, data, expect, owner, &ttl, &wl, nonce, keep_user)? {
+            return Ok(w);
+        }
         let mut args: Vec<&[u8]> = vec![token, &ttl, &wl, kind, n.as_bytes(), t.as_bytes(), new.as_bytes()];
         if retry == Retry::Safe && self.opts.mode != Mode::Cluster {
             // Nothing to check (locking off): the data and the nonce in one transaction, no script.
@@ -1150,13 +1235,13 @@ impl Store for RedisStore {
             scratch.extend_from_slice(b"_WRITE_");
             scratch.extend_from_slice(new.as_bytes());
             let set: &[&[u8]] = &[b"SET", &scratch, data, b"PX", SCRATCH_LIFE_MS];
-            let [d, l, w, ver] = k.all();
-            self.pipeline_script(idx, retry, &[set, keep_user], &scripts().commit, &[d, l, w, ver, &scratch], &args, &[])?.pop()
+            let [d, l, w, ver, wait] = k.all();
+            self.pipeline_script(idx, retry, &[set, keep_user], &scripts().commit, &[d, l, w, ver, wait, &scratch], &args, &[])?.pop()
         } else {
             args.push(data);
             args.push(&user_ms);
-            let [d, l, w, ver] = k.all();
-            Some(self.script(idx, retry, &scripts().save, &[d, l, w, ver, &k.user], &args)?)
+            let [d, l, w, ver, wait] = k.all();
+            Some(self.script(idx, retry, &scripts().save, &[d, l, w, ver, wait, &k.user], &args)?)
         };
         self.written(idx, nonce, v)
     }
@@ -1181,8 +1266,13 @@ impl Store for RedisStore {
             self.exec_many(idx, retry, &cmds).map_err(|(e, _)| e)?;
             return Ok(Touched::Done);
         }
-        let [d, l, w, ver] = k.all();
-        let v = self.script(idx, retry, &scripts().touch, &[d, l, w, ver, &k.user], &[token, &ttl, &wl, &user_ms])?;
+        if let Some(t) = owner {
+            if let Some(done) = self.touch_watched(idx, id, &k, t, &ttl, &wl, &user_ms)? {
+                return Ok(done);
+            }
+        }
+        let [d, l, w, ver, wait] = k.all();
+        let v = self.script(idx, retry, &scripts().touch, &[d, l, w, ver, wait, &k.user], &[token, &ttl, &wl, &user_ms])?;
         match as_int(&v) {
             Some(1) => Ok(Touched::Done),
             Some(0) => Ok(Touched::LockLost),
@@ -1250,9 +1340,20 @@ impl Store for RedisStore {
     fn round_trips(&self) -> u64 {
         self.round_trips
     }
+
+    fn event(&mut self, e: &Event) {
+        match e {
+            // The next read's write will expect its version: it WATCHes the session (watch.rs).
+            Event::OptimisticRead => self.cas_read = self.opts.mode != Mode::Cluster,
+            Event::Started => self.cas_read = false,
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod users_tests;
+#[cfg(test)]
+mod watch_tests;

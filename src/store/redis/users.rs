@@ -182,7 +182,8 @@ impl Users for RedisStore {
     }
 
     /// Deletes the session's keys with its lock (a holder's late write then finds the lock gone and
-    /// is refused), wakes a waiter, then removes the set's entry.
+    /// is refused), wakes a waiter if one registered (see `release_and_wake!`), then removes the set's
+    /// entry.
     fn end(&mut self, id: &SessionId, _exp: Expiry) -> Result<bool> {
         let idx = self.node_for(id);
         let k = self.keys(idx, id);
@@ -194,7 +195,7 @@ impl Users for RedisStore {
                 &[b"GET", &k.user],
                 &[b"DEL", &k.data],
                 &[b"DEL", &k.ver, &k.lock, &k.user],
-                &[b"RPUSH", &k.wake, b"1"],
+                &[b"LMOVE", &k.wait, &k.wake, b"LEFT", b"RIGHT"],
                 &[b"PEXPIRE", &k.wake, &wl],
             ],
         )?;
