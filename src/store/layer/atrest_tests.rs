@@ -93,16 +93,8 @@ fn conformance_of_the_stack_on_redis() {
 /// PostgreSQL (its native table, advisory locks) under all three layers.
 #[test]
 fn conformance_of_the_stack_on_pgsql() {
-    let table = format!("atrest_{}", Token::new().as_str().to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-    let table: String = table.chars().take(40).collect();
-    let dsn = format!(
-        "pgsql://{}:{}@127.0.0.1:{}/{}?table={table}&sslmode=disable",
-        env("SP_PG_USER"),
-        env("SP_PG_PASSWORD"),
-        env("SP_PG_PORT"),
-        env("SP_PG_DB")
-    );
-    assert!(!conformance(opener(&engine(&dsn), &all())), "gc deletes in one statement: no window between reading and deleting");
+    let (d, _) = crate::store::pgsql::tests::dsn("");
+    assert!(!conformance(opener(&engine(&format!("pgsql://{d}")), &all())), "gc deletes in one statement: no window between reading and deleting");
 }
 
 /// MySQL/MariaDB (its native table, GET_LOCK) under all three layers.

@@ -864,4 +864,4 @@ impl Store for PgsqlStore {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

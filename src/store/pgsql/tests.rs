@@ -16,7 +16,7 @@ fn env(k: &str) -> String {
 }
 
 /// The test server's DSN up to the query, with a table of its own (tests run in parallel).
-fn dsn(query: &str) -> (String, String) {
+pub(crate) fn dsn(query: &str) -> (String, String) {
     let table = format!("t_{}", Token::new().as_str().to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
     let table: String = table.chars().take(40).collect();
     let d = format!(
