@@ -1,11 +1,12 @@
 --TEST--
-nginx + php-fpm, the per-user session index on SQLite, files, Redis, Memcached and PostgreSQL (advisory locks and lock rows): alice logs in from three cookie jars and lists them with the current flag; "log out other devices" empties the other jars; a jar inside a request holding its lock (locking On) or open optimistically when it is ended does not come back with its late write; regenerate keeps the binding; expiry and gc remove entries; 1000 sessions of one user are listed in bounded time
+nginx + php-fpm, the per-user session index on SQLite, files, Redis, Memcached, PostgreSQL and MySQL/MariaDB (advisory locks and lock rows): alice logs in from three cookie jars and lists them with the current flag; "log out other devices" empties the other jars; a jar inside a request holding its lock (locking On) or open optimistically when it is ended does not come back with its late write; regenerate keeps the binding; expiry and gc remove entries; 1000 sessions of one user are listed in bounded time
 --FILE--
 <?php
 require __DIR__ . '/inc/web.inc';
 require_once __DIR__ . '/inc/redis.inc';
 require_once __DIR__ . '/inc/memcached.inc';
 require_once __DIR__ . '/inc/pgsql.inc';
+require_once __DIR__ . '/inc/mysql.inc';
 
 /** One request to users.php with the cookie $sid; the decoded reply (the cookie it set under 'cookie'). */
 function us_get(string $a, string $dsn, ?string $sid, array $p = []): array
@@ -34,6 +35,8 @@ $engines = sp_engines('fpmusers') + [
     'memcached' => 'memcached://127.0.0.1:' . mc_port(1) . '?prefix=' . rd_prefix('fpmusers'),
     'pgsql' => pg_dsn(pg_table('fpmusers')),
     'pgsql-lockrow' => pg_dsn(pg_table('fpmusersrow'), 'lock=row'),
+    'mysql' => my_dsn(my_table('fpmusers')),
+    'mysql-lockrow' => my_dsn(my_table('fpmusersrow'), 'lock=row'),
 ];
 foreach ($engines as $engine => $dsn) {
     echo "== $engine\n";
@@ -153,6 +156,28 @@ after regenerate: current; the old id is gone: {}
 expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == pgsql-lockrow
+three jars listed from jar 2: current,other,other; no PHP error: yes
+log out other devices: ended 2
+jar 1 next request: {} (new id)
+jar 3 next request: {} (new id)
+jar 2 next request: {"n":1} (same id)
+locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
+locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
+after regenerate: current; the old id is gone: {}
+expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+1000 sessions listed: 1000 within 20 s: yes
+== mysql
+three jars listed from jar 2: current,other,other; no PHP error: yes
+log out other devices: ended 2
+jar 1 next request: {} (new id)
+jar 3 next request: {} (new id)
+jar 2 next request: {"n":1} (same id)
+locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
+locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
+after regenerate: current; the old id is gone: {}
+expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+1000 sessions listed: 1000 within 20 s: yes
+== mysql-lockrow
 three jars listed from jar 2: current,other,other; no PHP error: yes
 log out other devices: ended 2
 jar 1 next request: {} (new id)

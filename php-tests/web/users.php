@@ -37,7 +37,7 @@ $dsn = (string) ($_GET['dsn'] ?? '');
 $ok = preg_match('~^(redis|memcached)://127\.0\.0\.1:\d{1,5}(,127\.0\.0\.1:\d{1,5})*(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn)
     || (preg_match('~^(sqlite|files)://(/[^?#]*)$~', $dsn, $m) && !str_contains($m[2], '..')
         && str_starts_with(realpath($m[1] === 'sqlite' ? dirname($m[2]) : $m[2]) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/'))
-    || preg_match('~^pgsql://[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?@127\.0\.0\.1:\d{1,5}/[A-Za-z0-9_]+(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn);
+    || preg_match('~^(pgsql|mysql)://[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?@127\.0\.0\.1:\d{1,5}/[A-Za-z0-9_]+(\?[A-Za-z0-9_.:=&%-]*)?$~', $dsn);
 if (!$ok) {
     reply(['ok' => false, 'error' => "bad dsn \"$dsn\""]);
 }
