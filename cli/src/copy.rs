@@ -165,9 +165,9 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let mut src = open(&from)?;
     let mut dst = open(&to)?;
     let (src_at, dst_at) = (src.describe(), dst.describe());
-    // SQLite, files and PostgreSQL's native table keep only the time of the last write: a session's
-    // age is set after its write (Symfony's table keeps the writer's expiry, as a TTL).
-    let age_target = matches!(to.scheme(), "sqlite" | "files") || matches!(&to, Engine::Pgsql(o) if o.schema == Schema::Native);
+    // SQLite, files and the SQL engines' native tables keep only the time of the last write: a
+    // session's age is set after its write (Symfony's table keeps the writer's expiry, as a TTL).
+    let age_target = matches!(to.scheme(), "sqlite" | "files") || matches!(&to, Engine::Pgsql(o) | Engine::Mysql(o) if o.schema == Schema::Native);
     if src.scanner().is_none() {
         return Err(Failure::store(format!("{src_at} cannot list its sessions")));
     }

@@ -71,12 +71,19 @@ fn fresh(kind: &str, dir: &Path, n: usize) -> String {
             let (user, pw, port, db) = (env("SP_PG_USER"), env("SP_PG_PASSWORD"), env("SP_PG_PORT"), env("SP_PG_DB"));
             format!("pgsql://{user}:{pw}@127.0.0.1:{port}/{db}?sslmode=disable&table={table}{schema}")
         }
+        // A table of its own in the test server's database (scripts/services/mariadb.sh).
+        "mysql" | "mysql-symfony" => {
+            let table = format!("cli_{}_{n}", tag.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+            let schema = if kind == "mysql-symfony" { "&schema=symfony" } else { "" };
+            let (user, pw, port, db) = (env("SP_MYSQL_USER"), env("SP_MYSQL_PASSWORD"), env("SP_MYSQL_PORT"), env("SP_MYSQL_DB"));
+            format!("mysql://{user}:{pw}@127.0.0.1:{port}/{db}?sslmode=disable&table={table}{schema}")
+        }
         _ => unreachable!(),
     }
 }
 
 fn is_age(dsn: &str) -> bool {
-    dsn.starts_with("sqlite:") || dsn.starts_with("files:") || (dsn.starts_with("pgsql:") && !dsn.contains("schema=symfony"))
+    dsn.starts_with("sqlite:") || dsn.starts_with("files:") || ((dsn.starts_with("pgsql:") || dsn.starts_with("mysql:")) && !dsn.contains("schema=symfony"))
 }
 
 /// Stores `n` sessions `<tag><i>` with data naming them, each with `life_s(i)` seconds left out of
@@ -281,6 +288,20 @@ fn copy_pairs_with_pgsql_keep_data_and_lifetimes() {
     let mut n = 0;
     let mut pairs: Vec<(&str, &str)> = KINDS.iter().flat_map(|k| [("pgsql", *k), (*k, "pgsql")]).collect();
     pairs.extend([("pgsql-symfony", "sqlite"), ("redis", "pgsql-symfony"), ("pgsql", "pgsql-symfony"), ("pgsql-symfony", "pgsql")]);
+    for (from, to) in pairs {
+        n += 2;
+        copy_pair(&dir, from, to, n);
+    }
+}
+
+/// MySQL/MariaDB (its native table, an age engine, and Symfony's, with expiry times) to and from each
+/// other kind, and to and from PostgreSQL.
+#[test]
+fn copy_pairs_with_mysql_keep_data_and_lifetimes() {
+    let dir = Dir::new("mypairs");
+    let mut n = 0;
+    let mut pairs: Vec<(&str, &str)> = KINDS.iter().flat_map(|k| [("mysql", *k), (*k, "mysql")]).collect();
+    pairs.extend([("mysql-symfony", "sqlite"), ("redis", "mysql-symfony"), ("mysql", "pgsql"), ("pgsql", "mysql")]);
     for (from, to) in pairs {
         n += 2;
         copy_pair(&dir, from, to, n);
