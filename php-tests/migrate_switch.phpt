@@ -1,5 +1,5 @@
 --TEST--
-session_proxy.migrate_from: the read-through switch between each pair of SQLite, files, Redis and Memcached (users logged in under the old store stay logged in, strict mode accepts their ids, the first write or an unchanged request moves them, destroy removes both copies, stats() counts reads from the old store and moves), a bad DSN refused naming the directive, an old store that is down costs one warning and the request goes on
+session_proxy.migrate_from: the read-through switch between each pair of SQLite, files, Redis, Memcached, PostgreSQL and MySQL/MariaDB (users logged in under the old store stay logged in, strict mode accepts their ids, the first write or an unchanged request moves them, destroy removes both copies, stats() counts reads from the old store and moves), a bad DSN refused naming the directive, an old store that is down costs one warning and the request goes on
 --INI--
 session.save_handler=session_proxy
 session.use_cookies=0
@@ -11,6 +11,8 @@ session.use_strict_mode=1
 require __DIR__ . '/inc/helpers.inc';
 require __DIR__ . '/inc/memcached.inc';
 require __DIR__ . '/inc/redis.inc';
+require __DIR__ . '/inc/pgsql.inc';
+require __DIR__ . '/inc/mysql.inc';
 
 $d = sp_tmpdir('migswitch');
 /** A fresh store of each kind (its own file, directory or key prefix). */
@@ -24,6 +26,10 @@ function store(string $kind, string $d, int $n): string
             return "files://$d/f$n";
         case 'redis':
             return 'redis://127.0.0.1:' . rd_port() . '/0?prefix=' . rd_prefix("mig$n");
+        case 'pgsql':
+            return pg_dsn(pg_table("mig$n"));
+        case 'mysql':
+            return my_dsn(my_table("mig$n"));
         default:
             return mc_dsn([mc_port(1), mc_port(2)]);
     }
@@ -38,7 +44,7 @@ function stored(string $dsn, string $id): ?array
     return $data === [] ? null : $data;
 }
 
-$kinds = ['sqlite', 'files', 'redis', 'memcached'];
+$kinds = ['sqlite', 'files', 'redis', 'memcached', 'pgsql', 'mysql'];
 $n = 0;
 foreach ($kinds as $from) {
     foreach ($kinds as $to) {
@@ -95,15 +101,33 @@ echo 'down: started ', var_export($c['started'], true), ', stored ', json_encode
 sqlite    -> files     ok
 sqlite    -> redis     ok
 sqlite    -> memcached ok
+sqlite    -> pgsql     ok
+sqlite    -> mysql     ok
 files     -> sqlite    ok
 files     -> redis     ok
 files     -> memcached ok
+files     -> pgsql     ok
+files     -> mysql     ok
 redis     -> sqlite    ok
 redis     -> files     ok
 redis     -> memcached ok
+redis     -> pgsql     ok
+redis     -> mysql     ok
 memcached -> sqlite    ok
 memcached -> files     ok
 memcached -> redis     ok
+memcached -> pgsql     ok
+memcached -> mysql     ok
+pgsql     -> sqlite    ok
+pgsql     -> files     ok
+pgsql     -> redis     ok
+pgsql     -> memcached ok
+pgsql     -> mysql     ok
+mysql     -> sqlite    ok
+mysql     -> files     ok
+mysql     -> redis     ok
+mysql     -> memcached ok
+mysql     -> pgsql     ok
 
 Warning: ini_set(): session_proxy: invalid session_proxy.migrate_from "nosuch://x": %s; accepted forms: %s in %s on line %d
 bool(false)
