@@ -20,6 +20,8 @@ $down = microtime(true);
 pg_ctl($env, $env['SP_PG_DATA'], 'stop -m fast');
 $t = microtime(true);
 usleep(1000000);
+// The server accepts before pg_ctl start returns: "while down" ends when the start is issued.
+$starting = microtime(true);
 pg_ctl($env, $env['SP_PG_DATA'], 'start');
 $up = microtime(true);
 usleep(2000000);
@@ -28,7 +30,7 @@ foreach ($ws as $i => $w) {
     $r = lk_result("worker $i", sp_wait($w));
     $res = $r['res'] ?? [];
     $before = array_filter($res, fn ($c) => $c[0] < $down);
-    $during = array_filter($res, fn ($c) => $c[0] > $t && $c[0] < $up - 0.1);
+    $during = array_filter($res, fn ($c) => $c[0] > $t && $c[0] < $starting);
     $firstOk = null;
     foreach ($res as $c) {
         if ($c[0] > $up && $c[1]) { $firstOk = $c[0]; break; }
@@ -38,6 +40,8 @@ foreach ($ws as $i => $w) {
     echo "worker $i: worked before ", lk_check($before && !in_array(false, array_column($before, 1), true)),
         ', refused while down ', lk_check($during && !in_array(true, array_column($during, 1), true), json_encode(array_values($during))),
         // Reconnecting is one connect (refused at once while down): the first cycle after the start works.
+        // Measured over 20 runs beside other suites (load 10-34): worst 0.18 s after pg_ctl returned;
+        // 1.5 s is 8 times that.
         ', back within 1.5 s ', lk_check($firstOk !== null && $firstOk - $up < 1.5, (string) ($firstOk - $up)),
         ', then steady ', lk_check(count($tail) === 10 && !in_array(false, array_column($tail, 1), true)), "\n";
     $named = array_filter($r['ours'] ?? [], fn ($e) => !str_contains($e, "pgsql://127.0.0.1:$p/sp"));
