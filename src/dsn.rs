@@ -181,9 +181,9 @@ fn engine(trimmed: &str, temp_dir: &Path) -> Result<Engine, Reason> {
     }
     let Some((scheme, rest)) = trimmed.split_once("://") else {
         if trimmed.contains(';') {
-            return Err(
-                "the \"N;[MODE;]/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE".into()
-            );
+            return Err(Reason::Rule(
+                "the \"N;[MODE;]/dir\" form of PHP's files handler is not accepted; write files:///dir?depth=N&mode=MODE",
+            ));
         }
         if trimmed.starts_with('/') {
             // A plain directory is taken literally, as PHP's files handler takes it (no %-decoding).

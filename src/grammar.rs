@@ -102,21 +102,17 @@ pub enum Reason {
     NeedsServers { key: String, value: String },
     #[error("option weights={value:?} must give one weight per server ({servers} servers)")]
     WeightsCount { value: String, servers: usize },
-    /// A rule of an engine that has no variant of its own yet, in its words.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<String> for Reason {
-    fn from(s: String) -> Self {
-        Reason::Other(s)
-    }
-}
-
-impl From<&str> for Reason {
-    fn from(s: &str) -> Self {
-        Reason::Other(s.to_string())
-    }
+    /// The SQL engines' forms; the scheme as written ("pgsql", "mysql").
+    #[error("no database name given; write {0}://host/dbname")]
+    SqlNoDatabase(String),
+    #[error("database name {0:?} contains '/'")]
+    DatabaseSlash(String),
+    #[error("no server given; write {0}://host[:port]/dbname")]
+    SqlNoServer(String),
+    #[error("server {server:?} is not host[:port]; write {scheme}://host[:port][,host[:port]]/dbname")]
+    SqlServer { server: String, scheme: String },
+    #[error("port {port:?} of server {server:?} must be an integer from 1 to 65535")]
+    ServerPort { port: String, server: String },
 }
 
 /// The longest save_path accepted.

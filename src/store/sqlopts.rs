@@ -131,10 +131,10 @@ pub fn parse(
     };
     let dbname = grammar::percent_decode(db)?;
     if dbname.is_empty() {
-        return Err(format!("no database name given; write {scheme}://host/dbname").into());
+        return Err(Reason::SqlNoDatabase(scheme.to_string()));
     }
     if dbname.contains('/') {
-        return Err(format!("database name {dbname:?} contains '/'").into());
+        return Err(Reason::DatabaseSlash(dbname));
     }
     let mut hosts = Vec::new();
     if !hostlist.is_empty() {
@@ -205,10 +205,10 @@ pub fn parse(
         }
     }
     if o.hosts.is_empty() && o.socket.is_none() {
-        return Err(format!("no server given; write {scheme}://host[:port]/dbname").into());
+        return Err(Reason::SqlNoServer(scheme.to_string()));
     }
     if o.sslrootcert.is_some() && o.sslmode == SslMode::Disable {
-        return Err("sslrootcert is given but sslmode=disable".into());
+        return Err(Reason::Rule("sslrootcert is given but sslmode=disable"));
     }
     if o.table.is_empty() {
         o.table = SqlOptions::default_table(o.schema).to_string();
@@ -220,14 +220,14 @@ pub fn parse(
 /// lock with advisory locks), so `lock=row` needs `schema=native`.
 pub fn row_needs_native(o: &SqlOptions) -> Result<(), Reason> {
     if o.lock == LockMode::Row && o.schema == Schema::Symfony {
-        return Err("lock=row works with schema=native only (Symfony's table has no lock table; its requests lock with advisory locks)".into());
+        return Err(Reason::Rule("lock=row works with schema=native only (Symfony's table has no lock table; its requests lock with advisory locks)"));
     }
     Ok(())
 }
 
 /// `host[:port]` or `[v6]:port`.
 fn host_port(scheme: &str, h: &str, default_port: u16) -> Result<(String, u16), Reason> {
-    let bad = || Reason::Other(format!("server {h:?} is not host[:port]; write {scheme}://host[:port][,host[:port]]/dbname"));
+    let bad = || Reason::SqlServer { server: h.to_string(), scheme: scheme.to_string() };
     let (host, port) = if let Some(r) = h.strip_prefix('[') {
         let (host, after) = r.split_once(']').ok_or_else(bad)?;
         match after.strip_prefix(':') {
@@ -247,7 +247,7 @@ fn host_port(scheme: &str, h: &str, default_port: u16) -> Result<(String, u16), 
     }
     let port = match port {
         None => default_port,
-        Some(p) => grammar::int(p, 1, 65535).ok_or_else(|| Reason::Other(format!("port {p:?} of server {h:?} must be an integer from 1 to 65535")))? as u16,
+        Some(p) => grammar::int(p, 1, 65535).ok_or_else(|| Reason::ServerPort { port: p.to_string(), server: h.to_string() })? as u16,
     };
     Ok((host, port))
 }

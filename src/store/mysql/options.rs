@@ -26,13 +26,13 @@ pub fn parse(rest: &str) -> Result<MysqlOptions, Reason> {
         return Err(grammar::invalid("table", &o.table, "a table name of at most 48 characters on mysql:// (its procedures' names must fit in 64)"));
     }
     if o.hosts.len() > 1 {
-        return Err("mysql:// takes one server (host[:port]); for several, put ProxySQL or a load balancer in front".into());
+        return Err(Reason::Rule("mysql:// takes one server (host[:port]); for several, put ProxySQL or a load balancer in front"));
     }
     if o.socket.is_some() && !o.hosts.is_empty() {
-        return Err("give a host or socket=, not both; write mysql:///dbname?socket=/path for a unix socket".into());
+        return Err(Reason::Rule("give a host or socket=, not both; write mysql:///dbname?socket=/path for a unix socket"));
     }
     if o.socket.is_some() && matches!(o.sslmode, SslMode::Require | SslMode::VerifyFull) {
-        return Err("sslmode=require and verify-full are for TCP; a unix socket (socket=) is local and not encrypted".into());
+        return Err(Reason::Rule("sslmode=require and verify-full are for TCP; a unix socket (socket=) is local and not encrypted"));
     }
     crate::store::sqlopts::row_needs_native(&o)?;
     Ok(o)
