@@ -3,7 +3,8 @@
 # system), Redis and Memcached on this machine; N sessions of ~200 bytes, each copied into a fresh
 # target (no session present: every one is read, written, and aged or given its TTL). One run per
 # pair (the copy of N sessions is itself the average). Also the peak RSS of each copy.
-# With SP_PG_PORT etc. set (the env of scripts/services/pgsql.sh), PostgreSQL too (a table per copy).
+# With SP_PG_PORT etc. set (the env of scripts/services/pgsql.sh), PostgreSQL too (a table per copy);
+# with SP_MYSQL_PORT etc. (scripts/services/mariadb.sh), MySQL/MariaDB too.
 # Usage: bash bench/copy.sh   (env: N=20000 REDIS_PORT=6398 MC_PORT=21298 BENCH_DIR=/tmp)
 # RUNS=3: each cell copied that many times (each into a fresh target), the median rate shown.
 # BINS="old=/path/to/session-proxy new=target/release/session-proxy": the same cells for each
@@ -34,11 +35,13 @@ dsn() { # kind n
     redis) echo "redis://127.0.0.1:$RPORT/0?prefix=b$2:" ;;
     memcached) echo "memcached://127.0.0.1:$MPORT?prefix=b$2." ;;
     pgsql) echo "pgsql://$SP_PG_USER:$SP_PG_PASSWORD@127.0.0.1:$SP_PG_PORT/$SP_PG_DB?sslmode=disable&table=cbench_${PGTAG}_$2" ;;
+    mysql) echo "mysql://$SP_MYSQL_USER:$SP_MYSQL_PASSWORD@127.0.0.1:$SP_MYSQL_PORT/$SP_MYSQL_DB?sslmode=disable&table=cbench_${PGTAG}_$2" ;;
   esac
 }
 KINDS="sqlite files redis memcached"
 PGTAG=$(tr "A-Z" "a-z" <<<"${BASE##*.}" | tr -dc "a-z0-9")
 [[ -n ${SP_PG_PORT:-} ]] && KINDS+=" pgsql"
+[[ -n ${SP_MYSQL_PORT:-} ]] && KINDS+=" mysql"
 
 # The sessions: written by PHP through the extension into SQLite, then copied once into each kind.
 php -n -d extension="$SO" -r '
