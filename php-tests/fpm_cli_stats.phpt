@@ -170,7 +170,7 @@ the tool's counts since the first read (24 + 6 requests sent):
   writes_refused conflict: 0
   writes_refused too_large: 0
   writes_refused storage_error: 0
-  other engines: {"files":0,"memcached":0,"pgsql":0,"redis":0}
+  other engines: {"files":0,"memcached":0,"mysql":0,"pgsql":0,"redis":0}
 equal to a worker's SessionProxy\stats(): yes
 table: exit 0, requests row: yes
 pool stopped: yes, its counters removed: yes

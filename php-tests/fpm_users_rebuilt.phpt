@@ -55,8 +55,14 @@ foreach (['one server' => [$ports[0]], 'three servers' => $ports] as $what => $s
         ur_get($a, $dsn, $jar[1], $p);
         $cost[$a] = [ur_cost($a, $dsn, $plain, $p), ur_cost($a, $dsn, $jar[1], $p)];
     }
-    // (3 each: strict mode's existence check, lock + read, write or touch + release.)
-    echo "round trips, unbound/bound: touch ", implode('/', $cost['whoami']), ", write ", implode('/', $cost['nap']), "\n";
+    // 3 each: strict mode's existence check, lock + read, write or touch + release: a bound jar costs
+    // what an unbound one does. With three servers a locked write may need a second look of its
+    // read (Memcached, README), on either jar: 3 or 4 there (3/3, 4/4 and 3/4 all seen; which one a
+    // request gets is not yet pinned down, see the note on issue 13).
+    $cmp = fn (array $c) => count($servers) === 1
+        ? ($c === [3, 3] ? 'same' : 'DIFFERENT ' . implode('/', $c))
+        : (min($c) >= 3 && max($c) <= 4 ? 'same, or one second look' : 'DIFFERENT ' . implode('/', $c));
+    echo "round trips, bound as unbound: touch ", $cmp($cost['whoami']), ", write ", $cmp($cost['nap']), "\n";
     // The index item goes behind the engine's back (on whichever server holds it).
     $key = $prefix . 'users.' . hash('sha256', $u);
     $gone = array_filter(array_map(fn($p) => trim(mc_raw($p, "md $key")), $servers), fn($r) => $r === 'HD');
@@ -81,7 +87,7 @@ foreach (['one server' => [$ports[0]], 'three servers' => $ports] as $what => $s
 --EXPECT--
 == one server
 three jars listed: 3
-round trips, unbound/bound: touch 3/3, write 3/3
+round trips, bound as unbound: touch same, write same
 index item deleted: 1; listed now: 0
 after jar 2's next request: listed 1; it cost more round trips than an intact one: yes
 again: the same as before the loss: yes
@@ -89,7 +95,7 @@ after every jar's next request: listed 3
 log out other devices from jar 2: ended 2; jar 1: {} jar 3: {} jar 2: {"n":1} 
 == three servers
 three jars listed: 3
-round trips, unbound/bound: touch 3/3, write 3/3
+round trips, bound as unbound: touch same, or one second look, write same, or one second look
 index item deleted: 1; listed now: 0
 after jar 2's next request: listed 1; it cost more round trips than an intact one: yes
 again: the same as before the loss: yes
