@@ -94,6 +94,20 @@ pub fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
     }
 }
 
+/// Checks `path` as `open` does, through an `O_PATH` descriptor: the one kind whose close leaves this
+/// process's POSIX record locks on the file alone. SQLite holds such locks on a database and its
+/// `-shm` for as long as a connection is open; closing any other descriptor of those files in the
+/// same process would drop them silently, and another process would then take the database for
+/// unused (checkpoint and delete its WAL under a live connection: a corrupt database, lost writes).
+pub fn inspect(path: &Path, allowed: u32) -> io::Result<()> {
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW).open(path)?;
+    let md = f.metadata()?;
+    if md.file_type().is_symlink() {
+        return Err(explain_open_error(path, io::Error::from_raw_os_error(libc::ELOOP)));
+    }
+    check_file(path, &md, allowed)
+}
+
 /// Opens `path` with `opts` plus O_NOFOLLOW, then checks it (see `check_file`).
 pub fn open(path: &Path, opts: &mut OpenOptions, allowed: u32) -> io::Result<File> {
     let f = opts.custom_flags(libc::O_NOFOLLOW).open(path).map_err(|e| explain_open_error(path, e))?;

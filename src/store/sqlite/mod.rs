@@ -506,40 +506,54 @@ const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 /// Session data is secret, so before SQLite opens anything: the database and its companions must be
 /// ours and private (`private::check_file`), never symlinks. The database, `-wal` and `-shm` are
 /// created 0600 here when missing, so SQLite never makes them and nobody else can make them first.
+///
+/// Files that exist are checked through `private::inspect` (O_PATH), never opened: a connection of
+/// this process (the pool keys on engine and layers, so one process may hold several on one
+/// database) keeps POSIX locks on them, which closing a descriptor of ours would drop. The header
+/// is read only when no `-shm` exists, that is when no connection anywhere has the database open.
 fn check_files(db: &Path) -> Result<()> {
-    /// Opens (checks) `p`, creating it when `create` and missing; Ok(false) when it could not be created.
-    fn ours(p: &Path, create: bool) -> std::io::Result<Option<std::fs::File>> {
+    /// Checks `p`, creating it when `create` and missing; Ok(false) when it is missing (not created).
+    fn ours(p: &Path, create: bool) -> std::io::Result<bool> {
         loop {
-            match private::open(p, std::fs::OpenOptions::new().read(true), 0o600) {
-                Ok(f) => return Ok(Some(f)),
+            match private::inspect(p, 0o600) {
+                Ok(()) => return Ok(true),
                 Err(e) if e.kind() == IoKind::NotFound && create => {}
-                Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == IoKind::NotFound => return Ok(false),
                 Err(e) => return Err(e),
             }
+            // A new inode: no connection holds locks on it, so its descriptor may close.
             match private::open(p, std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600), 0o600) {
-                Ok(f) => return Ok(Some(f)),
+                Ok(_) => return Ok(true),
                 Err(e) if e.kind() == IoKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
         }
     }
-    let f = ours(db, true).map_err(|e| match e.raw_os_error() {
+    ours(db, true).map_err(|e| match e.raw_os_error() {
         Some(_) => StoreError::io(db.display().to_string(), &e, format!("cannot create {} (is the directory writable?): {e}", db.display())),
         None => io_error(db, &e, ""),
     })?;
-    // Not beside a file that is no database (SQLite refuses it next, and nothing is left behind).
-    let mut head = [0u8; 16];
-    let n = f.map(|mut f| std::io::Read::read(&mut f, &mut head).unwrap_or(0)).unwrap_or(0);
-    let create = n == 0 || head[..n] == b"SQLite format 3\0"[..n];
-    for suffix in COMPANIONS {
+    let companion = |suffix: &str| {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
-        let p = Path::new(&p);
-        match ours(p, create && suffix != "-journal") {
+        std::path::PathBuf::from(p)
+    };
+    // Not beside a file that is no database (SQLite refuses it next, and nothing is left behind).
+    let create = match ours(&companion("-shm"), false) {
+        Ok(true) => true,
+        _ => {
+            let mut head = [0u8; 16];
+            let n = std::fs::File::open(db).map(|mut f| std::io::Read::read(&mut f, &mut head).unwrap_or(0)).unwrap_or(0);
+            n == 0 || head[..n] == b"SQLite format 3\0"[..n]
+        }
+    };
+    for suffix in COMPANIONS {
+        let p = companion(suffix);
+        match ours(&p, create && suffix != "-journal") {
             Ok(_) => {}
             // A directory we may not write (read-only storage): SQLite says what it can do there.
             Err(e) if e.kind() != IoKind::PermissionDenied || e.raw_os_error().is_some() => {}
-            Err(e) => return Err(io_error(p, &e, "")),
+            Err(e) => return Err(io_error(&p, &e, "")),
         }
     }
     // A database we may not write at all (another owner's, mode 0600): say so, not "unable to open".
@@ -903,6 +917,31 @@ mod tests {
         });
         ready_rx.recv().unwrap();
         rx
+    }
+
+    /// A second store on the same database in one process (the pool keys on engine and layers) must
+    /// not drop the first one's POSIX locks: checking a file by opening and closing a descriptor of it
+    /// did, so another process closing its connection took the database for unused, checkpointed
+    /// and deleted the WAL and `-shm` under the live connection (then "file is not a database").
+    #[test]
+    fn a_second_store_in_the_process_keeps_the_first_ones_locks() {
+        let dir = TempDir::new("sqlite-two-stores");
+        let db = dir.path().join("s.sqlite");
+        let mut a = store(&dir);
+        let sid = SessionId::parse(b"twostores1").unwrap();
+        put(&mut a, &sid, b"a|i:1;", Duration::from_secs(60)).unwrap();
+        let mut b = store(&dir);
+        put(&mut b, &SessionId::parse(b"twostores2").unwrap(), b"b|i:2;", Duration::from_secs(60)).unwrap();
+        // Another process opens and closes the database: with our locks intact it is not the last.
+        let py = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('SELECT count(*) FROM sessions').fetchall()\nc.close()";
+        let st = std::process::Command::new("python3").args(["-c", py]).arg(&db).status().unwrap();
+        assert!(st.success());
+        let shm = std::path::PathBuf::from(format!("{}-shm", db.display()));
+        assert!(shm.exists(), "the other process deleted -shm under our open connections");
+        assert_eq!(a.load(&sid, ex(Duration::from_secs(60))).unwrap().unwrap().data, b"a|i:1;");
+        put(&mut a, &sid, b"a|i:3;", Duration::from_secs(60)).unwrap();
+        drop(b);
+        assert_eq!(store(&dir).load(&sid, ex(Duration::from_secs(60))).unwrap().unwrap().data, b"a|i:3;");
     }
 
     #[test]
