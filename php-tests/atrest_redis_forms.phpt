@@ -72,6 +72,8 @@ damaged, then session_regenerate_id(): started=true n=41 warnings=1 names "fails
 damaged, then session_destroy(): started=true n=null warnings=1 names "fails authentication"
   the blob is gone: true
 encrypted, read with encryption off: started=true n=1 warnings=2 names "session_proxy.encryption_key is not set"
+encrypted, read with every at-rest directive off: started=true n=1 warnings=2 names "session_proxy.encryption_key is not set"
+  stored blob sealed and unchanged: true
 == a blob copied to another id
 read under the other id: started=true n=1 warnings=2 names "another session id"
 == a bad key refuses sessions
@@ -140,6 +142,8 @@ damaged, then session_regenerate_id(): started=true n=41 warnings=1 names "fails
 damaged, then session_destroy(): started=true n=null warnings=1 names "fails authentication"
   the blob is gone: true
 encrypted, read with encryption off: started=true n=1 warnings=2 names "session_proxy.encryption_key is not set"
+encrypted, read with every at-rest directive off: started=true n=1 warnings=2 names "session_proxy.encryption_key is not set"
+  stored blob sealed and unchanged: true
 == a blob copied to another id
 read under the other id: started=true n=1 warnings=2 names "another session id"
 == a bad key refuses sessions

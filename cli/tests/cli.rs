@@ -284,13 +284,15 @@ fn copy_between_each_pair_keeps_data_and_lifetimes() {
 /// each other kind, and the two tables to each other.
 #[test]
 fn copy_pairs_with_pgsql_keep_data_and_lifetimes() {
-    let dir = Dir::new("pgpairs");
-    let mut n = 0;
-    let mut pairs: Vec<(&str, &str)> = KINDS.iter().flat_map(|k| [("pgsql", *k), (*k, "pgsql")]).collect();
-    pairs.extend([("pgsql-symfony", "sqlite"), ("redis", "pgsql-symfony"), ("pgsql", "pgsql-symfony"), ("pgsql-symfony", "pgsql")]);
-    for (from, to) in pairs {
-        n += 2;
-        copy_pair(&dir, from, to, n);
+    copy_pairs_with("pgsql", &[("pgsql-symfony", "sqlite"), ("redis", "pgsql-symfony"), ("pgsql", "pgsql-symfony"), ("pgsql-symfony", "pgsql")]);
+}
+
+/// `engine` to and from each of `KINDS`, then the `extra` pairs, each into a fresh store.
+fn copy_pairs_with(engine: &str, extra: &[(&str, &str)]) {
+    let dir = Dir::new(&format!("{engine}pairs"));
+    let pairs = KINDS.iter().flat_map(|k| [(engine, *k), (*k, engine)]).chain(extra.iter().copied());
+    for (i, (from, to)) in pairs.enumerate() {
+        copy_pair(&dir, from, to, 2 * i + 2);
     }
 }
 
@@ -298,14 +300,7 @@ fn copy_pairs_with_pgsql_keep_data_and_lifetimes() {
 /// other kind, and to and from PostgreSQL.
 #[test]
 fn copy_pairs_with_mysql_keep_data_and_lifetimes() {
-    let dir = Dir::new("mypairs");
-    let mut n = 0;
-    let mut pairs: Vec<(&str, &str)> = KINDS.iter().flat_map(|k| [("mysql", *k), (*k, "mysql")]).collect();
-    pairs.extend([("mysql-symfony", "sqlite"), ("redis", "mysql-symfony"), ("mysql", "pgsql"), ("pgsql", "mysql")]);
-    for (from, to) in pairs {
-        n += 2;
-        copy_pair(&dir, from, to, n);
-    }
+    copy_pairs_with("mysql", &[("mysql-symfony", "sqlite"), ("redis", "mysql-symfony"), ("mysql", "pgsql"), ("pgsql", "mysql")]);
 }
 
 /// `ls --user`, `ls` and `gc` on PostgreSQL; Symfony's table keeps no per-user index and says so.

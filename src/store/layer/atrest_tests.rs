@@ -44,6 +44,7 @@ fn layers(hash: bool, codec: Option<Codec>, encrypt: bool) -> Layers {
         migrate_from: None,
         hash_ids: hash.then(|| Secret::new([7; 32])),
         compression: Compress { codec, threshold: 0 },
+        envelopes: false,
         encryption: encrypt.then(|| KeyRing { current: Secret::new([8; 32]), old: vec![Secret::new([9; 32])] }),
     }
 }
@@ -242,6 +243,39 @@ fn an_unreadable_session_releases_its_lock_and_is_not_written_over() {
     assert!(matches!(got, Acquire::Locked(_)), "{got:?}");
     drop(reader);
     assert_eq!(raw(&e, &sid).unwrap(), before);
+}
+
+#[test]
+fn with_every_at_rest_directive_off_a_sealed_session_is_unreadable_and_plaintext_is_untouched() {
+    let dir = TempDir::new("atrest-off");
+    let e = sqlite(&dir);
+    let off = Layers { envelopes: true, ..Layers::NONE };
+    assert!(Layers::default().envelopes && !Layers::default().any_at_rest(), "the default stack reads envelopes");
+    let sid = id("sealedOff1");
+    opener(&e, &layers(false, None, true))().save(&sid, b"a|i:1;", Expect::Any, None, EXP).unwrap();
+    let before = raw(&e, &sid).unwrap();
+    let mut reader = opener(&e, &off)();
+    let err = reader.load(&sid, EXP).unwrap_err();
+    assert_eq!(err.kind(), crate::store::ErrorKind::Unreadable, "{err}");
+    assert!(err.to_string().contains("session_proxy.encryption_key is not set"), "{err}");
+    let err = reader.lock_and_load(&sid, &Token::new(), Duration::from_secs(30), EXP).unwrap_err();
+    assert_eq!(err.kind(), crate::store::ErrorKind::Unreadable, "{err}");
+    let got = crate::store::connect(&e).unwrap().lock_and_load(&sid, &Token::new(), Duration::from_secs(30), EXP).unwrap();
+    assert!(matches!(got, Acquire::Locked(_)), "the lock was released: {got:?}");
+    drop(reader);
+    assert_eq!(raw(&e, &sid).unwrap(), before);
+    // Plaintext is stored and read as it is (what phpredis, php-memcached and PHP's files read).
+    let plain = id("plainOff1");
+    let mut s = opener(&e, &off)();
+    s.save(&plain, b"user|s:3:\"bob\";", Expect::Any, None, EXP).unwrap();
+    assert_eq!(raw(&e, &plain).unwrap(), b"user|s:3:\"bob\";");
+    assert_eq!(s.load(&plain, EXP).unwrap().unwrap().data, b"user|s:3:\"bob\";");
+    // A compressed session written with compression on reads with it off.
+    let z = id("zstdOff1");
+    let big = b"k|s:9000:\"".iter().copied().chain(std::iter::repeat_n(b'x', 9000)).chain(*b"\";").collect::<Vec<u8>>();
+    opener(&e, &layers(false, Some(Codec::Zstd), false))().save(&z, &big, Expect::Any, None, EXP).unwrap();
+    assert!(raw(&e, &z).unwrap().len() < 1000);
+    assert_eq!(s.load(&z, EXP).unwrap().unwrap().data, big);
 }
 
 #[test]

@@ -4,10 +4,13 @@
 //! not shrink, stay as they are. Every read decodes whatever envelope it finds, so data written with
 //! another codec, or before compression was on, reads fine and the setting can change at any time.
 //!
-//! It also stands in the stack (with no codec) whenever any other at-rest layer is on: it is the
-//! one reader of compressed envelopes, it refuses a sealed envelope that reached it (encryption was
+//! It also stands in the stack with no codec in every request's stack (`Layers::envelopes`, even
+//! with every at-rest directive off): it is the one reader of compressed envelopes, it refuses a sealed envelope that reached it (encryption was
 //! turned off while encrypted sessions are stored) instead of handing it to PHP, and it wraps data
 //! that itself starts with the envelope magic in a raw envelope, so such data never reads as one.
+//! Anything else passes both ways as it is, borrowed: no copy on the default path.
+
+use std::borrow::Cow;
 
 use super::envelope::{self, AtRestError, Codec, Envelope, MAX_DATA_LEN};
 use super::keys::hex;
@@ -39,11 +42,11 @@ impl Compress {
     }
 }
 
-fn kept(data: &[u8]) -> Vec<u8> {
+fn kept(data: &[u8]) -> Cow<'_, [u8]> {
     if data.starts_with(envelope::MAGIC) {
-        envelope::raw(data)
+        Cow::Owned(envelope::raw(data))
     } else {
-        data.to_vec()
+        Cow::Borrowed(data)
     }
 }
 
@@ -68,9 +71,9 @@ pub fn decode(stored: Vec<u8>) -> Result<Vec<u8>, AtRestError> {
 }
 
 impl Transcode for Compress {
-    fn encode(&self, _id: &SessionId, data: &[u8]) -> Result<Vec<u8>, AtRestError> {
+    fn encode<'a>(&self, _id: &SessionId, data: &'a [u8]) -> Result<Cow<'a, [u8]>, AtRestError> {
         match self.codec {
-            Some(c) if data.len() >= self.threshold && data.len() <= MAX_DATA_LEN => Ok(Compress::shrink(c, data).unwrap_or_else(|| kept(data))),
+            Some(c) if data.len() >= self.threshold && data.len() <= MAX_DATA_LEN => Ok(Compress::shrink(c, data).map_or_else(|| kept(data), Cow::Owned)),
             _ => Ok(kept(data)),
         }
     }
@@ -101,18 +104,18 @@ mod tests {
         let big = json_like(64 << 10);
         for codec in [Codec::Zstd, Codec::Lz4] {
             let c = Compress { codec: Some(codec), threshold: 100 };
-            let stored = c.encode(&sid, &big).unwrap();
+            let stored = c.encode(&sid, &big).unwrap().into_owned();
             assert!(stored.starts_with(envelope::MAGIC) && stored.len() * 3 <= big.len(), "{codec:?}: {}", stored.len());
             // Any reader decodes it, whatever its own codec.
             assert_eq!(Compress { codec: None, threshold: 0 }.decode(&sid, stored).unwrap(), big);
-            assert_eq!(c.encode(&sid, b"user|i:1;").unwrap(), b"user|i:1;");
-            assert_eq!(c.encode(&sid, &[]).unwrap(), b"");
+            assert_eq!(c.encode(&sid, b"user|i:1;").unwrap().into_owned(), b"user|i:1;");
+            assert_eq!(c.encode(&sid, &[]).unwrap().into_owned(), b"");
         }
         // Incompressible data is kept as it is.
         let mut noise = vec![0u8; 4096];
         getrandom::fill(&mut noise).unwrap();
         noise[0] = b'a';
-        assert_eq!(Compress { codec: Some(Codec::Zstd), threshold: 1 }.encode(&sid, &noise).unwrap(), noise);
+        assert_eq!(Compress { codec: Some(Codec::Zstd), threshold: 1 }.encode(&sid, &noise).unwrap().into_owned(), noise);
     }
 
     #[test]
@@ -120,15 +123,15 @@ mod tests {
         let sid = id("c2");
         let odd = b"\xffSP|\x01\x03 not an envelope".to_vec();
         let c = Compress { codec: None, threshold: 0 };
-        let stored = c.encode(&sid, &odd).unwrap();
+        let stored = c.encode(&sid, &odd).unwrap().into_owned();
         assert_ne!(stored, odd);
         assert_eq!(c.decode(&sid, stored).unwrap(), odd);
-        let mut z = Compress { codec: Some(Codec::Zstd), threshold: 0 }.encode(&sid, &json_like(8192)).unwrap();
+        let mut z = Compress { codec: Some(Codec::Zstd), threshold: 0 }.encode(&sid, &json_like(8192)).unwrap().into_owned();
         let n = z.len();
         z[n / 2] ^= 0x55;
         z.truncate(n - 3);
         assert!(matches!(c.decode(&sid, z), Err(AtRestError::Decompress { codec: "zstd", .. })));
-        let mut l = Compress { codec: Some(Codec::Lz4), threshold: 0 }.encode(&sid, &json_like(8192)).unwrap();
+        let mut l = Compress { codec: Some(Codec::Lz4), threshold: 0 }.encode(&sid, &json_like(8192)).unwrap().into_owned();
         l[6] ^= 1; // the length
         assert!(matches!(c.decode(&sid, l), Err(AtRestError::Decompress { codec: "lz4", .. })));
         let sealed = [&envelope::sealed_header([1, 2, 3, 4], &[0; 24], 16)[..], &[0u8; 16]].concat();

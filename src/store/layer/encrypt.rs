@@ -9,6 +9,8 @@
 //! anything unsealed up as it is (plaintext written before encryption was turned on; the
 //! compression layer above decodes a compressed envelope).
 
+use std::borrow::Cow;
+
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 
@@ -40,7 +42,7 @@ fn aad(header: &[u8], id: &SessionId) -> Vec<u8> {
 }
 
 impl Transcode for Encrypt {
-    fn encode(&self, id: &SessionId, data: &[u8]) -> Result<Vec<u8>, AtRestError> {
+    fn encode<'a>(&self, id: &SessionId, data: &'a [u8]) -> Result<Cow<'a, [u8]>, AtRestError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| AtRestError::Encode("encrypted: the system has no randomness source"))?;
         let k = &self.keys.current;
@@ -49,7 +51,7 @@ impl Transcode for Encrypt {
             .encrypt(&XNonce::from(nonce), Payload { msg: data, aad: &aad(&out, id) })
             .map_err(|_| AtRestError::Encode("encrypted"))?;
         out.extend_from_slice(&sealed);
-        Ok(out)
+        Ok(Cow::Owned(out))
     }
 
     fn decode(&self, id: &SessionId, stored: Vec<u8>) -> Result<Vec<u8>, AtRestError> {
@@ -81,8 +83,8 @@ mod tests {
         let e = ring(1, &[]);
         let (a, b) = (id("enc-a"), id("enc-b"));
         let data = b"user|s:5:\"alice\";secret|s:6:\"MARKER\";";
-        let s1 = e.encode(&a, data).unwrap();
-        let s2 = e.encode(&a, data).unwrap();
+        let s1 = e.encode(&a, data).unwrap().into_owned();
+        let s2 = e.encode(&a, data).unwrap().into_owned();
         assert_ne!(s1, s2, "a fresh nonce per write");
         assert!(!s1.windows(6).any(|w| w == b"MARKER") && !s1.windows(5).any(|w| w == b"alice"));
         assert_eq!(e.decode(&a, s1.clone()).unwrap(), data);
@@ -105,10 +107,10 @@ mod tests {
     fn rotation_reads_old_keys_and_writes_the_current_one() {
         let old = ring(1, &[]);
         let sid = id("enc-rot");
-        let under_old = old.encode(&sid, b"x|i:1;").unwrap();
+        let under_old = old.encode(&sid, b"x|i:1;").unwrap().into_owned();
         let rotated = ring(2, &[1]);
         assert_eq!(rotated.decode(&sid, under_old.clone()).unwrap(), b"x|i:1;");
-        let rewritten = rotated.encode(&sid, b"x|i:1;").unwrap();
+        let rewritten = rotated.encode(&sid, b"x|i:1;").unwrap().into_owned();
         assert_eq!(&rewritten[6..10], &Secret::new([2; 32]).id());
         let e = ring(3, &[]).decode(&sid, under_old).unwrap_err();
         assert_eq!(e, AtRestError::UnknownKey { key_id: Secret::new([1; 32]).id_hex() });

@@ -48,17 +48,21 @@ pub struct Layers {
     pub migrate_from: Option<Box<Engine>>,
     /// Store and lock under HMAC-SHA256(key, id) (`session_proxy.hash_ids`).
     pub hash_ids: Option<keys::Secret>,
-    /// `session_proxy.compression` and its threshold. The layer stands in the stack whenever any
-    /// at-rest layer is on (`at_rest`), with no codec as the reader of envelopes.
+    /// `session_proxy.compression` and its threshold.
     pub compression: compress::Compress,
+    /// Read envelopes even with every at-rest directive off: the compression layer stands in the
+    /// stack with no codec, so a sealed session (encryption turned off while encrypted sessions are
+    /// stored) is a warning and an empty session, never bytes handed to PHP's decoder, and a
+    /// compressed one still reads. Plaintext passes as it is, without a copy.
+    pub envelopes: bool,
     /// Seal every write (`session_proxy.encryption_key`, `session_proxy.encryption_keys_old`).
     pub encryption: Option<encrypt::KeyRing>,
 }
 
 impl Default for Layers {
-    /// The layers a request gets without at-rest directives: metrics on.
+    /// The layers a request gets without at-rest directives: metrics, and the reader of envelopes.
     fn default() -> Self {
-        Layers { metrics: true, ..Layers::NONE }
+        Layers { metrics: true, envelopes: true, ..Layers::NONE }
     }
 }
 
@@ -74,6 +78,7 @@ impl Layers {
         migrate_from: None,
         hash_ids: None,
         compression: compress::Compress { codec: None, threshold: 0 },
+        envelopes: false,
         encryption: None,
     };
 
@@ -124,7 +129,7 @@ impl Layers {
         if let Some(keys) = &self.encryption {
             store = Box::new(encrypt::EncryptLayer::new(store, encrypt::Encrypt { keys: keys.clone() }));
         }
-        if self.any_at_rest() {
+        if self.envelopes || self.any_at_rest() {
             store = Box::new(compress::CompressLayer::new(store, self.compression));
         }
         if let Some(key) = &self.hash_ids {

@@ -8,6 +8,7 @@
 //! PHP; when it was read under a new lock, the lock is released first, and nothing is written over
 //! the stored session.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use super::envelope::AtRestError;
@@ -18,7 +19,8 @@ use crate::store::{Acquire, Busy, Collect, Event, Expect, Expiry, Loaded, Pooled
 /// What a bytes-changing layer does. `id` is the storage id the engine is given (the hashed id when
 /// hash_ids is on).
 pub trait Transcode: Send {
-    fn encode(&self, id: &SessionId, data: &[u8]) -> std::result::Result<Vec<u8>, AtRestError>;
+    /// Borrowed: stored as given (no copy on the path every default request takes).
+    fn encode<'a>(&self, id: &SessionId, data: &'a [u8]) -> std::result::Result<Cow<'a, [u8]>, AtRestError>;
     fn decode(&self, id: &SessionId, stored: Vec<u8>) -> std::result::Result<Vec<u8>, AtRestError>;
 }
 
