@@ -29,7 +29,7 @@ $run = function (int $n) use ($ids, $payload) {
     for ($i = 0; $i < $n; $i++) {
         session_id($ids[$i % 100]);
         if (!session_start()) {
-            fwrite(STDERR, "session_start failed\n");
+            fwrite(STDERR, "session_start failed at cycle $i: " . (error_get_last()['message'] ?? 'no warning') . "\n");
             exit(1);
         }
         $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
