@@ -167,7 +167,7 @@ unsafe extern "C" fn sp_open(mod_data: ModData, save_path: *const c_char, _name:
             return SUCCESS;
         }
         let track_client = settings.track_client;
-        let engine = match dsn::parse(&path, &ffi::temp_dir()) {
+        let engine = match dsn::parse_cached(&path, &ffi::temp_dir()) {
             Ok(e) => e,
             Err(e) => {
                 php_error(&ErrorType::Warning, &format!("session_proxy: {e}"));

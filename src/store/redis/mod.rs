@@ -797,11 +797,14 @@ impl RedisStore {
                 self.conns[idx].watching = false;
                 fresh = true;
             }
-            let at = self.at(idx);
-            let c = &mut self.conns[idx];
-            let conn = c.conn.as_mut().expect("connected above");
-            let _tls = matches!(conn, Link::Cluster(_)).then(|| TlsScope::new(&c.node));
-            match f(conn, &mut self.round_trips) {
+            // `at` is formatted only for an error: it cost an allocation and a Display per command.
+            let r = {
+                let c = &mut self.conns[idx];
+                let conn = c.conn.as_mut().expect("connected above");
+                let _tls = matches!(conn, Link::Cluster(_)).then(|| TlsScope::new(&c.node));
+                f(conn, &mut self.round_trips)
+            };
+            match r {
                 Ok(v) => return Ok(v),
                 // A slot being migrated: the command was not run (TRYAGAIN; or ASK/MOVED when
                 // redis-rs' own retries ran out between the two nodes). Wait (20 ms, doubling, at
@@ -812,6 +815,7 @@ impl RedisStore {
                     let (since, step) = tryagain.get_or_insert((Instant::now(), Duration::from_millis(10)));
                     if since.elapsed() >= TRYAGAIN_WAIT {
                         // The slot cannot be served for now.
+                        let at = self.at(idx);
                         let detail = format!("{at}: slot still being migrated after {} s: {e}", TRYAGAIN_WAIT.as_secs());
                         return Err(StoreError::new(ErrorKind::Unavailable, at, detail));
                     }
@@ -819,6 +823,8 @@ impl RedisStore {
                     std::thread::sleep(*step);
                 }
                 Err(e) => {
+                    let at = self.at(idx);
+                    let c = &mut self.conns[idx];
                     let dropped = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
                     // The server became a replica (a Sentinel failover): nothing was written, since a
                     // script fails at its first write; ask the Sentinels again and retry, even a write.
