@@ -105,6 +105,14 @@ pub fn inspect(path: &Path, allowed: u32) -> io::Result<()> {
     if md.file_type().is_symlink() {
         return Err(explain_open_error(path, io::Error::from_raw_os_error(libc::ELOOP)));
     }
+    // What `open` for reading would have met first: a file we may not read at all.
+    if md.uid() != euid() {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+        // SAFETY: c is a valid NUL-terminated path; faccessat only reads it.
+        if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) } != 0 {
+            return Err(explain_open_error(path, io::Error::last_os_error()));
+        }
+    }
     check_file(path, &md, allowed)
 }
 
