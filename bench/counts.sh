@@ -7,7 +7,8 @@
 #   bash bench/counts.sh [TREE ...]    (default: this tree; e.g. bash bench/counts.sh /work/wt-before .)
 #   env: ITER=1000 BYTES=200 CONFIGS="sqlite files sqlite-nolock redis redis-nolock memcached memcached-nolock"
 #        (and redis-encrypted, sqlite-encrypted: the same with session_proxy.encryption_key set)
-#        (also redis-optimistic: session_proxy.locking=optimistic)
+#        (also redis-optimistic, memcached-optimistic, sqlite-optimistic, files-optimistic:
+#        session_proxy.locking=optimistic; files-nolock)
 #        REDIS_PORT=6379 MEMCACHED_PORT=11211 (servers to use for the network engines: not started here)
 #
 # Each run does 200 warm-up cycles plus ITER; the figures are divided by ITER + 200 (start-up, about
@@ -34,6 +35,10 @@ config() { # name dir -> "save_path locking"
     redis-optimistic) echo "redis://127.0.0.1:${REDIS_PORT:-6379}?prefix=cnt$RANDOM: optimistic" ;;
     memcached) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 1" ;;
     memcached-nolock) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: 0" ;;
+    memcached-optimistic) echo "memcached://127.0.0.1:${MEMCACHED_PORT:-11211}?prefix=cnt$RANDOM: optimistic" ;;
+    sqlite-optimistic) echo "sqlite://$2/s.sqlite optimistic" ;;
+    files-nolock) echo "files://$2 0" ;;
+    files-optimistic) echo "files://$2 optimistic" ;;
     *) echo "bench/counts.sh: unknown config $1" >&2; exit 2 ;;
   esac
 }

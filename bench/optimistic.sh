@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # session_proxy.locking=optimistic against On and Off, same run (issue 12's bench):
-#  1. single-client cycles/s (bench/cycle.php) on SQLite, files, Redis and Memcached in each mode,
+#  1. single-client cycles/s (bench/cycle.php) on SQLite, files, Redis and Memcached in each mode (the
+#     three modes interleaved run by run),
 #     with the round trips per cycle (SessionProxy\stats()), and phpredis in its best unlocked
 #     configuration (persistent, no liveness ECHO) against the same redis-server;
 #  2. the 16-request batch: 16 parallel requests on one cookie, each setting its own key during 50 ms
 #     of work, through nginx + php-fpm (17 workers, a pool of its own: scripts/services/web.sh), wall
 #     time per engine, optimistic against On.
 # Each figure is the median of $REPEAT runs.
-# Usage: bash bench/optimistic.sh   (env: REPEAT=5 ITER=5000 PORT=6397 MC_PORT=21297 BENCH_DIR=/tmp)
+# Usage: bash bench/optimistic.sh   (env: REPEAT=5 ITER=5000 PORT=6397 MC_PORT=21297 BENCH_DIR=/tmp
+#                                    ENGINES="sqlite files redis memcached" BATCH=1 (0: the first part only))
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
@@ -31,19 +33,29 @@ for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null | gre
 mkdir -p "$BASE/files"
 declare -A DSN=([sqlite]="sqlite://$BASE/s.sqlite" [files]="files://$BASE/files"
   [redis]="redis://127.0.0.1:$PORT" [memcached]="memcached://127.0.0.1:$MC_PORT")
-ENGINES=(sqlite files redis memcached)
+read -r -a ENGINES <<<"${ENGINES:-sqlite files redis memcached}"
+BATCH=${BATCH:-1}
 PIN=""; command -v taskset >/dev/null && PIN="taskset -c 0"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-# "<median cycles/s> <round trips of the last run>"
-run() { # engine bytes locking
-  local out=() last
+# One run: "<cycles/s> <round trips>".
+one() { # engine bytes locking
+  $PIN php -n -d extension="$SO" -d session.save_handler=session_proxy -d "session.save_path=\"${DSN[$1]}\"" \
+    -d session_proxy.locking="$3" bench/cycle.php "$ITER" "$2" trips
+}
+# The three modes of one engine, interleaved run by run (the machine's load then falls on each alike):
+# "<On median> <On trips> <Off median> <Off trips> <optimistic median> <optimistic trips>".
+modes() { # engine bytes
+  local on=() off=() opt=() a b c
   for _ in $(seq "$REPEAT"); do
-    last=$($PIN php -n -d extension="$SO" -d session.save_handler=session_proxy -d "session.save_path=\"${DSN[$1]}\"" \
-      -d session_proxy.locking="$3" bench/cycle.php "$ITER" "$2" trips)
-    out+=("${last%% *}")
+    a=$(one "$1" "$2" 1); b=$(one "$1" "$2" 0); c=$(one "$1" "$2" optimistic)
+    on+=("$a"); off+=("$b"); opt+=("$c")
   done
-  echo "$(printf '%s\n' "${out[@]}" | median) ${last##* }"
+  for m in on off opt; do
+    local -n runs=$m
+    printf '%s %s ' "$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median)" "${runs[-1]##* }"
+  done
+  echo
 }
 phpredis() { # bytes
   local out=()
@@ -63,9 +75,7 @@ echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for bytes in 200 4096; do
   pr=$(phpredis "$bytes")
   for e in "${ENGINES[@]}"; do
-    read -r on on_rt < <(run "$e" "$bytes" 1)
-    read -r off off_rt < <(run "$e" "$bytes" 0)
-    read -r opt opt_rt < <(run "$e" "$bytes" optimistic)
+    read -r on on_rt off off_rt opt opt_rt < <(modes "$e" "$bytes")
     peer="-"; vs="-"
     [[ $e == redis ]] && { peer=$pr; vs=$(ratio "$opt" "$pr"); }
     echo "| $e | $bytes B | $on [$on_rt] | $off [$off_rt] | $opt [$opt_rt] | $(ratio "$opt" "$off") | $peer | $vs |"
@@ -73,6 +83,7 @@ for bytes in 200 4096; do
 done
 
 # --- 2. the 16-request batch through php-fpm -------------------------------------------------------
+((BATCH)) || exit 0
 mkdir -p "$BASE/web"
 SP_FPM_WORKERS=17 SP_WEB_PORT=0 SP_FPM_PORT=0 bash scripts/services/web.sh start "$BASE/web" >/dev/null
 url=$(sed -n 's/^SP_WEB_URL=//p' "$BASE/web/env")
