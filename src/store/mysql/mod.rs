@@ -406,8 +406,13 @@ impl Pooled for MysqlStore {
         !self.broken && self.held.is_empty()
     }
 
+    /// A pooled connection that the server closed while it was idle (a restart, `wait_timeout`, a
+    /// `KILL`) has its end-of-file (or the server's last error packet) waiting in the socket: a
+    /// non-blocking peek sees it, with no round trip, and the pool connects afresh instead of failing
+    /// the request. An idle MySQL connection is never sent anything unasked (TLS included: its
+    /// handshake's records were all read before the first answer).
     fn still_valid(&mut self) -> bool {
-        !self.broken
+        !self.broken && crate::net::fd_is_quiet(std::os::unix::io::AsRawFd::as_raw_fd(&self.conn))
     }
 }
 

@@ -10,7 +10,7 @@ use super::MysqlStore;
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::store::tests::{conformance, dead_holder_locks, expiring_locks, woken_at_release, Got, Ops, W};
-use crate::store::{Acquire, ErrorKind, Expiry, Store};
+use crate::store::{Acquire, ErrorKind, Expect, Expiry, Pooled, Store};
 
 const LIFE: Duration = Duration::from_secs(3600);
 
@@ -368,4 +368,59 @@ fn users_index() {
     let o = opts("&lock=row");
     crate::store::users_tests::users_conformance(|| open(&o), "myr", true);
     assert!(open(&opts("&schema=symfony")).users().is_none(), "Symfony's table has no user column");
+}
+
+/// A pooled connection that the server closed while idle (`KILL CONNECTION`, as `wait_timeout` or a
+/// restart do) is replaced when the pool hands it out: the next request works, with no error.
+#[test]
+fn a_pooled_connection_the_server_closed_is_replaced() {
+    use crate::pool;
+    use crate::store::Engine;
+    use crate::store::layer::Stack;
+    let o = opts("");
+    let stack = Stack::bare(Engine::Mysql(o.clone()));
+    let sid = id("pooled");
+    let mut c = admin();
+    let s = MysqlStore::open(&o).unwrap();
+    let cid = s.conn.connection_id();
+    // A live connection, used, is still valid (it would be replaced at every request otherwise).
+    let mut b: Box<dyn Store> = Box::new(s);
+    b.put(&sid, b"one", LIFE, None).unwrap();
+    pool::give(&stack, b);
+    // (The server's id of the last statement each connection ran.)
+    let last_query = |c: &mut mysql::Conn| c.exec_first::<i64, _, _>("SELECT query_id FROM information_schema.processlist WHERE id = ?", (cid,)).unwrap();
+    let q0 = last_query(&mut c).unwrap();
+    let mut b = pool::take(&stack).unwrap();
+    assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"one"[..]));
+    assert!(last_query(&mut c).unwrap() > q0, "the pooled connection was reused for the read");
+    pool::give(&stack, b);
+    c.query_drop(format!("KILL CONNECTION {cid}")).unwrap();
+    // KILL returns at once; the connection's thread closes it a moment later (bounded: 10 s).
+    let t0 = Instant::now();
+    while c.exec_first::<i64, _, _>("SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?", (cid,)).unwrap() != Some(0) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "connection {cid} not closed by the server");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut b = pool::take(&stack).unwrap();
+    let t = Token::new();
+    assert!(matches!(b.lock(&sid, &t, LIFE, LIFE).unwrap(), Got::Locked(Some(_))));
+    assert_eq!(b.put(&sid, b"two", LIFE, Some(&t)).unwrap(), W::Done);
+    assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"two"[..]));
+    drop(b);
+    // The check itself, on each kind of connection: TCP, TLS, the unix socket.
+    let (d, _) = dsn("");
+    let sock = env("SP_MYSQL_SOCKET");
+    let over_socket = format!("{}:{}@/{}", env("SP_MYSQL_USER"), env("SP_MYSQL_PASSWORD"), d.split_once('/').unwrap().1.replace("sslmode=disable", &format!("socket={sock}")));
+    for d in [d.clone(), d.replace("sslmode=disable", "sslmode=require"), over_socket] {
+        let o = options::parse(&d).unwrap();
+        let mut s = MysqlStore::open(&o).unwrap();
+        s.save(&sid, b"x", Expect::Any, None, ex()).unwrap();
+        assert!(s.still_valid(), "{d}: a live connection");
+        c.query_drop(format!("KILL CONNECTION {}", s.conn.connection_id())).unwrap();
+        let t0 = Instant::now();
+        while s.still_valid() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{d}: a killed connection still looks valid");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
