@@ -428,14 +428,16 @@ fn every_write_path_answers_the_stored_version() {
 }
 
 /// A pooled connection that the server closed while idle (`KILL CONNECTION`, as `wait_timeout` or a
-/// restart do) is replaced when the pool hands it out: the next request works, with no error.
-#[test]
-fn a_pooled_connection_the_server_closed_is_replaced() {
-    use crate::pool;
-    use crate::store::Engine;
-    use crate::store::layer::Stack;
+/// restart do) is replaced when the pool hands it out: the next request works, with no error. Run by
+/// the pool's tests: `pool_for` gives its `take` and `give` for a stack of these options (the pool is
+/// above the engines in the import graph).
+pub(crate) fn pooled_connection_killed<T, G>(pool_for: impl FnOnce(MysqlOptions) -> (T, G))
+where
+    T: Fn() -> crate::store::Result<Box<dyn Store>>,
+    G: Fn(Box<dyn Store>),
+{
     let o = opts("");
-    let stack = Stack::bare(Engine::Mysql(o.clone()));
+    let (take, give) = pool_for(o.clone());
     let sid = id("pooled");
     let mut c = admin();
     let s = MysqlStore::open(&o).unwrap();
@@ -443,14 +445,14 @@ fn a_pooled_connection_the_server_closed_is_replaced() {
     // A live connection, used, is still valid (it would be replaced at every request otherwise).
     let mut b: Box<dyn Store> = Box::new(s);
     b.put(&sid, b"one", LIFE, None).unwrap();
-    pool::give(&stack, b);
+    give(b);
     // (The server's id of the last statement each connection ran.)
     let last_query = |c: &mut mysql::Conn| c.exec_first::<i64, _, _>("SELECT query_id FROM information_schema.processlist WHERE id = ?", (cid,)).unwrap();
     let q0 = last_query(&mut c).unwrap();
-    let mut b = pool::take(&stack).unwrap();
+    let mut b = take().unwrap();
     assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"one"[..]));
     assert!(last_query(&mut c).unwrap() > q0, "the pooled connection was reused for the read");
-    pool::give(&stack, b);
+    give(b);
     c.query_drop(format!("KILL CONNECTION {cid}")).unwrap();
     // KILL returns at once; the connection's thread closes it a moment later (bounded: 10 s).
     let t0 = Instant::now();
@@ -458,13 +460,19 @@ fn a_pooled_connection_the_server_closed_is_replaced() {
         assert!(t0.elapsed() < Duration::from_secs(10), "connection {cid} not closed by the server");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut b = pool::take(&stack).unwrap();
+    let mut b = take().unwrap();
     let t = Token::new();
     assert!(matches!(b.lock(&sid, &t, LIFE, LIFE).unwrap(), Got::Locked(Some(_))));
     assert_eq!(b.put(&sid, b"two", LIFE, Some(&t)).unwrap(), W::Done);
     assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"two"[..]));
-    drop(b);
-    // The check itself, on each kind of connection: TCP, TLS, the unix socket.
+}
+
+/// The check the pool asks (a peek at the socket), on each kind of connection: TCP, TLS, the unix
+/// socket: a live connection is valid, one the server killed is not.
+#[test]
+fn a_killed_connection_is_not_still_valid() {
+    let sid = id("killed");
+    let mut c = admin();
     let (d, _) = dsn("");
     let sock = env("SP_MYSQL_SOCKET");
     let over_socket = format!("{}:{}@/{}", env("SP_MYSQL_USER"), env("SP_MYSQL_PASSWORD"), d.split_once('/').unwrap().1.replace("sslmode=disable", &format!("socket={sock}")));
