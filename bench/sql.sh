@@ -7,10 +7,10 @@
 # Each figure is the median of $REPEAT runs.
 # The same against one MariaDB of its own (scripts/services/mariadb.sh, flushes off): the mysql engine
 # (GET_LOCK, the default; locking off) vs PdoSessionHandler through pdo_mysql (LOCK_TRANSACTIONAL, LOCK_NONE).
-# Usage: bash bench/sql.sh   (env: REPEAT=5 ITER=5000 PORT=15482 MYPORT=13386 ENGINES="pgsql mysql")
+# Usage: bash bench/sql.sh   (env: REPEAT=5 ITER=5000 PORT=15482 MYPORT=13386 ENGINES="pgsql mysql" SO=…)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SO="$PWD/target/release/libsession_proxy.so"
+SO=${SO:-$PWD/target/release/libsession_proxy.so}  # another build: SO=/path/to/libsession_proxy.so
 REPEAT=${REPEAT:-5}
 ITER=${ITER:-5000}
 PORT=${PORT:-15482}

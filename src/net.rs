@@ -101,6 +101,20 @@ pub fn round_trips() -> u64 {
     ROUND_TRIPS.with(|c| c.get().0)
 }
 
+/// Whether the connected socket `fd` is open with nothing to read (see `Socket::is_quiet`); also for
+/// sockets that a driver owns (the mysql crate's connection). No system call but one `recv`.
+pub fn fd_is_quiet(fd: std::os::unix::io::RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: recv into a 1-byte stack buffer; MSG_PEEK leaves the socket's data where it is.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
+    }
+    // 0: closed by the peer; > 0: bytes nobody asked for.
+    false
+}
+
 enum Sock {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -167,15 +181,7 @@ impl Socket {
     /// Whether the socket is open with nothing to read: a non-blocking peek finds neither bytes, nor
     /// end-of-file (the peer closed it), nor an error. For a pooled connection between requests.
     pub fn is_quiet(&self) -> bool {
-        let mut b = [0u8; 1];
-        // SAFETY: recv into a 1-byte stack buffer on a socket this Socket owns.
-        let n = unsafe { libc::recv(self.fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted);
-        }
-        // 0: closed by the peer; > 0: bytes nobody asked for.
-        false
+        fd_is_quiet(self.fd())
     }
 
     fn blocking_read(&mut self, b: &mut [u8]) -> io::Result<usize> {

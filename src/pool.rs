@@ -85,6 +85,16 @@ mod tests {
     use crate::store::tests::TempDir;
     use std::time::Duration;
 
+    /// A pooled MySQL connection that the server killed while idle is replaced, not failed.
+    #[test]
+    fn a_mysql_connection_the_server_closed_is_replaced() {
+        crate::store::mysql::tests::pooled_connection_killed(|o| {
+            let stack = Stack::bare(Engine::Mysql(o));
+            let again = stack.clone();
+            (move || take(&stack), move |s| give(&again, s))
+        });
+    }
+
     #[test]
     fn reuses_connections_and_reconnects_when_the_file_is_gone() {
         let dir = TempDir::new("pool-reconnect");

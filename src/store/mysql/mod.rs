@@ -1,5 +1,6 @@
 //! MySQL / MariaDB: one table (`schema=native`, or Symfony's in place), a session's lock the server's
-//! `GET_LOCK` (or a lock row), every step of the contract one CALL of a stored procedure (`sql.rs`).
+//! `GET_LOCK` (or a lock row), every step of the contract one round trip: a CALL of a stored procedure
+//! (`sql.rs`), or for a write that releases no lock one plain statement.
 //!
 //! `lock=advisory` (the default): `GET_LOCK` on a name derived from the database, the table and the
 //! session id (an MD5 in hex: lock names are at most 64 characters and shared by the whole server),
@@ -11,8 +12,9 @@
 //! connection (for ProxySQL's multiplexing and other poolers that hand a connection to another client
 //! between statements, where GET_LOCK is not ours on the next one).
 //!
-//! Versions are a column, bumped by the procedure that writes, checked in the same transaction; a new
-//! row starts at a random version (a destroyed and recreated session never comes back at an old one).
+//! Versions are a column, bumped by the statement that writes, checked in the same statement (or, for
+//! a create, in the procedure's transaction); a new row starts at a random version (a destroyed and
+//! recreated session never comes back at an old one).
 //! Times are the server's clock, so web servers with skewed clocks agree.
 
 pub mod options;
@@ -38,8 +40,15 @@ use crate::lock::Token;
 pub const GC_BATCH: u64 = 500;
 
 /// Suffix of the procedures' names; bumped when their code changes, so that an old deployment's
-/// procedures are never called with new arguments.
-const FN_TAG: &str = "sp1";
+/// procedures are never called with new arguments, nor an old build's with new code. sp2: the common
+/// writes are one statement, without a transaction. A database an older build made gets the new
+/// procedures beside its own (create=auto, or the README's DDL), so during a rolling deploy old and
+/// new workers run on one table at once, each calling its own procedures.
+const FN_TAG: &str = "sp2";
+
+/// The prefix of the advisory lock names (and of the DDL's lock): the same for every build, so that
+/// an old and a new worker exclude each other on one session. Never bumped with `FN_TAG`.
+const LOCK_TAG: &str = "sp1";
 
 /// The longest single wait in the server for a lock's release. The connection's read timeout is the
 /// connect timeout plus this, so a server that stops answering costs at most that; a longer
@@ -67,7 +76,7 @@ pub struct MysqlStore {
 /// The advisory lock name of `id`: `sp1_` and the MD5 of database, table and id in hex (36 chars).
 pub fn lock_name(db: &str, table: &str, id: &SessionId) -> String {
     let d = md5::compute([db.as_bytes(), b"\0", table.as_bytes(), b"\0", id.as_str().as_bytes()].concat());
-    format!("{FN_TAG}_{d:x}")
+    format!("{LOCK_TAG}_{d:x}")
 }
 
 /// A MySQL error as a `StoreError` at `at`, in the server's or the driver's words.
@@ -157,6 +166,11 @@ enum Which {
     Exists,
     Gc,
     RowGc,
+    /// The writes that release no lock (native table), each one plain statement (`plain_write`).
+    Upsert,
+    Cas,
+    Touch,
+    Delete,
 }
 
 impl Which {
@@ -171,6 +185,10 @@ impl Which {
             Which::Exists => "exists",
             Which::Gc => "gc",
             Which::RowGc => "rowgc",
+            Which::Upsert => "upsert",
+            Which::Cas => "cas",
+            Which::Touch => "touch",
+            Which::Delete => "delete",
         }
     }
 }
@@ -266,7 +284,7 @@ impl MysqlStore {
                 return Ok(m);
             }
             // Workers starting at once on an empty database: one creates, the others wait and see.
-            let ddl_lock = format!("{FN_TAG}_ddl_{}", self.db);
+            let ddl_lock = format!("{LOCK_TAG}_ddl_{}", self.db);
             let got: Option<i64> = self.conn.exec_first("SELECT GET_LOCK(?, 30)", (&ddl_lock,))?;
             if got != Some(1) {
                 return Ok(m);
@@ -321,6 +339,19 @@ impl MysqlStore {
             Which::Gc if symfony => format!("DELETE FROM {t} WHERE NOT ({}) AND ? IS NOT NULL LIMIT {GC_BATCH}", sql::SYMFONY_LIVE.replace("s.", "")),
             Which::Gc => format!("DELETE FROM {t} WHERE updated < {} - ? LIMIT {GC_BATCH}", sql::NOW),
             Which::RowGc => format!("DELETE FROM {t}_locks WHERE expires < {} LIMIT {GC_BATCH}", sql::NOW),
+            // The new version comes back in the OK packet's insert id (LAST_INSERT_ID(expr)); the
+            // time is the statement's (one value for every column, as the procedures' t0).
+            Which::Upsert => format!(
+                "INSERT INTO {t} (id, data, created, updated, expiry, version) VALUES (?, ?, {n}, {n}, {n} + ?, ?) \
+                 ON DUPLICATE KEY UPDATE data = VALUES(data), updated = VALUES(updated), expiry = VALUES(expiry), version = LAST_INSERT_ID(version + 1)",
+                n = sql::STMT_NOW
+            ),
+            Which::Cas => format!(
+                "UPDATE {t} SET data = ?, updated = {n}, expiry = {n} + ?, version = LAST_INSERT_ID(version + 1) WHERE id = ? AND version = ? AND updated >= {n} - ?",
+                n = sql::STMT_NOW
+            ),
+            Which::Touch => format!("UPDATE {t} SET updated = {n}, expiry = {n} + ? WHERE id = ?", n = sql::STMT_NOW),
+            Which::Delete => format!("DELETE FROM {t} WHERE id = ?"),
         }
     }
 
@@ -350,6 +381,38 @@ impl MysqlStore {
         }
     }
 
+    /// A write on the native table that releases no lock (locking off, optimistic writes, a destroy
+    /// without the lock): one plain statement, its answer in the OK packet (affected rows, and the new
+    /// version as the insert id). None: a create (expect absent), which takes the procedure.
+    fn plain_write(&mut self, id: &SessionId, op: Op, data: &[u8], want: i64, exp: Expiry) -> Result<Option<Step>> {
+        let (sid, life) = (Value::from(id.as_str()), Value::from(exp.lifetime.as_secs_f64()));
+        let done = |version| Ok(Some(Step { ok: true, version, now: None }));
+        match op {
+            Op::Put => {
+                // A new row's version, random (a destroyed and recreated session never comes back
+                // at an old one); RAND() of the server in the procedures.
+                let mut b = [0u8; 8];
+                getrandom::fill(&mut b).map_err(|e| StoreError::new(ErrorKind::Backend, &self.at, format!("cannot draw a new version: {e}")))?;
+                let fresh = (u64::from_le_bytes(b) >> 2) as i64;
+                let n = self.run_count(Which::Upsert, vec![sid, Value::from(data), life, Value::from(fresh)])?;
+                // 1: inserted at `fresh`; 2: updated, to the version in the insert id.
+                done(Some(if n == 1 { fresh } else { self.conn.last_insert_id() as i64 }))
+            }
+            Op::AtVersion => {
+                let n = self.run_count(Which::Cas, vec![Value::from(data), life.clone(), sid, Value::from(want), life])?;
+                if n == 1 {
+                    return done(Some(self.conn.last_insert_id() as i64));
+                }
+                // Refused (rare): what is stored now, in a read of its own.
+                let now = self.load(id, exp)?;
+                Ok(Some(Step { ok: false, version: None, now }))
+            }
+            Op::Touch => self.run_count(Which::Touch, vec![life, sid]).and_then(|_| done(None)),
+            Op::Destroy => self.run_count(Which::Delete, vec![sid]).and_then(|_| done(None)),
+            Op::Create | Op::Update => Ok(None),
+        }
+    }
+
     fn failed(&mut self, e: &mysql::Error) -> StoreError {
         self.broken = true;
         self.held.clear();
@@ -370,6 +433,11 @@ impl MysqlStore {
 
     /// One write step; `owner`: only while it holds the lock, which the step releases.
     fn write(&mut self, id: &SessionId, op: Op, data: &[u8], want: i64, owner: Option<&Token>, exp: Expiry) -> Result<Option<Step>> {
+        if owner.is_none() && self.schema == Schema::Native {
+            if let Some(step) = self.plain_write(id, op, data, want, exp)? {
+                return Ok(Some(step));
+            }
+        }
         let life = Value::from(exp.lifetime.as_secs_f64());
         let (sid, d, op_v, want) = (Value::from(id.as_str()), Value::from(data), Value::from(op as i32), Value::from(want));
         // The columns (ok, nv, cd, cv) start at `at`; with lock rows the first says whether the lock was lost.
@@ -406,8 +474,13 @@ impl Pooled for MysqlStore {
         !self.broken && self.held.is_empty()
     }
 
+    /// A pooled connection that the server closed while it was idle (a restart, `wait_timeout`, a
+    /// `KILL`) has its end-of-file (or the server's last error packet) waiting in the socket: a
+    /// non-blocking peek sees it, with no round trip, and the pool connects afresh instead of failing
+    /// the request. An idle MySQL connection is never sent anything unasked (TLS included: its
+    /// handshake's records were all read before the first answer).
     fn still_valid(&mut self) -> bool {
-        !self.broken
+        !self.broken && crate::net::fd_is_quiet(std::os::unix::io::AsRawFd::as_raw_fd(&self.conn))
     }
 }
 

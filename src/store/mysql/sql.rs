@@ -1,10 +1,12 @@
 //! The MySQL/MariaDB engine's DDL and stored procedures (README: "MySQL / MariaDB"). `{t}` is the
-//! table, `{f}` the procedures' prefix (`<table>_sp1`, `<table>_sp1s` over Symfony's table).
+//! table, `{f}` the procedures' prefix (`<table>_sp2`, `<table>_sp2s` over Symfony's table).
 //!
 //! Every step of the contract is one CALL (one round trip). Each procedure runs its statements with
 //! autocommit, or in one READ COMMITTED transaction of its own that it commits before it returns
 //! (READ COMMITTED: no gap locks, so two requests creating the same session never deadlock; the
-//! second waits for the first's row and is refused). No transaction outlives a CALL.
+//! second waits for the first's row and is refused). No transaction outlives a CALL. The common
+//! writes on the native table (any, this version, under our lock, touch, destroy) are a single
+//! autocommit statement; only a create (expect absent) needs the transaction.
 //! - lock and read: `GET_LOCK(k, 0)`, then the read: a statement of its own, so it sees every write
 //!   committed before the lock was ours;
 //! - write and release: the write's transaction commits, then `RELEASE_LOCK(k)`: a waiter gets the
@@ -55,6 +57,10 @@ CREATE TABLE IF NOT EXISTS {t} (
 
 /// The server's clock, in seconds with microseconds (SYSDATE: now, not the statement's start).
 pub const NOW: &str = "UNIX_TIMESTAMP(SYSDATE(6))";
+
+/// The statement's start on the server's clock: one value however often a statement names it (a
+/// plain write's `updated` and `expiry`, as the procedures' `t0`).
+pub const STMT_NOW: &str = "UNIX_TIMESTAMP(NOW(6))";
 
 /// The native row's version and liveness (the reader's lifetime `life`), over the alias `s`.
 pub const NATIVE_VER: &str = "s.version";
@@ -162,20 +168,56 @@ const ANSWER: &str = "
         SELECT {lost} FALSE, NULL, s.{data}, {ver} FROM (SELECT 1) AS one LEFT JOIN {t} AS s ON s.{id} = sid AND {live};
     END IF;";
 
-/// Write and release (advisory locks): `rel` releases `k` once the write committed.
+/// Write and release (advisory locks): `rel` releases `k` once the write committed. `{slow}` says
+/// which ops take the transaction and `{f}_apply`; on the native table the others (`{fast}`) are one
+/// autocommit statement each, committed when it ends, so still before the release.
 const WRITE: &str = "
 CREATE PROCEDURE {f}_write(IN k VARCHAR(64), IN rel BOOLEAN, IN op INT, IN sid VARBINARY(256), IN d LONGBLOB, IN want BIGINT, IN life DOUBLE)
 MODIFIES SQL DATA
 BEGIN
     DECLARE ok BOOLEAN DEFAULT FALSE;
     DECLARE nv BIGINT DEFAULT NULL;
+    DECLARE t0 DOUBLE DEFAULT UNIX_TIMESTAMP(SYSDATE(6));
     DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; IF rel THEN DO RELEASE_LOCK(k); END IF; RESIGNAL; END;
-    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
-    START TRANSACTION;
-    CALL {f}_apply(op, sid, d, want, life, ok, nv);
-    COMMIT;
+    IF {slow} THEN
+        SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+        START TRANSACTION;
+        CALL {f}_apply(op, sid, d, want, life, ok, nv);
+        COMMIT;{fast}
+    END IF;
     IF rel THEN DO RELEASE_LOCK(k); END IF;{answer}
 END";
+
+/// The native table's common writes, each one statement (what `{f}_apply` does for them, without its
+/// transaction, row read and second SELECT): the new version is `LAST_INSERT_ID(version + 1)`, read
+/// back by `LAST_INSERT_ID()` (the table has no AUTO_INCREMENT column to disturb it).
+/// - any (0): the upsert; a new row gets a random version;
+/// - this version (2), while live; under our lock while the row exists (5): one UPDATE, applied when
+///   it matched its row (a single-row UPDATE by primary key is atomic: no other write in between);
+/// - touch (3) and destroy (4), as in `{f}_apply`.
+const NATIVE_FAST: &str = "
+    ELSEIF op = 0 THEN
+        SET nv = CAST(FLOOR(RAND() * 4e18) AS SIGNED);
+        INSERT INTO {t} (id, data, created, updated, expiry, version) VALUES (sid, d, t0, t0, t0 + life, nv)
+            ON DUPLICATE KEY UPDATE data = VALUES(data), updated = VALUES(updated), expiry = VALUES(expiry), version = LAST_INSERT_ID(version + 1);
+        -- 1: inserted (at nv), 2: updated
+        IF ROW_COUNT() <> 1 THEN SET nv = CAST(LAST_INSERT_ID() AS SIGNED); END IF;
+        SET ok = TRUE;
+    ELSEIF op = 5 THEN
+        UPDATE {t} SET data = d, updated = t0, expiry = t0 + life, version = LAST_INSERT_ID(version + 1) WHERE id = sid;
+        SET ok = (ROW_COUNT() = 1);
+        IF ok THEN SET nv = CAST(LAST_INSERT_ID() AS SIGNED); END IF;
+    ELSEIF op = 2 THEN
+        UPDATE {t} SET data = d, updated = t0, expiry = t0 + life, version = LAST_INSERT_ID(version + 1)
+            WHERE id = sid AND version = want AND updated >= t0 - life;
+        SET ok = (ROW_COUNT() = 1);
+        IF ok THEN SET nv = CAST(LAST_INSERT_ID() AS SIGNED); END IF;
+    ELSEIF op = 3 THEN
+        UPDATE {t} SET updated = t0, expiry = t0 + life WHERE id = sid;
+        SET ok = TRUE;
+    ELSE
+        DELETE FROM {t} WHERE id = sid;
+        SET ok = TRUE;";
 
 /// Lock and read (advisory locks): one try of `GET_LOCK`, the read under it.
 const LOCK: &str = "
@@ -246,7 +288,7 @@ pub fn procedures(native: bool, row: bool) -> Vec<(&'static str, String)> {
     let answer = |lost: &str| fill(&ANSWER.replace("{lost}", lost));
     let mut v = vec![
         ("apply", fill(apply)),
-        ("write", WRITE.replace("{answer}", &answer(""))),
+        ("write", WRITE.replace("{slow}", if native { "op = 1" } else { "TRUE" }).replace("{fast}", if native { NATIVE_FAST } else { "" }).replace("{answer}", &answer(""))),
         ("lock", fill(LOCK)),
     ];
     if row {

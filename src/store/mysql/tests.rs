@@ -10,7 +10,7 @@ use super::MysqlStore;
 use crate::id::SessionId;
 use crate::lock::Token;
 use crate::store::tests::{conformance, dead_holder_locks, expiring_locks, woken_at_release, Got, Ops, W};
-use crate::store::{Acquire, ErrorKind, Expiry, Store};
+use crate::store::{Acquire, ErrorKind, Expect, Expiry, Loaded, Pooled, Store, Written};
 
 const LIFE: Duration = Duration::from_secs(3600);
 
@@ -179,7 +179,7 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
     let e = MysqlStore::open(&options::parse(&d).unwrap()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     let msg = e.to_string();
-    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("procedure {table}_sp1_lock")), "{msg}");
+    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("procedure {table}_sp2_lock")), "{msg}");
     assert!(!msg.contains(&env("SP_MYSQL_PASSWORD")), "{msg}");
     // create=auto makes all of it; then create=never is content.
     drop(open(&options::parse(&d.replace("&create=never", "")).unwrap()));
@@ -203,9 +203,9 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
         .unwrap();
     assert_eq!(idx, ["PRIMARY".to_string(), format!("{table}_expiry"), format!("{table}_updated"), format!("{table}_user_id")]);
     // A procedure dropped behind our back is named too.
-    c.query_drop(format!("DROP PROCEDURE {table}_sp1_write")).unwrap();
+    c.query_drop(format!("DROP PROCEDURE {table}_sp2_write")).unwrap();
     let e = MysqlStore::open(&options::parse(&d).unwrap()).err().unwrap().to_string();
-    assert!(e.contains(&format!("procedure {table}_sp1_write")) && !e.contains("table "), "{e}");
+    assert!(e.contains(&format!("procedure {table}_sp2_write")) && !e.contains("table "), "{e}");
 }
 
 /// Workers starting at once on an empty database all get the table (DDL serialized).
@@ -368,4 +368,124 @@ fn users_index() {
     let o = opts("&lock=row");
     crate::store::users_tests::users_conformance(|| open(&o), "myr", true);
     assert!(open(&opts("&schema=symfony")).users().is_none(), "Symfony's table has no user column");
+}
+
+/// Every write path answers the version a read then finds, and a refused one what is stored: without
+/// a lock to release each is one plain statement (its version from the OK packet), under the lock one
+/// statement in the write procedure, and a create the procedure's transaction.
+#[test]
+fn every_write_path_answers_the_stored_version() {
+    let o = opts("");
+    let mut s = open(&o);
+    let e = ex();
+    let stored = |s: &mut Box<dyn Store>, sid: &SessionId| s.load(sid, e).unwrap();
+    let at = |d: &[u8], v| Some(Loaded { data: d.to_vec(), version: v });
+    for locked in [false, true] {
+        let sid = id(&format!("paths{locked}"));
+        // One step, under a lock of its own when `locked` (the write releases it).
+        let save = |s: &mut Box<dyn Store>, d: &[u8], expect: Expect| {
+            let t = Token::new();
+            if locked {
+                assert!(matches!(s.lock_and_load(&sid, &t, LIFE, e).unwrap(), Acquire::Locked(_)), "locked={locked}");
+            }
+            s.save(&sid, d, expect, locked.then_some(&t), e).unwrap()
+        };
+        let done = |w: Written| match w {
+            Written::Done(v) => v,
+            other => panic!("locked={locked}: {other:?}"),
+        };
+        // Any: a new row (its random version), then the existing one (the version moved).
+        let v1 = done(save(&mut s, b"a", Expect::Any));
+        assert_eq!(stored(&mut s, &sid), at(b"a", v1), "locked={locked}: inserted");
+        let v2 = done(save(&mut s, b"b", Expect::Held(None)));
+        assert!(v2 != v1);
+        assert_eq!(stored(&mut s, &sid), at(b"b", v2), "locked={locked}: upserted");
+        // Under the lock with the row read, and at a version.
+        let v3 = done(save(&mut s, b"c", Expect::Held(Some(v2))));
+        assert!(v3 != v2);
+        assert_eq!(stored(&mut s, &sid), at(b"c", v3), "locked={locked}: held");
+        let v4 = done(save(&mut s, b"d", Expect::Version(v3)));
+        assert!(v4 != v3);
+        assert_eq!(stored(&mut s, &sid), at(b"d", v4), "locked={locked}: at a version");
+        assert_eq!(save(&mut s, b"stale", Expect::Version(v3)), Written::Conflict(at(b"d", v4)), "locked={locked}");
+        // A touch keeps data and version; a destroyed row is not revived by a late held write.
+        if locked {
+            let t = Token::new();
+            assert!(matches!(s.lock_and_load(&sid, &t, LIFE, e).unwrap(), Acquire::Locked(_)));
+            s.touch(&sid, Some(&t), e).unwrap();
+        } else {
+            s.touch(&sid, None, e).unwrap();
+        }
+        assert_eq!(stored(&mut s, &sid), at(b"d", v4), "locked={locked}: touched");
+        s.destroy(&sid, None).unwrap();
+        assert_eq!(stored(&mut s, &sid), None, "locked={locked}: destroyed");
+        assert_eq!(save(&mut s, b"late", Expect::Held(Some(v4))), Written::Conflict(None), "locked={locked}");
+        assert_eq!(save(&mut s, b"late", Expect::Version(v4)), Written::Conflict(None), "locked={locked}");
+        assert_eq!(stored(&mut s, &sid), None, "locked={locked}: a refused write stores nothing");
+        let v5 = done(save(&mut s, b"e", Expect::Absent));
+        assert_eq!(stored(&mut s, &sid), at(b"e", v5), "locked={locked}: created");
+    }
+}
+
+/// A pooled connection that the server closed while idle (`KILL CONNECTION`, as `wait_timeout` or a
+/// restart do) is replaced when the pool hands it out: the next request works, with no error. Run by
+/// the pool's tests: `pool_for` gives its `take` and `give` for a stack of these options (the pool is
+/// above the engines in the import graph).
+pub(crate) fn pooled_connection_killed<T, G>(pool_for: impl FnOnce(MysqlOptions) -> (T, G))
+where
+    T: Fn() -> crate::store::Result<Box<dyn Store>>,
+    G: Fn(Box<dyn Store>),
+{
+    let o = opts("");
+    let (take, give) = pool_for(o.clone());
+    let sid = id("pooled");
+    let mut c = admin();
+    let s = MysqlStore::open(&o).unwrap();
+    let cid = s.conn.connection_id();
+    // A live connection, used, is still valid (it would be replaced at every request otherwise).
+    let mut b: Box<dyn Store> = Box::new(s);
+    b.put(&sid, b"one", LIFE, None).unwrap();
+    give(b);
+    // (The server's id of the last statement each connection ran.)
+    let last_query = |c: &mut mysql::Conn| c.exec_first::<i64, _, _>("SELECT query_id FROM information_schema.processlist WHERE id = ?", (cid,)).unwrap();
+    let q0 = last_query(&mut c).unwrap();
+    let mut b = take().unwrap();
+    assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"one"[..]));
+    assert!(last_query(&mut c).unwrap() > q0, "the pooled connection was reused for the read");
+    give(b);
+    c.query_drop(format!("KILL CONNECTION {cid}")).unwrap();
+    // KILL returns at once; the connection's thread closes it a moment later (bounded: 10 s).
+    let t0 = Instant::now();
+    while c.exec_first::<i64, _, _>("SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?", (cid,)).unwrap() != Some(0) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "connection {cid} not closed by the server");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut b = take().unwrap();
+    let t = Token::new();
+    assert!(matches!(b.lock(&sid, &t, LIFE, LIFE).unwrap(), Got::Locked(Some(_))));
+    assert_eq!(b.put(&sid, b"two", LIFE, Some(&t)).unwrap(), W::Done);
+    assert_eq!(b.get(&sid, LIFE).unwrap().as_deref(), Some(&b"two"[..]));
+}
+
+/// The check the pool asks (a peek at the socket), on each kind of connection: TCP, TLS, the unix
+/// socket: a live connection is valid, one the server killed is not.
+#[test]
+fn a_killed_connection_is_not_still_valid() {
+    let sid = id("killed");
+    let mut c = admin();
+    let (d, _) = dsn("");
+    let sock = env("SP_MYSQL_SOCKET");
+    let over_socket = format!("{}:{}@/{}", env("SP_MYSQL_USER"), env("SP_MYSQL_PASSWORD"), d.split_once('/').unwrap().1.replace("sslmode=disable", &format!("socket={sock}")));
+    for d in [d.clone(), d.replace("sslmode=disable", "sslmode=require"), over_socket] {
+        let o = options::parse(&d).unwrap();
+        let mut s = MysqlStore::open(&o).unwrap();
+        s.save(&sid, b"x", Expect::Any, None, ex()).unwrap();
+        assert!(s.still_valid(), "{d}: a live connection");
+        c.query_drop(format!("KILL CONNECTION {}", s.conn.connection_id())).unwrap();
+        let t0 = Instant::now();
+        while s.still_valid() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{d}: a killed connection still looks valid");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
