@@ -31,6 +31,7 @@ mod proto;
 mod users;
 mod scan;
 mod bulk;
+mod rebuild;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -755,13 +756,7 @@ impl MemcachedStore {
         let prefix = self.o.prefix.clone();
         let lock_prefix = format!("{prefix}lock.");
         let version_prefix = format!("{prefix}ver.");
-        let c = self.conn(s)?;
-        let lines = c.lines_until_end("lru_crawler metadump all", 2_000_000);
-        self.round_trips += 1;
-        let lines = match lines {
-            Ok(l) => l,
-            Err(e) => return Err(self.fail(s, io_kind(&e), &e, e.to_string())),
-        };
+        let lines = self.metadump(s, "lru_crawler metadump all", 2_000_000)?;
         let mut keys = Vec::new();
         for l in lines {
             let Some(k) = l.strip_prefix("key=").and_then(|r| r.split(' ').next()) else { continue };
@@ -1114,7 +1109,7 @@ impl MemcachedStore {
             // read of ours served before the deletes is not taken for current (`proven_current`).
             reqs.push((ls, format!("md {}", self.version_key(id)), None));
         }
-        reqs.push((targets[0], format!("md {ukey}"), None));
+        reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
         let errors: Vec<StoreError> = replies

@@ -199,6 +199,12 @@ impl Conn {
     }
 }
 
+/// Whether `lines_until_end` failed because the server's LRU crawler is busy with another dump
+/// (memcached answers `BUSY …`): the server is up, the command can be sent again.
+pub fn is_busy(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData && e.to_string().contains(": BUSY")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
