@@ -49,6 +49,8 @@ use crate::lock::Token;
 /// checked before sending.
 const ITEM_OVERHEAD: usize = 80;
 const MAX_KEY: usize = 250;
+/// The lowest item size limit memcached accepts (`-I`, its ITEM_SIZE_MAX_LOWER_LIMIT).
+const ITEM_SIZE_MIN: usize = 1024;
 /// memcached reads a TTL above 30 days as a unix time.
 const REALTIME_MAXDELTA: u64 = 60 * 60 * 24 * 30;
 const LOCK_TAG: &str = "sp1";
@@ -523,6 +525,10 @@ impl MemcachedStore {
 
     fn check_size(&mut self, key: &str, len: usize, targets: &[usize]) -> Result<()> {
         for &s in targets {
+            if len + key.len() + ITEM_OVERHEAD <= ITEM_SIZE_MIN {
+                // Fits any memcached: no need to ask this server's limit (a round trip per connection).
+                continue;
+            }
             if let Some(max) = self.item_max(s) {
                 if len + key.len() + ITEM_OVERHEAD > max {
                     let label = self.label(s).to_string();
@@ -689,7 +695,14 @@ impl MemcachedStore {
         for (r, &s) in replies.into_iter().zip(&targets) {
             let conditional = cond.as_ref().is_some_and(|(cs, _)| *cs == s);
             match r {
-                Ok(Reply::Done(_) | Reply::Miss) if !is_write => stored += 1,
+                Ok(Reply::Done(f)) if !is_write => {
+                    stored += 1;
+                    // A touch's CAS (asked with `c`) goes into the version item as a write's does.
+                    if let Some(cas) = f.cas {
+                        written.push((s, cas));
+                    }
+                }
+                Ok(Reply::Miss) if !is_write => stored += 1,
                 Ok(Reply::Done(f)) => {
                     stored += 1;
                     written.push((s, f.cas.unwrap_or(0)));
@@ -713,7 +726,10 @@ impl MemcachedStore {
             let mut before = Vec::new();
             if Self::split(ls, &targets) {
                 let vkey = self.version_key(id);
-                if is_write {
+                // A touch records the CAS it found too: without it, a session last written without
+                // the lock (a regenerated id's first write) and only touched since would have every
+                // locked read of it made twice (`proven_current` finds no version to prove it by).
+                if !written.is_empty() {
                     let entries: Vec<(String, u64)> = written.iter().map(|&(s, c)| (self.label(s).to_string(), c)).collect();
                     let v = version_value(&entries);
                     before.push((format!("ms {vkey} {} T{ttl}", v.len()), Some(v)));
@@ -850,7 +866,7 @@ impl Store for MemcachedStore {
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
         let (ttl, _) = exptime(exp.lifetime);
-        let line = |key: &str| (format!("mg {key} T{ttl}"), false);
+        let line = |key: &str| (format!("mg {key} T{ttl} c"), false);
         Ok(match self.retrying(|s| s.store_and_release(id, &line, None, Expect::Any, owner, ttl, exp))? {
             Stored::LockLost => Touched::LockLost,
             Stored::Done(_) | Stored::Conflict(_) => Touched::Done,
