@@ -65,6 +65,9 @@ fn fresh_epoch() -> u32 {
     (crate::lock::fresh_u64() as u32).max(1)
 }
 
+/// One copy of an index item as read: its index, CAS and epoch.
+type IndexCopy = (Index, u64, u32);
+
 /// A user's index as stored: `<id> <bound at>` lines, and whether a crawl made it whole.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Index {
@@ -214,7 +217,7 @@ impl MemcachedStore {
             let reads: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v c f"), None)).collect();
             let replies = self.exec(&reads);
             // Each readable copy: (server, Some((index, cas, epoch)) or None where it is missing).
-            let mut read: Vec<(usize, Option<(Index, u64, u32)>)> = Vec::new();
+            let mut read: Vec<(usize, Option<IndexCopy>)> = Vec::new();
             let mut errors = Vec::new();
             for (&s, r) in copies.iter().zip(replies) {
                 match r {
