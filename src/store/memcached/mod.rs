@@ -31,6 +31,7 @@ mod proto;
 mod users;
 mod scan;
 mod bulk;
+mod rebuild;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,6 +49,8 @@ use crate::lock::Token;
 /// checked before sending.
 const ITEM_OVERHEAD: usize = 80;
 const MAX_KEY: usize = 250;
+/// The lowest item size limit memcached accepts (`-I`, its ITEM_SIZE_MAX_LOWER_LIMIT).
+const ITEM_SIZE_MIN: usize = 1024;
 /// memcached reads a TTL above 30 days as a unix time.
 const REALTIME_MAXDELTA: u64 = 60 * 60 * 24 * 30;
 const LOCK_TAG: &str = "sp1";
@@ -522,6 +525,10 @@ impl MemcachedStore {
 
     fn check_size(&mut self, key: &str, len: usize, targets: &[usize]) -> Result<()> {
         for &s in targets {
+            if len + key.len() + ITEM_OVERHEAD <= ITEM_SIZE_MIN {
+                // Fits any memcached: no need to ask this server's limit (a round trip per connection).
+                continue;
+            }
             if let Some(max) = self.item_max(s) {
                 if len + key.len() + ITEM_OVERHEAD > max {
                     let label = self.label(s).to_string();
@@ -688,7 +695,14 @@ impl MemcachedStore {
         for (r, &s) in replies.into_iter().zip(&targets) {
             let conditional = cond.as_ref().is_some_and(|(cs, _)| *cs == s);
             match r {
-                Ok(Reply::Done(_) | Reply::Miss) if !is_write => stored += 1,
+                Ok(Reply::Done(f)) if !is_write => {
+                    stored += 1;
+                    // A touch's CAS (asked with `c`) goes into the version item as a write's does.
+                    if let Some(cas) = f.cas {
+                        written.push((s, cas));
+                    }
+                }
+                Ok(Reply::Miss) if !is_write => stored += 1,
                 Ok(Reply::Done(f)) => {
                     stored += 1;
                     written.push((s, f.cas.unwrap_or(0)));
@@ -712,7 +726,10 @@ impl MemcachedStore {
             let mut before = Vec::new();
             if Self::split(ls, &targets) {
                 let vkey = self.version_key(id);
-                if is_write {
+                // A touch records the CAS it found too: without it, a session last written without
+                // the lock (a regenerated id's first write) and only touched since would have every
+                // locked read of it made twice (`proven_current` finds no version to prove it by).
+                if !written.is_empty() {
                     let entries: Vec<(String, u64)> = written.iter().map(|&(s, c)| (self.label(s).to_string(), c)).collect();
                     let v = version_value(&entries);
                     before.push((format!("ms {vkey} {} T{ttl}", v.len()), Some(v)));
@@ -755,13 +772,7 @@ impl MemcachedStore {
         let prefix = self.o.prefix.clone();
         let lock_prefix = format!("{prefix}lock.");
         let version_prefix = format!("{prefix}ver.");
-        let c = self.conn(s)?;
-        let lines = c.lines_until_end("lru_crawler metadump all", 2_000_000);
-        self.round_trips += 1;
-        let lines = match lines {
-            Ok(l) => l,
-            Err(e) => return Err(self.fail(s, io_kind(&e), &e, e.to_string())),
-        };
+        let lines = self.metadump(s, "lru_crawler metadump all", 2_000_000)?;
         let mut keys = Vec::new();
         for l in lines {
             let Some(k) = l.strip_prefix("key=").and_then(|r| r.split(' ').next()) else { continue };
@@ -855,7 +866,7 @@ impl Store for MemcachedStore {
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
         let (ttl, _) = exptime(exp.lifetime);
-        let line = |key: &str| (format!("mg {key} T{ttl}"), false);
+        let line = |key: &str| (format!("mg {key} T{ttl} c"), false);
         Ok(match self.retrying(|s| s.store_and_release(id, &line, None, Expect::Any, owner, ttl, exp))? {
             Stored::LockLost => Touched::LockLost,
             Stored::Done(_) | Stored::Conflict(_) => Touched::Done,
@@ -1114,7 +1125,7 @@ impl MemcachedStore {
             // read of ours served before the deletes is not taken for current (`proven_current`).
             reqs.push((ls, format!("md {}", self.version_key(id)), None));
         }
-        reqs.push((targets[0], format!("md {ukey}"), None));
+        reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
         let errors: Vec<StoreError> = replies

@@ -180,16 +180,18 @@ impl Conn {
 
     /// A text command with a multi-line answer ending in `END` (stats, metadump); returns the lines.
     pub fn lines_until_end(&mut self, cmd: &str, max_lines: usize) -> io::Result<Vec<String>> {
+        // Commands sent unanswered are answered first: memcached refuses a metadump that arrives
+        // behind other commands in one read ("ERROR cannot pipeline other commands before metadump").
+        self.skip_unanswered()?;
         self.queue(cmd, None);
         self.flush()?;
-        self.skip_unanswered()?;
         let mut out = Vec::new();
         loop {
             let l = self.line()?;
             if l == "END" {
                 return Ok(out);
             }
-            if l == "ERROR" || l.starts_with("SERVER_ERROR") || l.starts_with("CLIENT_ERROR") || l.starts_with("BUSY") {
+            if l == "ERROR" || l.starts_with("ERROR ") || l.starts_with("SERVER_ERROR") || l.starts_with("CLIENT_ERROR") || l.starts_with("BUSY") {
                 return Err(bad(format!("{cmd}: {l}")));
             }
             if out.len() < max_lines {
@@ -197,6 +199,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether `lines_until_end` failed because the server's LRU crawler is busy with another dump
+/// (memcached answers `BUSY …`): the server is up, the command can be sent again.
+pub fn is_busy(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData && e.to_string().contains(": BUSY")
 }
 
 #[cfg(test)]

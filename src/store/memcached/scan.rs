@@ -42,10 +42,7 @@ impl Scan for MemcachedStore {
             return Ok(Page::default());
         }
         let prefix = self.o.prefix.clone();
-        let c = self.conn(s)?;
-        let lines = c.lines_until_end("lru_crawler metadump all", MAX_DUMP_LINES);
-        self.round_trips += 1;
-        let lines = lines.map_err(|e| self.fail(s, io_kind(&e), &e, e.to_string()))?;
+        let lines = self.metadump(s, "lru_crawler metadump all", MAX_DUMP_LINES)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let sessions = lines.iter().filter_map(|l| listed(l, &prefix, now)).collect();
         let next = (s + 1 < self.servers.len()).then(|| (s + 1).to_string());

@@ -1,35 +1,47 @@
 //! The Memcached engine's per-user index (issue 13), in items beside php-memcached's (whose items
 //! stay as it reads them):
-//! - `<prefix>user.<id>` on the session's first data server: the session's user (hex) and, with
-//!   track_client, its client. No TTL of its own: memcached's LRU evicts it once unused, a destroy or
-//!   an end deletes it, and `bound` trusts it only while the session item is there (read in the same
-//!   round trip).
-//! - `<prefix>users.<SHA-256 of the user>` on the server ketama picks for that name: the user's index,
-//!   one `<id> <bound at>` line per session, updated by compare-and-swap (`mg … c`, then `ms … C<cas>`,
-//!   or an add `ME` when there is none; retried on a race). Bounded: at most `MAX_ENTRIES` lines, the
-//!   oldest bindings dropped first (well under the 1 MiB item limit).
+//! - `<prefix>user.<id>` on each of the session's data servers (its replicas too): the session's user
+//!   (hex) and, with track_client, its client. No TTL of its own: memcached's LRU evicts it once
+//!   unused, a destroy or an end deletes it, and `bound` trusts it only while the session item is
+//!   there (read in the same round trip).
+//! - `<prefix>users.<SHA-256 of the user>`, the user's index, on the server ketama picks for that name
+//!   and, with `replicas`, on the next ones as the sessions' copies are placed: one `<id> <bound at>`
+//!   line per session, and the line `complete` once a crawl made it whole (below). Every update reads
+//!   every live copy in one batch, applies its change to their union and writes each copy back by
+//!   compare-and-swap (`mg … c`, then `ms … C<cas>`, or an add `ME` where it is missing; retried on a
+//!   race), so a copy that was lost is written again by the next update. Bounded: at most
+//!   `MAX_ENTRIES` lines, the oldest bindings dropped first (well under the 1 MiB item limit).
 //! - `<prefix>sp_secret`: the handles' secret, added once (`ME`), then read.
 //!
 //! Consistency rule: a binding adds the index line before it writes `user.`; `list` trusts a line only
 //! while its session item is there and its `user.` item names this user, and prunes the others (one
 //! CAS).
 //!
-//! Rebuilt on loss, by every live session. An index item is made with a random nonzero *epoch* in
-//! its client flags, kept by every CAS update; a session's `user.` item carries, in its own client
-//! flags, the epoch of the index item its line was added to. Every read of a session fetches its
-//! `user.` item in the same round trip (`saw_user`), and every write or touch of a bound session asks
-//! for the index item's flags (`mg … f`, no value) in the same batch as the write (`index_probe`):
-//! the epoch it finds is the one recorded, so the line is there. An index item evicted, flushed or
-//! lost with a restarted server answers a miss, and one made again since (by another session's
-//! repair or binding) another epoch: then, and only then, the session adds its line back by CAS and
-//! records the new epoch (`repair_if_lost`, two round trips more). So the item is whole again once
-//! each of its live sessions has had a request; a session with no request since the loss is not
-//! listed until its next one (README, Memcached).
+//! Rebuilt on loss, twice over:
+//! - By `list` (so `user_sessions`, `destroy_user_sessions`, `destroy_session_handle`), for idle
+//!   sessions too. An index item is trusted to name every bound session only when it carries the line
+//!   `complete`, which only a crawl writes: an item missing on every copy, or made again by a binding
+//!   or a session's repair (an add where there was none: a new user, or a lost item, which cannot be
+//!   told apart), is rebuilt first (`rebuild`): `lru_crawler metadump hash` on every server lists the
+//!   `user.` keys under this prefix, their values are read (pipelined, `READ_BATCH` a round trip), the
+//!   ids of those naming this user are added by CAS with `complete`, and the found `user.` items get
+//!   the index's epoch (below) by CAS, so their next requests need no repair. One metadump per server
+//!   plus the reads, once per index item's life; with more servers down than `replicas` the crawl is
+//!   not whole and the item stays without `complete` (the next list crawls again).
+//! - By every live session's next request. An index item is made with a random nonzero *epoch* in
+//!   its client flags, kept by every CAS update; a session's `user.` item carries, in its own client
+//!   flags, the epoch of the index item its line was added to. Every read of a session fetches its
+//!   `user.` item in the same round trip (`saw_user`), and every write or touch of a bound session asks
+//!   for the index item's flags (`mg … f`, no value) in the same batch as the write (`index_probe`):
+//!   the epoch it finds is the one recorded, so the line is there. An index item evicted, flushed or
+//!   lost with a restarted server answers a miss, and one made again since another epoch: then, and
+//!   only then, the session adds its line back by CAS and records the new epoch (`repair_if_lost`,
+//!   three round trips more).
 
 use std::time::Duration;
 
 use super::proto::Reply;
-use super::{too_old, MemcachedStore};
+use super::{joined, too_old, MemcachedStore, Req};
 use crate::id::SessionId;
 use crate::store::users::{decode_record as decode, encode_record as encode, hex, unhex, Client, Count, Listed, User, Users};
 use crate::store::{unix_now, ErrorKind, Expiry, Result, Store, StoreError};
@@ -38,6 +50,8 @@ use crate::store::{unix_now, ErrorKind, Expiry, Result, Store, StoreError};
 const MAX_ENTRIES: usize = 2000;
 /// CAS retries of an index update racing other updates of the same user.
 const CAS_TRIES: usize = 50;
+/// The line of an index item made whole by a crawl (no space: a reader that predates it skips it).
+const COMPLETE: &str = "complete";
 
 /// A session's `user.` item as read: its value (`encode_record`) and the epoch of the index item its
 /// line was added to (its client flags; 0: none recorded, from before epochs).
@@ -51,6 +65,59 @@ fn fresh_epoch() -> u32 {
     (crate::lock::fresh_u64() as u32).max(1)
 }
 
+/// One copy of an index item as read: its index, CAS and epoch.
+type IndexCopy = (Index, u64, u32);
+
+/// A user's index as stored: `<id> <bound at>` lines, and whether a crawl made it whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Index {
+    pub(super) lines: Vec<(String, f64)>,
+    pub(super) complete: bool,
+}
+
+impl Index {
+    pub(super) fn has(&self, id: &str) -> bool {
+        self.lines.iter().any(|(i, _)| i == id)
+    }
+
+    /// The union of several copies: every line of any (the first copy's order, then the others'
+    /// new ones), whole when any copy is (each binding reaches every live copy, so a copy that was
+    /// whole lacks at most what another copy has).
+    fn union<'a>(copies: impl IntoIterator<Item = &'a Index>) -> Index {
+        let mut out = Index::default();
+        for c in copies {
+            out.complete |= c.complete;
+            for (id, t) in &c.lines {
+                if !out.has(id) {
+                    out.lines.push((id.clone(), *t));
+                }
+            }
+        }
+        out
+    }
+
+    fn render(&self) -> String {
+        let mut body = if self.complete { format!("{COMPLETE}\n") } else { String::new() };
+        for (id, t) in &self.lines {
+            body.push_str(&format!("{id} {t:.3}\n"));
+        }
+        body
+    }
+}
+
+pub(super) fn parse_index(v: &[u8]) -> Index {
+    let text = String::from_utf8_lossy(v);
+    Index {
+        complete: text.lines().any(|l| l == COMPLETE),
+        lines: text
+            .lines()
+            .filter_map(|l| {
+                let (id, t) = l.split_once(' ')?;
+                Some((id.to_string(), t.parse().ok()?))
+            })
+            .collect(),
+    }
+}
 
 impl MemcachedStore {
     pub(super) fn user_key(&self, id: &SessionId) -> String {
@@ -108,52 +175,126 @@ impl MemcachedStore {
         }) else {
             return;
         };
-        let s = self.data_targets(id)[0];
-        let line = format!("ms {} {} T0 F{epoch}", self.user_key(id), value.len());
-        if let Ok(Reply::Done(_)) = self.one(s, line, Some(&value)) {
+        let ukey = self.user_key(id);
+        let line = format!("ms {ukey} {} T0 F{epoch}", value.len());
+        let reqs: Vec<Req> = self.data_targets(id).into_iter().map(|s| (s, line.clone(), Some(value.as_slice()))).collect();
+        if self.exec(&reqs).iter().any(|r| matches!(r, Ok(Reply::Done(_)))) {
             self.last_user = Some((id.clone(), Some((value, epoch))));
         }
     }
 
-    /// The index item of `user` and its server.
-    pub(super) fn index_of(&self, user: &User) -> Result<(String, usize)> {
+    /// The index item of `user` and the servers holding its copies (the first live one first, which
+    /// `index_probe` asks).
+    pub(super) fn index_copies(&self, user: &User) -> Result<(String, Vec<usize>)> {
         let key = format!("{}users.{}", self.o.prefix, user.digest());
         if key.len() > 250 {
             return Err(StoreError::new(ErrorKind::Backend, self.describe(), "the prefix is too long for the per-user index's keys"));
         }
-        let s = self.targets(&key)[0];
-        Ok((key, s))
+        let copies = self.targets(&key);
+        Ok((key, copies))
     }
 
-    /// Changes `user`'s index item by compare-and-swap: `f` gets its lines and answers whether it
-    /// changed them. Returns the item's epoch (its client flags, kept by every update; a new item,
-    /// or one from before epochs, gets a fresh one); 0 when there is no item and nothing to add.
+    /// The index item of `user` and its first server.
+    pub(super) fn index_of(&self, user: &User) -> Result<(String, usize)> {
+        let (key, copies) = self.index_copies(user)?;
+        Ok((key, copies[0]))
+    }
+
+    /// Changes `user`'s index lines by compare-and-swap (`edit_index_with`).
     fn edit_index(&mut self, user: &User, mut f: impl FnMut(&mut Vec<(String, f64)>) -> bool) -> Result<u32> {
-        let (key, s) = self.index_of(user)?;
+        self.edit_index_with(user, |ix| f(&mut ix.lines))
+    }
+
+    /// Changes `user`'s index item on every live copy: reads them all (one batch), gives `f` their
+    /// union (it answers whether it changed it), and writes each copy that differs from the result by
+    /// compare-and-swap, or an add where it is missing (one batch); all over again when another update
+    /// won a race. Returns the item's epoch (client flags, kept by every update: the first copy's
+    /// that has one, else a fresh one); 0 when there is no item and nothing to add. An error when no
+    /// copy could be read or written.
+    pub(super) fn edit_index_with(&mut self, user: &User, mut f: impl FnMut(&mut Index) -> bool) -> Result<u32> {
+        let (key, copies) = self.index_copies(user)?;
         for _ in 0..CAS_TRIES {
-            let (mut lines, cas, epoch) = match self.one(s, format!("mg {key} v c f"), None)? {
-                Reply::Value(v, fl) => (parse_index(&v), fl.cas, fl.client_flags.unwrap_or(0)),
-                Reply::Miss => (Vec::new(), None, 0),
-                other => return Err(self.unexpected(s, "the user index: ", &other)),
-            };
-            let changed = f(&mut lines);
-            if !changed && (epoch != 0 || cas.is_none()) {
+            let reads: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v c f"), None)).collect();
+            let replies = self.exec(&reads);
+            // Each readable copy: (server, Some((index, cas, epoch)) or None where it is missing).
+            let mut read: Vec<(usize, Option<IndexCopy>)> = Vec::new();
+            let mut errors = Vec::new();
+            for (&s, r) in copies.iter().zip(replies) {
+                match r {
+                    Ok(Reply::Value(v, fl)) => read.push((s, Some((parse_index(&v), fl.cas.unwrap_or(0), fl.client_flags.unwrap_or(0))))),
+                    Ok(Reply::Miss) => read.push((s, None)),
+                    Ok(other) => errors.push(self.unexpected(s, "the user index: ", &other)),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if read.is_empty() {
+                return Err(joined(errors));
+            }
+            let mut ix = Index::union(read.iter().filter_map(|(_, c)| c.as_ref().map(|c| &c.0)));
+            let changed = f(&mut ix);
+            if !changed && read.iter().all(|(_, c)| c.is_none()) {
+                return Ok(0);
+            }
+            let epoch = read.iter().find_map(|(_, c)| c.as_ref().map(|c| c.2).filter(|&e| e != 0)).unwrap_or_else(fresh_epoch);
+            if ix.lines.len() > MAX_ENTRIES {
+                ix.lines.sort_by(|a, b| a.1.total_cmp(&b.1));
+                ix.lines.drain(..ix.lines.len() - MAX_ENTRIES);
+            }
+            let body = ix.render();
+            let writes: Vec<Req> = read
+                .iter()
+                .filter(|(_, c)| !matches!(c, Some((old, _, e)) if *e == epoch && old.render() == body))
+                .map(|(s, c)| {
+                    let mode = c.as_ref().map_or_else(|| "ME".to_string(), |c| format!("C{}", c.1));
+                    (*s, format!("ms {key} {} {mode} T0 F{epoch}", body.len()), Some(body.as_bytes()))
+                })
+                .collect();
+            if writes.is_empty() {
                 return Ok(epoch);
             }
-            let epoch = if epoch == 0 { fresh_epoch() } else { epoch };
-            if lines.len() > MAX_ENTRIES {
-                lines.sort_by(|a, b| a.1.total_cmp(&b.1));
-                lines.drain(..lines.len() - MAX_ENTRIES);
+            let replies = self.exec(&writes);
+            let (mut raced, mut stored) = (false, writes.len() < read.len());
+            let mut errors = Vec::new();
+            for ((s, _, _), r) in writes.iter().zip(replies) {
+                match r {
+                    Ok(Reply::Done(_)) => stored = true,
+                    Ok(Reply::Exists | Reply::NotStored | Reply::NotFound) => raced = true,
+                    Ok(other) => return Err(self.unexpected(*s, "the user index: ", &other)),
+                    Err(e) => errors.push(e),
+                }
             }
-            let body: String = lines.iter().map(|(id, t)| format!("{id} {t:.3}\n")).collect();
-            let mode = cas.map_or_else(|| "ME".to_string(), |c| format!("C{c}"));
-            match self.one(s, format!("ms {key} {} {mode} T0 F{epoch}", body.len()), Some(body.as_bytes()))? {
-                Reply::Done(_) => return Ok(epoch),
-                Reply::Exists | Reply::NotStored | Reply::NotFound => continue,
-                other => return Err(self.unexpected(s, "the user index: ", &other)),
+            if raced {
+                continue;
+            }
+            if !stored {
+                return Err(joined(errors));
+            }
+            return Ok(epoch);
+        }
+        let label = self.label(copies[0]).to_string();
+        Err(StoreError::new(ErrorKind::Conflict, label, format!("the user index kept changing ({CAS_TRIES} tries)")))
+    }
+
+    /// `user`'s index as its live copies hold it (their union; one round trip). An error when no
+    /// copy answered.
+    fn read_index(&mut self, user: &User) -> Result<Index> {
+        let (key, copies) = self.index_copies(user)?;
+        let reqs: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v"), None)).collect();
+        let replies = self.exec(&reqs);
+        let mut got = Vec::new();
+        let mut errors = Vec::new();
+        for (&s, r) in copies.iter().zip(replies) {
+            match r {
+                Ok(Reply::Value(v, _)) => got.push(parse_index(&v)),
+                Ok(Reply::Miss) => got.push(Index::default()),
+                Ok(other) => errors.push(self.unexpected(s, "the user index: ", &other)),
+                Err(e) => errors.push(e),
             }
         }
-        Err(StoreError::new(ErrorKind::Conflict, self.label(s).to_string(), format!("the user index kept changing ({CAS_TRIES} tries)")))
+        if got.is_empty() {
+            return Err(joined(errors));
+        }
+        Ok(Index::union(&got))
     }
 
     /// The session's user record: as the last read of the session found it, else read with its data
@@ -175,16 +316,48 @@ impl MemcachedStore {
         self.saw_user(id, user, &data, exp.lifetime);
         self.record(id, exp)
     }
-}
 
-fn parse_index(v: &[u8]) -> Vec<(String, f64)> {
-    String::from_utf8_lossy(v)
-        .lines()
-        .filter_map(|l| {
-            let (id, t) = l.split_once(' ')?;
-            Some((id.to_string(), t.parse().ok()?))
-        })
-        .collect()
+    /// Sends `reqs` (one command on each copy of an item) and answers Ok when at least one copy
+    /// took it (`HD`, or `NF` for a delete of what was not there), else the errors.
+    fn on_copies(&mut self, reqs: &[Req], what: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        let mut done = false;
+        for ((s, _, _), r) in reqs.iter().zip(self.exec(reqs)) {
+            match r {
+                Ok(Reply::Done(_) | Reply::NotFound) => done = true,
+                Ok(other) => errors.push(self.unexpected(*s, what, &other)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if done || errors.is_empty() {
+            Ok(())
+        } else {
+            Err(joined(errors))
+        }
+    }
+
+    /// The live sessions among `ids` with their `user.` records: each session's item (its age) and
+    /// record, all in one batch, from each one's first live copy; made once more when a server
+    /// failed in it and replicas may answer instead.
+    fn verify(&mut self, ids: &[(SessionId, f64)]) -> Result<Vec<(Result<Reply>, Result<Reply>)>> {
+        let before = self.downs;
+        let mut retried = false;
+        loop {
+            let mut reqs = Vec::with_capacity(ids.len() * 2);
+            for (id, _) in ids {
+                let ds = self.data_targets(id)[0];
+                reqs.push((ds, format!("mg {} t f", self.key(id)?), None));
+                reqs.push((ds, format!("mg {} v", self.user_key(id)), None));
+            }
+            let replies = self.exec(&reqs);
+            if !retried && self.o.replicas > 0 && self.downs > before && replies.iter().any(Result::is_err) {
+                retried = true;
+                continue;
+            }
+            let mut it = replies.into_iter();
+            return Ok(ids.iter().map(|_| (it.next().expect("a reply each"), it.next().expect("a reply each"))).collect());
+        }
+    }
 }
 
 impl Users for MemcachedStore {
@@ -202,10 +375,11 @@ impl Users for MemcachedStore {
                 lines.len() != n
             })?;
         }
-        let s = self.data_targets(id)[0];
+        let targets = self.data_targets(id);
         let ukey = self.user_key(id);
         let Some(user) = user else {
-            self.one(s, format!("md {ukey}"), None)?;
+            let reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {ukey}"), None)).collect();
+            self.on_copies(&reqs, "the session's user: ")?;
             self.last_user = Some((id.clone(), None));
             return Ok(());
         };
@@ -218,42 +392,33 @@ impl Users for MemcachedStore {
             true
         })?;
         let v = encode(user, client);
-        match self.one(s, format!("ms {ukey} {} T0 F{epoch}", v.len()), Some(&v))? {
-            Reply::Done(_) => {
-                self.last_user = Some((id.clone(), Some((v, epoch))));
-                Ok(())
-            }
-            other => Err(self.unexpected(s, "the session's user: ", &other)),
-        }
+        let line = format!("ms {ukey} {} T0 F{epoch}", v.len());
+        let reqs: Vec<Req> = targets.iter().map(|&s| (s, line.clone(), Some(v.as_slice()))).collect();
+        self.on_copies(&reqs, "the session's user: ")?;
+        self.last_user = Some((id.clone(), Some((v, epoch))));
+        Ok(())
     }
 
     fn list(&mut self, user: &User, exp: Expiry) -> Result<Vec<Listed>> {
-        let (key, s) = self.index_of(user)?;
-        let lines = match self.one(s, format!("mg {key} v"), None)? {
-            Reply::Value(v, _) => parse_index(&v),
-            _ => Vec::new(),
-        };
+        let mut ix = self.read_index(user)?;
+        if !ix.complete {
+            // Missing, or made again by a binding or a repair: idle sessions may be bound to this
+            // user without a line. A crawl finds them (rebuild.rs).
+            ix = self.rebuild(user)?;
+        }
         let mut ids = Vec::new();
         let mut gone: Vec<String> = Vec::new();
-        for (raw, t) in lines {
+        for (raw, t) in ix.lines {
             match SessionId::parse(raw.as_bytes()) {
                 Ok(id) => ids.push((id, t)),
                 Err(_) => gone.push(raw),
             }
         }
-        // Each session's item (age) and user record, all in one batch.
-        let mut reqs = Vec::with_capacity(ids.len() * 2);
-        for (id, _) in &ids {
-            let ds = self.data_targets(id)[0];
-            reqs.push((ds, format!("mg {} t f", self.key(id)?), None));
-            reqs.push((ds, format!("mg {} v", self.user_key(id)), None));
-        }
-        let replies = self.exec(&reqs);
-        let mut it = replies.into_iter();
+        let replies = self.verify(&ids)?;
         let mut out = Vec::new();
         let now = unix_now();
-        for (id, created) in ids {
-            let (data, rec) = (it.next().expect("a reply each")?, it.next().expect("a reply each")?);
+        for ((id, created), (data, rec)) in ids.into_iter().zip(replies) {
+            let (data, rec) = (data?, rec?);
             let age = match &data {
                 Reply::Done(f) | Reply::Value(_, f) if !too_old(f, exp.lifetime) => match (f.client_flags, f.ttl) {
                     (Some(w), Some(left)) if left >= 0 => Some((i64::from(w) - left).max(0)),
@@ -284,15 +449,16 @@ impl Users for MemcachedStore {
     /// then its index line: a holder's late write finds its lock gone and is refused.
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         self.last_user = None;
-        let rec = self.record(id, exp)?;
+        let rec = self.retrying(|s| s.record(id, exp))?;
         self.last_user = None;
         let key = self.key(id)?;
         let targets = self.data_targets(id);
         let ls = self.lock_server(id);
-        let mut reqs: Vec<(usize, String, Option<&[u8]>)> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
+        let mut reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {key}"), None)).collect();
         reqs.push((ls, format!("md {}", self.lock_key(id)), None));
         reqs.push((ls, format!("md {}", self.version_key(id)), None));
-        reqs.push((targets[0], format!("md {}", self.user_key(id)), None));
+        let ukey = self.user_key(id);
+        reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let replies = self.exec(&reqs);
         let live = rec.is_some() || replies.iter().take(targets.len()).any(|r| matches!(r, Ok(Reply::Done(_))));
         if let Some((u, _)) = rec {
@@ -311,17 +477,54 @@ impl Users for MemcachedStore {
         Ok(Count::NeedsScan)
     }
 
+    /// Kept on every copy its key's replicas have (a dead server does not change the handles): read
+    /// from all of them in one round trip, the first copy's value wins and is added where it is
+    /// missing; when none has one, a fresh one is added (`ME`, so racing creators agree) and read.
     fn secret(&mut self) -> Result<[u8; 32]> {
         let key = format!("{}sp_secret", self.o.prefix);
-        let s = self.targets(&key)[0];
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|e| StoreError::new(ErrorKind::Backend, self.describe(), e.to_string()))?;
-        let fresh = hex(&fresh);
-        let mut r = self.exec(&[(s, format!("ms {key} 64 ME T0"), Some(fresh.as_bytes())), (s, format!("mg {key} v"), None)]);
-        match r.pop().expect("two replies")? {
-            Reply::Value(v, _) => unhex(&v).and_then(|v| <[u8; 32]>::try_from(v).ok()),
-            _ => None,
+        let copies = self.targets(&key);
+        let mut errors = Vec::new();
+        for _ in 0..2 {
+            let reads: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v"), None)).collect();
+            let replies = self.exec(&reads);
+            let (mut value, mut missing) = (None, Vec::new());
+            errors.clear();
+            for (&s, r) in copies.iter().zip(replies) {
+                match r {
+                    Ok(Reply::Value(v, _)) => {
+                        value.get_or_insert((s, v));
+                    }
+                    Ok(Reply::Miss) => missing.push(s),
+                    Ok(other) => errors.push(self.unexpected(s, "the handles' secret: ", &other)),
+                    Err(e) => errors.push(e),
+                }
+            }
+            let add = |v: &[u8], missing: &[usize]| -> Vec<(usize, String, Vec<u8>)> {
+                missing.iter().map(|&s| (s, format!("ms {key} {} ME T0", v.len()), v.to_vec())).collect()
+            };
+            match value {
+                Some((s, v)) => {
+                    let adds = add(&v, &missing);
+                    let reqs: Vec<Req> = adds.iter().map(|(s, l, v)| (*s, l.clone(), Some(v.as_slice()))).collect();
+                    // Where it was missing (a server that restarted): refused means another request added it.
+                    let _ = self.exec(&reqs);
+                    return unhex(&v)
+                        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                        .ok_or_else(|| StoreError::new(ErrorKind::Corrupt, self.label(s).to_string(), "the handles' secret is unreadable"));
+                }
+                None if missing.is_empty() => break,
+                None => {
+                    let mut fresh = [0u8; 32];
+                    getrandom::fill(&mut fresh).map_err(|e| StoreError::new(ErrorKind::Backend, self.describe(), e.to_string()))?;
+                    let adds = add(hex(&fresh).as_bytes(), &missing);
+                    let reqs: Vec<Req> = adds.iter().map(|(s, l, v)| (*s, l.clone(), Some(v.as_slice()))).collect();
+                    self.exec(&reqs);
+                }
+            }
         }
-        .ok_or_else(|| StoreError::new(ErrorKind::Corrupt, self.label(s).to_string(), "the handles' secret is unreadable"))
+        if errors.is_empty() {
+            errors.push(StoreError::new(ErrorKind::Backend, self.describe(), "the handles' secret could not be stored"));
+        }
+        Err(joined(errors))
     }
 }
