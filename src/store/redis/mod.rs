@@ -47,6 +47,7 @@ mod users;
 mod scan;
 mod watch;
 mod wire;
+mod resp;
 mod bulk;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
-//! A plain (TCP or unix socket, no TLS) connection to one Redis server, speaking RESP2 with redis-rs'
-//! own reply parser over a [`crate::net::Socket`], so that a worker polls for an answer briefly
+//! A plain (TCP or unix socket, no TLS) connection to one Redis server, speaking RESP2 (replies read
+//! by `resp.rs`) over a [`crate::net::Socket`], so that a worker polls for an answer briefly
 //! instead of sleeping at once (see `crate::net`). redis-rs' `Connection` owns its socket and offers
 //! no way to wait for an answer other than a blocking read; TLS, Cluster and the Sentinels' own
 //! connections still use it.
@@ -13,11 +13,12 @@ use std::time::Duration;
 use redis::{ConnectionLike, ErrorKind, RedisError, RedisResult, Value};
 
 use super::dsn::{Addr, Node};
+use super::resp::Reader;
 use crate::net::Socket;
 
 pub struct Wire {
     sock: Socket,
-    parser: redis::Parser,
+    reader: Reader,
     db: i64,
     open: bool,
 }
@@ -31,7 +32,7 @@ impl Wire {
             }
             Addr::Unix(p) => Socket::unix(p, node.read_timeout, node.busy_poll)?,
         };
-        let mut w = Wire { sock, parser: redis::Parser::new(), db: node.db, open: true };
+        let mut w = Wire { sock, reader: Reader::default(), db: node.db, open: true };
         if let Some(p) = &node.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(u) = &node.username {
@@ -66,7 +67,7 @@ impl Wire {
     }
 
     fn read(&mut self) -> RedisResult<Value> {
-        match self.parser.parse_value(&mut self.sock) {
+        match self.reader.read_value(&mut self.sock) {
             Ok(v) => Ok(v),
             Err(e) => Err(self.fail(e)),
         }
