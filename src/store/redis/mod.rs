@@ -392,6 +392,8 @@ struct Conn {
     /// The server may hold a WATCH of ours on this link: a WATCH was sent and no EXEC, UNWATCH or
     /// DISCARD since (never false while one is held; see `exec_batch`).
     watching: bool,
+    /// Sentinel: the address of the master this link was made to (`at`).
+    master: Option<String>,
 }
 
 
@@ -532,7 +534,8 @@ fn connect_cluster(o: &RedisOptions) -> Result<redis::cluster::ClusterConnection
 
 /// Asks the Sentinels, in order, for the current master of `name`, and connects to it (over TLS when
 /// the Sentinels are: `rediss-sentinel://`).
-fn connect_via_sentinels(o: &RedisOptions, name: &str) -> Result<Link> {
+/// Answers the link and the master's address (host:port), which names the master in later errors.
+fn connect_via_sentinels(o: &RedisOptions, name: &str) -> Result<(Link, String)> {
     let auth = &o.sentinel_auth;
     let mut why = Vec::new();
     for s in &o.nodes {
@@ -550,7 +553,7 @@ fn connect_via_sentinels(o: &RedisOptions, name: &str) -> Result<Link> {
             Ok(Some((host, port))) => {
                 let master = Node { addr: Addr::Tcp { host, port }, ..s.clone() };
                 // Named as the master, at the master (the kind is the master's failure).
-                return connect(&master).map_err(|e| {
+                return connect(&master).map(|l| (l, master.addr.to_string())).map_err(|e| {
                     StoreError::new(e.kind(), e.at(), format!("master {name:?} (from Sentinel {}): {e}", s.addr))
                 });
             }
@@ -732,25 +735,27 @@ impl RedisStore {
     /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
     pub fn open(o: &RedisOptions) -> Result<Self> {
         let conns = match o.mode {
-            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None, gen: 0, watching: false }).collect(),
+            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None, gen: 0, watching: false, master: None }).collect(),
             // One connection (to the cluster, or to the current master); its `node` stands for the
             // shared options.
-            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None, gen: 0, watching: false }],
+            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None, gen: 0, watching: false, master: None }],
         };
         let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new(), watch: None, cas_read: false, demoted: false };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
-            let link = s.link_for(0)?;
+            let (link, master) = s.link_for(0)?;
             s.conns[0].conn = Some(link);
+            s.conns[0].master = master;
         }
         Ok(s)
     }
 
-    fn link_for(&self, idx: usize) -> Result<Link> {
+    /// A new link to server `idx`, and (Sentinel) the master's address.
+    fn link_for(&self, idx: usize) -> Result<(Link, Option<String>)> {
         Ok(match &self.opts.mode {
-            Mode::Standalone => connect(&self.conns[idx].node)?,
-            Mode::Cluster => Link::Cluster(connect_cluster(&self.opts)?),
-            Mode::Sentinel(name) => connect_via_sentinels(&self.opts, name)?,
+            Mode::Standalone => (connect(&self.conns[idx].node)?, None),
+            Mode::Cluster => (Link::Cluster(connect_cluster(&self.opts)?), None),
+            Mode::Sentinel(name) => connect_via_sentinels(&self.opts, name).map(|(l, m)| (l, Some(m)))?,
         })
     }
 
@@ -761,11 +766,16 @@ impl RedisStore {
         }
     }
 
-    /// Where an error of server `idx` is: its host:port (or socket); the cluster or the Sentinel
-    /// service as a whole, as the messages name them.
+    /// Where an error of server `idx` is: its host:port (or socket); Sentinel: the master the link
+    /// was made to, with the service; a cluster as a whole (redis-rs' cluster client routes each
+    /// command itself and does not say which node failed; its error text often does).
     fn at(&self, idx: usize) -> String {
-        match self.opts.mode {
-            Mode::Cluster | Mode::Sentinel(_) => self.opts.describe(),
+        match &self.opts.mode {
+            Mode::Sentinel(name) => match &self.conns[idx].master {
+                Some(m) => format!("{m} (master {name:?} of {})", self.opts.describe()),
+                None => self.opts.describe(),
+            },
+            Mode::Cluster => self.opts.describe(),
             Mode::Standalone => self.conns[idx].node.addr.to_string(),
         }
     }
@@ -792,8 +802,9 @@ impl RedisStore {
         let mut tryagain: Option<(Instant, Duration)> = None;
         loop {
             if self.conns[idx].conn.is_none() {
-                let link = self.link_for(idx)?;
+                let (link, master) = self.link_for(idx)?;
                 self.conns[idx].conn = Some(link);
+                self.conns[idx].master = master;
                 self.conns[idx].gen += 1;
                 self.conns[idx].watching = false;
                 fresh = true;

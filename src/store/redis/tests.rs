@@ -340,6 +340,15 @@ fn sentinel_conformance() {
     let o = dsn::parse(&format!("redis-sentinel://{s}/{name}?db=2&prefix={prefix}")).unwrap();
     conformance_ttl(|| open(&o));
     expiring_locks(|| open(&o));
+    // An error at the master names the master the Sentinel gave, with the service.
+    let mut sentinel = redis::Client::open(format!("redis://{s}/")).unwrap().get_connection().unwrap();
+    let (host, mport): (String, u16) = redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(&name).query(&mut sentinel).unwrap();
+    let mut st = open(&o);
+    let id = SessionId::parse(format!("at{}", Token::new().as_str()).as_bytes()).unwrap();
+    let big = vec![0u8; super::MAX_VALUE + 1];
+    let e = st.save(&id, &big, Expect::Any, None, Expiry::new(LIFE)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge);
+    assert_eq!(e.at(), format!("{host}:{mport} (master {name:?} of redis-sentinel://{s}/{name}/2)"));
     // An unknown master name is an error naming the Sentinel.
     let o = dsn::parse(&format!("redis-sentinel://{s}/nosuchmaster")).unwrap();
     let e = format!("{:#}", RedisStore::open(&o).err().unwrap());
