@@ -71,6 +71,19 @@ pub fn give(stack: &Stack, s: Box<dyn Store>) {
     drop(dropped);
 }
 
+/// Closes every idle store of this process (MSHUTDOWN): each finishes what it sent without waiting
+/// (a memcached release) before its connections close. Stores inherited across a fork stay abandoned.
+pub fn close_all() {
+    let pool = {
+        let mut guard = POOL.lock();
+        match guard.as_ref() {
+            Some(p) if p.pid == crate::lock::pid() => guard.take(),
+            _ => None,
+        }
+    };
+    drop(pool);
+}
+
 /// Number of idle stores, for phpinfo.
 pub fn idle_count() -> usize {
     with_pool(|p| p.idle.iter().map(|(_, v)| v.len()).sum())

@@ -802,6 +802,24 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A store closes (the request's error, the pool at the process's end: `pool::close_all` from
+/// MSHUTDOWN) only once its unanswered releases were answered. Otherwise a process that ends right
+/// after a request (a CLI script, an fpm worker at `pm.max_requests`) could be found gone while its
+/// release — the version item's update, then the lock's delete — still waits in a memcached thread
+/// that another connection's thread outruns: the waiter breaks the dead holder's lock, the next
+/// holder reads the version from before that release, which matches its read of the data from
+/// before the dead holder's write, and it works on stale data (measured: 50 racing CLI processes,
+/// one increment in ~10 runs lost under load).
+impl Drop for MemcachedStore {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            if let Some(c) = s.conn.as_mut() {
+                let _ = c.finish();
+            }
+        }
+    }
+}
+
 impl Pooled for MemcachedStore {
     /// Drops pooled connections the server closed while they were idle (it restarted): the request
     /// then connects afresh instead of failing on the stale socket. Not a server failure: the server

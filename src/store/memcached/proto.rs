@@ -116,6 +116,16 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads the replies of commands sent with `send_unanswered`, before the connection is closed.
+    /// A lock's release goes unanswered; a process that exits right after sending it must not exit
+    /// before the server has served it: a waiter that finds the holder's process gone breaks its lock
+    /// at once, and the next holder would then read the version item without the release's update
+    /// (still queued in another server thread) and take a stale read for current (see `Drop for
+    /// MemcachedStore`). Bounded by the connection's read timeout.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.skip_unanswered()
+    }
+
     /// Replies still to be skipped (for tests).
     #[cfg(test)]
     pub fn unanswered(&self) -> usize {

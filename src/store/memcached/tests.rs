@@ -761,3 +761,79 @@ fn a_touched_session_is_not_read_twice_and_small_writes_ask_no_limit() {
         assert_eq!(locked(&mut s), 1);
     }
 }
+
+/// A memcached stand-in for `a_closing_store_reads_the_answers_to_its_unanswered_release`: answers
+/// every meta command at once (locks and writes stored, reads missing), except a delete, which it
+/// answers after `delay`. Returns its port and the command lines it received.
+fn slow_delete_server(delay: Duration) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let cmd = line.trim_end().to_string();
+                    line.clear();
+                    log.lock().unwrap().push(cmd.clone());
+                    let f: Vec<&str> = cmd.split(' ').collect();
+                    let answer: &[u8] = match f[0] {
+                        "ms" => {
+                            let mut data = vec![0; f[2].parse::<usize>().unwrap() + 2];
+                            r.read_exact(&mut data).unwrap();
+                            b"HD c7\r\n"
+                        }
+                        "mg" => b"EN\r\n",
+                        "md" => {
+                            std::thread::sleep(delay);
+                            b"HD\r\n"
+                        }
+                        _ => b"ERROR\r\n",
+                    };
+                    if w.write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// With the lock on another server than the session, a locked write's release (the version item's
+/// update, then the lock's delete) is sent without waiting for its answer. A store that closes —
+/// the process ends right after the request — must first read those answers: a waiter that finds
+/// the holder's process gone breaks its lock at once, and if the release were still queued in the
+/// server, the next holder would read the version item from before it and take a stale read of the
+/// data for current (memcached_race_50.phpt lost increments that way under load). The stand-in
+/// answers the delete 300 ms late: closing waits for it (without the drain it returns at once).
+#[test]
+fn a_closing_store_reads_the_answers_to_its_unanswered_release() {
+    let delay = Duration::from_millis(300);
+    let (p1, seen1) = slow_delete_server(delay);
+    let (p2, seen2) = slow_delete_server(delay);
+    let servers = vec![ServerAddr::Tcp { host: "127.0.0.1".into(), port: p1 }, ServerAddr::Tcp { host: "127.0.0.1".into(), port: p2 }];
+    let o = MemcachedOptions { timeout: Duration::from_secs(5), ..opts(servers) };
+    let life = Duration::from_secs(60);
+    let mut a = MemcachedStore::open(&o).unwrap();
+    let id = split_ids(&a, "drain", 1).remove(0);
+    let t = Token::new();
+    assert_eq!(a.lock(&id, &t, Duration::from_secs(30), life).unwrap(), Got::Locked(None));
+    assert_eq!(a.put(&id, b"n|i:1;", life, Some(&t)).unwrap(), W::Done);
+    let ls = a.lock_server(&id);
+    assert_eq!(a.servers[ls].conn.as_ref().unwrap().unanswered(), 2, "the version update and the delete went unanswered");
+    let closing = std::time::Instant::now();
+    drop(a);
+    let waited = closing.elapsed();
+    let deletes = [seen1, seen2].iter().map(|s| s.lock().unwrap().iter().filter(|l| l.starts_with("md ")).count()).sum::<usize>();
+    assert_eq!(deletes, 1, "the lock's delete reached the server");
+    // Not a speed bound: the stand-in holds the answer for 300 ms, so a close that read it took as long.
+    assert!(waited >= delay - Duration::from_millis(50), "closed after {waited:?}, before the release was answered");
+}
