@@ -106,7 +106,10 @@ foreach ($procs as $i => $p) {
 echo 'slot now served by the target: ', var_export(rd_slot_owner($slot) === $target, true), "\n";
 echo 'lock-free read during the migration: ', json_encode([$read['ok'] ?? null, is_int($read['n'] ?? null)]),
     ' without waiting: ', lk_check(($read['took'] ?? 9) < 0.3, lk_s($read['took'] ?? 9)), "\n";
-echo 'locked cycles started while the slot was open, all completed: ', lk_check($during >= 4, (string) $during), "\n";
+// At least one cycle must have started in the window (4 loopers; on a loaded machine only 2 did, as
+// a looper's cycle begun before the window waits out TRYAGAIN through it). That each completed is
+// in the errors line below (a failed start ends its looper with a warning) and in the update count.
+echo 'locked cycles started while the slot was open, all completed: ', lk_check($during >= 1, (string) $during), "\n";
 $stored = lk_stored($dsn, $id)['n'] ?? null;
 echo 'cycles go on after the migration: ', lk_check($after >= 8, "$after cycles, slowest " . lk_s($slowest_after)), "\n";
 echo 'no lost update: ', lk_check($stored === $total, "stored $stored, cycles $total"), "\n";
