@@ -71,17 +71,25 @@ pub fn give(stack: &Stack, s: Box<dyn Store>) {
     drop(dropped);
 }
 
-/// Closes every idle store of this process (MSHUTDOWN): each finishes what it sent without waiting
-/// (a memcached release) before its connections close. Stores inherited across a fork stay abandoned.
-pub fn close_all() {
-    let pool = {
+/// At the process's end (MSHUTDOWN): closes this process's idle Memcached stores, each of which first
+/// reads the answers to the releases it sent without waiting (`Drop for MemcachedStore`). The other
+/// stores are left to the process's exit, as before: closing SQLite's last connection would
+/// checkpoint and delete the `-wal`/`-shm` files, which a read-only directory cannot make again.
+/// Stores inherited across a fork stay abandoned.
+pub fn close_memcached() {
+    let closing: Vec<Box<dyn Store>> = {
         let mut guard = POOL.lock();
-        match guard.as_ref() {
-            Some(p) if p.pid == crate::lock::pid() => guard.take(),
-            _ => None,
+        match guard.as_mut() {
+            Some(p) if p.pid == crate::lock::pid() => p
+                .idle
+                .iter_mut()
+                .filter(|(k, _)| matches!(k.engine, crate::dsn::Engine::Memcached(_)))
+                .flat_map(|(_, v)| std::mem::take(v))
+                .collect(),
+            _ => Vec::new(),
         }
     };
-    drop(pool);
+    drop(closing);
 }
 
 /// Number of idle stores, for phpinfo.

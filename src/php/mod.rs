@@ -113,9 +113,9 @@ fn implement_session_interfaces() -> c_int {
 extern "C" fn mshutdown(ty: c_int, module_number: c_int) -> c_int {
     // The counters' file goes with the process that made it (php-fpm's master, a CLI run).
     hooks::guard((), || crate::metrics::global().remove_file());
-    // Pooled connections close here, not at exit(): a memcached store first reads the answers to
-    // the releases it sent without waiting (see `Drop for MemcachedStore`).
-    hooks::guard((), crate::pool::close_all);
+    // Pooled Memcached connections close here, not at exit(): each first reads the answers to the
+    // releases it sent without waiting (see `Drop for MemcachedStore`).
+    hooks::guard((), crate::pool::close_memcached);
     // SAFETY: unregisters what minit registered for this module number.
     unsafe { ffi::zend_unregister_ini_entries_ex(module_number, ty) };
     ffi::SUCCESS

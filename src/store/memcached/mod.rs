@@ -802,7 +802,7 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A store closes (the request's error, the pool at the process's end: `pool::close_all` from
+/// A store closes (the request's error, the pool at the process's end: `pool::close_memcached` from
 /// MSHUTDOWN) only once its unanswered releases were answered. Otherwise a process that ends right
 /// after a request (a CLI script, an fpm worker at `pm.max_requests`) could be found gone while its
 /// release — the version item's update, then the lock's delete — still waits in a memcached thread
