@@ -796,7 +796,8 @@ impl Private {
         if self.mem_mb[i] <= 2 {
             cmd.args(["-o", "no_lru_maintainer"]);
         }
-        if std::env::var("USER").as_deref() == Ok("root") || unsafe { libc::geteuid() } == 0 {
+        let uid = std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if uid.is_ok_and(|u| u == "0") {
             cmd.args(["-u", "root"]);
         }
         let child = cmd.stdout(std::process::Stdio::null()).spawn().expect("memcached is installed (scripts/deps.sh)");
@@ -1020,4 +1021,42 @@ fn a_long_ids_binding_is_found_by_a_crawl() {
     let ended = listed.into_iter().filter(|l| b.users().unwrap().end(&l.id, e).unwrap()).count();
     assert_eq!(ended, 2);
     assert_eq!(s.load(&long, e).unwrap(), None, "the long id's session is ended");
+}
+
+/// Issue 13, the window that remains (README, users.rs): a session's `user.` item evicted (deleted
+/// here, as an eviction would) while its idle session item lives unbinds that session alone: the
+/// engine answers it unbound (so a regenerate, which gives the new id the old one's binding, carries
+/// none), its next write does not put the binding back (no user known, no probe), and the list
+/// prunes it, so "log out everywhere" misses it — while the user's other sessions stay listed. A
+/// later binding of it (`set_user`, or a changed `user_key` value) lists it again.
+#[test]
+fn an_evicted_user_item_unbinds_its_session_alone_until_it_is_bound_again() {
+    use crate::store::users::User;
+    let e = ex(Duration::from_secs(3600));
+    let o = opts(three());
+    let mut a = MemcachedStore::open(&o).unwrap();
+    let alice = User::new(b"alice-evicted").unwrap();
+    let ids = [sid("evicted1"), sid("evicted2")];
+    for id in &ids {
+        a.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        a.users().unwrap().bind(id, Some(&alice), None, e).unwrap();
+    }
+    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 2);
+    let ukey = a.user_key(&ids[0]);
+    for s in a.data_targets(&ids[0]) {
+        assert!(matches!(a.one(s, format!("md {ukey}"), None).unwrap(), Reply::Done(_)));
+    }
+    // The session's next request, on another handle.
+    let mut b = MemcachedStore::open(&o).unwrap();
+    assert!(b.still_valid());
+    assert!(b.load(&ids[0], e).unwrap().is_some(), "the session itself lives");
+    assert_eq!(b.users().unwrap().bound(&ids[0], e).unwrap(), None, "unbound: a regenerate would carry no binding");
+    assert!(matches!(b.save(&ids[0], b"n|i:2;", Expect::Any, None, e).unwrap(), Written::Done(_)));
+    let listed: Vec<SessionId> = b.users().unwrap().list(&alice, e).unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(listed, [ids[1].clone()], "only the other session is listed");
+    b.users().unwrap().bind(&ids[0], Some(&alice), None, e).unwrap();
+    assert_eq!(b.users().unwrap().list(&alice, e).unwrap().len(), 2, "bound again, listed again");
+    for id in &ids {
+        b.destroy(id, None).unwrap();
+    }
 }

@@ -3,7 +3,10 @@
 //! - `<prefix>user.<id>` on each of the session's data servers (its replicas too): the session's user
 //!   (hex) and, with track_client, its client. No TTL of its own: memcached's LRU evicts it once
 //!   unused, a destroy or an end deletes it, and `bound` trusts it only while the session item is
-//!   there (read in the same round trip).
+//!   there (read in the same round trip). The window this leaves: evicted while its (idle)
+//!   session item lives, the session is unbound from then on — not listed, not ended by
+//!   `destroy_user_sessions`, no binding for a regenerated id — until it is bound again; nothing
+//!   else names its user (the index item is found by the user, not by the session).
 //! - `<prefix>users.<SHA-256 of the user>`, the user's index, on the server ketama picks for that name
 //!   and, with `replicas`, on the next ones as the sessions' copies are placed: one `<id> <bound at>`
 //!   line per session, and the line `complete` once a crawl made it whole (below). Every update reads
@@ -20,9 +23,11 @@
 //! Rebuilt on loss, twice over:
 //! - By `list` (so `user_sessions`, `destroy_user_sessions`, `destroy_session_handle`), for idle
 //!   sessions too. An index item is trusted to name every bound session only when it carries the line
-//!   `complete`, which only a crawl writes: an item missing on every copy, or made again by a binding
-//!   or a session's repair (an add where there was none: a new user, or a lost item, which cannot be
-//!   told apart), is rebuilt first (`rebuild`): `lru_crawler metadump hash` on every server lists the
+//!   `complete`, which a crawl writes, or a check of the servers' markers (mark.rs): an item missing
+//!   on every copy, or made again by a binding or a session's repair (an add where there was none: a
+//!   new user's, or a lost item's), is whole as read when no server of its copies can have lost an
+//!   item within the sessions' lifetime (then sealed `complete` by CAS, no crawl); else it is
+//!   rebuilt first (`rebuild`): `lru_crawler metadump hash` on every server lists the
 //!   `user.` keys under this prefix, their values are read (pipelined, `READ_BATCH` a round trip), the
 //!   ids of those naming this user are added by CAS with `complete`, and the found `user.` items get
 //!   the index's epoch (below) by CAS, so their next requests need no repair. One metadump per server
