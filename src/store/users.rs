@@ -123,6 +123,26 @@ pub fn decode_record(v: &[u8]) -> Option<(User, Option<Client>)> {
     Some((user, client))
 }
 
+/// The tag of a record's last line naming its session's id (`with_id`): not hex, so a reader that
+/// predates it takes that line for no client (or ignores it after one).
+const ID_TAG: &[u8] = b"i=";
+
+/// A record (`encode_record`) that also names its session's full id, on a line of its own at the
+/// end: for an engine whose key for the record hashes a long id (Memcached's `user.` items beyond
+/// ~230 bytes), so that a crawl of the keys can still tell the session.
+pub fn with_id(mut record: Vec<u8>, id: &SessionId) -> Vec<u8> {
+    record.push(b'\n');
+    record.extend_from_slice(ID_TAG);
+    record.extend_from_slice(id.as_str().as_bytes());
+    record
+}
+
+/// The id a record names (`with_id`), if it names one.
+pub fn record_id(v: &[u8]) -> Option<SessionId> {
+    let last = v.rsplit(|&b| b == b'\n').next()?;
+    SessionId::parse(last.strip_prefix(ID_TAG)?).ok()
+}
+
 /// One live session of a user, as the index knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
@@ -179,7 +199,16 @@ mod client_tests {
         assert!(c.agent.chars().count() <= MAX_CLIENT_AGENT && c.agent.contains(char::REPLACEMENT_CHARACTER), "{}", c.agent.len());
         // It goes through the record and back as it was cut.
         let u = User::new(b"alice").unwrap();
-        assert_eq!(decode_record(&encode_record(&u, Some(&c))), Some((u, Some(c))));
+        assert_eq!(decode_record(&encode_record(&u, Some(&c))), Some((u.clone(), Some(c.clone()))));
+        // A record naming its id reads the same to `decode_record` (older builds too), with or
+        // without a client.
+        let id = SessionId::parse("a".repeat(256).as_bytes()).unwrap();
+        for client in [None, Some(&c)] {
+            let r = with_id(encode_record(&u, client), &id);
+            assert_eq!(decode_record(&r), Some((u.clone(), client.cloned())));
+            assert_eq!(record_id(&r), Some(id.clone()));
+            assert_eq!(record_id(&encode_record(&u, client)), None);
+        }
         let plain = Client::bounded(b"::1", "Mozilla/5.0 (X11; Linux) é".as_bytes());
         assert_eq!(plain.agent, "Mozilla/5.0 (X11; Linux) é");
     }

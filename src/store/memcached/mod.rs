@@ -32,6 +32,7 @@ mod users;
 mod scan;
 mod bulk;
 mod rebuild;
+mod mark;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -108,6 +109,9 @@ pub struct MemcachedStore {
     /// Lock commands to let through before `between` runs (1: the take-over after a failed add).
     #[cfg(test)]
     pub(crate) between_after: u32,
+    /// LRU crawler dumps asked (`metadump`), for tests of when a list crawls.
+    #[cfg(test)]
+    pub(crate) dumps: u64,
 }
 
 /// At most this many locks are remembered in `held` (a request takes one or two).
@@ -247,6 +251,8 @@ impl MemcachedStore {
             between: None,
             #[cfg(test)]
             between_after: 0,
+            #[cfg(test)]
+            dumps: 0,
         })
     }
 

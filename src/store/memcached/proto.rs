@@ -195,6 +195,12 @@ impl Conn {
         self.skip_unanswered()?;
         self.queue(cmd, None);
         self.flush()?;
+        self.read_lines_until_end(cmd, max_lines)
+    }
+
+    /// The answer of a multi-line command (`cmd`, for the words of an error) already sent, pipelined
+    /// behind others whose replies were read first.
+    pub fn read_lines_until_end(&mut self, cmd: &str, max_lines: usize) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
         loop {
             let l = self.line()?;

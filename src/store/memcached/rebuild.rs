@@ -12,8 +12,8 @@
 //! its prefix) plus one read round trip per `READ_BATCH` bound sessions of this prefix, and only when
 //! the item is missing or was made again without a crawl; then the item carries `complete` and lists
 //! cost what they did. A `user.` item whose session id was too long for a key (`SessionId::name_within`
-//! hashed it: over ~230 bytes, never an id PHP makes) cannot be turned back into an id and is not
-//! found.
+//! hashed it: over ~230 bytes with the default prefix; PHP makes ids of up to 256 characters) names
+//! the id in its value (`store::users::with_id`), and is found by it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use super::proto::{is_busy, Reply};
 use super::users::Index;
 use super::{io_kind, url_decode, MemcachedStore, Req};
 use crate::id::SessionId;
-use crate::store::users::{decode_record as decode, User};
+use crate::store::users::{decode_record as decode, record_id, User};
 use crate::store::{unix_now, ErrorKind, Result};
 
 /// The most lines one dump may answer (a bound on the crawl, whatever the server holds).
@@ -86,7 +86,7 @@ impl MemcachedStore {
     /// crawl is whole (no more servers failed than `replicas`, so every session had a copy seen).
     fn crawl_bindings(&mut self, user: &User) -> Result<(Vec<Found>, bool)> {
         let prefix = format!("{}user.", self.o.prefix);
-        let mut keys: Vec<(usize, String, SessionId)> = Vec::new();
+        let mut keys: Vec<(usize, String, Option<SessionId>)> = Vec::new();
         let mut failed: HashSet<usize> = HashSet::new();
         let mut errors = Vec::new();
         for s in 0..self.servers.len() {
@@ -105,9 +105,15 @@ impl MemcachedStore {
         for chunk in keys.chunks(READ_BATCH) {
             let reqs: Vec<Req> = chunk.iter().map(|(s, k, _)| (*s, format!("mg {k} v f c"), None)).collect();
             for ((s, key, id), r) in chunk.iter().zip(self.exec(&reqs)) {
+                // A hashed name: the id is in the value (`with_id`), and must hash to that name.
+                let id = match (id, &r) {
+                    (Some(id), _) => Some(id.clone()),
+                    (None, Ok(Reply::Value(value, _))) => record_id(value).filter(|i| key.strip_prefix(&prefix) == Some(&*self.name(i))),
+                    (None, _) => None,
+                };
                 match r {
-                    Ok(Reply::Value(value, f)) if decode(&value).is_some_and(|(u, _)| &u == user) => found.push(Found {
-                        id: id.clone(),
+                    Ok(Reply::Value(value, f)) if id.is_some() && decode(&value).is_some_and(|(u, _)| &u == user) => found.push(Found {
+                        id: id.expect("checked"),
                         server: *s,
                         key: key.clone(),
                         value,
@@ -125,16 +131,19 @@ impl MemcachedStore {
         Ok((found, failed.len() <= self.o.replicas as usize))
     }
 
-    /// The `user.` keys under `prefix` on server `s` whose name is a session id, from its LRU
-    /// crawler's dump.
-    fn dump_user_keys(&mut self, s: usize, prefix: &str) -> Result<Vec<(String, SessionId)>> {
+    /// The `user.` keys under `prefix` on server `s` whose name is a session id (with it) or a
+    /// hashed one (`SessionId::name_within`: the id is in the value), from its LRU crawler's dump.
+    fn dump_user_keys(&mut self, s: usize, prefix: &str) -> Result<Vec<(String, Option<SessionId>)>> {
         let lines = self.metadump(s, "lru_crawler metadump hash", MAX_DUMP_LINES)?;
         let mut out = Vec::new();
         for l in lines {
             let Some(k) = l.strip_prefix("key=").and_then(|r| r.split(' ').next()) else { continue };
             let key = url_decode(k);
-            if let Some(id) = key.strip_prefix(prefix).and_then(|n| SessionId::parse(n.as_bytes()).ok()) {
-                out.push((key, id));
+            let Some(name) = key.strip_prefix(prefix) else { continue };
+            if let Ok(id) = SessionId::parse(name.as_bytes()) {
+                out.push((key, Some(id)));
+            } else if name.starts_with(crate::id::HASHED_TAG) {
+                out.push((key, None));
             }
         }
         Ok(out)
@@ -150,6 +159,10 @@ impl MemcachedStore {
             let c = self.conn(s)?;
             let r = c.lines_until_end(cmd, max_lines);
             self.round_trips += 1;
+            #[cfg(test)]
+            {
+                self.dumps += 1;
+            }
             match r {
                 Ok(lines) => return Ok(lines),
                 Err(e) if is_busy(&e) && tries < BUSY_TRIES => {

@@ -836,4 +836,302 @@ fn a_closing_store_reads_the_answers_to_its_unanswered_release() {
     assert_eq!(deletes, 1, "the lock's delete reached the server");
     // Not a speed bound: the stand-in holds the answer for 300 ms, so a close that read it took as long.
     assert!(waited >= delay - Duration::from_millis(50), "closed after {waited:?}, before the release was answered");
+
+/// memcached servers of a test's own, on unix sockets in a temporary directory: a flush, a restart
+/// or a server made to evict would disturb the tests sharing the suite's servers. Stopped on drop.
+struct Private {
+    dir: crate::store::tests::TempDir,
+    mem_mb: Vec<u32>,
+    procs: Vec<Option<std::process::Child>>,
+}
+
+impl Private {
+    /// One server per entry, with that much memory (MB; memcached's least is 2 with `-I 1m`). One
+    /// of 2 MB runs memcached's plain LRU (`-o no_lru_maintainer`): its segmented LRU keeps an item
+    /// read twice in a warm queue that items written once never push out, so which item an eviction
+    /// takes would depend on its background thread's timing.
+    fn start(mem_mb: &[u32]) -> Private {
+        let mut p = Private { dir: crate::store::tests::TempDir::new("mcmark"), mem_mb: mem_mb.to_vec(), procs: Vec::new() };
+        for i in 0..mem_mb.len() {
+            p.procs.push(None);
+            p.spawn(i);
+        }
+        p
+    }
+
+    fn sock(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("m{i}.sock"))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let sock = self.sock(i);
+        let _ = std::fs::remove_file(&sock);
+        let mut cmd = std::process::Command::new("memcached");
+        cmd.arg("-s").arg(&sock).args(["-U", "0", "-I", "1m", "-m", &self.mem_mb[i].to_string()]);
+        if self.mem_mb[i] <= 2 {
+            cmd.args(["-o", "no_lru_maintainer"]);
+        }
+        let uid = std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if uid.is_ok_and(|u| u == "0") {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd.stdout(std::process::Stdio::null()).spawn().expect("memcached is installed (scripts/deps.sh)");
+        self.procs[i] = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(std::time::Instant::now() < deadline, "memcached on {} did not start", sock.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Server `i` stopped and started again: empty, another process.
+    fn restart(&mut self, i: usize) {
+        self.stop(i);
+        self.spawn(i);
+    }
+
+    fn addrs(&self) -> Vec<ServerAddr> {
+        (0..self.procs.len()).map(|i| ServerAddr::Unix(self.sock(i))).collect()
+    }
+
+    /// A text command's first answer line (`flush_all` → `OK`).
+    fn text(&self, i: usize, cmd: &str) -> String {
+        use std::io::{BufRead, Write};
+        let mut c = std::os::unix::net::UnixStream::connect(self.sock(i)).unwrap();
+        c.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c).read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// One counter of server `i`'s `stats`.
+    fn stat(&self, i: usize, name: &str) -> u64 {
+        use std::io::{BufRead, Write};
+        let mut c = std::os::unix::net::UnixStream::connect(self.sock(i)).unwrap();
+        c.write_all(b"stats\r\n").unwrap();
+        let want = format!("STAT {name} ");
+        for l in std::io::BufReader::new(c).lines() {
+            let l = l.unwrap();
+            if let Some(v) = l.strip_prefix(&want) {
+                return v.trim().parse().unwrap();
+            }
+            assert_ne!(l.trim_end(), "END", "no stat {name}");
+        }
+        unreachable!()
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.stop(i);
+        }
+    }
+}
+
+/// A list of `u` on `s`: (sessions listed, round trips, LRU crawler dumps).
+fn listed_cost(s: &mut MemcachedStore, u: &crate::store::users::User, e: Expiry) -> (usize, u64, u64) {
+    let (rt, dumps) = (s.round_trips(), s.dumps);
+    let n = s.users().unwrap().list(u, e).unwrap().len();
+    (n, s.round_trips() - rt, s.dumps - dumps)
+}
+
+/// Issue 13: a new user's first list crawls no server once the markers prove that none of the
+/// index item's servers lost an item within the sessions' lifetime (mark.rs); before that (no
+/// marker yet, or one younger than the lifetime + margin) it crawls, as does a list where one
+/// copy's marker is gone. With and without replicas.
+#[test]
+fn a_new_users_list_crawls_only_until_the_markers_prove_no_loss() {
+    use crate::store::users::User;
+    let life = Duration::from_secs(3600);
+    let e = ex(life);
+    for replicas in [0u8, 1] {
+        let p = Private::start(&[64, 64, 64]);
+        let o = MemcachedOptions { replicas, ..opts(p.addrs()) };
+        let mut s = MemcachedStore::open(&o).unwrap();
+        let n = o.servers.len() as u64;
+        let what = format!("replicas={replicas}");
+        let user = |name: &str| User::new(format!("{name}-{replicas}").as_bytes()).unwrap();
+        // No marker yet: a user never seen is crawled for (and the markers are written).
+        assert_eq!(listed_cost(&mut s, &user("nobody0"), e).2, n, "{what}: no marker: crawls every server");
+        // Every server's marker written now (a first check on each does it).
+        let all: Vec<usize> = (0..o.servers.len()).collect();
+        assert!(!s.no_loss_within(&all, life));
+        // Written just now: younger than the lifetime, so an index lost before it cannot be ruled out.
+        assert_eq!(listed_cost(&mut s, &user("nobody1"), e).2, n, "{what}: a young marker: crawls");
+        for srv in 0..o.servers.len() {
+            s.age_marker(srv, life.as_secs() as i64 + super::mark::MARGIN_SECS);
+        }
+        assert_eq!(listed_cost(&mut s, &user("nobody2"), e), (0, 2, 0), "{what}: old markers: the item, the markers' check; no crawl");
+        // A new user with three sessions: the item a binding made is trusted, and sealed whole.
+        let alice = user("alice");
+        for i in 0..3 {
+            let id = sid(&format!("mark{replicas}x{i}"));
+            s.save(&id, b"n|i:1;", Expect::Any, None, e).unwrap();
+            s.users().unwrap().bind(&id, Some(&alice), None, e).unwrap();
+        }
+        assert_eq!(listed_cost(&mut s, &alice, e), (3, 4, 0), "{what}: the item, the check, the seal, the sessions");
+        assert_eq!(listed_cost(&mut s, &alice, e), (3, 2, 0), "{what}: sealed: the item, the sessions");
+        // One copy's marker gone (its server flushed or restarted, as memcached drops it with the
+        // items): unsure, so the crawl; the check wrote it again, young.
+        let carol = user("carol");
+        let id = sid(&format!("mark{replicas}c"));
+        s.save(&id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        s.users().unwrap().bind(&id, Some(&carol), None, e).unwrap();
+        let (key, copies) = s.index_copies(&carol).unwrap();
+        let last = *copies.last().unwrap();
+        assert!(matches!(s.one(last, format!("md {}", s.mark_key()), None).unwrap(), Reply::Done(_)));
+        assert_eq!(listed_cost(&mut s, &carol, e).2, n, "{what}: a copy's marker gone: crawls");
+        assert!(matches!(s.one(last, format!("mg {} v", s.mark_key()), None).unwrap(), Reply::Value(..)), "{what}: written again");
+        assert!(matches!(s.one(copies[0], format!("mg {key} v"), None).unwrap(), Reply::Value(..)));
+    }
+}
+
+/// Issue 13: after a restart, a flush_all or an eviction on the index item's server, the list
+/// crawls and finds the idle sessions, even when the marker survived the loss (put back here as it
+/// was, as a warm restart `-e` or a hot marker would keep it): the process, `cmd_flush` and
+/// `evictions` tell. The sessions live on the other servers, so the loss takes only the index.
+#[test]
+fn after_a_restart_a_flush_or_an_eviction_the_list_crawls_and_finds_idle_sessions() {
+    use crate::store::users::User;
+    let life = Duration::from_secs(3600);
+    let e = ex(life);
+    // Server 0 small, so that filling it evicts.
+    let mut p = Private::start(&[2, 64, 64]);
+    let o = opts(p.addrs());
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let n = o.servers.len() as u64;
+    let alice = (0..100).map(|i| User::new(format!("alice{i}").as_bytes()).unwrap()).find(|u| s.index_of(u).unwrap().1 == 0).unwrap();
+    let (ikey, _) = s.index_of(&alice).unwrap();
+    let ids: Vec<SessionId> = (0..100).map(|i| sid(&format!("lossy{i}"))).filter(|id| s.data_targets(id)[0] != 0).take(3).collect();
+    for id in &ids {
+        s.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        s.users().unwrap().bind(id, Some(&alice), None, e).unwrap();
+    }
+    let (listed, _, dumps) = listed_cost(&mut s, &alice, e);
+    assert_eq!((listed, dumps), (3, n), "no marker yet: the first list crawls");
+    let age = |s: &mut MemcachedStore| {
+        // Every server's marker there (a first check on each writes it), then aged.
+        s.no_loss_within(&[0, 1, 2], life);
+        for srv in 0..3 {
+            s.age_marker(srv, life.as_secs() as i64 + super::mark::MARGIN_SECS);
+        }
+    };
+    let marker = |s: &mut MemcachedStore| match s.one(0, format!("mg {} v", s.mark_key()), None).unwrap() {
+        Reply::Value(v, _) => v,
+        other => panic!("no marker on server 0: {other:?}"),
+    };
+    for (k, loss) in ["restart", "flush_all", "eviction"].into_iter().enumerate() {
+        age(&mut s);
+        let nobody = User::new(format!("nobody{k}").as_bytes()).unwrap();
+        assert_eq!(listed_cost(&mut s, &nobody, e), (0, 2, 0), "before the {loss}: the markers are trusted");
+        let kept = marker(&mut s);
+        match loss {
+            "restart" => {
+                p.restart(0);
+                assert!(s.still_valid(), "the next request drops the dead connection");
+            }
+            "flush_all" => assert_eq!(p.text(0, "flush_all"), "OK"),
+            _ => {
+                let before = p.stat(0, "evictions");
+                let mut i = 0;
+                // Filler of many sizes (every small slab class), 20 000 items (~4 MB) between two
+                // looks at the index item.
+                let vals: Vec<Vec<u8>> = (0..1000).map(|j| vec![b'f'; 20 + (j * 37) % 400]).collect();
+                while matches!(s.one(0, format!("mg {ikey} v"), None).unwrap(), Reply::Value(..)) {
+                    assert!(i < 400_000, "the index item was not evicted");
+                    for _ in 0..20 {
+                        let reqs: Vec<Req> = vals.iter().enumerate().map(|(j, v)| (0, format!("ms fill{i}.{j} {} T0", v.len()), Some(v.as_slice()))).collect();
+                        assert!(s.exec(&reqs).iter().all(|r| matches!(r, Ok(Reply::Done(_)))));
+                        i += 1000;
+                    }
+                }
+                assert!(p.stat(0, "evictions") > before, "evicted");
+            }
+        }
+        assert_eq!(s.one(0, format!("mg {ikey} v"), None).unwrap(), Reply::Miss, "the {loss} took the index item");
+        // The marker as it was before the loss.
+        assert!(matches!(s.one(0, format!("ms {} {} T0", s.mark_key(), kept.len()), Some(&kept)).unwrap(), Reply::Done(_)));
+        let (listed, _, dumps) = listed_cost(&mut s, &alice, e);
+        assert_eq!((listed, dumps), (3, n), "after the {loss}: crawled, every idle session found");
+        assert_eq!(listed_cost(&mut s, &alice, e), (3, 2, 0), "after the {loss}: whole again");
+    }
+    let ended = s.users().unwrap().list(&alice, e).unwrap().into_iter().filter(|l| s.users().unwrap().end(&l.id, e).unwrap()).count();
+    assert_eq!(ended, 3);
+}
+
+/// Issue 13: PHP makes ids of up to 256 characters (session.sid_length), whose items' keys hash
+/// the id (`SessionId::name_within`); the `user.` item then names the id in its value, so a crawl
+/// after the index item's loss finds the session, and "log out everywhere" ends it.
+#[test]
+fn a_long_ids_binding_is_found_by_a_crawl() {
+    use crate::store::users::User;
+    let e = ex(Duration::from_secs(3600));
+    let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
+    let mut s = MemcachedStore::open(&o).unwrap();
+    let alice = User::new(b"alice-long").unwrap();
+    let long = sid(&format!("{}{}", Token::new().as_str(), "L".repeat(256 - Token::new().as_str().len())));
+    assert_eq!(long.as_str().len(), 256);
+    assert_ne!(s.name(&long), long.as_str(), "its keys hash it");
+    let short = sid(&format!("short{}", Token::new().as_str()));
+    for id in [&long, &short] {
+        s.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        s.users().unwrap().bind(id, Some(&alice), None, e).unwrap();
+    }
+    let (key, srv) = s.index_of(&alice).unwrap();
+    assert!(matches!(s.one(srv, format!("md {key}"), None).unwrap(), Reply::Done(_)));
+    let mut b = MemcachedStore::open(&o).unwrap();
+    let (n, _, dumps) = listed_cost(&mut b, &alice, e);
+    assert!(dumps > 0, "crawled (the marker is young)");
+    assert_eq!(n, 2, "both found, the long id too");
+    let listed = b.users().unwrap().list(&alice, e).unwrap();
+    assert!(listed.iter().any(|l| l.id == long));
+    let ended = listed.into_iter().filter(|l| b.users().unwrap().end(&l.id, e).unwrap()).count();
+    assert_eq!(ended, 2);
+    assert_eq!(s.load(&long, e).unwrap(), None, "the long id's session is ended");
+}
+
+/// Issue 13, the window that remains (README, users.rs): a session's `user.` item evicted (deleted
+/// here, as an eviction would) while its idle session item lives unbinds that session alone: the
+/// engine answers it unbound (so a regenerate, which gives the new id the old one's binding, carries
+/// none), its next write does not put the binding back (no user known, no probe), and the list
+/// prunes it, so "log out everywhere" misses it — while the user's other sessions stay listed. A
+/// later binding of it (`set_user`, or a changed `user_key` value) lists it again.
+#[test]
+fn an_evicted_user_item_unbinds_its_session_alone_until_it_is_bound_again() {
+    use crate::store::users::User;
+    let e = ex(Duration::from_secs(3600));
+    let o = opts(three());
+    let mut a = MemcachedStore::open(&o).unwrap();
+    let alice = User::new(b"alice-evicted").unwrap();
+    let ids = [sid("evicted1"), sid("evicted2")];
+    for id in &ids {
+        a.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        a.users().unwrap().bind(id, Some(&alice), None, e).unwrap();
+    }
+    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 2);
+    let ukey = a.user_key(&ids[0]);
+    for s in a.data_targets(&ids[0]) {
+        assert!(matches!(a.one(s, format!("md {ukey}"), None).unwrap(), Reply::Done(_)));
+    }
+    // The session's next request, on another handle.
+    let mut b = MemcachedStore::open(&o).unwrap();
+    assert!(b.still_valid());
+    assert!(b.load(&ids[0], e).unwrap().is_some(), "the session itself lives");
+    assert_eq!(b.users().unwrap().bound(&ids[0], e).unwrap(), None, "unbound: a regenerate would carry no binding");
+    assert!(matches!(b.save(&ids[0], b"n|i:2;", Expect::Any, None, e).unwrap(), Written::Done(_)));
+    let listed: Vec<SessionId> = b.users().unwrap().list(&alice, e).unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(listed, [ids[1].clone()], "only the other session is listed");
+    b.users().unwrap().bind(&ids[0], Some(&alice), None, e).unwrap();
+    assert_eq!(b.users().unwrap().list(&alice, e).unwrap().len(), 2, "bound again, listed again");
+    for id in &ids {
+        b.destroy(id, None).unwrap();
+    }
 }

@@ -3,7 +3,10 @@
 //! - `<prefix>user.<id>` on each of the session's data servers (its replicas too): the session's user
 //!   (hex) and, with track_client, its client. No TTL of its own: memcached's LRU evicts it once
 //!   unused, a destroy or an end deletes it, and `bound` trusts it only while the session item is
-//!   there (read in the same round trip).
+//!   there (read in the same round trip). The window this leaves: evicted while its (idle)
+//!   session item lives, the session is unbound from then on — not listed, not ended by
+//!   `destroy_user_sessions`, no binding for a regenerated id — until it is bound again; nothing
+//!   else names its user (the index item is found by the user, not by the session).
 //! - `<prefix>users.<SHA-256 of the user>`, the user's index, on the server ketama picks for that name
 //!   and, with `replicas`, on the next ones as the sessions' copies are placed: one `<id> <bound at>`
 //!   line per session, and the line `complete` once a crawl made it whole (below). Every update reads
@@ -20,9 +23,11 @@
 //! Rebuilt on loss, twice over:
 //! - By `list` (so `user_sessions`, `destroy_user_sessions`, `destroy_session_handle`), for idle
 //!   sessions too. An index item is trusted to name every bound session only when it carries the line
-//!   `complete`, which only a crawl writes: an item missing on every copy, or made again by a binding
-//!   or a session's repair (an add where there was none: a new user, or a lost item, which cannot be
-//!   told apart), is rebuilt first (`rebuild`): `lru_crawler metadump hash` on every server lists the
+//!   `complete`, which a crawl writes, or a check of the servers' markers (mark.rs): an item missing
+//!   on every copy, or made again by a binding or a session's repair (an add where there was none: a
+//!   new user's, or a lost item's), is whole as read when no server of its copies can have lost an
+//!   item within the sessions' lifetime (then sealed `complete` by CAS, no crawl); else it is
+//!   rebuilt first (`rebuild`): `lru_crawler metadump hash` on every server lists the
 //!   `user.` keys under this prefix, their values are read (pipelined, `READ_BATCH` a round trip), the
 //!   ids of those naming this user are added by CAS with `complete`, and the found `user.` items get
 //!   the index's epoch (below) by CAS, so their next requests need no repair. One metadump per server
@@ -275,17 +280,22 @@ impl MemcachedStore {
         Err(StoreError::new(ErrorKind::Conflict, label, format!("the user index kept changing ({CAS_TRIES} tries)")))
     }
 
-    /// `user`'s index as its live copies hold it (their union; one round trip). An error when no
-    /// copy answered.
-    fn read_index(&mut self, user: &User) -> Result<Index> {
+    /// `user`'s index as its live copies hold it (their union; one round trip), and each copy found
+    /// with its server, CAS and epoch. An error when no copy answered.
+    fn read_index(&mut self, user: &User) -> Result<(Index, Vec<(usize, IndexCopy)>)> {
         let (key, copies) = self.index_copies(user)?;
-        let reqs: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v"), None)).collect();
+        let reqs: Vec<Req> = copies.iter().map(|&s| (s, format!("mg {key} v c f"), None)).collect();
         let replies = self.exec(&reqs);
         let mut got = Vec::new();
+        let mut found = Vec::new();
         let mut errors = Vec::new();
         for (&s, r) in copies.iter().zip(replies) {
             match r {
-                Ok(Reply::Value(v, _)) => got.push(parse_index(&v)),
+                Ok(Reply::Value(v, f)) => {
+                    let ix = parse_index(&v);
+                    got.push(ix.clone());
+                    found.push((s, (ix, f.cas.unwrap_or(0), f.client_flags.unwrap_or(0))));
+                }
                 Ok(Reply::Miss) => got.push(Index::default()),
                 Ok(other) => errors.push(self.unexpected(s, "the user index: ", &other)),
                 Err(e) => errors.push(e),
@@ -294,7 +304,23 @@ impl MemcachedStore {
         if got.is_empty() {
             return Err(joined(errors));
         }
-        Ok(Index::union(&got))
+        Ok((Index::union(&got), found))
+    }
+
+    /// Writes `complete` into each copy of `user`'s index item found by `read_index`, by CAS on
+    /// what was read (a copy changed since is left as it is: the next list checks again). For an
+    /// item that the markers proved whole (mark.rs). One round trip, its answers not needed.
+    fn seal(&mut self, user: &User, found: &[(usize, IndexCopy)]) -> Result<()> {
+        let (key, _) = self.index_copies(user)?;
+        let bodies: Vec<(usize, String, u64, u32)> = found
+            .iter()
+            .filter(|(_, (ix, _, _))| !ix.complete)
+            .map(|(s, (ix, cas, epoch))| (*s, Index { complete: true, ..ix.clone() }.render(), *cas, *epoch))
+            .collect();
+        let reqs: Vec<Req> =
+            bodies.iter().map(|(s, b, cas, epoch)| (*s, format!("ms {key} {} C{cas} T0 F{epoch}", b.len()), Some(b.as_bytes()))).collect();
+        let _ = self.exec(&reqs);
+        Ok(())
     }
 
     /// The session's user record: as the last read of the session found it, else read with its data
@@ -391,7 +417,11 @@ impl Users for MemcachedStore {
             lines.push((sid.clone(), now));
             true
         })?;
-        let v = encode(user, client);
+        let mut v = encode(user, client);
+        if self.name(id) != id.as_str() {
+            // Its key hashes the id: the value names it, for a crawl (rebuild.rs).
+            v = crate::store::users::with_id(v, id);
+        }
         let line = format!("ms {ukey} {} T0 F{epoch}", v.len());
         let reqs: Vec<Req> = targets.iter().map(|&s| (s, line.clone(), Some(v.as_slice()))).collect();
         self.on_copies(&reqs, "the session's user: ")?;
@@ -400,11 +430,20 @@ impl Users for MemcachedStore {
     }
 
     fn list(&mut self, user: &User, exp: Expiry) -> Result<Vec<Listed>> {
-        let mut ix = self.read_index(user)?;
+        let (mut ix, found) = self.read_index(user)?;
         if !ix.complete {
-            // Missing, or made again by a binding or a repair: idle sessions may be bound to this
-            // user without a line. A crawl finds them (rebuild.rs).
-            ix = self.rebuild(user)?;
+            // Missing, or made again by a binding or a repair: a new user's, or one lost with idle
+            // sessions bound to this user without a line. When no server of its copies can have
+            // lost an item within the sessions' lifetime, it is whole as read (mark.rs); else a
+            // crawl finds them (rebuild.rs).
+            let (key, _) = self.index_copies(user)?;
+            let all = self.all_copies(&key);
+            if self.no_loss_within(&all, exp.lifetime) {
+                self.seal(user, &found)?;
+                ix.complete = true;
+            } else {
+                ix = self.rebuild(user)?;
+            }
         }
         let mut ids = Vec::new();
         let mut gone: Vec<String> = Vec::new();
