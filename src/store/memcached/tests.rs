@@ -836,6 +836,7 @@ fn a_closing_store_reads_the_answers_to_its_unanswered_release() {
     assert_eq!(deletes, 1, "the lock's delete reached the server");
     // Not a speed bound: the stand-in holds the answer for 300 ms, so a close that read it took as long.
     assert!(waited >= delay - Duration::from_millis(50), "closed after {waited:?}, before the release was answered");
+}
 
 /// memcached servers of a test's own, on unix sockets in a temporary directory: a flush, a restart
 /// or a server made to evict would disturb the tests sharing the suite's servers. Stopped on drop.
