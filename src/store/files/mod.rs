@@ -274,16 +274,6 @@ fn apply(file: &File, data: &[u8], mtime: SystemTime) -> std::io::Result<()> {
     file.set_modified(mtime)
 }
 
-/// An O_TMPFILE create (or its link through /proc) that this system can not do, so the named
-/// fallback is used: a file system or kernel without O_TMPFILE (EOPNOTSUPP, EISDIR, EINVAL), no
-/// /proc (ENOENT, ENOTDIR), or a link the system refuses for unnamed files (EXDEV, EPERM).
-fn unnamed_unsupported(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::EPERM)
-    )
-}
-
 /// Result of a write attempt on an open descriptor.
 enum Wrote {
     Done(Version),
@@ -365,16 +355,9 @@ impl FilesStore {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
-            // Made without a name (O_TMPFILE) and marked lock-only (mtime 0), then linked into place:
+            // Made under a name of its own and marked lock-only (mtime 0) there, then linked into place:
             // nobody can open, lock and write the session file before it is marked (a mark made after
-            // another request's write would erase that write). One directory entry made, none removed.
-            match self.create_unnamed(path) {
-                Ok(Some(f)) => return Ok((f, true)),
-                Ok(None) => continue,
-                Err(e) if !unnamed_unsupported(&e) => return Err(e),
-                Err(_) => {}
-            }
-            // A file system without O_TMPFILE (or no /proc): the same under a name of its own.
+            // another request's write would erase that write).
             let tmp = path.with_file_name(format!(".sp-new-{}", Token::new().as_str()));
             let f = private::open(&tmp, OpenOptions::new().read(true).write(true).create_new(true).mode(self.opts.mode), self.opts.mode)?;
             let linked = f.set_modified(SystemTime::UNIX_EPOCH).and_then(|()| fs::hard_link(&tmp, path));
@@ -385,25 +368,6 @@ impl FilesStore {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// `open_or_create`'s file made as an unnamed inode in `path`'s directory (O_TMPFILE), marked
-    /// lock-only, then linked in as `path` through /proc/self/fd (linkat with AT_EMPTY_PATH needs a
-    /// capability). None: another request linked one first.
-    fn create_unnamed(&self, path: &Path) -> std::io::Result<Option<File>> {
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        // The directory may be a symlink (as for the named way, only the file's own name is not followed).
-        let f = OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(self.opts.mode).open(dir)?;
-        private::check_file(path, &f.metadata()?, self.opts.mode)?;
-        f.set_modified(SystemTime::UNIX_EPOCH)?;
-        let src = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(std::io::Error::other)?;
-        let dst = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
-        // SAFETY: both are valid NUL-terminated paths; linkat only reads them.
-        if unsafe { libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return if e.kind() == ErrorKind::AlreadyExists { Ok(None) } else { Err(e) };
-        }
-        Ok(Some(f))
     }
 
     /// Whether `path` still names the file open as `f`: then `f`'s metadata.
@@ -950,41 +914,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(gc(Duration::from_secs(1)), 0, "not counted as a session");
         assert!(!p.exists());
-    }
-
-    /// A new session's file is made without a name (O_TMPFILE), marked lock-only and linked in: at
-    /// its name it is already lock-only and private, no temporary name is left behind, a second
-    /// create loses to the first, and a symlinked session directory (only the file's own name is
-    /// not followed) works as with the named way.
-    #[test]
-    fn new_session_files_are_linked_in_already_marked() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = TempDir::new("files-unnamed");
-        let real = dir.path().join("real");
-        fs::create_dir(&real).unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        for d in [&real, &link] {
-            let s = FilesStore::open(&opts(d, 0)).unwrap();
-            let p = d.join("sess_unnamed");
-            let f = s.create_unnamed(&p).unwrap().expect("created");
-            let md = fs::symlink_metadata(&p).unwrap();
-            assert!(lock_only(&md), "marked before it had its name");
-            assert_eq!(md.ino(), f.metadata().unwrap().ino());
-            assert_eq!(md.permissions().mode() & 0o777, 0o600);
-            assert!(s.create_unnamed(&p).unwrap().is_none(), "the second create loses");
-            let names: Vec<_> = fs::read_dir(&real).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert_eq!(names, ["sess_unnamed"], "no temporary file left");
-            fs::remove_file(&p).unwrap();
-        }
-        // Through the store: the new session's file is the one locked, and reads as no session.
-        let mut s = boxed(&link, 0);
-        let id = SessionId::parse(b"unnamed2").unwrap();
-        let (t, life) = (Token::new(), Duration::from_secs(60));
-        assert_eq!(s.lock(&id, &t, life, life).unwrap(), Got::Locked(None));
-        assert!(lock_only(&fs::metadata(real.join("sess_unnamed2")).unwrap()));
-        assert_eq!(s.put(&id, b"n|i:1;", life, Some(&t)).unwrap(), W::Done);
-        assert_eq!(fs::read(real.join("sess_unnamed2")).unwrap(), b"n|i:1;");
     }
 
     #[test]
