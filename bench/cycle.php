@@ -5,7 +5,9 @@
 //   trips      the round trips per cycle counted by SessionProxy\stats() ("-" for another handler);
 //   cpu        this process's CPU µs per cycle (what a layer adds on the PHP side; less sensitive
 //              than the wall clock to other work on a shared machine).
-// and "framework" stores the Laravel-style payload of bench/payload.php instead of a string.
+// and "framework" stores the Laravel-style payload of bench/payload.php instead of a string;
+// "new" makes every cycle a new session (no id given: the handler's create_sid draws one, as for a
+// request without a cookie) instead of rotating over 100 existing ones.
 // A cycle is what a request does: session_id, session_start (open+read, lock), change a value,
 // session_write_close (write, unlock, close). Ids rotate over 100 sessions so the data is real.
 [$_, $iterations, $bytes, $options] = $argv + [null, 20000, 200, ''];
@@ -25,9 +27,10 @@ $ids = [];
 for ($i = 0; $i < 100; $i++) {
     $ids[] = sprintf('bench%027d', $i);
 }
-$run = function (int $n) use ($ids, $payload) {
+$new = isset($opt['new']);
+$run = function (int $n) use ($ids, $payload, $new) {
     for ($i = 0; $i < $n; $i++) {
-        session_id($ids[$i % 100]);
+        session_id($new ? '' : $ids[$i % 100]);
         if (!session_start()) {
             fwrite(STDERR, "session_start failed at cycle $i: " . (error_get_last()['message'] ?? 'no warning') . "\n");
             exit(1);

@@ -3,7 +3,7 @@
 # handler and its peers in the same run, each figure the median of $REPEAT runs.
 #
 #   bash bench/fpm.sh        (env: REPEAT=3 DURATION=10 WORKERS=8 CONNS=8 ONLY=regex GROWTH=1 HANDOVER=1
-#                             OUT=bench/results/fpm-YYYY-MM-DD)
+#                             OUT=bench/results/fpm-YYYY-MM-DD SO=path/to/libsession_proxy.so)
 #
 # Three parts, each printed as a Markdown table and written to $OUT.tsv (bench/chart.py draws it):
 # 1. req/s and p99 for each handler, two workloads: "new" (no cookie: every request creates a session)
@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SO="$ROOT/target/release/libsession_proxy.so"
+SO=${SO:-$ROOT/target/release/libsession_proxy.so} # SO=: another build (an A/B against a copy of the base .so)
 REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-10}
 WORKERS=${WORKERS:-8}

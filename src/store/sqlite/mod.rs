@@ -367,17 +367,19 @@ impl SqliteStore {
     /// when the lock is no longer ours (nothing is changed then).
     fn under_lock<T>(&mut self, id: &SessionId, owner: Option<&Token>, lost: T, f: impl FnOnce(&Connection) -> Res<T>) -> Result<T> {
         self.check_file()?;
-        let r = (|| {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(owner) = owner {
-                if !Self::release_in(&tx, id, owner)? {
-                    return Ok(lost);
+        let conn = &self.conn;
+        let r = begin(conn).map_err(Fail::from).and_then(|()| {
+            let r = (|| {
+                if let Some(owner) = owner {
+                    if !Self::release_in(conn, id, owner)? {
+                        return Ok((lost, false));
+                    }
                 }
-            }
-            let done = f(&tx)?;
-            tx.commit()?;
-            Ok(done)
-        })();
+                Ok((f(conn)?, true))
+            })();
+            end(conn, r, |&(_, commit)| commit)
+        });
+        let r = r.map(|(t, _)| t);
         if owner.is_some() && r.is_ok() {
             self.drop_beacon(id);
         }
@@ -398,33 +400,35 @@ impl SqliteStore {
         beacon: &mut bool,
     ) -> Res<Acquire> {
         let now = unix_now();
-        let held: Option<(String, f64)> = self
-            .conn
-            .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
-            .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let mut dead = String::new();
-        if let Some((o, until)) = held {
-            if o != with_byte && o != owner.as_str() && until > now {
-                if self.holder_alive(id, &o)? {
-                    let expires_in = Some(Duration::from_secs_f64(until - now));
-                    return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
-                }
-                dead = o;
-            }
-        }
+        // The lock byte first (it is ours alone: the hash of the id and our token), so that the row
+        // can say whether we hold one; given back by the caller when we do not get the lock.
         *beacon = self.take_beacon(at)?;
         let me = if *beacon { with_byte } else { owner.as_str() };
-        let taken = self
-            .conn
-            .prepare_cached(
+        // The row taken when free, expired, ours, or `dead`'s: one statement when nobody holds it (the
+        // usual case, as a release deletes the row), the holder read only when someone does.
+        let take = |conn: &Connection, dead: &str| {
+            conn.prepare_cached(
                 "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
                  WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
             )?
-            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])?;
-        if taken == 0 {
-            return Ok(Acquire::Busy(Busy::default()));
+            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])
+        };
+        if take(&self.conn, "")? == 0 {
+            // A live-looking holder (unexpired, not us): taken over only when its lock byte tells it is dead.
+            let held: Option<(String, f64)> = self
+                .conn
+                .prepare_cached("SELECT owner, expires_at FROM session_locks WHERE id = ?1")?
+                .query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((o, until)) = held else { return Ok(Acquire::Busy(Busy::default())) };
+            if self.holder_alive(id, &o)? {
+                let expires_in = Some(Duration::from_secs_f64((until - now).max(0.0)));
+                return Ok(Acquire::Busy(Busy { expires_in, foreign: false }));
+            }
+            if take(&self.conn, &o)? == 0 {
+                return Ok(Acquire::Busy(Busy::default()));
+            }
         }
         Ok(Acquire::Locked(Self::load_in(&self.conn, id, exp, now)?))
     }
@@ -475,6 +479,25 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.execute_batch(ADD_VERSION)?;
     }
     tx.commit()
+}
+
+/// Opens a write transaction (`BEGIN IMMEDIATE`) with a cached statement: rusqlite's
+/// `transaction_with_behavior` and `commit` parse "BEGIN IMMEDIATE" and "COMMIT" anew every time.
+fn begin(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(drop)
+}
+
+/// Ends the transaction `begin` opened: committed when `r` is Ok and `commit` says so, else rolled
+/// back. An error of the step itself says more than that of ending its transaction.
+fn end<T>(conn: &Connection, r: Res<T>, commit: impl FnOnce(&T) -> bool) -> Res<T> {
+    let sql = if r.as_ref().is_ok_and(commit) { "COMMIT" } else { "ROLLBACK" };
+    if let Err(e) = conn.prepare_cached(sql).and_then(|mut st| st.execute([])) {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return if r.is_err() { r } else { Err(e.into()) };
+    }
+    r
 }
 
 /// SQLite's own busy handler sleeps whole milliseconds (1, 2, 5, 10, 15, 20, 25 ... ms), and a
@@ -608,17 +631,10 @@ impl Store for SqliteStore {
         // One write transaction: the holder's check, the take and the read. (A read transaction
         // before it, to answer "still busy" without the write lock, was one transaction more for
         // every request; waiters do not poll here, the kernel wakes them: `wait_for_release`.)
-        let r = (|| -> Res<Acquire> {
-            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let r = begin(&self.conn).map_err(Fail::from).and_then(|()| {
             let r = self.take_in_tx(id, owner, &with_byte, at, lock_expire, exp, &mut beacon);
-            let end = if matches!(r, Ok(Acquire::Locked(_))) { "COMMIT" } else { "ROLLBACK" };
-            if let Err(e) = self.conn.prepare_cached(end).and_then(|mut st| st.execute([])) {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                // An error of the step itself says more than that of ending its transaction.
-                return if r.is_err() { r } else { Err(e.into()) };
-            }
-            r
-        })();
+            end(&self.conn, r, |a| matches!(a, Acquire::Locked(_)))
+        });
         if let Some((f, _)) = &self.locks {
             let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
             let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
@@ -697,15 +713,17 @@ impl Store for SqliteStore {
 
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.check_file()?;
-        let r = (|| {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute(params![id.as_str()])?;
-            if let Some(owner) = owner {
-                Self::release_in(&tx, id, owner)?;
-            }
-            tx.commit()
-        })()
-        .map_err(Fail::Sql);
+        let conn = &self.conn;
+        let r = begin(conn).map_err(Fail::from).and_then(|()| {
+            let r = (|| -> Res<()> {
+                conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute(params![id.as_str()])?;
+                if let Some(owner) = owner {
+                    Self::release_in(conn, id, owner)?;
+                }
+                Ok(())
+            })();
+            end(conn, r, |_| true)
+        });
         if r.is_ok() && owner.is_some() {
             self.drop_beacon(id);
         }
