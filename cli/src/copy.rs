@@ -91,7 +91,7 @@ const BATCH: usize = 200;
 /// Copies one batch of live sessions (id, time left): reads them from `src` and creates them in
 /// `dst` with `Expect::Absent` (never over a session `dst` has), batched where each store can;
 /// counts into `c` and answers each session's outcome (an error: that session failed).
-fn copy_batch(src: &mut dyn Store, dst: &mut dyn Store, live: &[(&SessionId, Duration)], a: &Args, age_target: bool, c: &mut Counts) -> Vec<Result<(), StoreError>> {
+fn copy_batch(src: &mut dyn Store, dst: &mut dyn Store, live: &[(&SessionId, Duration)], listed_at: std::time::Instant, a: &Args, age_target: bool, c: &mut Counts) -> Vec<Result<(), StoreError>> {
     let read_life = Expiry::new(a.lifetime);
     let ids: Vec<SessionId> = live.iter().map(|(id, _)| (*id).clone()).collect();
     let loaded: Vec<Result<Option<Loaded>, StoreError>> = match src.bulk() {
@@ -104,10 +104,15 @@ fn copy_batch(src: &mut dyn Store, dst: &mut dyn Store, live: &[(&SessionId, Dur
     let mut out: Vec<Result<(), StoreError>> = Vec::with_capacity(live.len());
     // The sessions read: their index in `live`, data and the lifetime to write them with (an age
     // engine judges "absent" by the site's lifetime; a TTL engine gets the time left).
+    // The time left was listed at `listed_at`: a TTL target gets what is left now (a loaded machine
+    // took 18 s between a page's listing and its last batch's writes, and the copies outlived
+    // their originals by as much).
+    let since = listed_at.elapsed();
+    let left_now = |left: Duration| left.saturating_sub(since).max(Duration::from_secs(1));
     let mut todo: Vec<(usize, Vec<u8>, Expiry)> = Vec::new();
     for (k, r) in loaded.into_iter().enumerate() {
         match r {
-            Ok(Some(d)) => todo.push((k, d.data, if age_target { read_life } else { Expiry::new(live[k].1) })),
+            Ok(Some(d)) => todo.push((k, d.data, if age_target { read_life } else { Expiry::new(left_now(live[k].1)) })),
             Ok(None) => c.vanished += 1,
             Err(e) => {
                 out.push(Err(e));
@@ -185,6 +190,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             .expect("checked above")
             .scan(&cursor, a.page)
             .map_err(|e| Failure::store(format!("cannot list {src_at}: {e}")))?;
+        let listed_at = std::time::Instant::now();
         for batch in page.sessions.chunks(BATCH) {
             // The live sessions of the batch (expired ones are counted and skipped) and what became
             // of each, in listing order.
@@ -201,7 +207,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     None => c.expired += 1,
                 }
             }
-            let outcomes = copy_batch(&mut *src, &mut *dst, &live, &a, age_target, &mut c);
+            let outcomes = copy_batch(&mut *src, &mut *dst, &live, listed_at, &a, age_target, &mut c);
             for ((id, _), r) in live.iter().zip(outcomes) {
                 match r {
                     Ok(()) => in_a_row = 0,
