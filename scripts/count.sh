@@ -41,14 +41,16 @@ cargo_count() {
 # them. Anything that did not pass (failed, skipped, borked, leaked, or never ran) is a failure: every
 # test here is about something this project installs, so a skip means something is missing.
 phpt_tests() {
-  local dir=$1 log=$2 total p_pass p_fail p_skip p_bork f; shift 2
+  local dir=$1 log=$2 total p_pass p_fail p_skip p_bork p_warn f; shift 2
   total=$(find "$dir" -name '*.phpt' | wc -l)
   php -n "$RUN_TESTS" -n -q --no-color --no-progress "$@" "$dir" > "$log" 2>&1
-  grep -E "^(FAIL|BORK|SKIP|LEAK|PASS)" "$log" | grep -v "^PASS"
+  # WARN: passed only on run-tests' retry (a test that sleeps or times is retried once after a
+  # failure): a flake, counted as a failure, and named here.
+  grep -E "^(FAIL|BORK|SKIP|LEAK|WARN|PASS) " "$log" | grep -v "^PASS"
   p_pass=$(phpt_summary passed "$log"); p_fail=$(phpt_summary failed "$log")
-  p_skip=$(phpt_summary skipped "$log"); p_bork=$(grep -c "^BORK" "$log")
-  p_pass=${p_pass:-0}; p_fail=${p_fail:-0}; p_skip=${p_skip:-0}
-  echo "phpt: $total tests, $p_pass passed, $p_fail failed, $p_skip skipped, $p_bork borked (log: $log)"
+  p_skip=$(phpt_summary skipped "$log"); p_bork=$(grep -c "^BORK" "$log"); p_warn=$(phpt_summary warned "$log")
+  p_pass=${p_pass:-0}; p_fail=${p_fail:-0}; p_skip=${p_skip:-0}; p_warn=${p_warn:-0}
+  echo "phpt: $total tests, $p_pass passed, $p_fail failed, $p_skip skipped, $p_bork borked, $p_warn passed only on a retry (log: $log)"
   for f in $(sed -nE 's/^(FAIL|BORK).*\[(.*)\] *$/\2/p' "$log"); do
     [[ -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.diff"; head -40 "${f%.phpt}.diff"; echo; }
     [[ -f ${f%.phpt}.out ]] && [[ ! -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.out"; head -40 "${f%.phpt}.out"; echo; }

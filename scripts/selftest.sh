@@ -72,18 +72,22 @@ verdict "cargo, a test exits the binary with status 0" red cargo_case exit crate
 verdict "cargo, the tests do not compile" red cargo_case pass broken
 
 # --- phpt: one that passes, and one each that fails, skips and borks -------------------------------
-mkdir -p "$SCRATCH/phpt"/{pass,fail,skip,bork}
-for d in pass fail skip bork; do
+mkdir -p "$SCRATCH/phpt"/{pass,fail,skip,bork,retry}
+for d in pass fail skip bork retry; do
   printf -- '--TEST--\nselftest pass\n--FILE--\n<?php echo "ok";\n--EXPECT--\nok\n' > "$SCRATCH/phpt/$d/a.phpt"
 done
 printf -- '--TEST--\nselftest fail\n--FILE--\n<?php echo "no";\n--EXPECT--\nok\n' > "$SCRATCH/phpt/fail/b.phpt"
 printf -- '--TEST--\nselftest skip\n--SKIPIF--\n<?php die("skip always");\n--FILE--\n<?php echo "ok";\n--EXPECT--\nok\n' > "$SCRATCH/phpt/skip/b.phpt"
 printf -- '--TEST--\nselftest bork (no --EXPECT--)\n--FILE--\n<?php echo "ok";\n' > "$SCRATCH/phpt/bork/b.phpt"
+# Fails its first run and passes run-tests' retry (it retries a failed test that sleeps or times).
+rm -f "$SCRATCH/phpt/retry/mark"
+printf -- '--TEST--\nselftest passes on the retry only\n--FILE--\n<?php usleep(1); $f = __DIR__ . "/mark"; if (is_file($f)) { echo "ok"; } else { touch($f); echo "no"; }\n--EXPECT--\nok\n' > "$SCRATCH/phpt/retry/b.phpt"
 phpt_case() { phpt_tests "$SCRATCH/phpt/$1" "$SCRATCH/phpt-$1.log" -p "$(command -v php)"; }
 verdict "phpt, all pass" green phpt_case pass
 verdict "phpt, one fails" red phpt_case fail
 verdict "phpt, one is skipped" red phpt_case skip
 verdict "phpt, one borks" red phpt_case bork
+verdict "phpt, one passes only on the retry" red phpt_case retry
 
 # --- a checkout inside a private (0700) directory: the web service serves it ---------------------
 # (root's home on Debian is 0700: nginx's workers, when they ran as "nobody", answered 404 there.)
