@@ -74,8 +74,7 @@ foreach ($engines as $engine => $dsn) {
     echo "after regenerate: ", us_flags($l), "; the old id is gone: ", web_data(us_get('whoami', $dsn, $jar[2])['data'] ?? null), "\n";
     // Expiry, and gc where the engine collects.
     $eu = "$u-expiring";
-    $short = us_get('login', $dsn, null, ['user' => $eu, 'life' => 1])['id'];
-    $before = count(us_get('list', $dsn, null, ['user' => $eu, 'life' => 1])['list'] ?: []);
+    $before = us_get('login', $dsn, null, ['user' => $eu, 'life' => 1, 'listed' => 1])['listed'] ?? 'none';
     sleep(2);
     $after = count(us_get('list', $dsn, null, ['user' => $eu, 'life' => 1])['list'] ?: []);
     $gc = us_get('gc', $dsn, null, ['life' => 1]);

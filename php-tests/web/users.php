@@ -4,7 +4,8 @@
 //
 //   users.php?a=ACTION&dsn=DSN&user=NAME[&opt[locking]=…][&opt[track_client]=0|1][&life=S][&ms=N&sig=PATH]
 //
-// ACTION:  login   session_regenerate_id(true), SessionProxy\set_user(user), n = 1
+// ACTION:  login   session_regenerate_id(true), SessionProxy\set_user(user), n = 1 (with listed=1: then
+//                  the number of the user's sessions listed in the same request, as 'listed')
 //          plain   session_regenerate_id(true), n = 1 (not bound)
 //          whoami  the session's data, unchanged
 //          list    SessionProxy\user_sessions(user) from this request's session
@@ -64,6 +65,13 @@ switch ($action) {
         session_regenerate_id(true);
         SessionProxy\set_user($user);
         $_SESSION['n'] = 1;
+        if (isset($_GET['listed'])) {
+            // The user's sessions listed right after this write, in this request: a list request of
+            // its own can come later than a 1 s lifetime on a loaded machine.
+            session_write_close();
+            session_start();
+            reply(['id' => session_id(), 'listed' => count(SessionProxy\user_sessions($user) ?: [])]);
+        }
         reply(['id' => session_id()]);
     case 'plain':
         session_regenerate_id(true);
