@@ -246,10 +246,10 @@ enum Journal {
     Complete(Vec<u8>, fs::Metadata),
 }
 
-fn read_journal(path: &Path) -> std::io::Result<Journal> {
-    let jp = journal_path(path);
+/// The journal `jp` (`journal_path(path)`) of the session file `path`.
+fn read_journal(path: &Path, jp: &Path) -> std::io::Result<Journal> {
     // A journal is trusted as the session: one planted by another user is refused like a planted file.
-    let mut f = match private::open(&jp, OpenOptions::new().read(true), 0o600) {
+    let mut f = match private::open(jp, OpenOptions::new().read(true), 0o600) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Journal::None),
         Err(e) => return Err(e),
@@ -334,7 +334,7 @@ impl FilesStore {
     /// (`recover`), so there is none to look for.
     fn read_session(path: &Path, f: &File, exp: Expiry, recovered: bool) -> std::io::Result<Option<Loaded>> {
         let md = f.metadata()?;
-        let journal = if recovered { Journal::None } else { read_journal(path)? };
+        let journal = if recovered { Journal::None } else { read_journal(path, &journal_path(path))? };
         if let Journal::Complete(data, jmd) = journal {
             // At the version the next lock holder gives it when it finishes the journal (`recover`).
             let version = version(&md, data.len() as u64, recovered_mtime(&md, &jmd));
@@ -401,15 +401,27 @@ impl FilesStore {
     /// The flock for a write that expects something without the session's lock (locking off),
     /// waited for up to UNLOCKED_CAS_WAIT. None: a version was expected and there is no file at all
     /// (a conflict; nothing is created for it).
+    ///
+    /// Not checked here to be the current file: the write that follows checks that under its OFD
+    /// lock anyway (`write_journaled` answers Gone, and the caller locks again), so a check here
+    /// would only repeat its two system calls.
     fn lock_for_check(&self, path: &Path, expect: Expect) -> Result<Option<Flocked>> {
         let deadline = Instant::now() + UNLOCKED_CAS_WAIT;
         loop {
-            if matches!(expect, Expect::Version(_)) && matches!(fs::symlink_metadata(path), Err(e) if e.kind() == ErrorKind::NotFound) {
-                return Ok(None);
+            let file = if matches!(expect, Expect::Version(_)) {
+                // No file: no version to match, and nothing is created for a refusal.
+                match private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io_error("cannot write", path, &e)),
+                }
+            } else {
+                self.open_or_create(path).map_err(|e| io_error("cannot write", path, &e))?.0
+            };
+            if try_flock(&file).map_err(|e| io_error("cannot write", path, &e))? {
+                return Ok(Some(Flocked(file)));
             }
-            if let Some((f, _)) = self.try_lock(path).map_err(|(_, e)| io_error("cannot write", path, &e))? {
-                return Ok(Some(f));
-            }
+            drop(file);
             if Instant::now() >= deadline {
                 return Err(StoreError::new(
                     super::ErrorKind::Timeout,
@@ -421,19 +433,21 @@ impl FilesStore {
         }
     }
 
-    /// Finishes (or discards) a journal a killed writer left, under `file`'s OFD write lock.
-    fn recover(path: &Path, file: &File) -> std::io::Result<()> {
-        match read_journal(path)? {
-            Journal::None => return Ok(()),
+    /// Finishes (or discards) a journal a killed writer left, under `file`'s OFD write lock: whether
+    /// there was one (then the file's metadata changed).
+    /// `jp` is `journal_path(path)`.
+    fn recover(path: &Path, jp: &Path, file: &File) -> std::io::Result<bool> {
+        match read_journal(path, jp)? {
+            Journal::None => return Ok(false),
             Journal::Torn => {}
             Journal::Complete(data, jmd) => {
                 let mtime = recovered_mtime(&file.metadata()?, &jmd);
                 apply(file, &data, at_ns(mtime))?;
             }
         }
-        match fs::remove_file(journal_path(path)) {
+        match fs::remove_file(jp) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            _ => Ok(true),
         }
     }
 
@@ -441,14 +455,16 @@ impl FilesStore {
     /// if what it holds is as `expect` says (checked under the same OFD write lock as the write).
     fn write_journaled(&self, path: &Path, file: &File, data: &[u8], expect: Expect, exp: Expiry) -> std::io::Result<Wrote> {
         ofd_lock(file, libc::F_WRLCK)?;
+        let jp = journal_path(path);
         let r = (|| {
             let Some(mut md) = Self::current(path, file)? else { return Ok(Wrote::Gone) };
             // Under our flock the lock decides (Held): a locking-off writer is overwritten, as before.
             if !matches!(expect, Expect::Any | Expect::Held(_)) {
                 // The version a reader would find now (a killed writer's journal finished first); the
                 // data is read only for a refusal.
-                Self::recover(path, file)?;
-                md = file.metadata()?;
+                if Self::recover(path, &jp, file)? {
+                    md = file.metadata()?;
+                }
                 let now = Self::is_live(&md, exp.lifetime).then(|| version_of(&md));
                 let ok = match expect {
                     Expect::Absent => now.is_none(),
@@ -472,7 +488,6 @@ impl FilesStore {
                     }
                 }
             }
-            let jp = journal_path(path);
             let journaled = (|| {
                 // Checked before a byte of the session goes in (one planted beside it is refused).
                 let mut j = private::open(&jp, OpenOptions::new().write(true).create(true).truncate(true).mode(0o600), 0o600)?;
@@ -613,7 +628,7 @@ impl Store for FilesStore {
             // and our flock another request may have locked, written and released it. A file nobody
             // wrote is lock-only (mtime 0) and reads as no session below.
             ofd_lock(&file, libc::F_WRLCK)?;
-            let r = Self::recover(&path, &file).and_then(|()| Self::read_session(&path, &file, exp, true));
+            let r = Self::recover(&path, &journal_path(&path), &file).and_then(|_| Self::read_session(&path, &file, exp, true));
             ofd_lock(&file, libc::F_UNLCK)?;
             r
         })()
