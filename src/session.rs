@@ -64,8 +64,9 @@ pub enum Problem {
     LockLost { id: String, lock_expire: Duration },
     /// The session changed under our lock (a writer that ignored it); the write was refused.
     Conflict { id: String, at: String },
-    /// No session id could be generated that names no live session.
-    NoUnusedId { tries: u32 },
+    /// A session id PHP's generator just drew named a stored session at its first read (a
+    /// collision, or a generator that repeats itself); the read was refused.
+    IdCollision { id: String, at: String },
     /// Optimistic write: the session was destroyed (or expired) after this request read it; the
     /// write was dropped so that it does not bring the session back.
     DestroyedMeanwhile { id: String },
@@ -158,6 +159,11 @@ pub struct Request {
     active: Option<Active>,
     /// The id `exists` last found live (strict mode's validate_sid, before the read).
     validated: Option<SessionId>,
+    /// The id `new_id` drew in this request that no read has used yet. It was not looked up in the
+    /// store: a collision of PHP's random ids (128 bits by default) is not worth a round trip per new
+    /// session. Its first read checks instead, and a session found there refuses the read
+    /// (`IdCollision`).
+    fresh: Option<SessionId>,
     /// When the optimistic read under way began (taken into `Active::read_at`).
     read_at: f64,
     /// The read under way found the stored session unreadable (taken into `Active::mode`).
@@ -207,6 +213,7 @@ impl Request {
             token: Token::new(),
             active: None,
             validated: None,
+            fresh: None,
             read_at: 0.0,
             unreadable: false,
             user: UserState::default(),
@@ -271,6 +278,10 @@ impl Request {
     /// Whether a live session with this id exists. Invalid ids do not exist.
     pub fn exists(&mut self, raw: &[u8]) -> Result<bool, Failed> {
         let Ok(id) = SessionId::parse(raw) else { return Ok(false) };
+        if self.fresh.as_ref() == Some(&id) {
+            // Just drawn (strict mode's validate_sid of a regenerated id): its read checks it.
+            return Ok(false);
+        }
         let exp = self.expiry;
         let r = self.store().exists(&id, exp);
         if r == Ok(true) {
@@ -279,17 +290,36 @@ impl Request {
         r.map_err(|e| self.storage(Op::Check, Some(&id), e))
     }
 
-    /// A fresh session id from `generate` that names no live session, tried `tries` times (a
-    /// collision is astronomically unlikely; a generator that keeps colliding is broken). None: the
-    /// generator gave nothing, or every id it gave was taken (the caller says which).
-    pub fn unused_id<T>(&mut self, tries: u32, mut generate: impl FnMut() -> Option<T>, bytes: impl Fn(&T) -> &[u8]) -> Option<T> {
-        for _ in 0..tries {
-            let sid = generate()?;
-            if self.exists(bytes(&sid)) != Ok(true) {
-                return Some(sid);
+    /// A fresh session id from `generate` (PHP's generator), not looked up in the store: its first
+    /// read in this request refuses it if it names a stored session (see `fresh`). None: the
+    /// generator gave nothing.
+    pub fn new_id<T>(&mut self, generate: impl FnOnce() -> Option<T>, bytes: impl Fn(&T) -> &[u8]) -> Option<T> {
+        let sid = generate()?;
+        self.fresh = SessionId::parse(bytes(&sid)).ok();
+        Some(sid)
+    }
+
+    /// The first read of the id `new_id` drew (`found`: it named a stored session): a collision, or
+    /// a generator that repeats itself, refuses the read, so that nobody is handed another's session.
+    /// The lock that read took (`locked`) goes with it.
+    /// An unreadable session found (`self.unreadable`) is one too; its lock is already released.
+    fn check_fresh(&mut self, id: &SessionId, found: bool, locked: bool) -> Result<(), Failed> {
+        if self.fresh.as_ref() != Some(id) {
+            return Ok(());
+        }
+        self.fresh = None;
+        if !found && !self.unreadable {
+            return Ok(());
+        }
+        self.unreadable = false;
+        if locked {
+            let token = self.token.clone();
+            if let Err(e) = self.store().unlock(id, &token) {
+                self.storage(Op::Release, Some(id), e);
             }
         }
-        None
+        let at = self.where_();
+        Err(self.warn(Problem::IdCollision { id: self.stack.layers.shown(id), at }))
     }
 
     /// Reads the last committed data without a lock and without waiting, whatever the locking mode:
@@ -298,6 +328,7 @@ impl Request {
         let id = self.parse_id(raw)?;
         self.release();
         let read = self.load(&id)?;
+        self.check_fresh(&id, read.is_some(), false)?;
         Ok(self.activate(id, Mode::Unlocked, read))
     }
 
@@ -328,6 +359,7 @@ impl Request {
             let token = self.token.clone();
             let _ = self.store().unlock(&id, &token);
         }
+        self.check_fresh(&id, read.is_some(), mode == Mode::Locked && !self.unreadable)?;
         Ok(self.activate(id, mode, read))
     }
 
@@ -1445,28 +1477,39 @@ mod tests {
     }
 
     #[test]
-    fn unused_id_draws_again_until_the_id_is_free() {
-        let dir = TempDir::new("session-unused-id");
+    fn a_new_id_is_checked_at_its_first_read_not_before() {
+        let dir = TempDir::new("session-new-id");
         for engine in engines(&dir) {
-            let mut r = Request::open(Stack::bare(engine), settings(100, TimeoutAction::Fail), LIFE).unwrap();
-            for taken in [&b"taken1"[..], b"taken2", b"taken3"] {
-                r.read(taken).unwrap();
-                r.write(taken, b"x|i:1;").unwrap();
+            for locking in [Locking::On, Locking::Off, Locking::Optimistic] {
+                let mut r = Request::open(Stack::bare(engine.clone()), Settings { locking, ..settings(100, TimeoutAction::Fail) }, LIFE).unwrap();
+                let taken = format!("taken{locking:?}");
+                r.read(taken.as_bytes()).unwrap();
+                r.write(taken.as_bytes(), b"x|i:1;").unwrap();
+                // Drawn: no look-up (validate_sid of it, as strict mode's regenerate asks, answers
+                // "unused" without the store), and a free one reads as a new session.
+                let free = format!("free{locking:?}");
+                assert_eq!(r.new_id(|| Some(free.clone()), |s| s.as_bytes()), Some(free.clone()));
+                assert_eq!(r.exists(free.as_bytes()), Ok(false));
+                assert_eq!(r.read(free.as_bytes()), Ok(Vec::new()));
+                r.write(free.as_bytes(), b"y|i:2;").unwrap();
+                // Used up by that read: read again, it is the session written.
+                assert_eq!(r.read(free.as_bytes()), Ok(b"y|i:2;".to_vec()));
+                assert!(r.take_diags().is_empty());
+                // A drawn id that names a stored session: refused at the read, with its lock freed.
+                for read_only in [false, true] {
+                    assert_eq!(r.new_id(|| Some(taken.clone()), |s| s.as_bytes()), Some(taken.clone()));
+                    let got = if read_only { r.read_and_close(taken.as_bytes()) } else { r.read(taken.as_bytes()) };
+                    assert_eq!(got, Err(Failed), "{engine:?} {locking:?}: another's session handed out");
+                    let d = r.take_diags();
+                    assert!(matches!(&d[..], [Diag { problem: Problem::IdCollision { .. }, .. }]), "{d:?}");
+                    // Not held: another request takes it at once, and it still holds its data.
+                    let mut other = Request::open(Stack::bare(engine.clone()), settings(100, TimeoutAction::Fail), LIFE).unwrap();
+                    assert_eq!(other.read(taken.as_bytes()), Ok(b"x|i:1;".to_vec()), "{engine:?} {locking:?}");
+                    let _ = other.close();
+                }
+                // The generator gave nothing.
+                assert_eq!(r.new_id(|| None::<String>, |s| s.as_bytes()), None);
             }
-            let drawn = std::cell::RefCell::new(0);
-            let mut from = |ids: &'static [&'static [u8]]| {
-                *drawn.borrow_mut() = 0;
-                let mut next = ids.iter();
-                let generate = || next.next().map(|id| { *drawn.borrow_mut() += 1; id.to_vec() });
-                r.unused_id(3, generate, |id| id)
-            };
-            assert_eq!(from(&[b"taken1", b"taken2", b"free1", b"free2"]), Some(b"free1".to_vec()));
-            assert_eq!(*drawn.borrow(), 3);
-            assert_eq!(from(&[b"free2"]), Some(b"free2".to_vec()), "a free id is taken at the first draw");
-            assert_eq!(from(&[b"taken1", b"taken2", b"taken3", b"free1"]), None);
-            assert_eq!(*drawn.borrow(), 3, "no more than the tries asked for");
-            assert_eq!(from(&[b"taken1"]), None, "the generator ran dry");
-            assert!(r.take_diags().is_empty());
         }
     }
 

@@ -14,7 +14,7 @@ use ext_php_rs::types::ZendStr;
 
 use super::ffi::{self, zstr_bytes, ModData, PsModule, FAILURE, SUCCESS};
 use crate::dsn;
-use crate::session::{Diag, Level, Problem, Request};
+use crate::session::{Diag, Level, Request};
 use crate::settings::{RawSettings, Settings};
 
 pub static MODULE: PsModule = PsModule {
@@ -283,35 +283,22 @@ unsafe extern "C" fn sp_validate_sid(mod_data: ModData, key: *mut zend_string) -
     unsafe { with_request(mod_data, FAILURE, |r| result(r.exists(zstr_bytes(key)) == Ok(true))) }
 }
 
-/// How many ids create_sid draws before giving up (a collision is astronomically unlikely; a
-/// generator that keeps colliding is broken).
-pub const ID_TRIES: u32 = 3;
-
-/// A fresh id from PHP's generator (honouring session.sid_length / sid_bits_per_character) that names
-/// no live session in `r`'s storage (`Request::unused_id`); without a request, the generator's id as is.
-/// Shared by the save handler's create_sid hook and `SessionProxy\Handler::create_sid`.
+/// A fresh id from PHP's generator (honouring session.sid_length / sid_bits_per_character). Not looked
+/// up in the store (no round trip): its first read in `r` refuses it if it names a stored session
+/// (`Request::new_id`). Shared by the save handler's create_sid hook and
+/// `SessionProxy\Handler::create_sid`.
 pub fn create_id(r: Option<&mut Request>, mod_data: ModData) -> Result<ZBox<ZendStr>, String> {
-    let mut generated = false;
-    let mut generate = || {
+    let generate = || {
         // SAFETY: mod_data is PHP's own pointer or NULL; the generator only reads session globals and
-        // returns a fresh request-allocated string (owned by the ZBox, freed if it is taken) or NULL.
+        // returns a fresh request-allocated string (owned by the ZBox, freed if it is dropped) or NULL.
         let sid = unsafe { ffi::php_session_create_id(mod_data) };
-        generated |= !sid.is_null();
         (!sid.is_null()).then(|| unsafe { ZBox::from_raw(sid) })
     };
     let sid = match r {
         None => generate(),
-        Some(r) => {
-            let sid = r.unused_id(ID_TRIES, generate, |sid| sid.as_bytes());
-            raise(r.take_diags());
-            sid
-        }
+        Some(r) => r.new_id(generate, |sid| sid.as_bytes()),
     };
-    match sid {
-        Some(sid) => Ok(sid),
-        None if !generated => Err("session_proxy: PHP could not generate a session id".into()),
-        None => Err(Problem::NoUnusedId { tries: ID_TRIES }.to_string()),
-    }
+    sid.ok_or_else(|| "session_proxy: PHP could not generate a session id".into())
 }
 
 unsafe extern "C" fn sp_create_sid(mod_data: ModData) -> *mut zend_string {

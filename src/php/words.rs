@@ -105,9 +105,12 @@ impl fmt::Display for Problem {
                 "session_proxy: session {id} could not be read, so its changes were not saved over the stored one \
                  (session_regenerate_id() gives a session that saves)"
             ),
-            Problem::NoUnusedId { tries } => {
-                write!(f, "session_proxy: could not create an unused session id in {tries} tries")
-            }
+            Problem::IdCollision { id, at } => write!(
+                f,
+                "session_proxy: the session id {id} just generated names a session already stored in {at}; it is \
+                 not handed out (a collision of random ids, or a generator that repeats itself: check the system's \
+                 random source)"
+            ),
         }
     }
 }
