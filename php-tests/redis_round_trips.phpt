@@ -1,5 +1,5 @@
 --TEST--
-Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips and runs no script (GETEX of the per-user index's user key + SET NX GET of the lock, WATCH of it, GET and PTTL of it + PEXPIRETIME, GET version, GET data — the data and its version — in one write; PEXPIRE of the user key + MULTI SET SET DEL LMOVE PEXPIRE PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE DEL LMOVE PEXPIRE EXEC for lazy_write: no wake-up pushed, nobody waits), without locking 2 (the same read, with the GETEX; PEXPIRE of the user key + MULTI SET SET PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE EXEC for lazy_write), optimistic 2 (the read with a WATCH of the data and version keys first; the write as without locking; lazy_write as without locking, after an UNWATCH in the same write)
+Redis engine round trips, with the commands counted by the server (INFO commandstats on a private redis-server): with locking, a cycle is 2 round trips and runs no script (GETEX of the per-user index's user key + SET NX GET of the lock, WATCH of it, GET and PTTL of it + PEXPIRETIME, GET version, GET data — the data and its version — in one write; PEXPIRE of the user key + MULTI SET SET DEL LMOVE PEXPIRE PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE DEL LMOVE PEXPIRE EXEC for lazy_write: no wake-up pushed, nobody waits), without locking 2 (the same read, with the GETEX; PEXPIRE of the user key + MULTI SET SET PEXPIRETIME EXEC, or PEXPIRE of the user key + MULTI PEXPIRE PEXPIRE EXEC for lazy_write), optimistic 2 (the read with a WATCH of the data and version keys first; the write as without locking; lazy_write as without locking, after an UNWATCH in the same write); a new session (create_sid, strict mode) also 2, with no EXISTS, and a strict-mode regenerate sends none for its new id
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
@@ -38,6 +38,30 @@ foreach (['locking on' => '1', 'locking off' => '0', 'optimistic' => 'optimistic
         echo "  round trips per cycle: ", $trips / CYCLES, "\n";
     }
 }
+// A new session (no id: create_sid draws one, strict mode on) costs the same 2 round trips: the
+// drawn id is not looked up (no EXISTS); its lock+read finds it free. A regenerate under strict mode
+// asks validate_sid about the new id, which answers without the store too.
+foreach (['locking on' => '1', 'locking off' => '0', 'optimistic' => 'optimistic'] as $label => $locking) {
+    $ini = ['session_proxy.locking' => $locking, 'session.use_strict_mode' => '1'];
+    sp_cycle($dsn, '', fn () => $_SESSION['n'] = 1, $ini);
+    rd_cmd(['CONFIG', 'RESETSTAT'], $port);
+    $ids = [];
+    for ($i = 0; $i < CYCLES; $i++) {
+        sp_cycle($dsn, '', function () use (&$ids) { $_SESSION['n'] = 1; $ids[session_id()] = 1; }, $ini);
+    }
+    $stats = rd_commandstats($port);
+    echo "$label, new session: EXISTS sent ", $stats['exists'] ?? 0, ", ", count($ids), " distinct ids, round trips per cycle: ",
+        (($stats['watch'] ?? 0) + ($stats['exec'] ?? 0) + ($locking === '0' ? intdiv($stats['get'] ?? 0, 2) : 0) + ($stats['exists'] ?? 0)) / CYCLES, "\n";
+    rd_cmd(['CONFIG', 'RESETSTAT'], $port);
+    sp_use($dsn, $ini);
+    session_id(array_key_first($ids));
+    session_start();
+    session_regenerate_id(true);
+    $_SESSION['n']++;
+    session_write_close();
+    // One EXISTS: strict mode's check of the id the request came with, at session_start.
+    echo "$label, session_start + session_regenerate_id(true): EXISTS sent ", rd_commandstats($port)['exists'] ?? 0, "\n";
+}
 ?>
 --EXPECT--
 locking on, write: {"del":10,"exec":10,"get":30,"getex":10,"lmove":10,"multi":10,"pexpire":20,"pexpiretime":20,"pttl":10,"set":30,"watch":10}
@@ -52,3 +76,9 @@ optimistic, write: {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":10,"pexpi
   round trips per cycle: 2
 optimistic, unchanged (lazy_write): {"exec":10,"get":20,"getex":10,"multi":10,"pexpire":30,"pexpiretime":10,"unwatch":10,"watch":10}
   round trips per cycle: 2
+locking on, new session: EXISTS sent 0, 10 distinct ids, round trips per cycle: 2
+locking on, session_start + session_regenerate_id(true): EXISTS sent 1
+locking off, new session: EXISTS sent 0, 10 distinct ids, round trips per cycle: 2
+locking off, session_start + session_regenerate_id(true): EXISTS sent 1
+optimistic, new session: EXISTS sent 0, 10 distinct ids, round trips per cycle: 2
+optimistic, session_start + session_regenerate_id(true): EXISTS sent 1
