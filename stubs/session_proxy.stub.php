@@ -126,7 +126,10 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
     /** Deletes sessions idle for more than $max_lifetime seconds; returns how many, or false. */
     public function gc(int $max_lifetime): int|false {}
 
-    /** A new id from PHP's generator (session.sid_length, sid_bits_per_character), never a live one. */
+    /**
+     * A new id from PHP's generator (session.sid_length, sid_bits_per_character), not looked up in the store (no
+     * round trip): its first read() refuses it, with a warning, if it names a stored session.
+     */
     public function create_sid(): string {}
 
     /** True when a live session with this id exists (used by session.use_strict_mode). */
