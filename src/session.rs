@@ -201,6 +201,8 @@ pub struct UserSession {
 impl Request {
     /// Opens a request on `stack` (a pooled connection when one is idle); `lifetime` is
     /// session.gc_maxlifetime, the expiry of every session this request reads or writes.
+    // Once per request, and a Problem is what the skin puts into words: its size costs nothing here.
+    #[allow(clippy::result_large_err)]
     pub fn open(stack: Stack, settings: Settings, lifetime: Duration) -> Result<Self, Problem> {
         let mut store = pool::take(&stack)
             .map_err(|err| Problem::Storage { op: Op::Open, id: None, at: err.at().to_string(), err })?;

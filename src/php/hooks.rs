@@ -215,22 +215,19 @@ unsafe extern "C" fn sp_close(mod_data: ModData) -> c_int {
 
 unsafe extern "C" fn sp_read(mod_data: ModData, key: *mut zend_string, val: *mut *mut zend_string, maxlifetime: zend_long) -> c_int {
     unsafe {
-        with_request(mod_data, FAILURE, |r| match {
+        with_request(mod_data, FAILURE, |r| {
             test_panic("read");
             // The request's expiry is session.gc_maxlifetime, read at open (PHP passes the same).
             let _ = maxlifetime;
-            if super::readclose::active() {
-                r.read_and_close(zstr_bytes(key))
-            } else {
-                r.read(zstr_bytes(key))
+            let read = if super::readclose::active() { r.read_and_close(zstr_bytes(key)) } else { r.read(zstr_bytes(key)) };
+            match read {
+                Ok(data) => {
+                    // A request-allocated string: PHP releases it.
+                    *val = ZendStr::new(&data, false).into_raw();
+                    SUCCESS
+                }
+                Err(_) => FAILURE,
             }
-        } {
-            Ok(data) => {
-                // A request-allocated string: PHP releases it.
-                *val = ZendStr::new(&data, false).into_raw();
-                SUCCESS
-            }
-            Err(_) => FAILURE,
         })
     }
 }

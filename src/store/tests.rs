@@ -189,20 +189,22 @@ fn conformance_with(open: impl Fn() -> Box<dyn Store>, handover: Handover) -> bo
     raced_window
 }
 
+/// The stand-in for another request that `gc_window` runs: whether it acted on that key.
+type GcHook = Box<dyn FnMut(&str) -> bool>;
+
 thread_local! {
     /// The test's stand-in for another request, run by an engine's gc between reading a session as
     /// idle and deleting it (`gc_window`); returns whether it acted on that key.
-    static GC_WINDOW: std::cell::RefCell<(Option<Box<dyn FnMut(&str) -> bool>>, bool)> =
-        std::cell::RefCell::new((None, false));
+    static GC_WINDOW: std::cell::RefCell<(Option<GcHook>, bool)> = std::cell::RefCell::new((None, false));
 }
 
-fn set_gc_window(f: Box<dyn FnMut(&str) -> bool>) {
+fn set_gc_window(f: GcHook) {
     GC_WINDOW.with(|w| *w.borrow_mut() = (Some(f), false));
 }
 
 /// Removes the hook; whether it acted (an engine's gc has the window and reached it for that key).
 fn take_gc_window() -> bool {
-    GC_WINDOW.with(|w| std::mem::replace(&mut *w.borrow_mut(), (None, false)).1)
+    GC_WINDOW.with(|w| std::mem::take(&mut *w.borrow_mut()).1)
 }
 
 /// Called by an engine's gc (tests only) after it decided `key` (a file name, an item key) is idle
@@ -542,7 +544,7 @@ fn concurrent_creates(open: &dyn Fn() -> Box<dyn Store>) {
             .filter_map(|(d, w, _)| if let Written::Done(v) = w { Some((d, *v)) } else { None })
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: exactly one create wins: {:?}", results.iter().map(|r| &r.1).collect::<Vec<_>>());
-        let (data, version) = winners[0].clone();
+        let (data, version) = winners[0];
         for (_, w, _) in &results {
             match w {
                 Written::Done(_) => {}
