@@ -20,7 +20,10 @@ lk_run('w', '
     foreach (["old1", "old2"] as $id) { session_id($id); session_start(); $_SESSION["v"] = $id; session_write_close(); }
     lk_done([]);
 ', [], ['session.save_path' => $dsn, 'session.gc_maxlifetime' => '3600']);
-sleep(2);
+// An item's age is read from memcached's remaining TTL, which can read up to 2 s high (above) and
+// ticks once a second: 5 s makes these sessions older than gc_maxlifetime=1 by any reading (2 s left
+// a margin of 0 and failed once in CI, passing on run-tests' retry).
+sleep(5);
 $r = lk_run('r', '
     session_id("old1"); session_start(); $seen = $_SESSION; session_write_close();
     lk_done(["seen" => $seen]);
