@@ -303,8 +303,8 @@ impl Request {
 
     /// The first read of the id `new_id` drew (`found`: it named a stored session): a collision, or
     /// a generator that repeats itself, refuses the read, so that nobody is handed another's session.
-    /// The lock that read took (`locked`) goes with it.
-    /// An unreadable session found (`self.unreadable`) is one too; its lock is already released.
+    /// The lock that read took (`locked`) goes with it. An unreadable session found
+    /// (`self.unreadable`) is one too; `read` has already released its lock.
     fn check_fresh(&mut self, id: &SessionId, found: bool, locked: bool) -> Result<(), Failed> {
         if self.fresh.as_ref() != Some(id) {
             return Ok(());
@@ -313,8 +313,8 @@ impl Request {
         if !found && !self.unreadable {
             return Ok(());
         }
-        self.unreadable = false;
-        if locked {
+        let unreadable = std::mem::take(&mut self.unreadable);
+        if locked && !unreadable {
             let token = self.token.clone();
             if let Err(e) = self.store().unlock(id, &token) {
                 self.storage(Op::Release, Some(id), e);
@@ -361,7 +361,7 @@ impl Request {
             let token = self.token.clone();
             let _ = self.store().unlock(&id, &token);
         }
-        self.check_fresh(&id, read.is_some(), mode == Mode::Locked && !self.unreadable)?;
+        self.check_fresh(&id, read.is_some(), mode == Mode::Locked)?;
         Ok(self.activate(id, mode, read))
     }
 

@@ -346,11 +346,16 @@ impl FilesStore {
         Ok(Some(Loaded { data: read_all(f, md.len())?, version: version_of(&md) }))
     }
 
+    /// Opens the existing session file read-write.
+    fn open_existing(&self, path: &Path) -> std::io::Result<File> {
+        private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode)
+    }
+
     /// Opens the session file read-write, creating it (as a lock-only placeholder) when missing.
     /// Returns the file and whether we created it.
     fn open_or_create(&self, path: &Path) -> std::io::Result<(File, bool)> {
         loop {
-            match private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode) {
+            match self.open_existing(path) {
                 Ok(f) => return Ok((f, false)),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -410,7 +415,7 @@ impl FilesStore {
         loop {
             let file = if matches!(expect, Expect::Version(_)) {
                 // No file: no version to match, and nothing is created for a refusal.
-                match private::open(path, OpenOptions::new().read(true).write(true), self.opts.mode) {
+                match self.open_existing(path) {
                     Ok(f) => f,
                     Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(io_error("cannot write", path, &e)),
