@@ -85,6 +85,9 @@ pub struct SqliteStore {
     beacon: Option<(SessionId, u64)>,
     /// The per-user index's schema was made (or found) by this connection (`users.rs`).
     users_ready: bool,
+    /// A database made before versions that we may only read (`migrate`): read through a view that
+    /// shows every row at version 0; every change is refused (`writable`).
+    frozen: bool,
 }
 
 /// Why an operation failed, before it is named (`SqliteStore::named`).
@@ -171,7 +174,7 @@ impl SqliteStore {
         let at = o.path.display().to_string();
         // Open errors say which store first (the warning reads "cannot open sqlite:///…: cause").
         let named = |e: StoreError| StoreError::new(e.kind(), e.at(), format!("{name}: {}", e.detail()));
-        let conn = Self::connect(o, &at).map_err(named)?;
+        let (conn, frozen) = Self::connect(o, &at).map_err(named)?;
         let identity = file_identity(&o.path).ok_or_else(|| {
             StoreError::new(ErrorKind::Unavailable, &at, format!("{name}: the database file vanished while opening"))
         })?;
@@ -203,6 +206,7 @@ impl SqliteStore {
             locks_identity,
             beacon: None,
             users_ready: false,
+            frozen,
         })
     }
 
@@ -240,7 +244,8 @@ impl SqliteStore {
         }
     }
 
-    fn connect(o: &SqliteOptions, at: &str) -> Result<Connection> {
+    /// The connection, and whether it reads an old database it can not migrate (`migrate`).
+    fn connect(o: &SqliteOptions, at: &str) -> Result<(Connection, bool)> {
         let dir = o.path.parent().unwrap_or(Path::new("/"));
         if o.private_dir {
             private::ensure_private_dir(dir).map_err(|e| io_error(dir, &e, ""))?;
@@ -271,8 +276,8 @@ impl SqliteStore {
         conn.execute_batch(if o.synchronous_full { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" })
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
-        migrate(&mut conn).map_err(sql)?;
-        Ok(conn)
+        let frozen = migrate(&mut conn).map_err(sql)?;
+        Ok((conn, frozen))
     }
 
     /// Names a failure (the database, or the lock file for its I/O errors).
@@ -352,6 +357,7 @@ impl SqliteStore {
     /// (or its directory) or replaced while a request ran would take the write into an orphaned inode
     /// and report success; refuse instead, so the request is told its change was not stored.
     fn check_file(&mut self) -> Result<()> {
+        self.writable()?;
         if file_identity(&self.path) == Some(self.identity) {
             return Ok(());
         }
@@ -360,6 +366,22 @@ impl SqliteStore {
             ErrorKind::Unavailable,
             &self.at,
             format!("the database file {} was removed or replaced while this request ran", self.path.display()),
+        ))
+    }
+
+    /// Refuses a change to a database made before versions that we may only read (`frozen`): the
+    /// view it is read through takes no writes, and the file none either.
+    fn writable(&self) -> Result<()> {
+        if !self.frozen {
+            return Ok(());
+        }
+        Err(StoreError::new(
+            ErrorKind::Unavailable,
+            &self.at,
+            format!(
+                "{} is read-only and was made before session versions: it is only read; open it once with write access to add them",
+                self.path.display()
+            ),
         ))
     }
 
@@ -467,18 +489,36 @@ impl SqliteStore {
 
 /// Adds the `version` column to a database made before it (every row at version 0), once: the first
 /// connection that finds it missing adds it in a write transaction, in which it looks again.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+///
+/// A database we may only read (read-only storage, an immutable file) can not get the column. It is
+/// still read, as before versions: a temporary view named `sessions` shows its rows at version 0
+/// (SQLite looks up an unqualified name in the temp schema first, so every query reads through
+/// it), and true says so; its changes are refused (`SqliteStore::writable`).
+fn migrate(conn: &mut Connection) -> rusqlite::Result<bool> {
     fn has_version(c: &Connection) -> rusqlite::Result<bool> {
         c.prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'version'")?.exists([])
     }
     if has_version(conn)? {
-        return Ok(());
+        return Ok(false);
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !has_version(&tx)? {
-        tx.execute_batch(ADD_VERSION)?;
+    let added = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !has_version(&tx)? {
+            tx.execute_batch(ADD_VERSION)?;
+        }
+        tx.commit()
+    })();
+    match added {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => {
+            conn.execute_batch(
+                "PRAGMA temp_store = MEMORY;
+                 CREATE TEMP VIEW sessions AS
+                     SELECT id, data, created_at, updated_at, user_id, 0 AS version FROM main.sessions",
+            )?;
+            Ok(true)
+        }
+        r => r.map(|()| false),
     }
-    tx.commit()
 }
 
 /// Opens a write transaction (`BEGIN IMMEDIATE`) with a cached statement: rusqlite's
@@ -610,6 +650,7 @@ impl Pooled for SqliteStore {
 
 impl Collect for SqliteStore {
     fn gc(&mut self, exp: Expiry) -> Result<u64> {
+        self.writable()?;
         self.gc_batches(exp, |_, _| {})
     }
 }
@@ -831,6 +872,58 @@ mod tests {
             .unwrap();
         assert_eq!(cols.last().map(String::as_str), Some("version INTEGER 1 0"), "{cols:?}");
         assert_eq!(cols.len(), 6, "{cols:?}");
+    }
+
+    /// An old database we may only read (here an immutable file; CI runs as root, who alone may set
+    /// that) is read as before versions, at version 0, and every change to it is refused with a
+    /// warning that says why; nothing in it changes.
+    #[test]
+    fn a_read_only_database_without_versions_is_read_and_changes_are_refused() {
+        struct Immutable(std::path::PathBuf);
+        impl Drop for Immutable {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+            }
+        }
+        let dir = TempDir::new("sqlite-ro-old");
+        let path = dir.path().join("s.sqlite");
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        let old = Connection::open(&path).unwrap();
+        // Made in WAL mode, as every database of ours is (a read-only one can not be switched to it).
+        old.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.execute("INSERT INTO sessions (id, data, created_at, updated_at) VALUES ('old', x'6f6c64', ?1, ?1)", params![unix_now()])
+            .unwrap();
+        drop(old);
+        let ok = std::process::Command::new("chattr").arg("+i").arg(&path).status().is_ok_and(|s| s.success());
+        assert!(ok, "chattr +i {} failed: this test needs root", path.display());
+        let _undo = Immutable(path.clone());
+        let life = ex(Duration::from_secs(60));
+        let id = SessionId::parse(b"old").unwrap();
+        let mut s = boxed(&dir);
+        let l = s.load(&id, life).unwrap().expect("the old session is read");
+        assert_eq!(l.data, b"old");
+        assert!(s.exists(&id, life).unwrap());
+        let refused = |e: StoreError| {
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{e:?}");
+            assert!(e.detail().contains("is read-only and was made before session versions"), "{}", e.detail());
+        };
+        refused(s.save(&id, b"new", Expect::Version(l.version), None, life).unwrap_err());
+        refused(s.save(&id, b"new", Expect::Any, None, life).unwrap_err());
+        refused(s.destroy(&id, None).unwrap_err());
+        refused(s.touch(&id, None, life).unwrap_err());
+        refused(s.collector().expect("sqlite collects").gc(ex(Duration::ZERO)).unwrap_err());
+        let owner = Token::new();
+        assert!(s.lock_and_load(&id, &owner, Duration::from_secs(5), life).is_err(), "no lock row can be written");
+        drop(s);
+        drop(_undo);
+        let c = Connection::open(&path).unwrap();
+        let (data, cols): (Vec<u8>, i64) = c
+            .query_row("SELECT data, (SELECT count(*) FROM pragma_table_info('sessions')) FROM sessions WHERE id = 'old'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((data.as_slice(), cols), (&b"old"[..], 5), "the file is as it was");
     }
 
     #[test]

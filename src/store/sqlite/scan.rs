@@ -33,6 +33,7 @@ impl Scan for SqliteStore {
     }
 
     fn set_idle(&mut self, id: &SessionId, idle: Duration) -> Result<()> {
+        self.writable()?;
         let r = self
             .conn
             .prepare_cached("UPDATE sessions SET updated_at = ?2 WHERE id = ?1")
