@@ -638,8 +638,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 impl Pooled for SqliteStore {
+    /// A frozen store (`migrate`) is not kept either: the next request opens the file again, and
+    /// migrates it once its storage can be written.
     fn reusable(&self) -> bool {
-        !self.broken
+        !self.broken && !self.frozen
     }
 
     /// A connection to a deleted or replaced file would read and write an orphaned inode.
