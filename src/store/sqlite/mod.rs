@@ -842,19 +842,27 @@ mod tests {
         CREATE INDEX sessions_updated_at ON sessions(updated_at);
         CREATE TABLE session_locks (id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, expires_at REAL NOT NULL);";
 
+    /// `s.sqlite` in `dir` as the previous version made it (WAL mode, no `version` column), with the
+    /// session `old` in it (data "old").
+    fn old_database(dir: &TempDir) -> std::path::PathBuf {
+        let path = dir.path().join("s.sqlite");
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        let old = Connection::open(&path).unwrap();
+        // WAL, as every database of ours is (a read-only one could not be switched to it).
+        old.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
+        old.execute_batch(SCHEMA_V1).unwrap();
+        old.execute("INSERT INTO sessions (id, data, created_at, updated_at) VALUES ('old', x'6f6c64', ?1, ?1)", params![unix_now()])
+            .unwrap();
+        path
+    }
+
     /// A database made by the previous version, with a session in it, is migrated in place at open:
     /// the session reads at a version, a write at it wins and a stale one loses; the column is the
     /// new schema's, and the next connection adds nothing.
     #[test]
     fn databases_without_versions_are_migrated_at_open() {
         let dir = TempDir::new("sqlite-migrate");
-        let path = dir.path().join("s.sqlite");
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
-        let old = Connection::open(&path).unwrap();
-        old.execute_batch(SCHEMA_V1).unwrap();
-        old.execute("INSERT INTO sessions (id, data, created_at, updated_at) VALUES ('old', x'6f6c64', ?1, ?1)", params![unix_now()])
-            .unwrap();
-        drop(old);
+        let path = old_database(&dir);
         let life = ex(Duration::from_secs(60));
         let id = SessionId::parse(b"old").unwrap();
         let mut s = boxed(&dir);
@@ -888,15 +896,7 @@ mod tests {
             }
         }
         let dir = TempDir::new("sqlite-ro-old");
-        let path = dir.path().join("s.sqlite");
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
-        let old = Connection::open(&path).unwrap();
-        // Made in WAL mode, as every database of ours is (a read-only one can not be switched to it).
-        old.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
-        old.execute_batch(SCHEMA_V1).unwrap();
-        old.execute("INSERT INTO sessions (id, data, created_at, updated_at) VALUES ('old', x'6f6c64', ?1, ?1)", params![unix_now()])
-            .unwrap();
-        drop(old);
+        let path = old_database(&dir);
         let ok = std::process::Command::new("chattr").arg("+i").arg(&path).status().is_ok_and(|s| s.success());
         assert!(ok, "chattr +i {} failed: this test needs root", path.display());
         let _undo = Immutable(path.clone());
