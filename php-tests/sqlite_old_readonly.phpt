@@ -1,5 +1,5 @@
 --TEST--
-SQLite: a database made before session versions, on storage we may only read (an immutable file), is still read; a change to it is refused with a warning that says why, and the file keeps its session
+SQLite: a database made before session versions, on storage we may only read (an immutable file), is still read; a change to it is refused with a warning that says why, and the file keeps its session; once it can be written, the same PHP process's next request migrates it and writes
 --FILE--
 <?php
 $so = getenv('SESSION_PROXY_SO');
@@ -52,6 +52,17 @@ echo "== after: the file as it was\n";
 exec('chattr -i ' . escapeshellarg($db));
 $check = 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute("SELECT data FROM sessions WHERE id=\'oldreadonly1\'").fetchone()[0].decode(), len(c.execute("PRAGMA table_info(sessions)").fetchall()))';
 echo '  ', trim((string) shell_exec('python3 -c ' . escapeshellarg($check) . ' ' . escapeshellarg($db) . ' 2>&1')), "\n";
+echo "== one process: read-only for its first request, writable before its second\n";
+exec('chattr +i ' . escapeshellarg($db));
+// The read-only store is not kept for the next request (not pooled): that one opens the file
+// again, migrates it and writes.
+$db_q = var_export($db, true);
+run($so, $db, '-d session_proxy.locking=0 -d session.use_cookies=0 -d session.cache_limiter=', <<<PHP
+    session_id("oldreadonly1"); session_start(); echo "first: n=", \$_SESSION["n"], "\\n"; session_write_close();
+    exec("chattr -i " . escapeshellarg($db_q));
+    session_id("oldreadonly1"); session_start(); \$_SESSION["n"] = 9; var_dump(session_write_close());
+    PHP);
+echo '  ', trim((string) shell_exec('python3 -c ' . escapeshellarg($check) . ' ' . escapeshellarg($db) . ' 2>&1')), "\n";
 ?>
 --EXPECTF--
 == read with locking off
@@ -77,3 +88,9 @@ echo '  ', trim((string) shell_exec('python3 -c ' . escapeshellarg($check) . ' '
   bool(false)
 == after: the file as it was
   n|i:7; 5
+== one process: read-only for its first request, writable before its second
+  first: n=7
+  Warning: session_write_close(): session_proxy: cannot update the timestamp of session oldrea… in sqlite://DB: DB is read-only and was made before session versions: it is only read; open it once with write access to add them in Command line code on line 1
+  Warning: session_write_close(): Failed to write session data (session_proxy). %s
+  bool(true)
+  n|i:9; 6
