@@ -1,5 +1,5 @@
 --TEST--
-Memcached engine vs the real php-memcached (Debian php8.2-memcached) on the same 3 servers: same placement (ketama) and keys, sessions written by either are read by the other, locks exclude each other
+Memcached engine vs the real php-memcached (Debian php8.2-memcached) on the same 3 servers: same placement (ketama) and keys, sessions written by either are read by the other (ours bound to a user, so marked in their client flags), locks exclude each other
 --FILE--
 <?php
 require __DIR__ . '/inc/memcached.inc';
@@ -10,7 +10,8 @@ $pm = pm_ini($ports, $prefix);
 $sig = sp_tmpdir('mc-compat-sig');
 $ids = array_map(fn ($i) => "compat$i" . bin2hex(random_bytes(8)), range(1, 30));
 
-// php-memcached writes 30 sessions; session_proxy (no replicas: one server per session) reads them.
+// php-memcached writes 30 sessions; session_proxy (no replicas: one server per session) reads them,
+// and writes them bound to a user (the per-user index's mark in the items' client flags).
 $w = pm_run('pm-writer', '
     foreach ($P["ids"] as $i => $id) { session_id($id); session_start(); $_SESSION["by"] = "pm"; $_SESSION["i"] = $i; session_write_close(); }
     lk_done([]);
@@ -18,7 +19,7 @@ $w = pm_run('pm-writer', '
 lk_print_errors('pm-writer', $w, $dsn);
 $r = lk_run('sp-reader', '
     $ok = 0;
-    foreach ($P["ids"] as $i => $id) { session_id($id); session_start(); $ok += (int) (($_SESSION["by"] ?? "") === "pm" && $_SESSION["i"] === $i); $_SESSION["by"] = "sp"; session_write_close(); }
+    foreach ($P["ids"] as $i => $id) { session_id($id); session_start(); $ok += (int) (($_SESSION["by"] ?? "") === "pm" && $_SESSION["i"] === $i); $_SESSION["by"] = "sp"; SessionProxy\set_user("compat-user"); session_write_close(); }
     lk_done(["ok" => $ok]);
 ', ['ids' => $ids], ['session.save_path' => $dsn]);
 lk_print_errors('sp-reader', $r, $dsn);
@@ -31,6 +32,13 @@ foreach ($ids as $id) {
 }
 echo 'each on one server: ', lk_check(!in_array(-1, $where, true), json_encode($where)), "\n";
 echo 'servers used: ', count(array_unique($where)), "\n";
+// Each written bound: its client flags carry the mark (bit 31) beside the TTL it was written with.
+$marked = 0;
+foreach ($ids as $k => $id) {
+    $f = preg_match('~ f(\d+)~', mc_raw($ports[$where[$k]] ?? $ports[0], "mg {$prefix}{$id} f"), $m) ? (int) $m[1] : -1;
+    $marked += (int) ($f >= 0 && ($f & 0x80000000) !== 0);
+}
+echo "bound, and marked so: $marked of 30\n";
 $r = pm_run('pm-reader', '
     $ok = 0;
     foreach ($P["ids"] as $i => $id) { session_id($id); session_start(); $ok += (int) (($_SESSION["by"] ?? "") === "sp" && $_SESSION["i"] === $i); session_write_close(); }
@@ -75,6 +83,7 @@ sp-reader: no errors
 session_proxy read what php-memcached wrote: 30 of 30
 each on one server: yes
 servers used: 3
+bound, and marked so: 30 of 30
 pm-reader: no errors
 php-memcached read what session_proxy wrote: 30 of 30
 session_proxy while php-memcached holds the lock: false

@@ -1,7 +1,7 @@
 //! Batched reads and creates for the tool's copy (`Bulk`), without replicas (a replicated create
 //! is conditional on the first copy and undoes the others when refused: one session at a time, as
 //! `save` does it). A batch is one `exec`: every server's requests written before any answer is
-//! read. A read is `load`'s `mg` of the first copy (a miss or a failure goes on to the next copy
+//! read. A read is `load`'s `mg` of the first copy (with its `user.` item) (a miss or a failure goes on to the next copy
 //! as `read_from` does), a create `save`'s `ms … ME` (an add: memcached refuses it where the item
 //! exists, so a session the target has is never overwritten).
 
@@ -23,11 +23,18 @@ impl Bulk for MemcachedStore {
         for id in ids {
             keys.push((self.key(id)?, self.data_targets(id)));
         }
-        let reqs: Vec<Req> = keys.iter().map(|(k, t)| (t[0], format!("mg {k} v t f c"), None)).collect();
-        let replies = self.exec(&reqs);
+        // Each with its `user.` item, as `load` reads it (a session whose binding was lost is absent).
+        let mut reqs: Vec<Req> = Vec::with_capacity(2 * ids.len());
+        for (id, (k, t)) in ids.iter().zip(&keys) {
+            reqs.push((t[0], self.user_read(id), None));
+            reqs.push((t[0], format!("mg {k} v t f c"), None));
+        }
+        let mut replies = self.exec(&reqs).into_iter();
         let mut out = Vec::with_capacity(ids.len());
-        for ((key, targets), r) in keys.iter().zip(replies) {
-            out.push(self.read_from(key, targets, Some(r), exp.lifetime, true)?);
+        for (id, (key, targets)) in ids.iter().zip(&keys) {
+            let user = replies.next().expect("a reply each");
+            let data = replies.next().expect("a reply each");
+            out.push(self.read_from(id, key, targets, Some((user, data)), exp.lifetime, true)?);
         }
         Ok(out)
     }
@@ -43,7 +50,7 @@ impl Bulk for MemcachedStore {
             });
             match checked {
                 Ok((s, key)) => {
-                    let (ttl, flags) = exptime(exp.lifetime);
+                    let (ttl, flags) = exptime(exp.lifetime, false);
                     lines.push((i, s, format!("ms {key} {} T{ttl} F{flags} c ME", data.len())));
                 }
                 Err(e) => out[i] = Some(Err(e)),

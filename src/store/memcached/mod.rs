@@ -14,7 +14,8 @@
 //! Expiry is the item TTL (session.gc_maxlifetime; above 30 days memcached takes it as an absolute
 //! time, so it is sent as one). The TTL an item was written with goes in its client flags, so a read
 //! can tell its age (written TTL − remaining TTL) and treat data older than max_lifetime as absent even
-//! when gc_maxlifetime was lowered since. php-memcached writes flags 0 and ignores them on read.
+//! when gc_maxlifetime was lowered since; their top bit marks a session bound to a user (`BOUND`).
+//! php-memcached writes flags 0 and ignores them on read.
 //!
 //! Versions (store contract v2): a session's version is the CAS its data item has on the server it
 //! was read from, with that server's index (`version`); a write expecting it is a compare-and-swap
@@ -99,6 +100,9 @@ pub struct MemcachedStore {
     /// added under (per-user index, users.rs): `bound` answers from it, and a write of a bound
     /// session checks its index by it. A read cache, replaced by every read.
     last_user: Option<(SessionId, Option<users::Record>)>,
+    /// The session the last read found bound (its `user.` item there) but its item without the
+    /// `BOUND` mark (written by a build before the mark, or by php-memcached): its touch marks it.
+    unmarked: Option<SessionId>,
     /// Batches exchanged with the servers (`Store::round_trips`): an `exec` (its requests are written
     /// to every server involved before any answer is read, so it costs one wait) or a stats/metadump
     /// command.
@@ -120,6 +124,8 @@ const HELD_MAX: usize = 64;
 /// What `lock_and_read` read with the lock: the first data server's reply and, with the lock on
 /// another server, the version item's.
 struct LockedRead {
+    /// The session's `user.` item, read with the data.
+    user: Result<Reply>,
     data: Result<Reply>,
     version: Option<Result<Reply>>,
 }
@@ -184,16 +190,34 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The exptime to send for a TTL, and the client flags recording it.
-fn exptime(ttl: Duration) -> (u64, u32) {
+/// The client flag of a session item bound to a user (per-user index, users.rs): its binding is the
+/// `user.` item beside it, and a session item with this flag whose `user.` item is gone (evicted by
+/// memcached's LRU while the session lived, or lost with a server) had its binding lost. It is then
+/// read as absent and removed, as an expired one: a session that a "log out everywhere" could no
+/// longer find is never served again. The other 31 bits are the TTL it was written with.
+const BOUND: u32 = 1 << 31;
+
+/// The exptime to send for a TTL, and the client flags recording it (with `BOUND` for a session
+/// bound to a user).
+fn exptime(ttl: Duration, bound: bool) -> (u64, u32) {
     let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
     let exp = if secs > REALTIME_MAXDELTA { unix_ms() / 1000 + secs } else { secs };
-    (exp, secs.min(u32::MAX as u64) as u32)
+    (exp, secs.min(u64::from(BOUND - 1)) as u32 | if bound { BOUND } else { 0 })
+}
+
+/// The TTL a session item was written with, from its client flags.
+fn written_ttl(f: &Flags) -> Option<u32> {
+    f.client_flags.map(|v| v & !BOUND)
+}
+
+/// Whether a session item carries the `BOUND` mark.
+fn marked(f: &Flags) -> bool {
+    f.client_flags.is_some_and(|v| v & BOUND != 0)
 }
 
 /// Whether an item read with `t` and `f` is older than `max_lifetime`.
 fn too_old(f: &Flags, max_lifetime: Duration) -> bool {
-    match (f.client_flags, f.ttl) {
+    match (written_ttl(f), f.ttl) {
         (Some(written), Some(left)) if written > 0 && left >= 0 && !max_lifetime.is_zero() => {
             let age = written as i64 - left;
             age >= max_lifetime.as_secs().max(1) as i64
@@ -246,6 +270,7 @@ impl MemcachedStore {
             held: HashMap::new(),
             downs: 0,
             last_user: None,
+            unmarked: None,
             round_trips: 0,
             #[cfg(test)]
             between: None,
@@ -492,11 +517,16 @@ impl MemcachedStore {
     /// a restarted server comes back empty). `first` is the reply already read from `targets[0]`.
     /// The version is the item's CAS on the server that answered (`version`); without `value` the
     /// data is left empty (an existence check).
+    /// The session `id` (item `key`) from the first of `targets` that has it, with its `user.` item
+    /// read in the same batch (`saw_user`); `first`: the first server's replies already read (user,
+    /// data). An item older than `max_lifetime`, or marked `BOUND` while its `user.` item is missing
+    /// (the binding was lost), is absent and removed.
     fn read_from(
         &mut self,
+        id: &SessionId,
         key: &str,
         targets: &[usize],
-        first: Option<Result<Reply>>,
+        first: Option<(Result<Reply>, Result<Reply>)>,
         max_lifetime: Duration,
         value: bool,
     ) -> Result<Option<Loaded>> {
@@ -504,15 +534,28 @@ impl MemcachedStore {
         let mut missed = false;
         let mut first = first;
         for &s in targets {
-            let r = match first.take() {
-                Some(r) => r,
-                None => self.exec(&[(s, format!("mg {key} {}t f c", if value { "v " } else { "" }), None)]).remove(0),
+            let (user, r) = match first.take() {
+                Some(replies) => replies,
+                None => {
+                    let reqs = [(s, self.user_read(id), None), (s, format!("mg {key} {}t f c", if value { "v " } else { "" }), None)];
+                    let mut replies = self.exec(&reqs);
+                    let data = replies.pop().expect("two replies");
+                    (replies.pop().expect("two replies"), data)
+                }
             };
+            let lost = matches!(&user, Ok(Reply::Miss));
+            self.saw_user(id, user, &r, max_lifetime);
             match r {
-                Ok(Reply::Value(_, ref f) | Reply::Done(ref f)) if too_old(f, max_lifetime) => {
-                    // Older than today's gc_maxlifetime allows: absent, and removed (unless rewritten since).
+                Ok(Reply::Value(_, ref f) | Reply::Done(ref f)) if too_old(f, max_lifetime) || (marked(f) && lost) => {
+                    // Older than today's gc_maxlifetime allows, or its binding lost: absent, and
+                    // removed (unless rewritten since; a lost binding's other copies too).
                     let cas = f.cas.unwrap_or(0);
-                    let _ = self.exec(&[(s, format!("md {key} C{cas}"), None)]);
+                    let mut dels: Vec<Req> = vec![(s, format!("md {key} C{cas}"), None)];
+                    if !too_old(f, max_lifetime) {
+                        dels.extend(targets.iter().filter(|&&t| t != s).map(|&t| (t, format!("md {key}"), None)));
+                    }
+                    let _ = self.exec(&dels);
+                    self.last_user = Some((id.clone(), None));
                     return Ok(None);
                 }
                 Ok(Reply::Value(data, f)) => return Ok(Some(Loaded { data, version: version(s, f.cas.unwrap_or(0)) })),
@@ -768,9 +811,12 @@ impl MemcachedStore {
             self.held.remove(id.as_str());
             reqs.push((ls, format!("md {} C{cas}", self.lock_key(id)), None));
         }
+        reqs.push((targets[0], self.user_read(id), None));
         reqs.push((targets[0], format!("mg {key} v t f c"), None));
-        let first = self.exec(&reqs).pop();
-        self.read_from(key, targets, first, exp.lifetime, true)
+        let mut replies = self.exec(&reqs);
+        let data = replies.pop().expect("the read's replies");
+        let user = replies.pop().expect("the read's replies");
+        self.read_from(id, key, targets, Some((user, data)), exp.lifetime, true)
     }
 
     /// Lists keys with our prefix on every live server (`lru_crawler metadump`).
@@ -877,7 +923,8 @@ impl Store for MemcachedStore {
     }
 
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
-        let (ttl, flags) = exptime(exp.lifetime);
+        // A session bound to a user (as its last read found it) keeps its mark.
+        let (ttl, flags) = exptime(exp.lifetime, self.bound_here(id));
         let len = data.len();
         let line = |key: &str| (format!("ms {key} {len} T{ttl} F{flags} c"), true);
         match self.retrying(|s| s.store_and_release(id, &line, Some(data), expect, owner, ttl, exp))? {
@@ -889,11 +936,19 @@ impl Store for MemcachedStore {
     }
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
-        let (ttl, _) = exptime(exp.lifetime);
+        let (ttl, _) = exptime(exp.lifetime, false);
         let line = |key: &str| (format!("mg {key} T{ttl} c"), false);
+        let unmarked = self.unmarked.as_ref() == Some(id);
         Ok(match self.retrying(|s| s.store_and_release(id, &line, None, Expect::Any, owner, ttl, exp))? {
             Stored::LockLost => Touched::LockLost,
-            Stored::Done(_) | Stored::Conflict(_) => Touched::Done,
+            Stored::Done(_) | Stored::Conflict(_) => {
+                // A touch keeps the item's flags: a bound session written without the mark (by a
+                // build before it, or php-memcached) gets it now. A failure leaves it for next time.
+                if unmarked {
+                    let _ = self.mark(id, exp, true);
+                }
+                Touched::Done
+            }
         })
     }
 
@@ -919,7 +974,7 @@ impl Store for MemcachedStore {
         self.retrying(|s| {
             let key = s.key(id)?;
             let targets = s.data_targets(id);
-            Ok(s.read_from(&key, &targets, None, exp.lifetime, false)?.is_some())
+            Ok(s.read_from(id, &key, &targets, None, exp.lifetime, false)?.is_some())
         })
     }
 
@@ -995,8 +1050,8 @@ impl MemcachedStore {
         let reqs: [Req; 2] = [(targets[0], self.user_read(id), None), (targets[0], format!("mg {key} v t f c"), None)];
         let mut replies = self.exec(&reqs);
         let data = replies.pop().expect("two replies");
-        self.saw_user(id, replies.pop().expect("two replies"), &data, max_lifetime);
-        self.read_from(&key, &targets, Some(data), max_lifetime, true)
+        let user = replies.pop().expect("two replies");
+        self.read_from(id, &key, &targets, Some((user, data)), max_lifetime, true)
     }
 
     fn lock_and_load_once(&mut self, id: &SessionId, owner: &Token, expire: Duration, max_lifetime: Duration) -> Result<Acquire> {
@@ -1006,7 +1061,7 @@ impl MemcachedStore {
         let targets = self.data_targets(id);
         let value = lock_value(owner, expire);
         let add = format!("ms {lkey} {} T{} ME c", value.len(), lock_ttl(expire));
-        let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets, max_lifetime);
+        let (lock_reply, read) = self.lock_and_read(id, ls, add, &value, &key, &targets);
         let cas = match lock_reply? {
             Reply::Done(f) => f.cas.unwrap_or(0),
             Reply::NotStored => {
@@ -1029,7 +1084,7 @@ impl MemcachedStore {
                 // The take-over is read like a fresh lock: the previous holder's write (if it made one
                 // before its lock expired) may reach the data server after this read.
                 let set = format!("ms {lkey} {} T{} C{cas} c", value.len(), lock_ttl(expire));
-                let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets, max_lifetime);
+                let (lock_reply, read) = self.lock_and_read(id, ls, set, &value, &key, &targets);
                 return match lock_reply? {
                     Reply::Done(f) => {
                         let cas = f.cas.unwrap_or(0);
@@ -1066,18 +1121,8 @@ impl MemcachedStore {
     /// One round trip: the lock command (`add` or take-over) on the lock's server and the session's
     /// read on its first data server, pipelined; with the lock on another server, also the version
     /// item, read on the lock's connection right after the lock command. Returns the lock's reply and
-    /// the read (the data reply, and the version reply when split).
-    #[allow(clippy::too_many_arguments)]
-    fn lock_and_read(
-        &mut self,
-        id: &SessionId,
-        ls: usize,
-        lock_cmd: String,
-        value: &str,
-        key: &str,
-        targets: &[usize],
-        max_lifetime: Duration,
-    ) -> (Result<Reply>, LockedRead) {
+    /// the read (the `user.` and data replies, and the version reply when split).
+    fn lock_and_read(&mut self, id: &SessionId, ls: usize, lock_cmd: String, value: &str, key: &str, targets: &[usize]) -> (Result<Reply>, LockedRead) {
         let mut reqs: Vec<Req> = vec![(ls, lock_cmd, Some(value.as_bytes()))];
         let split = Self::split(ls, targets);
         if split {
@@ -1089,9 +1134,8 @@ impl MemcachedStore {
         let mut replies = self.exec_lock_and_read(reqs);
         let data = replies.pop().expect("data reply");
         let user = replies.pop().expect("user record reply");
-        self.saw_user(id, user, &data, max_lifetime);
         let version = if split { Some(replies.pop().expect("version reply")) } else { None };
-        (replies.pop().expect("lock reply"), LockedRead { data, version })
+        (replies.pop().expect("lock reply"), LockedRead { user, data, version })
     }
 
     #[cfg(not(test))]
@@ -1193,7 +1237,8 @@ impl MemcachedStore {
             None => (Some(read.data), targets.to_vec()),
             Some(version) => self.proven_current(read.data, version, targets),
         };
-        match self.read_from(key, &order, first, max_lifetime, true) {
+        let first = first.map(|data| (read.user, data));
+        match self.read_from(id, key, &order, first, max_lifetime, true) {
             Ok(d) => Ok(Acquire::Locked(d)),
             Err(e) => {
                 // Cannot read under the lock: give it back rather than hold it until it expires.

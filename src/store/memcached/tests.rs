@@ -154,10 +154,11 @@ fn taken_over_lock_is_not_deleted() {
 
 #[test]
 fn ttl_over_30_days_is_sent_as_a_unix_time() {
-    let (exp, flags) = exptime(Duration::from_secs(40 * 86400));
+    let (exp, flags) = exptime(Duration::from_secs(40 * 86400), false);
     assert!(exp > 1_600_000_000, "{exp}");
     assert_eq!(flags, 40 * 86400);
-    assert_eq!(exptime(Duration::from_secs(1440)), (1440, 1440));
+    assert_eq!(exptime(Duration::from_secs(1440), false), (1440, 1440));
+    assert_eq!(exptime(Duration::from_secs(1440), true), (1440, 1440 | BOUND), "a bound session's mark beside its TTL");
     let o = opts(vec![tcp("SP_MEMCACHED_PORT1")]);
     let mut s = MemcachedStore::open(&o).unwrap();
     let id = sid("longlife");
@@ -1099,40 +1100,93 @@ fn a_long_ids_binding_is_found_by_a_crawl() {
     assert_eq!(s.load(&long, e).unwrap(), None, "the long id's session is ended");
 }
 
-/// Issue 13, the window that remains (README, users.rs): a session's `user.` item evicted (deleted
-/// here, as an eviction would) while its idle session item lives unbinds that session alone: the
-/// engine answers it unbound (so a regenerate, which gives the new id the old one's binding, carries
-/// none), its next write does not put the binding back (no user known, no probe), and the list
-/// prunes it, so "log out everywhere" misses it — while the user's other sessions stay listed. A
-/// later binding of it (`set_user`, or a changed `user_key` value) lists it again.
+/// Issue 13: a session's `user.` item evicted (deleted here, as an eviction would) while its idle
+/// session item lives. The session item carries the `BOUND` mark, so its next read finds the binding
+/// lost: the session is absent (to a plain read, a locked one, `exists` and `bound`) and removed from
+/// every copy, so a "log out everywhere", which no longer finds it, misses nothing that can be used
+/// again. The user's other sessions stay listed and readable. An unbinding clears the mark first
+/// (the session stays, unbound), a write of a bound session keeps it, and a bound session written
+/// without it (by a build before it, or php-memcached) gets it with its next touch.
 #[test]
-fn an_evicted_user_item_unbinds_its_session_alone_until_it_is_bound_again() {
+fn an_evicted_user_item_ends_its_session() {
     use crate::store::users::User;
     let e = ex(Duration::from_secs(3600));
-    let o = opts(three());
+    let o = MemcachedOptions { replicas: 1, ..opts(three()) };
     let mut a = MemcachedStore::open(&o).unwrap();
     let alice = User::new(b"alice-evicted").unwrap();
-    let ids = [sid("evicted1"), sid("evicted2")];
+    let ids = [sid("evicted1"), sid("evicted2"), sid("evicted3")];
+    let flags_of = |s: &mut MemcachedStore, id: &SessionId| -> Vec<Option<u32>> {
+        let key = s.key(id).unwrap();
+        s.data_targets(id)
+            .into_iter()
+            .map(|t| match s.one(t, format!("mg {key} f"), None).unwrap() {
+                Reply::Done(f) => f.client_flags,
+                _ => None,
+            })
+            .collect()
+    };
+    let n = a.data_targets(&ids[0]).len();
+    assert_eq!(n, 2, "a replica each");
     for id in &ids {
         a.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        assert_eq!(flags_of(&mut a, id), vec![Some(3600); n], "unbound: no mark");
         a.users().unwrap().bind(id, Some(&alice), None, e).unwrap();
+        assert_eq!(flags_of(&mut a, id), vec![Some(3600 | BOUND); n], "bound: marked on every copy");
     }
-    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 2);
+    // A bound session's write keeps the mark (its read found it bound).
+    let mut b = MemcachedStore::open(&o).unwrap();
+    assert!(b.load(&ids[1], e).unwrap().is_some());
+    assert!(matches!(b.save(&ids[1], b"n|i:2;", Expect::Any, None, e).unwrap(), Written::Done(_)));
+    assert_eq!(flags_of(&mut b, &ids[1]), vec![Some(3600 | BOUND); n]);
+    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 3);
+
+    // ids[0]: its `user.` item evicted on every copy.
     let ukey = a.user_key(&ids[0]);
     for s in a.data_targets(&ids[0]) {
         assert!(matches!(a.one(s, format!("md {ukey}"), None).unwrap(), Reply::Done(_)));
     }
-    // The session's next request, on another handle.
-    let mut b = MemcachedStore::open(&o).unwrap();
-    assert!(b.still_valid());
-    assert!(b.load(&ids[0], e).unwrap().is_some(), "the session itself lives");
-    assert_eq!(b.users().unwrap().bound(&ids[0], e).unwrap(), None, "unbound: a regenerate would carry no binding");
-    assert!(matches!(b.save(&ids[0], b"n|i:2;", Expect::Any, None, e).unwrap(), Written::Done(_)));
     let listed: Vec<SessionId> = b.users().unwrap().list(&alice, e).unwrap().into_iter().map(|l| l.id).collect();
-    assert_eq!(listed, [ids[1].clone()], "only the other session is listed");
-    b.users().unwrap().bind(&ids[0], Some(&alice), None, e).unwrap();
-    assert_eq!(b.users().unwrap().list(&alice, e).unwrap().len(), 2, "bound again, listed again");
+    assert_eq!(listed, [ids[1].clone(), ids[2].clone()], "the lost binding's session is not listed");
+    let mut c = MemcachedStore::open(&o).unwrap();
+    assert!(c.still_valid());
+    assert_eq!(c.load(&ids[0], e).unwrap(), None, "its binding lost: the session is ended");
+    assert_eq!(flags_of(&mut c, &ids[0]), vec![None; n], "and removed from every copy");
+    assert!(!c.exists(&ids[0], e).unwrap());
+    assert_eq!(c.users().unwrap().bound(&ids[0], e).unwrap(), None, "a regenerate carries nothing");
+    assert!(c.load(&ids[1], e).unwrap().is_some(), "the user's other sessions live");
+
+    // The same found by a locked read, as a request with locking on reads.
+    let ukey = a.user_key(&ids[2]);
+    for s in a.data_targets(&ids[2]) {
+        a.one(s, format!("md {ukey}"), None).unwrap();
+    }
+    let t = Token::new();
+    let mut d = MemcachedStore::open(&o).unwrap();
+    assert!(matches!(d.lock_and_load(&ids[2], &t, Duration::from_secs(30), e).unwrap(), Acquire::Locked(None)));
+    d.unlock(&ids[2], &t).unwrap();
+    assert_eq!(flags_of(&mut d, &ids[2]), vec![None; n]);
+
+    // Unbinding clears the mark first: the session stays, unbound, and reads after its `user.` item is gone.
+    let mut f = MemcachedStore::open(&o).unwrap();
+    assert!(f.load(&ids[1], e).unwrap().is_some());
+    f.users().unwrap().bind(&ids[1], None, None, e).unwrap();
+    assert_eq!(flags_of(&mut f, &ids[1]), vec![Some(3600); n], "unbound: the mark is cleared");
+    let mut g = MemcachedStore::open(&o).unwrap();
+    assert_eq!(g.load(&ids[1], e).unwrap().map(|l| l.data), Some(b"n|i:2;".to_vec()));
+
+    // A bound session written without the mark (an older build, php-memcached's flags 0): its next
+    // touch marks it, and from then on a lost binding ends it.
+    g.users().unwrap().bind(&ids[1], Some(&alice), None, e).unwrap();
+    let key = g.key(&ids[1]).unwrap();
+    for s in g.data_targets(&ids[1]) {
+        assert!(matches!(g.one(s, format!("ms {key} 6 T3600 F0"), Some(b"n|i:3;")).unwrap(), Reply::Done(_)));
+    }
+    let mut h = MemcachedStore::open(&o).unwrap();
+    assert!(h.load(&ids[1], e).unwrap().is_some(), "unmarked, with its binding: read as it is");
+    assert_eq!(h.touch(&ids[1], None, e).unwrap(), Touched::Done);
+    assert_eq!(flags_of(&mut h, &ids[1]), vec![Some(3600 | BOUND); n], "marked by the touch");
+    assert_eq!(h.load(&ids[1], e).unwrap().map(|l| l.data), Some(b"n|i:3;".to_vec()), "the value kept");
     for id in &ids {
-        b.destroy(id, None).unwrap();
+        h.destroy(id, None).unwrap();
     }
 }

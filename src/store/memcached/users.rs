@@ -3,10 +3,12 @@
 //! - `<prefix>user.<id>` on each of the session's data servers (its replicas too): the session's user
 //!   (hex) and, with track_client, its client. No TTL of its own: memcached's LRU evicts it once
 //!   unused, a destroy or an end deletes it, and `bound` trusts it only while the session item is
-//!   there (read in the same round trip). The window this leaves: evicted while its (idle)
-//!   session item lives, the session is unbound from then on — not listed, not ended by
-//!   `destroy_user_sessions`, no binding for a regenerated id — until it is bound again; nothing
-//!   else names its user (the index item is found by the user, not by the session).
+//!   there (read in the same round trip). Evicted while its (idle) session item lives, the session
+//!   would be unknown to its user's list, and nothing else names its user; so a bound session's item
+//!   carries the `BOUND` mark in its client flags (mod.rs), and a read that finds the mark without
+//!   the `user.` item ends the session (`read_from`). A binding sets the mark after it wrote the
+//!   `user.` item (`mark`), a write of a session read bound keeps it (`bound_here`), an unbinding
+//!   clears it before it deletes the `user.` item, a touch adds it where it is missing (`unmarked`).
 //! - `<prefix>users.<SHA-256 of the user>`, the user's index, on the server ketama picks for that name
 //!   and, with `replicas`, on the next ones as the sessions' copies are placed: one `<id> <bound at>`
 //!   line per session, and the line `complete` once a crawl made it whole (below). Every update reads
@@ -46,7 +48,7 @@
 use std::time::Duration;
 
 use super::proto::Reply;
-use super::{joined, too_old, MemcachedStore, Req};
+use super::{exptime, joined, marked, too_old, written_ttl, MemcachedStore, Req};
 use crate::id::SessionId;
 use crate::store::users::{decode_record as decode, encode_record as encode, hex, unhex, Client, Count, Listed, User, Users};
 use crate::store::{unix_now, ErrorKind, Expiry, Result, Store, StoreError};
@@ -142,7 +144,77 @@ impl MemcachedStore {
             Ok(Reply::Value(v, f)) if live => Some((v, f.client_flags.unwrap_or(0))),
             _ => None,
         };
+        let unmarked = rec.is_some() && matches!(data, Ok(Reply::Done(f) | Reply::Value(_, f)) if !marked(f));
+        self.unmarked = unmarked.then(|| id.clone());
         self.last_user = Some((id.clone(), rec));
+    }
+
+    /// Whether the last read of `id` found it bound (or a binding since made it so): its writes
+    /// carry the `BOUND` mark.
+    pub(super) fn bound_here(&self, id: &SessionId) -> bool {
+        matches!(&self.last_user, Some((seen, Some(_))) if seen == id)
+    }
+
+    /// Sets (`on`) or clears the `BOUND` mark of the session item's copies, keeping each value: a
+    /// read of each copy's value and CAS, then a compare-and-swap of the same value with the new
+    /// flags (and a fresh TTL: it was just written or touched); read and set again when a write
+    /// came in between. A copy that is missing is left so. Two round trips (one when nothing needs
+    /// it).
+    pub(super) fn mark(&mut self, id: &SessionId, exp: Expiry, on: bool) -> Result<()> {
+        self.mark_after(id, exp, on, None)
+    }
+
+    /// The read of each copy of the session item that `mark` makes: to send in a batch of one's own.
+    pub(super) fn mark_reads(&self, id: &SessionId) -> Result<Vec<Req<'static>>> {
+        let key = self.key(id)?;
+        Ok(self.data_targets(id).into_iter().map(|s| (s, format!("mg {key} v c f"), None)).collect())
+    }
+
+    /// `mark`, its first reads (`mark_reads`) already answered in `read`.
+    fn mark_after(&mut self, id: &SessionId, exp: Expiry, on: bool, read: Option<Vec<Result<Reply>>>) -> Result<()> {
+        let key = self.key(id)?;
+        let targets = self.data_targets(id);
+        let (ttl, flags) = exptime(exp.lifetime, on);
+        let mut read = read;
+        for _ in 0..CAS_TRIES {
+            let replies = match read.take() {
+                Some(r) => r,
+                None => {
+                    let reads = self.mark_reads(id)?;
+                    self.exec(&reads)
+                }
+            };
+            let mut copies = Vec::new();
+            for (&s, r) in targets.iter().zip(replies) {
+                match r {
+                    Ok(Reply::Value(v, f)) if marked(&f) != on => copies.push((s, v, f.cas.unwrap_or(0))),
+                    Ok(Reply::Value(..) | Reply::Miss) => {}
+                    Ok(other) => return Err(self.unexpected(s, "", &other)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if copies.is_empty() {
+                break;
+            }
+            let sets: Vec<Req> =
+                copies.iter().map(|(s, v, cas)| (*s, format!("ms {key} {} T{ttl} F{flags} C{cas}", v.len()), Some(v.as_slice()))).collect();
+            let mut raced = false;
+            for ((s, _, _), r) in sets.iter().zip(self.exec(&sets)) {
+                match r {
+                    Ok(Reply::Done(_)) => {}
+                    Ok(Reply::Exists | Reply::NotFound | Reply::NotStored) => raced = true,
+                    Ok(other) => return Err(self.unexpected(*s, "", &other)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if !raced {
+                break;
+            }
+        }
+        if self.unmarked.as_ref() == Some(id) {
+            self.unmarked = None;
+        }
+        Ok(())
     }
 
     /// For a write or touch of `id`: when the last read found it bound, the probe of its user's index
@@ -346,9 +418,15 @@ impl MemcachedStore {
     /// Sends `reqs` (one command on each copy of an item) and answers Ok when at least one copy
     /// took it (`HD`, or `NF` for a delete of what was not there), else the errors.
     fn on_copies(&mut self, reqs: &[Req], what: &str) -> Result<()> {
+        let replies = self.exec(reqs);
+        self.user_written(reqs, replies, what)
+    }
+
+    /// `on_copies`, its `reqs` already answered in `replies`.
+    fn user_written(&self, reqs: &[Req], replies: Vec<Result<Reply>>, what: &str) -> Result<()> {
         let mut errors = Vec::new();
         let mut done = false;
-        for ((s, _, _), r) in reqs.iter().zip(self.exec(reqs)) {
+        for ((s, _, _), r) in reqs.iter().zip(replies) {
             match r {
                 Ok(Reply::Done(_) | Reply::NotFound) => done = true,
                 Ok(other) => errors.push(self.unexpected(*s, what, &other)),
@@ -404,11 +482,17 @@ impl Users for MemcachedStore {
         let targets = self.data_targets(id);
         let ukey = self.user_key(id);
         let Some(user) = user else {
+            // The mark goes first: a session item marked without its `user.` item reads as ended.
+            if prev.is_some() {
+                self.mark(id, exp, false)?;
+            }
             let reqs: Vec<Req> = targets.iter().map(|&s| (s, format!("md {ukey}"), None)).collect();
             self.on_copies(&reqs, "the session's user: ")?;
             self.last_user = Some((id.clone(), None));
             return Ok(());
         };
+        // Marked already: bound when read, and this request's write kept the mark.
+        let marked_already = prev.is_some() && self.unmarked.as_ref() != Some(id);
         let now = unix_now();
         let epoch = self.edit_index(user, |lines| {
             if lines.iter().any(|(i, _)| i == &sid) {
@@ -424,8 +508,19 @@ impl Users for MemcachedStore {
         }
         let line = format!("ms {ukey} {} T0 F{epoch}", v.len());
         let reqs: Vec<Req> = targets.iter().map(|&s| (s, line.clone(), Some(v.as_slice()))).collect();
-        self.on_copies(&reqs, "the session's user: ")?;
-        self.last_user = Some((id.clone(), Some((v, epoch))));
+        // Then the mark, now that the `user.` item it asks for is there: its reads ride in the same
+        // batch, behind the `user.` item's write on each connection.
+        let mut batch = reqs.clone();
+        if !marked_already {
+            batch.extend(self.mark_reads(id)?);
+        }
+        let mut replies = self.exec(&batch);
+        let read = replies.split_off(reqs.len());
+        self.user_written(&reqs, replies, "the session's user: ")?;
+        self.last_user = Some((id.clone(), Some((v.clone(), epoch))));
+        if !marked_already {
+            self.mark_after(id, exp, true, Some(read))?;
+        }
         Ok(())
     }
 
@@ -459,7 +554,7 @@ impl Users for MemcachedStore {
         for ((id, created), (data, rec)) in ids.into_iter().zip(replies) {
             let (data, rec) = (data?, rec?);
             let age = match &data {
-                Reply::Done(f) | Reply::Value(_, f) if !too_old(f, exp.lifetime) => match (f.client_flags, f.ttl) {
+                Reply::Done(f) | Reply::Value(_, f) if !too_old(f, exp.lifetime) => match (written_ttl(f), f.ttl) {
                     (Some(w), Some(left)) if left >= 0 => Some((i64::from(w) - left).max(0)),
                     _ => Some(0),
                 },
