@@ -143,6 +143,25 @@ pub fn record_id(v: &[u8]) -> Option<SessionId> {
     SessionId::parse(last.strip_prefix(ID_TAG)?).ok()
 }
 
+/// The tag of a record's line giving when the binding was made (`with_bound_at`): not hex, so a
+/// reader that predates it takes that line for no client (or ignores it after one).
+const AT_TAG: &[u8] = b"t=";
+
+/// A record (`encode_record`) that also says when the binding was made (unix time, s), on a line of
+/// its own after the client: for an engine that may have to rebuild its index from the records
+/// (Memcached's crawl), so that a rebuilt entry keeps its "created" time. Before `with_id`.
+pub fn with_bound_at(mut record: Vec<u8>, at: f64) -> Vec<u8> {
+    record.push(b'\n');
+    record.extend_from_slice(AT_TAG);
+    record.extend_from_slice(format!("{at:.3}").as_bytes());
+    record
+}
+
+/// When a record's binding was made (`with_bound_at`), if it says.
+pub fn record_bound_at(v: &[u8]) -> Option<f64> {
+    v.split(|&b| b == b'\n').skip(1).find_map(|l| std::str::from_utf8(l.strip_prefix(AT_TAG)?).ok()?.parse().ok()).filter(|t: &f64| t.is_finite())
+}
+
 /// One live session of a user, as the index knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
@@ -208,6 +227,16 @@ mod client_tests {
             assert_eq!(decode_record(&r), Some((u.clone(), client.cloned())));
             assert_eq!(record_id(&r), Some(id.clone()));
             assert_eq!(record_id(&encode_record(&u, client)), None);
+        }
+        // A record saying when it was bound reads the same too (this build's decoder is the one
+        // before the time line), with or without a client and an id line after it.
+        for client in [None, Some(&c)] {
+            let timed = with_bound_at(encode_record(&u, client), 1796000000.125);
+            assert_eq!(record_bound_at(&timed), Some(1796000000.125));
+            assert_eq!(decode_record(&timed), Some((u.clone(), client.cloned())));
+            let r = with_id(timed, &id);
+            assert_eq!((decode_record(&r), record_id(&r), record_bound_at(&r)), (Some((u.clone(), client.cloned())), Some(id.clone()), Some(1796000000.125)));
+            assert_eq!(record_bound_at(&encode_record(&u, client)), None);
         }
         let plain = Client::bounded(b"::1", "Mozilla/5.0 (X11; Linux) é".as_bytes());
         assert_eq!(plain.agent, "Mozilla/5.0 (X11; Linux) é");

@@ -59,7 +59,8 @@ impl MemcachedStore {
             let mut changed = false;
             for f in &found {
                 if !ix.has(f.id.as_str()) {
-                    ix.lines.push((f.id.as_str().to_string(), now));
+                    // Its binding's time, as its record gives it (a build before records did: now).
+                    ix.lines.push((f.id.as_str().to_string(), crate::store::users::record_bound_at(&f.value).unwrap_or(now)));
                     changed = true;
                 }
             }

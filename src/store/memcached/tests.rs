@@ -1190,3 +1190,38 @@ fn an_evicted_user_item_ends_its_session() {
         h.destroy(id, None).unwrap();
     }
 }
+
+/// A rebuilt index entry keeps the time its session was bound (the `user.` record says it), not the
+/// rebuild's: `user_sessions`' "created" is the same before and after the user's index item was lost.
+#[test]
+fn a_rebuilt_entry_keeps_its_binding_time() {
+    use crate::store::users::User;
+    let e = ex(Duration::from_secs(3600));
+    let o = opts(three());
+    let mut a = MemcachedStore::open(&o).unwrap();
+    let bob = User::new(b"bob-rebuilt-time").unwrap();
+    let ids = [sid("boundat1"), sid("boundat2")];
+    for id in &ids {
+        a.save(id, b"n|i:1;", Expect::Any, None, e).unwrap();
+        a.users().unwrap().bind(id, Some(&bob), None, e).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before: Vec<(SessionId, f64)> = a.users().unwrap().list(&bob, e).unwrap().into_iter().map(|l| (l.id, l.created)).collect();
+    assert_eq!(before.len(), 2);
+    std::thread::sleep(Duration::from_millis(50));
+    let (key, copies) = a.index_copies(&bob).unwrap();
+    for s in copies {
+        a.one(s, format!("md {key}"), None).unwrap();
+    }
+    let dumps = a.dumps;
+    let after: Vec<(SessionId, f64)> = a.users().unwrap().list(&bob, e).unwrap().into_iter().map(|l| (l.id, l.created)).collect();
+    assert!(a.dumps > dumps, "the list rebuilt the lost item by a crawl");
+    assert_eq!(after.len(), 2, "{after:?}");
+    for ((i0, t0), (i1, t1)) in before.iter().zip(&after) {
+        assert_eq!(i0, i1);
+        assert!((t0 - t1).abs() < 0.002, "created {t0} before the loss, {t1} after the rebuild");
+    }
+    for id in &ids {
+        a.destroy(id, None).unwrap();
+    }
+}

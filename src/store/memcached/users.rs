@@ -242,7 +242,7 @@ impl MemcachedStore {
             _ => return,
         }
         let sid = id.as_str().to_string();
-        let now = unix_now();
+        let now = crate::store::users::record_bound_at(&value).unwrap_or_else(unix_now);
         let Ok(epoch) = self.edit_index(&user, |lines| {
             if lines.iter().any(|(i, _)| i == &sid) {
                 return false;
@@ -501,7 +501,8 @@ impl Users for MemcachedStore {
             lines.push((sid.clone(), now));
             true
         })?;
-        let mut v = encode(user, client);
+        // When it was bound, for a rebuilt index entry's "created" (rebuild.rs).
+        let mut v = crate::store::users::with_bound_at(encode(user, client), now);
         if self.name(id) != id.as_str() {
             // Its key hashes the id: the value names it, for a crawl (rebuild.rs).
             v = crate::store::users::with_id(v, id);
