@@ -1103,8 +1103,9 @@ fn a_long_ids_binding_is_found_by_a_crawl() {
 /// Issue 13: a session's `user.` item evicted (deleted here, as an eviction would) while its idle
 /// session item lives. The session item carries the `BOUND` mark, so its next read finds the binding
 /// lost: the session is absent (to a plain read, a locked one, `exists` and `bound`) and removed from
-/// every copy, so a "log out everywhere", which no longer finds it, misses nothing that can be used
-/// again. The user's other sessions stay listed and readable. An unbinding clears the mark first
+/// every copy — by that read, or already by a list that found it so (php-memcached, which ignores
+/// the mark, must not serve it either) — so a "log out everywhere", which no longer finds it, misses
+/// nothing that can be used again. The user's other sessions stay listed and readable. An unbinding clears the mark first
 /// (the session stays, unbound), a write of a bound session keeps it, and a bound session written
 /// without it (by a build before it, or php-memcached) gets it with its next touch.
 #[test]
@@ -1114,7 +1115,7 @@ fn an_evicted_user_item_ends_its_session() {
     let o = MemcachedOptions { replicas: 1, ..opts(three()) };
     let mut a = MemcachedStore::open(&o).unwrap();
     let alice = User::new(b"alice-evicted").unwrap();
-    let ids = [sid("evicted1"), sid("evicted2"), sid("evicted3")];
+    let ids = [sid("evicted1"), sid("evicted2"), sid("evicted3"), sid("evicted4")];
     let flags_of = |s: &mut MemcachedStore, id: &SessionId| -> Vec<Option<u32>> {
         let key = s.key(id).unwrap();
         s.data_targets(id)
@@ -1138,7 +1139,7 @@ fn an_evicted_user_item_ends_its_session() {
     assert!(b.load(&ids[1], e).unwrap().is_some());
     assert!(matches!(b.save(&ids[1], b"n|i:2;", Expect::Any, None, e).unwrap(), Written::Done(_)));
     assert_eq!(flags_of(&mut b, &ids[1]), vec![Some(3600 | BOUND); n]);
-    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 3);
+    assert_eq!(a.users().unwrap().list(&alice, e).unwrap().len(), 4);
 
     // ids[0]: its `user.` item evicted on every copy.
     let ukey = a.user_key(&ids[0]);
@@ -1146,11 +1147,11 @@ fn an_evicted_user_item_ends_its_session() {
         assert!(matches!(a.one(s, format!("md {ukey}"), None).unwrap(), Reply::Done(_)));
     }
     let listed: Vec<SessionId> = b.users().unwrap().list(&alice, e).unwrap().into_iter().map(|l| l.id).collect();
-    assert_eq!(listed, [ids[1].clone(), ids[2].clone()], "the lost binding's session is not listed");
+    assert_eq!(listed, [ids[1].clone(), ids[2].clone(), ids[3].clone()], "the lost binding's session is not listed");
     let mut c = MemcachedStore::open(&o).unwrap();
     assert!(c.still_valid());
+    assert_eq!(flags_of(&mut c, &ids[0]), vec![None; n], "the list removed it from every copy (php-memcached ignores the mark)");
     assert_eq!(c.load(&ids[0], e).unwrap(), None, "its binding lost: the session is ended");
-    assert_eq!(flags_of(&mut c, &ids[0]), vec![None; n], "and removed from every copy");
     assert!(!c.exists(&ids[0], e).unwrap());
     assert_eq!(c.users().unwrap().bound(&ids[0], e).unwrap(), None, "a regenerate carries nothing");
     assert!(c.load(&ids[1], e).unwrap().is_some(), "the user's other sessions live");
@@ -1165,6 +1166,16 @@ fn an_evicted_user_item_ends_its_session() {
     assert!(matches!(d.lock_and_load(&ids[2], &t, Duration::from_secs(30), e).unwrap(), Acquire::Locked(None)));
     d.unlock(&ids[2], &t).unwrap();
     assert_eq!(flags_of(&mut d, &ids[2]), vec![None; n]);
+
+    // And by a plain read (locking off), with no list before it.
+    let ukey = a.user_key(&ids[3]);
+    for s in a.data_targets(&ids[3]) {
+        a.one(s, format!("md {ukey}"), None).unwrap();
+    }
+    let mut p = MemcachedStore::open(&o).unwrap();
+    assert_eq!(p.load(&ids[3], e).unwrap(), None, "its binding lost: the session is ended");
+    assert_eq!(flags_of(&mut p, &ids[3]), vec![None; n], "and removed from every copy");
+    assert!(!p.exists(&ids[3], e).unwrap());
 
     // Unbinding clears the mark first: the session stays, unbound, and reads after its `user.` item is gone.
     let mut f = MemcachedStore::open(&o).unwrap();

@@ -552,8 +552,15 @@ impl Users for MemcachedStore {
         let replies = self.verify(&ids)?;
         let mut out = Vec::new();
         let now = unix_now();
+        // Sessions whose binding was lost (marked, no `user.` item): removed now, as their next read
+        // would (`read_from`), so that no reader which ignores the mark (php-memcached) serves them.
+        let mut lost: Vec<Req> = Vec::new();
         for ((id, created), (data, rec)) in ids.into_iter().zip(replies) {
             let (data, rec) = (data?, rec?);
+            if matches!((&data, &rec), (Reply::Done(f) | Reply::Value(_, f), Reply::Miss) if marked(f)) {
+                let key = self.key(&id)?;
+                lost.extend(self.data_targets(&id).into_iter().map(|s| (s, format!("md {key}"), None)));
+            }
             let age = match &data {
                 Reply::Done(f) | Reply::Value(_, f) if !too_old(f, exp.lifetime) => match (written_ttl(f), f.ttl) {
                     (Some(w), Some(left)) if left >= 0 => Some((i64::from(w) - left).max(0)),
@@ -569,6 +576,7 @@ impl Users for MemcachedStore {
                 _ => gone.push(id.as_str().to_string()),
             }
         }
+        let _ = self.exec(&lost);
         if !gone.is_empty() {
             self.edit_index(user, |lines| {
                 let n = lines.len();
