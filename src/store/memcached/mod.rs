@@ -513,14 +513,12 @@ impl MemcachedStore {
         self.servers[s].item_max
     }
 
-    /// Reads `key` from the first of `targets` that has it (a miss on one replica is not the last word:
-    /// a restarted server comes back empty). `first` is the reply already read from `targets[0]`.
+    /// Reads session `id` (item `key`) from the first of `targets` that has it (a miss on one replica
+    /// is not the last word: a restarted server comes back empty), with its `user.` item read in the
+    /// same batch (`saw_user`). `first` is the replies (user, data) already read from `targets[0]`.
     /// The version is the item's CAS on the server that answered (`version`); without `value` the
-    /// data is left empty (an existence check).
-    /// The session `id` (item `key`) from the first of `targets` that has it, with its `user.` item
-    /// read in the same batch (`saw_user`); `first`: the first server's replies already read (user,
-    /// data). An item older than `max_lifetime`, or marked `BOUND` while its `user.` item is missing
-    /// (the binding was lost), is absent and removed.
+    /// data is left empty (an existence check). An item older than `max_lifetime`, or marked `BOUND`
+    /// while its `user.` item is missing (the binding was lost), is absent and removed.
     fn read_from(
         &mut self,
         id: &SessionId,
