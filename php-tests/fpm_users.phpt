@@ -74,11 +74,13 @@ foreach ($engines as $engine => $dsn) {
     echo "after regenerate: ", us_flags($l), "; the old id is gone: ", web_data(us_get('whoami', $dsn, $jar[2])['data'] ?? null), "\n";
     // Expiry, and gc where the engine collects.
     $eu = "$u-expiring";
-    $before = us_get('login', $dsn, null, ['user' => $eu, 'life' => 1, 'listed' => 1])['listed'] ?? 'none';
-    sleep(2);
-    $after = count(us_get('list', $dsn, null, ['user' => $eu, 'life' => 1])['list'] ?: []);
+    // A lifetime of 2 s, not 1: Memcached reads a session's age from its remaining TTL in whole
+    // seconds, so one just written with a TTL of 1 can already read 1 s old, which is too old.
+    $before = us_get('login', $dsn, null, ['user' => $eu, 'life' => 2, 'listed' => 1])['listed'] ?? 'none';
+    sleep(4);
+    $after = count(us_get('list', $dsn, null, ['user' => $eu, 'life' => 2])['list'] ?: []);
     $gc = us_get('gc', $dsn, null, ['life' => 1]);
-    echo "expiry: listed $before with lifetime 1 s, $after two seconds later; gc: ", var_export($gc['gc'], true) !== 'false' ? 'ran' : 'failed', "\n";
+    echo "expiry: listed $before with lifetime 2 s, $after four seconds later; gc: ", var_export($gc['gc'], true) !== 'false' ? 'ran' : 'failed', "\n";
     // 1000 sessions of one user (bound here, in-process), listed through fpm.
     $many = "many-$engine-" . bin2hex(random_bytes(3));
     sp_use($dsn);
@@ -108,7 +110,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == files
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -119,7 +121,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == redis
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -130,7 +132,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == memcached
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -141,7 +143,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == pgsql
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -152,7 +154,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == pgsql-lockrow
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -163,7 +165,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == mysql
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -174,7 +176,7 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes
 == mysql-lockrow
 three jars listed from jar 2: current,other,other; no PHP error: yes
@@ -185,5 +187,5 @@ jar 2 next request: {"n":1} (same id)
 locking=1: ended while inside: 1; its late write told and dropped: yes; next request: {}
 locking=optimistic: ended while inside: 1; its late write told and dropped: yes; next request: {}
 after regenerate: current; the old id is gone: {}
-expiry: listed 1 with lifetime 1 s, 0 two seconds later; gc: ran
+expiry: listed 1 with lifetime 2 s, 0 four seconds later; gc: ran
 1000 sessions listed: 1000 within 20 s: yes

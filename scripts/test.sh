@@ -79,6 +79,8 @@ check_cmd runner-selftest bash scripts/selftest.sh
 echo "== phpt"
 export SESSION_PROXY_SO="$SO" TEST_PHP_EXECUTABLE="$PHP_BIN"
 # Tests start servers and child PHP processes of their own; keep the machine's INI out of them (-n).
-phpt_tests php-tests "$LOG_DIR/phpt.log" -j"${PHPT_JOBS:-2}" -p "$PHP_BIN" -d extension="$SO"
+# --set-timeout: run-tests' default is 60 s per test, and the fpm tests that go through every engine
+# (fpm_users: eight) take about that long on a loaded 2-core machine; a timeout is a failure.
+phpt_tests php-tests "$LOG_DIR/phpt.log" -j"${PHPT_JOBS:-2}" --set-timeout 300 -p "$PHP_BIN" -d extension="$SO"
 
 finish
