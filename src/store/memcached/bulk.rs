@@ -1,9 +1,9 @@
 //! Batched reads and creates for the tool's copy (`Bulk`), without replicas (a replicated create
 //! is conditional on the first copy and undoes the others when refused: one session at a time, as
 //! `save` does it). A batch is one `exec`: every server's requests written before any answer is
-//! read. A read is `load`'s `mg` of the first copy (with its `user.` item) (a miss or a failure goes on to the next copy
-//! as `read_from` does), a create `save`'s `ms … ME` (an add: memcached refuses it where the item
-//! exists, so a session the target has is never overwritten).
+//! read. A read is `load`'s `mg` of the first copy, with its `user.` item (a miss or a failure
+//! goes on to the next copy as `read_from` does), a create `save`'s `ms … ME` (an add: memcached
+//! refuses it where the item exists, so a session the target has is never overwritten).
 
 use super::proto::Reply;
 use super::{exptime, MemcachedStore, Req};
