@@ -162,6 +162,7 @@ configs=(
   "phpredis, locking on|session.php|$(printf '%s\t' "${PHPREDIS[@]}")-d	redis.session.locking_enabled=1"
   "php-memcached persistent, locking on|session.php|$(printf '%s\t' "${MEMC[@]}")-d	memcached.sess_locking=1"
   "session_proxy SQLite (zero-config default)|session.php|$(printf '%s\t' "${SP[@]}")-d	session.save_path="
+  "session_proxy SQLite, locking off|session.php|$(printf '%s\t' "${SP[@]}")-d	session.save_path=	-d	session_proxy.locking=0"
   "session_proxy files|session.php|$(printf '%s\t' "${SP[@]}")-d	session.save_path=files://$BASE/sp-files"
   "session_proxy Redis, default|session.php|$(printf '%s\t' "${SP[@]}")-d	session.save_path=redis://127.0.0.1:$RPORT"
   "session_proxy Redis, busy_poll=50|session.php|$(printf '%s\t' "${SP[@]}")-d	session.save_path=\"redis://127.0.0.1:$RPORT?busy_poll=50\""
@@ -203,7 +204,7 @@ if [[ $HANDOVER == 1 ]]; then
   echo "|---|---:|---:|---:|---:|"
   for c in "${configs[@]}"; do
     IFS='|' read -r name path argstr <<<"$c"
-    [[ $name =~ $ONLY && $name =~ ^(PHP\ files|session_proxy\ (SQLite|files|Redis,\ default|Memcached,\ default)) ]] || continue
+    [[ $name =~ $ONLY && $name =~ ^(PHP\ files|session_proxy\ (SQLite\ \(|files|Redis,\ default|Memcached,\ default)) ]] || continue
     config_args "$argstr"
     start_fpm "${args[@]}"
     row="| $name |"

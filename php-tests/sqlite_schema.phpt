@@ -70,17 +70,23 @@ foreach ($rows ?? [] as $row) {
 }
 echo "session_locks rows after the requests: ", json_encode(sp_sql($db, 'SELECT * FROM session_locks')), "\n";
 
-// During a request the lock is a row (id, owner token, expiry in the future); a rewrite keeps created_at.
+// During a request the lock is no row: it is a kernel lock on a byte of the empty, private file
+// <database>-locks, which another process meets (it times out); a rewrite keeps created_at.
 $before = sp_sql($db, 'SELECT created_at, updated_at FROM sessions WHERE id = ?', ['schema-php'])[0];
 usleep(50000);
 sp_use($dsn);
 session_id('schema-php');
 session_start();
 $lock = sp_sql($db, 'SELECT id, owner, expires_at FROM session_locks');
-$now = microtime(true);
-echo "lock rows during a request: ", count($lock ?? []), "; id ", $lock[0]['id'] ?? '?',
-    "; owner is a non-empty token: ", sp_yn(is_string($lock[0]['owner'] ?? null) && strlen($lock[0]['owner']) >= 8),
-    "; expires in the future: ", sp_yn(($lock[0]['expires_at'] ?? 0) > $now), "\n";
+clearstatcache();
+echo "lock rows during a request: ", count($lock ?? []), "; ", basename($db), "-locks: ",
+    is_file("$db-locks") ? sprintf('%d bytes, mode %o', filesize("$db-locks"), fileperms("$db-locks") & 0777) : 'missing', "\n";
+$other = sp_child_value('session_id("schema-php"); $m = []; '
+    . 'set_error_handler(function ($n, $s) use (&$m) { $m[] = $s; return true; }); $ok = session_start(); '
+    . 'return [$ok, preg_match("/timed out after 200 ms .*waiting for the lock/", implode("\\n", $m))];',
+    ['session.save_path' => sp_q($dsn), 'session_proxy.lock_wait_timeout' => '200']);
+echo "another process meanwhile: session_start ", var_export($other[0] ?? null, true), ", timed out waiting for the lock: ",
+    sp_yn(($other[1] ?? 0) === 1), "\n";
 $_SESSION['n'] = 8;
 $enc = session_encode();
 session_write_close();
@@ -113,7 +119,8 @@ schema-php: data is blob, byte-identical to session_encode(); created_at real no
 schema-php-binary: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL
 schema-php-serialize: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL
 session_locks rows after the requests: []
-lock rows during a request: 1; id schema-php; owner is a non-empty token: yes; expires in the future: yes
+lock rows during a request: 0; sessions.sqlite-locks: 0 bytes, mode 600
+another process meanwhile: session_start false, timed out waiting for the lock: yes
 rewrite: data = session_encode(): yes; created_at kept: yes; updated_at advanced: yes
 session_locks rows after: []
 rows: ["schema-php","schema-php-binary","schema-php-serialize"]

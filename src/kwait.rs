@@ -29,12 +29,16 @@ pub enum Kind {
 }
 
 fn ofd(f: &File, cmd: libc::c_int, kind: libc::c_int, at: u64) -> io::Result<libc::flock> {
+    ofd_range(f, cmd, kind, at, 1)
+}
+
+fn ofd_range(f: &File, cmd: libc::c_int, kind: libc::c_int, at: u64, len: u64) -> io::Result<libc::flock> {
     // SAFETY: a zeroed flock is a valid value; every field the kernel reads is set below.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = at as libc::off_t;
-    fl.l_len = 1;
+    fl.l_len = len as libc::off_t;
     // SAFETY: a valid descriptor and a valid flock (l_pid 0, as OFD locks require).
     if unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl) } != 0 {
         return Err(io::Error::last_os_error());
@@ -59,6 +63,13 @@ pub fn unlock_byte(f: &File, at: u64) -> io::Result<()> {
 /// Whether another open file description holds a lock on byte `at` (one `f` holds does not count).
 pub fn byte_is_locked(f: &File, at: u64) -> io::Result<bool> {
     Ok(ofd(f, libc::F_OFD_GETLK, libc::F_WRLCK, at)?.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// The first byte of a lock another open file description holds in `[at, at + len)`, if any: a
+/// holder can so tell a waiter a number (which byte of a range it locks) without writing anything.
+pub fn locked_in_range(f: &File, at: u64, len: u64) -> io::Result<Option<u64>> {
+    let fl = ofd_range(f, libc::F_OFD_GETLK, libc::F_WRLCK, at, len)?;
+    Ok((fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_start as u64))
 }
 
 /// Blocks for a shared lock on a descriptor of its own (waiters do not exclude each other, holders

@@ -1,16 +1,26 @@
-//! The embedded default engine: one SQLite file, WAL mode, per-session lock rows.
+//! The embedded default engine: one SQLite file, WAL mode, per-session locks.
 //!
-//! Every operation is one short transaction; no transaction is ever held across a PHP request. A lock
-//! is a row in `session_locks` (owner token + expiry), so one session's lock never blocks another's.
+//! Every operation is one short transaction; no transaction is ever held across a PHP request. A
+//! request that takes a session's lock writes nothing for it: the lock is a kernel lock, an OFD lock
+//! on the session's *gate*, one byte of the file `<database>-locks` (a hash of the id). So a cycle
+//! is one read and one write transaction, the write at the request's end, which checks the lock and
+//! writes the session in one step. The kernel frees a gate when its holder's process dies, and wakes
+//! whoever waits on it when it is released.
 //!
-//! While a request holds a lock row it also holds a kernel lock, an OFD lock on one byte of the file
-//! `<database>-locks` (the byte is a hash of the session id and the owner, so every holding has a
-//! byte of its own). The kernel frees it when the holder's process dies and wakes whoever waits on
-//! it when it is released. So a waiter is woken at the release instead of polling, and a lock row
-//! whose byte nobody holds belongs to a dead process (SQLite is always on the local host) and is
-//! taken over at once instead of after `lock_expire`. Owners that hold such a byte are stored as
-//! `k:<token>`; a lock row of another form (written by an older version) is only taken over once it
-//! has expired.
+//! A gate holder also locks one byte of a range of 2^26 above 2^62 chosen by the id, the byte that
+//! says (in 10 ms, modulo the range) when its `lock_expire` ends: its *stamp*. A waiter reads it
+//! with F_OFD_GETLK, waits on the gate no longer than that, and then takes the lock over with a
+//! row in `session_locks`, as every lock was before. A row outranks a gate: a gate holder's write
+//! is refused when any row for its session exists (a takeover, or REVOKED: the session was ended,
+//! or its taker released it while the old holder still ran). A request that gets the gate and finds
+//! a row decides in a write transaction, as before.
+//!
+//! Row locks: the owner token and an expiry, and, while held, an OFD lock on a byte of its own (a
+//! hash of the id and the owner), so that a row whose byte nobody holds is known dead (SQLite is
+//! always on the local host) and taken over at once instead of after `lock_expire`. Owners that hold
+//! such a byte are stored as `k:<token>`; a lock row of another form (written by an older version)
+//! is only taken over once it has expired. Without a writable lock file (a read-only mount), or on
+//! a database we may not write, locks are rows only.
 //!
 //! Every row carries a `version`, changed by every write in the same statement that writes: a write
 //! that expects a version makes it that + 1, any other write a fresh random one (so a session
@@ -79,16 +89,45 @@ pub struct SqliteStore {
     locks: Option<(std::fs::File, bool)>,
     locks_path: PathBuf,
     locks_identity: Option<(u64, u64)>,
-    /// The session and byte whose kernel lock this store holds: an OS lock, held by this handle's
-    /// descriptor of the lock file (it IS the lock, like the files engine's flocked descriptor), not
-    /// session state; everything else a request needs travels in the values (`Loaded`, `Expect`, `Busy`).
-    beacon: Option<(SessionId, u64)>,
+    /// The lock this handle holds: OS locks held by this handle's descriptor of the lock file (they
+    /// ARE the lock, like the files engine's flocked descriptor), not session state; everything else
+    /// a request needs travels in the values (`Loaded`, `Expect`, `Busy`).
+    hold: Option<Hold>,
     /// The per-user index's schema was made (or found) by this connection (`users.rs`).
     users_ready: bool,
     /// A database made before versions that we may only read (`migrate`): read through a view that
     /// shows every row at version 0; every change is refused (`writable`).
     frozen: bool,
 }
+
+/// What a handle holds of one session's lock (see the module's comment).
+struct Hold {
+    id: SessionId,
+    /// The owner's token (as `Token::as_str`).
+    owner: String,
+    /// The session's own lock byte (`gate_at`), and the expiry stamp beside it (`stamp_at`) when it
+    /// could be taken: the lock of a request that wrote no row.
+    gate: Option<(u64, Option<u64>)>,
+    /// The lock byte of a lock row of ours (`beacon_at`).
+    beacon: Option<u64>,
+    /// Whether the lock is (also) a row of ours in `session_locks`.
+    row: bool,
+}
+
+/// A lock row that revokes the lock of a request that may hold it by its gate alone: left when the
+/// session was ended (`users::end`, "log out everywhere"), and when a request that took an expired
+/// gate over releases its row while the old holder still has the gate. That holder's write then
+/// finds a row not its own and is refused. Any request that gets the gate takes it over (the old
+/// holder is gone then), and gc removes one nobody came for after a day.
+pub(crate) const REVOKED: &str = "x:";
+/// How long a REVOKED row is kept: longer than any `lock_expire` (at most 86 400 s).
+pub(crate) const REVOKED_FOR: f64 = 86_400.0 + 60.0;
+
+/// The expiry stamp's unit (10 ms) and range: a holder locks one byte of a range of STAMP_UNITS
+/// bytes, the one that says (modulo the range) when its lock expires; a waiter finds which with
+/// F_OFD_GETLK. Half the range, 3.9 days, is more than the longest `lock_expire` (1 day).
+const STAMP_PER_S: f64 = 100.0;
+const STAMP_UNITS: u64 = 1 << 26;
 
 /// Why an operation failed, before it is named (`SqliteStore::named`).
 enum Fail {
@@ -163,6 +202,49 @@ fn beacon_at(id: &SessionId, stored_owner: &str) -> u64 {
     u64::from_le_bytes(d[..8].try_into().expect("16-byte digest")) & ((1 << 62) - 1)
 }
 
+/// The session's own lock byte of `<database>-locks`: a request that holds it holds the session's
+/// lock (unless a lock row says otherwise). Below 2^62, as `beacon_at`; a hash of the id alone.
+fn gate_at(id: &SessionId) -> u64 {
+    u64::from_le_bytes(gate_digest(id)[..8].try_into().expect("16-byte digest")) & ((1 << 62) - 1)
+}
+
+fn gate_digest(id: &SessionId) -> [u8; 16] {
+    md5::compute([b"gate\0", id.as_str().as_bytes()].concat()).0
+}
+
+/// Where the session's expiry stamps live: a range of STAMP_UNITS bytes above 2^62 (so apart from
+/// every `gate_at` and `beacon_at`), one of 2^35 ranges chosen by the id's hash.
+fn stamp_range(id: &SessionId) -> u64 {
+    let h = u64::from_le_bytes(gate_digest(id)[8..].try_into().expect("16-byte digest"));
+    (1 << 62) + ((h & ((1 << 35) - 1)) << 26)
+}
+
+/// The stamp byte that says a lock taken at `now` expires `lock_expire` later.
+fn stamp_at(id: &SessionId, now: f64, lock_expire: Duration) -> u64 {
+    let ahead = lock_expire.as_secs_f64().min((STAMP_UNITS / 2) as f64 / STAMP_PER_S - 1.0);
+    stamp_range(id) + ((now + ahead) * STAMP_PER_S) as u64 % STAMP_UNITS
+}
+
+/// Seconds until the lock whose stamp is at `at` expires (negative: expired that long ago).
+fn stamp_left(id: &SessionId, at: u64, now: f64) -> f64 {
+    let now_u = (now * STAMP_PER_S) as u64 % STAMP_UNITS;
+    let ahead = (at - stamp_range(id) + STAMP_UNITS - now_u) % STAMP_UNITS;
+    if ahead < STAMP_UNITS / 2 {
+        ahead as f64 / STAMP_PER_S
+    } else {
+        -((STAMP_UNITS - ahead) as f64) / STAMP_PER_S
+    }
+}
+
+/// Whether this process may write `p` (`access(W_OK)`: the mode bits for us, an immutable flag,
+/// a read-only mount).
+fn may_write(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 fn file_identity(p: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
@@ -204,7 +286,7 @@ impl SqliteStore {
             locks,
             locks_path,
             locks_identity,
-            beacon: None,
+            hold: None,
             users_ready: false,
             frozen,
         })
@@ -234,13 +316,40 @@ impl SqliteStore {
         }
     }
 
-    /// Drops the kernel lock of our hold on `id` (after its lock row is gone).
-    fn drop_beacon(&mut self, id: &SessionId) {
-        if let (Some((held, at)), Some((f, _))) = (&self.beacon, &self.locks) {
-            if held == id {
-                let _ = kwait::unlock_byte(f, *at);
-                self.beacon = None;
+    /// Drops the kernel locks of our hold on `id` for `owner` (after its lock row, if any, is gone):
+    /// the stamp before the gate, so that a stamp never outlives its holder's gate.
+    fn release_hold(&mut self, id: &SessionId, owner: &Token) {
+        if !self.hold.as_ref().is_some_and(|h| h.id == *id && h.owner == owner.as_str()) {
+            return;
+        }
+        let h = self.hold.take().expect("checked above");
+        Self::drop_bytes(&self.locks, h.gate, h.beacon);
+    }
+
+    fn drop_bytes(locks: &Option<(std::fs::File, bool)>, gate: Option<(u64, Option<u64>)>, beacon: Option<u64>) {
+        let Some((f, _)) = locks else { return };
+        if let Some((g, stamp)) = gate {
+            if let Some(st) = stamp {
+                let _ = kwait::unlock_byte(f, st);
             }
+            let _ = kwait::unlock_byte(f, g);
+        }
+        if let Some(b) = beacon {
+            let _ = kwait::unlock_byte(f, b);
+        }
+    }
+
+    /// Whether this handle holds `id`'s lock for `owner` by its gate alone, without a row.
+    fn holds_by_gate(&self, id: &SessionId, owner: &Token) -> bool {
+        self.hold.as_ref().is_some_and(|h| h.id == *id && h.owner == owner.as_str() && h.gate.is_some() && !h.row)
+    }
+
+    /// The lock file, when locks may be taken without a row: we can lock its bytes, and the
+    /// database can be written (a frozen one is read with row locks, which it refuses, as before).
+    fn gate_file(&self) -> Option<&std::fs::File> {
+        match &self.locks {
+            Some((f, true)) if !self.frozen => Some(f),
+            _ => None,
         }
     }
 
@@ -305,12 +414,29 @@ impl SqliteStore {
             .optional()
     }
 
-    /// Ends `owner`'s lock inside `tx`; false when the lock is no longer ours.
-    fn release_in(tx: &Connection, id: &SessionId, owner: &Token) -> rusqlite::Result<bool> {
-        let n = tx
-            .prepare_cached("DELETE FROM session_locks WHERE id = ?1 AND (owner = ?2 OR owner = ?3)")?
-            .execute(params![id.as_str(), row_owner(owner), owner.as_str()])?;
+    /// Ends `owner`'s lock row inside `tx`; false when the lock is no longer ours. `revoke`: someone
+    /// else holds the session's gate (a holder whose expired lock this row took over), so the row is
+    /// made REVOKED instead of deleted, and that holder's write stays refused.
+    fn release_in(tx: &Connection, id: &SessionId, owner: &Token, revoke: bool) -> rusqlite::Result<bool> {
+        let (mine, plain) = (row_owner(owner), owner.as_str());
+        let n = if revoke {
+            tx.prepare_cached("UPDATE session_locks SET owner = ?4, expires_at = ?5 WHERE id = ?1 AND (owner = ?2 OR owner = ?3)")?
+                .execute(params![id.as_str(), mine, plain, REVOKED, unix_now() + REVOKED_FOR])?
+        } else {
+            tx.prepare_cached("DELETE FROM session_locks WHERE id = ?1 AND (owner = ?2 OR owner = ?3)")?
+                .execute(params![id.as_str(), mine, plain])?
+        };
         Ok(n == 1)
+    }
+
+    /// Whether a row's release must leave it REVOKED (`release_in`): another open file holds the
+    /// session's gate. Our own gate does not count; a waiter's passing look at it may, which only
+    /// costs the next request one write transaction.
+    fn gate_held_elsewhere(&self, id: &SessionId) -> Res<bool> {
+        match self.gate_file() {
+            Some(f) => kwait::byte_is_locked(f, gate_at(id)).map_err(|e| Fail::Io("cannot check the lock file", e)),
+            None => Ok(false),
+        }
     }
 
     /// Writes `data` in `tx` if the stored session is as `expect` says; the new version, or None.
@@ -388,12 +514,32 @@ impl SqliteStore {
     /// Runs `f` in an IMMEDIATE transaction after checking (and releasing) `owner`'s lock: `lost`
     /// when the lock is no longer ours (nothing is changed then).
     fn under_lock<T>(&mut self, id: &SessionId, owner: Option<&Token>, lost: T, f: impl FnOnce(&Connection) -> Res<T>) -> Result<T> {
-        self.check_file()?;
+        if let Err(e) = self.check_file() {
+            if let Some(owner) = owner {
+                self.release_hold(id, owner);
+            }
+            return Err(e);
+        }
+        let by_gate = owner.is_some_and(|o| self.holds_by_gate(id, o));
+        // A gate is a lock only in the lock file other requests open: one removed or replaced
+        // meanwhile (by hand, a temp cleaner) may have let another request take the session.
+        if by_gate && file_identity(&self.locks_path) != self.locks_identity {
+            self.broken = true;
+            self.release_hold(id, owner.expect("by_gate"));
+            return Ok(lost);
+        }
+        let revoke = match owner {
+            Some(_) if !by_gate => self.gate_held_elsewhere(id),
+            _ => Ok(false),
+        };
         let conn = &self.conn;
-        let r = begin(conn).map_err(Fail::from).and_then(|()| {
+        let r = revoke.and_then(|revoke| begin(conn).map_err(Fail::from).map(|()| revoke)).and_then(|revoke| {
             let r = (|| {
                 if let Some(owner) = owner {
-                    if !Self::release_in(conn, id, owner)? {
+                    // Held by the gate: ours unless a row says otherwise (a request that took it
+                    // over after our lock_expire, or REVOKED). Held by a row: the row must be ours.
+                    let ours = if by_gate { Self::unclaimed_in(conn, id)? } else { Self::release_in(conn, id, owner, revoke)? };
+                    if !ours {
                         return Ok((lost, false));
                     }
                 }
@@ -402,10 +548,15 @@ impl SqliteStore {
             end(conn, r, |&(_, commit)| commit)
         });
         let r = r.map(|(t, _)| t);
-        if owner.is_some() && r.is_ok() {
-            self.drop_beacon(id);
+        if let Some(owner) = owner {
+            self.release_hold(id, owner);
         }
         self.guard(r)
+    }
+
+    /// No lock row for `id`: nobody took a gate holder's lock over, and the session was not ended.
+    fn unclaimed_in(tx: &Connection, id: &SessionId) -> rusqlite::Result<bool> {
+        Ok(!tx.prepare_cached("SELECT 1 FROM session_locks WHERE id = ?1")?.exists(params![id.as_str()])?)
     }
 
     /// `lock_and_load`'s step inside its write transaction: Busy when a live holder has the lock row,
@@ -432,9 +583,9 @@ impl SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                 WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7)",
+                 WHERE session_locks.expires_at <= ?4 OR session_locks.owner IN (?5, ?6, ?7, ?8)",
             )?
-            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead])
+            .execute(params![id.as_str(), me, now + lock_expire.as_secs_f64(), now, with_byte, owner.as_str(), dead, REVOKED])
         };
         if take(&self.conn, "")? == 0 {
             // A live-looking holder (unexpired, not us): taken over only when its lock byte tells it is dead.
@@ -453,6 +604,85 @@ impl SqliteStore {
             }
         }
         Ok(Acquire::Locked(Self::load_in(&self.conn, id, exp, now)?))
+    }
+
+    /// The lock without a write: the session's gate byte taken, then its expiry stamp, then one read
+    /// of the lock row and the session. No row: the lock is ours, and the request writes once, at
+    /// its end. A row (a request that took over an expired gate, an older version's lock, REVOKED):
+    /// decided in a write transaction as before (`lock_by_row`), keeping the gate if it gets the lock.
+    /// The gate held by someone else: Busy until its stamp says its lock expired, then taken over
+    /// with a row of our own (the holder's write then finds it, and is refused).
+    fn lock_by_gate(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Res<Acquire> {
+        let f = self.gate_file().expect("checked by the caller");
+        let io = |what| move |e| Fail::Io(what, e);
+        let (gate, now) = (gate_at(id), unix_now());
+        if !kwait::try_lock_byte(f, gate).map_err(io("cannot lock the lock file"))? {
+            let range = stamp_range(id);
+            let stamp = kwait::locked_in_range(f, range, STAMP_UNITS).map_err(io("cannot check the lock file"))?;
+            return match stamp.map(|at| stamp_left(id, at, now)) {
+                Some(left) if left <= 0.0 => self.lock_by_row(id, owner, lock_expire, exp, None),
+                Some(left) => Ok(Acquire::Busy(Busy { expires_in: Some(Duration::from_secs_f64(left)), foreign: false })),
+                // Taken this instant (its stamp comes next), or a waiter looking: wait on the gate.
+                None => Ok(Acquire::Busy(Busy::default())),
+            };
+        }
+        let stamp = stamp_at(id, now, lock_expire);
+        // A stamp byte another holder has (the same range and expiry: practically never) is left:
+        // that lock then expires with the other holder's.
+        let stamped = match kwait::try_lock_byte(f, stamp) {
+            Ok(got) => got.then_some(stamp),
+            Err(e) => {
+                Self::drop_bytes(&self.locks, Some((gate, None)), None);
+                return Err(io("cannot lock the lock file")(e));
+            }
+        };
+        let read = Self::gated_read(&self.conn, id, exp, now);
+        match read {
+            Ok((false, data)) => {
+                self.hold = Some(Hold { id: id.clone(), owner: owner.as_str().to_string(), gate: Some((gate, stamped)), beacon: None, row: false });
+                Ok(Acquire::Locked(data))
+            }
+            Ok((true, _)) => self.lock_by_row(id, owner, lock_expire, exp, Some((gate, stamped))),
+            Err(e) => {
+                Self::drop_bytes(&self.locks, Some((gate, stamped)), None);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// One read: whether `id` has a lock row, and the session.
+    fn gated_read(conn: &Connection, id: &SessionId, exp: Expiry, now: f64) -> rusqlite::Result<(bool, Option<Loaded>)> {
+        conn.prepare_cached(
+            "SELECT l.id IS NOT NULL, s.data, s.version FROM (SELECT ?1 AS id) AS k
+             LEFT JOIN session_locks AS l ON l.id = k.id
+             LEFT JOIN sessions AS s ON s.id = k.id AND s.updated_at >= ?2",
+        )?
+        .query_row(params![id.as_str(), now - exp.lifetime.as_secs_f64()], |r| {
+            let data: Option<Vec<u8>> = r.get(1)?;
+            let version: Option<i64> = r.get(2)?;
+            Ok((r.get(0)?, data.map(|data| Loaded { data, version: version_of(version.unwrap_or(0)) })))
+        })
+    }
+
+    /// The lock as a row (with a lock byte of its own when the lock file can be written), in one
+    /// write transaction: the holder's check, the take and the read. `gate`: the gate bytes we hold,
+    /// kept with the row when we get the lock, else let go.
+    fn lock_by_row(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry, gate: Option<(u64, Option<u64>)>) -> Res<Acquire> {
+        let with_byte = row_owner(owner);
+        let at = beacon_at(id, &with_byte);
+        let mut beacon = false;
+        // (A read transaction before it, to answer "still busy" without the write lock, was one
+        // transaction more for every request; waiters do not poll here, the kernel wakes them.)
+        let r = begin(&self.conn).map_err(Fail::from).and_then(|()| {
+            let r = self.take_in_tx(id, owner, &with_byte, at, lock_expire, exp, &mut beacon);
+            end(&self.conn, r, |a| matches!(a, Acquire::Locked(_)))
+        });
+        if matches!(r, Ok(Acquire::Locked(_))) {
+            self.hold = Some(Hold { id: id.clone(), owner: owner.as_str().to_string(), gate, beacon: beacon.then_some(at), row: true });
+        } else {
+            Self::drop_bytes(&self.locks, gate, beacon.then_some(at));
+        }
+        r
     }
 
     /// gc: deletes idle sessions in batches of GC_BATCH rows, each DELETE its own short transaction
@@ -668,33 +898,25 @@ impl Store for SqliteStore {
     }
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
-        let with_byte = row_owner(owner);
-        let at = beacon_at(id, &with_byte);
-        let mut beacon = false;
-        // One write transaction: the holder's check, the take and the read. (A read transaction
-        // before it, to answer "still busy" without the write lock, was one transaction more for
-        // every request; waiters do not poll here, the kernel wakes them: `wait_for_release`.)
-        let r = begin(&self.conn).map_err(Fail::from).and_then(|()| {
-            let r = self.take_in_tx(id, owner, &with_byte, at, lock_expire, exp, &mut beacon);
-            end(&self.conn, r, |a| matches!(a, Acquire::Locked(_)))
-        });
-        if let Some((f, _)) = &self.locks {
-            let keep = beacon && matches!(r, Ok(Acquire::Locked(_)));
-            let prev = if keep { self.beacon.replace((id.clone(), at)) } else { None };
-            match prev {
-                Some((_, p)) if p != at => drop(kwait::unlock_byte(f, p)),
-                _ => {}
-            }
-            if beacon && !keep {
-                let _ = kwait::unlock_byte(f, at);
-            }
+        // A hold of an earlier lock this handle never released is let go first.
+        if let Some(h) = self.hold.take() {
+            Self::drop_bytes(&self.locks, h.gate, h.beacon);
         }
+        // A database we may not write (made read-only or immutable, a read-only mount) is locked by a
+        // row, which fails at once with SQLite's word for it, as before: the request then fails at
+        // its start, not only at its end, after its work.
+        let r = if self.gate_file().is_some() && may_write(&self.path) {
+            self.lock_by_gate(id, owner, lock_expire, exp)
+        } else {
+            self.lock_by_row(id, owner, lock_expire, exp, None)
+        };
         self.guard(r)
     }
 
-    /// Woken by the kernel when the holder's lock byte is released (or its process dies), and no
-    /// later than the lock row's expiry, when it may be taken over. The holder is read again from its
-    /// row (it may have changed since the failed attempt), so nothing of it is kept in the handle.
+    /// Woken by the kernel when the holder's lock byte is released (or its process dies): the gate
+    /// of a holder without a row, no later than its stamp's expiry; the beacon of a row's holder, no
+    /// later than the row's expiry, when it may be taken over. The holder is read again from its row
+    /// (it may have changed since the failed attempt), so nothing of it is kept in the handle.
     fn wait_for_release(&mut self, id: &SessionId, _busy: &Busy, deadline: Instant, attempt: u32) -> Result<()> {
         let held: Option<(String, f64)> = self
             .conn
@@ -702,18 +924,36 @@ impl Store for SqliteStore {
             .and_then(|mut st| st.query_row(params![id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(|e| self.named(Fail::Sql(e)))?;
         let now = unix_now();
-        match held {
+        let wait = |path: &Path, kind: Kind, until: Instant| {
+            kwait::wait_until_free(path, kind, until).map(drop).map_err(|e| Fail::Io("cannot wait on the lock file", e))
+        };
+        let r = match held {
+            // No row, or REVOKED: the lock, if any, is a gate.
+            _ if self.gate_file().is_some() && held.as_ref().is_none_or(|(o, _)| o == REVOKED) => {
+                // Until the holder's stamp says its lock expires (read again: it may be another's now).
+                let f = self.gate_file().expect("checked above");
+                match kwait::locked_in_range(f, stamp_range(id), STAMP_UNITS) {
+                    Err(e) => Err(Fail::Io("cannot check the lock file", e)),
+                    Ok(stamp) => {
+                        let left = stamp.map(|at| stamp_left(id, at, now).max(0.0));
+                        let until = left.map_or(deadline, |s| deadline.min(Instant::now() + Duration::from_secs_f64(s)));
+                        wait(&self.locks_path, Kind::Byte(gate_at(id)), until)
+                    }
+                }
+            }
             // Free, or expired (it may be taken over): try again at once.
-            None => {}
-            Some((_, until)) if until <= now => {}
+            None => Ok(()),
+            Some((_, until)) if until <= now => Ok(()),
             Some((o, until)) if o.starts_with("k:") && self.locks.is_some() => {
                 let until = Instant::now() + Duration::from_secs_f64(until - now);
-                kwait::wait_until_free(&self.locks_path, Kind::Byte(beacon_at(id, &o)), deadline.min(until))
-                    .map_err(|e| self.named(Fail::Io("cannot wait on the lock file", e)))?;
+                wait(&self.locks_path, Kind::Byte(beacon_at(id, &o)), deadline.min(until))
             }
-            _ => super::back_off(deadline, attempt),
-        }
-        Ok(())
+            _ => {
+                super::back_off(deadline, attempt);
+                Ok(())
+            }
+        };
+        r.map_err(|f| self.named(f))
     }
 
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
@@ -737,9 +977,14 @@ impl Store for SqliteStore {
     }
 
     fn unlock(&mut self, id: &SessionId, owner: &Token) -> Result<()> {
-        let r = Self::release_in(&self.conn, id, owner).map(|_| ()).map_err(Fail::Sql);
+        // A gate alone is let go without SQL; a row (ours, or a dead holder's: `lock_holder`) deleted.
+        let r = if self.holds_by_gate(id, owner) {
+            Ok(())
+        } else {
+            self.gate_held_elsewhere(id).and_then(|revoke| Self::release_in(&self.conn, id, owner, revoke).map(drop).map_err(Fail::Sql))
+        };
         if r.is_ok() {
-            self.drop_beacon(id);
+            self.release_hold(id, owner);
         }
         self.guard(r)
     }
@@ -747,8 +992,8 @@ impl Store for SqliteStore {
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Token>> {
         let r = self
             .conn
-            .prepare_cached("SELECT owner FROM session_locks WHERE id = ?1 AND expires_at > ?2")
-            .and_then(|mut st| st.query_row(params![id.as_str(), unix_now()], |r| r.get::<_, String>(0)).optional())
+            .prepare_cached("SELECT owner FROM session_locks WHERE id = ?1 AND expires_at > ?2 AND owner != ?3")
+            .and_then(|mut st| st.query_row(params![id.as_str(), unix_now(), REVOKED], |r| r.get::<_, String>(0)).optional())
             .map(|o| o.map(|o| Token::from_stored(o.strip_prefix("k:").map(str::to_string).unwrap_or(o))))
             .map_err(Fail::Sql);
         self.guard(r)
@@ -756,19 +1001,25 @@ impl Store for SqliteStore {
 
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.check_file()?;
+        let by_gate = owner.is_some_and(|o| self.holds_by_gate(id, o));
+        let revoke = match owner {
+            Some(_) if !by_gate => self.gate_held_elsewhere(id),
+            _ => Ok(false),
+        };
+        let revoke = self.guard(revoke)?;
         let conn = &self.conn;
         let r = begin(conn).map_err(Fail::from).and_then(|()| {
             let r = (|| -> Res<()> {
                 conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute(params![id.as_str()])?;
-                if let Some(owner) = owner {
-                    Self::release_in(conn, id, owner)?;
+                if let Some(owner) = owner.filter(|_| !by_gate) {
+                    Self::release_in(conn, id, owner, revoke)?;
                 }
                 Ok(())
             })();
             end(conn, r, |_| true)
         });
-        if r.is_ok() && owner.is_some() {
-            self.drop_beacon(id);
+        if let (true, Some(owner)) = (r.is_ok(), owner) {
+            self.release_hold(id, owner);
         }
         self.guard(r)
     }
@@ -798,7 +1049,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{conformance, expiring_locks, woken_at_release, Got, Ops, TempDir, W};
+    use crate::store::tests::{conformance, expired_locks, woken_at_release, Got, Ops, TempDir, W};
 
     fn ex(d: Duration) -> Expiry {
         Expiry::new(d)
@@ -931,7 +1182,7 @@ mod tests {
     #[test]
     fn expired_locks_are_taken_over() {
         let dir = TempDir::new("sqlite-expire");
-        expiring_locks(|| boxed(&dir));
+        expired_locks(&|| boxed(&dir));
     }
 
     #[test]
@@ -1013,6 +1264,123 @@ mod tests {
         assert_eq!(s.load(&writer, ex(life)).unwrap().map(|l| l.data).as_deref(), Some(&b"2"[..]), "the writer's last write is kept");
         // gc() is the same deletion.
         assert_eq!(s.collector().expect("SQLite collects").gc(ex(life)).unwrap(), 0);
+    }
+
+    /// The lock is taken without a write: while another connection holds the write transaction for
+    /// 1.5 s, a request still takes a session's lock and reads it at once (a lock row would wait for
+    /// that writer), and no lock row exists while it is held. Another store is told Busy, with
+    /// the holder's lock_expire left, until the holder's one write releases it.
+    #[test]
+    fn a_lock_is_taken_without_a_write() {
+        let dir = TempDir::new("sqlite-gate");
+        let id = SessionId::parse(b"gated").unwrap();
+        let life = Duration::from_secs(60);
+        let mut a = store(&dir);
+        put(&mut a, &id, b"v|i:1;", life).unwrap();
+        let released = hold_write_lock(dir.path().join("s.sqlite"), Duration::from_millis(1500));
+        let t = Token::new();
+        let t0 = Instant::now();
+        let got = a.lock_and_load(&id, &t, Duration::from_secs(40), ex(life)).unwrap();
+        assert!(t0.elapsed() < Duration::from_millis(1000), "the lock waited for the writer: {:?}", t0.elapsed());
+        assert!(matches!(got, Acquire::Locked(Some(ref l)) if l.data == b"v|i:1;"), "{got:?}");
+        let rows: i64 = a.conn.query_row("SELECT count(*) FROM session_locks", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0, "no lock row");
+        let mut b = store(&dir);
+        let Acquire::Busy(busy) = b.lock_and_load(&id, &Token::new(), life, ex(life)).unwrap() else { panic!("a holds it") };
+        let left = busy.expires_in.expect("the holder's stamp is read");
+        assert!(left > Duration::from_secs(38) && left <= Duration::from_secs(40), "{left:?}");
+        released.recv().unwrap();
+        let Acquire::Locked(Some(l)) = got else { unreachable!() };
+        assert!(matches!(a.save(&id, b"v|i:2;", Expect::Held(Some(l.version)), Some(&t), ex(life)).unwrap(), Written::Done(_)));
+        let tb = Token::new();
+        let Acquire::Locked(Some(l)) = b.lock_and_load(&id, &tb, life, ex(life)).unwrap() else { panic!("released") };
+        assert_eq!(l.data, b"v|i:2;");
+        b.unlock(&id, &tb).unwrap();
+    }
+
+    /// A holder past its lock_expire is taken over with a row; when the new holder releases that
+    /// row while the old one still has its gate, the row stays REVOKED, so the old holder's late
+    /// write is refused even then, and the next request still gets the lock at once.
+    #[test]
+    fn a_taken_over_gate_holder_stays_refused_after_the_release() {
+        let dir = TempDir::new("sqlite-revoked");
+        let id = SessionId::parse(b"revoked").unwrap();
+        let life = Duration::from_secs(60);
+        let (mut a, mut b, mut c) = (store(&dir), store(&dir), store(&dir));
+        put(&mut a, &id, b"base", life).unwrap();
+        let (ta, tb, tc) = (Token::new(), Token::new(), Token::new());
+        assert!(matches!(a.lock_and_load(&id, &ta, Duration::from_millis(200), ex(life)).unwrap(), Acquire::Locked(_)));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(matches!(b.lock_and_load(&id, &tb, life, ex(life)).unwrap(), Acquire::Locked(_)), "taken over");
+        assert!(matches!(b.save(&id, b"by b", Expect::Held(None), Some(&tb), ex(life)).unwrap(), Written::Done(_)));
+        assert_eq!(a.save(&id, b"stale", Expect::Held(None), Some(&ta), ex(life)).unwrap(), Written::LockLost);
+        assert!(matches!(c.lock_and_load(&id, &tc, life, ex(life)).unwrap(), Acquire::Locked(Some(ref l)) if l.data == b"by b"));
+        c.unlock(&id, &tc).unwrap();
+        let rows: i64 = c.conn.query_row("SELECT count(*) FROM session_locks", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0, "the REVOKED row went with c's lock");
+    }
+
+    /// A stamp tells how long a lock has left across the wrap of its range, and a lock long expired
+    /// reads as expired.
+    #[test]
+    fn stamps_tell_the_time_left() {
+        let id = SessionId::parse(b"stamped").unwrap();
+        let wrap = STAMP_UNITS as f64 / STAMP_PER_S;
+        for now in [1.7e9, 1.7e9 + wrap - 0.5, 1.7e9 + wrap - 0.004, 1.7e9 + 3.0 * wrap + 0.02] {
+            for expire in [0.3, 30.0, 86_400.0] {
+                let at = stamp_at(&id, now, Duration::from_secs_f64(expire));
+                assert!(at >= stamp_range(&id) && at < stamp_range(&id) + STAMP_UNITS);
+                let left = stamp_left(&id, at, now);
+                assert!((left - expire).abs() <= 0.011, "now {now} expire {expire}: {left}");
+                let later = stamp_left(&id, at, now + expire + 3600.0);
+                assert!((later + 3600.0).abs() <= 0.011, "an hour past: {later}");
+            }
+        }
+        assert_ne!(stamp_range(&id), stamp_range(&SessionId::parse(b"stamped2").unwrap()));
+        assert!(stamp_range(&id) >= 1 << 62 && gate_at(&id) < 1 << 62);
+    }
+
+    /// A lock file removed and made again while a request holds a gate in it: another request may
+    /// have taken the session through the new file, so the holder's write is refused (LockLost),
+    /// not stored, and the new holder's is.
+    #[test]
+    fn a_replaced_lock_file_refuses_the_gate_holders_write() {
+        let dir = TempDir::new("sqlite-gate-file");
+        let id = SessionId::parse(b"gatefile").unwrap();
+        let life = Duration::from_secs(60);
+        let mut a = store(&dir);
+        put(&mut a, &id, b"first", life).unwrap();
+        let ta = Token::new();
+        assert!(matches!(a.lock_and_load(&id, &ta, life, ex(life)).unwrap(), Acquire::Locked(Some(_))));
+        std::fs::remove_file(dir.path().join("s.sqlite-locks")).unwrap();
+        let mut b = store(&dir);
+        let tb = Token::new();
+        assert!(matches!(b.lock_and_load(&id, &tb, life, ex(life)).unwrap(), Acquire::Locked(Some(_))), "the new file's gate is free");
+        assert_eq!(a.save(&id, b"by a", Expect::Held(None), Some(&ta), ex(life)).unwrap(), Written::LockLost);
+        assert!(matches!(b.save(&id, b"by b", Expect::Held(None), Some(&tb), ex(life)).unwrap(), Written::Done(_)));
+        assert_eq!(store(&dir).load(&id, ex(life)).unwrap().unwrap().data, b"by b");
+    }
+
+    /// An ended session ("log out everywhere") leaves an REVOKED row while its lock may be held
+    /// without a row; the next request takes it over at once, and gc removes one nobody came for.
+    #[test]
+    fn an_ended_row_is_taken_over_and_collected() {
+        let dir = TempDir::new("sqlite-ended");
+        let (id, other) = (SessionId::parse(b"ended1").unwrap(), SessionId::parse(b"ended2").unwrap());
+        let life = Duration::from_secs(60);
+        let mut a = store(&dir);
+        put(&mut a, &id, b"x", life).unwrap();
+        put(&mut a, &other, b"y", life).unwrap();
+        assert!(crate::store::users::Users::end(&mut a, &id, ex(life)).unwrap());
+        assert!(crate::store::users::Users::end(&mut a, &other, ex(life)).unwrap());
+        let t = Token::new();
+        assert_eq!(a.lock_and_load(&id, &t, life, ex(life)).unwrap(), Acquire::Locked(None));
+        assert!(matches!(a.save(&id, b"new", Expect::Held(None), Some(&t), ex(life)).unwrap(), Written::Done(_)));
+        let rows = |a: &SqliteStore| a.conn.query_row("SELECT group_concat(id) FROM session_locks", [], |r| r.get::<_, Option<String>>(0)).unwrap();
+        assert_eq!(rows(&a).as_deref(), Some("ended2"), "the taken row went with the write");
+        a.conn.execute("UPDATE session_locks SET expires_at = ?1", params![unix_now() - 1.0]).unwrap();
+        a.collector().unwrap().gc(ex(life)).unwrap();
+        assert_eq!(rows(&a), None);
     }
 
     /// Another connection holding the write lock for `hold`; returns once it has it, and the instant

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{unix_now, Fail, Res, SqliteStore};
+use super::{unix_now, Fail, Res, SqliteStore, REVOKED, REVOKED_FOR};
 use crate::id::SessionId;
 use crate::store::users::{Client, Count, Listed, User, Users};
 use crate::store::{Expiry, Result};
@@ -121,8 +121,9 @@ impl Users for SqliteStore {
         self.guard(r)
     }
 
-    /// The session row and its lock row in one transaction: the holder of the lock then finds it
-    /// gone at its write (LockLost), and the session layer drops that write.
+    /// The session row deleted and its lock row made REVOKED in one transaction: the holder of the
+    /// lock (by a row, or by its gate alone) then finds a row not its own at its write (LockLost),
+    /// and the session layer drops that write.
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         self.check_file()?;
         let r = (|| -> Res<bool> {
@@ -131,7 +132,11 @@ impl Users for SqliteStore {
                 .prepare_cached("DELETE FROM sessions WHERE id = ?1 RETURNING updated_at >= ?2")?
                 .query_row(params![id.as_str(), Self::cutoff(exp)], |r| r.get::<_, bool>(0))
                 .optional()?;
-            tx.prepare_cached("DELETE FROM session_locks WHERE id = ?1")?.execute(params![id.as_str()])?;
+            tx.prepare_cached(
+                "INSERT INTO session_locks (id, owner, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+            )?
+            .execute(params![id.as_str(), REVOKED, unix_now() + REVOKED_FOR])?;
             tx.commit()?;
             Ok(live == Some(true))
         })();
