@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions(updated_at);
 CREATE TABLE IF NOT EXISTS session_locks (
     id         TEXT PRIMARY KEY NOT NULL,  -- session id
-    owner      TEXT NOT NULL,              -- random token of the request holding the lock
+    owner      TEXT NOT NULL,              -- k:<token> of a request that took a lock over; x: revokes a lock
     expires_at REAL NOT NULL               -- unix time (s) after which the lock may be taken over
 ) WITHOUT ROWID;
 ";
