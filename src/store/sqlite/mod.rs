@@ -213,7 +213,9 @@ fn gate_digest(id: &SessionId) -> [u8; 16] {
 }
 
 /// Where the session's expiry stamps live: a range of STAMP_UNITS bytes above 2^62 (so apart from
-/// every `gate_at` and `beacon_at`), one of 2^35 ranges chosen by the id's hash.
+/// every `gate_at` and `beacon_at`), one of 2^35 ranges chosen by the id's hash. Two sessions held
+/// at once share a range with odds of 2^-35; a waiter may then read the other's stamp, which can
+/// only matter once that other holder has itself outlived its lock_expire.
 fn stamp_range(id: &SessionId) -> u64 {
     let h = u64::from_le_bytes(gate_digest(id)[8..].try_into().expect("16-byte digest"));
     (1 << 62) + ((h & ((1 << 35) - 1)) << 26)
