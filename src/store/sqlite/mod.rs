@@ -431,6 +431,14 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Whether `owner`'s release of a row (it holds no gate alone) must leave it REVOKED.
+    fn revoke_on_release(&self, id: &SessionId, owner: Option<&Token>, by_gate: bool) -> Res<bool> {
+        match owner {
+            Some(_) if !by_gate => self.gate_held_elsewhere(id),
+            _ => Ok(false),
+        }
+    }
+
     /// Whether a row's release must leave it REVOKED (`release_in`): another open file holds the
     /// session's gate. Our own gate does not count; a waiter's passing look at it may, which only
     /// costs the next request one write transaction.
@@ -530,10 +538,7 @@ impl SqliteStore {
             self.release_hold(id, owner.expect("by_gate"));
             return Ok(lost);
         }
-        let revoke = match owner {
-            Some(_) if !by_gate => self.gate_held_elsewhere(id),
-            _ => Ok(false),
-        };
+        let revoke = self.revoke_on_release(id, owner, by_gate);
         let conn = &self.conn;
         let r = revoke.and_then(|revoke| begin(conn).map_err(Fail::from).map(|()| revoke)).and_then(|revoke| {
             let r = (|| {
@@ -1004,10 +1009,7 @@ impl Store for SqliteStore {
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.check_file()?;
         let by_gate = owner.is_some_and(|o| self.holds_by_gate(id, o));
-        let revoke = match owner {
-            Some(_) if !by_gate => self.gate_held_elsewhere(id),
-            _ => Ok(false),
-        };
+        let revoke = self.revoke_on_release(id, owner, by_gate);
         let revoke = self.guard(revoke)?;
         let conn = &self.conn;
         let r = begin(conn).map_err(Fail::from).and_then(|()| {
