@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub use options::SqliteOptions;
@@ -855,7 +856,10 @@ fn checkpoint_hook(patience: Patience) -> impl FnMut(&mut rusqlite::hooks::Wal, 
     move |wal, frames| {
         if checkpoint_due(frames, failed_at) {
             patience.set(CHECKPOINT_WAIT);
-            let done = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::RESTART).is_ok();
+            // A PASSIVE pass first copies the log without holding writers back (it gives up at
+            // once when another connection checkpoints); the RESTART then holds them only for what
+            // was committed meanwhile, the syncs and the restart.
+            let done = wal.checkpoint_v2(CheckpointMode::PASSIVE).is_ok() && wal.checkpoint_v2(CheckpointMode::RESTART).is_ok();
             patience.set(patience.usual);
             failed_at = (!done).then_some(frames);
         }
