@@ -43,10 +43,14 @@ cargo_count() {
 phpt_tests() {
   local dir=$1 log=$2 total p_pass p_fail p_skip p_bork p_warn f; shift 2
   total=$(find "$dir" -name '*.phpt' | wc -l)
-  php -n "$RUN_TESTS" -n -q --no-color --no-progress "$@" "$dir" > "$log" 2>&1
+  find "$dir" -name '*.first.diff' -delete
+  php -n "$(first_keeping_runner)" -n -q --no-color --no-progress "$@" "$dir" > "$log" 2>&1
   # WARN: passed only on run-tests' retry (a test that sleeps or times is retried once after a
-  # failure): a flake, counted as a failure, and named here.
+  # failure): a flake, counted as a failure, and named here with how its first attempt failed.
   grep -E "^(FAIL|BORK|SKIP|LEAK|WARN|PASS) " "$log" | grep -v "^PASS"
+  for f in $(sed -nE 's/^WARN .*\[([^]]*\.phpt)\].*/\1/p' "$log"); do
+    [[ -f ${f%.phpt}.first.diff ]] && { echo "--- ${f%.phpt}.first.diff (its first attempt)"; head -40 "${f%.phpt}.first.diff"; echo; }
+  done
   p_pass=$(phpt_summary passed "$log"); p_fail=$(phpt_summary failed "$log")
   p_skip=$(phpt_summary skipped "$log"); p_bork=$(grep -c "^BORK" "$log"); p_warn=$(phpt_summary warned "$log")
   p_pass=${p_pass:-0}; p_fail=${p_fail:-0}; p_skip=${p_skip:-0}; p_warn=${p_warn:-0}
@@ -56,6 +60,18 @@ phpt_tests() {
     [[ -f ${f%.phpt}.out ]] && [[ ! -f ${f%.phpt}.diff ]] && { echo "--- ${f%.phpt}.out"; head -40 "${f%.phpt}.out"; echo; }
   done
   passed=$((passed + p_pass)); failed=$((failed + total - p_pass))
+}
+
+# A copy of $RUN_TESTS (in $LOG_DIR, or target/) that writes a failed first attempt's diff to
+# <test>.first.diff before it retries: run-tests.php retries a failed test that sleeps or times and
+# keeps only the retry's result, so a flake's first attempt would otherwise be lost. Prints its path.
+first_keeping_runner() {
+  local copy="${LOG_DIR:-$PWD/target}/run-tests.php"
+  mkdir -p "$(dirname "$copy")"
+  sed -E 's/^( *)goto retry;/\1@file_put_contents(preg_replace("\/diff$\/", "first.diff", $diff_filename), generate_diff($wanted, $wanted_re, $output));\n\1goto retry;/' \
+    "$RUN_TESTS" > "$copy"
+  grep -q 'first.diff' "$copy" || { echo "scripts/count.sh: no 'goto retry;' to patch in $RUN_TESTS; first attempts are not kept" >&2; cp "$RUN_TESTS" "$copy"; }
+  echo "$copy"
 }
 
 # One number of run-tests.php's summary ("Tests passed : 3 ( 60.0%)").

@@ -88,6 +88,16 @@ verdict "phpt, one fails" red phpt_case fail
 verdict "phpt, one is skipped" red phpt_case skip
 verdict "phpt, one borks" red phpt_case bork
 verdict "phpt, one passes only on the retry" red phpt_case retry
+# ... and the runner shows how its first attempt failed (run-tests.php itself keeps only the retry).
+retry_shown() {
+  local out
+  out=$( (passed=0; failed=0; phpt_case retry) 2>&1 )
+  grep -q '^--- .*/b.first.diff' <<<"$out" && grep -q '^001+ no' <<<"$out" && grep -q '^001- ok' <<<"$out" \
+    && echo "ok: phpt, the retried test's first attempt is shown" \
+    || { echo "WRONG: phpt, the retried test's first attempt is not shown. Runner output:"; sed 's/^/    /' <<<"$out"; bad=$((bad + 1)); }
+}
+rm -f "$SCRATCH/phpt/retry/mark"
+retry_shown
 
 # --- a checkout inside a private (0700) directory: the web service serves it ---------------------
 # (root's home on Debian is 0700: nginx's workers, when they ran as "nobody", answered 404 there.)
