@@ -13,10 +13,18 @@ use crate::store::{self, Store};
 /// Idle stores kept per DSN (more than one only under ZTS, one per concurrent request).
 const MAX_IDLE: usize = 8;
 
+/// DSNs (stacks: DSN and layers) whose idle stores a worker keeps: the most recently used. Each idle
+/// store holds a server connection or open files, so without a bound a worker that serves many DSNs
+/// (a save_path per site or per tenant) kept one for every DSN it ever served, until the server's
+/// connection limit or the process's file limit ran out (seen: 196 idle PostgreSQL connections from
+/// the test suite's 9 workers, and "remaining connection slots are reserved" for everyone else).
+pub const MAX_STACKS: usize = 8;
+
 struct Pool {
     pid: u32,
     /// A list, not a map: a worker keeps one or two stacks, and comparing a stack costs far less
-    /// than SipHash over its strings did on every take and give (callgrind).
+    /// than SipHash over its strings did on every take and give (callgrind). Least recently given
+    /// first; at most MAX_STACKS.
     idle: Vec<(Stack, Vec<Box<dyn Store>>)>,
 }
 
@@ -39,7 +47,7 @@ fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
 
 /// An idle store for `stack`, or a new connection.
 pub fn take(stack: &Stack) -> store::Result<Box<dyn Store>> {
-    while let Some(mut s) = with_pool(|p| p.idle.iter_mut().find(|(k, _)| k == stack).and_then(|(_, v)| v.pop())) {
+    while let Some(mut s) = with_pool(|p| p.idle_store(stack)) {
         if s.still_valid() {
             return Ok(s);
         }
@@ -52,23 +60,34 @@ pub fn give(stack: &Stack, s: Box<dyn Store>) {
     if !s.reusable() {
         return;
     }
-    let dropped = with_pool(|p| {
-        let at = match p.idle.iter().position(|(k, _)| k == stack) {
-            Some(i) => i,
-            None => {
-                p.idle.push((stack.clone(), Vec::new()));
-                p.idle.len() - 1
-            }
-        };
-        let v = &mut p.idle[at].1;
+    // Closed after the pool's lock is released (a Memcached store reads its last answers first).
+    let closing = with_pool(|p| p.keep(stack, s));
+    drop(closing);
+}
+
+impl Pool {
+    /// An idle store of `stack`'s, if one is kept.
+    fn idle_store(&mut self, stack: &Stack) -> Option<Box<dyn Store>> {
+        self.idle.iter_mut().find(|(k, _)| k == stack).and_then(|(_, v)| v.pop())
+    }
+
+    /// Keeps `s` idle for `stack`, which becomes the most recently used; returns the stores to close:
+    /// `s` when `stack` has MAX_IDLE already, and those of the least recently used stack beyond
+    /// MAX_STACKS.
+    fn keep(&mut self, stack: &Stack, s: Box<dyn Store>) -> Vec<Box<dyn Store>> {
+        match self.idle.iter().position(|(k, _)| k == stack) {
+            Some(i) => self.idle[i..].rotate_left(1),
+            None => self.idle.push((stack.clone(), Vec::new())),
+        }
+        let mut closing = if self.idle.len() > MAX_STACKS { self.idle.remove(0).1 } else { Vec::new() };
+        let v = &mut self.idle.last_mut().expect("just pushed or moved last").1;
         if v.len() < MAX_IDLE {
             v.push(s);
-            None
         } else {
-            Some(s)
+            closing.push(s);
         }
-    });
-    drop(dropped);
+        closing
+    }
 }
 
 /// At the process's end (MSHUTDOWN): closes this process's idle Memcached stores, each of which first
@@ -114,6 +133,51 @@ mod tests {
             let again = stack.clone();
             (move || take(&stack), move |s| give(&again, s))
         });
+    }
+
+    fn sqlite_stack(path: std::path::PathBuf) -> Stack {
+        Stack::bare(Engine::Sqlite(SqliteOptions { path, busy_timeout: Duration::from_secs(5), synchronous_full: false, private_dir: false }))
+    }
+
+    /// A worker that serves more DSNs than MAX_STACKS keeps the most recently used ones' stores and
+    /// closes the others' (their files are no longer open), instead of one per DSN it ever served.
+    /// On a pool of its own: the process's pool is shared with the tests running alongside.
+    #[test]
+    fn keeps_the_stores_of_the_most_recently_used_dsns_only() {
+        let dir = TempDir::new("pool-bound");
+        let stacks: Vec<Stack> = (0..MAX_STACKS + 3).map(|i| sqlite_stack(dir.path().join(format!("d{i}.sqlite")))).collect();
+        let mut pool = Pool { pid: crate::lock::pid(), idle: Vec::new() };
+        let cycle = |pool: &mut Pool, t: &Stack| {
+            let st = match pool.idle_store(t) {
+                Some(st) => st,
+                None => crate::store::open(t).unwrap(),
+            };
+            drop(pool.keep(t, st));
+        };
+        let open_dbs = || {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| t.starts_with(dir.path()) && t.extension().is_some_and(|x| x == "sqlite"))
+                .count()
+        };
+        // The first one is used again after each of the others: it stays among the most recent.
+        for s in &stacks {
+            cycle(&mut pool, s);
+            cycle(&mut pool, &stacks[0]);
+        }
+        let kept = |pool: &Pool| -> Vec<usize> {
+            (0..stacks.len()).filter(|&i| pool.idle.iter().any(|(k, v)| k == &stacks[i] && v.len() == 1)).collect()
+        };
+        let newest: Vec<usize> = std::iter::once(0).chain(stacks.len() - (MAX_STACKS - 1)..stacks.len()).collect();
+        assert_eq!(kept(&pool), newest, "the {MAX_STACKS} most recently used DSNs are kept");
+        assert_eq!(pool.idle.len(), MAX_STACKS);
+        assert_eq!(open_dbs(), MAX_STACKS, "the evicted stores' databases are closed");
+        // An evicted DSN connects again; the least recently used one (not the first) makes room.
+        cycle(&mut pool, &stacks[1]);
+        assert!(kept(&pool).contains(&1) && kept(&pool).contains(&0));
+        assert_eq!(kept(&pool).len(), MAX_STACKS);
+        assert_eq!(open_dbs(), MAX_STACKS);
     }
 
     #[test]
