@@ -57,11 +57,13 @@ foreach ($engines as $engine => $dsn) {
     // A jar inside a request holding its lock when it is ended: its late write is dropped.
     $inside = hu_get('login', $dsn, null, ['user' => $u])['id'];
     $sig = sp_tmpdir('fpmclassusers-sig') . '/in';
-    $url = web_url() . '/handler_users.php?' . http_build_query(['a' => 'nap', 'dsn' => $dsn, 'ms' => 1500, 'sig' => $sig, 'opt' => ['locking' => '1']]);
+    $go = dirname($sig) . '/go'; // it writes once this exists, after the logout (fpm_users.phpt says why)
+    $url = web_url() . '/handler_users.php?' . http_build_query(['a' => 'nap', 'dsn' => $dsn, 'go' => $go, 'sig' => $sig, 'opt' => ['locking' => '1']]);
     $child = sp_spawn('$c = stream_context_create(["http" => ["header" => "Cookie: PHPSESSID=' . $inside . '\r\n", "timeout" => 60]]);
         echo file_get_contents(' . var_export($url, true) . ', false, $c);');
     sp_wait_for_file($sig, 20);
     $o = hu_get('others', $dsn, $jar[2], ['user' => $u]);
+    touch($go);
     $late = json_decode(sp_wait($child), true);
     $told = array_filter($late['errors'] ?? [], fn($e) => str_contains($e, 'destroyed by another request'));
     echo "ended while inside (locked): ", var_export($o['ended'], true), "; its late write told and dropped: ",

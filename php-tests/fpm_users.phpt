@@ -57,11 +57,15 @@ foreach ($engines as $engine => $dsn) {
     foreach (['1', 'optimistic'] as $locking) {
         $inside = us_get('login', $dsn, null, ['user' => $u])['id'];
         $sig = sp_tmpdir('fpmusers-sig') . '/in';
-        $url = web_url() . '/users.php?' . http_build_query(['a' => 'nap', 'dsn' => $dsn, 'ms' => 1500, 'sig' => $sig, 'opt' => ['locking' => $locking]]);
+        // It writes once 'go' exists, after the logout below: not after a fixed time, which a
+        // logout queued behind other tests' requests (the fpm pool is shared) could outlast.
+        $go = dirname($sig) . '/go';
+        $url = web_url() . '/users.php?' . http_build_query(['a' => 'nap', 'dsn' => $dsn, 'go' => $go, 'sig' => $sig, 'opt' => ['locking' => $locking]]);
         $child = sp_spawn('$c = stream_context_create(["http" => ["header" => "Cookie: PHPSESSID=' . $inside . '\r\n", "timeout" => 60]]);
             echo file_get_contents(' . var_export($url, true) . ', false, $c);');
         sp_wait_for_file($sig, 20);
         $o = us_get('others', $dsn, $jar[2], ['user' => $u]);
+        touch($go);
         $late = json_decode(sp_wait($child), true);
         $told = array_filter($late['errors'] ?? [], fn($e) => str_contains($e, 'destroyed by another request'));
         $w = us_get('whoami', $dsn, $inside);

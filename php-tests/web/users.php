@@ -11,7 +11,8 @@
 //          list    SessionProxy\user_sessions(user) from this request's session
 //          others  SessionProxy\destroy_user_sessions(user, true): log out the other devices
 //          regen   session_regenerate_id(true) (no set_user), n++
-//          nap     n++, writes the file sig=PATH once the session is open, holds it ms=N ms, writes
+//          nap     n++, writes the file sig=PATH once the session is open, holds it ms=N ms (or until
+//                  the file go=PATH exists, 30 s at most), writes
 //          gc      session_gc() with session.gc_maxlifetime = life
 // life: session.gc_maxlifetime for this request (seconds).
 declare(strict_types=1);
@@ -92,11 +93,20 @@ switch ($action) {
         reply(['old' => $old, 'id' => session_id()]);
     case 'nap':
         $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+        $in_tmp = fn(string $p): bool => preg_match('~^[A-Za-z0-9._-]+$~', basename($p))
+            && str_starts_with(realpath(dirname($p)) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/');
         $sig = (string) ($_GET['sig'] ?? '');
-        if (preg_match('~^[A-Za-z0-9._-]+$~', basename($sig)) && str_starts_with(realpath(dirname($sig)) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/')) {
+        if ($in_tmp($sig)) {
             file_put_contents($sig, (string) getmypid());
         }
-        usleep(1000 * max(0, min(5000, (int) ($_GET['ms'] ?? 0))));
+        // go=PATH: held until that file exists (the test's cue, so that its step comes first however
+        // slow the machine is), 30 s at most; else for ms=N ms.
+        $go = (string) ($_GET['go'] ?? '');
+        if ($in_tmp($go)) {
+            for ($end = microtime(true) + 30; !file_exists($go) && microtime(true) < $end; usleep(2000));
+        } else {
+            usleep(1000 * max(0, min(5000, (int) ($_GET['ms'] ?? 0))));
+        }
         $_SESSION['late'] = 'written after the logout';
         reply(['id' => session_id()]);
     case 'gc':
