@@ -132,6 +132,7 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("SQLite library", rusqlite::version());
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);
         info_table_row!("Pooled connections (this process)", crate::pool::idle_count().to_string());
+        info_table_row!("Pooled DSNs kept", format!("the {} most recently used per process", crate::pool::MAX_STACKS));
         info_table_row!("Counters", stats::sharing());
         for (name, value) in atrest::info_rows() {
             info_table_row!(name, value);
