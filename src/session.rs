@@ -11,7 +11,7 @@ use crate::serial::{self, OnConflict};
 use crate::settings::{Locking, Settings, TimeoutAction};
 use crate::store::layer::Stack;
 use crate::store::users::{Client, Count, User, UserError};
-use crate::store::{Acquire, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
+use crate::store::{Acquire, Caution, ErrorKind, Event, Expect, Expiry, Refusal, Store, StoreError, Version, Written};
 use crate::users;
 
 /// Optimistic writes: each failed CAS means another request's write got through, so the writers of a
@@ -88,6 +88,8 @@ pub enum Problem {
     NoActiveSession { what: &'static str },
     /// The old store of session_proxy.migrate_from failed; the request went on with the new store `at`.
     OldStoreSkipped { at: String, err: StoreError },
+    /// The Redis server `at` may evict a session's binding while the session lives (`Caution`).
+    MayEvictBindings { at: String, policy: String, maxmemory: u64 },
     /// The stored session could not be read (a blob no key opens, damaged bytes): the request goes
     /// on with an empty session, and the stored one is kept, never written over.
     Unreadable { id: String, at: String, err: StoreError },
@@ -243,8 +245,12 @@ impl Request {
     fn collect_warnings(&mut self) {
         if let Some(s) = self.store.as_deref_mut() {
             let at = s.describe();
-            for err in s.take_warnings() {
-                self.diags.push(Diag { level: Level::Warning, problem: Problem::OldStoreSkipped { at: at.clone(), err } });
+            for c in s.take_warnings() {
+                let problem = match c {
+                    Caution::OldStoreSkipped(err) => Problem::OldStoreSkipped { at: at.clone(), err },
+                    Caution::MayEvictBindings { at, policy, maxmemory } => Problem::MayEvictBindings { at, policy, maxmemory },
+                };
+                self.diags.push(Diag { level: Level::Warning, problem });
             }
         }
     }

@@ -94,6 +94,13 @@ impl fmt::Display for Problem {
                 "session_proxy: the old store of session_proxy.migrate_from failed: {err}; this request goes on with \
                  {at} alone"
             ),
+            Problem::MayEvictBindings { at, policy, maxmemory } => write!(
+                f,
+                "session_proxy: redis {at} evicts keys when it is full (maxmemory-policy {policy}, maxmemory {maxmemory}): \
+                 a session's binding to its user can be evicted while the session lives, and then \
+                 SessionProxy\\user_sessions() and destroy_user_sessions() miss that session; set maxmemory-policy \
+                 noeviction on the sessions' Redis (or maxmemory 0)"
+            ),
             Problem::Unreadable { id, at, err } => write!(
                 f,
                 "session_proxy: cannot read session {id} from {at}: {err}; this request starts an empty session, and \

@@ -332,11 +332,23 @@ pub trait Store: Pooled + Send {
     /// A request-level fact from the session layer (see `Event`). Engines ignore it.
     fn event(&mut self, _e: &Event) {}
 
-    /// Failures a layer got past without failing the call (the migrate layer's old store being down),
-    /// taken once; the session layer reports each as a warning. Engines have none.
-    fn take_warnings(&mut self) -> Vec<StoreError> {
+    /// What a call got past without failing (the migrate layer's old store being down, a Redis that
+    /// may evict bindings), taken once; the session layer reports each as a warning.
+    fn take_warnings(&mut self) -> Vec<Caution> {
         Vec::new()
     }
+}
+
+/// Something a store call got past without failing, reported as a warning (`Store::take_warnings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caution {
+    /// The migrate layer's old store failed; the call went on with the new one alone.
+    OldStoreSkipped(StoreError),
+    /// The Redis server `at` evicts keys under memory pressure (`maxmemory` > 0 and a
+    /// `maxmemory-policy` other than noeviction): a session's binding to its user (its `_USER` key)
+    /// can be evicted while the session lives, which would hide it from its user's list and from
+    /// "log out everywhere". Told when a session is bound and when a user's sessions are listed.
+    MayEvictBindings { at: String, policy: String, maxmemory: u64 },
 }
 
 /// Opens the store for an engine with its layers. Errors name the path or host and the cause.

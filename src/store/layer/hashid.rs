@@ -211,7 +211,7 @@ impl Store for HashIds {
         None
     }
 
-    fn take_warnings(&mut self) -> Vec<crate::store::StoreError> {
+    fn take_warnings(&mut self) -> Vec<crate::store::Caution> {
         self.inner.take_warnings()
     }
 }

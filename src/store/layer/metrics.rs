@@ -230,7 +230,7 @@ impl Store for Metrics {
         self.inner.event(e);
     }
 
-    fn take_warnings(&mut self) -> Vec<StoreError> {
+    fn take_warnings(&mut self) -> Vec<crate::store::Caution> {
         self.inner.take_warnings()
     }
 

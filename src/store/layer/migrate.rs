@@ -25,7 +25,7 @@ use crate::id::SessionId;
 use crate::lock::Token;
 use crate::metrics::{Counter, EngineKind, Registry};
 use crate::store::users::{Client, Count, Listed, User, Users};
-use crate::store::{Acquire, Busy, Collect, Engine, Event, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
+use crate::store::{Acquire, Busy, Caution, Collect, Engine, Event, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 
 /// A session read from the old store and not yet moved.
 struct FromOld {
@@ -46,7 +46,7 @@ pub struct Migrate {
     /// The last lock attempt was refused by the old store (so the wait is the old store's).
     busy_in_old: bool,
     from_old: Option<FromOld>,
-    warnings: Vec<StoreError>,
+    warnings: Vec<Caution>,
     counters: Option<(&'static Registry, EngineKind)>,
 }
 
@@ -84,7 +84,7 @@ impl Migrate {
 
     /// The old store failed: one warning, then the request goes on without it.
     fn fail_old(&mut self, e: StoreError) {
-        self.warnings.push(e);
+        self.warnings.push(Caution::OldStoreSkipped(e));
         self.old = None;
         self.old_down = true;
         self.old_locked = None;
@@ -135,7 +135,7 @@ impl Migrate {
         let Some(user) = self.on_old(|o| o.users().map_or(Ok(None), |u| u.bound(id, exp))).flatten() else { return };
         let sid = self.new.storage_id(id);
         if let Some(Err(e)) = self.new.users().map(|u| u.bind(&sid, Some(&user), None, exp)) {
-            self.warnings.push(e);
+            self.warnings.push(Caution::OldStoreSkipped(e));
         }
     }
 
@@ -337,7 +337,7 @@ impl Store for Migrate {
         self.new.event(e);
     }
 
-    fn take_warnings(&mut self) -> Vec<StoreError> {
+    fn take_warnings(&mut self) -> Vec<Caution> {
         let mut w = std::mem::take(&mut self.warnings);
         w.extend(self.new.take_warnings());
         w
@@ -565,8 +565,9 @@ mod tests {
         assert!(m.exists(&a, LIFE).unwrap());
         let w = m.take_warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert_eq!(w[0].kind(), crate::store::ErrorKind::Unavailable);
-        assert!(w[0].at().contains("127.0.0.1:1"), "{:?}", w[0]);
+        let Caution::OldStoreSkipped(e) = &w[0] else { panic!("{w:?}") };
+        assert_eq!(e.kind(), crate::store::ErrorKind::Unavailable);
+        assert!(e.at().contains("127.0.0.1:1"), "{e:?}");
         // The next request tries again (once).
         m.event(&Event::Started);
         assert_eq!(m.exists(&id("other"), LIFE), Ok(false));

@@ -156,7 +156,7 @@ impl<T: Transcode> Store for Transformed<T> {
         None
     }
 
-    fn take_warnings(&mut self) -> Vec<StoreError> {
+    fn take_warnings(&mut self) -> Vec<crate::store::Caution> {
         self.inner.take_warnings()
     }
 }

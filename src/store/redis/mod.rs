@@ -395,6 +395,8 @@ struct Conn {
     watching: bool,
     /// Sentinel: the address of the master this link was made to (`at`).
     master: Option<String>,
+    /// When the server was last asked whether it evicts keys (`users.rs`, `probing`).
+    evict_asked: Option<std::time::Instant>,
 }
 
 
@@ -414,6 +416,8 @@ pub struct RedisStore {
     cas_read: bool,
     /// The last `Retry::Watched` call met a demoted master (READONLY): nothing was run.
     demoted: bool,
+    /// What calls got past, for `take_warnings` (a server that may evict bindings: `users.rs`).
+    cautions: Vec<crate::store::Caution>,
 }
 
 /// What a command needs to be retried safely on a fresh connection after a dropped one.
@@ -736,12 +740,12 @@ impl RedisStore {
     /// first use connects, so a dead server costs at most its connect timeout, and only when needed.
     pub fn open(o: &RedisOptions) -> Result<Self> {
         let conns = match o.mode {
-            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None, gen: 0, watching: false, master: None }).collect(),
+            Mode::Standalone => o.nodes.iter().map(|n| Conn { node: n.clone(), conn: None, gen: 0, watching: false, master: None, evict_asked: None }).collect(),
             // One connection (to the cluster, or to the current master); its `node` stands for the
             // shared options.
-            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None, gen: 0, watching: false, master: None }],
+            Mode::Cluster | Mode::Sentinel(_) => vec![Conn { node: o.nodes[0].clone(), conn: None, gen: 0, watching: false, master: None, evict_asked: None }],
         };
-        let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new(), watch: None, cas_read: false, demoted: false };
+        let mut s = RedisStore { opts: o.clone(), conns, last_user: None, round_trips: 0, buf: Vec::new(), watch: None, cas_read: false, demoted: false, cautions: Vec::new() };
         // Connect now when there is one target, so that `open` reports an unreachable server.
         if s.conns.len() == 1 {
             let (link, master) = s.link_for(0)?;
@@ -1358,6 +1362,10 @@ impl Store for RedisStore {
 
     fn round_trips(&self) -> u64 {
         self.round_trips
+    }
+
+    fn take_warnings(&mut self) -> Vec<crate::store::Caution> {
+        std::mem::take(&mut self.cautions)
     }
 
     fn event(&mut self, e: &Event) {

@@ -28,7 +28,7 @@ use redis::Value;
 use super::{dsn, ms, Mode, RedisStore, Retry, WAKE_LIFE_MS};
 use crate::id::SessionId;
 use crate::store::users::{decode_record as decode, encode_record as encode, hex, unhex, Client, Count, Listed, User, Users};
-use crate::store::{unix_now, Expiry, Result};
+use crate::store::{unix_now, Caution, ErrorKind, Expiry, Result};
 
 /// How much longer than its session the `_USER` key lives after a read: covers the request between
 /// the read and the write that sets the session's own TTL.
@@ -36,6 +36,19 @@ const USER_KEY_MARGIN: Duration = Duration::from_secs(300);
 
 /// The most entries a user's set keeps.
 const MAX_ENTRIES: isize = 10_000;
+
+/// How long a server's answer to whether it evicts keys is trusted on one connection: it changes only
+/// by a `CONFIG SET` or a restart.
+const EVICTION_RECHECK: Duration = Duration::from_secs(60);
+
+/// What `INFO memory` says of eviction: the policy and the limit when the server evicts keys once it
+/// is full (a `maxmemory` above 0 and a policy other than `noeviction`), else None.
+pub(super) fn evicting(info: &str) -> Option<(String, u64)> {
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+    let maxmemory: u64 = field("maxmemory")?.parse().ok()?;
+    let policy = field("maxmemory_policy")?;
+    (maxmemory > 0 && policy != "noeviction").then(|| (policy.to_string(), maxmemory))
+}
 
 /// The `_USER` key's life after a read, in ms (as Redis takes it).
 pub(super) fn user_key_ms(exp: Expiry) -> Vec<u8> {
@@ -66,6 +79,37 @@ impl RedisStore {
 
     fn set_key(&self, idx: usize, user: &User) -> Vec<u8> {
         format!("{}USERS_{}", self.conns[idx].node.prefix, user.digest()).into_bytes()
+    }
+
+    /// `many`, with an `INFO memory` at the end of the pipeline when server `idx` was not asked on
+    /// this connection within EVICTION_RECHECK: a server that evicts keys gets a warning
+    /// (`Caution::MayEvictBindings`), as a binding there can vanish while its session lives. No
+    /// round trip of its own. A server that refuses INFO (an ACL) fails the pipeline, which is then
+    /// sent again without it (its commands are idempotent), and is not asked again for a while. A
+    /// Cluster is not asked (INFO would reach one node of many).
+    fn probing(&mut self, idx: usize, cmds: &[&[&[u8]]]) -> Result<Vec<Value>> {
+        let due = self.opts.mode != Mode::Cluster && self.conns[idx].evict_asked.is_none_or(|t| t.elapsed() >= EVICTION_RECHECK);
+        if !due {
+            return self.many(idx, Retry::Safe, cmds);
+        }
+        self.conns[idx].evict_asked = Some(std::time::Instant::now());
+        let mut with: Vec<&[&[u8]]> = cmds.to_vec();
+        with.push(&[b"INFO", b"memory"]);
+        let mut vals = match self.many(idx, Retry::Safe, &with) {
+            Ok(v) => v,
+            // An error answer (INFO refused); a server that cannot be reached fails the call as is.
+            Err(e) if e.kind() == ErrorKind::Backend => return self.many(idx, Retry::Safe, cmds),
+            Err(e) => return Err(e),
+        };
+        let info = match vals.pop() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Value::VerbatimString { text, .. }) => text,
+            _ => String::new(),
+        };
+        if let Some((policy, maxmemory)) = evicting(&info) {
+            self.cautions.push(Caution::MayEvictBindings { at: self.at(idx), policy, maxmemory });
+        }
+        Ok(vals)
     }
 
     /// Sends `cmds` to server `idx`: one pipeline, or one command at a time on a Cluster.
@@ -125,10 +169,10 @@ impl Users for RedisStore {
         let record: &[&[u8]] = &[b"SET", &k.user, &value, b"PX", &life];
         if uidx == idx && self.opts.mode != Mode::Cluster {
             // One round trip: the set's entry first, then the session's record.
-            self.many(idx, Retry::Safe, &[index[0], index[1], record])?;
+            self.probing(idx, &[index[0], index[1], record])?;
         } else {
             self.many(uidx, Retry::Safe, &index)?;
-            self.many(idx, Retry::Safe, &[record])?;
+            self.probing(idx, &[record])?;
         }
         self.last_user = Some((id.clone(), Some(value)));
         Ok(())
@@ -138,7 +182,7 @@ impl Users for RedisStore {
         let uidx = self.node_of_user(user);
         let ukey = self.set_key(uidx, user);
         let entries: Vec<(String, f64)> = {
-            let v = self.many(uidx, Retry::Safe, &[&[b"ZRANGE", &ukey, b"0", b"-1", b"WITHSCORES"]])?;
+            let v = self.probing(uidx, &[&[b"ZRANGE", &ukey, b"0", b"-1", b"WITHSCORES"]])?;
             redis::from_redis_value(v.into_iter().next().unwrap_or(Value::Nil)).map_err(|e| self.unexpected(uidx, &e, "ZRANGE"))?
         };
         let mut ids = Vec::new();
