@@ -167,7 +167,8 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
  * Binds the active session to $user in the per-user index (issue 13); it persists with the session's next
  * write (or timestamp update). A user is 1..1024 bytes, any bytes. Call it at login; an unchanged binding
  * costs nothing, a changed one one more step. A warning without an active session, or for an empty or
- * too long name.
+ * too long name. On a Redis that evicts keys when full (maxmemory with a policy other than noeviction),
+ * binding and listing warn: a binding evicted while its session lives hides that session from its list.
  */
 function set_user(string $user): void {}
 
