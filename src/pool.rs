@@ -17,7 +17,7 @@ const MAX_IDLE: usize = 8;
 /// store holds a server connection or open files, so without a bound a worker that serves many DSNs
 /// (a save_path per site or per tenant) kept one for every DSN it ever served, until the server's
 /// connection limit or the process's file limit ran out (seen: 196 idle PostgreSQL connections from
-/// the test suite's 9 workers, and "remaining connection slots are reserved" for everyone else).
+/// the test suite's 10 workers, and "remaining connection slots are reserved" for everyone else).
 pub const MAX_STACKS: usize = 8;
 
 struct Pool {
