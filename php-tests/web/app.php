@@ -37,6 +37,8 @@
 // closed before the reply is built).
 declare(strict_types=1);
 
+require_once __DIR__ . '/sync.php';
+
 $GLOBALS['errors'] = [];
 set_error_handler(function (int $no, string $msg): bool {
     $lvl = [E_WARNING => 'Warning', E_NOTICE => 'Notice', E_DEPRECATED => 'Deprecated',
@@ -165,10 +167,8 @@ if (!in_array($action, ['hit', 'login', 'whoami', 'logout', 'incr', 'hold', 'set
 $sig = null;
 if ($action === 'hold' || ($action === 'nap' && isset($_GET['sig']))) {
     $sig = (string) ($_GET['sig'] ?? '');
-    $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
-    $sigDir = realpath(dirname($sig));
-    if ($sigDir === false || !str_starts_with($sigDir . '/', $tmp) || !preg_match('~^[A-Za-z0-9._-]+$~', basename($sig))) {
-        fail("sig must be a file name in an existing directory inside $tmp: \"$sig\"");
+    if (!sync_in_tmp($sig)) {
+        fail("sig must be a file name in an existing directory inside " . sys_get_temp_dir() . ": \"$sig\"");
     }
 }
 /** A file name inside the system temp dir from the query (or null), refused otherwise. */
@@ -178,19 +178,15 @@ function sync_path(string $name): ?string
         return null;
     }
     $p = (string) $_GET[$name];
-    $tmp = rtrim(realpath(sys_get_temp_dir()) ?: sys_get_temp_dir(), '/') . '/';
-    $dir = realpath(dirname($p));
-    if ($dir === false || !str_starts_with($dir . '/', $tmp) || !preg_match('~^[A-Za-z0-9._-]+$~', basename($p))) {
-        fail("$name must be a file name in an existing directory inside $tmp: \"$p\"");
+    if (!sync_in_tmp($p)) {
+        fail("$name must be a file name in an existing directory inside " . sys_get_temp_dir() . ": \"$p\"");
     }
     return $p;
 }
 function sync_wait(?string $p): void
 {
-    for ($end = microtime(true) + 20; $p !== null && !file_exists($p); usleep(2000)) {
-        if (microtime(true) > $end) {
-            fail("waited 20 s for $p", 500);
-        }
+    if ($p !== null && !sync_wait_for($p, 20)) {
+        fail("waited 20 s for $p", 500);
     }
 }
 function sync_signal(?string $p): void

@@ -17,6 +17,8 @@
 // life: session.gc_maxlifetime for this request (seconds).
 declare(strict_types=1);
 
+require_once __DIR__ . '/sync.php';
+
 $GLOBALS['errors'] = [];
 set_error_handler(function (int $no, string $msg): bool {
     $GLOBALS['errors'][] = ($no === E_NOTICE || $no === E_USER_NOTICE ? 'Notice: ' : 'Warning: ') . $msg;
@@ -93,17 +95,15 @@ switch ($action) {
         reply(['old' => $old, 'id' => session_id()]);
     case 'nap':
         $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
-        $in_tmp = fn(string $p): bool => preg_match('~^[A-Za-z0-9._-]+$~', basename($p))
-            && str_starts_with(realpath(dirname($p)) . '/', rtrim(realpath(sys_get_temp_dir()), '/') . '/');
         $sig = (string) ($_GET['sig'] ?? '');
-        if ($in_tmp($sig)) {
+        if (sync_in_tmp($sig)) {
             file_put_contents($sig, (string) getmypid());
         }
         // go=PATH: held until that file exists (the test's cue, so that its step comes first however
         // slow the machine is), 30 s at most; else for ms=N ms.
         $go = (string) ($_GET['go'] ?? '');
-        if ($in_tmp($go)) {
-            for ($end = microtime(true) + 30; !file_exists($go) && microtime(true) < $end; usleep(2000));
+        if (sync_in_tmp($go)) {
+            sync_wait_for($go, 30);
         } else {
             usleep(1000 * max(0, min(5000, (int) ($_GET['ms'] ?? 0))));
         }
