@@ -241,11 +241,16 @@ impl Request {
         std::mem::take(&mut self.diags)
     }
 
-    /// What the layers got past (an old store that is down), as warnings.
+    /// What the store got past (the migrate layer's old store being down, a Redis that may evict
+    /// bindings), as warnings; the store's description is made only when there are some.
     fn collect_warnings(&mut self) {
         if let Some(s) = self.store.as_deref_mut() {
+            let cautions = s.take_warnings();
+            if cautions.is_empty() {
+                return;
+            }
             let at = s.describe();
-            for c in s.take_warnings() {
+            for c in cautions {
                 let problem = match c {
                     Caution::OldStoreSkipped(err) => Problem::OldStoreSkipped { at: at.clone(), err },
                     Caution::MayEvictBindings { at, policy, maxmemory } => Problem::MayEvictBindings { at, policy, maxmemory },
