@@ -1,5 +1,5 @@
 --TEST--
-nginx + php-fpm, Memcached over two private servers (replicas=0): the server holding a user's index item is stopped: user_sessions and destroy_user_sessions answer false with a warning naming its host:port, the jars on the other server go on, nothing crashes; once it is back (empty) the next user_sessions rebuilds the index (a crawl) and lists every live jar, and destroy_user_sessions ends them
+nginx + php-fpm, Memcached over two private servers (replicas=0): the server holding a user's index item is stopped: user_sessions and destroy_user_sessions answer false with a warning naming its host:port, the jars on the other server go on, a login meanwhile is ended rather than left unbound (destroy_user_sessions would miss it), nothing crashes; once it is back (empty) the next user_sessions rebuilds the index (a crawl) and lists every live jar, and destroy_user_sessions ends them
 --FILE--
 <?php
 require __DIR__ . '/inc/fpm_users.inc';
@@ -35,6 +35,20 @@ $ok = array_map(fn ($id) => fu_get('whoami', $dsn, $id), $other);
 echo "the jars on the other server: ", implode(' ', array_map(fn ($r) => web_data($r['data'] ?? null), $ok)),
     "; errors: ", implode(' | ', array_merge(...array_map(fn ($r) => $r['errors'] ?? ['no reply'], $ok))) ?: 'none', "\n";
 
+// A login meanwhile, on a session the other server holds: the session is written, its binding can't
+// be. It is ended again, not left logged in where destroy_user_sessions() can't see it.
+$login = null;
+for ($i = 0; $i < 20 && $login === null; $i++) {
+    $r = fu_get('login', $dsn, null, ['user' => $u]);
+    if (($r['id'] ?? '') !== '' && preg_grep('~per-user session index|binding it to its user~', $r['errors'] ?? [])) {
+        $login = $r;
+    }
+}
+$said = implode(' | ', preg_grep('~per-user session index|binding it to its user~', $login['errors'] ?? []));
+echo "a login meanwhile: its binding failed: ", web_yes($login !== null), "; the warning names the server and says the session was ended: ",
+    web_yes(str_contains($said, "memcached server 127.0.0.1:$index: ") && str_contains($said, 'binding it to its user failed') && str_contains($said, 'the session was ended'), $said), "\n";
+echo "that cookie's next request: ", web_data(fu_get('whoami', $dsn, $login['id'] ?? 'none')['data'] ?? null), "\n";
+
 // Back, empty: the item is gone with everything else there; the next list crawls the servers.
 $srv[array_search($index, $ports, true)] = mc_server($index);
 $r = fu_get('list', $dsn, null, ['user' => $u]);
@@ -52,6 +66,8 @@ listed: yes
 index server stopped: user_sessions false, warning names its host:port: yes
 destroy_user_sessions false, warning names its host:port: yes
 the jars on the other server: {"n":1} {"n":1}; errors: none
+a login meanwhile: its binding failed: yes; the warning names the server and says the session was ended: yes
+that cookie's next request: {}
 back (empty): listed the jars on the other server: yes; errors: none
 the index item is back: yes
 destroy_user_sessions ended them: yes; their next requests: {} {}

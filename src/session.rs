@@ -95,6 +95,9 @@ pub enum Problem {
     Unreadable { id: String, at: String, err: StoreError },
     /// A change to a session that could not be read was not saved (the stored one is kept).
     UnreadableNotSaved { id: String },
+    /// Session `id` was written, but binding it to its user failed (`err`), so it was ended again
+    /// and the write failed (`end_failed`: ending it failed too, and it may live unbound).
+    NotBound { id: String, at: String, err: StoreError, end_failed: Option<StoreError> },
 }
 
 /// The store operation a `Problem::Storage` is about.
@@ -585,7 +588,7 @@ impl Request {
                 }
                 Ok(Written::Done(_)) => {
                     self.finish(&id);
-                    self.bind_after(&id, &payload);
+                    self.bind_after(&id, &payload)?;
                     if merges > 0 {
                         self.store().event(&Event::Merged { conflicts: key_conflicts });
                     }
@@ -639,7 +642,7 @@ impl Request {
                 self.finish(&id);
                 if t == crate::store::Touched::Done {
                     let original = self.active.as_ref().filter(|a| a.id == id).map(|a| a.original.clone()).unwrap_or_default();
-                    self.bind_after(&id, &original);
+                    self.bind_after(&id, &original)?;
                 }
                 Ok(())
             }
@@ -735,6 +738,11 @@ impl Request {
     /// The engine's binding of `id`, asked once per session (engines answer from their read where
     /// they can: SQLite reads the user with the data).
     fn before(&mut self, id: &SessionId) -> Result<Option<User>, Failed> {
+        self.bound_before(id).map_err(|e| self.storage(Op::Index, Some(id), e))
+    }
+
+    /// `before`, with the engine's error as it is.
+    fn bound_before(&mut self, id: &SessionId) -> crate::store::Result<Option<User>> {
         if let Some((b, u)) = &self.user.before {
             if b == id {
                 return Ok(u.clone());
@@ -743,19 +751,23 @@ impl Request {
         let exp = self.expiry;
         let sid = self.store().storage_id(id);
         let Some(index) = self.store().users() else { return Ok(None) };
-        let r = index.bound(&sid, exp);
-        let u = r.map_err(|e| self.storage(Op::Index, Some(id), e))?;
+        let u = index.bound(&sid, exp)?;
         self.user.before = Some((id.clone(), u.clone()));
         Ok(u)
     }
 
     /// After a write (or timestamp update) of `data`: binds the session anew when its binding changed
-    /// (`users::binding_after`); nothing at all when nothing could have changed it. A failure is a
-    /// warning; the session itself is written.
-    fn bind_after(&mut self, id: &SessionId, data: &[u8]) {
+    /// (`users::binding_after`); nothing at all when nothing could have changed it.
+    ///
+    /// A session that was to be bound to a user and could not be (the binding, or the read of the
+    /// binding it had, failed) is ended at once, and the write fails: left live, it would be logged
+    /// in without its user's index knowing it, and destroy_user_sessions() would miss it. An unbinding
+    /// that failed is a warning only: the session stays in its old user's index, so it can be ended
+    /// too often, never missed.
+    fn bind_after(&mut self, id: &SessionId, data: &[u8]) -> Result<(), Failed> {
         let from_key = self.settings.user_key.as_deref().map(|k| users::user_in_data(self.settings.format, data, k));
         if self.user.explicit.is_none() && from_key.is_none() && self.user.inherited.is_none() {
-            return;
+            return Ok(());
         }
         if self.user.explicit.is_none() && self.user.inherited.is_none() {
             // user_key alone: the binding follows the key's value, which this request read with the
@@ -763,30 +775,59 @@ impl Request {
             let read = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.original.as_slice()).unwrap_or_default();
             let key = self.settings.user_key.as_deref().unwrap_or_default();
             if from_key == Some(users::user_in_data(self.settings.format, read, key)) {
-                return;
+                return Ok(());
             }
         }
         if self.store().users().is_none() {
-            return;
+            return Ok(());
         }
-        let Ok(before) = self.before(id) else { return };
-        let base = before.clone().or_else(|| self.user.inherited.clone());
+        let before = self.bound_before(id);
+        let base = before.as_ref().ok().cloned().flatten().or_else(|| self.user.inherited.clone());
         let target = users::binding_after(base.as_ref(), self.user.explicit.as_ref(), from_key);
-        if target == before {
-            return;
-        }
-        let (exp, client) = (self.expiry, self.user.client.clone());
-        let sid = self.store().storage_id(id);
-        let r = match self.store().users() {
-            Some(index) => index.bind(&sid, target.as_ref(), client.as_ref(), exp),
-            None => Ok(()),
+        let r = match before {
+            Ok(b) if b == target => return Ok(()),
+            Ok(_) => {
+                let (exp, client) = (self.expiry, self.user.client.clone());
+                let sid = self.store().storage_id(id);
+                match self.store().users() {
+                    Some(index) => index.bind(&sid, target.as_ref(), client.as_ref(), exp),
+                    None => Ok(()),
+                }
+            }
+            Err(e) => Err(e),
         };
         match r {
-            Ok(()) => self.user.before = Some((id.clone(), target)),
-            Err(e) => {
-                self.storage(Op::Index, Some(id), e);
+            Ok(()) => {
+                self.user.before = Some((id.clone(), target));
+                Ok(())
             }
+            Err(e) if target.is_none() => {
+                self.storage(Op::Index, Some(id), e);
+                Ok(())
+            }
+            Err(e) => Err(self.end_unbound(id, e)),
         }
+    }
+
+    /// Ends the session `id`, written but not bound to its user because of `err` (see `bind_after`),
+    /// as destroy_user_sessions() would: session, index entry and lock together, so that a request
+    /// inside it cannot bring it back. When the index fails that too, a plain destroy at least
+    /// removes the session's data.
+    fn end_unbound(&mut self, id: &SessionId, err: StoreError) -> Failed {
+        let exp = self.expiry;
+        let sid = self.store().storage_id(id);
+        let ended = match self.store().users() {
+            Some(index) => index.end(&sid, exp).map(|_| ()),
+            None => Ok(()),
+        };
+        let end_failed = match ended {
+            Ok(()) => None,
+            Err(e) => self.store().destroy(id, None).err().map(|_| e),
+        };
+        self.user.before = None;
+        self.refused(Refusal::Storage);
+        let at = self.where_();
+        self.warn(Problem::NotBound { id: self.stack.layers.shown(id), at, err, end_failed })
     }
 
     /// `SessionProxy\set_user`: binds the active session to `user` with its next write.

@@ -369,3 +369,87 @@ fn the_index_covers_both_stores_during_a_migration() {
     r.close();
     assert_eq!(listed(&new, "maya").len(), 1);
 }
+
+/// Makes the engine's binding fail while its sessions still write: SQLite refuses any change of
+/// `user_id` (a trigger), the files engine finds a plain file where its index directory belongs.
+/// Undone by `mend_binding`.
+fn break_binding(engine: &Engine) {
+    match engine {
+        Engine::Sqlite(o) => {
+            let c = rusqlite::Connection::open(&o.path).unwrap();
+            c.execute_batch("CREATE TRIGGER no_binding BEFORE UPDATE OF user_id ON sessions BEGIN SELECT RAISE(ABORT, 'binding refused by a test'); END;").unwrap();
+        }
+        Engine::Files(o) => {
+            let d = o.dir.join(".sp-users");
+            if d.exists() {
+                std::fs::rename(&d, o.dir.join("sp-users.kept")).unwrap();
+            }
+            std::fs::write(&d, b"not a directory").unwrap();
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn mend_binding(engine: &Engine) {
+    match engine {
+        Engine::Sqlite(o) => rusqlite::Connection::open(&o.path).unwrap().execute_batch("DROP TRIGGER no_binding").unwrap(),
+        Engine::Files(o) => {
+            std::fs::remove_file(o.dir.join(".sp-users")).unwrap();
+            let kept = o.dir.join("sp-users.kept");
+            if kept.exists() {
+                std::fs::rename(kept, o.dir.join(".sp-users")).unwrap();
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A login whose binding fails is not left logged in without its user's index knowing it (where
+/// destroy_user_sessions would miss it): the session is ended and the write fails, with a warning
+/// naming the cause. An unbinding that fails only warns (the session stays listed, so it can still
+/// be ended). Before this rule, the session was written and left unbound.
+#[test]
+fn a_session_whose_binding_fails_is_ended_not_left_unbound() {
+    let dir = TempDir::new("users-bindfail");
+    for engine in engines(&dir) {
+        for locking in [Locking::On, Locking::Optimistic, Locking::Off] {
+            let s = settings(locking);
+            let (old, new) = (format!("anon{locking:?}"), format!("new{locking:?}"));
+            visit(&engine, &s, &old, None, b"cart|i:1;");
+            break_binding(&engine);
+            // An existing anonymous session logs in, and a new one is made logged in.
+            for id in [&old, &new] {
+                let mut r = open(&engine, &s);
+                r.read(id.as_bytes()).unwrap();
+                r.set_user(b"mallory").unwrap();
+                assert_eq!(r.write(id.as_bytes(), b"cart|i:1;login|s:7:\"mallory\";"), Err(Failed), "{engine:?} {locking:?}");
+                let d = r.close();
+                assert!(
+                    matches!(&d[..], [Diag { level: Level::Warning, problem: Problem::NotBound { end_failed: None, .. } }]),
+                    "{engine:?} {locking:?}: {d:?}"
+                );
+                assert_eq!(data_of(&engine, id), b"", "{engine:?} {locking:?} {id}: not left logged in and unbound");
+            }
+            mend_binding(&engine);
+            assert!(listed(&engine, "mallory").is_empty());
+            // Once the index works again, the login goes through and is listed.
+            visit(&engine, &s, &new, Some("mallory"), b"login|s:7:\"mallory\";");
+            assert_eq!(listed(&engine, "mallory").len(), 1, "{engine:?} {locking:?}");
+            // A failed unbinding (user_key removed) warns and keeps the session, which stays listed.
+            let sk = Settings { user_key: Some("login".into()), ..settings(locking) };
+            visit(&engine, &sk, &old, None, b"login|s:7:\"mallory\";");
+            assert_eq!(listed(&engine, "mallory").len(), 2);
+            break_binding(&engine);
+            let mut r = open(&engine, &sk);
+            r.read(old.as_bytes()).unwrap();
+            r.write(old.as_bytes(), b"cart|i:2;").unwrap();
+            let d = r.close();
+            assert!(matches!(&d[..], [Diag { level: Level::Warning, problem: Problem::Storage { op: Op::Index, .. } }]), "{d:?}");
+            assert_eq!(data_of(&engine, &old), b"cart|i:2;");
+            mend_binding(&engine);
+            let mut admin = open(&engine, &settings(Locking::Off));
+            assert_eq!(admin.destroy_user_sessions(b"mallory", false).unwrap(), 2, "{engine:?} {locking:?}");
+            admin.close();
+        }
+    }
+}

@@ -138,7 +138,10 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
     /** lazy_write: refreshes the expiry of unchanged data without rewriting it, and releases the lock. */
     public function updateTimestamp(string $id, string $data): bool {}
 
-    /** Binds this handler's session to $user in the per-user index; it persists with the next write. */
+    /**
+     * Binds this handler's session to $user in the per-user index; it persists with the next write. A
+     * binding that fails ends the session and makes that write() return false (see set_user()).
+     */
     public function setUser(string $user): void {}
 
     /**
@@ -169,6 +172,9 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
  * costs nothing, a changed one one more step. A warning without an active session, or for an empty or
  * too long name. On a Redis that evicts keys when full (maxmemory with a policy other than noeviction),
  * binding and listing warn: a binding evicted while its session lives hides that session from its list.
+ * When the binding itself fails (the index's server is down), the session is ended rather than left
+ * logged in without its user's index knowing it: the write fails (session_write_close() returns false)
+ * with a warning naming the cause, and the user starts a new session.
  */
 function set_user(string $user): void {}
 

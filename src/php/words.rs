@@ -107,6 +107,20 @@ impl fmt::Display for Problem {
                  the stored one is kept as it is (not written over; session_regenerate_id() or session_destroy() \
                  moves on from it)"
             ),
+            Problem::NotBound { id, at, err, end_failed } => {
+                write!(f, "session_proxy: session {id} was written to {at}, but binding it to its user failed: {err}; ")?;
+                match end_failed {
+                    None => f.write_str(
+                        "so that SessionProxy\\destroy_user_sessions() cannot miss it, the session was ended and this \
+                         request's changes were not saved (the user starts a new session)",
+                    ),
+                    Some(e) => write!(
+                        f,
+                        "ending it failed too ({e}): the session may be live without its binding, and \
+                         SessionProxy\\destroy_user_sessions() would miss it"
+                    ),
+                }
+            }
             Problem::UnreadableNotSaved { id } => write!(
                 f,
                 "session_proxy: session {id} could not be read, so its changes were not saved over the stored one \
