@@ -56,6 +56,15 @@ pub(super) fn user_key_ms(exp: Expiry) -> Vec<u8> {
 }
 
 
+/// A text answer (INFO's is a bulk string, or a verbatim one over RESP3).
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
 fn bulk(v: Option<Value>) -> Option<Vec<u8>> {
     match v {
         Some(Value::BulkString(b)) => Some(b),
@@ -85,12 +94,27 @@ impl RedisStore {
     /// this connection within EVICTION_RECHECK: a server that evicts keys gets a warning
     /// (`Caution::MayEvictBindings`), as a binding there can vanish while its session lives. No
     /// round trip of its own. A server that refuses INFO (an ACL) fails the pipeline, which is then
-    /// sent again without it (its commands are idempotent), and is not asked again for a while. A
-    /// Cluster is not asked (INFO would reach one node of many).
+    /// sent again without it (its commands are idempotent), and is not asked again for a while. On
+    /// a Cluster, whose commands go one at a time, the `INFO memory` follows them on its own: the
+    /// cluster client sends it to every primary (redis-rs routes INFO to all of them) and answers
+    /// each one's, so each evicting node is named; a failure of that check is no failure of the call.
     fn probing(&mut self, idx: usize, cmds: &[&[&[u8]]]) -> Result<Vec<Value>> {
-        let due = self.opts.mode != Mode::Cluster && self.conns[idx].evict_asked.is_none_or(|t| t.elapsed() >= EVICTION_RECHECK);
+        let due = self.conns[idx].evict_asked.is_none_or(|t| t.elapsed() >= EVICTION_RECHECK);
         if !due {
             return self.many(idx, Retry::Safe, cmds);
+        }
+        if self.opts.mode == Mode::Cluster {
+            let vals = self.many(idx, Retry::Safe, cmds)?;
+            self.conns[idx].evict_asked = Some(std::time::Instant::now());
+            if let Ok(Some(Value::Map(nodes))) = self.exec_many(idx, Retry::Safe, &[&[b"INFO", b"memory"]]).map(|v| v.into_iter().next()) {
+                for (node, info) in nodes {
+                    let (Some(node), Some(info)) = (text(node), text(info)) else { continue };
+                    if let Some((policy, maxmemory)) = evicting(&info) {
+                        self.cautions.push(Caution::MayEvictBindings { at: format!("{node} (a node of {})", self.opts.describe()), policy, maxmemory });
+                    }
+                }
+            }
+            return Ok(vals);
         }
         self.conns[idx].evict_asked = Some(std::time::Instant::now());
         let mut with: Vec<&[&[u8]]> = cmds.to_vec();
@@ -101,11 +125,7 @@ impl RedisStore {
             Err(e) if e.kind() == ErrorKind::Backend => return self.many(idx, Retry::Safe, cmds),
             Err(e) => return Err(e),
         };
-        let info = match vals.pop() {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
-            Some(Value::VerbatimString { text, .. }) => text,
-            _ => String::new(),
-        };
+        let info = vals.pop().and_then(text).unwrap_or_default();
         if let Some((policy, maxmemory)) = evicting(&info) {
             self.cautions.push(Caution::MayEvictBindings { at: self.at(idx), policy, maxmemory });
         }
