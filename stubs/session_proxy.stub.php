@@ -173,8 +173,8 @@ class Handler implements \SessionHandlerInterface, \SessionIdInterface, \Session
  * too long name. On a Redis that evicts keys when full (maxmemory with a policy other than noeviction),
  * binding and listing warn: a binding evicted while its session lives hides that session from its list.
  * When the binding itself fails (the index's server is down), the session is ended rather than left
- * logged in without its user's index knowing it: the write fails (session_write_close() returns false)
- * with a warning naming the cause, and the user starts a new session.
+ * logged in without its user's index knowing it: the write fails (PHP warns "Failed to write session
+ * data") with a warning naming the cause, and the user starts a new session.
  */
 function set_user(string $user): void {}
 
