@@ -99,7 +99,7 @@ wrong password: false, password shown: false
 no such database: false, password shown: false
   session_start(): session_proxy: cannot open mysql://127.0.0.1:PORT/nosuchdb?table=TABLE: Access denied for user 'sp'@'127.0.0.1' to database 'nosuchdb' (error 1044, SQLSTATE 42000)
 create=never, no table: false, password shown: false
-  session_start(): session_proxy: cannot open mysql://127.0.0.1:PORT/sp?table=TABLE: create=never and the database lacks table TABLE, table TABLE_meta, procedure TABLE_sp2_apply, procedure TABLE_sp2_write, procedure TABLE_sp2_lock (create it with the DDL in the README, or use create=auto)
+  session_start(): session_proxy: cannot open mysql://127.0.0.1:PORT/sp?table=TABLE: create=never and the database lacks table TABLE, table TABLE_meta, procedure TABLE_sp3_apply, procedure TABLE_sp3_write, procedure TABLE_sp3_lock (create it with the DDL in the README, or use create=auto)
 verify-full without the CA: false, password shown: false
   session_start(): session_proxy: cannot open mysql://127.0.0.1:PORT/sp?table=TABLE: TLS: %scertificate verify failed%s
 php --ri shows the password: false

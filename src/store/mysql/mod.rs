@@ -41,10 +41,11 @@ pub const GC_BATCH: u64 = 500;
 
 /// Suffix of the procedures' names; bumped when their code changes, so that an old deployment's
 /// procedures are never called with new arguments, nor an old build's with new code. sp2: the common
-/// writes are one statement, without a transaction. A database an older build made gets the new
-/// procedures beside its own (create=auto, or the README's DDL), so during a rolling deploy old and
-/// new workers run on one table at once, each calling its own procedures.
-const FN_TAG: &str = "sp2";
+/// writes are one statement, without a transaction. sp3: lock and read answer the row's `user_id`
+/// too (so `Users::bound` needs no statement of its own). A database an older build made gets the
+/// new procedures beside its own (create=auto, or the README's DDL), so during a rolling deploy old
+/// and new workers run on one table at once, each calling its own procedures.
+const FN_TAG: &str = "sp3";
 
 /// The prefix of the advisory lock names (and of the DDL's lock): the same for every build, so that
 /// an old and a new worker exclude each other on one session. Never bumped with `FN_TAG`.
@@ -67,6 +68,8 @@ pub struct MysqlStore {
     name: String,
     /// The locks this connection holds, with the token of the request that took each.
     held: Vec<(SessionId, Token)>,
+    /// The `user_id` the last read found, for `Users::bound` (None inside: no session, or unbound).
+    pub(super) read_user: Option<(SessionId, Option<Vec<u8>>)>,
     /// Statements this connection prepared (the driver caches them): a first use costs a round trip.
     prepared: HashSet<&'static str>,
     broken: bool,
@@ -219,6 +222,7 @@ impl MysqlStore {
             at,
             name,
             held: Vec::new(),
+            read_user: None,
             prepared: HashSet::new(),
             broken: false,
             trips: 2,
@@ -332,8 +336,8 @@ impl MysqlStore {
             // Free: taken and given back at once, in one statement.
             Which::Wait => "SELECT IF(GET_LOCK(?, ?) = 1, RELEASE_LOCK(?), 0)".to_string(),
             Which::Unlock => "SELECT RELEASE_LOCK(?)".to_string(),
-            Which::Load if symfony => format!("SELECT sess_data, {} FROM {t} AS s WHERE sess_id = ? AND {live_p}", sql::SYMFONY_VER),
-            Which::Load => format!("SELECT data, version FROM {t} WHERE id = ? AND {live_p}"),
+            Which::Load if symfony => format!("SELECT sess_data, {}, NULL FROM {t} AS s WHERE sess_id = ? AND {live_p}", sql::SYMFONY_VER),
+            Which::Load => format!("SELECT data, version, user_id FROM {t} WHERE id = ? AND {live_p}"),
             Which::Exists if symfony => format!("SELECT 1 FROM {t} WHERE sess_id = ? AND {live_p}"),
             Which::Exists => format!("SELECT 1 FROM {t} WHERE id = ? AND {live_p}"),
             Which::Gc if symfony => format!("DELETE FROM {t} WHERE NOT ({}) AND ? IS NOT NULL LIMIT {GC_BATCH}", sql::SYMFONY_LIVE.replace("s.", "")),
@@ -509,7 +513,12 @@ impl Store for MysqlStore {
 
     fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
         let rows = self.run(Which::Load, vec![Value::from(id.as_str()), Value::from(exp.lifetime.as_secs_f64())])?;
-        Ok(rows.into_iter().next().and_then(|mut r| loaded(r.take::<Option<Vec<u8>>, _>(0).flatten(), r.take::<Option<i64>, _>(1).flatten())))
+        let Some(mut r) = rows.into_iter().next() else {
+            self.read_user = Some((id.clone(), None));
+            return Ok(None);
+        };
+        self.read_user = Some((id.clone(), r.take::<Option<Vec<u8>>, _>(2).flatten()));
+        Ok(loaded(r.take::<Option<Vec<u8>>, _>(0).flatten(), r.take::<Option<i64>, _>(1).flatten()))
     }
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
@@ -537,6 +546,7 @@ impl Store for MysqlStore {
         if !row_mode {
             self.held.push((id.clone(), owner.clone()));
         }
+        self.read_user = Some((id.clone(), row.take::<Option<Vec<u8>>, _>(if row_mode { 4 } else { 3 }).flatten()));
         Ok(Acquire::Locked(loaded(row.take::<Option<Vec<u8>>, _>(1).flatten(), row.take::<Option<i64>, _>(2).flatten())))
     }
 
@@ -596,6 +606,7 @@ impl Store for MysqlStore {
         // A destroy by a request that lost the lock still deletes (as on the other engines); it
         // releases only a lock that is its own.
         let owner = owner.filter(|t| self.lock == LockMode::Row || self.holds(id) == Some(*t));
+        self.read_user = None;
         self.write(id, Op::Destroy, &[], 0, owner, Expiry::new(Duration::ZERO)).map(|_| ())
     }
 

@@ -10,7 +10,7 @@ pub type MysqlOptions = SqlOptions;
 /// MySQL's port when a host names none.
 pub const DEFAULT_PORT: u16 = 3306;
 
-/// The longest table name: its procedures' names (`<table>_sp2s_rwrite`) must fit MySQL's 64.
+/// The longest table name: its procedures' names (`<table>_sp3s_rwrite`) must fit MySQL's 64.
 pub const MAX_TABLE: usize = 48;
 
 /// Parses what follows `mysql://` (query included).

@@ -1,5 +1,5 @@
 //! The MySQL/MariaDB engine's DDL and stored procedures (README: "MySQL / MariaDB"). `{t}` is the
-//! table, `{f}` the procedures' prefix (`<table>_sp2`, `<table>_sp2s` over Symfony's table).
+//! table, `{f}` the procedures' prefix (`<table>_sp3`, `<table>_sp3s` over Symfony's table).
 //!
 //! Every step of the contract is one CALL (one round trip). Each procedure runs its statements with
 //! autocommit, or in one READ COMMITTED transaction of its own that it commits before it returns
@@ -225,9 +225,9 @@ CREATE PROCEDURE {f}_lock(IN k VARCHAR(64), IN sid VARBINARY(256), IN life DOUBL
 READS SQL DATA
 BEGIN
     IF GET_LOCK(k, 0) = 1 THEN
-        SELECT TRUE, s.{data}, {ver} FROM (SELECT 1) AS one LEFT JOIN {t} AS s ON s.{id} = sid AND {live};
+        SELECT TRUE, s.{data}, {ver}, {uid} FROM (SELECT 1) AS one LEFT JOIN {t} AS s ON s.{id} = sid AND {live};
     ELSE
-        SELECT FALSE, NULL, NULL;
+        SELECT FALSE, NULL, NULL, NULL;
     END IF;
 END";
 
@@ -249,9 +249,9 @@ BEGIN
     SELECT owner, expires INTO o, e FROM {t}_locks WHERE id = sid;
     COMMIT;
     IF o = own AND e = t0 + lexp THEN
-        SELECT TRUE, s.data, s.version, NULL FROM (SELECT 1) AS one LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= UNIX_TIMESTAMP(SYSDATE(6)) - life;
+        SELECT TRUE, s.data, s.version, NULL, s.user_id FROM (SELECT 1) AS one LEFT JOIN {t} AS s ON s.id = sid AND s.updated >= UNIX_TIMESTAMP(SYSDATE(6)) - life;
     ELSE
-        SELECT FALSE, NULL, NULL, e - t0;
+        SELECT FALSE, NULL, NULL, e - t0, NULL;
     END IF;
 END";
 
@@ -284,7 +284,9 @@ END";
 pub fn procedures(native: bool, row: bool) -> Vec<(&'static str, String)> {
     let (id, data, ver, live, apply) =
         if native { ("id", "data", NATIVE_VER, NATIVE_LIVE, NATIVE_APPLY) } else { ("sess_id", "sess_data", SYMFONY_VER, SYMFONY_LIVE, SYMFONY_APPLY) };
-    let fill = |s: &str| s.replace("{id}", id).replace("{data}", data).replace("{ver}", ver).replace("{live}", live);
+    // Symfony's table keeps no user: its reads answer NULL there.
+    let uid = if native { "s.user_id" } else { "NULL" };
+    let fill = |s: &str| s.replace("{id}", id).replace("{data}", data).replace("{ver}", ver).replace("{live}", live).replace("{uid}", uid);
     let answer = |lost: &str| fill(&ANSWER.replace("{lost}", lost));
     let mut v = vec![
         ("apply", fill(apply)),

@@ -179,7 +179,7 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
     let e = MysqlStore::open(&options::parse(&d).unwrap()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     let msg = e.to_string();
-    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("procedure {table}_sp2_lock")), "{msg}");
+    assert!(msg.contains(&format!("table {table}")) && msg.contains(&format!("procedure {table}_sp3_lock")), "{msg}");
     assert!(!msg.contains(&env("SP_MYSQL_PASSWORD")), "{msg}");
     // create=auto makes all of it; then create=never is content.
     drop(open(&options::parse(&d.replace("&create=never", "")).unwrap()));
@@ -203,9 +203,9 @@ fn create_never_names_what_is_missing_and_auto_creates_it() {
         .unwrap();
     assert_eq!(idx, ["PRIMARY".to_string(), format!("{table}_expiry"), format!("{table}_updated"), format!("{table}_user_id")]);
     // A procedure dropped behind our back is named too.
-    c.query_drop(format!("DROP PROCEDURE {table}_sp2_write")).unwrap();
+    c.query_drop(format!("DROP PROCEDURE {table}_sp3_write")).unwrap();
     let e = MysqlStore::open(&options::parse(&d).unwrap()).err().unwrap().to_string();
-    assert!(e.contains(&format!("procedure {table}_sp2_write")) && !e.contains("table "), "{e}");
+    assert!(e.contains(&format!("procedure {table}_sp3_write")) && !e.contains("table "), "{e}");
 }
 
 /// Workers starting at once on an empty database all get the table (DDL serialized).

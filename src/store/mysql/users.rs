@@ -21,9 +21,16 @@ fn text(r: &mut Row, i: usize) -> Option<String> {
 
 impl Users for MysqlStore {
     fn bound(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<User>> {
+        if let Some((seen, u)) = &self.read_user {
+            if seen == id {
+                return Ok(u.as_deref().and_then(|b| User::new(b).ok()));
+            }
+        }
         let t = self.table.clone();
         let rows = self.query(&format!("SELECT user_id FROM {t} WHERE id = ? AND updated >= {NOW} - ?"), vec![id.as_str().into(), exp.lifetime.as_secs_f64().into()])?;
-        Ok(rows.into_iter().next().and_then(|mut r| r.take::<Option<Vec<u8>>, _>(0).flatten()).and_then(|b| User::new(&b).ok()))
+        let u = rows.into_iter().next().and_then(|mut r| r.take::<Option<Vec<u8>>, _>(0).flatten());
+        self.read_user = Some((id.clone(), u.clone()));
+        Ok(u.and_then(|b| User::new(&b).ok()))
     }
 
     fn bind(&mut self, id: &SessionId, user: Option<&User>, client: Option<&Client>, _exp: Expiry) -> Result<()> {
@@ -34,6 +41,7 @@ impl Users for MysqlStore {
         };
         let u = user.map_or(Value::NULL, |u| Value::from(u.as_bytes()));
         self.query(&format!("UPDATE {t} SET user_id = ?, client_ip = ?, user_agent = ? WHERE id = ?"), vec![u, ip, agent, id.as_str().into()])?;
+        self.read_user = Some((id.clone(), user.map(|u| u.as_bytes().to_vec())));
         Ok(())
     }
 
@@ -62,6 +70,7 @@ impl Users for MysqlStore {
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         let (t, row) = (self.table.clone(), self.lock == LockMode::Row);
         self.trips += 3 + u64::from(row);
+        self.read_user = None;
         let r = (|| -> std::result::Result<bool, mysql::Error> {
             let mut tx = self.conn.start_transaction(TxOpts::default())?;
             let live: Option<i64> = tx.exec_first(format!("SELECT updated >= {NOW} - ? FROM {t} WHERE id = ? FOR UPDATE"), (exp.lifetime.as_secs_f64(), id.as_str()))?;
