@@ -769,19 +769,33 @@ impl Request {
         if self.user.explicit.is_none() && from_key.is_none() && self.user.inherited.is_none() {
             return Ok(());
         }
+        let mut unchanged_key = false;
         if self.user.explicit.is_none() && self.user.inherited.is_none() {
             // user_key alone: the binding follows the key's value, which this request read with the
-            // data. Unchanged value, unchanged binding: the engine is not asked.
+            // data. Unchanged and naming nobody: nothing to do. Unchanged and naming a user: the
+            // binding the engine answers from its read (no round trip but on a Redis Cluster's
+            // unlocked read) must name that user too; a session whose data names its user but that
+            // was never bound (written before user_key was set, by phpredis or PHP's files handler
+            // in a migration, or through session_proxy.migrate_from) is bound now.
             let read = self.active.as_ref().filter(|a| &a.id == id).map(|a| a.original.as_slice()).unwrap_or_default();
             let key = self.settings.user_key.as_deref().unwrap_or_default();
-            if from_key == Some(users::user_in_data(self.settings.format, read, key)) {
+            let was = users::user_in_data(self.settings.format, read, key);
+            if from_key == Some(None) && was.is_none() {
                 return Ok(());
             }
+            unchanged_key = from_key == Some(was);
         }
         if self.store().users().is_none() {
             return Ok(());
         }
         let before = self.bound_before(id);
+        if unchanged_key {
+            if let Err(e) = &before {
+                // Unknown, and nothing this request changed: as it was.
+                self.storage(Op::Index, Some(id), e.clone());
+                return Ok(());
+            }
+        }
         let base = before.as_ref().ok().cloned().flatten().or_else(|| self.user.inherited.clone());
         let target = users::binding_after(base.as_ref(), self.user.explicit.as_ref(), from_key);
         let r = match before {

@@ -453,3 +453,30 @@ fn a_session_whose_binding_fails_is_ended_not_left_unbound() {
         }
     }
 }
+
+/// user_key on sessions whose data already names their user but that were never bound (written
+/// before the directive was set, or by another handler in a migration): their next write, or
+/// timestamp update, binds them, so that destroy_user_sessions() finds them. Before, an unchanged
+/// value counted as an unchanged binding, and such a session stayed unbound for good.
+#[test]
+fn user_key_binds_a_session_whose_data_named_its_user_before() {
+    let dir = TempDir::new("users-key-old");
+    for engine in engines(&dir) {
+        let plain = settings(Locking::On);
+        let s = Settings { user_key: Some("uid".into()), ..settings(Locking::On) };
+        visit(&engine, &plain, "old1", None, b"uid|s:4:\"gail\";n|i:1;");
+        visit(&engine, &plain, "old2", None, b"uid|s:4:\"gail\";n|i:1;");
+        assert!(listed(&engine, "gail").is_empty());
+        // A write with the key unchanged, and a timestamp update of unchanged data.
+        visit(&engine, &s, "old1", None, b"uid|s:4:\"gail\";n|i:2;");
+        let mut r = open(&engine, &s);
+        r.read(b"old2").unwrap();
+        r.update_timestamp(b"old2").unwrap();
+        assert!(r.close().is_empty());
+        assert_eq!(listed(&engine, "gail").len(), 2, "{engine:?}");
+        let mut admin = open(&engine, &settings(Locking::Off));
+        assert_eq!(admin.destroy_user_sessions(b"gail", false).unwrap(), 2);
+        admin.close();
+        assert_eq!(data_of(&engine, "old1"), b"");
+    }
+}
