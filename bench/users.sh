@@ -3,7 +3,7 @@
 # bound by session_proxy.user_key, and set_user() on every request, on each engine, in one run (the
 # modes interleaved run by run). Each figure is the median of $REPEAT runs, pinned to one CPU.
 # Usage: bash bench/users.sh   (env: REPEAT=5 ITER=5000 BENCH_DIR=/tmp; Redis/Memcached from
-# SP_REDIS_PORT / SP_MEMCACHED_PORT1, PostgreSQL from SP_PG_PORT etc., e.g. `set -a; . target/services/env; set +a`, skipped if unset)
+# SP_REDIS_PORT / SP_MEMCACHED_PORT1, PostgreSQL from SP_PG_PORT etc., MySQL/MariaDB from SP_MYSQL_PORT etc., e.g. `set -a; . target/services/env; set +a`, skipped if unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SO="$PWD/target/release/libsession_proxy.so"
@@ -20,6 +20,7 @@ engines=("sqlite=sqlite://$BASE/u.sqlite" "files=files://$BASE/files")
 [[ -n ${SP_REDIS_PORT:-} ]] && engines+=("redis=redis://127.0.0.1:$SP_REDIS_PORT?prefix=spbu$$:")
 [[ -n ${SP_MEMCACHED_PORT1:-} ]] && engines+=("memcached=memcached://127.0.0.1:$SP_MEMCACHED_PORT1?prefix=spbu$$.")
 [[ -n ${SP_PG_PORT:-} ]] && engines+=("pgsql=pgsql://$SP_PG_USER:$SP_PG_PASSWORD@127.0.0.1:$SP_PG_PORT/$SP_PG_DB?sslmode=disable&table=spbu$$")
+[[ -n ${SP_MYSQL_PORT:-} ]] && engines+=("mysql=mysql://$SP_MYSQL_USER:$SP_MYSQL_PASSWORD@127.0.0.1:$SP_MYSQL_PORT/$SP_MYSQL_DB?sslmode=disable&table=spbu$$")
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
