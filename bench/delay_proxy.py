@@ -55,17 +55,12 @@ def pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
 def drain(src: socket.socket) -> bytes:
     """Whatever `src` has ready now, without waiting."""
     more = b""
-    src.setblocking(False)
     try:
-        while True:
-            b = src.recv(1 << 16)
-            if not b:
-                break
+        # MSG_DONTWAIT, not setblocking(False): the other direction's thread sends on this socket.
+        while b := src.recv(1 << 16, socket.MSG_DONTWAIT):
             more += b
-    except (BlockingIOError, OSError):
+    except OSError:
         pass
-    finally:
-        src.setblocking(True)
     return more
 
 
