@@ -22,7 +22,14 @@ ENGINES=${ENGINES:-pgsql mysql}
 want() { [[ " $ENGINES " == *" $1 "* ]]; }
 BASE=$(mktemp -d "${BENCH_DIR:-/tmp}/sp-sqlbench.XXXXXX")
 chmod 755 "$BASE"
-trap 'bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1; bash scripts/services/mariadb.sh stop "$BASE" >/dev/null 2>&1; rm -rf "$BASE"' EXIT
+PROXIES=()
+cleanup() {
+  for p in "${PROXIES[@]}"; do kill "$p" 2>/dev/null; done
+  bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1
+  bash scripts/services/mariadb.sh stop "$BASE" >/dev/null 2>&1
+  rm -rf "$BASE"
+}
+trap cleanup EXIT
 : > "$BASE/env"
 if want pgsql; then SP_PG_PORT=$PORT bash scripts/services/pgsql.sh start "$BASE" >/dev/null; fi
 if want mysql; then SP_MYSQL_PORT=$MYPORT bash scripts/services/mariadb.sh start "$BASE" >/dev/null; fi
@@ -30,8 +37,6 @@ set -a; . "$BASE/env"; set +a
 LINK_US=${LINK_US:-0}
 CPORT=$PORT
 CMYPORT=$MYPORT
-PROXIES=()
-trap 'for p in "${PROXIES[@]}"; do kill "$p" 2>/dev/null; done; bash scripts/services/pgsql.sh stop "$BASE" >/dev/null 2>&1; bash scripts/services/mariadb.sh stop "$BASE" >/dev/null 2>&1; rm -rf "$BASE"' EXIT
 delayed() { # target-port: starts a delay proxy in front of it; its port in $DELAYED
   DELAYED=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   python3 bench/delay_proxy.py "$DELAYED" "$1" "$(awk -v u="$LINK_US" 'BEGIN {print u / 2}')" > "$BASE/proxy-$DELAYED.out" 2>&1 &
