@@ -52,6 +52,14 @@ $out = sp_child($step, $cini, ['login']);
 echo str_replace(["127.0.0.1:$cp[0]", "127.0.0.1:$cp[1]"], ['NODE1', 'NODE2'], $out);
 rd_cmd(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction'], $cp[0]);
 echo "== the Cluster's node set to noeviction\n", sp_child($step, $cini, ['login']);
+// A Cluster whose ACL refuses INFO: the check cannot tell, and nothing fails.
+rd_cmd(['CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru'], $cp[0]);
+foreach ($cp as $p) {
+    rd_cmd(['ACL', 'SETUSER', 'default', '-info'], $p);
+}
+$refused = array_map(fn ($p) => str_starts_with((string) (rd_cmd(['INFO', 'memory'], $p)['error'] ?? ''), 'NOPERM'), $cp);
+echo "== the evicting node again, INFO refused by the ACL (", $refused === [true, true] ? 'refused' : 'not refused', ")\n",
+    sp_child($step, $cini, ['login']);
 ?>
 --EXPECTF--
 == maxmemory 64mb, allkeys-lru
@@ -81,3 +89,6 @@ listed: 1
 == the Cluster's node set to noeviction
 bool(true)
 listed: 2
+== the evicting node again, INFO refused by the ACL (refused)
+bool(true)
+listed: 3
