@@ -788,14 +788,14 @@ impl Request {
         if self.store().users().is_none() {
             return Ok(());
         }
-        let before = self.bound_before(id);
-        if unchanged_key {
-            if let Err(e) = &before {
-                // Unknown, and nothing this request changed: as it was.
-                self.storage(Op::Index, Some(id), e.clone());
+        let before = match self.bound_before(id) {
+            // Unknown, and nothing this request changed: as it was.
+            Err(e) if unchanged_key => {
+                self.storage(Op::Index, Some(id), e);
                 return Ok(());
             }
-        }
+            b => b,
+        };
         let base = before.as_ref().ok().cloned().flatten().or_else(|| self.user.inherited.clone());
         let target = users::binding_after(base.as_ref(), self.user.explicit.as_ref(), from_key);
         let r = match before {

@@ -109,9 +109,7 @@ impl RedisStore {
             if let Ok(Some(Value::Map(nodes))) = self.exec_many(idx, Retry::Safe, &[&[b"INFO", b"memory"]]).map(|v| v.into_iter().next()) {
                 for (node, info) in nodes {
                     let (Some(node), Some(info)) = (text(node), text(info)) else { continue };
-                    if let Some((policy, maxmemory)) = evicting(&info) {
-                        self.cautions.push(Caution::MayEvictBindings { at: format!("{node} (a node of {})", self.opts.describe()), policy, maxmemory });
-                    }
+                    self.caution_if_evicting(format!("{node} (a node of {})", self.opts.describe()), &info);
                 }
             }
             return Ok(vals);
@@ -126,10 +124,15 @@ impl RedisStore {
             Err(e) => return Err(e),
         };
         let info = vals.pop().and_then(text).unwrap_or_default();
-        if let Some((policy, maxmemory)) = evicting(&info) {
-            self.cautions.push(Caution::MayEvictBindings { at: self.at(idx), policy, maxmemory });
-        }
+        self.caution_if_evicting(self.at(idx), &info);
         Ok(vals)
+    }
+
+    /// A `Caution::MayEvictBindings` for the server `at` when its `INFO memory` says it evicts keys.
+    fn caution_if_evicting(&mut self, at: String, info: &str) {
+        if let Some((policy, maxmemory)) = evicting(info) {
+            self.cautions.push(Caution::MayEvictBindings { at, policy, maxmemory });
+        }
     }
 
     /// Sends `cmds` to server `idx`: one pipeline, or one command at a time on a Cluster.
