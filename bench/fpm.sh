@@ -10,6 +10,9 @@
 #    and "existing" (a random one of 1000 cookies, created by a warm-up run). A request is
 #    bench/web/session.php: session_start, one change (200 B of data), session_write_close.
 #    Busy polling is off by default; the busy_poll=50 rows show what it does under this load.
+#    Two rows bound what any handler can reach here: PHP's files handler on tmpfs (no disk), and PHP's
+#    session machinery with a handler that stores nothing (bench/web/noop_handler.php, prepended: its
+#    userland calls cost a little more than a native handler's would).
 # 2. Lock hand-over: 16 concurrent requests on one cookie, each holding the session for 5 ms (then
 #    50 ms); wall time against the ideal 16 x work (bench/handover.py; it also checks that no update
 #    was lost).
@@ -46,6 +49,9 @@ fi
 
 BASE=$(mktemp -d /tmp/sp-fpm-bench.XXXXXX)
 mkdir -p "$BASE"/{tmp,php-files,sp-files,nginx-tmp,docroot} "$(dirname "$OUT")"
+# The "PHP files (tmpfs)" row's directory: on /dev/shm (tmpfs on Debian), else beside the others.
+SHM=$(mktemp -d "$( [[ -d /dev/shm && -w /dev/shm ]] && echo /dev/shm || echo "$BASE")/sp-fpm-bench.XXXXXX")
+mkdir -p "$SHM/php-files"
 cp bench/web/*.php "$BASE/docroot/"
 # The helpers' port variables when set (each replaced by a free port if taken), else free ports.
 RPORT=$(free_port "${SP_REDIS_PORT_BASE:-0}"); MPORT=$(free_port "${SP_MEMCACHED_PORT_BASE:-0}")
@@ -56,7 +62,7 @@ cleanup() {
   [[ -n $nginx_pid ]] && kill_pid "$nginx_pid"
   redis-cli -h 127.0.0.1 -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
   [[ -f $BASE/memcached.pid ]] && kill_pid "$(cat "$BASE/memcached.pid")"
-  rm -rf "$BASE"
+  rm -rf "$BASE" "$SHM"
 }
 trap cleanup EXIT
 
@@ -158,6 +164,8 @@ MEMC=(-d extension=igbinary -d extension=msgpack -d extension=memcached -d sessi
 configs=(
   "nginx + fpm, no session (ceiling)|none.php|"
   "PHP files (ext4)|session.php|-d	session.save_handler=files	-d	session.save_path=$BASE/php-files"
+  "PHP files (tmpfs)|session.php|-d	session.save_handler=files	-d	session.save_path=$SHM/php-files"
+  "PHP session module, nothing stored (floor)|session.php|-d	auto_prepend_file=$BASE/docroot/noop_handler.php"
   "phpredis, unlocked (persistent, no echo check)|session.php|$(printf '%s\t' "${PHPREDIS[@]}")-d	redis.session.locking_enabled=0"
   "phpredis, locking on|session.php|$(printf '%s\t' "${PHPREDIS[@]}")-d	redis.session.locking_enabled=1"
   "php-memcached persistent, locking on|session.php|$(printf '%s\t' "${MEMC[@]}")-d	memcached.sess_locking=1"
