@@ -33,6 +33,7 @@ demo: build
 bench: build
 	@bash bench/fpm.sh
 	@bash bench/cycle.sh
+	@bash bench/floor.sh
 	@bash bench/redis.sh
 	@bash bench/memcached.sh
 
