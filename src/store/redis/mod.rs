@@ -35,7 +35,9 @@
 //!   `MULTI PEXPIRE PEXPIRE EXEC`. Writes with an expectation go through `COMMIT` as locked ones.
 //! - every write and touch also keeps the per-user index's `_USER` key alive (`PEXPIRE`, pipelined
 //!   before it; inside `SAVE`/`TOUCH` on a cluster), so a session written without a read that
-//!   refreshed it (a Cluster's unlocked read) never outlives its binding (users.rs).
+//!   refreshed it (a Cluster's unlocked read) never outlives its binding (users.rs); except a write
+//!   or touch under a lock whose read found no `_USER` key (only the holder binds, and a binding
+//!   sets the key's life itself).
 //!
 //! A waiter blocks on the wake-up list (`BLPOP`), which every release of ours pushes to, bounded by
 //! the lock's remaining life and the caller's deadline; a lock held by phpredis (which does not
@@ -894,6 +896,8 @@ impl RedisStore {
         for c in cmds {
             pack_more(&mut buf, c);
         }
+        #[cfg(test)]
+        SENT.with(|s| s.borrow_mut().extend(cmds.iter().map(|c| c.iter().take(2).map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>().join(" "))));
         let offset = usize::from(unwatch);
         let mut noscript = false;
         let r = self.run(idx, retry, |c, rt| {
@@ -1084,6 +1088,13 @@ fn new_nonce() -> u64 {
 /// the module documentation concedes.)
 fn read_cmds(k: &Keys) -> [[&[u8]; 2]; 3] {
     [[b"PEXPIRETIME", &k.data], [b"GET", &k.ver], [b"GET", &k.data]]
+}
+
+#[cfg(test)]
+thread_local! {
+    /// What this thread's stores sent through `exec_batch`: each command's name and first argument,
+    /// for tests that check what a step costs the server.
+    pub(super) static SENT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `read_cmds` as command slices.

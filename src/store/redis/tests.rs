@@ -113,6 +113,46 @@ fn round_trips() {
     assert_eq!(crate::net::round_trips() - before, 2);
 }
 
+/// A locked cycle of a session bound to no user sends the server what it needs and no more (each
+/// command costs the server ~1.5 µs, `bench/redis-cost.sh`): no `PTTL` of the lock (asked only when
+/// it is busy, for the wait) and no refresh of a `_USER` key that the lock's read found absent. A
+/// busy lock still tells its holder's remaining life.
+#[test]
+fn a_locked_cycle_sends_no_needless_commands() {
+    use super::SENT;
+    let o = opts("");
+    let mut s = open(&o);
+    let sid = id("lean");
+    let t = Token::new();
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(None));
+    assert_eq!(s.put(&sid, b"a|i:1;", LIFE, Some(&t)).unwrap(), W::Done);
+    let names = |sent: &[String]| sent.iter().map(|c| c.split(' ').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+    for (step, expected) in [
+        ("write", &["MULTI", "SET", "SET", "DEL", "LMOVE", "PEXPIRE", "PEXPIRETIME", "EXEC"][..]),
+        ("touch", &["MULTI", "PEXPIRE", "PEXPIRE", "DEL", "LMOVE", "PEXPIRE", "EXEC"][..]),
+    ] {
+        SENT.with(|c| c.borrow_mut().clear());
+        assert!(matches!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(_))));
+        let read = SENT.with(|c| c.take());
+        assert_eq!(names(&read), ["GETEX", "SET", "WATCH", "GET", "PEXPIRETIME", "GET", "GET"], "the lock's read: {read:?}");
+        match step {
+            "write" => assert_eq!(s.put(&sid, b"a|i:2;", LIFE, Some(&t)).unwrap(), W::Done),
+            _ => assert_eq!(s.tch(&sid, LIFE, Some(&t)).unwrap(), W::Done),
+        }
+        let sent = SENT.with(|c| c.take());
+        assert_eq!(names(&sent), expected, "the locked {step}: {sent:?}");
+        assert!(!sent.iter().any(|c| c.ends_with("_USER")), "no user key to keep alive: {sent:?}");
+    }
+    // Busy: the holder's life is asked for then.
+    assert_eq!(s.lock(&sid, &t, Duration::from_secs(30), LIFE).unwrap(), Got::Locked(Some(b"a|i:2;".to_vec())));
+    let mut b = open(&o);
+    SENT.with(|c| c.borrow_mut().clear());
+    let Acquire::Busy(busy) = b.lock_and_load(&sid, &Token::new(), Duration::from_secs(30), ex()).unwrap() else { panic!("held") };
+    assert!(!busy.foreign && busy.expires_in.is_some_and(|t| t > Duration::from_secs(25)), "{busy:?}");
+    assert_eq!(names(&SENT.with(|c| c.take())).last().map(String::as_str), Some("PTTL"));
+    s.unlock(&sid, &t).unwrap();
+}
+
 #[test]
 fn keys_follow_phpredis_layout_and_ttl() {
     let o = opts("");

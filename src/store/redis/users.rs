@@ -73,6 +73,13 @@ fn bulk(v: Option<Value>) -> Option<Vec<u8>> {
 }
 
 impl RedisStore {
+    /// Whether the last read of `id`'s user key (or this store's unbinding of it) found none: a
+    /// write under the lock taken with that read then has no user key to keep alive. Only the lock's
+    /// holder binds the session, and a binding sets the key's life itself.
+    pub(super) fn known_unbound(&self, id: &SessionId) -> bool {
+        matches!(&self.last_user, Some((seen, None)) if seen == id)
+    }
+
     /// What a read found in the session's user key (kept for `bound`).
     pub(super) fn saw_user(&mut self, id: &SessionId, v: Option<Value>) {
         self.last_user = Some((id.clone(), bulk(v)));

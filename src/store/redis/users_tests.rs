@@ -57,7 +57,7 @@ fn user_key_lives_with_writes(dsn: &str) {
     s.users().unwrap().bind(&sid, Some(&alice), None, e).unwrap();
     let idx = s.node_for(&sid);
     let user = s.keys(idx, &sid).user;
-    for step in ["write, locking off", "write, optimistic", "touch, locking off", "locked touch"] {
+    for step in ["write, locking off", "write, optimistic", "touch, locking off", "locked touch", "locked write"] {
         let n: i64 = s.simple(idx, &[b"PEXPIRE", &user, b"300"]).unwrap();
         assert_eq!(n, 1, "{dsn}: {step}: the session is bound");
         match step {
@@ -70,7 +70,11 @@ fn user_key_lives_with_writes(dsn: &str) {
                 let got = s.lock_and_load(&sid, &t, Duration::from_secs(30), e).unwrap();
                 assert!(matches!(got, crate::store::Acquire::Locked(Some(_))), "{got:?}");
                 let _: i64 = s.simple(idx, &[b"PEXPIRE", &user, b"300"]).unwrap();
-                assert_eq!(s.touch(&sid, Some(&t), e).unwrap(), Touched::Done);
+                if step == "locked touch" {
+                    assert_eq!(s.touch(&sid, Some(&t), e).unwrap(), Touched::Done);
+                } else {
+                    v = written(s.save(&sid, b"n|i:4;", Expect::Held(Some(v)), Some(&t), e).unwrap());
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(500));

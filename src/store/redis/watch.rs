@@ -5,8 +5,10 @@
 //! bench/results/redis-scripts-2026-12-01.md), so:
 //! - locking on: the read sends `SET <lock> <token> NX PX <ms> GET` (the previous holder, nil when
 //!   the lock was free), then `WATCH <lock>`, `GET <lock>` (ours after the WATCH: any later change
-//!   of the lock, its expiry included, fails the EXEC), `PTTL <lock>` (for a waiter), and the read
-//!   (`read_cmds`), in one write; the write is `MULTI SET SET DEL LMOVE PEXPIRE PEXPIRETIME EXEC`.
+//!   of the lock, its expiry included, fails the EXEC), and the read (`read_cmds`), in one write;
+//!   `PTTL <lock>` follows only when the lock is busy (for the wait). The write is
+//!   `MULTI SET SET DEL LMOVE PEXPIRE PEXPIRETIME EXEC`, after a `PEXPIRE` of the user key unless
+//!   the read found none (`known_unbound`).
 //!   An EXEC refused (the lock was touched since: expired, broken) falls back to the COMMIT script,
 //!   which checks the owner itself and answers LockLost.
 //! - locking optimistic (`Event::OptimisticRead`): the read WATCHes the data and version keys, and
@@ -77,12 +79,11 @@ impl RedisStore {
         let tok = owner.as_str().as_bytes();
         let cmds = super::read_cmds(k);
         let [a, b, c] = super::read_refs(&cmds);
-        let batch: [&[&[u8]]; 8] = [
+        let batch: [&[&[u8]]; 7] = [
             &[b"GETEX", &k.user, b"PX", user_ms],
             &[b"SET", &k.lock, tok, b"NX", b"PX", lock_ms, b"GET"],
             &[b"WATCH", &k.lock],
             &[b"GET", &k.lock],
-            &[b"PTTL", &k.lock],
             a,
             b,
             c,
@@ -90,7 +91,7 @@ impl RedisStore {
         // Safe to retry: a lock already holding our token is ours.
         let mut vals = self.exec_many(idx, Retry::Safe, &batch).map_err(|(e, _)| e)?;
         let read = self.loaded_from_pipeline(idx, &mut vals);
-        let (pttl, holder, _watch, prev) = (vals.pop(), vals.pop(), vals.pop(), vals.pop());
+        let (holder, _watch, prev) = (vals.pop(), vals.pop(), vals.pop());
         self.saw_user(id, vals.pop());
         let bulk = |v: &Option<Value>| match v {
             Some(Value::BulkString(b)) => Some(b.clone()),
@@ -114,10 +115,18 @@ impl RedisStore {
                 Ok(Acquire::Locked(read?))
             }
             Some(Value::BulkString(p)) => {
-                let pttl = pttl.as_ref().and_then(as_int).unwrap_or(-1);
+                // The holder's remaining life, for the wait: asked only now, so that a lock taken at
+                // once costs the server no PTTL (a busy lock is waited for anyway).
+                let pttl: i64 = self.simple(idx, &[b"PTTL", &k.lock])?;
                 // phpredis' lock value is "host|pid".
                 let foreign = p.contains(&b'|');
-                Ok(Acquire::Busy(Busy { expires_in: u64::try_from(pttl).ok().map(Duration::from_millis), foreign }))
+                let expires_in = match pttl {
+                    // Released since: try again at once.
+                    -2 => Some(Duration::ZERO),
+                    // -1: a lock without an expiry (polled).
+                    t => u64::try_from(t).ok().map(Duration::from_millis),
+                };
+                Ok(Acquire::Busy(Busy { expires_in, foreign }))
             }
             other => Err(self.unexpected(idx, &other, "the lock")),
         }
@@ -164,7 +173,9 @@ impl RedisStore {
                 if !self.watch_holds(idx, id, &Watched::Lock(t.clone())) {
                     return Ok(None);
                 }
-                // The user key's refresh goes first, outside the transaction (it is not watched).
+                // The user key's refresh goes first, outside the transaction (it is not watched);
+                // none when the lock's read found no user key.
+                let skip = usize::from(self.known_unbound(id));
                 let cmds: [&[&[u8]]; 9] = [
                     keep_user,
                     &[b"MULTI"],
@@ -176,7 +187,7 @@ impl RedisStore {
                     expiry,
                     &[b"EXEC"],
                 ];
-                let Some(mut v) = self.watched_batch(idx, &cmds)? else { return Ok(None) };
+                let Some(mut v) = self.watched_batch(idx, &cmds[skip..])? else { return Ok(None) };
                 let v = v.pop();
                 match v {
                     Some(Value::Array(items)) if items.len() == 6 => match as_int(&items[5]) {
@@ -240,6 +251,7 @@ impl RedisStore {
         if !self.watch_holds(idx, id, &Watched::Lock(owner.clone())) {
             return Ok(None);
         }
+        let skip = usize::from(self.known_unbound(id));
         let cmds: [&[&[u8]]; 8] = [
             &[b"PEXPIRE", &k.user, user_ms],
             &[b"MULTI"],
@@ -250,7 +262,7 @@ impl RedisStore {
             &[b"PEXPIRE", &k.wake, wake_ms],
             &[b"EXEC"],
         ];
-        let Some(mut v) = self.watched_batch(idx, &cmds)? else { return Ok(None) };
+        let Some(mut v) = self.watched_batch(idx, &cmds[skip..])? else { return Ok(None) };
         match v.pop() {
             Some(Value::Array(items)) if items.len() == 5 => Ok(Some(Touched::Done)),
             Some(Value::Nil) => Ok(None),
