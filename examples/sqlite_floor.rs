@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use session_proxy::id::SessionId;
 use session_proxy::lock::Token;
-use session_proxy::store::sqlite::{SqliteOptions, SqliteStore, SCHEMA};
+use session_proxy::store::sqlite::{SqliteOptions, SqliteStore, GC_BUCKET_SCHEMA, SCHEMA};
 use session_proxy::store::{Acquire, Expect, Expiry, Store, Written};
 
 /// One measured step: its name, and the µs per cycle it takes on a database at the path.
@@ -53,7 +53,7 @@ fn statements(path: &Path, cycles: usize, data: &[u8]) -> f64 {
     let conn = Connection::open(path).expect("open");
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).expect("WAL");
     conn.execute_batch("PRAGMA synchronous=NORMAL").expect("synchronous");
-    conn.execute_batch(SCHEMA).expect("schema");
+    conn.execute_batch(SCHEMA).and_then(|()| conn.execute_batch(GC_BUCKET_SCHEMA)).expect("schema");
     let ids = ids();
     for id in &ids {
         conn.execute(

@@ -93,4 +93,4 @@ echo '  ', trim((string) shell_exec('python3 -c ' . escapeshellarg($check) . ' '
   Warning: session_write_close(): session_proxy: cannot update the timestamp of session oldrea… in sqlite://DB: DB is read-only and was made before session versions: it is only read; open it once with write access to add them in Command line code on line 1
   Warning: session_write_close(): Failed to write session data (session_proxy). %s
   bool(true)
-  n|i:9; 6
+  n|i:9; 7

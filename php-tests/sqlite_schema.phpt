@@ -1,5 +1,5 @@
 --TEST--
-SQLite engine: the database has exactly the documented schema, and a row's data column holds exactly the encoded session bytes
+SQLite engine: the database has exactly the documented schema (gc finds idle sessions by the gc_bucket index, the minute of updated_at, set by a write that moves a session into another minute), and a row's data column holds exactly the encoded session bytes
 --FILE--
 <?php
 require __DIR__ . '/inc/lifecycle.inc';
@@ -33,7 +33,7 @@ $schema = sp_sql_script($db, '
                 $c["pk"] ? " PRIMARY KEY" : "", $c["dflt_value"] !== null ? " DEFAULT " . $c["dflt_value"] : "");
         }
     }
-    $r = $db->query("PRAGMA index_info(sessions_updated_at)");
+    $r = $db->query("PRAGMA index_info(sessions_gc_bucket)");
     while ($c = $r->fetchArray(SQLITE3_ASSOC)) { $out["index"][] = $c["name"]; }
     $out["journal_mode"] = $db->querySingle("PRAGMA journal_mode");
     return $out;
@@ -48,16 +48,16 @@ foreach ($schema['columns'] ?? [] as $t => $cols) {
         echo "  $c\n";
     }
 }
-echo "sessions_updated_at indexes: ", implode(', ', $schema['index'] ?? []), "\n";
+echo "sessions_gc_bucket indexes: ", implode(', ', $schema['index'] ?? []), "\n";
 echo "journal_mode: ", $schema['journal_mode'] ?? '?', "\n";
 
 // The stored rows, exactly.
 $rows = sp_sql($db, 'SELECT id, data, typeof(data) AS t, created_at, updated_at, typeof(created_at) AS tc,
-    typeof(updated_at) AS tu, user_id FROM sessions ORDER BY id');
+    typeof(updated_at) AS tu, user_id, gc_bucket = CAST(updated_at / 60 AS INTEGER) AS minute FROM sessions ORDER BY id');
 foreach ($rows ?? [] as $row) {
     $id = $row['id'];
     printf(
-        "%s: data is %s, %s; created_at %s %s, updated_at %s %s; user_id %s\n",
+        "%s: data is %s, %s; created_at %s %s, updated_at %s %s; user_id %s; gc_bucket the minute of updated_at: %s\n",
         $id,
         $row['t'],
         $row['data'] === ($encoded[$id] ?? null) ? 'byte-identical to session_encode()' : 'DIFFERENT: ' . bin2hex($row['data']),
@@ -65,7 +65,8 @@ foreach ($rows ?? [] as $row) {
         $row['created_at'] >= $t0 - 1 && $row['created_at'] <= $t1 + 1 ? 'now' : 'WRONG ' . $row['created_at'],
         $row['tu'],
         $row['updated_at'] === $row['created_at'] ? '= created_at' : 'WRONG ' . $row['updated_at'],
-        var_export($row['user_id'], true)
+        var_export($row['user_id'], true),
+        sp_yn($row['minute'] === 1)
     );
 }
 echo "session_locks rows after the requests: ", json_encode(sp_sql($db, 'SELECT * FROM session_locks')), "\n";
@@ -90,15 +91,16 @@ echo "another process meanwhile: session_start ", var_export($other[0] ?? null, 
 $_SESSION['n'] = 8;
 $enc = session_encode();
 session_write_close();
-$after = sp_sql($db, 'SELECT data, created_at, updated_at FROM sessions WHERE id = ?', ['schema-php'])[0];
+$after = sp_sql($db, 'SELECT data, created_at, updated_at, gc_bucket = CAST(updated_at / 60 AS INTEGER) AS minute FROM sessions WHERE id = ?', ['schema-php'])[0];
 echo "rewrite: data = session_encode(): ", sp_yn($after['data'] === $enc), "; created_at kept: ",
-    sp_yn($after['created_at'] === $before['created_at']), "; updated_at advanced: ", sp_yn($after['updated_at'] > $before['updated_at']), "\n";
+    sp_yn($after['created_at'] === $before['created_at']), "; updated_at advanced: ", sp_yn($after['updated_at'] > $before['updated_at']),
+    "; gc_bucket the minute of updated_at: ", sp_yn($after['minute'] === 1), "\n";
 echo "session_locks rows after: ", json_encode(sp_sql($db, 'SELECT * FROM session_locks')), "\n";
 echo "rows: ", json_encode(array_column(sp_sql($db, 'SELECT id FROM sessions ORDER BY id') ?? [], 'id')), "\n";
 ?>
 --EXPECT--
 schema objects:
-  index sessions_updated_at sessions
+  index sessions_gc_bucket sessions
   index sqlite_autoindex_sessions_1 sessions
   table session_locks session_locks
   table sessions sessions
@@ -109,18 +111,19 @@ sessions columns:
   updated_at REAL NOT NULL
   user_id TEXT
   version INTEGER NOT NULL DEFAULT 0
+  gc_bucket INTEGER
 session_locks columns:
   id TEXT NOT NULL PRIMARY KEY
   owner TEXT NOT NULL
   expires_at REAL NOT NULL
-sessions_updated_at indexes: updated_at
+sessions_gc_bucket indexes: gc_bucket
 journal_mode: wal
-schema-php: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL
-schema-php-binary: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL
-schema-php-serialize: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL
+schema-php: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL; gc_bucket the minute of updated_at: yes
+schema-php-binary: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL; gc_bucket the minute of updated_at: yes
+schema-php-serialize: data is blob, byte-identical to session_encode(); created_at real now, updated_at real = created_at; user_id NULL; gc_bucket the minute of updated_at: yes
 session_locks rows after the requests: []
 lock rows during a request: 0; sessions.sqlite-locks: 0 bytes, mode 600
 another process meanwhile: session_start false, timed out waiting for the lock: yes
-rewrite: data = session_encode(): yes; created_at kept: yes; updated_at advanced: yes
+rewrite: data = session_encode(): yes; created_at kept: yes; updated_at advanced: yes; gc_bucket the minute of updated_at: yes
 session_locks rows after: []
 rows: ["schema-php","schema-php-binary","schema-php-serialize"]

@@ -34,9 +34,10 @@ impl Scan for SqliteStore {
 
     fn set_idle(&mut self, id: &SessionId, idle: Duration) -> Result<()> {
         self.writable()?;
+        self.saw_bucket(id, None);
         let r = self
             .conn
-            .prepare_cached("UPDATE sessions SET updated_at = ?2 WHERE id = ?1")
+            .prepare_cached("UPDATE sessions SET updated_at = ?2, gc_bucket = CAST(?2 / 60 AS INTEGER) WHERE id = ?1")
             .and_then(|mut st| st.execute(params![id.as_str(), unix_now() - idle.as_secs_f64()]))
             .map(|_| ())
             .map_err(Fail::Sql);

@@ -143,12 +143,18 @@ impl Users for SqliteStore {
         self.guard(r)
     }
 
-    /// From the `updated_at` index, without reading the sessions.
+    /// From the `gc_bucket` index: the sessions of the minutes after the cutoff's without reading
+    /// them; those of its minute, and of a database's rows gc has not given a bucket yet, read.
     fn count_active(&mut self, within: Duration) -> Result<Count> {
+        let cutoff = unix_now() - within.as_secs_f64();
         let r = self
             .conn
-            .prepare_cached("SELECT count(*) FROM sessions WHERE updated_at >= ?1")
-            .and_then(|mut st| st.query_row(params![unix_now() - within.as_secs_f64()], |r| r.get::<_, i64>(0)))
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM sessions WHERE gc_bucket > ?2)
+                      + (SELECT count(*) FROM sessions WHERE gc_bucket = ?2 AND updated_at >= ?1)
+                      + (SELECT count(*) FROM sessions WHERE gc_bucket IS NULL AND updated_at >= ?1)",
+            )
+            .and_then(|mut st| st.query_row(params![cutoff, super::gc_bucket(cutoff)], |r| r.get::<_, i64>(0)))
             .map(|n| Count::Sessions(n.max(0) as u64))
             .map_err(Fail::Sql);
         self.guard(r)
