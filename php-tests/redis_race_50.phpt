@@ -1,11 +1,12 @@
 --TEST--
-Redis engine: 50 concurrent processes each increment one session counter; with locking none of the increments is lost
+Redis engine, with a CPU burner: 50 concurrent processes each increment one session counter; with locking none of the increments is lost (every waiter asks the holder's PTTL after a busy lock, then blocks for the wake-up)
 --FILE--
 <?php
 require __DIR__ . '/inc/redis.inc';
 
 const RACERS = 50;
 $dsn = 'redis://127.0.0.1:' . rd_port() . '?prefix=' . rd_prefix('race');
+$burner = lk_burner(120.0);
 $sig = sp_tmpdir('rrace-sig');
 $id = 'race50';
 $procs = [];
@@ -44,6 +45,7 @@ echo 'session_start() true: ', $started, ' of ', RACERS, "\n";
 echo 'errors: ', count($errors), $errors ? "\n  " . implode("\n  ", array_unique($errors)) : '', "\n";
 echo 'counts seen are exactly 0..', RACERS - 1, ': ', lk_check($before === range(0, RACERS - 1), json_encode($before)), "\n";
 echo 'stored: ', json_encode(lk_stored($dsn, $id)), "\n";
+lk_burner_stop($burner);
 ?>
 --EXPECT--
 session_start() true: 50 of 50
