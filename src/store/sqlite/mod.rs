@@ -87,7 +87,7 @@ const ADD_GC_BUCKET: &str = "ALTER TABLE sessions ADD COLUMN gc_bucket INTEGER";
 /// itself: an index of `updated_at` is rewritten by every write (measured: 3.1 WAL frames per update
 /// instead of 1.0, and 3.5 per new session instead of 2.45), the bucket's index only when a write
 /// moves the session into another minute, about once a minute for a busy session. So a write sets
-/// `gc_bucket` only when the row it read (or last wrote) is in another minute (`same_minute`):
+/// `gc_bucket` only when the row it read (or last wrote) is in another minute (`seen_minute`):
 /// SQLite maintains an index for every UPDATE that names its column, even with an unchanged value.
 /// (Triggers that kept it for every writer cost a new session 10 % of its throughput through
 /// php-fpm.) Rows an older version or the sqlite3 shell wrote keep an older bucket, or none (gc
@@ -460,11 +460,12 @@ impl SqliteStore {
         self.seen_bucket = bucket.map(|b| (id.clone(), b));
     }
 
-    /// Whether `id`'s row is known to be in the minute of `now` already: then a write leaves its
-    /// `gc_bucket` (and the index) alone. Writes only move `updated_at` forward, so a bucket read
-    /// before is at most the stored one, which is at most `now`'s: equal to `now`'s, all three are.
-    fn same_minute(&self, id: &SessionId, now: f64) -> bool {
-        matches!(&self.seen_bucket, Some((seen, b)) if seen == id && *b == gc_bucket(now))
+    /// The minute `id`'s row was in when this handle last read or wrote it. A write whose time is
+    /// in that minute leaves its `gc_bucket` (and the index) alone: writes store the time they got
+    /// the write transaction at, so in their order, and a bucket read before is at most the stored
+    /// one, which is at most the writer's: equal to the writer's, all three are.
+    fn seen_minute(&self, id: &SessionId) -> Option<i64> {
+        self.seen_bucket.as_ref().filter(|(seen, _)| seen == id).map(|&(_, b)| b)
     }
 
     /// Ends `owner`'s lock row inside `tx`; false when the lock is no longer ours. `revoke`: someone
@@ -1155,23 +1156,26 @@ impl Store for SqliteStore {
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
         // One write transaction: the lock's check and release, the expectation's check and the write
         // (one statement), and on a refusal the read of what is stored now.
-        let now = unix_now();
-        let same = self.same_minute(id, now);
+        let (seen, mut at) = (self.seen_minute(id), 0.0);
         let r = self.under_lock(id, owner, Written::LockLost, |tx| {
-            Ok(match Self::write_in(tx, id, data, expect, exp, now, same)? {
+            // The time once the write transaction is ours: writes store it in their order.
+            let now = unix_now();
+            at = now;
+            Ok(match Self::write_in(tx, id, data, expect, exp, now, seen == Some(gc_bucket(now)))? {
                 Some(v) => Written::Done(version_of(v)),
                 None => Written::Conflict(Self::load_in(tx, id, exp, now)?.0),
             })
         });
-        self.saw_bucket(id, matches!(r, Ok(Written::Done(_))).then(|| gc_bucket(now)));
+        self.saw_bucket(id, matches!(r, Ok(Written::Done(_))).then(|| gc_bucket(at)));
         r
     }
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, _exp: Expiry) -> Result<Touched> {
-        let now = unix_now();
-        let same = self.same_minute(id, now);
+        let (seen, mut at) = (self.seen_minute(id), 0.0);
         let r = self.under_lock(id, owner, Touched::LockLost, |tx| {
-            tx.prepare_cached(if same {
+            let now = unix_now();
+            at = now;
+            tx.prepare_cached(if seen == Some(gc_bucket(now)) {
                 "UPDATE sessions SET updated_at = ?2 WHERE id = ?1"
             } else {
                 "UPDATE sessions SET updated_at = ?2, gc_bucket = CAST(?2 / 60 AS INTEGER) WHERE id = ?1"
@@ -1179,7 +1183,7 @@ impl Store for SqliteStore {
             .execute(params![id.as_str(), now])?;
             Ok(Touched::Done)
         });
-        self.saw_bucket(id, matches!(r, Ok(Touched::Done)).then(|| gc_bucket(now)));
+        self.saw_bucket(id, matches!(r, Ok(Touched::Done)).then(|| gc_bucket(at)));
         r
     }
 
