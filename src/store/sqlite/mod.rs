@@ -1333,22 +1333,13 @@ mod tests {
         let mut t = boxed(&dir);
         assert_eq!(t.load(&id, life).unwrap(), Some(Loaded { data: b"new".to_vec(), version: v }));
         let c = Connection::open(&path).unwrap();
-        let cols: Vec<String> = c
-            .prepare("SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, '-') FROM pragma_table_info('sessions')")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let strings = |sql: &str| -> Vec<String> {
+            c.prepare(sql).unwrap().query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        let cols = strings("SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, '-') FROM pragma_table_info('sessions')");
         assert_eq!(cols[5..], ["version INTEGER 1 0", "gc_bucket INTEGER 0 -"], "{cols:?}");
         assert_eq!(cols.len(), 7, "{cols:?}");
-        let made: Vec<String> = c
-            .prepare("SELECT type || ' ' || name FROM sqlite_master WHERE tbl_name = 'sessions' AND type IN ('index', 'trigger') ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let made = strings("SELECT type || ' ' || name FROM sqlite_master WHERE tbl_name = 'sessions' AND type IN ('index', 'trigger') ORDER BY name");
         assert_eq!(
             made,
             ["index sessions_gc_bucket", "index sqlite_autoindex_sessions_1"],
