@@ -763,7 +763,10 @@ impl SqliteStore {
     /// index's NULL entries.
     fn gc_batches(&mut self, exp: Expiry, mut between: impl FnMut(&Connection, usize)) -> Result<u64> {
         let r = (|| -> Res<u64> {
-            loop {
+            // A read first (the index's NULL entries): an UPDATE takes the write lock even when it
+            // changes nothing, and once filled in, no row lacks its bucket again.
+            let unfilled = |c: &Connection| c.prepare_cached("SELECT EXISTS (SELECT 1 FROM sessions WHERE gc_bucket IS NULL)")?.query_row([], |r| r.get::<_, bool>(0));
+            while unfilled(&self.conn)? {
                 let n = self
                     .conn
                     .prepare_cached(
@@ -771,9 +774,7 @@ impl SqliteStore {
                          (SELECT rowid FROM sessions WHERE gc_bucket IS NULL LIMIT ?1)",
                     )?
                     .execute(params![GC_BATCH as i64])?;
-                if n > 0 {
-                    between(&self.conn, n);
-                }
+                between(&self.conn, n);
                 if n < GC_BATCH {
                     break;
                 }
