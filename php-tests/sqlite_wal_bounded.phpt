@@ -6,7 +6,7 @@ require __DIR__ . '/inc/locking.inc';
 
 // SQLite's own (PASSIVE) checkpoint never restarts the log while a reader is in it, and under load
 // one always is: the -wal file then grew by every commit (43 MB in this test, 722 MB in 15 s of
-// php-fpm load). session_proxy checkpoints with RESTART at 1000 frames and caps the log at 16 MiB.
+// php-fpm load). session_proxy checkpoints with RESTART at 500 frames and caps the log at 16 MiB.
 const WRITERS = 5;
 const CYCLES = 1000; // per writer
 const IDS = 30;      // sessions per writer

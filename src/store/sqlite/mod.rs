@@ -945,8 +945,12 @@ impl Patience {
     }
 }
 
-/// WAL frames after which a commit checkpoints: SQLite's own `wal_autocheckpoint` default.
-const CHECKPOINT_FRAMES: i32 = 1000;
+/// WAL frames after which a commit checkpoints: half SQLite's own `wal_autocheckpoint` default.
+/// Through php-fpm (8 workers, new sessions, which write 3.5 frames each) the p99 follows the
+/// checkpoint's size, through its syncs (5.2–5.5 ms with `synchronous=OFF`): 1000 frames gave
+/// 17.6–22.5 ms, 500 gave 12.4–13.6 ms at the same req/s (−3..+2 %), 4000 twice the p99 of 1000, and
+/// 250 another millisecond less at 5 % fewer req/s (`bench/results/fpm-sqlite-checkpoint-2026-12-04.txt`).
+const CHECKPOINT_FRAMES: i32 = 500;
 /// How long such a checkpoint waits for the readers of older frames to finish; ours read in one
 /// statement, so this is only reached next to a long reader (another program), and the log is then
 /// restarted at a later commit instead.
