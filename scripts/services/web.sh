@@ -26,6 +26,8 @@ DOCROOT="$ROOT/php-tests/web"
 FPM_BIN=${SP_FPM_BIN:-/usr/sbin/php-fpm8.2}
 NGINX_BIN=${SP_NGINX_BIN:-/usr/sbin/nginx}
 FPM_WORKERS=${SP_FPM_WORKERS:-10}
+# pm.max_requests: 0 (never) unless a test recycles its workers.
+FPM_MAX_REQUESTS=${SP_FPM_MAX_REQUESTS:-0}
 
 log() { echo "web: $*" >&2; }
 # alive, kill_pid, free_port, wait_port
@@ -82,6 +84,7 @@ listen = 127.0.0.1:$fpm_port
 listen.backlog = 1024
 pm = static
 pm.max_children = $FPM_WORKERS
+pm.max_requests = $FPM_MAX_REQUESTS
 ; Workers keep the environment of this script (TMPDIR: the app checks save paths against sys_get_temp_dir()).
 clear_env = no
 catch_workers_output = yes

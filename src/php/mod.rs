@@ -116,6 +116,8 @@ extern "C" fn mshutdown(ty: c_int, module_number: c_int) -> c_int {
     // Pooled Memcached connections close here, not at exit(): each first reads the answers to the
     // releases it sent without waiting (see `Drop for MemcachedStore`).
     hooks::guard((), crate::pool::close_memcached);
+    // SQLite's checkpointer threads end before PHP unloads the code they run.
+    hooks::guard((), crate::store::sqlite::stop_checkpointers);
     // SAFETY: unregisters what minit registered for this module number.
     unsafe { ffi::zend_unregister_ini_entries_ex(module_number, ty) };
     ffi::SUCCESS
@@ -130,6 +132,7 @@ extern "C" fn minfo(module: *mut ModuleEntry) {
         info_table_row!("Class", "SessionProxy\\Handler");
         info_table_row!("Engines", "sqlite, files, redis (standalone, unix socket, cluster, sentinel; TLS for standalone, cluster and sentinel; phpredis' redis and rediscluster save_path syntax), memcached, pgsql (PostgreSQL: advisory locks, several hosts with failover, TLS), mysql (MySQL/MariaDB: GET_LOCK or lock rows, TCP or unix socket, TLS)");
         info_table_row!("SQLite library", rusqlite::version());
+        info_table_row!("SQLite checkpoints", crate::store::sqlite::describe_checkpoints());
         info_table_row!("DSN forms", crate::dsn::ACCEPTED_FORMS);
         info_table_row!("Pooled connections (this process)", crate::pool::idle_count().to_string());
         info_table_row!("Pooled DSNs kept", format!("the {} most recently used per process", crate::pool::MAX_STACKS));

@@ -31,9 +31,12 @@
 //! now in that same transaction. Databases made before the column existed get it at open (every
 //! old row at version 0).
 
+mod checkpoint;
 pub mod options;
 mod users;
 mod scan;
+
+pub use checkpoint::{describe as describe_checkpoints, stop_all as stop_checkpointers};
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
@@ -406,7 +409,8 @@ impl SqliteStore {
         let mut conn = Connection::open(&o.path).map_err(sql)?;
         let patience = Patience::new(o.busy_timeout);
         conn.busy_handler(Some(busy_backoff(patience.clone()))).map_err(sql)?;
-        conn.wal_hook(Some(checkpoint_hook(patience))).map_err(sql)?;
+        let checkpointer = file_identity(&o.path).map(|id| checkpoint::Checkpointer::for_database(&o.path, id, o.synchronous_full));
+        conn.wal_hook(Some(checkpoint_hook(patience, checkpointer))).map_err(sql)?;
         // Switching to WAL needs a moment of exclusive access; when many workers start at once, retry.
         let mut tries = 0;
         loop {
@@ -965,24 +969,40 @@ const WAL_LIMIT_BYTES: u64 = 16 << 20;
 /// workers). A RESTART checkpoint holds new writers back while it copies the log and waits for the
 /// readers still in it, so the next commit writes the log from its start again.
 ///
+/// A commit that leaves CHECKPOINT_FRAMES frames or more hands the checkpoint to its process's
+/// checkpointer thread (`checkpoint`), and runs it itself only where there is none.
+///
 /// Runs after the commit, whose result stands whatever the checkpoint does: its failure (busy past
 /// CHECKPOINT_WAIT, I/O) is never reported as the commit's. After one, this connection tries again
 /// only once the log has grown by CHECKPOINT_FRAMES more (or restarted): a reader that stays for
 /// minutes (a backup) costs its commits one wait per CHECKPOINT_FRAMES frames, not one each.
-fn checkpoint_hook(patience: Patience) -> impl FnMut(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()> + Send + 'static {
+fn checkpoint_hook(
+    patience: Patience,
+    thread: Option<Arc<checkpoint::Checkpointer>>,
+) -> impl FnMut(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()> + Send + 'static {
     let mut failed_at = None;
     move |wal, frames| {
+        if frames >= CHECKPOINT_FRAMES && thread.as_ref().is_some_and(|t| t.request(frames)) {
+            return Ok(());
+        }
         if checkpoint_due(frames, failed_at) {
+            #[cfg(test)]
+            INLINE_CHECKPOINTS.with(|c| c.set(c.get() + 1));
             patience.set(CHECKPOINT_WAIT);
-            // A PASSIVE pass first copies the log without holding writers back (it gives up at
-            // once when another connection checkpoints); the RESTART then holds them only for what
-            // was committed meanwhile, the syncs and the restart.
+            // As `checkpoint::checkpoint`: PASSIVE copies the log without holding writers back, the
+            // RESTART holds them only for what was committed meanwhile, the syncs and the restart.
             let done = wal.checkpoint_v2(CheckpointMode::PASSIVE).is_ok() && wal.checkpoint_v2(CheckpointMode::RESTART).is_ok();
             patience.set(patience.usual);
             failed_at = (!done).then_some(frames);
         }
         Ok(())
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Checkpoints this thread's commits ran themselves.
+    static INLINE_CHECKPOINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether a commit that leaves `frames` frames in the log checkpoints, when this connection's last
@@ -1918,6 +1938,135 @@ mod tests {
         // ...or has restarted (another connection's checkpoint) and refilled.
         assert!(checkpoint_due(CHECKPOINT_FRAMES, Some(at)));
         assert!(!checkpoint_due(CHECKPOINT_FRAMES - 1, Some(at)));
+    }
+
+    /// Writes `n` new sessions of 3000 bytes (3.5 WAL frames each): past CHECKPOINT_FRAMES for n >= 150.
+    fn fill(s: &mut dyn Store, tag: &str, n: u32) {
+        let data = vec![b'x'; 3000];
+        for i in 0..n {
+            let id = SessionId::parse(format!("{tag}{i}").as_bytes()).unwrap();
+            put(s, &id, &data, Duration::from_secs(60)).unwrap();
+        }
+    }
+
+    /// Polls (bounded) until `cp`'s thread has completed a checkpoint.
+    fn checkpointed(cp: &checkpoint::Checkpointer) -> bool {
+        let end = Instant::now() + Duration::from_secs(30);
+        while cp.completed() == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cp.completed() > 0
+    }
+
+    /// A commit past CHECKPOINT_FRAMES hands the checkpoint to its process's checkpointer thread,
+    /// and waits for none of its syncs: the log is checkpointed, and no commit ran one itself.
+    #[test]
+    fn checkpoints_run_on_a_thread_of_their_own() {
+        let dir = TempDir::new("sqlite-ckpt-thread");
+        let mut s = store(&dir);
+        let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
+        assert!(!cp.running(), "started at the first request, not at open");
+        INLINE_CHECKPOINTS.with(|c| c.set(0));
+        fill(&mut s, "t", 600);
+        assert!(checkpointed(&cp), "the thread checkpointed");
+        assert!(cp.running());
+        assert_eq!(INLINE_CHECKPOINTS.with(|c| c.get()), 0, "no commit checkpointed itself");
+        // Every connection to the database in this process shares it.
+        let again = store(&dir);
+        assert!(Arc::ptr_eq(&cp, &checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false)));
+        drop(again);
+    }
+
+    /// Without its thread (ended, as at MSHUTDOWN), commits checkpoint themselves, and the log stays
+    /// bounded as before.
+    #[test]
+    fn without_the_thread_commits_checkpoint_themselves() {
+        let dir = TempDir::new("sqlite-ckpt-inline");
+        let mut s = store(&dir);
+        let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
+        fill(&mut s, "a", 200);
+        assert!(checkpointed(&cp));
+        cp.end();
+        assert!(!cp.running());
+        INLINE_CHECKPOINTS.with(|c| c.set(0));
+        fill(&mut s, "b", 2000);
+        assert!(INLINE_CHECKPOINTS.with(|c| c.get()) >= 5, "the commits checkpointed");
+        let wal = std::fs::metadata(dir.path().join("s.sqlite-wal")).unwrap().len();
+        assert!(wal < 2 * CHECKPOINT_FRAMES as u64 * 4200, "the log restarted ({wal} bytes)");
+    }
+
+    /// A database put in place of another (the operator replaced the file) gets a checkpointer of
+    /// its own: the old one's connection reaches only the old file, and its thread is ended.
+    #[test]
+    fn a_database_put_in_place_of_another_gets_its_own_checkpointer() {
+        let dir = TempDir::new("sqlite-ckpt-replaced");
+        let path = dir.path().join("s.sqlite");
+        let mut s = store(&dir);
+        let old = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+        fill(&mut s, "a", 200);
+        assert!(checkpointed(&old));
+        drop(s);
+        for f in ["s.sqlite", "s.sqlite-wal", "s.sqlite-shm"] {
+            let _ = std::fs::rename(dir.path().join(f), dir.path().join(format!("old-{f}")));
+        }
+        let mut s = store(&dir);
+        let new = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+        assert!(!Arc::ptr_eq(&old, &new));
+        assert!(!old.running(), "the old file's checkpointer was ended");
+        INLINE_CHECKPOINTS.with(|c| c.set(0));
+        fill(&mut s, "b", 200);
+        assert!(checkpointed(&new), "the new file is checkpointed by its own thread");
+        assert_eq!(INLINE_CHECKPOINTS.with(|c| c.get()), 0);
+    }
+
+    /// A forked child never touches its parent's checkpointer (whose thread stayed behind, maybe
+    /// holding its lock): an inherited connection checkpoints itself, and a connection of its own
+    /// gets a checkpointer, and thread, of the child's.
+    #[test]
+    fn a_forked_child_checkpoints_without_its_parents_thread() {
+        let dir = TempDir::new("sqlite-ckpt-fork");
+        let path = dir.path().join("s.sqlite");
+        let mut s = store(&dir);
+        let parent = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+        fill(&mut s, "p", 200);
+        assert!(checkpointed(&parent));
+        // SAFETY: the child only runs this test's code and leaves by _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            INLINE_CHECKPOINTS.with(|c| c.set(0));
+            fill(&mut s, "c", 200);
+            let inherited_inline = INLINE_CHECKPOINTS.with(|c| c.get()) > 0;
+            let mut own = store(&dir);
+            let mine = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+            fill(&mut own, "o", 400);
+            let ok = inherited_inline && !Arc::ptr_eq(&mine, &parent) && checkpointed(&mine);
+            // SAFETY: ends the child without running the parent's destructors or test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+        }
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > end {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("the child hung");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
+        // The parent's thread still serves the parent.
+        let before = parent.completed();
+        fill(&mut s, "q", 400);
+        let end = Instant::now() + Duration::from_secs(30);
+        while parent.completed() == before && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(parent.completed() > before);
     }
 
     /// Under steady load, with some reader always inside the log, the log is still restarted: it
