@@ -949,19 +949,22 @@ impl Patience {
     }
 }
 
-/// WAL frames after which a commit checkpoints: half SQLite's own `wal_autocheckpoint` default.
-/// Through php-fpm (8 workers, new sessions, which write 3.5 frames each) the p99 follows the
-/// checkpoint's size, through its syncs (5.2–5.5 ms with `synchronous=OFF`): 1000 frames gave
-/// 17.6–22.5 ms, 500 gave 12.4–13.6 ms at the same req/s (−3..+2 %), 4000 twice the p99 of 1000, and
-/// 250 another millisecond less at 5 % fewer req/s (`bench/results/fpm-sqlite-checkpoint-2026-12-04.txt`).
-const CHECKPOINT_FRAMES: i32 = 500;
+/// WAL frames after which a commit asks for a checkpoint: twice SQLite's own `wal_autocheckpoint`
+/// default (8 MB of 4 KiB pages). While the commit that checkpointed waited for the syncs, the p99
+/// of new sessions through php-fpm (8 workers; a new session writes 3.5 frames) followed the
+/// checkpoint's size: 1000 frames gave 17.6–22.5 ms, 500 frames 12.4–13.6
+/// (`bench/results/fpm-sqlite-checkpoint-2026-12-04.txt`). With the checkpoint on its own thread,
+/// 2000 frames gave new sessions 1.13× the req/s of 500, at the same p99 (6.7 against 6.5 ms) and
+/// the same for existing sessions (`bench/results/fpm-sqlite-checkpoint-thread-2026-12-04.txt`):
+/// fewer checkpoints, each holding writers back (RESTART) no longer.
+const CHECKPOINT_FRAMES: i32 = 2000;
 /// How long such a checkpoint waits for the readers of older frames to finish; ours read in one
 /// statement, so this is only reached next to a long reader (another program), and the log is then
 /// restarted at a later commit instead.
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 /// A log larger than this is truncated to it when it restarts (`journal_size_limit`): a few times
 /// what CHECKPOINT_FRAMES frames of 4 KiB pages take.
-const WAL_LIMIT_BYTES: u64 = 16 << 20;
+const WAL_LIMIT_BYTES: u64 = 32 << 20;
 
 /// Replaces SQLite's automatic checkpoint, which is PASSIVE: under steady load some reader always
 /// reads older frames, so a passive checkpoint never finds the log wholly copied with nobody in it,
@@ -1940,7 +1943,10 @@ mod tests {
         assert!(!checkpoint_due(CHECKPOINT_FRAMES - 1, Some(at)));
     }
 
-    /// Writes `n` new sessions of 3000 bytes (3.5 WAL frames each): past CHECKPOINT_FRAMES for n >= 150.
+    /// New sessions whose writes take the log past CHECKPOINT_FRAMES (3.5 WAL frames each, `fill`).
+    const PAST: u32 = CHECKPOINT_FRAMES as u32 / 3 + 50;
+
+    /// Writes `n` new sessions of 3000 bytes (3.5 WAL frames each).
     fn fill(s: &mut dyn Store, tag: &str, n: u32) {
         let data = vec![b'x'; 3000];
         for i in 0..n {
@@ -1967,7 +1973,7 @@ mod tests {
         let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
         assert!(!cp.running(), "started at the first request, not at open");
         INLINE_CHECKPOINTS.with(|c| c.set(0));
-        fill(&mut s, "t", 600);
+        fill(&mut s, "t", PAST);
         assert!(checkpointed(&cp), "the thread checkpointed");
         assert!(cp.running());
         assert_eq!(INLINE_CHECKPOINTS.with(|c| c.get()), 0, "no commit checkpointed itself");
@@ -1984,12 +1990,12 @@ mod tests {
         let dir = TempDir::new("sqlite-ckpt-inline");
         let mut s = store(&dir);
         let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
-        fill(&mut s, "a", 200);
+        fill(&mut s, "a", PAST);
         assert!(checkpointed(&cp));
         cp.end();
         assert!(!cp.running());
         INLINE_CHECKPOINTS.with(|c| c.set(0));
-        fill(&mut s, "b", 2000);
+        fill(&mut s, "b", 6 * PAST);
         assert!(INLINE_CHECKPOINTS.with(|c| c.get()) >= 5, "the commits checkpointed");
         let wal = std::fs::metadata(dir.path().join("s.sqlite-wal")).unwrap().len();
         assert!(wal < 2 * CHECKPOINT_FRAMES as u64 * 4200, "the log restarted ({wal} bytes)");
@@ -2003,7 +2009,7 @@ mod tests {
         let path = dir.path().join("s.sqlite");
         let mut s = store(&dir);
         let old = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
-        fill(&mut s, "a", 200);
+        fill(&mut s, "a", PAST);
         assert!(checkpointed(&old));
         drop(s);
         for f in ["s.sqlite", "s.sqlite-wal", "s.sqlite-shm"] {
@@ -2014,7 +2020,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&old, &new));
         assert!(!old.running(), "the old file's checkpointer was ended");
         INLINE_CHECKPOINTS.with(|c| c.set(0));
-        fill(&mut s, "b", 200);
+        fill(&mut s, "b", PAST);
         assert!(checkpointed(&new), "the new file is checkpointed by its own thread");
         assert_eq!(INLINE_CHECKPOINTS.with(|c| c.get()), 0);
     }
@@ -2028,18 +2034,18 @@ mod tests {
         let path = dir.path().join("s.sqlite");
         let mut s = store(&dir);
         let parent = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
-        fill(&mut s, "p", 200);
+        fill(&mut s, "p", PAST);
         assert!(checkpointed(&parent));
         // SAFETY: the child only runs this test's code and leaves by _exit.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
             INLINE_CHECKPOINTS.with(|c| c.set(0));
-            fill(&mut s, "c", 200);
+            fill(&mut s, "c", PAST);
             let inherited_inline = INLINE_CHECKPOINTS.with(|c| c.get()) > 0;
             let mut own = store(&dir);
             let mine = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
-            fill(&mut own, "o", 400);
+            fill(&mut own, "o", 2 * PAST);
             let ok = inherited_inline && !Arc::ptr_eq(&mine, &parent) && checkpointed(&mine);
             // SAFETY: ends the child without running the parent's destructors or test harness.
             unsafe { libc::_exit(if ok { 0 } else { 3 }) };
@@ -2061,7 +2067,7 @@ mod tests {
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
         // The parent's thread still serves the parent.
         let before = parent.completed();
-        fill(&mut s, "q", 400);
+        fill(&mut s, "q", 2 * PAST);
         let end = Instant::now() + Duration::from_secs(30);
         while parent.completed() == before && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));
