@@ -1955,6 +1955,22 @@ mod tests {
         }
     }
 
+    /// This process's checkpointer of the database file now at `path`.
+    fn checkpointer(path: &Path) -> Arc<checkpoint::Checkpointer> {
+        checkpoint::Checkpointer::for_database(path, file_identity(path).unwrap(), false)
+    }
+
+    /// A database in a new directory whose checkpointer thread has completed a checkpoint.
+    fn checkpointed_once(tag: &str) -> (TempDir, PathBuf, SqliteStore, Arc<checkpoint::Checkpointer>) {
+        let dir = TempDir::new(tag);
+        let path = dir.path().join("s.sqlite");
+        let mut s = store(&dir);
+        let cp = checkpointer(&path);
+        fill(&mut s, "first", PAST);
+        assert!(checkpointed(&cp), "the thread checkpointed");
+        (dir, path, s, cp)
+    }
+
     /// Polls (bounded) until `cp`'s thread has completed a checkpoint.
     fn checkpointed(cp: &checkpoint::Checkpointer) -> bool {
         let end = Instant::now() + Duration::from_secs(30);
@@ -1970,7 +1986,7 @@ mod tests {
     fn checkpoints_run_on_a_thread_of_their_own() {
         let dir = TempDir::new("sqlite-ckpt-thread");
         let mut s = store(&dir);
-        let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
+        let cp = checkpointer(&dir.path().join("s.sqlite"));
         assert!(!cp.running(), "started at the first request, not at open");
         INLINE_CHECKPOINTS.with(|c| c.set(0));
         fill(&mut s, "t", PAST);
@@ -1979,7 +1995,7 @@ mod tests {
         assert_eq!(INLINE_CHECKPOINTS.with(|c| c.get()), 0, "no commit checkpointed itself");
         // Every connection to the database in this process shares it.
         let again = store(&dir);
-        assert!(Arc::ptr_eq(&cp, &checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false)));
+        assert!(Arc::ptr_eq(&cp, &checkpointer(&dir.path().join("s.sqlite"))));
         drop(again);
     }
 
@@ -1987,11 +2003,7 @@ mod tests {
     /// bounded as before.
     #[test]
     fn without_the_thread_commits_checkpoint_themselves() {
-        let dir = TempDir::new("sqlite-ckpt-inline");
-        let mut s = store(&dir);
-        let cp = checkpoint::Checkpointer::for_database(&dir.path().join("s.sqlite"), file_identity(&dir.path().join("s.sqlite")).unwrap(), false);
-        fill(&mut s, "a", PAST);
-        assert!(checkpointed(&cp));
+        let (dir, _, mut s, cp) = checkpointed_once("sqlite-ckpt-inline");
         cp.end();
         assert!(!cp.running());
         INLINE_CHECKPOINTS.with(|c| c.set(0));
@@ -2005,18 +2017,13 @@ mod tests {
     /// its own: the old one's connection reaches only the old file, and its thread is ended.
     #[test]
     fn a_database_put_in_place_of_another_gets_its_own_checkpointer() {
-        let dir = TempDir::new("sqlite-ckpt-replaced");
-        let path = dir.path().join("s.sqlite");
-        let mut s = store(&dir);
-        let old = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
-        fill(&mut s, "a", PAST);
-        assert!(checkpointed(&old));
+        let (dir, path, s, old) = checkpointed_once("sqlite-ckpt-replaced");
         drop(s);
         for f in ["s.sqlite", "s.sqlite-wal", "s.sqlite-shm"] {
             let _ = std::fs::rename(dir.path().join(f), dir.path().join(format!("old-{f}")));
         }
         let mut s = store(&dir);
-        let new = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+        let new = checkpointer(&path);
         assert!(!Arc::ptr_eq(&old, &new));
         assert!(!old.running(), "the old file's checkpointer was ended");
         INLINE_CHECKPOINTS.with(|c| c.set(0));
@@ -2030,12 +2037,7 @@ mod tests {
     /// gets a checkpointer, and thread, of the child's.
     #[test]
     fn a_forked_child_checkpoints_without_its_parents_thread() {
-        let dir = TempDir::new("sqlite-ckpt-fork");
-        let path = dir.path().join("s.sqlite");
-        let mut s = store(&dir);
-        let parent = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
-        fill(&mut s, "p", PAST);
-        assert!(checkpointed(&parent));
+        let (dir, path, mut s, parent) = checkpointed_once("sqlite-ckpt-fork");
         // SAFETY: the child only runs this test's code and leaves by _exit.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
@@ -2044,7 +2046,7 @@ mod tests {
             fill(&mut s, "c", PAST);
             let inherited_inline = INLINE_CHECKPOINTS.with(|c| c.get()) > 0;
             let mut own = store(&dir);
-            let mine = checkpoint::Checkpointer::for_database(&path, file_identity(&path).unwrap(), false);
+            let mine = checkpointer(&path);
             fill(&mut own, "o", 2 * PAST);
             let ok = inherited_inline && !Arc::ptr_eq(&mine, &parent) && checkpointed(&mine);
             // SAFETY: ends the child without running the parent's destructors or test harness.
