@@ -45,6 +45,10 @@ pub(super) struct Checkpointer {
 struct State {
     /// The log's size at the latest commit that asked for a checkpoint, until the thread takes it.
     due: Option<i32>,
+    /// The thread is checkpointing (it looks at `due` again before it waits).
+    busy: bool,
+    /// The log's size when its last checkpoint gave up (`checkpoint_due`).
+    failed_at: Option<i32>,
     thread: Option<JoinHandle<()>>,
     /// The thread is gone or will not start (MSHUTDOWN, spawn or open failed): commits checkpoint inline.
     ended: bool,
@@ -148,9 +152,17 @@ impl Checkpointer {
                 }
             }
         }
+        // Commits that find the thread at work, already woken, or waiting for the log to grow past
+        // a checkpoint that gave up (a long reader) leave it be: no wake-up for each of them.
+        if !checkpoint_due(frames, s.failed_at) {
+            return true;
+        }
+        let asleep = s.due.is_none() && !s.busy;
         s.due = Some(frames);
         drop(s);
-        self.wake.notify_one();
+        if asleep {
+            self.wake.notify_one();
+        }
         true
     }
 
@@ -168,35 +180,34 @@ impl Checkpointer {
                 return;
             }
         };
-        let mut failed_at = None;
+        let mut s = lock(&self.state);
         loop {
-            let frames = {
-                let mut s = lock(&self.state);
-                loop {
-                    // A checkpoint asked for is run even when the thread is ended (at MSHUTDOWN,
-                    // which waits for it): the process's last commits leave the log copied.
-                    if let Some(f) = s.due.take() {
-                        break Some(f);
-                    }
-                    if s.ended {
-                        break None;
-                    }
-                    s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            // A checkpoint asked for is run even when the thread is ended (at MSHUTDOWN, which
+            // waits for it): the process's last commits leave the log copied.
+            let Some(frames) = s.due.take() else {
+                if s.ended {
+                    break;
                 }
+                s = self.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
             };
-            let Some(frames) = frames else { break };
-            if !checkpoint_due(frames, failed_at) {
+            // Asked for before the last checkpoint gave up, with the log not grown enough since.
+            if !checkpoint_due(frames, s.failed_at) {
                 continue;
             }
+            s.busy = true;
+            drop(s);
             let done = checkpoint(&conn);
-            failed_at = (!done).then_some(frames);
+            s = lock(&self.state);
+            s.busy = false;
+            s.failed_at = (!done).then_some(frames);
             if done {
-                let mut s = lock(&self.state);
                 s.done += 1;
                 // Commits that asked while it ran counted the log it restarted.
                 s.due = None;
             }
         }
+        drop(s);
         // Not closed: closing the last connection to a database checkpoints it and deletes its
         // `-wal` and `-shm`, which a directory we may not write to can not give back (see
         // `pool::close_memcached`). The process is ending.
@@ -215,12 +226,11 @@ impl Checkpointer {
         thread
     }
 
-    /// Ends its thread and waits for it (a checkpoint asked for is finished first).
+    /// Ends its thread and waits for it (a checkpoint asked for is finished first). Called by
+    /// PHP's thread, never by the checkpointer's own (which only retires).
     pub(super) fn end(&self) {
         if let Some(t) = self.retire() {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
+            let _ = t.join();
         }
     }
 
