@@ -78,6 +78,28 @@ fn all() -> parking_lot::MutexGuard<'static, Vec<Arc<Checkpointer>>> {
     ALL.lock()
 }
 
+/// Held by a checkpointer thread while it is inside SQLite (opening, checkpointing), and by a
+/// fork (`pthread_atfork`): a child must not be made while the thread holds one of SQLite's own
+/// mutexes (its file and lock tables), which the child's connections would then wait on forever.
+/// A fork waits for a checkpoint under way.
+static IN_SQLITE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+fn in_sqlite() -> parking_lot::MutexGuard<'static, ()> {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    extern "C" fn prepare() {
+        std::mem::forget(IN_SQLITE.lock());
+    }
+    extern "C" fn after() {
+        // SAFETY: `prepare` took it in this thread, and its guard was forgotten.
+        unsafe { IN_SQLITE.force_unlock() };
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: as in `all`.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
+    });
+    IN_SQLITE.lock()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -152,11 +174,18 @@ impl Checkpointer {
                 }
             }
         }
-        // Commits that find the thread at work, already woken, or waiting for the log to grow past
-        // a checkpoint that gave up (a long reader) leave it be: no wake-up for each of them.
-        if !checkpoint_due(frames, s.failed_at) {
-            return true;
+        // After the thread's checkpoint gave up (a long reader, or writers that left it no gap: a
+        // tight loop of this very process), the commits wait for the log to grow CHECKPOINT_FRAMES
+        // more, and the one that finds it so checkpoints itself, between its own writes, as before
+        // the thread; a log restarted since (by that commit, `restarted`, or smaller than then: by
+        // another process) goes back to the thread.
+        match s.failed_at {
+            Some(at) if frames < at => s.failed_at = None,
+            Some(_) if checkpoint_due(frames, s.failed_at) => return false,
+            Some(_) => return true,
+            None => {}
         }
+        // Commits that find the thread at work or already woken leave it be: no wake-up each.
         let asleep = s.due.is_none() && !s.busy;
         s.due = Some(frames);
         drop(s);
@@ -166,8 +195,19 @@ impl Checkpointer {
         true
     }
 
+    /// A commit's own checkpoint restarted the log: the next ones go to the thread again.
+    pub(super) fn restarted(&self) {
+        if self.pid == crate::lock::pid() {
+            lock(&self.state).failed_at = None;
+        }
+    }
+
     fn run(&self) {
-        let conn = match open(&self.path, self.synchronous_full) {
+        let opened = {
+            let _g = in_sqlite();
+            open(&self.path, self.synchronous_full)
+        };
+        let conn = match opened {
             // The file it opened is the stores' (not one put in its place since).
             Ok(c) if super::file_identity(&self.path) == Some(self.identity) => c,
             Ok(c) => {
@@ -197,7 +237,10 @@ impl Checkpointer {
             }
             s.busy = true;
             drop(s);
-            let done = checkpoint(&conn);
+            let done = {
+                let _g = in_sqlite();
+                checkpoint(&conn)
+            };
             s = lock(&self.state);
             s.busy = false;
             s.failed_at = (!done).then_some(frames);
