@@ -283,6 +283,13 @@ impl Checkpointer {
         lock(&self.state).done
     }
 
+    /// Whether its thread is inside a checkpoint now (holding `IN_SQLITE`, which only the thread
+    /// and a fork take).
+    #[cfg(test)]
+    pub(super) fn checkpointing(&self) -> bool {
+        lock(&self.state).busy && IN_SQLITE.is_locked()
+    }
+
     /// Whether this process's thread for it runs.
     #[cfg(test)]
     pub(super) fn running(&self) -> bool {

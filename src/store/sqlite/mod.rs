@@ -2111,6 +2111,50 @@ mod tests {
         assert!(parent.completed() > before);
     }
 
+    /// A fork made while the thread checkpoints waits for the checkpoint to end (`in_sqlite`): the
+    /// child never starts with one of SQLite's own mutexes held by a thread it does not have. Here
+    /// the log holds ~90 MB, so the checkpoint (a copy and two syncs) outlasts a fork by far.
+    #[test]
+    fn a_fork_waits_for_a_checkpoint_under_way() {
+        let dir = TempDir::new("sqlite-ckpt-fork-wait");
+        let path = dir.path().join("s.sqlite");
+        let s = store(&dir);
+        // A large log written by a connection without our hook (nothing asks for a checkpoint).
+        let big = Connection::open(&path).unwrap();
+        big.execute_batch(
+            "PRAGMA wal_autocheckpoint=0;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+             INSERT INTO sessions (id, data, created_at, updated_at) SELECT 'big' || i, randomblob(3000), 0, 0 FROM n;",
+        )
+        .unwrap();
+        let cp = checkpointer(&path);
+        assert!(cp.request(CHECKPOINT_FRAMES), "the thread takes it");
+        let end = Instant::now() + Duration::from_secs(30);
+        while !cp.checkpointing() && cp.completed() == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        assert_eq!(cp.completed(), 0, "the checkpoint was seen under way");
+        assert!(cp.checkpointing(), "the thread checkpoints");
+        // SAFETY: the child leaves at once by _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: ends the child without running the parent's destructors or test harness.
+            unsafe { libc::_exit(0) };
+        }
+        let done_at_fork = cp.completed();
+        let mut status = 0;
+        // SAFETY: waits for our own child, which exits at once.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
+        assert_eq!(done_at_fork, 1, "the fork waited for the checkpoint to end");
+        // The thread's checkpoint copied the whole log: the next commit writes it from its start.
+        big.execute("UPDATE sessions SET data = x'00' WHERE id = 'big1'", []).unwrap();
+        let in_log: i64 = big.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).unwrap();
+        assert!(in_log < 10, "the log restarted ({in_log} frames)");
+        drop((big, s));
+    }
+
     /// Under steady load, with some reader always inside the log, the log is still restarted: it
     /// stays bounded (SQLite's own PASSIVE autocheckpoint let it grow by every commit, to 51 MB
     /// here, and 722 MB in 15 s of php-fpm load).
