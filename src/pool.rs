@@ -2,8 +2,17 @@
 //! the layers over it.
 //!
 //! php-fpm forks its workers after MINIT; a connection must never be used on both sides of a fork.
-//! The pool remembers the pid that filled it and, in a child, abandons (leaks, never closes) what it
-//! inherited: closing an inherited SQLite handle in the child could disturb the parent's locks.
+//! The pool remembers the pid that filled it and, in a child, never reuses what it inherited:
+//! - a network connection is abandoned (leaked, never closed): closing it could send the server a
+//!   goodbye on the socket the parent still uses (PostgreSQL's Terminate, MySQL's COM_QUIT);
+//! - SQLite databases are closed, before the child opens any of its own (`take`). SQLite keeps one
+//!   record per file and process of the locks it holds, and a child inherits its parent's, though
+//!   not the parent's kernel locks: a connection the child opened beside an inherited one took none
+//!   in the kernel (the record said they were held). Once the parent had exited, the next program
+//!   to close the database took itself for its last user and deleted its `-wal` and `-shm`, and the
+//!   child's later commits went into a deleted file (`sqlite_fork_parent_exits.phpt`). Closing
+//!   takes none of the parent's locks with it: POSIX locks are the process's own, and the lock
+//!   file's OFD locks stay while the parent holds its descriptor.
 
 use parking_lot::Mutex;
 
@@ -37,12 +46,29 @@ static ABANDONED: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
 fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
     let mut guard = POOL.lock();
     let pid = crate::lock::pid();
+    let mut closing = Vec::new();
     if guard.as_ref().is_some_and(|p| p.pid != pid) {
-        if let Some(inherited) = guard.take() {
+        if let Some(mut inherited) = guard.take() {
+            for (stack, stores) in &mut inherited.idle {
+                if local_only(stack) {
+                    closing.append(stores);
+                }
+            }
             ABANDONED.lock().push(inherited);
         }
     }
-    f(guard.get_or_insert_with(|| Pool { pid, idle: Vec::new() }))
+    let r = f(guard.get_or_insert_with(|| Pool { pid, idle: Vec::new() }));
+    drop(guard);
+    drop(closing);
+    r
+}
+
+/// A stack of local files only (a SQLite database, maybe migrating from another or from a files
+/// directory), which a forked child closes rather than abandons (see the module's comment).
+fn local_only(stack: &Stack) -> bool {
+    use crate::dsn::Engine;
+    matches!(stack.engine, Engine::Sqlite(_))
+        && stack.layers.migrate_from.as_deref().is_none_or(|old| matches!(old, Engine::Sqlite(_) | Engine::Files(_)))
 }
 
 /// An idle store for `stack`, or a new connection.

@@ -39,6 +39,9 @@ pub(super) struct Checkpointer {
     started: AtomicBool,
     state: Mutex<State>,
     wake: Condvar,
+    /// The thread's connection, used and taken only under `IN_SQLITE`: so never held at a fork, and
+    /// a forked child closes its parent's (`close_inherited`).
+    conn: parking_lot::Mutex<Option<Connection>>,
 }
 
 #[derive(Default)]
@@ -134,6 +137,7 @@ impl Checkpointer {
             started: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            conn: parking_lot::Mutex::new(None),
         });
         all.push(c.clone());
         c
@@ -205,21 +209,23 @@ impl Checkpointer {
     fn run(&self) {
         let opened = {
             let _g = in_sqlite();
-            open(&self.path, self.synchronous_full)
-        };
-        let conn = match opened {
-            // The file it opened is the stores' (not one put in its place since).
-            Ok(c) if super::file_identity(&self.path) == Some(self.identity) => c,
-            Ok(c) => {
-                self.retire();
-                std::mem::forget(c);
-                return;
-            }
-            Err(_) => {
-                self.retire();
-                return;
+            match open(&self.path, self.synchronous_full) {
+                // The file it opened is the stores' (not one put in its place since).
+                Ok(c) if super::file_identity(&self.path) == Some(self.identity) => {
+                    *self.conn.lock() = Some(c);
+                    true
+                }
+                Ok(c) => {
+                    std::mem::forget(c);
+                    false
+                }
+                Err(_) => false,
             }
         };
+        if !opened {
+            self.retire();
+            return;
+        }
         let mut s = lock(&self.state);
         loop {
             // A checkpoint asked for is run even when the thread is ended (at MSHUTDOWN, which
@@ -239,7 +245,7 @@ impl Checkpointer {
             drop(s);
             let done = {
                 let _g = in_sqlite();
-                checkpoint(&conn)
+                self.conn.lock().as_ref().is_some_and(checkpoint)
             };
             s = lock(&self.state);
             s.busy = false;
@@ -254,7 +260,8 @@ impl Checkpointer {
         // Not closed: closing the last connection to a database checkpoints it and deletes its
         // `-wal` and `-shm`, which a directory we may not write to can not give back (see
         // `pool::close_memcached`). The process is ending.
-        std::mem::forget(conn);
+        let _g = in_sqlite();
+        std::mem::forget(self.conn.lock().take());
     }
 
     /// Ends its thread without waiting for it; commits checkpoint inline from then on.
@@ -332,6 +339,32 @@ pub fn describe() -> String {
         super::CHECKPOINT_FRAMES,
         threads()
     )
+}
+
+/// In a forked child, before it opens a database: closes the connections of its parent's
+/// checkpointers (whose threads did not follow it), and forgets them. SQLite keeps one record per
+/// file and process of the locks it holds; while a parent's connection stays open in it, the
+/// child's own connections to that file take no locks in the kernel (see `crate::pool`).
+pub(super) fn close_inherited() {
+    let pid = crate::lock::pid();
+    let inherited: Vec<Arc<Checkpointer>> = {
+        let mut all = all();
+        if all.iter().all(|c| c.pid == pid) {
+            return;
+        }
+        let (mine, theirs) = std::mem::take(&mut *all).into_iter().partition(|c| c.pid == pid);
+        *all = mine;
+        theirs
+    };
+    let _g = in_sqlite();
+    for c in inherited {
+        // Free at the fork (taken only under IN_SQLITE, which the fork holds).
+        if let Some(mut conn) = c.conn.try_lock() {
+            drop(conn.take());
+        }
+        // A parent's lock held at the fork stays held here: its memory is left to the process.
+        std::mem::forget(c);
+    }
 }
 
 /// At MSHUTDOWN: ends this process's checkpointer threads and waits for them (a checkpoint under

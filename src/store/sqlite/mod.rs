@@ -132,6 +132,9 @@ pub struct SqliteStore {
     /// The `gc_bucket` of a session's row as this handle last read or wrote it (see
     /// `GC_BUCKET_SCHEMA`); None when not known.
     seen_bucket: Option<(SessionId, i64)>,
+    /// The process that opened it: a store a forked child holds from its parent (a session open
+    /// at the fork) serves that request on, and is then closed, never pooled (see `crate::pool`).
+    pid: u32,
 }
 
 /// What a handle holds of one session's lock (see the module's comment).
@@ -326,6 +329,7 @@ impl SqliteStore {
             users_ready: false,
             frozen,
             seen_bucket: None,
+            pid: crate::lock::pid(),
         })
     }
 
@@ -406,6 +410,9 @@ impl SqliteStore {
         }
         check_files(&o.path)?;
         let sql = |e: rusqlite::Error| sql_error(at, &e);
+        // In a forked child, the parent's checkpointer connections are closed before the child
+        // opens one of its own (as its pooled ones are, `crate::pool`).
+        checkpoint::close_inherited();
         let mut conn = Connection::open(&o.path).map_err(sql)?;
         let patience = Patience::new(o.busy_timeout);
         conn.busy_handler(Some(busy_backoff(patience.clone()))).map_err(sql)?;
@@ -1097,7 +1104,7 @@ impl Pooled for SqliteStore {
     /// A frozen store (`migrate`) is not kept either: the next request opens the file again, and
     /// migrates it once its storage can be written.
     fn reusable(&self) -> bool {
-        !self.broken && self.frozen.is_none()
+        !self.broken && self.frozen.is_none() && self.pid == crate::lock::pid()
     }
 
     /// A connection to a deleted or replaced file would read and write an orphaned inode.
