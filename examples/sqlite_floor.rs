@@ -3,10 +3,10 @@
 //! the `Store` contract with locking off and on. `bench/floor.sh` prints it next to PHP's own files
 //! handler's whole cycle (`bench/cycle.php`), which is the tmpfs target of issue 10.
 //!
-//!   cargo run --release --example sqlite_floor -- DIR [CYCLES] [BYTES]
+//!   cargo run --release --example sqlite_floor -- DIR [CYCLES] [BYTES] [STEP]
 //!
 //! Prints one line per step: `name µs-per-cycle`, each the median of 5 passes of CYCLES cycles over 100
-//! sessions of BYTES bytes.
+//! sessions of BYTES bytes. STEP (a part of a step's name) runs only the steps it names, for a profile.
 //! - `statements`: `SELECT data, version … WHERE id = ?` (the read, autocommit), then `BEGIN IMMEDIATE;
 //!   UPDATE sessions SET data, updated_at, version … WHERE id = ?; COMMIT` (the write), as cached
 //!   statements through rusqlite, in WAL mode with synchronous=NORMAL: the least any SQLite store
@@ -110,7 +110,8 @@ fn main() {
         ("engine, locking off", &|p| engine(p, cycles, &data, false)),
         ("engine, locking on", &|p| engine(p, cycles, &data, true)),
     ];
-    for (name, step) in steps {
+    let only = args.get(4).map(String::as_str).unwrap_or("");
+    for (name, step) in steps.into_iter().filter(|(name, _)| name.contains(only)) {
         let path = db(&name.replace([',', ' '], ""));
         let us = step(&path);
         println!("{name} {us:.2}");
