@@ -62,45 +62,53 @@ struct State {
 /// This process's checkpointers (a forked child finds its parent's here, and ignores them).
 static ALL: parking_lot::Mutex<Vec<Arc<Checkpointer>>> = parking_lot::Mutex::new(Vec::new());
 
-/// `ALL`, which a fork never copies while another thread holds it: it is taken for the fork and
-/// given back on both sides (`pthread_atfork`), so a child always finds it free.
+/// `ALL`, which a fork never copies while another thread holds it (`guard_forks`).
 fn all() -> parking_lot::MutexGuard<'static, Vec<Arc<Checkpointer>>> {
-    static AT_FORK: std::sync::Once = std::sync::Once::new();
-    extern "C" fn prepare() {
-        std::mem::forget(ALL.lock());
-    }
-    extern "C" fn after() {
-        // SAFETY: `prepare` took it in this thread, and its guard was forgotten.
-        unsafe { ALL.force_unlock() };
-    }
-    AT_FORK.call_once(|| {
-        // SAFETY: registers handlers that only take and give back a lock; glibc drops them when
-        // the extension is unloaded.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
-    });
+    guard_forks();
     ALL.lock()
 }
 
 /// Held by a checkpointer thread while it is inside SQLite (opening, checkpointing), and by a
-/// fork (`pthread_atfork`): a child must not be made while the thread holds one of SQLite's own
+/// fork (`guard_forks`): a child must not be made while the thread holds one of SQLite's own
 /// mutexes (its file and lock tables), which the child's connections would then wait on forever.
 /// A fork waits for a checkpoint under way.
 static IN_SQLITE: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 fn in_sqlite() -> parking_lot::MutexGuard<'static, ()> {
+    guard_forks();
+    IN_SQLITE.lock()
+}
+
+/// Registers, once, `pthread_atfork` handlers that take `IN_SQLITE` and then `ALL` for a fork and
+/// give both back on both sides, so a child always finds them free. (Nothing waits for
+/// `IN_SQLITE` while holding `ALL`.)
+fn guard_forks() {
     static AT_FORK: std::sync::Once = std::sync::Once::new();
     extern "C" fn prepare() {
         std::mem::forget(IN_SQLITE.lock());
+        std::mem::forget(ALL.lock());
     }
     extern "C" fn after() {
-        // SAFETY: `prepare` took it in this thread, and its guard was forgotten.
-        unsafe { IN_SQLITE.force_unlock() };
+        // SAFETY: `prepare` took both in this thread, and their guards were forgotten.
+        unsafe {
+            ALL.force_unlock();
+            IN_SQLITE.force_unlock();
+        }
     }
     AT_FORK.call_once(|| {
-        // SAFETY: as in `all`.
+        // SAFETY: registers handlers that only take and give back locks; glibc drops them when
+        // the extension is unloaded.
         unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
     });
-    IN_SQLITE.lock()
+}
+
+/// Takes this process's parent's entries out of `all` (a forked child's inheritance). They are
+/// never used: a lock their thread held at the fork stays held in the child.
+fn inherited(all: &mut Vec<Arc<Checkpointer>>) -> Vec<Arc<Checkpointer>> {
+    let pid = crate::lock::pid();
+    let (mine, theirs) = std::mem::take(all).into_iter().partition(|c| c.pid == pid);
+    *all = mine;
+    theirs
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,15 +122,8 @@ impl Checkpointer {
     pub(super) fn for_database(path: &Path, identity: (u64, u64), synchronous_full: bool) -> Arc<Checkpointer> {
         let pid = crate::lock::pid();
         let mut all = all();
-        // A parent's entries are only dropped from the list, never touched: a lock its thread
-        // held at the fork stays held in the child. Their memory is left to the process.
-        all.retain(|c| {
-            if c.pid == pid {
-                return true;
-            }
-            std::mem::forget(c.clone());
-            false
-        });
+        // Their memory is left to the process (`close_inherited` closes their connections first).
+        std::mem::forget(inherited(&mut all));
         if let Some(c) = all.iter().find(|c| c.path == path && c.identity == identity && c.synchronous_full == synchronous_full) {
             return c.clone();
         }
@@ -346,18 +347,12 @@ pub fn describe() -> String {
 /// file and process of the locks it holds; while a parent's connection stays open in it, the
 /// child's own connections to that file take no locks in the kernel (see `crate::pool`).
 pub(super) fn close_inherited() {
-    let pid = crate::lock::pid();
-    let inherited: Vec<Arc<Checkpointer>> = {
-        let mut all = all();
-        if all.iter().all(|c| c.pid == pid) {
-            return;
-        }
-        let (mine, theirs) = std::mem::take(&mut *all).into_iter().partition(|c| c.pid == pid);
-        *all = mine;
-        theirs
-    };
+    let theirs = inherited(&mut all());
+    if theirs.is_empty() {
+        return;
+    }
     let _g = in_sqlite();
-    for c in inherited {
+    for c in theirs {
         // Free at the fork (taken only under IN_SQLITE, which the fork holds).
         if let Some(mut conn) = c.conn.try_lock() {
             drop(conn.take());
