@@ -2,7 +2,7 @@
 SQLite engine: a PHP process that pcntl_forks again and again while its checkpointer thread copies the log; every child uses the same database and exits cleanly, none hangs, and nothing either side wrote is lost
 --FILE--
 <?php
-require __DIR__ . '/inc/helpers.inc';
+require __DIR__ . '/inc/locking.inc';
 
 // The parent writes new sessions of one page each (3.5 log frames), so its thread checkpoints the
 // log every ~570 of them (2000 frames); it forks after every EVERY sessions, so many forks land
@@ -45,6 +45,7 @@ $reap = function (bool $block) use (&$children, &$ends) {
         unset($children[$pid]);
     }
 };
+$burner = lk_burner(120); // a CPU kept busy alongside (bounded)
 $lost = [];
 for ($i = 0; $i < PARENT; $i++) {
     if (!$write("p-$i")) {
@@ -83,6 +84,7 @@ while ($children) {
     $reap(false);
     usleep(2000);
 }
+lk_burner_stop($burner);
 $forks = intdiv(PARENT, EVERY);
 echo "children: ", json_encode($ends), " of $forks\n";
 echo 'every parent write and fork worked: ', $lost ? 'NO (' . implode(', ', array_slice($lost, 0, 5)) . ')' : 'yes', "\n";
