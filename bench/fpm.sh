@@ -2,7 +2,7 @@
 # Throughput where users run PHP: nginx in front of php-fpm, many workers, wrk as the load, every
 # handler and its peers in the same run, each figure the median of $REPEAT runs.
 #
-#   bash bench/fpm.sh        (env: REPEAT=3 DURATION=10 WORKERS=8 CONNS=8 ONLY=regex GROWTH=1 HANDOVER=1
+#   bash bench/fpm.sh        (env: REPEAT=3 DURATION=10 WORKERS=8 CONNS=8 ONLY=regex GROWTH=1 HANDOVER=1 OPCACHE=0
 #                             OUT=bench/results/fpm-YYYY-MM-DD SO=path/to/libsession_proxy.so)
 #
 # Three parts, each printed as a Markdown table and written to $OUT.tsv (bench/chart.py draws it):
@@ -31,6 +31,7 @@ WORKERS=${WORKERS:-8}
 CONNS=${CONNS:-8}
 ONLY=${ONLY:-.}
 GROWTH=${GROWTH:-1}
+OPCACHE=${OPCACHE:-0} # 1: OPcache on, as Debian's php-fpm ships it (10-opcache.ini); 0 (the figures so far): every request compiles its script
 HANDOVER=${HANDOVER:-1}
 OUT=${OUT:-bench/results/fpm-$(date +%F)}
 FPM_BIN=${SP_FPM_BIN:-/usr/sbin/php-fpm8.2}
@@ -117,21 +118,26 @@ pm.max_children = $WORKERS
 clear_env = no
 EOF
 
+if [[ $OPCACHE == 1 ]]; then OPCACHE_ARGS=(-d zend_extension=opcache -d opcache.enable=1); else OPCACHE_ARGS=(-d opcache.enable=0); fi
 # One pool per configuration: php-fpm restarted with that handler's INI (-n: nothing from /etc/php).
 start_fpm() {
   [[ -n $fpm_pid ]] && { kill_pid "$fpm_pid"; fpm_pid=""; }
   local asroot=(); [[ $(id -u) -eq 0 ]] && asroot=(-R)
   TMPDIR="$BASE/tmp" setsid "$FPM_BIN" -F -n "${asroot[@]}" -y "$BASE/php-fpm.conf" -p "$BASE" \
-    -d session.use_strict_mode=0 -d session.gc_probability=0 -d opcache.enable=0 "$@" \
+    -d session.use_strict_mode=0 -d session.gc_probability=0 "${OPCACHE_ARGS[@]}" "$@" \
     </dev/null >"$BASE/php-fpm.out" 2>&1 &
   fpm_pid=$!
   wait_port "$FPORT" 20 "$fpm_pid" || { echo "bench/fpm.sh: php-fpm did not start: $*" >&2; tail "$BASE/php-fpm.out" >&2; exit 1; }
   local body
   for _ in $(seq 50); do
-    body=$(curl_get "http://127.0.0.1:$WPORT/none.php") && [[ $body == ok ]] && return 0
+    body=$(curl_get "http://127.0.0.1:$WPORT/none.php") && [[ $body == ok ]] && break
     sleep 0.1
   done
-  echo "bench/fpm.sh: php-fpm does not answer ($body): $*" >&2; tail "$BASE/php-fpm.log" >&2; exit 1
+  [[ $body == ok ]] || { echo "bench/fpm.sh: php-fpm does not answer ($body): $*" >&2; tail "$BASE/php-fpm.log" >&2; exit 1; }
+  local want=off; [[ $OPCACHE == 1 ]] && want=on
+  body=$(curl_get "http://127.0.0.1:$WPORT/opcache.php")
+  [[ $body == "$want" ]] && return 0
+  echo "bench/fpm.sh: OPcache is '$body', OPCACHE=$OPCACHE asks for $want: $*" >&2; exit 1
 }
 curl_get() { php -n -r 'echo @file_get_contents($argv[1]);' "$1"; }
 
@@ -181,7 +187,7 @@ configs=(
 config_args() { IFS=$'\t' read -r -a args <<<"$1"; }
 
 fs=$(df -T "$BASE" | awk 'NR==2 {print $2}')
-echo "php-fpm: $WORKERS workers (pm=static), wrk: 2 threads, $CONNS connections, ${DURATION}s per run, median of $REPEAT runs"
+echo "php-fpm: $WORKERS workers (pm=static, OPcache $([[ $OPCACHE == 1 ]] && echo on || echo off)), wrk: 2 threads, $CONNS connections, ${DURATION}s per run, median of $REPEAT runs"
 echo "storage: $BASE on $fs; $(nproc) CPUs, nothing pinned; $(date -u +%FT%TZ)"
 printf 'part\tname\tworkload\treq_s\tp99_ms\n' > "$OUT.tsv"
 echo
