@@ -63,6 +63,20 @@ impl SessionId {
         Cow::Owned(name)
     }
 
+    /// The id of a record kept beside this session (`tag`, a '-', then 40 hex digits of SHA-256 of
+    /// the id), stored like a session: an id of a shape PHP's generator does not make in practice (a
+    /// fixed tag and a '-'). The optimistic writes' tombstone (`tomb`) and the migrate layer's mark of
+    /// a session destroyed while the old store kept its copy (`gone`).
+    pub fn marker(&self, tag: &str) -> SessionId {
+        let mut name = String::with_capacity(tag.len() + 41);
+        name.push_str(tag);
+        name.push('-');
+        for b in Sha256::digest(self.0.as_bytes()).iter().take(20) {
+            name.push_str(&format!("{b:02x}"));
+        }
+        SessionId::parse(name.as_bytes()).expect("a marker's id is a valid session id")
+    }
+
     /// A short, log-safe name for the session: the full id is a bearer secret and stays out of logs.
     pub fn short(&self) -> String {
         let head: String = self.0.chars().take(6).collect();

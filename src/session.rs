@@ -1028,13 +1028,9 @@ impl Drop for Request {
 /// told apart from a new session created under the same id.
 const TOMBSTONE_LIFE: Duration = Duration::from_secs(300);
 
-/// The id of `id`'s tombstone: "tomb-" and 40 hex digits of SHA-256(id), stored like a session: an id
-/// of a shape PHP's generator does not make in practice (45 characters, a fixed prefix, a '-').
+/// The id of `id`'s tombstone: "tomb-" and 40 hex digits of SHA-256(id) (`SessionId::marker`).
 fn tomb_of(id: &SessionId) -> SessionId {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(id.as_str().as_bytes());
-    let hex: String = h.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    SessionId::parse(format!("tomb-{hex}").as_bytes()).expect("a tomb id is a valid session id")
+    id.marker("tomb")
 }
 
 /// A random pause of up to 50 µs × 2^(merges-2), at most MERGE_PAUSE_MAX, between two merges.

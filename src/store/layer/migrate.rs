@@ -6,7 +6,11 @@
 //!   new store (`Expect::Absent`, or `Held(None)` under the lock), then a delete from the old one.
 //!   A lazy-write refresh (`touch`) of such a session moves it the same way, with the data read.
 //! - `exists` (strict mode) answers true when either store holds the session; `destroy` removes it
-//!   from both.
+//!   from both. When the old store can't be told to (down, or failing), the session is marked gone
+//!   in the new store (a record `gone-<40 hex of SHA-256(id)>`, kept for gc_maxlifetime): a later
+//!   read that finds the old copy drops it and the mark instead of reading it back, so a logout
+//!   made while the old store was down is not undone when it comes back. "Log out everywhere"
+//!   (`Users::end`) does the same.
 //! - Locking: the lock is taken in the new store, then in the old one, each with the engine's own
 //!   lock, so the old handler still running on servers not yet switched excludes this request where
 //!   the engines lock alike (PHP files' flock = our files engine's; phpredis' `<key>_LOCK` = our
@@ -48,7 +52,16 @@ pub struct Migrate {
     from_old: Option<FromOld>,
     warnings: Vec<Caution>,
     counters: Option<(&'static Registry, EngineKind)>,
+    /// The session lifetime of the last call that named one: how long a `gone` mark is kept.
+    exp: Option<Expiry>,
 }
+
+/// The tag of the mark of a session destroyed while the old store kept its copy (`SessionId::marker`).
+const GONE: &str = "gone";
+
+/// How long a `gone` mark is kept when no call of this handle named a lifetime yet (a framework's
+/// destroy before any read): PHP's default session.gc_maxlifetime.
+const GONE_LIFE_UNKNOWN: Expiry = Expiry::new(Duration::from_secs(1440));
 
 impl Migrate {
     pub fn new(new: Box<dyn Store>, from: Engine, counters: Option<(&'static Registry, EngineKind)>) -> Self {
@@ -62,6 +75,7 @@ impl Migrate {
             from_old: None,
             warnings: Vec::new(),
             counters,
+            exp: None,
         }
     }
 
@@ -102,29 +116,48 @@ impl Migrate {
         }
     }
 
-    /// A session the new store lacks, read from the old one (remembered for its first write).
-    fn read_old(&mut self, id: &SessionId, loaded: Option<Loaded>) -> Option<Loaded> {
-        if let Some(l) = &loaded {
-            self.count(Counter::OldStoreReads);
-            self.from_old = Some(FromOld { id: id.clone(), version: l.version, data: l.data.clone() });
+    /// A session the new store lacks, read from the old one (remembered for its first write), unless
+    /// the new store marks it gone (`purge_gone`): then there is none.
+    fn read_old(&mut self, id: &SessionId, loaded: Option<Loaded>, exp: Expiry) -> Result<Option<Loaded>> {
+        let Some(l) = loaded else { return Ok(None) };
+        if self.purge_gone(id, exp)? {
+            return Ok(None);
         }
-        loaded
+        self.count(Counter::OldStoreReads);
+        self.from_old = Some(FromOld { id: id.clone(), version: l.version, data: l.data.clone() });
+        Ok(Some(l))
+    }
+
+    /// Whether the new store marks `id` gone: destroyed while the old store kept the copy found
+    /// there now. That copy goes (with our lock on it, if this handle holds one), then the mark; a
+    /// failure leaves both for a later read.
+    fn purge_gone(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        let mark = id.marker(GONE);
+        if self.new.load(&mark, exp)?.is_none() {
+            return Ok(false);
+        }
+        let owner = self.old_locked.take_if(|(held, _)| held == id).map(|(_, o)| o);
+        if self.on_old(|o| o.destroy(id, owner.as_ref())).is_some() {
+            self.new.destroy(&mark, None)?;
+        }
+        Ok(true)
+    }
+
+    /// Marks `id` gone in the new store: its copy in the old store could not be removed.
+    fn mark_gone(&mut self, id: &SessionId, exp: Expiry) -> Result<()> {
+        let stamp = format!("{:.6}", crate::store::unix_now());
+        self.new.save(&id.marker(GONE), stamp.as_bytes(), Expect::Any, None, exp).map(drop)
     }
 
     /// Releases the old store's lock on `id` if this handle holds it; `delete`: the session too.
-    fn release_old(&mut self, id: &SessionId, delete: bool) {
+    /// False when the old store could not be told (it is down, or failed).
+    fn release_old(&mut self, id: &SessionId, delete: bool) -> bool {
         let held = self.old_locked.take_if(|(held, _)| held == id);
         match (held, delete) {
-            (Some((_, owner)), true) => {
-                self.on_old(|o| o.destroy(id, Some(&owner)));
-            }
-            (None, true) => {
-                self.on_old(|o| o.destroy(id, None));
-            }
-            (Some((_, owner)), false) => {
-                self.on_old(|o| o.unlock(id, &owner));
-            }
-            (None, false) => {}
+            (Some((_, owner)), true) => self.on_old(|o| o.destroy(id, Some(&owner))).is_some(),
+            (None, true) => self.on_old(|o| o.destroy(id, None)).is_some(),
+            (Some((_, owner)), false) => self.on_old(|o| o.unlock(id, &owner)).is_some(),
+            (None, false) => true,
         }
     }
 
@@ -179,24 +212,29 @@ impl Store for Migrate {
     }
 
     fn load(&mut self, id: &SessionId, exp: Expiry) -> Result<Option<Loaded>> {
+        self.exp = Some(exp);
         if let Some(l) = self.new.load(id, exp)? {
             self.from_old = None;
             return Ok(Some(l));
         }
         let old = self.on_old(|o| o.load(id, exp)).flatten();
-        Ok(self.read_old(id, old))
+        self.read_old(id, old, exp)
     }
 
     fn lock_and_load(&mut self, id: &SessionId, owner: &Token, lock_expire: Duration, exp: Expiry) -> Result<Acquire> {
         self.busy_in_old = false;
+        self.exp = Some(exp);
         let data = match self.new.lock_and_load(id, owner, lock_expire, exp)? {
             Acquire::Busy(b) => return Ok(Acquire::Busy(b)),
             Acquire::Locked(data) => data,
         };
         if self.old_locked.as_ref().is_some_and(|(held, _)| held == id) {
             // session_reset(): still ours in the old store too.
-            let old = if data.is_none() { self.on_old(|o| o.load(id, exp)).flatten() } else { None };
-            return Ok(Acquire::Locked(data.or_else(|| self.read_old(id, old))));
+            if data.is_some() {
+                return Ok(Acquire::Locked(data));
+            }
+            let old = self.on_old(|o| o.load(id, exp)).flatten();
+            return self.read_old(id, old, exp).map(Acquire::Locked);
         }
         match self.on_old(|o| o.lock_and_load(id, owner, lock_expire, exp)) {
             Some(Acquire::Busy(b)) => {
@@ -212,7 +250,7 @@ impl Store for Migrate {
                         self.from_old = None;
                         Ok(Acquire::Locked(Some(l)))
                     }
-                    None => Ok(Acquire::Locked(self.read_old(id, old))),
+                    None => self.read_old(id, old, exp).map(Acquire::Locked),
                 }
             }
             None => Ok(Acquire::Locked(data)),
@@ -236,6 +274,7 @@ impl Store for Migrate {
     }
 
     fn save(&mut self, id: &SessionId, data: &[u8], expect: Expect, owner: Option<&Token>, exp: Expiry) -> Result<Written> {
+        self.exp = Some(exp);
         let moving = self.moving(id, expect);
         let expect = match expect {
             // The version read is the old store's: the write creates the session in the new one.
@@ -256,6 +295,7 @@ impl Store for Migrate {
     }
 
     fn touch(&mut self, id: &SessionId, owner: Option<&Token>, exp: Expiry) -> Result<Touched> {
+        self.exp = Some(exp);
         if let Some(f) = self.from_old.take_if(|f| &f.id == id) {
             // Unchanged data read from the old store: moved now, so it does not stay behind.
             let expect = if owner.is_some() { Expect::Held(Some(f.version)) } else { Expect::Version(f.version) };
@@ -284,15 +324,22 @@ impl Store for Migrate {
     fn destroy(&mut self, id: &SessionId, owner: Option<&Token>) -> Result<()> {
         self.from_old = None;
         let r = self.new.destroy(id, owner);
-        self.release_old(id, true);
-        r
+        if self.release_old(id, true) {
+            return r;
+        }
+        // The old store may keep a copy: no read may fall back to it.
+        r.and_then(|()| self.mark_gone(id, self.exp.unwrap_or(GONE_LIFE_UNKNOWN)))
     }
 
     fn exists(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
+        self.exp = Some(exp);
         if self.new.exists(id, exp)? {
             return Ok(true);
         }
-        Ok(self.on_old(|o| o.exists(id, exp)).unwrap_or(false))
+        if !self.on_old(|o| o.exists(id, exp)).unwrap_or(false) {
+            return Ok(false);
+        }
+        Ok(!self.purge_gone(id, exp)?)
     }
 
     fn collector(&mut self) -> Option<&mut dyn Collect> {
@@ -371,10 +418,19 @@ impl Users for Migrate {
         Ok(listed)
     }
 
+    /// Ends `id` in the new store and in the old one: in its index, or, where its engine keeps none,
+    /// by destroying its copy (a copy left by a move whose delete failed). An old store that can't be
+    /// told leaves the session marked gone, as `destroy` does.
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         let in_new = self.new.users().map_or(Ok(false), |u| u.end(id, exp))?;
-        let in_old = self.on_old(|o| o.users().map_or(Ok(false), |u| u.end(id, exp))).unwrap_or(false);
-        Ok(in_new || in_old)
+        let in_old = self.on_old(|o| match o.users() {
+            Some(u) => u.end(id, exp),
+            None => o.destroy(id, None).map(|()| false),
+        });
+        if in_old.is_none() {
+            self.mark_gone(id, exp)?;
+        }
+        Ok(in_new || in_old.unwrap_or(false))
     }
 
     fn count_active(&mut self, within: Duration) -> Result<Count> {
@@ -516,6 +572,76 @@ mod tests {
         m.destroy(&b, None).unwrap();
         assert_eq!((data(before.as_mut(), &a), data(before.as_mut(), &b), data(after.as_mut(), &b)), (None, None, None));
         assert!(!m.exists(&a, LIFE).unwrap());
+    }
+
+    #[test]
+    fn a_destroy_the_old_store_refused_is_not_read_back_later() {
+        let dir = TempDir::new("layer-migrate-gone");
+        let (new, old) = (sqlite(&dir), files(&dir));
+        let mut before = crate::store::connect(&old).unwrap();
+        let a = id("loggedout");
+        put(before.as_mut(), &a, b"user|s:5:\"alice\";");
+        // The old handler, still running on a server not yet switched, holds the session's lock: the
+        // files engine refuses to delete a file another request holds.
+        let th = Token::new();
+        assert!(matches!(before.lock_and_load(&a, &th, EXPIRE, LIFE).unwrap(), Acquire::Locked(Some(_))));
+        let mut m = layered(&new, &old, registry());
+        assert_eq!(data(&mut m, &a).as_deref(), Some(&b"user|s:5:\"alice\";"[..]), "read through");
+        m.destroy(&a, None).unwrap();
+        let w = m.take_warnings();
+        assert!(matches!(&w[..], [Caution::OldStoreSkipped(e)] if e.to_string().contains("locked by another request")), "{w:?}");
+        let mut after = crate::store::connect(&new).unwrap();
+        assert!(data(after.as_mut(), &a.marker(GONE)).is_some(), "marked gone in the new store");
+        before.unlock(&a, &th).unwrap();
+        assert!(data(before.as_mut(), &a).is_some(), "the old copy is still there");
+
+        // The next request neither reads it back nor takes it as existing; the old copy goes, then the mark.
+        m.event(&Event::Started);
+        assert!(!m.exists(&a, LIFE).unwrap(), "strict mode took a destroyed session's id");
+        assert_eq!(data(before.as_mut(), &a), None, "the old copy was not removed");
+        assert_eq!(data(after.as_mut(), &a.marker(GONE)), None, "the mark outlived the old copy");
+        assert_eq!(data(&mut m, &a), None);
+        assert!(m.take_warnings().is_empty());
+
+        // Under the lock: the old copy found is dropped with the lock taken on it, and the session
+        // is new (its write creates it in the new store and leaves nothing held in the old one).
+        let b = id("loggedout2");
+        put(before.as_mut(), &b, b"user|s:3:\"bob\";");
+        m.event(&Event::Started);
+        m.mark_gone(&b, LIFE).unwrap();
+        let t = Token::new();
+        assert!(matches!(m.lock_and_load(&b, &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(None)));
+        assert_eq!(data(before.as_mut(), &b), None);
+        assert!(matches!(m.save(&b, b"fresh|b:1;", Expect::Held(None), Some(&t), LIFE).unwrap(), Written::Done(_)));
+        assert!(matches!(before.lock_and_load(&b, &Token::new(), EXPIRE, LIFE).unwrap(), Acquire::Locked(None)), "the old lock was left held");
+        assert_eq!(data(after.as_mut(), &b).as_deref(), Some(&b"fresh|b:1;"[..]));
+    }
+
+    #[test]
+    fn a_destroy_while_the_old_store_is_down_marks_the_session_gone() {
+        let dir = TempDir::new("layer-migrate-gone-down");
+        let new = sqlite(&dir);
+        let old = crate::dsn::parse("redis://127.0.0.1:1/0?timeout=0.5", dir.path()).unwrap();
+        let mut m = layered(&new, &old, registry());
+        let (a, t) = (id("downout"), Token::new());
+        assert!(matches!(m.lock_and_load(&a, &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(None)));
+        assert!(matches!(m.save(&a, b"user|s:1:\"c\";", Expect::Held(None), Some(&t), LIFE).unwrap(), Written::Done(_)));
+        m.event(&Event::Started);
+        assert!(m.load(&a, LIFE).unwrap().is_some());
+        m.destroy(&a, None).unwrap();
+        let mut after = crate::store::connect(&new).unwrap();
+        assert_eq!(data(after.as_mut(), &a), None);
+        assert!(data(after.as_mut(), &a.marker(GONE)).is_some(), "no mark: the old store's copy could be read back");
+
+        // "Log out everywhere" ends a session the same way.
+        let (b, t) = (id("downout2"), Token::new());
+        assert!(matches!(m.lock_and_load(&b, &t, EXPIRE, LIFE).unwrap(), Acquire::Locked(None)));
+        assert!(matches!(m.save(&b, b"user|s:1:\"c\";", Expect::Held(None), Some(&t), LIFE).unwrap(), Written::Done(_)));
+        let user = User::new(b"carol").unwrap();
+        m.users().expect("an index").bind(&b, Some(&user), None, LIFE).unwrap();
+        assert!(m.users().unwrap().end(&b, LIFE).unwrap());
+        assert_eq!(data(after.as_mut(), &b), None);
+        assert!(data(after.as_mut(), &b.marker(GONE)).is_some(), "ended without a mark");
     }
 
     #[test]
