@@ -90,6 +90,8 @@ pub enum Problem {
     OldStoreSkipped { at: String, err: StoreError },
     /// The Redis server `at` may evict a session's binding while the session lives (`Caution`).
     MayEvictBindings { at: String, policy: String, maxmemory: u64 },
+    /// A destroyed session's copies on the servers `at` could not be deleted (`Caution::CopiesLeft`).
+    CopiesLeft { at: String },
     /// The stored session could not be read (a blob no key opens, damaged bytes): the request goes
     /// on with an empty session, and the stored one is kept, never written over.
     Unreadable { id: String, at: String, err: StoreError },
@@ -257,6 +259,7 @@ impl Request {
                 let problem = match c {
                     Caution::OldStoreSkipped(err) => Problem::OldStoreSkipped { at: at.clone(), err },
                     Caution::MayEvictBindings { at, policy, maxmemory } => Problem::MayEvictBindings { at, policy, maxmemory },
+                    Caution::CopiesLeft { at } => Problem::CopiesLeft { at },
                 };
                 self.diags.push(Diag { level: Level::Warning, problem });
             }

@@ -101,6 +101,12 @@ impl fmt::Display for Problem {
                  SessionProxy\\user_sessions() and destroy_user_sessions() miss that session; set maxmemory-policy \
                  noeviction on the sessions' Redis (or maxmemory 0)"
             ),
+            Problem::CopiesLeft { at } => write!(
+                f,
+                "session_proxy: the session was destroyed, but its copy on memcached {at} could not be deleted (the server \
+                 is down): if that server comes back with its items, the session can be read again; flush or restart it \
+                 before it rejoins"
+            ),
             Problem::Unreadable { id, at, err } => write!(
                 f,
                 "session_proxy: cannot read session {id} from {at}: {err}; this request starts an empty session, and \

@@ -349,6 +349,9 @@ pub enum Caution {
     /// can be evicted while the session lives, which would hide it from its user's list and from
     /// "log out everywhere". Told when a session is bound and when a user's sessions are listed.
     MayEvictBindings { at: String, policy: String, maxmemory: u64 },
+    /// A destroy deleted a session's copies but those on the Memcached servers `at` (down, or failing
+    /// now): one that comes back with its items serves the session again.
+    CopiesLeft { at: String },
 }
 
 /// Opens the store for an engine with its layers. Errors name the path or host and the cause.

@@ -137,10 +137,22 @@ impl Migrate {
             return Ok(false);
         }
         let owner = self.old_locked.take_if(|(held, _)| held == id).map(|(_, o)| o);
-        if self.on_old(|o| o.destroy(id, owner.as_ref())).is_some() {
+        if self.destroy_old(id, owner.as_ref()) {
             self.new.destroy(&mark, None)?;
         }
         Ok(true)
+    }
+
+    /// Destroys `id` in the old store: false when it could not be told, or left a copy (Memcached
+    /// replicas on a server that is down: `Caution::CopiesLeft`).
+    fn destroy_old(&mut self, id: &SessionId, owner: Option<&Token>) -> bool {
+        if self.on_old(|o| o.destroy(id, owner)).is_none() {
+            return false;
+        }
+        let cautions = self.old.as_mut().map(|o| o.take_warnings()).unwrap_or_default();
+        let whole = !cautions.iter().any(|c| matches!(c, Caution::CopiesLeft { .. }));
+        self.warnings.extend(cautions);
+        whole
     }
 
     /// Marks `id` gone in the new store: its copy in the old store could not be removed.
@@ -154,8 +166,8 @@ impl Migrate {
     fn release_old(&mut self, id: &SessionId, delete: bool) -> bool {
         let held = self.old_locked.take_if(|(held, _)| held == id);
         match (held, delete) {
-            (Some((_, owner)), true) => self.on_old(|o| o.destroy(id, Some(&owner))).is_some(),
-            (None, true) => self.on_old(|o| o.destroy(id, None)).is_some(),
+            (Some((_, owner)), true) => self.destroy_old(id, Some(&owner)),
+            (None, true) => self.destroy_old(id, None),
             (Some((_, owner)), false) => self.on_old(|o| o.unlock(id, &owner)).is_some(),
             (None, false) => true,
         }
@@ -386,6 +398,9 @@ impl Store for Migrate {
 
     fn take_warnings(&mut self) -> Vec<Caution> {
         let mut w = std::mem::take(&mut self.warnings);
+        if let Some(o) = self.old.as_mut() {
+            w.extend(o.take_warnings());
+        }
         w.extend(self.new.take_warnings());
         w
     }

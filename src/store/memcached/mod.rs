@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 pub use options::{MemcachedOptions, ServerAddr};
 use proto::{Conn, Flags, Reply};
 
-use super::{Acquire, Busy, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
+use super::{Acquire, Busy, Caution, Collect, ErrorKind, Expect, Expiry, Loaded, Pooled, Result, Store, StoreError, Touched, Version, Written};
 use crate::id::SessionId;
 use crate::lock::Token;
 
@@ -107,6 +107,8 @@ pub struct MemcachedStore {
     /// to every server involved before any answer is read, so it costs one wait) or a stats/metadump
     /// command.
     round_trips: u64,
+    /// What a call got past (`Store::take_warnings`): copies a destroy could not delete.
+    cautions: Vec<Caution>,
     /// See `exec_lock_and_read`.
     #[cfg(test)]
     pub(crate) between: Option<Box<dyn FnMut() + Send>>,
@@ -272,6 +274,7 @@ impl MemcachedStore {
             last_user: None,
             unmarked: None,
             round_trips: 0,
+            cautions: Vec::new(),
             #[cfg(test)]
             between: None,
             #[cfg(test)]
@@ -332,9 +335,7 @@ impl MemcachedStore {
     /// The servers holding `hash_key` (libmemcached layout: the ketama server, then the next ones in
     /// list order for replicas), live ones only, or all of them when none is live.
     fn targets(&self, hash_key: &str) -> Vec<usize> {
-        let n = self.servers.len();
-        let first = self.ring.pick(hash_key.as_bytes());
-        let all: Vec<usize> = (0..=self.o.replicas as usize).map(|i| (first + i) % n).collect();
+        let all = self.all_copies(hash_key);
         let now = Instant::now();
         let live: Vec<usize> = all.iter().copied().filter(|i| self.servers[*i].live(now)).collect();
         if live.is_empty() {
@@ -347,6 +348,7 @@ impl MemcachedStore {
     fn data_targets(&self, id: &SessionId) -> Vec<usize> {
         self.targets(&self.name(id))
     }
+
 
     fn lock_server(&self, id: &SessionId) -> usize {
         if self.o.lock_with_session {
@@ -894,6 +896,10 @@ impl Pooled for MemcachedStore {
 }
 
 impl Store for MemcachedStore {
+    fn take_warnings(&mut self) -> Vec<Caution> {
+        std::mem::take(&mut self.cautions)
+    }
+
     fn describe(&self) -> String {
         let mut s = String::from("memcached://");
         for (i, srv) in self.servers.iter().enumerate() {
@@ -1194,12 +1200,16 @@ impl MemcachedStore {
         reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
+        let mut deleted = Vec::new();
         let errors: Vec<StoreError> = replies
             .into_iter()
             .zip(&targets)
             .filter_map(|(r, &s)| match r {
                 Ok(r @ Reply::Error(_)) => Some(self.unexpected(s, "", &r)),
-                Ok(_) => None,
+                Ok(_) => {
+                    deleted.push(s);
+                    None
+                }
                 Err(e) => Some(e),
             })
             .collect();
@@ -1208,6 +1218,12 @@ impl MemcachedStore {
         }
         if let Some(o) = owner {
             self.unlock_once(id, o)?;
+        }
+        // A copy on a server that is down (skipped, or failing now) is left: one that comes back with
+        // its items (partitioned, paused: not restarted) serves it again (README, known limit).
+        let left: Vec<String> = self.all_copies(&self.name(id)).into_iter().filter(|s| !deleted.contains(s)).map(|s| self.label(s).to_string()).collect();
+        if !left.is_empty() {
+            self.cautions.push(Caution::CopiesLeft { at: left.join(", ") });
         }
         Ok(())
     }

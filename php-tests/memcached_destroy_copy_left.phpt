@@ -1,0 +1,74 @@
+--TEST--
+Memcached engine replicas: a destroy while one copy's server is down (paused, its items kept) deletes the other copies and warns naming the server whose copy was left; during a read-through switch from such a store the session is marked gone in the new store, so it is not read back once that server answers again
+--FILE--
+<?php
+require __DIR__ . '/inc/memcached.inc';
+
+[$pa, $pb] = mc_free_ports(2);
+$srv = [mc_server($pa), mc_server($pb)];
+$pid = proc_get_status($srv[1]['proc'])['pid'];
+register_shutdown_function(fn () => exec("kill -CONT $pid 2>/dev/null"));
+$dsn = mc_dsn([$pa, $pb], 'replicas=1&timeout=300&retry=5000', $prefix);
+$d = sp_tmpdir('mcleft');
+
+/** One request in a child PHP: starts session $id, runs $code; warnings are collected. */
+function request(string $id, string $code, array $ini): array
+{
+    $out = sp_child('
+        $warnings = [];
+        set_error_handler(function ($no, $msg) use (&$warnings) { $warnings[] = $msg; return true; });
+        session_id($argv[1]);
+        $started = session_start();
+        $r = ["started" => $started, "seen" => $started ? $_SESSION : null];
+        if ($started) { ' . $code . ' }
+        $r["warnings"] = $warnings;
+        echo json_encode($r);
+    ', $ini, [$id]);
+    return json_decode($out, true) ?? throw new RuntimeException("child: $out");
+}
+
+function copies(array $ports, string $key): string
+{
+    return implode(' ', array_map(fn ($p) => mc_get($p, $key) === null ? '-' : 'kept', $ports));
+}
+
+function left_warning(array $r, int $port): string
+{
+    $left = array_filter($r['warnings'], fn ($w) => str_contains($w, "its copy on memcached 127.0.0.1:$port could not be deleted"));
+    return count($left) . ' naming 127.0.0.1:B, ' . (count($r['warnings']) - count($left)) . ' other';
+}
+
+// 1. The engine alone.
+request('mcleft1', '$_SESSION["user"] = "erin"; session_write_close();', ['session.save_path' => $dsn]);
+echo 'mcleft1 copies (A B): ', copies([$pa, $pb], $prefix . 'mcleft1'), "\n";
+exec("kill -STOP $pid");
+$r = request('mcleft1', '$r["destroyed"] = session_destroy();', ['session.save_path' => $dsn]);
+echo 'destroyed with B paused: ', var_export($r['destroyed'], true), ', warnings: ', left_warning($r, $pb), "\n";
+exec("kill -CONT $pid");
+echo 'mcleft1 copies after (A B): A ', mc_get($pa, $prefix . 'mcleft1') === null ? 'deleted' : 'kept', "\n";
+
+// 2. The same store as the old one of a switch to SQLite.
+$switch = ['session.save_path' => "sqlite://$d/new.sqlite", 'session_proxy.migrate_from' => $dsn];
+request('mcleft2', '$_SESSION["user"] = "frank"; session_write_close();', ['session.save_path' => $dsn]);
+exec("kill -STOP $pid");
+$r = request('mcleft2', '$r["destroyed"] = session_destroy();', $switch);
+echo 'switch: read through ', json_encode($r['seen']), ', destroyed with B paused: ', var_export($r['destroyed'], true), ', warnings: ', left_warning($r, $pb), "\n";
+$h = new SessionProxy\Handler("sqlite://$d/new.sqlite");
+$h->open('', '');
+echo 'switch: marked gone in the new store: ', var_export($h->read('gone-' . substr(hash('sha256', 'mcleft2'), 0, 40)) !== '', true), "\n";
+$h->close();
+exec("kill -CONT $pid");
+$r = request('mcleft2', 'session_write_close();', $switch);
+echo 'switch: after B answers again: ', json_encode($r['seen']), ', warnings: ', count($r['warnings']), "\n";
+// (B applies the delete it was sent before the pause once it runs again, so whether its copy is left
+// depends on whether the request had marked B down before its destroy; the mark covers both.)
+echo 'mcleft2 on A after: ', mc_get($pa, $prefix . 'mcleft2') === null ? 'deleted' : 'kept', "\n";
+?>
+--EXPECT--
+mcleft1 copies (A B): kept kept
+destroyed with B paused: true, warnings: 1 naming 127.0.0.1:B, 0 other
+mcleft1 copies after (A B): A deleted
+switch: read through {"user":"frank"}, destroyed with B paused: true, warnings: 1 naming 127.0.0.1:B, 0 other
+switch: marked gone in the new store: true
+switch: after B answers again: [], warnings: 0
+mcleft2 on A after: deleted
