@@ -11,22 +11,6 @@ register_shutdown_function(fn () => exec("kill -CONT $pid 2>/dev/null"));
 $dsn = mc_dsn([$pa, $pb], 'replicas=1&timeout=300&retry=5000', $prefix);
 $d = sp_tmpdir('mcleft');
 
-/** One request in a child PHP: starts session $id, runs $code; warnings are collected. */
-function request(string $id, string $code, array $ini): array
-{
-    $out = sp_child('
-        $warnings = [];
-        set_error_handler(function ($no, $msg) use (&$warnings) { $warnings[] = $msg; return true; });
-        session_id($argv[1]);
-        $started = session_start();
-        $r = ["started" => $started, "seen" => $started ? $_SESSION : null];
-        if ($started) { ' . $code . ' }
-        $r["warnings"] = $warnings;
-        echo json_encode($r);
-    ', $ini, [$id]);
-    return json_decode($out, true) ?? throw new RuntimeException("child: $out");
-}
-
 function copies(array $ports, string $key): string
 {
     return implode(' ', array_map(fn ($p) => mc_get($p, $key) === null ? '-' : 'kept', $ports));
@@ -39,26 +23,26 @@ function left_warning(array $r, int $port): string
 }
 
 // 1. The engine alone.
-request('mcleft1', '$_SESSION["user"] = "erin"; session_write_close();', ['session.save_path' => $dsn]);
+sp_request('mcleft1', '$_SESSION["user"] = "erin"; session_write_close();', ['session.save_path' => $dsn]);
 echo 'mcleft1 copies (A B): ', copies([$pa, $pb], $prefix . 'mcleft1'), "\n";
 exec("kill -STOP $pid");
-$r = request('mcleft1', '$r["destroyed"] = session_destroy();', ['session.save_path' => $dsn]);
+$r = sp_request('mcleft1', '$r["destroyed"] = session_destroy();', ['session.save_path' => $dsn]);
 echo 'destroyed with B paused: ', var_export($r['destroyed'], true), ', warnings: ', left_warning($r, $pb), "\n";
 exec("kill -CONT $pid");
 echo 'mcleft1 copies after (A B): A ', mc_get($pa, $prefix . 'mcleft1') === null ? 'deleted' : 'kept', "\n";
 
 // 2. The same store as the old one of a switch to SQLite.
 $switch = ['session.save_path' => "sqlite://$d/new.sqlite", 'session_proxy.migrate_from' => $dsn];
-request('mcleft2', '$_SESSION["user"] = "frank"; session_write_close();', ['session.save_path' => $dsn]);
+sp_request('mcleft2', '$_SESSION["user"] = "frank"; session_write_close();', ['session.save_path' => $dsn]);
 exec("kill -STOP $pid");
-$r = request('mcleft2', '$r["destroyed"] = session_destroy();', $switch);
+$r = sp_request('mcleft2', '$r["destroyed"] = session_destroy();', $switch);
 echo 'switch: read through ', json_encode($r['seen']), ', destroyed with B paused: ', var_export($r['destroyed'], true), ', warnings: ', left_warning($r, $pb), "\n";
 $h = new SessionProxy\Handler("sqlite://$d/new.sqlite");
 $h->open('', '');
 echo 'switch: marked gone in the new store: ', var_export($h->read('gone-' . substr(hash('sha256', 'mcleft2'), 0, 40)) !== '', true), "\n";
 $h->close();
 exec("kill -CONT $pid");
-$r = request('mcleft2', 'session_write_close();', $switch);
+$r = sp_request('mcleft2', 'session_write_close();', $switch);
 echo 'switch: after B answers again: ', json_encode($r['seen']), ', warnings: ', count($r['warnings']), "\n";
 // (B applies the delete it was sent before the pause once it runs again, so whether its copy is left
 // depends on whether the request had marked B down before its destroy; the mark covers both.)

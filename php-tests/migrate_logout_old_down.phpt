@@ -15,22 +15,6 @@ $old = "redis://127.0.0.1:$port/0?prefix=sp-phpt-gone:&timeout=0.5&read_timeout=
 $new = "sqlite://$d/new.sqlite";
 $switch = ['session.save_path' => $new, 'session_proxy.migrate_from' => $old, 'session.use_strict_mode' => '1'];
 
-/** One request in a child PHP: $code runs inside an open session; warnings are collected. */
-function request(string $id, string $code, array $ini, array $args = []): array
-{
-    $out = sp_child('
-        $warnings = [];
-        set_error_handler(function ($no, $msg) use (&$warnings) { $warnings[] = $msg; return true; });
-        session_id($argv[1]);
-        $started = session_start();
-        $r = ["started" => $started, "id" => session_id(), "seen" => $started ? $_SESSION : null];
-        if ($started) { ' . $code . ' }
-        $r["warnings"] = $warnings;
-        echo json_encode($r);
-    ', $ini, array_merge([$id], $args));
-    return json_decode($out, true) ?? throw new RuntimeException("child: $out");
-}
-
 function warned(array $r, int $port): string
 {
     $ours = array_filter($r['warnings'], fn ($w) => str_contains($w, 'migrate_from failed') && str_contains($w, "127.0.0.1:$port"));
@@ -39,26 +23,26 @@ function warned(array $r, int $port): string
 
 // Users logged in under the old handler (written to the old store alone).
 foreach (['alice' => 'mggone1', 'bob' => 'mggone2'] as $user => $id) {
-    request($id, '$_SESSION["user"] = "' . $user . '"; session_write_close();', ['session.save_path' => $old]);
+    sp_request($id, '$_SESSION["user"] = "' . $user . '"; session_write_close();', ['session.save_path' => $old]);
 }
 
 // 1. alice's logout: the session is read through from the old store, which stops answering before
 // the destroy reaches it.
-$r = request('mggone1', '$r["destroyed"] = (exec("kill -STOP " . $argv[2]) !== false) && session_destroy();', $switch, [$pid]);
+$r = sp_request('mggone1', '$r["destroyed"] = (exec("kill -STOP " . $argv[2]) !== false) && session_destroy();', $switch, [$pid]);
 echo 'alice read through: ', json_encode($r['seen']), ', destroyed: ', var_export($r['destroyed'], true), ', warnings: ', warned($r, $port), "\n";
 resume_server($pid);
-$r = request('mggone1', '$r["seen"] = $_SESSION; session_write_close();', $switch);
+$r = sp_request('mggone1', '$r["seen"] = $_SESSION; session_write_close();', $switch);
 echo 'alice after the old store is back, strict mode: id kept ', var_export($r['id'] === 'mggone1', true), ', seen ', json_encode($r['seen']), "\n";
-$r = request('mggone1', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
+$r = sp_request('mggone1', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
 echo 'alice without strict mode: seen ', json_encode($r['seen']), ', warnings: ', warned($r, $port), "\n";
 echo 'alice in the old store: ', json_encode(rd_raw_get($port, 'sp-phpt-gone:mggone1')), "\n";
 
 // 2. bob's logout while the old store is down from the start (his session can't be read then).
 exec("kill -STOP $pid");
-$r = request('mggone2', '$r["destroyed"] = session_destroy();', array_merge($switch, ['session.use_strict_mode' => '0']));
+$r = sp_request('mggone2', '$r["destroyed"] = session_destroy();', array_merge($switch, ['session.use_strict_mode' => '0']));
 echo 'bob with the old store down: seen ', json_encode($r['seen']), ', destroyed: ', var_export($r['destroyed'], true), ', warnings: ', warned($r, $port), "\n";
 resume_server($pid);
-$r = request('mggone2', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
+$r = sp_request('mggone2', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
 echo 'bob after the old store is back: seen ', json_encode($r['seen']), "\n";
 echo 'bob in the old store: ', json_encode(rd_raw_get($port, 'sp-phpt-gone:mggone2')), "\n";
 
