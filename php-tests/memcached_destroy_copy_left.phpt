@@ -1,5 +1,5 @@
 --TEST--
-Memcached engine replicas: a destroy while one copy's server is down (paused, its items kept) deletes the other copies and warns naming the server whose copy was left; during a read-through switch from such a store the session is marked gone in the new store, so it is not read back once that server answers again
+Memcached engine replicas: a destroy while one copy's server is down (paused, its items kept) deletes the other copies and warns naming the server whose copy was left, as does destroy_user_sessions(); during a read-through switch from such a store the session is marked gone in the new store, so it is not read back once that server answers again
 --FILE--
 <?php
 require __DIR__ . '/inc/memcached.inc';
@@ -18,7 +18,7 @@ function copies(array $ports, string $key): string
 
 function left_warning(array $r, int $port): string
 {
-    $left = array_filter($r['warnings'], fn ($w) => str_contains($w, "its copy on memcached 127.0.0.1:$port could not be deleted"));
+    $left = array_filter($r['warnings'], fn ($w) => str_contains($w, "copy on memcached 127.0.0.1:$port could not be deleted"));
     return count($left) . ' naming 127.0.0.1:B, ' . (count($r['warnings']) - count($left)) . ' other';
 }
 
@@ -30,6 +30,14 @@ $r = sp_request('mcleft1', '$r["destroyed"] = session_destroy();', ['session.sav
 echo 'destroyed with B paused: ', var_export($r['destroyed'], true), ', warnings: ', left_warning($r, $pb), "\n";
 exec("kill -CONT $pid");
 echo 'mcleft1 copies after (A B): A ', mc_get($pa, $prefix . 'mcleft1') === null ? 'deleted' : 'kept', "\n";
+
+// "Log out everywhere" of a user whose session has a copy on the paused server.
+$bound = ['session.save_path' => $dsn, 'session_proxy.user_key' => 'user'];
+sp_request('mcleft3', '$_SESSION["user"] = "gina"; session_write_close();', $bound);
+exec("kill -STOP $pid");
+$r = sp_request('mcother', '$r["ended"] = SessionProxy\destroy_user_sessions("gina"); session_write_close();', $bound);
+echo 'destroy_user_sessions with B paused: ', json_encode($r['ended']), ', warnings: ', left_warning($r, $pb), "\n";
+exec("kill -CONT $pid");
 
 // 2. The same store as the old one of a switch to SQLite.
 $switch = ['session.save_path' => "sqlite://$d/new.sqlite", 'session_proxy.migrate_from' => $dsn];
@@ -52,6 +60,7 @@ echo 'mcleft2 on A after: ', mc_get($pa, $prefix . 'mcleft2') === null ? 'delete
 mcleft1 copies (A B): kept kept
 destroyed with B paused: true, warnings: 1 naming 127.0.0.1:B, 0 other
 mcleft1 copies after (A B): A deleted
+destroy_user_sessions with B paused: 1, warnings: 1 naming 127.0.0.1:B, 0 other
 switch: read through {"user":"frank"}, destroyed with B paused: true, warnings: 1 naming 127.0.0.1:B, 0 other
 switch: marked gone in the new store: true
 switch: after B answers again: [], warnings: 0

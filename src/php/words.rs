@@ -103,9 +103,9 @@ impl fmt::Display for Problem {
             ),
             Problem::CopiesLeft { at } => write!(
                 f,
-                "session_proxy: the session was destroyed, but its copy on memcached {at} could not be deleted (the server \
-                 is down): if that server comes back with its items, the session can be read again; flush or restart it \
-                 before it rejoins"
+                "session_proxy: a destroyed session's copy on memcached {at} could not be deleted (the server is down): if \
+                 that server comes back with its items, the session can be read again; flush or restart it before it \
+                 rejoins"
             ),
             Problem::Unreadable { id, at, err } => write!(
                 f,

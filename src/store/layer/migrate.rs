@@ -146,13 +146,16 @@ impl Migrate {
     /// Destroys `id` in the old store: false when it could not be told, or left a copy (Memcached
     /// replicas on a server that is down: `Caution::CopiesLeft`).
     fn destroy_old(&mut self, id: &SessionId, owner: Option<&Token>) -> bool {
-        if self.on_old(|o| o.destroy(id, owner)).is_none() {
-            return false;
-        }
+        self.on_old(|o| o.destroy(id, owner)).is_some() && !self.old_left_copies()
+    }
+
+    /// Whether the old store's last call left copies behind (`Caution::CopiesLeft`); its warnings
+    /// are passed on.
+    fn old_left_copies(&mut self) -> bool {
         let cautions = self.old.as_mut().map(|o| o.take_warnings()).unwrap_or_default();
-        let whole = !cautions.iter().any(|c| matches!(c, Caution::CopiesLeft { .. }));
+        let left = cautions.iter().any(|c| matches!(c, Caution::CopiesLeft { .. }));
         self.warnings.extend(cautions);
-        whole
+        left
     }
 
     /// Marks `id` gone in the new store: its copy in the old store could not be removed.
@@ -435,14 +438,14 @@ impl Users for Migrate {
 
     /// Ends `id` in the new store and in the old one: in its index, or, where its engine keeps none,
     /// by destroying its copy (a copy left by a move whose delete failed). An old store that can't be
-    /// told leaves the session marked gone, as `destroy` does.
+    /// told, or leaves a copy, leaves the session marked gone, as `destroy` does.
     fn end(&mut self, id: &SessionId, exp: Expiry) -> Result<bool> {
         let in_new = self.new.users().map_or(Ok(false), |u| u.end(id, exp))?;
         let in_old = self.on_old(|o| match o.users() {
             Some(u) => u.end(id, exp),
             None => o.destroy(id, None).map(|()| false),
         });
-        if in_old.is_none() {
+        if in_old.is_none() || self.old_left_copies() {
             self.mark_gone(id, exp)?;
         }
         Ok(in_new || in_old.unwrap_or(false))
@@ -679,6 +682,33 @@ mod tests {
         assert_eq!((data(after.as_mut(), &a), data(before.as_mut(), &a)), (None, None));
         assert_eq!(data(&mut m, &a), None, "read back from the old store");
         assert!(m.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn an_old_store_that_leaves_a_copy_marks_the_session_gone() {
+        // Memcached replicas over a live server and one that refuses: a delete reaches the live copy
+        // only, and says so (Caution::CopiesLeft).
+        let dir = TempDir::new("layer-migrate-left");
+        let new = sqlite(&dir);
+        let port = std::env::var("SP_MEMCACHED_PORT1").expect("SP_MEMCACHED_PORT1 (make test starts memcached)");
+        let dsn = format!("memcached://127.0.0.1:{port},127.0.0.1:1?replicas=1&prefix=left{}.", Token::new().as_str());
+        let old = crate::dsn::parse(&dsn, dir.path()).unwrap();
+        let mut m = layered(&new, &old, registry());
+        let mut after = crate::store::connect(&new).unwrap();
+        let (a, b) = (id("leftcopy1"), id("leftcopy2"));
+        for s in [&a, &b] {
+            put(after.as_mut(), s, b"user|s:4:\"hank\";");
+        }
+        after.users().unwrap().bind(&b, Some(&User::new(b"hank").unwrap()), None, LIFE).unwrap();
+        assert!(data(&mut m, &a).is_some());
+        m.destroy(&a, None).unwrap();
+        assert!(m.users().unwrap().end(&b, LIFE).unwrap());
+        for s in [&a, &b] {
+            assert_eq!(data(after.as_mut(), s), None);
+            assert!(data(after.as_mut(), &s.marker(GONE)).is_some(), "no mark for {s:?}: a copy left on 127.0.0.1:1 could be read back");
+        }
+        let w = m.take_warnings();
+        assert!(w.iter().filter(|c| matches!(c, Caution::CopiesLeft { at } if at == "127.0.0.1:1")).count() >= 2, "{w:?}");
     }
 
     #[test]

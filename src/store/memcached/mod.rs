@@ -349,6 +349,19 @@ impl MemcachedStore {
         self.targets(&self.name(id))
     }
 
+    /// After a delete of `id`'s copies that reached the servers `deleted`: a copy on any other
+    /// server (down: skipped, or failing now) is left, and one that comes back with its items
+    /// (partitioned, paused: not restarted) serves it again (README, known limit). Told as a warning.
+    fn note_copies_left(&mut self, id: &SessionId, deleted: &[usize]) {
+        let left: Vec<String> =
+            self.all_copies(&self.name(id)).into_iter().filter(|s| !deleted.contains(s)).map(|s| self.label(s).to_string()).collect();
+        let c = Caution::CopiesLeft { at: left.join(", ") };
+        // Once per server set for a call ending many sessions (destroy_user_sessions).
+        if !left.is_empty() && !self.cautions.contains(&c) {
+            self.cautions.push(c);
+        }
+    }
+
 
     fn lock_server(&self, id: &SessionId) -> usize {
         if self.o.lock_with_session {
@@ -1219,12 +1232,7 @@ impl MemcachedStore {
         if let Some(o) = owner {
             self.unlock_once(id, o)?;
         }
-        // A copy on a server that is down (skipped, or failing now) is left: one that comes back with
-        // its items (partitioned, paused: not restarted) serves it again (README, known limit).
-        let left: Vec<String> = self.all_copies(&self.name(id)).into_iter().filter(|s| !deleted.contains(s)).map(|s| self.label(s).to_string()).collect();
-        if !left.is_empty() {
-            self.cautions.push(Caution::CopiesLeft { at: left.join(", ") });
-        }
+        self.note_copies_left(id, &deleted);
         Ok(())
     }
 
