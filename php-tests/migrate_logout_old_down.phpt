@@ -3,6 +3,7 @@ session_proxy.migrate_from: a logout made while the old store is down, or stops 
 --FILE--
 <?php
 require __DIR__ . '/inc/outage.inc';
+require __DIR__ . '/inc/redis.inc';
 
 $d = sp_tmpdir('miggone');
 $port = ot_free_port();
@@ -35,7 +36,7 @@ $r = sp_request('mggone1', '$r["seen"] = $_SESSION; session_write_close();', $sw
 echo 'alice after the old store is back, strict mode: id kept ', var_export($r['id'] === 'mggone1', true), ', seen ', json_encode($r['seen']), "\n";
 $r = sp_request('mggone1', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
 echo 'alice without strict mode: seen ', json_encode($r['seen']), ', warnings: ', warned($r, $port), "\n";
-echo 'alice in the old store: ', json_encode(rd_raw_get($port, 'sp-phpt-gone:mggone1')), "\n";
+echo 'alice in the old store: ', json_encode(rd_cmd(['GET', 'sp-phpt-gone:mggone1'], $port)), "\n";
 
 // 2. bob's logout while the old store is down from the start (his session can't be read then).
 exec("kill -STOP $pid");
@@ -44,16 +45,8 @@ echo 'bob with the old store down: seen ', json_encode($r['seen']), ', destroyed
 resume_server($pid);
 $r = sp_request('mggone2', 'session_write_close();', array_merge($switch, ['session.use_strict_mode' => '0']));
 echo 'bob after the old store is back: seen ', json_encode($r['seen']), "\n";
-echo 'bob in the old store: ', json_encode(rd_raw_get($port, 'sp-phpt-gone:mggone2')), "\n";
+echo 'bob in the old store: ', json_encode(rd_cmd(['GET', 'sp-phpt-gone:mggone2'], $port)), "\n";
 
-/** A key's value on the old Redis, or null. */
-function rd_raw_get(int $port, string $key): ?string
-{
-    $s = stream_socket_client("tcp://127.0.0.1:$port", $no, $err, 2);
-    fwrite($s, "GET $key\r\n");
-    $l = fgets($s);
-    return str_starts_with($l, '$-1') ? null : rtrim(fgets($s), "\r\n");
-}
 ?>
 --EXPECT--
 alice read through: {"user":"alice"}, destroyed: true, warnings: 1 naming the old store, 0 other

@@ -349,8 +349,8 @@ impl MemcachedStore {
         self.targets(&self.name(id))
     }
 
-    /// After a delete of `id`'s copies that reached the servers `deleted`: a copy on any other
-    /// server (down: skipped, or failing now) is left, and one that comes back with its items
+    /// After a delete of `id`'s copies that reached the servers `deleted` (`reached`): a copy on any
+    /// other server (down: skipped, or failing now) is left, and one that comes back with its items
     /// (partitioned, paused: not restarted) serves it again (README, known limit). Told as a warning.
     fn note_copies_left(&mut self, id: &SessionId, deleted: &[usize]) {
         let left: Vec<String> =
@@ -361,7 +361,6 @@ impl MemcachedStore {
             self.cautions.push(c);
         }
     }
-
 
     fn lock_server(&self, id: &SessionId) -> usize {
         if self.o.lock_with_session {
@@ -1213,16 +1212,13 @@ impl MemcachedStore {
         reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let mut replies = self.exec(&reqs);
         replies.truncate(targets.len());
-        let mut deleted = Vec::new();
+        let deleted = reached(&targets, &replies);
         let errors: Vec<StoreError> = replies
             .into_iter()
             .zip(&targets)
             .filter_map(|(r, &s)| match r {
                 Ok(r @ Reply::Error(_)) => Some(self.unexpected(s, "", &r)),
-                Ok(_) => {
-                    deleted.push(s);
-                    None
-                }
+                Ok(_) => None,
                 Err(e) => Some(e),
             })
             .collect();
@@ -1306,6 +1302,12 @@ impl MemcachedStore {
         }
         (None, order)
     }
+}
+
+/// The servers among `targets` whose reply (`replies`: one per target, in order) to a delete was no
+/// error: their copy is gone.
+fn reached(targets: &[usize], replies: &[Result<Reply>]) -> Vec<usize> {
+    replies.iter().zip(targets).filter(|(r, _)| matches!(r, Ok(rep) if !matches!(rep, Reply::Error(_)))).map(|(_, &s)| s).collect()
 }
 
 /// The version item's value: `sp1 <server>=<cas> ...`, one entry per data server the write reached.

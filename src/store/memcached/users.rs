@@ -604,9 +604,7 @@ impl Users for MemcachedStore {
         reqs.extend(targets.iter().map(|&s| (s, format!("md {ukey}"), None)));
         let replies = self.exec(&reqs);
         let live = rec.is_some() || replies.iter().take(targets.len()).any(|r| matches!(r, Ok(Reply::Done(_))));
-        let deleted: Vec<usize> =
-            replies.iter().zip(&targets).filter(|(r, _)| matches!(r, Ok(rep) if !matches!(rep, Reply::Error(_)))).map(|(_, &s)| s).collect();
-        self.note_copies_left(id, &deleted);
+        self.note_copies_left(id, &super::reached(&targets, &replies));
         if let Some((u, _)) = rec {
             let sid = id.as_str().to_string();
             self.edit_index(&u, |lines| {
